@@ -1,0 +1,143 @@
+//! drover's run journal.
+//!
+//! Every run, every journaled call a runbook makes (steps, `now`, random,
+//! durable sleeps), every attempt of a step body and every event is recorded
+//! here. The engine writes through the small [`Journal`] trait, so the
+//! embedded store ([`SqliteJournal`], the default) and a shared store for
+//! agents in several regions can both serve it.
+//!
+//! Two rules hold for every implementation:
+//! - **One driver per run.** A driver [`claim`](Journal::claim)s a run and
+//!   gets a [`Lease`] carrying a fencing token; every [`commit`](Journal::commit)
+//!   carries the lease, and a commit from a driver that lost its claim is
+//!   refused with [`JournalError::LeaseLost`].
+//! - **Durable means durable.** A commit with [`Durability::Durable`] returns
+//!   only once the write is on disk (one fdatasync, shared by every commit
+//!   that arrived meanwhile: group commit). [`Durability::Buffered`] commits
+//!   are ordered with the durable ones and become durable with the next one.
+
+mod error;
+mod owner;
+mod sqlite;
+mod types;
+
+pub use error::JournalError;
+pub use owner::{current_owner, owner_is_alive};
+pub use sqlite::SqliteJournal;
+pub use types::*;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Result type of journal operations.
+pub type Result<T, E = JournalError> = std::result::Result<T, E>;
+
+/// How durable a commit must be before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk (fsynced) before the commit returns. Used for every outcome a
+    /// runbook goes on from: a completed step, a recorded value, a wake-up time.
+    Durable,
+    /// Ordered, but may be lost in a power cut until the next durable commit.
+    /// Used for events and for the begin of a step with no side effect yet.
+    Buffered,
+}
+
+/// A new run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Unique id.
+    pub run_id: String,
+    /// The runbook it is pinned to.
+    pub runbook: RunbookRef,
+    /// Validated parameters.
+    pub params: Value,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What [`Journal::create_run`] found.
+#[derive(Debug, Clone)]
+pub enum Created {
+    /// A new run was created.
+    New,
+    /// A run with that id existed already; here it is, untouched.
+    Existing(RunRecord),
+}
+
+/// A driver's claim on a run. Commits carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The run claimed.
+    pub run_id: String,
+    /// The fencing token the claim got.
+    pub fence: u64,
+}
+
+/// One change inside a [`Journal::commit`]. All changes of one commit apply
+/// together or not at all.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Insert the entry at its `seq`, or replace the one there.
+    PutEntry(Entry),
+    /// Delete every entry after `seq` (an attempt that crashed left them).
+    TruncateAfter(u64),
+    /// Record that a step body started an attempt.
+    AddAttempt(AttemptRecord),
+    /// Store an event.
+    AddEvent(Event),
+    /// Change the run's status; final statuses carry the result or error.
+    SetStatus {
+        /// The new status.
+        status: RunStatus,
+        /// Set with a final status.
+        finished_at: Option<DateTime<Utc>>,
+        /// The result of a successful run.
+        result: Option<Value>,
+        /// The error of a failed run.
+        error: Option<ErrorRecord>,
+    },
+}
+
+/// Which runs [`Journal::runs`] lists.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// At most this many, newest first.
+    pub limit: Option<usize>,
+}
+
+/// The store behind the engine. Small on purpose: a shared store for agents
+/// in several regions implements the same calls with conditional writes.
+#[async_trait]
+pub trait Journal: Send + Sync + 'static {
+    /// Creates a run, or returns the existing run with the same id.
+    async fn create_run(&self, run: &NewRun) -> Result<Created>;
+
+    /// Claims a run for `owner`. Fails with [`JournalError::RunBusy`] while
+    /// another live driver holds it; a dead driver's claim is taken over.
+    async fn claim(&self, run_id: &str, owner: &Owner) -> Result<Lease>;
+
+    /// Gives up a claim (the run stays as it is).
+    async fn release(&self, lease: &Lease) -> Result<()>;
+
+    /// Applies `ops` atomically, if `lease` still holds the run.
+    async fn commit(&self, lease: &Lease, ops: Vec<Op>, durability: Durability) -> Result<()>;
+
+    /// The run with this id, if any.
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+
+    /// Runs, newest first.
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+
+    /// The run's journal entries in `seq` order.
+    async fn entries(&self, run_id: &str) -> Result<Vec<Entry>>;
+
+    /// Every attempt of every step body of the run, in order.
+    async fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRecord>>;
+
+    /// The run's events, in order.
+    async fn events(&self, run_id: &str) -> Result<Vec<Event>>;
+}

@@ -1,0 +1,734 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! All writes go through one writer thread that batches whatever commits are
+//! waiting into one transaction (group commit): concurrent runs share one
+//! fdatasync instead of paying one each. A batch is synced (`synchronous=FULL`)
+//! when any commit in it asks for [`Durability::Durable`]. Each commit in a
+//! batch runs in its own savepoint, so one refused commit (a stale lease)
+//! does not undo the others. Reads use a second connection; WAL lets them run
+//! beside the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::owner::owner_is_alive;
+use crate::types::rfc3339;
+use crate::{
+    AttemptRecord, Created, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event,
+    Journal, JournalError, Lease, Level, NewRun, Op, Owner, Result, RunFilter, RunRecord,
+    RunStatus, RunbookRef,
+};
+
+/// Schema version written to `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+/// How long a write waits for another process's lock on the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most commits one group commit takes.
+const MAX_BATCH: usize = 512;
+
+const SCHEMA: &str = r#"
+CREATE TABLE runs (
+    run_id          TEXT PRIMARY KEY,
+    runbook_name    TEXT NOT NULL,
+    runbook_version TEXT NOT NULL,
+    runbook_digest  TEXT NOT NULL,
+    params          TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    created_at      TEXT NOT NULL,
+    finished_at     TEXT,
+    result          TEXT,
+    error           TEXT,
+    owner           TEXT,
+    fence           INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_created ON runs(created_at);
+CREATE TABLE entries (
+    run_id          TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    key             TEXT,
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL,
+    started_at      TEXT NOT NULL,
+    finished_at     TEXT,
+    output          TEXT,
+    error           TEXT,
+    idempotency_key TEXT,
+    next_attempt_at TEXT,
+    end_seq         INTEGER,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE attempts (
+    run_id          TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    number          INTEGER NOT NULL,
+    key             TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    started_at      TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq, number)
+) WITHOUT ROWID;
+CREATE TABLE events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id  TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    level   TEXT NOT NULL,
+    step    TEXT,
+    message TEXT NOT NULL,
+    fields  TEXT NOT NULL
+);
+CREATE INDEX events_by_run ON events(run_id, id);
+"#;
+
+/// The embedded journal: a SQLite file (`runs.db` under the agent's home).
+pub struct SqliteJournal {
+    path: PathBuf,
+    writer: mpsc::Sender<WriteRequest>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+enum Job {
+    Create(NewRun),
+    Claim(String, Owner),
+    Release(Lease),
+    Commit(Lease, Vec<Op>, Durability),
+}
+
+enum Reply {
+    Unit,
+    Created(Created),
+    Lease(Lease),
+}
+
+struct WriteRequest {
+    job: Job,
+    reply: oneshot::Sender<Result<Reply>>,
+}
+
+impl SqliteJournal {
+    /// Opens (creating if needed) the store at `path`. Fails with a clear
+    /// error if the file is not a drover store, is damaged, or is locked.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| JournalError::Io {
+                path: path.clone(),
+                detail: format!("cannot create directory {}: {e}", dir.display()),
+            })?;
+        }
+        let writer_conn = open_connection(&path)?;
+        migrate(&writer_conn, &path)?;
+        let reader = open_connection(&path)?;
+        let (tx, rx) = mpsc::channel();
+        let thread_path = path.clone();
+        std::thread::Builder::new()
+            .name("drover-journal-writer".into())
+            .spawn(move || writer_loop(writer_conn, thread_path, rx))
+            .map_err(|e| JournalError::Io { path: path.clone(), detail: format!("cannot start writer thread: {e}") })?;
+        Ok(SqliteJournal { path, writer: tx, reader: Arc::new(Mutex::new(reader)) })
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn write(&self, job: Job) -> Result<Reply> {
+        let (reply, rx) = oneshot::channel();
+        self.writer.send(WriteRequest { job, reply }).map_err(|_| JournalError::Closed)?;
+        rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let reader = self.reader.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn).map_err(|e| map_err(&path, e))
+        })
+        .await
+        .map_err(|_| JournalError::Closed)?
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| map_err(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| map_err(path, e))?;
+    // journal_mode answers with a row; reading it also proves the file is a database.
+    let mode: String =
+        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| map_err(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(JournalError::Io { path: path.into(), detail: format!("cannot switch to WAL mode (got {mode})") });
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;").map_err(|e| map_err(path, e))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| map_err(path, e))?;
+    if version > SCHEMA_VERSION {
+        return Err(JournalError::SchemaTooNew { path: path.into(), found: version, supported: SCHEMA_VERSION });
+    }
+    if version == 0 {
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .map_err(|e| map_err(path, e))?;
+        if tables > 0 {
+            return Err(JournalError::Corrupt {
+                path: path.into(),
+                detail: "it is an SQLite database, but not one drover created".into(),
+            });
+        }
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+            .map_err(|e| map_err(path, e))?;
+    }
+    Ok(())
+}
+
+fn map_err(path: &Path, e: rusqlite::Error) -> JournalError {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        let detail = msg.clone().unwrap_or_else(|| f.to_string());
+        return match f.code {
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                JournalError::Corrupt { path: path.into(), detail }
+            }
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                JournalError::Locked { path: path.into(), waited_ms: BUSY_TIMEOUT.as_millis() as u64 }
+            }
+            ErrorCode::DiskFull => JournalError::Io { path: path.into(), detail: format!("disk full: {detail}") },
+            ErrorCode::ReadOnly => JournalError::Io { path: path.into(), detail: format!("store is read-only: {detail}") },
+            ErrorCode::CannotOpen => JournalError::Io { path: path.into(), detail: format!("cannot open: {detail}") },
+            _ => JournalError::Io { path: path.into(), detail },
+        };
+    }
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, inner) => JournalError::Malformed(inner.to_string()),
+        other => JournalError::Io { path: path.into(), detail: other.to_string() },
+    }
+}
+
+fn writer_loop(conn: Connection, path: PathBuf, rx: mpsc::Receiver<WriteRequest>) {
+    let mut synchronous_full = true;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let durable = batch.iter().any(|r| !matches!(r.job, Job::Commit(_, _, Durability::Buffered)));
+        if durable != synchronous_full {
+            let pragma = if durable { "PRAGMA synchronous=FULL" } else { "PRAGMA synchronous=NORMAL" };
+            if let Err(e) = conn.execute_batch(pragma) {
+                fail_all(batch, &map_err(&path, e));
+                continue;
+            }
+            synchronous_full = durable;
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            fail_all(batch, &map_err(&path, e));
+            continue;
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        let mut fatal = None;
+        for req in &batch {
+            if let Err(e) = conn.execute_batch("SAVEPOINT one") {
+                fatal = Some(map_err(&path, e));
+                break;
+            }
+            let r = apply(&conn, &path, &req.job);
+            let end = if r.is_ok() { "RELEASE one" } else { "ROLLBACK TO one; RELEASE one" };
+            if let Err(e) = conn.execute_batch(end) {
+                fatal = Some(map_err(&path, e));
+                break;
+            }
+            results.push(r);
+        }
+        if fatal.is_none() {
+            if let Err(e) = conn.execute_batch("COMMIT") {
+                fatal = Some(map_err(&path, e));
+            }
+        }
+        match fatal {
+            Some(err) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                fail_all(batch, &err);
+            }
+            None => {
+                for (req, r) in batch.into_iter().zip(results) {
+                    let _ = req.reply.send(r);
+                }
+            }
+        }
+    }
+}
+
+fn fail_all(batch: Vec<WriteRequest>, err: &JournalError) {
+    for req in batch {
+        let _ = req.reply.send(Err(clone_err(err)));
+    }
+}
+
+fn clone_err(e: &JournalError) -> JournalError {
+    match e {
+        JournalError::Corrupt { path, detail } => JournalError::Corrupt { path: path.clone(), detail: detail.clone() },
+        JournalError::Locked { path, waited_ms } => JournalError::Locked { path: path.clone(), waited_ms: *waited_ms },
+        JournalError::Io { path, detail } => JournalError::Io { path: path.clone(), detail: detail.clone() },
+        other => JournalError::Io { path: PathBuf::new(), detail: other.to_string() },
+    }
+}
+
+fn apply(conn: &Connection, path: &Path, job: &Job) -> Result<Reply> {
+    let sql = |e| map_err(path, e);
+    match job {
+        Job::Create(run) => {
+            if let Some(existing) = read_run(conn, &run.run_id).map_err(sql)? {
+                return Ok(Reply::Created(Created::Existing(existing)));
+            }
+            conn.execute(
+                "INSERT INTO runs (run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    run.run_id,
+                    run.runbook.name,
+                    run.runbook.version,
+                    run.runbook.digest,
+                    run.params.to_string(),
+                    RunStatus::Running.as_str(),
+                    rfc3339(&run.created_at),
+                ],
+            )
+            .map_err(sql)?;
+            Ok(Reply::Created(Created::New))
+        }
+        Job::Claim(run_id, owner) => {
+            let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
+            if let Some(current) = &run.owner {
+                if current != owner && owner_is_alive(current) {
+                    return Err(JournalError::RunBusy {
+                        run_id: run_id.clone(),
+                        host: current.host.clone(),
+                        pid: current.pid,
+                    });
+                }
+            }
+            let fence = run.fence + 1;
+            let owner_json = serde_json::to_string(owner).map_err(|e| JournalError::Malformed(e.to_string()))?;
+            conn.execute("UPDATE runs SET owner = ?2, fence = ?3 WHERE run_id = ?1", params![run_id, owner_json, fence as i64])
+                .map_err(sql)?;
+            Ok(Reply::Lease(Lease { run_id: run_id.clone(), fence }))
+        }
+        Job::Release(lease) => {
+            conn.execute("UPDATE runs SET owner = NULL WHERE run_id = ?1 AND fence = ?2", params![lease.run_id, lease.fence as i64])
+                .map_err(sql)?;
+            Ok(Reply::Unit)
+        }
+        Job::Commit(lease, ops, _) => {
+            let held: Option<i64> = conn
+                .query_row("SELECT fence FROM runs WHERE run_id = ?1", params![lease.run_id], |r| r.get(0))
+                .optional()
+                .map_err(sql)?;
+            match held {
+                None => return Err(JournalError::UnknownRun(lease.run_id.clone())),
+                Some(f) if f as u64 != lease.fence => {
+                    return Err(JournalError::LeaseLost { run_id: lease.run_id.clone(), fence: lease.fence });
+                }
+                Some(_) => {}
+            }
+            for op in ops {
+                apply_op(conn, &lease.run_id, op).map_err(sql)?;
+            }
+            Ok(Reply::Unit)
+        }
+    }
+}
+
+fn json_text<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()))
+}
+
+fn apply_op(conn: &Connection, run_id: &str, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::PutEntry(e) => {
+            conn.execute(
+                "INSERT OR REPLACE INTO entries
+                 (run_id, seq, kind, key, status, attempts, started_at, finished_at, output, error,
+                  idempotency_key, next_attempt_at, end_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    run_id,
+                    e.seq as i64,
+                    e.kind.as_str(),
+                    e.key,
+                    e.status.as_str(),
+                    e.attempts,
+                    rfc3339(&e.started_at),
+                    e.finished_at.as_ref().map(rfc3339),
+                    json_text(&e.output),
+                    json_text(&e.error),
+                    e.idempotency_key,
+                    e.next_attempt_at.as_ref().map(rfc3339),
+                    e.end_seq.map(|s| s as i64),
+                ],
+            )?;
+        }
+        Op::TruncateAfter(seq) => {
+            conn.execute("DELETE FROM entries WHERE run_id = ?1 AND seq > ?2", params![run_id, *seq as i64])?;
+        }
+        Op::AddAttempt(a) => {
+            conn.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, seq, number, key, idempotency_key, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run_id, a.seq as i64, a.number, a.key, a.idempotency_key, rfc3339(&a.started_at)],
+            )?;
+        }
+        Op::AddEvent(ev) => {
+            conn.execute(
+                "INSERT INTO events (run_id, at, level, step, message, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    run_id,
+                    rfc3339(&ev.at),
+                    ev.level.as_str(),
+                    ev.step,
+                    ev.message,
+                    serde_json::to_string(&ev.fields).unwrap_or_else(|_| "[]".into()),
+                ],
+            )?;
+        }
+        Op::SetStatus { status, finished_at, result, error } => {
+            conn.execute(
+                "UPDATE runs SET status = ?2, finished_at = ?3, result = ?4, error = ?5 WHERE run_id = ?1",
+                params![run_id, status.as_str(), finished_at.as_ref().map(rfc3339), json_text(result), json_text(error)],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn bad(col: usize, msg: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, msg.into())
+}
+
+fn time_col(row: &Row, col: usize) -> rusqlite::Result<DateTime<Utc>> {
+    let s: String = row.get(col)?;
+    DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(|e| bad(col, format!("time '{s}': {e}")))
+}
+
+fn opt_time_col(row: &Row, col: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let s: Option<String> = row.get(col)?;
+    s.map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(|e| bad(col, format!("time '{s}': {e}"))))
+        .transpose()
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(row: &Row, col: usize) -> rusqlite::Result<Option<T>> {
+    let s: Option<String> = row.get(col)?;
+    s.map(|s| serde_json::from_str(&s).map_err(|e| bad(col, format!("json: {e}")))).transpose()
+}
+
+const RUN_COLUMNS: &str = "run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at,
+     finished_at, result, error, owner, fence";
+
+fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
+    let status: String = row.get(5)?;
+    Ok(RunRecord {
+        run_id: row.get(0)?,
+        runbook: RunbookRef { name: row.get(1)?, version: row.get(2)?, digest: row.get(3)? },
+        params: json_col::<Value>(row, 4)?.unwrap_or(Value::Null),
+        status: RunStatus::parse(&status).ok_or_else(|| bad(5, format!("run status '{status}'")))?,
+        created_at: time_col(row, 6)?,
+        finished_at: opt_time_col(row, 7)?,
+        result: json_col(row, 8)?,
+        error: json_col::<ErrorRecord>(row, 9)?,
+        owner: json_col::<Owner>(row, 10)?,
+        fence: row.get::<_, i64>(11)? as u64,
+    })
+}
+
+fn read_run(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<RunRecord>> {
+    conn.query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"), params![run_id], run_from_row)
+        .optional()
+}
+
+fn entry_from_row(row: &Row) -> rusqlite::Result<Entry> {
+    let kind: String = row.get(1)?;
+    let status: String = row.get(3)?;
+    Ok(Entry {
+        seq: row.get::<_, i64>(0)? as u64,
+        kind: EntryKind::parse(&kind).ok_or_else(|| bad(1, format!("entry kind '{kind}'")))?,
+        key: row.get(2)?,
+        status: EntryStatus::parse(&status).ok_or_else(|| bad(3, format!("entry status '{status}'")))?,
+        attempts: row.get(4)?,
+        started_at: time_col(row, 5)?,
+        finished_at: opt_time_col(row, 6)?,
+        output: json_col(row, 7)?,
+        error: json_col(row, 8)?,
+        idempotency_key: row.get(9)?,
+        next_attempt_at: opt_time_col(row, 10)?,
+        end_seq: row.get::<_, Option<i64>>(11)?.map(|s| s as u64),
+    })
+}
+
+#[async_trait]
+impl Journal for SqliteJournal {
+    async fn create_run(&self, run: &NewRun) -> Result<Created> {
+        match self.write(Job::Create(run.clone())).await? {
+            Reply::Created(c) => Ok(c),
+            _ => unreachable!("create answers Created"),
+        }
+    }
+
+    async fn claim(&self, run_id: &str, owner: &Owner) -> Result<Lease> {
+        match self.write(Job::Claim(run_id.to_string(), owner.clone())).await? {
+            Reply::Lease(l) => Ok(l),
+            _ => unreachable!("claim answers Lease"),
+        }
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<()> {
+        self.write(Job::Release(lease.clone())).await.map(|_| ())
+    }
+
+    async fn commit(&self, lease: &Lease, ops: Vec<Op>, durability: Durability) -> Result<()> {
+        self.write(Job::Commit(lease.clone(), ops, durability)).await.map(|_| ())
+    }
+
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        let id = run_id.to_string();
+        self.read(move |c| read_run(c, &id)).await
+    }
+
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let status = filter.status.map(|s| s.as_str().to_string());
+        let limit = filter.limit.map(|l| l as i64).unwrap_or(-1);
+        self.read(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR status = ?1)
+                 ORDER BY created_at DESC, run_id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![status, limit], run_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn entries(&self, run_id: &str) -> Result<Vec<Entry>> {
+        let id = run_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, kind, key, status, attempts, started_at, finished_at, output, error,
+                        idempotency_key, next_attempt_at, end_seq
+                 FROM entries WHERE run_id = ?1 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![id], entry_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRecord>> {
+        let id = run_id.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT seq, key, number, idempotency_key, started_at FROM attempts
+                 WHERE run_id = ?1 ORDER BY seq, number",
+            )?;
+            let rows = stmt.query_map(params![id], |row| {
+                Ok(AttemptRecord {
+                    seq: row.get::<_, i64>(0)? as u64,
+                    key: row.get(1)?,
+                    number: row.get(2)?,
+                    idempotency_key: row.get(3)?,
+                    started_at: time_col(row, 4)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn events(&self, run_id: &str) -> Result<Vec<Event>> {
+        let id = run_id.to_string();
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare("SELECT at, level, step, message, fields FROM events WHERE run_id = ?1 ORDER BY id")?;
+            let rows = stmt.query_map(params![id], |row| {
+                let level: String = row.get(1)?;
+                Ok(Event {
+                    at: time_col(row, 0)?,
+                    level: Level::parse(&level).ok_or_else(|| bad(1, format!("level '{level}'")))?,
+                    step: row.get(2)?,
+                    message: row.get(3)?,
+                    fields: json_col(row, 4)?.unwrap_or_default(),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::current_owner;
+
+    fn new_run(id: &str) -> NewRun {
+        NewRun {
+            run_id: id.into(),
+            runbook: RunbookRef { name: "t".into(), version: "1.0.0".into(), digest: "ab".into() },
+            params: serde_json::json!({"x": 1}),
+            created_at: Utc::now(),
+        }
+    }
+
+    fn step(seq: u64, key: &str, status: EntryStatus) -> Entry {
+        Entry {
+            seq,
+            kind: EntryKind::Step,
+            key: Some(key.into()),
+            status,
+            attempts: 1,
+            started_at: Utc::now(),
+            finished_at: None,
+            output: Some(serde_json::json!({"ok": true})),
+            error: None,
+            idempotency_key: Some("k".into()),
+            next_attempt_at: None,
+            end_seq: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn create_claim_commit_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(dir.path().join("runs.db")).unwrap();
+        assert!(matches!(j.create_run(&new_run("r1")).await.unwrap(), Created::New));
+        assert!(matches!(j.create_run(&new_run("r1")).await.unwrap(), Created::Existing(_)));
+        let lease = j.claim("r1", &current_owner()).await.unwrap();
+        assert_eq!(lease.fence, 1);
+        j.commit(&lease, vec![Op::PutEntry(step(0, "a", EntryStatus::Running))], Durability::Buffered).await.unwrap();
+        j.commit(&lease, vec![Op::PutEntry(step(0, "a", EntryStatus::Succeeded))], Durability::Durable).await.unwrap();
+        j.commit(&lease, vec![Op::PutEntry(step(1, "b", EntryStatus::Running))], Durability::Durable).await.unwrap();
+        j.commit(&lease, vec![Op::TruncateAfter(0)], Durability::Durable).await.unwrap();
+        let entries = j.entries("r1").await.unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].status, EntryStatus::Succeeded);
+        assert_eq!(entries[0].output, Some(serde_json::json!({"ok": true})));
+        let run = j.run("r1").await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Running);
+        assert_eq!(run.owner, Some(current_owner()));
+    }
+
+    #[tokio::test]
+    async fn stale_lease_is_refused_and_other_commits_in_the_batch_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(dir.path().join("runs.db")).unwrap();
+        j.create_run(&new_run("r1")).await.unwrap();
+        j.create_run(&new_run("r2")).await.unwrap();
+        let old = j.claim("r1", &current_owner()).await.unwrap();
+        let new = j.claim("r1", &current_owner()).await.unwrap();
+        let l2 = j.claim("r2", &current_owner()).await.unwrap();
+        let stale = j.commit(&old, vec![Op::PutEntry(step(0, "a", EntryStatus::Running))], Durability::Durable);
+        let fresh = j.commit(&l2, vec![Op::PutEntry(step(0, "a", EntryStatus::Running))], Durability::Durable);
+        let (stale, fresh) = tokio::join!(stale, fresh);
+        assert!(matches!(stale, Err(JournalError::LeaseLost { .. })), "{stale:?}");
+        fresh.unwrap();
+        assert!(j.entries("r1").await.unwrap().is_empty());
+        assert_eq!(j.entries("r2").await.unwrap().len(), 1);
+        j.commit(&new, vec![Op::PutEntry(step(0, "a", EntryStatus::Running))], Durability::Durable).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn live_driver_blocks_claim_dead_driver_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(dir.path().join("runs.db")).unwrap();
+        j.create_run(&new_run("r1")).await.unwrap();
+        // A live process that is not us: our parent (the test harness) or init.
+        let mut other = current_owner();
+        other.pid = 1;
+        other.start_ticks = 0;
+        j.claim("r1", &other).await.unwrap();
+        let err = j.claim("r1", &current_owner()).await.unwrap_err();
+        assert!(matches!(err, JournalError::RunBusy { pid: 1, .. }), "{err}");
+        // A driver that died.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = child.id();
+        child.wait().unwrap();
+        j.create_run(&new_run("r2")).await.unwrap();
+        let dead = Owner { pid: dead_pid, start_ticks: 7, ..current_owner() };
+        j.claim("r2", &dead).await.unwrap();
+        let lease = j.claim("r2", &current_owner()).await.unwrap();
+        assert_eq!(lease.fence, 2);
+    }
+
+    #[tokio::test]
+    async fn unknown_run_and_not_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(dir.path().join("runs.db")).unwrap();
+        let err = j.claim("nope", &current_owner()).await.unwrap_err();
+        assert!(err.to_string().contains("no run with id 'nope'"), "{err}");
+
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![b'x'; 8192]).unwrap();
+        let err = SqliteJournal::open(&garbage).err().unwrap();
+        assert!(matches!(err, JournalError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("garbage.db"), "{err}");
+
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE t(x)").unwrap();
+        let err = SqliteJournal::open(&foreign).err().unwrap();
+        assert!(err.to_string().contains("not one drover created"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn locked_store_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.db");
+        let j = SqliteJournal::open(&path).unwrap();
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let err = j.create_run(&new_run("r1")).await.unwrap_err();
+        assert!(matches!(err, JournalError::Locked { .. }), "{err}");
+        holder.execute_batch("ROLLBACK").unwrap();
+        // Nothing was lost: the store works again.
+        j.create_run(&new_run("r1")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn events_and_attempts_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(dir.path().join("runs.db")).unwrap();
+        j.create_run(&new_run("r1")).await.unwrap();
+        let lease = j.claim("r1", &current_owner()).await.unwrap();
+        let at = Utc::now();
+        j.commit(
+            &lease,
+            vec![
+                Op::AddAttempt(AttemptRecord { seq: 0, key: "a".into(), number: 1, idempotency_key: "k".into(), started_at: at }),
+                Op::AddEvent(Event { at, level: Level::Warn, step: Some("a".into()), message: "m".into(), fields: vec![("k".into(), "v".into())] }),
+                Op::SetStatus { status: RunStatus::Succeeded, finished_at: Some(at), result: Some(serde_json::json!(3)), error: None },
+            ],
+            Durability::Durable,
+        )
+        .await
+        .unwrap();
+        assert_eq!(j.attempts("r1").await.unwrap().len(), 1);
+        let ev = j.events("r1").await.unwrap();
+        assert_eq!(ev[0].fields, vec![("k".to_string(), "v".to_string())]);
+        let run = j.run("r1").await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Succeeded);
+        assert_eq!(run.result, Some(serde_json::json!(3)));
+        assert_eq!(j.runs(&RunFilter::default()).await.unwrap().len(), 1);
+    }
+}

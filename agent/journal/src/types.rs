@@ -1,0 +1,311 @@
+//! The records the journal keeps: runs, journal entries, attempts and events.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// A driver is executing the run (or was, when it crashed: see [`RunRecord::owner`]).
+    Running,
+    /// The run is in a durable wait (sleep); its driver wakes it.
+    Waiting,
+    /// The runbook returned a result.
+    Succeeded,
+    /// The runbook returned an error, trapped, or diverged from its journal.
+    Failed,
+}
+
+impl RunStatus {
+    /// The status as stored and printed (`running`, `succeeded`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => RunStatus::Running,
+            "waiting" => RunStatus::Waiting,
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Whether the run has ended and can never change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Failed)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as journaled: the same shape as the WIT `error` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// Machine-readable code, e.g. `replica-not-found`, `trap`, `non-determinism`.
+    pub code: String,
+    /// What failed, on what, and what to do.
+    pub message: String,
+    /// Whether another attempt may succeed.
+    pub retryable: bool,
+    /// The resource concerned, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub resource: Option<String>,
+}
+
+impl ErrorRecord {
+    /// A terminal (not retryable) error with `code` and `message`.
+    pub fn terminal(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorRecord { code: code.into(), message: message.into(), retryable: false, resource: None }
+    }
+}
+
+impl std::fmt::Display for ErrorRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)?;
+        if let Some(r) = &self.resource {
+            write!(f, " (resource: {r})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The exact runbook a run is pinned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunbookRef {
+    /// The name the runbook gives itself in `describe()`.
+    pub name: String,
+    /// The version the runbook gives itself in `describe()`.
+    pub version: String,
+    /// SHA-256 of the component's bytes, hex. Resume loads exactly these bytes.
+    pub digest: String,
+}
+
+/// The process that drives a run. A run has at most one driver at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// Host name of the driver.
+    pub host: String,
+    /// Process id of the driver on that host.
+    pub pid: u32,
+    /// Start time of that process (clock ticks since boot, from /proc), so a
+    /// recycled pid is not mistaken for the driver.
+    pub start_ticks: u64,
+}
+
+/// A run, as `drover show` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Unique id.
+    pub run_id: String,
+    /// The runbook, pinned by digest.
+    pub runbook: RunbookRef,
+    /// Parameters after validation (defaults filled in).
+    pub params: Value,
+    /// Current status.
+    pub status: RunStatus,
+    /// When the run was created.
+    pub created_at: DateTime<Utc>,
+    /// When it ended, if it has.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The runbook's result, on success.
+    pub result: Option<Value>,
+    /// What ended the run, on failure.
+    pub error: Option<ErrorRecord>,
+    /// The driver holding the run, if any.
+    pub owner: Option<Owner>,
+    /// Fencing token: incremented by every claim; writes carry it.
+    pub fence: u64,
+}
+
+/// What kind of journaled call an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A named step.
+    Step,
+    /// A `clock.now()` value.
+    Now,
+    /// A durable `clock.sleep()`.
+    Sleep,
+    /// A `random` value.
+    Random,
+}
+
+impl EntryKind {
+    /// The kind as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Step => "step",
+            EntryKind::Now => "now",
+            EntryKind::Sleep => "sleep",
+            EntryKind::Random => "random",
+        }
+    }
+
+    /// Parses a stored kind.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "step" => EntryKind::Step,
+            "now" => EntryKind::Now,
+            "sleep" => EntryKind::Sleep,
+            "random" => EntryKind::Random,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a journaled call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryStatus {
+    /// Begun, outcome not yet known (a step in flight, a sleep not yet over).
+    Running,
+    /// Completed; the output is journaled.
+    Succeeded,
+    /// Failed for good; the error is journaled.
+    Failed,
+}
+
+impl EntryStatus {
+    /// The status as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryStatus::Running => "running",
+            EntryStatus::Succeeded => "succeeded",
+            EntryStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored status.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => EntryStatus::Running,
+            "succeeded" => EntryStatus::Succeeded,
+            "failed" => EntryStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// One journaled call of a run, at position `seq`. Replay walks entries in
+/// `seq` order and checks each call the runbook makes against them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in the run's journal, from 0.
+    pub seq: u64,
+    /// What was called.
+    pub kind: EntryKind,
+    /// The step key (steps only).
+    pub key: Option<String>,
+    /// Where the call stands.
+    pub status: EntryStatus,
+    /// Attempts of the step body started so far (steps only).
+    pub attempts: u32,
+    /// When the call was first made.
+    pub started_at: DateTime<Utc>,
+    /// When its outcome was recorded.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The outcome: a step's output, the `now` value, the random value, or a
+    /// sleep's wake-up time.
+    pub output: Option<Value>,
+    /// A failed step's error.
+    pub error: Option<ErrorRecord>,
+    /// The step's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// For a step waiting out a retry backoff: when the next attempt may start.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// For a finished step: the last `seq` recorded inside its body, so a
+    /// replay can skip the body's own entries.
+    pub end_seq: Option<u64>,
+}
+
+/// One started execution of a step body: the audit trail that shows a side
+/// effect was attempted, and how often.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// The step's journal position.
+    pub seq: u64,
+    /// The step key.
+    pub key: String,
+    /// Attempt number, from 1.
+    pub number: u32,
+    /// The idempotency key handed to the body.
+    pub idempotency_key: String,
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// Severity of a stored event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Very detailed.
+    Trace,
+    /// Detail for debugging.
+    Debug,
+    /// Normal progress.
+    Info,
+    /// Something unexpected that did not stop the run.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl Level {
+    /// The level as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+
+    /// Parses a stored level.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "trace" => Level::Trace,
+            "debug" => Level::Debug,
+            "info" => Level::Info,
+            "warn" => Level::Warn,
+            "error" => Level::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// A structured event emitted by a runbook or by the agent about a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When it was emitted.
+    pub at: DateTime<Utc>,
+    /// Severity.
+    pub level: Level,
+    /// The step running at the time, if any.
+    pub step: Option<String>,
+    /// The message.
+    pub message: String,
+    /// Key/value fields.
+    pub fields: Vec<(String, String)>,
+}
+
+/// Formats a time as stored and printed: RFC 3339, UTC, microseconds.
+pub fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}

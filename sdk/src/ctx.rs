@@ -1,0 +1,160 @@
+//! The runbook's handle on the agent: durable steps, time, randomness, logs.
+
+use std::cell::RefCell;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::bindings::drover::runbook::{clock, log, random, run_context, steps};
+use crate::{Error, Retry};
+
+/// Severity of a log event.
+pub use crate::bindings::drover::runbook::log::Level;
+
+/// The attempt of a step body that is running now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The step's key.
+    pub step: String,
+    /// The step's idempotency key: the same for every attempt of this step in
+    /// this run, across crashes. Pass it to anything that creates a resource.
+    pub idempotency_key: String,
+    /// 1 for the first attempt.
+    pub number: u32,
+}
+
+/// The context a runbook runs in. Every way a runbook touches the world goes
+/// through it, and every call is journaled so that a resumed run repeats the
+/// same decisions without repeating the same side effects.
+pub struct Ctx {
+    current: RefCell<Option<Attempt>>,
+}
+
+impl Ctx {
+    pub(crate) fn new() -> Self {
+        Ctx { current: RefCell::new(None) }
+    }
+
+    /// Runs `body` as the durable step `key`, with the default retry policy
+    /// ([`Retry::default`]: retryable errors get three attempts).
+    ///
+    /// The first time the run reaches this step, `body` runs and its output is
+    /// journaled durably before `step` returns. When the run is resumed after a
+    /// crash, a completed step returns its journaled output without running
+    /// `body`; a step that was in flight runs `body` again with the same
+    /// [`Attempt::idempotency_key`].
+    ///
+    /// `key` must be unique within the run (use `format!("copy-{region}")` in
+    /// loops) and the run must reach its steps in the same order on every
+    /// execution: the agent stops a run that does not (non-determinism).
+    pub fn step<T, F>(&self, key: &str, body: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut() -> Result<T, Error>,
+    {
+        self.step_with(key, Retry::default(), body)
+    }
+
+    /// [`Ctx::step`] with an explicit retry policy.
+    pub fn step_with<T, F>(&self, key: &str, retry: Retry, mut body: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut() -> Result<T, Error>,
+    {
+        let mut attempt = match steps::begin(key, retry.to_wit()) {
+            steps::Started::Completed(json) => return decode_output(key, &json),
+            steps::Started::Failed(e) => return Err(Error::from_wit(e)),
+            steps::Started::Run(a) => a,
+        };
+        loop {
+            *self.current.borrow_mut() = Some(Attempt {
+                step: key.to_string(),
+                idempotency_key: attempt.idempotency_key.clone(),
+                number: attempt.number,
+            });
+            let outcome = body().and_then(|v| {
+                serde_json::to_string(&v)
+                    .map_err(|e| Error::new("output-not-serializable", format!("output of step '{key}': {e}")))
+            });
+            *self.current.borrow_mut() = None;
+            match outcome {
+                Ok(json) => {
+                    steps::complete(key, &json);
+                    // Hand back what a replay would hand back: the journaled JSON, decoded.
+                    return decode_output(key, &json);
+                }
+                Err(e) => match steps::fail(key, &e.to_wit()) {
+                    steps::AfterFailure::Retry(next) => attempt = next,
+                    steps::AfterFailure::GiveUp(e) => return Err(Error::from_wit(e)),
+                },
+            }
+        }
+    }
+
+    /// The attempt of the step body running now, or `None` outside a step.
+    pub fn attempt(&self) -> Option<Attempt> {
+        self.current.borrow().clone()
+    }
+
+    /// The current UTC time, journaled: a replay sees the same instant.
+    pub fn now(&self) -> SystemTime {
+        let t = clock::now();
+        if t.seconds >= 0 {
+            UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanoseconds)
+        } else {
+            UNIX_EPOCH - Duration::new(t.seconds.unsigned_abs(), 0) + Duration::from_nanos(t.nanoseconds.into())
+        }
+    }
+
+    /// The current time as whole seconds since the Unix epoch, journaled.
+    pub fn unix_seconds(&self) -> i64 {
+        clock::now().seconds
+    }
+
+    /// Waits durably: the wake-up time is journaled, so a run resumed after a
+    /// crash waits only for what is left. The run shows as `waiting`.
+    pub fn sleep(&self, duration: Duration) {
+        clock::sleep(duration.as_millis().min(u64::MAX as u128) as u64)
+    }
+
+    /// A random 64-bit integer, journaled.
+    pub fn random_u64(&self) -> u64 {
+        random::random_u64()
+    }
+
+    /// `len` random bytes (at most 4096), journaled.
+    pub fn random_bytes(&self, len: u32) -> Vec<u8> {
+        random::random_bytes(len)
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> String {
+        run_context::run_id()
+    }
+
+    /// Records a structured event with the run (and the current step).
+    pub fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
+        let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        log::event(level, message, &fields)
+    }
+
+    /// Records an informational event.
+    pub fn info(&self, message: &str) {
+        self.log(Level::Info, message, &[])
+    }
+
+    /// Records a warning.
+    pub fn warn(&self, message: &str) {
+        self.log(Level::Warn, message, &[])
+    }
+}
+
+fn decode_output<T: DeserializeOwned>(key: &str, json: &str) -> Result<T, Error> {
+    serde_json::from_str(json).map_err(|e| {
+        Error::new(
+            "output-type-changed",
+            format!("the journaled output of step '{key}' does not decode as this runbook's type: {e}"),
+        )
+    })
+}

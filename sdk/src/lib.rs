@@ -1,0 +1,171 @@
+//! # drover-sdk: write drover runbooks in Rust
+//!
+//! A runbook is a WebAssembly component the drover agent runs durably: every
+//! step is journaled, so a run that crashes resumes where it stopped and never
+//! repeats a side effect that completed. This crate is what a runbook author
+//! writes against: typed parameters through serde, named steps with retries,
+//! journaled time and randomness, durable sleeps and structured logs, all over
+//! the `drover:runbook` WIT contract (`wit/runbook.wit`).
+//!
+//! ## A complete runbook
+//!
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [package]
+//! name = "hello-durable"
+//! version = "0.1.0"
+//! edition = "2024"
+//!
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! drover-sdk = { path = "../../sdk" }
+//! serde = { version = "1", features = ["derive"] }
+//! ```
+//!
+//! `src/lib.rs`:
+//!
+//! ```
+//! use std::time::Duration;
+//! use drover_sdk::{Ctx, Describe, Error, Param, Runbook, export_runbook};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! struct Params {
+//!     greeting: String,
+//!     pause_seconds: u64,
+//! }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Greeting {
+//!     text: String,
+//!     at_unix: i64,
+//! }
+//!
+//! struct HelloDurable;
+//!
+//! impl Runbook for HelloDurable {
+//!     type Params = Params;
+//!     type Output = String;
+//!
+//!     fn describe() -> Describe {
+//!         Describe::new("hello-durable", "0.1.0")
+//!             .description("Greets, waits durably, and greets again.")
+//!             .param(Param::string("greeting", "What to say").default("hello"))
+//!             .param(Param::integer("pause_seconds", "How long to wait").default(2))
+//!     }
+//!
+//!     fn run(ctx: &Ctx, p: Params) -> Result<String, Error> {
+//!         // Runs once; on resume its journaled output comes back instead.
+//!         let first: Greeting = ctx.step("greet", || {
+//!             Ok(Greeting { text: p.greeting.clone(), at_unix: ctx.unix_seconds() })
+//!         })?;
+//!         // A durable sleep: a crash here resumes the wait, not the greeting.
+//!         ctx.sleep(Duration::from_secs(p.pause_seconds));
+//!         // A later step uses an earlier step's output.
+//!         let reply = ctx.step("reply", || {
+//!             Ok(format!("{} again, {} s after {}", first.text, ctx.unix_seconds() - first.at_unix, first.at_unix))
+//!         })?;
+//!         Ok(reply)
+//!     }
+//! }
+//!
+//! export_runbook!(HelloDurable);
+//! # fn main() {}
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-wasip2` (the result,
+//! `target/wasm32-wasip2/debug/hello_durable.wasm`, is a component) and run
+//! it with `drover run hello_durable.wasm --param pause_seconds=5`.
+//!
+//! ## The rules that make replay work
+//! - Touch the world only through [`Ctx`]: no `std::time`, no `rand` with an
+//!   OS seed, no threads. The agent gives runbooks no ambient clock, entropy,
+//!   files or network; [`Ctx::now`] and [`Ctx::random_u64`] are journaled.
+//! - Step keys are unique within a run, and the run reaches its steps in the
+//!   same order every time it executes. Decisions based on step outputs are
+//!   fine: outputs are journaled.
+//! - A step's body may run more than once (a crash mid-step, a retry). Give
+//!   [`Attempt::idempotency_key`] to whatever the body creates, so a second
+//!   attempt adopts what the first made.
+//! - Errors carry a code, a message that says what failed on what resource,
+//!   and whether retrying may help ([`Error::retryable`]).
+
+#![deny(missing_docs)]
+
+extern crate self as drover_sdk;
+
+pub mod bindings;
+mod ctx;
+mod describe;
+mod error;
+mod retry;
+
+pub use ctx::{Attempt, Ctx, Level};
+pub use describe::{Capability, Describe, Param};
+pub use error::{Context, Error};
+pub use retry::Retry;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A runbook: what it says about itself and what it does.
+pub trait Runbook {
+    /// The parameters, decoded with serde from the JSON object the agent
+    /// passes (every declared parameter present, defaults filled in).
+    type Params: DeserializeOwned;
+    /// The run's result, journaled as JSON.
+    type Output: Serialize;
+
+    /// Name, version, description, parameters, capabilities. Must not call
+    /// the agent (no steps, logs or time here).
+    fn describe() -> Describe;
+
+    /// The runbook itself.
+    fn run(ctx: &Ctx, params: Self::Params) -> Result<Self::Output, Error>;
+}
+
+/// Exports a [`Runbook`] implementation as the component's `runbook` world.
+#[macro_export]
+macro_rules! export_runbook {
+    ($runbook:ty) => {
+        struct __DroverExport;
+
+        impl $crate::bindings::Guest for __DroverExport {
+            fn describe() -> $crate::bindings::drover::runbook::types::RunbookInfo {
+                $crate::__private::describe::<$runbook>()
+            }
+
+            fn run(
+                params: ::std::string::String,
+            ) -> ::core::result::Result<::std::string::String, $crate::bindings::drover::runbook::types::Error> {
+                $crate::__private::run::<$runbook>(&params)
+            }
+        }
+
+        $crate::__export_runbook_world!(__DroverExport with_types_in $crate::bindings);
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+
+    use super::*;
+    use crate::bindings::drover::runbook::types::{Error as WitError, RunbookInfo};
+
+    pub fn describe<R: Runbook>() -> RunbookInfo {
+        R::describe().into_wit()
+    }
+
+    pub fn run<R: Runbook>(params: &str) -> Result<String, WitError> {
+        let params: R::Params = serde_json::from_str(params)
+            .map_err(|e| Error::new("bad-params", format!("parameters do not fit the runbook's type: {e}")).to_wit())?;
+        let ctx = Ctx::new();
+        let output = R::run(&ctx, params).map_err(|e| e.to_wit())?;
+        serde_json::to_string(&output)
+            .map_err(|e| Error::new("output-not-serializable", format!("run result: {e}")).to_wit())
+    }
+}
