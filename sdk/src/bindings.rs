@@ -3,11 +3,13 @@
 //! Runbook authors use [`crate::Ctx`] instead; these are public so that the
 //! [`crate::export_runbook!`] macro can reach them from the runbook's crate.
 
+
+
 wit_bindgen::generate!({
     path: "../wit",
     world: "runbook",
     pub_export_macro: true,
     export_macro_name: "__export_runbook_world",
     default_bindings_module: "drover_sdk::bindings",
-    runtime_path: "drover_sdk::__private::wit_bindgen",
+    runtime_path: "drover_sdk::__private::wit_bindgen::rt",
 });

@@ -97,6 +97,7 @@
 
 extern crate self as drover_sdk;
 
+#[allow(missing_docs)]
 pub mod bindings;
 mod ctx;
 mod describe;
@@ -145,7 +146,7 @@ macro_rules! export_runbook {
             }
         }
 
-        $crate::__export_runbook_world!(__DroverExport with_types_in $crate::bindings);
+        $crate::bindings::__export_runbook_world!(__DroverExport with_types_in $crate::bindings);
     };
 }
 

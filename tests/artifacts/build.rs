@@ -1,1 +1,75 @@
-fn main(){}
+//! Builds every runbook in `runbooks/` (reference runbooks and test fixtures)
+//! for wasm32-wasip2, in release mode, into `<target>/runbooks`, and writes
+//! their paths as constants for the host's tests (the pattern of wasmtime's
+//! `crates/test-programs/artifacts`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest.parent().and_then(Path::parent).expect("tests/artifacts sits two levels below the root").to_path_buf();
+    let runbooks = root.join("runbooks");
+    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d).join("runbooks"),
+        None => root.join("target").join("runbooks"),
+    };
+
+    for entry in std::fs::read_dir(&runbooks).expect("runbooks/ exists") {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "target") {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+    println!("cargo:rerun-if-changed={}", root.join("sdk").display());
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&runbooks)
+        .args(["build", "--release", "--workspace", "--target", TARGET, "--target-dir"])
+        .arg(&target_dir);
+    // Settings meant for the host build must not leak into the guest build.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().to_string();
+        let keep = ["CARGO_HOME", "CARGO_MAKEFLAGS", "CARGO_NET_OFFLINE"].contains(&key.as_str())
+            || key.starts_with("CARGO_REGISTRIES_")
+            || key.starts_with("CARGO_HTTP_")
+            || key.starts_with("CARGO_NET_");
+        if (key.starts_with("CARGO_") && !keep)
+            || ["RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "RUSTDOCFLAGS"].contains(&key.as_str())
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    let status = cmd.status().expect("cannot run cargo to build the runbooks");
+    if !status.success() {
+        panic!(
+            "building the runbooks for {TARGET} failed (see above). If the target is missing, \
+             run `rustup target add {TARGET}`"
+        );
+    }
+
+    let out_dir = target_dir.join(TARGET).join("release");
+    let mut consts = String::new();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&out_dir).expect("the runbook build wrote its output") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+            let ident = stem.replace('-', "_").to_uppercase();
+            consts.push_str(&format!(
+                "/// The `{stem}` component.\npub const {ident}: &str = {:?};\n",
+                path.display().to_string()
+            ));
+            names.push(stem);
+        }
+    }
+    names.sort();
+    consts.push_str(&format!("/// Every component built.\npub const ALL: &[&str] = &{names:?};\n"));
+    consts.push_str(&format!("/// Where the components are.\npub const DIR: &str = {:?};\n", out_dir.display().to_string()));
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("runbooks.rs");
+    std::fs::write(out, consts).unwrap();
+}

@@ -1,0 +1,689 @@
+//! Where a step gets journaled: the replay cursor of one run.
+//!
+//! A run's journal is a sequence of entries (steps, `now` values, random
+//! values, sleeps). Every journaled call the runbook makes takes the next
+//! position. If the journal already holds an entry there, the call is a
+//! replay: it must be the same call (kind and step key), and it returns what
+//! was recorded. Otherwise the call is live: it is recorded, then answered.
+//!
+//! Durability follows one rule: anything the runbook goes on from is durable
+//! before the call returns — a step's outcome, a sleep's wake-up time. The
+//! begin of a step and recorded `now`/random values are buffered: they become
+//! durable with the next durable commit, and if they are lost in a power cut,
+//! nothing observable depended on them yet (a step's side effects force a
+//! durable commit before they happen).
+//!
+//! Entries recorded inside a step's body belong to that step: a completed
+//! step replays by jumping past them (`end_seq`), and a step re-run after a
+//! crash or a failed attempt drops them (its body makes them again).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use drover_journal::{
+    AttemptRecord, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event, Journal,
+    JournalError, Lease, Level, Op, RunStatus,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::events::{Observer, RunEvent};
+use crate::failpoints::{self, Failpoint};
+
+/// Longest step key, in bytes.
+pub const MAX_KEY_LEN: usize = 128;
+/// Most random bytes one call may ask for.
+pub const MAX_RANDOM_BYTES: u32 = 4096;
+
+/// What went wrong in a journaled call. Each of these traps the runbook.
+#[derive(Debug, thiserror::Error)]
+pub enum DurableError {
+    /// The runbook asked for something other than what the journal recorded.
+    #[error(
+        "non-determinism at journal position {seq}: the journal recorded {recorded}, \
+         but the runbook now asks for {requested}. The runbook's code or inputs changed \
+         since the run started; nothing further was executed. Resume with the runbook \
+         the run started with, or start a new run"
+    )]
+    NonDeterminism {
+        /// Journal position.
+        seq: u64,
+        /// What the journal holds there.
+        recorded: String,
+        /// What the runbook asked for.
+        requested: String,
+    },
+    /// The run finished while the journal still held unreplayed entries.
+    #[error(
+        "non-determinism: the runbook finished after {consumed} journaled calls, but the \
+         journal recorded {recorded} (next: {next}). The runbook's code changed since the run started"
+    )]
+    UnreplayedEntries {
+        /// Calls made.
+        consumed: u64,
+        /// Entries in the journal.
+        recorded: u64,
+        /// The first entry not replayed.
+        next: String,
+    },
+    /// The same step key was used twice in one run.
+    #[error("step key '{key}' is used twice in this run; step keys must be unique (include a loop index or a region)")]
+    DuplicateKey {
+        /// The key.
+        key: String,
+    },
+    /// A step was begun inside another step's body.
+    #[error("step '{inner}' was begun inside step '{outer}'; steps cannot nest")]
+    NestedStep {
+        /// The running step.
+        outer: String,
+        /// The step asked for.
+        inner: String,
+    },
+    /// `complete` or `fail` for a step that is not running.
+    #[error("step '{key}' was completed or failed without being begun (the SDK's step helper does this for you)")]
+    NotBegun {
+        /// The key.
+        key: String,
+    },
+    /// A malformed step key.
+    #[error("step key '{key}' is invalid: {reason}")]
+    BadKey {
+        /// The key (truncated).
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A step's output is not JSON or is too large.
+    #[error("output of step '{key}' is rejected: {reason}")]
+    BadOutput {
+        /// The step.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A host call's arguments are out of range.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The journal failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+impl DurableError {
+    /// The error code recorded for a run this error ends.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DurableError::NonDeterminism { .. } | DurableError::UnreplayedEntries { .. } => "non-determinism",
+            DurableError::Journal(_) => "journal",
+            _ => "contract-violation",
+        }
+    }
+}
+
+type Result<T, E = DurableError> = std::result::Result<T, E>;
+
+/// A step's retry policy, as the runbook passed it to `begin`.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrySpec {
+    /// Attempts in all.
+    pub max_attempts: u32,
+    /// First backoff.
+    pub initial_backoff_ms: u64,
+    /// Backoff ceiling.
+    pub max_backoff_ms: u64,
+}
+
+impl RetrySpec {
+    /// The backoff before attempt `next` (2 or more): exponential, capped, with
+    /// up to 20% jitter so that many runs do not retry in lockstep.
+    pub fn backoff(&self, next: u32, jitter: f64) -> Duration {
+        let exp = next.saturating_sub(2).min(32);
+        let base = self.initial_backoff_ms.saturating_mul(1u64 << exp).min(self.max_backoff_ms.max(self.initial_backoff_ms));
+        let jittered = base as f64 * (1.0 - 0.2 * jitter.clamp(0.0, 1.0));
+        Duration::from_millis(jittered as u64)
+    }
+}
+
+/// Permission to run a step body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptGrant {
+    /// The step's idempotency key.
+    pub idempotency_key: String,
+    /// Attempt number, from 1.
+    pub number: u32,
+}
+
+/// What `begin_step` decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepStart {
+    /// Completed before: the journaled output (JSON text).
+    Completed(String),
+    /// Failed before: the journaled error.
+    Failed(ErrorRecord),
+    /// Run the body.
+    Run(AttemptGrant),
+}
+
+/// What `fail_step` decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterFailure {
+    /// Run the body again (the backoff has been waited out).
+    Retry(AttemptGrant),
+    /// The step failed for good.
+    GiveUp(ErrorRecord),
+}
+
+struct OpenStep {
+    seq: usize,
+    key: String,
+    attempt: u32,
+    idempotency_key: String,
+    retry: RetrySpec,
+}
+
+/// The durable state of one run while a driver executes it.
+pub struct Durable {
+    journal: Arc<dyn Journal>,
+    lease: Lease,
+    entries: Vec<Entry>,
+    cursor: usize,
+    open: Option<OpenStep>,
+    keys: HashSet<String>,
+    observer: Observer,
+    max_output_bytes: usize,
+    replayed_steps: u32,
+}
+
+/// The idempotency key of step `key` in run `run_id`: stable across attempts
+/// and crashes, different for every run and step.
+pub fn idempotency_key(run_id: &str, key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"drover/idempotency/v1\0");
+    h.update(run_id.as_bytes());
+    h.update(b"\0");
+    h.update(key.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+fn check_key(key: &str) -> Result<()> {
+    let bad = |reason: &str| {
+        Err(DurableError::BadKey { key: key.chars().take(MAX_KEY_LEN).collect(), reason: reason.into() })
+    };
+    if key.is_empty() {
+        return bad("it is empty");
+    }
+    if key.len() > MAX_KEY_LEN {
+        return bad("it is longer than 128 bytes");
+    }
+    if !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.' | '/')) {
+        return bad("use lowercase letters, digits, '-', '_', '.' and '/'");
+    }
+    Ok(())
+}
+
+fn describe_entry(e: &Entry) -> String {
+    match (&e.kind, &e.key) {
+        (EntryKind::Step, Some(k)) => format!("step '{k}'"),
+        (kind, _) => format!("a {} call", kind.as_str()),
+    }
+}
+
+impl Durable {
+    /// The durable state of a run whose journal holds `entries`, driven under `lease`.
+    pub fn new(
+        journal: Arc<dyn Journal>,
+        lease: Lease,
+        entries: Vec<Entry>,
+        observer: Observer,
+        max_output_bytes: usize,
+    ) -> Self {
+        Durable {
+            journal,
+            lease,
+            entries,
+            cursor: 0,
+            open: None,
+            keys: HashSet::new(),
+            observer,
+            max_output_bytes,
+            replayed_steps: 0,
+        }
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.lease.run_id
+    }
+
+    /// The lease this driver holds.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Arc<dyn Journal> {
+        &self.journal
+    }
+
+    /// Whether the runbook is still replaying journaled calls.
+    pub fn replaying(&self) -> bool {
+        self.cursor < self.entries.len()
+    }
+
+    /// Steps answered from the journal so far.
+    pub fn replayed_steps(&self) -> u32 {
+        self.replayed_steps
+    }
+
+    /// The step whose body is running, if any.
+    pub fn open_step(&self) -> Option<&str> {
+        self.open.as_ref().map(|o| o.key.as_str())
+    }
+
+    async fn commit(&self, ops: Vec<Op>, durability: Durability) -> Result<()> {
+        self.journal.commit(&self.lease, ops, durability).await.map_err(DurableError::from)
+    }
+
+    /// The recorded entry at the cursor, checked against what the runbook asks for.
+    fn recorded(&self, kind: EntryKind, key: Option<&str>) -> Result<Option<Entry>> {
+        let Some(e) = self.entries.get(self.cursor) else { return Ok(None) };
+        if e.kind != kind || e.key.as_deref() != key {
+            let requested = match key {
+                Some(k) => format!("step '{k}'"),
+                None => format!("a {} call", kind.as_str()),
+            };
+            return Err(DurableError::NonDeterminism { seq: e.seq, recorded: describe_entry(e), requested });
+        }
+        Ok(Some(e.clone()))
+    }
+
+    fn put(&mut self, entry: Entry) {
+        let seq = entry.seq as usize;
+        if seq < self.entries.len() {
+            self.entries[seq] = entry;
+        } else {
+            self.entries.push(entry);
+        }
+    }
+
+    /// `steps.begin`: replay a finished step, or grant an attempt.
+    pub async fn begin_step(&mut self, key: &str, retry: RetrySpec) -> Result<StepStart> {
+        check_key(key)?;
+        if let Some(open) = &self.open {
+            return Err(DurableError::NestedStep { outer: open.key.clone(), inner: key.into() });
+        }
+        if !self.keys.insert(key.to_string()) {
+            return Err(DurableError::DuplicateKey { key: key.into() });
+        }
+        failpoints::hit(Failpoint::BeforeStep, key);
+        let seq = self.cursor;
+        let idem = idempotency_key(self.run_id(), key);
+        let now = Utc::now();
+        let (entry, number, ops) = match self.recorded(EntryKind::Step, Some(key))? {
+            Some(e) if e.status != EntryStatus::Running => {
+                self.cursor = e.end_seq.map(|s| s as usize + 1).unwrap_or(seq + 1);
+                self.replayed_steps += 1;
+                self.observer.send(RunEvent::StepReplayed { key: key.into(), status: e.status });
+                return Ok(match e.status {
+                    EntryStatus::Failed => StepStart::Failed(e.error.unwrap_or_else(|| {
+                        ErrorRecord::terminal("unknown", "the journal recorded a failure without an error")
+                    })),
+                    _ => StepStart::Completed(e.output.map(|v| v.to_string()).unwrap_or_else(|| "null".into())),
+                });
+            }
+            Some(mut e) => {
+                // In flight when the last driver stopped: run it again, same key.
+                if let Some(at) = e.next_attempt_at {
+                    self.wait_until(key, at).await;
+                }
+                e.attempts += 1;
+                e.next_attempt_at = None;
+                let number = e.attempts;
+                self.entries.truncate(seq + 1);
+                let ops = vec![Op::TruncateAfter(seq as u64)];
+                (e, number, ops)
+            }
+            None => {
+                let e = Entry {
+                    seq: seq as u64,
+                    kind: EntryKind::Step,
+                    key: Some(key.into()),
+                    status: EntryStatus::Running,
+                    attempts: 1,
+                    started_at: now,
+                    finished_at: None,
+                    output: None,
+                    error: None,
+                    idempotency_key: Some(idem.clone()),
+                    next_attempt_at: None,
+                    end_seq: None,
+                };
+                (e, 1, vec![])
+            }
+        };
+        let mut ops = ops;
+        ops.push(Op::PutEntry(entry.clone()));
+        ops.push(Op::AddAttempt(AttemptRecord {
+            seq: seq as u64,
+            key: key.into(),
+            number,
+            idempotency_key: idem.clone(),
+            started_at: now,
+        }));
+        self.commit(ops, Durability::Buffered).await?;
+        self.put(entry);
+        self.cursor = seq + 1;
+        self.open = Some(OpenStep { seq, key: key.into(), attempt: number, idempotency_key: idem.clone(), retry });
+        self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
+        failpoints::hit(Failpoint::InStep, key);
+        Ok(StepStart::Run(AttemptGrant { idempotency_key: idem, number }))
+    }
+
+    fn take_open(&mut self, key: &str) -> Result<OpenStep> {
+        match self.open.take() {
+            Some(o) if o.key == key => Ok(o),
+            other => {
+                self.open = other;
+                Err(DurableError::NotBegun { key: key.into() })
+            }
+        }
+    }
+
+    /// `steps.complete`: journal the output durably.
+    pub async fn complete_step(&mut self, key: &str, output: &str) -> Result<()> {
+        let open = self.take_open(key)?;
+        let value = if output.len() > self.max_output_bytes {
+            Err(format!("{} bytes, more than the limit of {} bytes", output.len(), self.max_output_bytes))
+        } else {
+            serde_json::from_str::<Value>(output).map_err(|e| format!("not JSON: {e}"))
+        };
+        let value = match value {
+            Ok(v) => v,
+            Err(reason) => {
+                self.open = Some(open);
+                return Err(DurableError::BadOutput { key: key.into(), reason });
+            }
+        };
+        failpoints::hit(Failpoint::BeforeComplete, key);
+        let mut entry = self.entries[open.seq].clone();
+        entry.status = EntryStatus::Succeeded;
+        entry.finished_at = Some(Utc::now());
+        entry.output = Some(value);
+        entry.error = None;
+        entry.end_seq = Some(self.cursor as u64 - 1);
+        self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
+        self.put(entry);
+        self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Succeeded, error: None });
+        failpoints::hit(Failpoint::AfterStep, key);
+        Ok(())
+    }
+
+    /// `steps.fail`: retry per policy (waiting out the backoff), or give up.
+    pub async fn fail_step(&mut self, key: &str, error: ErrorRecord) -> Result<AfterFailure> {
+        let open = self.take_open(key)?;
+        let mut entry = self.entries[open.seq].clone();
+        let now = Utc::now();
+        if error.retryable && open.attempt < open.retry.max_attempts {
+            let backoff = open.retry.backoff(open.attempt + 1, rand::random::<f64>());
+            let at = now + chrono::Duration::from_std(backoff).unwrap_or_default();
+            entry.error = Some(error.clone());
+            entry.next_attempt_at = Some(at);
+            // The failed attempt's own entries go; the retry state is durable.
+            self.entries.truncate(open.seq + 1);
+            self.commit(
+                vec![Op::TruncateAfter(open.seq as u64), Op::PutEntry(entry.clone())],
+                Durability::Durable,
+            )
+            .await?;
+            self.put(entry.clone());
+            self.observer.send(RunEvent::StepRetrying {
+                key: key.into(),
+                attempt: open.attempt,
+                backoff,
+                error: error.clone(),
+            });
+            self.wait_until(key, at).await;
+            entry.attempts += 1;
+            entry.next_attempt_at = None;
+            let number = entry.attempts;
+            self.commit(
+                vec![
+                    Op::PutEntry(entry.clone()),
+                    Op::AddAttempt(AttemptRecord {
+                        seq: open.seq as u64,
+                        key: key.into(),
+                        number,
+                        idempotency_key: open.idempotency_key.clone(),
+                        started_at: Utc::now(),
+                    }),
+                ],
+                Durability::Buffered,
+            )
+            .await?;
+            self.put(entry);
+            self.cursor = open.seq + 1;
+            let grant = AttemptGrant { idempotency_key: open.idempotency_key.clone(), number };
+            self.open = Some(OpenStep { attempt: number, ..open });
+            self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
+            return Ok(AfterFailure::Retry(grant));
+        }
+        entry.status = EntryStatus::Failed;
+        entry.finished_at = Some(now);
+        entry.error = Some(error.clone());
+        entry.next_attempt_at = None;
+        entry.end_seq = Some(self.cursor as u64 - 1);
+        self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
+        self.put(entry);
+        self.observer.send(RunEvent::StepFinished {
+            key: key.into(),
+            status: EntryStatus::Failed,
+            error: Some(error.clone()),
+        });
+        failpoints::hit(Failpoint::AfterStep, key);
+        Ok(AfterFailure::GiveUp(error))
+    }
+
+    /// Records a value (`now`, random) or replays the recorded one.
+    async fn value(&mut self, kind: EntryKind, make: impl FnOnce() -> Value) -> Result<Value> {
+        if let Some(e) = self.recorded(kind, None)? {
+            self.cursor += 1;
+            return Ok(e.output.unwrap_or(Value::Null));
+        }
+        let now = Utc::now();
+        let value = make();
+        let entry = Entry {
+            seq: self.cursor as u64,
+            kind,
+            key: None,
+            status: EntryStatus::Succeeded,
+            attempts: 0,
+            started_at: now,
+            finished_at: Some(now),
+            output: Some(value.clone()),
+            error: None,
+            idempotency_key: None,
+            next_attempt_at: None,
+            end_seq: None,
+        };
+        self.commit(vec![Op::PutEntry(entry.clone())], Durability::Buffered).await?;
+        self.put(entry);
+        self.cursor += 1;
+        Ok(value)
+    }
+
+    /// `clock.now`: (seconds, nanoseconds) since the Unix epoch.
+    pub async fn now(&mut self) -> Result<(i64, u32)> {
+        let v = self
+            .value(EntryKind::Now, || {
+                let t = Utc::now();
+                json!({"seconds": t.timestamp(), "nanoseconds": t.timestamp_subsec_nanos()})
+            })
+            .await?;
+        let seconds = v["seconds"].as_i64().unwrap_or(0);
+        let nanos = v["nanoseconds"].as_u64().unwrap_or(0).min(999_999_999) as u32;
+        Ok((seconds, nanos))
+    }
+
+    /// `random.random-u64`.
+    pub async fn random_u64(&mut self) -> Result<u64> {
+        let v = self.value(EntryKind::Random, || json!({"u64": rand::random::<u64>().to_string()})).await?;
+        Ok(v["u64"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0))
+    }
+
+    /// `random.random-bytes`.
+    pub async fn random_bytes(&mut self, len: u32) -> Result<Vec<u8>> {
+        if len > MAX_RANDOM_BYTES {
+            return Err(DurableError::BadRequest(format!(
+                "random-bytes asked for {len} bytes; at most {MAX_RANDOM_BYTES} per call"
+            )));
+        }
+        let v = self
+            .value(EntryKind::Random, || {
+                let bytes: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
+                json!({"hex": hex::encode(bytes)})
+            })
+            .await?;
+        Ok(v["hex"].as_str().and_then(|s| hex::decode(s).ok()).unwrap_or_default())
+    }
+
+    /// `clock.sleep`: journal the wake-up time durably, then wait for it.
+    pub async fn sleep(&mut self, millis: u64) -> Result<()> {
+        let label = self.open.as_ref().map(|o| o.key.clone()).unwrap_or_default();
+        let recorded = self.recorded(EntryKind::Sleep, None)?;
+        let seq = self.cursor;
+        let mut entry = match recorded {
+            Some(e) if e.status == EntryStatus::Succeeded => {
+                self.cursor += 1;
+                return Ok(());
+            }
+            Some(e) => e,
+            None => {
+                let now = Utc::now();
+                let wake = now + chrono::Duration::milliseconds(millis.min(i64::MAX as u64) as i64);
+                let e = Entry {
+                    seq: seq as u64,
+                    kind: EntryKind::Sleep,
+                    key: None,
+                    status: EntryStatus::Running,
+                    attempts: 0,
+                    started_at: now,
+                    finished_at: None,
+                    output: Some(json!({"wake_at": drover_journal::rfc3339(&wake)})),
+                    error: None,
+                    idempotency_key: None,
+                    next_attempt_at: Some(wake),
+                    end_seq: None,
+                };
+                self.commit(
+                    vec![
+                        Op::PutEntry(e.clone()),
+                        Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None },
+                    ],
+                    Durability::Durable,
+                )
+                .await?;
+                self.put(e.clone());
+                e
+            }
+        };
+        failpoints::hit(Failpoint::InSleep, &label);
+        if let Some(wake) = entry.next_attempt_at {
+            self.wait_until(&label, wake).await;
+        }
+        entry.status = EntryStatus::Succeeded;
+        entry.finished_at = Some(Utc::now());
+        self.commit(
+            vec![
+                Op::PutEntry(entry.clone()),
+                Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None },
+            ],
+            Durability::Buffered,
+        )
+        .await?;
+        self.put(entry);
+        self.cursor = seq + 1;
+        self.observer.send(RunEvent::Woke);
+        Ok(())
+    }
+
+    async fn wait_until(&self, label: &str, at: DateTime<Utc>) {
+        let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        if left.is_zero() {
+            return;
+        }
+        self.observer.send(RunEvent::Sleeping { step: (!label.is_empty()).then(|| label.to_string()), until: at });
+        tokio::time::sleep(left).await;
+    }
+
+    /// `log.event`: stored with the run unless it repeats a replayed part.
+    pub async fn event(&mut self, level: Level, message: String, fields: Vec<(String, String)>) -> Result<()> {
+        // Outside a step body, a replay re-emits what the first execution stored.
+        if self.open.is_none() && self.replaying() {
+            return Ok(());
+        }
+        let ev = Event { at: Utc::now(), level, step: self.open.as_ref().map(|o| o.key.clone()), message, fields };
+        self.observer.send(RunEvent::Log(ev.clone()));
+        self.commit(vec![Op::AddEvent(ev)], Durability::Buffered).await
+    }
+
+    /// Checks, when the runbook has returned, that it replayed the whole journal.
+    pub fn check_fully_replayed(&self) -> Result<()> {
+        if let Some(next) = self.entries.get(self.cursor) {
+            return Err(DurableError::UnreplayedEntries {
+                consumed: self.cursor as u64,
+                recorded: self.entries.len() as u64,
+                next: describe_entry(next),
+            });
+        }
+        Ok(())
+    }
+
+    /// Ops that close the step left open by a trap, with `error`.
+    pub fn close_open_step(&mut self, error: &ErrorRecord) -> Vec<Op> {
+        let Some(open) = self.open.take() else { return vec![] };
+        let mut entry = self.entries[open.seq].clone();
+        entry.status = EntryStatus::Failed;
+        entry.finished_at = Some(Utc::now());
+        entry.error = Some(error.clone());
+        entry.end_seq = Some(self.cursor.saturating_sub(1) as u64);
+        self.put(entry.clone());
+        vec![Op::PutEntry(entry)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_stable_and_distinct() {
+        assert_eq!(idempotency_key("r1", "a"), idempotency_key("r1", "a"));
+        assert_ne!(idempotency_key("r1", "a"), idempotency_key("r2", "a"));
+        assert_ne!(idempotency_key("r1", "a"), idempotency_key("r1", "b"));
+        assert_eq!(idempotency_key("r1", "a").len(), 32);
+    }
+
+    #[test]
+    fn key_rules() {
+        assert!(check_key("promote-replica").is_ok());
+        assert!(check_key("copy/us-west-2.1_a").is_ok());
+        assert!(check_key("").is_err());
+        assert!(check_key("Promote").is_err());
+        assert!(check_key("a b").is_err());
+        assert!(check_key(&"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let r = RetrySpec { max_attempts: 10, initial_backoff_ms: 100, max_backoff_ms: 1000 };
+        assert_eq!(r.backoff(2, 0.0), Duration::from_millis(100));
+        assert_eq!(r.backoff(3, 0.0), Duration::from_millis(200));
+        assert_eq!(r.backoff(4, 0.0), Duration::from_millis(400));
+        assert_eq!(r.backoff(9, 0.0), Duration::from_millis(1000));
+        assert_eq!(r.backoff(40, 0.0), Duration::from_millis(1000));
+        assert_eq!(r.backoff(2, 1.0), Duration::from_millis(80));
+    }
+}

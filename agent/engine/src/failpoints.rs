@@ -1,0 +1,84 @@
+//! Crash injection for tests and game-days: `DROVER_FAILPOINTS` makes the
+//! agent kill itself with SIGKILL at a named point of a named step, exactly as
+//! a crash or an OOM kill would. The chaos suite sweeps these points.
+//!
+//! Syntax: a comma-separated list of `POINT:STEP`, where POINT is one of
+//! `before-step` (before the step is journaled), `in-step` (after its begin is
+//! journaled, before the body runs), `before-complete` (the body returned, its
+//! outcome not yet journaled), `after-step` (the outcome is durable) and
+//! `in-sleep` (the wake-up time of a sleep is durable; STEP is the enclosing
+//! step, or `-` outside any step). Unset, every check is one relaxed load.
+
+use std::sync::OnceLock;
+
+/// A point where a crash can be injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failpoint {
+    /// Before a step is journaled.
+    BeforeStep,
+    /// After a step's begin is journaled, before its body runs.
+    InStep,
+    /// After the body returned, before its outcome is journaled.
+    BeforeComplete,
+    /// After a step's outcome is durable.
+    AfterStep,
+    /// After a sleep's wake-up time is durable.
+    InSleep,
+}
+
+impl Failpoint {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "before-step" => Failpoint::BeforeStep,
+            "in-step" => Failpoint::InStep,
+            "before-complete" => Failpoint::BeforeComplete,
+            "after-step" => Failpoint::AfterStep,
+            "in-sleep" => Failpoint::InSleep,
+            _ => return None,
+        })
+    }
+}
+
+/// The environment variable that arms failpoints.
+pub const ENV: &str = "DROVER_FAILPOINTS";
+
+fn armed() -> &'static [(Failpoint, String)] {
+    static ARMED: OnceLock<Vec<(Failpoint, String)>> = OnceLock::new();
+    ARMED.get_or_init(|| std::env::var(ENV).map(|v| parse(&v)).unwrap_or_default())
+}
+
+/// Parses a `DROVER_FAILPOINTS` value; unknown points are reported on stderr
+/// and ignored, so a typo never kills a production run.
+pub fn parse(spec: &str) -> Vec<(Failpoint, String)> {
+    let mut out = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.split_once(':').and_then(|(p, k)| Some((Failpoint::parse(p)?, k.to_string()))) {
+            Some(fp) => out.push(fp),
+            None => eprintln!("drover: ignoring malformed {ENV} entry '{item}'"),
+        }
+    }
+    out
+}
+
+/// Kills this process with SIGKILL if `point` is armed for `step`.
+pub fn hit(point: Failpoint, step: &str) {
+    let step = if step.is_empty() { "-" } else { step };
+    if armed().iter().any(|(p, k)| *p == point && k == step) {
+        eprintln!("drover: failpoint {point:?}:{step} hit, killing this process (SIGKILL)");
+        // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_points_and_ignores_junk() {
+        let v = parse("after-step:plan, in-sleep:-,bogus:x,nocolon");
+        assert_eq!(v, vec![(Failpoint::AfterStep, "plan".into()), (Failpoint::InSleep, "-".into())]);
+    }
+}

@@ -1,0 +1,142 @@
+//! The per-run store data and the host side of every `drover:runbook` import.
+//! Each import is a thin translation onto [`Durable`], where journaling lives.
+
+use drover_journal::{ErrorRecord, Level};
+use wasmtime::component::ResourceTable;
+use wasmtime::StoreLimits;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{clock, log, random, run_context, steps, types};
+use crate::durable::{AfterFailure, Durable, DurableError, RetrySpec, StepStart};
+
+/// Most bytes of one log message kept; the rest is cut with a marker.
+pub const MAX_LOG_MESSAGE: usize = 16 * 1024;
+
+/// Everything a run's wasmtime `Store` holds.
+pub struct HostState {
+    /// The run's durable state; `None` while only `describe()` is called.
+    pub durable: Option<Durable>,
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    /// Epoch ticks the guest has run for (its CPU time, in ticks).
+    pub(crate) cpu_ticks: u64,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The error a runbook gets trapped with when it calls an import from
+/// `describe()`.
+#[derive(Debug, thiserror::Error)]
+#[error("the runbook called the agent from describe(); describe() must only return the runbook's description")]
+pub struct ImportInDescribe;
+
+impl HostState {
+    fn durable(&mut self) -> wasmtime::Result<&mut Durable> {
+        self.durable.as_mut().ok_or_else(|| wasmtime::Error::new(ImportInDescribe))
+    }
+}
+
+fn trap(e: DurableError) -> wasmtime::Error {
+    wasmtime::Error::new(e)
+}
+
+impl types::Host for HostState {}
+
+impl steps::Host for HostState {
+    async fn begin(&mut self, key: String, retry: steps::RetryPolicy) -> wasmtime::Result<steps::Started> {
+        let spec = RetrySpec {
+            max_attempts: retry.max_attempts.max(1),
+            initial_backoff_ms: retry.initial_backoff_ms,
+            max_backoff_ms: retry.max_backoff_ms,
+        };
+        Ok(match self.durable()?.begin_step(&key, spec).await.map_err(trap)? {
+            StepStart::Completed(json) => steps::Started::Completed(json),
+            StepStart::Failed(e) => steps::Started::Failed(to_wit(e)),
+            StepStart::Run(a) => {
+                steps::Started::Run(steps::Attempt { idempotency_key: a.idempotency_key, number: a.number })
+            }
+        })
+    }
+
+    async fn complete(&mut self, key: String, output: String) -> wasmtime::Result<()> {
+        self.durable()?.complete_step(&key, &output).await.map_err(trap)
+    }
+
+    async fn fail(&mut self, key: String, error: types::Error) -> wasmtime::Result<steps::AfterFailure> {
+        Ok(match self.durable()?.fail_step(&key, from_wit(error)).await.map_err(trap)? {
+            AfterFailure::Retry(a) => {
+                steps::AfterFailure::Retry(steps::Attempt { idempotency_key: a.idempotency_key, number: a.number })
+            }
+            AfterFailure::GiveUp(e) => steps::AfterFailure::GiveUp(to_wit(e)),
+        })
+    }
+}
+
+impl clock::Host for HostState {
+    async fn now(&mut self) -> wasmtime::Result<types::Timestamp> {
+        let (seconds, nanoseconds) = self.durable()?.now().await.map_err(trap)?;
+        Ok(types::Timestamp { seconds, nanoseconds })
+    }
+
+    async fn sleep(&mut self, milliseconds: u64) -> wasmtime::Result<()> {
+        self.durable()?.sleep(milliseconds).await.map_err(trap)
+    }
+}
+
+impl random::Host for HostState {
+    async fn random_u64(&mut self) -> wasmtime::Result<u64> {
+        self.durable()?.random_u64().await.map_err(trap)
+    }
+
+    async fn random_bytes(&mut self, len: u32) -> wasmtime::Result<Vec<u8>> {
+        self.durable()?.random_bytes(len).await.map_err(trap)
+    }
+}
+
+impl log::Host for HostState {
+    async fn event(
+        &mut self,
+        level: log::Level,
+        mut message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
+        if message.len() > MAX_LOG_MESSAGE {
+            let mut cut = MAX_LOG_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" [truncated]");
+        }
+        let level = match level {
+            log::Level::Trace => Level::Trace,
+            log::Level::Debug => Level::Debug,
+            log::Level::Info => Level::Info,
+            log::Level::Warn => Level::Warn,
+            log::Level::Error => Level::Error,
+        };
+        let durable = self.durable()?;
+        tracing::event!(target: "drover::runbook", tracing::Level::INFO, run_id = durable.run_id(), level = level.as_str(), "{message}");
+        durable.event(level, message, fields).await.map_err(trap)
+    }
+}
+
+impl run_context::Host for HostState {
+    async fn run_id(&mut self) -> wasmtime::Result<String> {
+        Ok(self.durable()?.run_id().to_string())
+    }
+}
+
+/// A WIT error as journaled.
+pub fn from_wit(e: types::Error) -> ErrorRecord {
+    ErrorRecord { code: e.code, message: e.message, retryable: e.retryable, resource: e.resource }
+}
+
+fn to_wit(e: ErrorRecord) -> types::Error {
+    types::Error { code: e.code, message: e.message, retryable: e.retryable, resource: e.resource }
+}

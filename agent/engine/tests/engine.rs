@@ -1,0 +1,237 @@
+//! The engine against real runbook components (built by drover-test-artifacts)
+//! and the real embedded journal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_engine::{Engine, EngineError, Limits, LoadedRunbook, Observer, RunRequest};
+use drover_journal::{EntryKind, EntryStatus, Journal, RunStatus, SqliteJournal};
+use drover_test_artifacts as artifacts;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    journal: Arc<dyn Journal>,
+}
+
+fn fixture() -> Fixture {
+    fixture_with(Limits::default())
+}
+
+fn fixture_with(limits: Limits) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    // Components and compiled code are shared by all tests (content-addressed).
+    let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("engine-tests-home");
+    let engine = Engine::new(&home, limits).unwrap();
+    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(dir.path().join("runs.db")).unwrap());
+    Fixture { _dir: dir, engine, journal }
+}
+
+async fn load(f: &Fixture, path: &str) -> LoadedRunbook {
+    let bytes = std::fs::read(path).unwrap();
+    f.engine.load(path, &bytes).await.unwrap()
+}
+
+fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+async fn start(f: &Fixture, rb: &LoadedRunbook, id: &str, p: &[(&str, &str)]) -> drover_journal::RunRecord {
+    let params = rb.info.validate_params(&params(p)).unwrap();
+    f.engine
+        .start(f.journal.clone(), rb, RunRequest { run_id: id.into(), params }, Observer::none())
+        .await
+        .unwrap()
+}
+
+async fn attempts_of(f: &Fixture, id: &str, key: &str) -> usize {
+    f.journal.attempts(id).await.unwrap().iter().filter(|a| a.key == key).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hello_durable_succeeds_and_steps_feed_each_other() {
+    let f = fixture();
+    let rb = load(&f, artifacts::HELLO_DURABLE).await;
+    assert_eq!(rb.info.name, "hello-durable");
+    assert_eq!(rb.info.contract, "0.1.0");
+    let run = start(&f, &rb, "hello-1", &[("pause_seconds", "1"), ("target", "sre")]).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let result = run.result.unwrap();
+    assert!(result["ticket"].as_str().unwrap().starts_with("CHG-"));
+    assert!(result["message"].as_str().unwrap().contains(result["ticket"].as_str().unwrap()));
+    assert!(result["paused_seconds"].as_i64().unwrap() >= 1);
+    let entries = f.journal.entries("hello-1").await.unwrap();
+    let steps: Vec<_> = entries.iter().filter(|e| e.kind == EntryKind::Step).map(|e| e.key.clone().unwrap()).collect();
+    assert_eq!(steps, ["plan", "announce", "verify"]);
+    assert!(entries.iter().any(|e| e.kind == EntryKind::Sleep && e.status == EntryStatus::Succeeded));
+    let events = f.journal.events("hello-1").await.unwrap();
+    assert!(events.iter().any(|e| e.message.contains("hello sre") && e.step.as_deref() == Some("announce")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_run_id_is_not_run_again() {
+    let f = fixture();
+    let rb = load(&f, artifacts::PROBE).await;
+    let first = start(&f, &rb, "done-1", &[]).await;
+    assert_eq!(first.status, RunStatus::Succeeded);
+    let again = start(&f, &rb, "done-1", &[]).await;
+    assert_eq!(again, first);
+    assert_eq!(attempts_of(&f, "done-1", "s1").await, 1);
+    let resumed = f.engine.resume(f.journal.clone(), "done-1", None, Observer::none()).await.unwrap();
+    assert_eq!(resumed, first);
+    // The same id with other parameters is a conflict, not a new run.
+    let params = rb.info.validate_params(&params(&[("steps", "5")])).unwrap();
+    let err = f
+        .engine
+        .start(f.journal.clone(), &rb, RunRequest { run_id: "done-1".into(), params }, Observer::none())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::RunIdConflict { .. }), "{err}");
+}
+
+/// Stops the driver in the middle of a durable sleep (dropping it, as a crash
+/// would), then resumes: completed steps replay, with the same journaled values.
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupted_run_resumes_without_repeating_steps() {
+    let f = fixture();
+    let rb = load(&f, artifacts::PROBE).await;
+    let p = rb.info.validate_params(&params(&[("sleep_after", "2"), ("sleep_ms", "1500")])).unwrap();
+    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest { run_id: "crash-1".into(), params: p }, Observer::none());
+    assert!(tokio::time::timeout(Duration::from_millis(700), drive).await.is_err(), "the run should still be asleep");
+    let mid = f.journal.run("crash-1").await.unwrap().unwrap();
+    assert_eq!(mid.status, RunStatus::Waiting);
+    let before = f.journal.entries("crash-1").await.unwrap();
+
+    let run = f.engine.resume(f.journal.clone(), "crash-1", None, Observer::none()).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    for key in ["s1", "s2", "s3"] {
+        assert_eq!(attempts_of(&f, "crash-1", key).await, 1, "{key} ran more than once");
+    }
+    let out = run.result.unwrap();
+    let after = f.journal.entries("crash-1").await.unwrap();
+    // The values journaled before the crash are the values the run used.
+    assert_eq!(before[0].output.as_ref().unwrap()["random"], out[0]["random"]);
+    assert_eq!(out[1]["prev_random"], out[0]["random"]);
+    assert_eq!(&after[..before.len() - 1], &before[..before.len() - 1]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_step_fails_the_run_and_later_steps_never_run() {
+    let f = fixture();
+    let rb = load(&f, artifacts::PROBE).await;
+    let run = start(&f, &rb, "fail-1", &[("fail_at", "2")]).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.code, "probe-failure");
+    assert_eq!(err.resource.as_deref(), Some("probe/s2"));
+    let entries = f.journal.entries("fail-1").await.unwrap();
+    let s2 = entries.iter().find(|e| e.key.as_deref() == Some("s2")).unwrap();
+    assert_eq!(s2.status, EntryStatus::Failed);
+    assert!(entries.iter().all(|e| e.key.as_deref() != Some("s3")));
+    assert_eq!(attempts_of(&f, "fail-1", "s3").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retryable_failures_are_retried_with_journaled_attempts() {
+    let f = fixture();
+    let rb = load(&f, artifacts::PROBE).await;
+    let run = start(&f, &rb, "flaky-1", &[("flaky_at", "2"), ("flaky_failures", "2")]).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let entries = f.journal.entries("flaky-1").await.unwrap();
+    let s2 = entries.iter().find(|e| e.key.as_deref() == Some("s2")).unwrap();
+    assert_eq!(s2.attempts, 3);
+    assert_eq!(s2.status, EntryStatus::Succeeded);
+    assert_eq!(s2.output.as_ref().unwrap()["attempt"], 3);
+    let attempts: Vec<_> = f.journal.attempts("flaky-1").await.unwrap().into_iter().filter(|a| a.key == "s2").collect();
+    assert_eq!(attempts.iter().map(|a| a.number).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(attempts.iter().all(|a| a.idempotency_key == attempts[0].idempotency_key));
+
+    // Out of attempts: the step, then the run, fail with the last error.
+    let run = start(&f, &rb, "flaky-2", &[("flaky_at", "1"), ("flaky_failures", "9"), ("max_attempts", "2")]).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.error.unwrap().code, "probe-flake");
+    assert_eq!(attempts_of(&f, "flaky-2", "s1").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_runbook_fails_with_its_panic_message() {
+    let f = fixture();
+    let rb = load(&f, artifacts::PROBE).await;
+    let run = start(&f, &rb, "panic-1", &[("panic_at", "2")]).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.code, "panic");
+    assert!(err.message.contains("probe panics in step s2 as asked"), "{}", err.message);
+    let entries = f.journal.entries("panic-1").await.unwrap();
+    assert_eq!(entries.iter().find(|e| e.key.as_deref() == Some("s2")).unwrap().status, EntryStatus::Failed);
+    // Other runs are untouched and the store works on.
+    let ok = start(&f, &rb, "after-panic", &[]).await;
+    assert_eq!(ok.status, RunStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resuming_with_reordered_steps_is_non_determinism_and_runs_nothing() {
+    let f = fixture();
+    let rb = load(&f, artifacts::PROBE).await;
+    let p = rb.info.validate_params(&params(&[("sleep_after", "1"), ("sleep_ms", "2000")])).unwrap();
+    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest { run_id: "nd-1".into(), params: p }, Observer::none());
+    assert!(tokio::time::timeout(Duration::from_millis(600), drive).await.is_err());
+
+    let reordered = load(&f, artifacts::PROBE_REORDERED).await;
+    let run = f.engine.resume(f.journal.clone(), "nd-1", Some(&reordered), Observer::none()).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.code, "non-determinism");
+    assert!(err.message.contains("position 0") && err.message.contains("step 's1'") && err.message.contains("step 's3'"), "{}", err.message);
+    assert_eq!(attempts_of(&f, "nd-1", "s3").await, 0);
+    assert_eq!(attempts_of(&f, "nd-1", "s1").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_components_are_refused_by_name() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not wasm at all").unwrap();
+    let err = f.engine.load("notes.txt", &std::fs::read(&text).unwrap()).await.err().unwrap();
+    assert!(matches!(err, EngineError::NotWasm { .. }), "{err}");
+    assert!(err.to_string().contains("notes.txt is not a WebAssembly file"), "{err}");
+
+    let core = b"\0asm\x01\0\0\0";
+    let err = f.engine.load("core.wasm", core).await.err().unwrap();
+    assert!(err.to_string().contains("core.wasm is a core WebAssembly module, not a component"), "{err}");
+
+    let truncated = &std::fs::read(artifacts::PROBE).unwrap()[..5000];
+    let err = f.engine.load("truncated.wasm", truncated).await.err().unwrap();
+    assert!(matches!(err, EngineError::InvalidComponent { .. }), "{err}");
+
+    let future = std::fs::read(artifacts::FUTURE_CONTRACT).unwrap();
+    let err = f.engine.load("future.wasm", &future).await.err().unwrap();
+    assert!(matches!(err, EngineError::UnsupportedContract { .. }), "{err}");
+    assert!(err.to_string().contains("drover:runbook@0.9.0") && err.to_string().contains("provides drover:runbook@0.1.0"), "{err}");
+
+    let other = std::fs::read(artifacts::OTHER_WORLD).unwrap();
+    let err = f.engine.load("other.wasm", &other).await.err().unwrap();
+    assert!(matches!(err, EngineError::WrongWorld { .. }), "{err}");
+    assert!(err.to_string().contains("wasi:cli/run"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn second_load_comes_from_the_compile_cache() {
+    let f = fixture();
+    let bytes = std::fs::read(artifacts::HELLO_DURABLE).unwrap();
+    let _ = f.engine.load("a", &bytes).await.unwrap();
+    let second = f.engine.load("a", &bytes).await.unwrap();
+    assert!(second.from_cache);
+    assert_eq!(second.info.digest.len(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn step_outputs_over_the_limit_fail_the_run() {
+    let f = fixture_with(Limits { max_output_bytes: 10_000, ..Limits::default() });
+    let rb = load(&f, artifacts::PROBE).await;
+    let run = start(&f, &rb, "big-1", &[("output_bytes", "20000")]).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert!(err.message.contains("output of step 's1' is rejected") && err.message.contains("limit of 10000"), "{}", err.message);
+}
