@@ -1,1 +1,78 @@
-fn main(){}
+//! `drover`: the command-line front of the agent.
+//!
+//! Exit codes: 0 the command (or run) succeeded; 1 the run ended `failed`;
+//! 2 bad input or an error before or around the run (the message says what
+//! and what to do); 130 interrupted (the run stays resumable).
+
+mod commands;
+mod home;
+mod progress;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Durable disaster-recovery runbooks: run, resume and inspect them.
+#[derive(Parser)]
+#[command(name = "drover", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// The agent's home: run store, kept runbooks, compile cache.
+    /// Default: $DROVER_HOME, else the platform data directory (~/.local/share/drover).
+    #[arg(long, global = true, env = "DROVER_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a runbook component. Prints the run id; with --run-id of an
+    /// existing run, continues it or reports how it ended (no step runs twice).
+    Run(commands::run::Args),
+    /// Resume a run that was interrupted (crash, kill, reboot) from its journal.
+    Resume(commands::resume::Args),
+    /// List runs, newest first.
+    Runs(commands::runs::Args),
+    /// Show one run: status, timeline of steps, outputs and errors.
+    Show(commands::show::Args),
+    /// Show what a runbook declares: name, version, parameters, capabilities.
+    Inspect(commands::inspect::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let home = home::Home::resolve(cli.home)?;
+        match cli.command {
+            Command::Run(a) => commands::run::exec(&home, a).await,
+            Command::Resume(a) => commands::resume::exec(&home, a).await,
+            Command::Runs(a) => commands::runs::exec(&home, a).await,
+            Command::Show(a) => commands::show::exec(&home, a).await,
+            Command::Inspect(a) => commands::inspect::exec(&home, a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -212,7 +212,7 @@ impl Engine {
             }
             Err(error) => {
                 ops.extend(durable.close_open_step(&error));
-                tracing::warn!(code = %error.code, message = %error.message, "run failed");
+                tracing::info!(code = %error.code, message = %error.message, "run failed");
                 ops.push(Op::SetStatus { status: RunStatus::Failed, finished_at: now, result: None, error: Some(error) });
             }
         }

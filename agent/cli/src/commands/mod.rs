@@ -1,0 +1,69 @@
+//! One module per subcommand; what they share is here.
+
+pub mod inspect;
+pub mod resume;
+pub mod run;
+pub mod runs;
+pub mod show;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use drover_engine::{EngineError, Observer};
+use drover_journal::{Journal, JournalError, RunRecord, RunStatus};
+
+use crate::progress::Progress;
+use crate::render::{RunView, timeline};
+
+/// Prints run `run_id` (JSON or timeline) and returns the exit code its status means.
+pub async fn report(journal: &Arc<dyn Journal>, run: &RunRecord, json: bool) -> Result<ExitCode> {
+    let entries = journal.entries(&run.run_id).await?;
+    if json {
+        let mut view = serde_json::to_value(RunView::new(run, &entries))?;
+        let events = journal.events(&run.run_id).await?;
+        view["events"] = serde_json::to_value(events)?;
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", timeline(run, &entries));
+    }
+    Ok(match run.status {
+        RunStatus::Failed => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+/// Drives a run with a live progress display, stopping cleanly on Ctrl-C
+/// (the run stays resumable), then reports it.
+pub async fn drive<F>(
+    journal: &Arc<dyn Journal>,
+    run_id: &str,
+    json: bool,
+    quiet: bool,
+    go: impl FnOnce(Observer) -> F,
+) -> Result<ExitCode>
+where
+    F: std::future::Future<Output = Result<RunRecord, EngineError>>,
+{
+    let (observer, progress) = Progress::start(quiet);
+    let outcome = tokio::select! {
+        r = go(observer) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if let Some(p) = progress {
+        p.finish().await;
+    }
+    match outcome {
+        None => {
+            eprintln!("interrupted: run {run_id} keeps every journaled step; `drover resume {run_id}` continues it");
+            Ok(ExitCode::from(130))
+        }
+        Some(Ok(run)) => report(journal, &run, json).await,
+        Some(Err(EngineError::Journal(JournalError::RunBusy { run_id, host, pid }))) => {
+            anyhow::bail!(
+                "run '{run_id}' is being driven by process {pid} on {host}; wait for it, or stop that process and run `drover resume {run_id}`"
+            )
+        }
+        Some(Err(e)) => Err(e.into()),
+    }
+}

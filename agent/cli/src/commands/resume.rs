@@ -1,0 +1,44 @@
+//! `drover resume RUN_ID [--runbook FILE]`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::home::Home;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The run to resume (`drover runs` lists them).
+    pub run_id: String,
+    /// Resume with this build of the runbook instead of the one the run is
+    /// pinned to (a hotfix). Its replay is checked against the journal: if it
+    /// asks for different steps, the run fails before anything executes.
+    #[arg(long, value_name = "FILE")]
+    pub runbook: Option<PathBuf>,
+    /// Print the run as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No live progress on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
+    let journal = home.journal()?;
+    let engine = home.engine()?;
+    let replacement = match &args.runbook {
+        Some(path) => {
+            let label = path.display().to_string();
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read runbook {label}"))?;
+            Some(engine.load(&label, &bytes).await?)
+        }
+        None => None,
+    };
+    let j = journal.clone();
+    let id = args.run_id.clone();
+    super::drive(&journal, &args.run_id, args.json, args.quiet, |observer| async move {
+        engine.resume(j, &id, replacement.as_ref(), observer).await
+    })
+    .await
+}

@@ -1,0 +1,62 @@
+//! `drover runs [--json]`
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use drover_journal::{RunFilter, RunStatus, rfc3339};
+use serde_json::json;
+
+use crate::home::Home;
+use crate::render::orphaned;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print JSON: a list of runs.
+    #[arg(long)]
+    pub json: bool,
+    /// Only runs with this status (running, waiting, succeeded, failed).
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<RunStatus>,
+    /// At most this many runs, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+fn parse_status(s: &str) -> Result<RunStatus, String> {
+    RunStatus::parse(s).ok_or_else(|| format!("'{s}' is not a status: use running, waiting, succeeded or failed"))
+}
+
+pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
+    let journal = home.journal()?;
+    let runs = journal.runs(&RunFilter { status: args.status, limit: Some(args.limit) }).await?;
+    if args.json {
+        let list: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                json!({
+                    "run_id": r.run_id,
+                    "runbook": r.runbook.name,
+                    "runbook_version": r.runbook.version,
+                    "status": r.status.as_str(),
+                    "started_at": rfc3339(&r.created_at),
+                    "finished_at": r.finished_at.as_ref().map(rfc3339),
+                    "needs_resume": orphaned(r),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("no runs yet; start one with `drover run RUNBOOK.wasm`");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let w = runs.iter().map(|r| r.run_id.len()).max().unwrap_or(6).max(6);
+    let rw = runs.iter().map(|r| r.runbook.name.len()).max().unwrap_or(7).max(7);
+    println!("{:<w$}  {:<rw$}  {:<9}  {:<27}  NOTE", "RUN ID", "RUNBOOK", "STATUS", "STARTED");
+    for r in &runs {
+        let note = if orphaned(r) { "driver gone: `drover resume` it".to_string() } else { String::new() };
+        println!("{:<w$}  {:<rw$}  {:<9}  {:<27}  {note}", r.run_id, r.runbook.name, r.status.as_str(), rfc3339(&r.created_at));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,198 @@
+//! How runs look: the stable JSON of `show --json` and the human timeline.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use drover_journal::{Entry, EntryKind, EntryStatus, ErrorRecord, RunRecord, owner_is_alive, rfc3339};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One step, as `show --json` prints it.
+#[derive(Serialize)]
+pub struct StepView {
+    pub key: String,
+    pub status: &'static str,
+    pub attempts: u32,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub output: Option<Value>,
+    pub error: Option<ErrorRecord>,
+    pub idempotency_key: Option<String>,
+    pub next_attempt_at: Option<String>,
+}
+
+/// A durable wait, as `show --json` prints it.
+#[derive(Serialize)]
+pub struct WaitView {
+    pub started_at: String,
+    pub until: Option<String>,
+    pub finished_at: Option<String>,
+    pub status: &'static str,
+}
+
+/// The process driving a run.
+#[derive(Serialize)]
+pub struct DriverView {
+    pub host: String,
+    pub pid: u32,
+    pub alive: bool,
+}
+
+/// A run, as `show --json` prints it. The first seven fields are the stable
+/// contract tests and tools rely on; the rest are additions.
+#[derive(Serialize)]
+pub struct RunView {
+    pub run_id: String,
+    pub runbook: String,
+    pub status: &'static str,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub steps: Vec<StepView>,
+    pub runbook_version: String,
+    pub runbook_digest: String,
+    pub params: Value,
+    pub result: Option<Value>,
+    pub error: Option<ErrorRecord>,
+    pub waits: Vec<WaitView>,
+    pub driver: Option<DriverView>,
+}
+
+impl RunView {
+    pub fn new(run: &RunRecord, entries: &[Entry]) -> Self {
+        let steps = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Step)
+            .map(|e| StepView {
+                key: e.key.clone().unwrap_or_default(),
+                status: e.status.as_str(),
+                attempts: e.attempts,
+                started_at: rfc3339(&e.started_at),
+                finished_at: e.finished_at.as_ref().map(rfc3339),
+                output: e.output.clone(),
+                error: e.error.clone(),
+                idempotency_key: e.idempotency_key.clone(),
+                next_attempt_at: e.next_attempt_at.as_ref().map(rfc3339),
+            })
+            .collect();
+        let waits = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Sleep)
+            .map(|e| WaitView {
+                started_at: rfc3339(&e.started_at),
+                until: e.next_attempt_at.as_ref().map(rfc3339),
+                finished_at: e.finished_at.as_ref().map(rfc3339),
+                status: e.status.as_str(),
+            })
+            .collect();
+        RunView {
+            run_id: run.run_id.clone(),
+            runbook: run.runbook.name.clone(),
+            status: run.status.as_str(),
+            started_at: rfc3339(&run.created_at),
+            finished_at: run.finished_at.as_ref().map(rfc3339),
+            steps,
+            runbook_version: run.runbook.version.clone(),
+            runbook_digest: run.runbook.digest.clone(),
+            params: run.params.clone(),
+            result: run.result.clone(),
+            error: run.error.clone(),
+            waits,
+            driver: run.owner.as_ref().map(|o| DriverView { host: o.host.clone(), pid: o.pid, alive: owner_is_alive(o) }),
+        }
+    }
+}
+
+fn secs(d: chrono::Duration) -> String {
+    let ms = d.num_milliseconds();
+    if ms < 1000 { format!("{ms} ms") } else { format!("{:.2} s", ms as f64 / 1000.0) }
+}
+
+fn offset(start: &DateTime<Utc>, t: &DateTime<Utc>) -> String {
+    format!("+{:.3}s", (*t - *start).num_milliseconds() as f64 / 1000.0)
+}
+
+fn compact(v: &Value, max: usize) -> String {
+    let s = v.to_string();
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..cut], s.len())
+}
+
+/// Whether a non-final run has lost its driver (crashed) and needs a resume.
+pub fn orphaned(run: &RunRecord) -> bool {
+    !run.status.is_final() && run.owner.as_ref().is_none_or(|o| !owner_is_alive(o))
+}
+
+/// The human timeline of a run.
+pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
+    let mut out = String::new();
+    let start = run.created_at;
+    let _ = writeln!(out, "run       {}", run.run_id);
+    let _ = writeln!(
+        out,
+        "runbook   {} {}  sha256:{}",
+        run.runbook.name,
+        run.runbook.version,
+        &run.runbook.digest[..run.runbook.digest.len().min(12)]
+    );
+    let took = run.finished_at.map(|f| format!("  (took {})", secs(f - start))).unwrap_or_default();
+    let mut status = format!("{}{took}", run.status);
+    if orphaned(run) {
+        status.push_str(&format!("  (no live driver: `drover resume {}` continues it)", run.run_id));
+    }
+    let _ = writeln!(out, "status    {status}");
+    let _ = writeln!(out, "started   {}", rfc3339(&start));
+    if let Some(f) = &run.finished_at {
+        let _ = writeln!(out, "finished  {}", rfc3339(f));
+    }
+    let _ = writeln!(out, "params    {}", compact(&run.params, 200));
+    let _ = writeln!(out);
+    let width = entries.iter().filter_map(|e| e.key.as_ref()).map(|k| k.len()).max().unwrap_or(4).max(4);
+    for e in entries {
+        match e.kind {
+            EntryKind::Step => {
+                let key = e.key.as_deref().unwrap_or("?");
+                let (mark, status) = match e.status {
+                    EntryStatus::Succeeded => ("✔", "succeeded"),
+                    EntryStatus::Failed => ("✘", "failed"),
+                    EntryStatus::Running => ("▸", "running"),
+                };
+                let attempts = if e.attempts == 1 { "1 attempt".to_string() } else { format!("{} attempts", e.attempts) };
+                let dur = e.finished_at.map(|f| secs(f - e.started_at)).unwrap_or_else(|| "…".into());
+                let _ = writeln!(
+                    out,
+                    "  {:>9}  {mark} {key:<width$}  {status:<9}  {attempts:<10}  {dur}",
+                    offset(&start, &e.started_at)
+                );
+                if let Some(at) = e.next_attempt_at.filter(|_| e.status == EntryStatus::Running) {
+                    let _ = writeln!(out, "  {:>9}    next attempt at {}", "", rfc3339(&at));
+                }
+                if let Some(err) = &e.error {
+                    let label = if e.status == EntryStatus::Failed { "error" } else { "last error" };
+                    let _ = writeln!(out, "  {:>9}    {label}: {err}", "");
+                }
+            }
+            EntryKind::Sleep => {
+                let until = e.next_attempt_at.map(|u| rfc3339(&u)).unwrap_or_default();
+                let what = match e.status {
+                    EntryStatus::Succeeded => format!("slept until {until}"),
+                    _ => format!("sleeping until {until}"),
+                };
+                let _ = writeln!(out, "  {:>9}  ⏸ {what}", offset(&start, &e.started_at));
+            }
+            EntryKind::Now | EntryKind::Random => {}
+        }
+    }
+    if let Some(result) = &run.result {
+        let _ = writeln!(out, "\nresult    {}", compact(result, 2000));
+    }
+    if let Some(err) = &run.error {
+        let _ = writeln!(out, "\nerror     {err}");
+    }
+    out
+}
