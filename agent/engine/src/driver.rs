@@ -188,6 +188,7 @@ impl Engine {
             Err(e) => Err(e),
         };
         let durable = store.data_mut().durable.as_mut().expect("set above");
+        ops.extend(durable.take_pending());
         let now = Some(Utc::now());
         let ending = match outcome {
             Ok(Ok(result)) => match durable.check_fully_replayed() {

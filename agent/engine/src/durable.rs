@@ -7,11 +7,16 @@
 //! was recorded. Otherwise the call is live: it is recorded, then answered.
 //!
 //! Durability follows one rule: anything the runbook goes on from is durable
-//! before the call returns — a step's outcome, a sleep's wake-up time. The
-//! begin of a step and recorded `now`/random values are buffered: they become
-//! durable with the next durable commit, and if they are lost in a power cut,
-//! nothing observable depended on them yet (a step's side effects force a
-//! durable commit before they happen).
+//! before the call returns: a step's outcome, a sleep's wake-up time. Writes
+//! come in three tiers:
+//! - **durable** (fsynced, shared by concurrent runs through group commit):
+//!   step outcomes, retry state, sleep wake-up times, the run's end;
+//! - **buffered** (in the store's write-ahead log before the call returns, so a
+//!   killed process keeps them; a power cut may not): the begin of a step and
+//!   each attempt, so that a re-run after a crash is counted and audited;
+//! - **deferred** (held here, written with the next commit, in order):
+//!   recorded `now`/random values and events. If a crash loses them, nothing
+//!   observable depended on them yet: the calls are simply made again.
 //!
 //! Entries recorded inside a step's body belong to that step: a completed
 //! step replays by jumping past them (`end_seq`), and a step re-run after a
@@ -195,7 +200,13 @@ pub struct Durable {
     observer: Observer,
     max_output_bytes: usize,
     replayed_steps: u32,
+    /// Writes that need no round trip of their own (recorded values, events):
+    /// they go out with the next commit, in order.
+    pending: Vec<Op>,
 }
+
+/// Most deferred writes held before they are flushed on their own.
+const MAX_PENDING: usize = 256;
 
 /// The idempotency key of step `key` in run `run_id`: stable across attempts
 /// and crashes, different for every run and step.
@@ -250,6 +261,7 @@ impl Durable {
             observer,
             max_output_bytes,
             replayed_steps: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -283,8 +295,25 @@ impl Durable {
         self.open.as_ref().map(|o| o.key.as_str())
     }
 
-    async fn commit(&self, ops: Vec<Op>, durability: Durability) -> Result<()> {
-        self.journal.commit(&self.lease, ops, durability).await.map_err(DurableError::from)
+    /// Commits `ops`, after any deferred writes.
+    async fn commit(&mut self, ops: Vec<Op>, durability: Durability) -> Result<()> {
+        let mut all = std::mem::take(&mut self.pending);
+        all.extend(ops);
+        self.journal.commit(&self.lease, all, durability).await.map_err(DurableError::from)
+    }
+
+    /// Queues a write for the next commit (flushing when many are queued).
+    async fn defer(&mut self, op: Op) -> Result<()> {
+        self.pending.push(op);
+        if self.pending.len() >= MAX_PENDING {
+            self.commit(vec![], Durability::Buffered).await?;
+        }
+        Ok(())
+    }
+
+    /// Deferred writes not yet committed; the driver adds them to its final commit.
+    pub fn take_pending(&mut self) -> Vec<Op> {
+        std::mem::take(&mut self.pending)
     }
 
     /// The recorded entry at the cursor, checked against what the runbook asks for.
@@ -508,7 +537,7 @@ impl Durable {
             next_attempt_at: None,
             end_seq: None,
         };
-        self.commit(vec![Op::PutEntry(entry.clone())], Durability::Buffered).await?;
+        self.defer(Op::PutEntry(entry.clone())).await?;
         self.put(entry);
         self.cursor += 1;
         Ok(value)
@@ -626,7 +655,7 @@ impl Durable {
         }
         let ev = Event { at: Utc::now(), level, step: self.open.as_ref().map(|o| o.key.clone()), message, fields };
         self.observer.send(RunEvent::Log(ev.clone()));
-        self.commit(vec![Op::AddEvent(ev)], Durability::Buffered).await
+        self.defer(Op::AddEvent(ev)).await
     }
 
     /// Checks, when the runbook has returned, that it replayed the whole journal.

@@ -235,3 +235,44 @@ async fn step_outputs_over_the_limit_fail_the_run() {
     let err = run.error.unwrap();
     assert!(err.message.contains("output of step 's1' is rejected") && err.message.contains("limit of 10000"), "{}", err.message);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runbook_that_spins_is_stopped_by_its_cpu_budget() {
+    let f = fixture_with(Limits { cpu_time: Duration::from_millis(300), ..Limits::default() });
+    let rb = load(&f, artifacts::HOG).await;
+    let run = start(&f, &rb, "spin-1", &[("mode", "spin")]).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.code, "limit-exceeded");
+    assert!(err.message.contains("CPU budget of 300 ms"), "{}", err.message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runbook_that_hoards_memory_is_stopped_at_its_limit() {
+    let f = fixture_with(Limits { memory_bytes: 32 << 20, ..Limits::default() });
+    let rb = load(&f, artifacts::HOG).await;
+    let run = start(&f, &rb, "grow-1", &[("mode", "grow")]).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let err = run.error.unwrap();
+    assert_eq!(err.code, "limit-exceeded", "{err:?}");
+    assert!(err.message.contains("memory"), "{}", err.message);
+    // The agent goes on.
+    let ok = load(&f, artifacts::PROBE).await;
+    assert_eq!(start(&f, &ok, "after-grow", &[]).await.status, RunStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_std_gets_no_files_network_environment_or_clock() {
+    let f = fixture();
+    let rb = load(&f, artifacts::HOG).await;
+    let run = start(&f, &rb, "touch-1", &[("mode", "touch")]).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let seen: Vec<String> = serde_json::from_value(run.result.unwrap()).unwrap();
+    for line in &seen {
+        assert!(!line.contains("ALLOWED"), "the sandbox let through: {line}");
+    }
+    assert!(seen.contains(&"env vars: 0".to_string()), "{seen:?}");
+    // The WASI wall clock is frozen at the run's creation, not the real time.
+    let created = run.created_at.timestamp();
+    assert!(seen.contains(&format!("wasi wall clock: {created}")), "{seen:?} vs {created}");
+}

@@ -1,0 +1,158 @@
+//! Engine benchmarks (not tests): `cargo bench -p drover-engine --bench engine`.
+//!
+//! Prints, for docs/BENCHMARKS.md:
+//! 1. the overhead of one journaled step (guest -> host call, buffered begin,
+//!    durable completion: one fdatasync), median and p99, from the interval
+//!    between consecutive step completions of a run of empty steps;
+//! 2. journaled steps per second with many runs at once (group commit);
+//! 3. cold start: load a runbook whose compiled code is cached, and
+//!    instantiate it; and the first compile, for reference;
+//! 4. memory per concurrently running runbook instance (RSS growth).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use drover_engine::{Engine, Limits, LoadedRunbook, Observer, RunEvent, RunRequest};
+use drover_journal::{EntryStatus, Journal, RunStatus, SqliteJournal};
+use drover_test_artifacts as artifacts;
+use serde_json::json;
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+async fn probe_run(engine: &Engine, journal: Arc<dyn Journal>, rb: &LoadedRunbook, id: &str, params: serde_json::Value, observer: Observer) {
+    let run = engine.start(journal, rb, RunRequest { run_id: id.into(), params }, observer).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+}
+
+fn params(rb: &LoadedRunbook, pairs: &[(&str, &str)]) -> serde_json::Value {
+    let raw: Vec<(String, String)> = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+    rb.info.validate_params(&raw).unwrap()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let bytes = std::fs::read(artifacts::PROBE).unwrap();
+
+    // --- 3b. first compile (empty cache)
+    let engine = Engine::new(&home, Limits::default()).unwrap();
+    let t = Instant::now();
+    let rb = engine.load("probe.wasm", &bytes).await.unwrap();
+    let first_compile = t.elapsed();
+    assert!(!rb.from_cache);
+
+    // --- 1. one journaled step
+    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(dir.path().join("runs.db")).unwrap());
+    let steps = 2000;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let collector = tokio::spawn(async move {
+        let mut done = Vec::new();
+        while let Some(ev) = rx.recv().await {
+            if let RunEvent::StepFinished { status: EntryStatus::Succeeded, .. } = ev {
+                done.push(Instant::now());
+            }
+        }
+        done
+    });
+    let t = Instant::now();
+    probe_run(&engine, journal.clone(), &rb, "bench-steps", params(&rb, &[("steps", &steps.to_string())]), Observer::channel(tx)).await;
+    let total = t.elapsed();
+    let done = collector.await.unwrap();
+    let mut per_step: Vec<Duration> = done.windows(2).map(|w| w[1] - w[0]).collect();
+    per_step.sort();
+    println!("journaled step (probe, {steps} steps, one run):");
+    println!("  median {}  p99 {}  max {}  mean {}", ms(pct(&per_step, 0.5)), ms(pct(&per_step, 0.99)), ms(*per_step.last().unwrap()), ms(total / steps));
+
+    // --- 2. group commit: many runs at once
+    for concurrent in [1usize, 8, 32] {
+        let steps_each = 200;
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        let engine = Arc::new(Engine::new(&home, Limits::default()).unwrap());
+        let rb = Arc::new(engine.load("probe.wasm", &bytes).await.unwrap());
+        for i in 0..concurrent {
+            let (engine, rb, journal) = (engine.clone(), rb.clone(), journal.clone());
+            let p = params(&rb, &[("steps", &steps_each.to_string())]);
+            tasks.push(tokio::spawn(async move {
+                probe_run(&engine, journal, &rb, &format!("gc-{concurrent}-{i}"), p, Observer::none()).await;
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let el = t.elapsed();
+        let total_steps = (concurrent * steps_each) as f64;
+        println!(
+            "group commit: {concurrent:>2} concurrent runs x {steps_each} steps: {:.0} steps/s ({} per step overall)",
+            total_steps / el.as_secs_f64(),
+            ms(el / (concurrent * steps_each) as u32)
+        );
+    }
+
+    // --- 3a. cold start from the cache: new engine (as a new process has), load, instantiate
+    let mut loads = Vec::new();
+    let mut inst = Vec::new();
+    for i in 0..50 {
+        let engine = Engine::new(&home, Limits::default()).unwrap();
+        let t = Instant::now();
+        let rb = engine.load("probe.wasm", &bytes).await.unwrap();
+        loads.push(t.elapsed());
+        assert!(rb.from_cache);
+        let t = Instant::now();
+        // A zero-step run: instantiate, call run, journal the outcome.
+        probe_run(&engine, journal.clone(), &rb, &format!("cold-{i}"), params(&rb, &[("steps", "0")]), Observer::none()).await;
+        inst.push(t.elapsed());
+    }
+    loads.sort();
+    inst.sort();
+    println!("cold start (cached compiled runbook, fresh engine, 50 samples):");
+    println!("  load+validate+describe: median {}  p99 {}", ms(pct(&loads, 0.5)), ms(pct(&loads, 0.99)));
+    println!("  instantiate+run(0 steps)+durable finish: median {}  p99 {}", ms(pct(&inst, 0.5)), ms(pct(&inst, 0.99)));
+    println!("first compile of probe.wasm ({} KiB): {}", bytes.len() / 1024, ms(first_compile));
+
+    // --- 4. memory per running instance
+    let engine = Arc::new(Engine::new(&home, Limits::default()).unwrap());
+    let rb = Arc::new(engine.load("probe.wasm", &bytes).await.unwrap());
+    let n = 200;
+    let before = rss_bytes();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (engine, rb, journal) = (engine.clone(), rb.clone(), journal.clone());
+        let p = params(&rb, &[("steps", "2"), ("sleep_after", "1"), ("sleep_ms", "3000")]);
+        tasks.push(tokio::spawn(async move {
+            probe_run(&engine, journal, &rb, &format!("mem-{i}"), p, Observer::none()).await;
+        }));
+    }
+    // Wait until all are asleep in their durable sleep.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting = journal.runs(&drover_journal::RunFilter { status: Some(RunStatus::Waiting), limit: None }).await.unwrap().len();
+        if waiting >= n || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let during = rss_bytes();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "memory: {n} runbook instances alive at once (in a durable sleep): RSS +{:.1} MiB, {:.0} KiB per instance",
+        (during - before) as f64 / (1 << 20) as f64,
+        (during - before) as f64 / n as f64 / 1024.0
+    );
+    let _ = json!(null);
+}

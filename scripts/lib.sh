@@ -1,0 +1,20 @@
+# Shared by the scripts in this directory. Source it; do not run it.
+
+# Runbooks build for wasm32-wasip2; install the target if it is missing.
+ensure_wasm_target() {
+    if ! command -v rustup >/dev/null 2>&1; then
+        echo "error: rustup is needed to install the wasm32-wasip2 target (https://rustup.rs)" >&2
+        exit 2
+    fi
+    if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+        echo "installing the wasm32-wasip2 target (once)..." >&2
+        rustup target add wasm32-wasip2
+    fi
+}
+
+# Builds the reference runbooks (and test fixtures) into target/runbooks.
+build_runbooks() {
+    (cd runbooks && cargo build --release --workspace --target wasm32-wasip2 --target-dir ../target/runbooks)
+}
+
+RUNBOOKS_DIR="target/runbooks/wasm32-wasip2/release"
