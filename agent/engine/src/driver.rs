@@ -200,7 +200,7 @@ impl Engine {
                 // The journal itself failed, or another driver took over: do not
                 // record an outcome; the run stays resumable from its last durable step.
                 if let Some(DurableError::Journal(j)) = trap.downcast_ref::<DurableError>() {
-                    let j = clone_journal_error(j);
+                    let j = j.clone();
                     tracing::error!(error = %j, "journal failed; run left resumable");
                     return Err(EngineError::Journal(j));
                 }
@@ -219,15 +219,6 @@ impl Engine {
         }
         journal.commit(&lease, ops, Durability::Durable).await?;
         Ok(())
-    }
-}
-
-fn clone_journal_error(e: &JournalError) -> JournalError {
-    match e {
-        JournalError::LeaseLost { run_id, fence } => JournalError::LeaseLost { run_id: run_id.clone(), fence: *fence },
-        JournalError::Locked { path, waited_ms } => JournalError::Locked { path: path.clone(), waited_ms: *waited_ms },
-        JournalError::Corrupt { path, detail } => JournalError::Corrupt { path: path.clone(), detail: detail.clone() },
-        other => JournalError::Io { path: Default::default(), detail: other.to_string() },
     }
 }
 

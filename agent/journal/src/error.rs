@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// What went wrong in the journal.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum JournalError {
     /// The store file is not a drover store or is damaged.
     #[error(

@@ -276,16 +276,7 @@ fn writer_loop(conn: Connection, path: PathBuf, rx: mpsc::Receiver<WriteRequest>
 
 fn fail_all(batch: Vec<WriteRequest>, err: &JournalError) {
     for req in batch {
-        let _ = req.reply.send(Err(clone_err(err)));
-    }
-}
-
-fn clone_err(e: &JournalError) -> JournalError {
-    match e {
-        JournalError::Corrupt { path, detail } => JournalError::Corrupt { path: path.clone(), detail: detail.clone() },
-        JournalError::Locked { path, waited_ms } => JournalError::Locked { path: path.clone(), waited_ms: *waited_ms },
-        JournalError::Io { path, detail } => JournalError::Io { path: path.clone(), detail: detail.clone() },
-        other => JournalError::Io { path: PathBuf::new(), detail: other.to_string() },
+        let _ = req.reply.send(Err(err.clone()));
     }
 }
 
