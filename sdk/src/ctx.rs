@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bindings::drover::runbook::{clock, log, random, run_context, steps};
+use crate::bindings::drover::runbook::{cleanup, clock, log, random, run_context, steps};
 use crate::{Error, Retry};
 
 /// Severity of a log event.
@@ -92,9 +92,51 @@ impl Ctx {
         }
     }
 
-    /// The attempt of the step body running now, or `None` outside a step.
+    /// The attempt of the step body (or cleanup, or undo) running now, or
+    /// `None` outside one.
     pub fn attempt(&self) -> Option<Attempt> {
         self.current.borrow().clone()
+    }
+
+    pub(crate) fn set_attempt(&self, attempt: Option<Attempt>) {
+        *self.current.borrow_mut() = attempt;
+    }
+
+    pub(crate) fn current_attempt_from_host(&self, step: &str) {
+        let a = run_context::current_attempt()
+            .map(|a| Attempt { step: step.to_string(), idempotency_key: a.idempotency_key, number: a.number });
+        self.set_attempt(a);
+    }
+
+    /// Registers a cleanup named `key` that the agent runs when the run ends,
+    /// however it ends, by calling [`crate::Runbook::finalize`] with `payload`.
+    /// Register it the moment the thing to clean up is requested (before the
+    /// step that creates it), so that no crash can leave it behind.
+    /// Cleanups run newest first, each once, with the default retry policy.
+    pub fn defer<P: Serialize>(&self, key: &str, payload: &P) -> Result<(), Error> {
+        self.defer_with(key, payload, Retry::default())
+    }
+
+    /// [`Ctx::defer`] with an explicit retry policy.
+    pub fn defer_with<P: Serialize>(&self, key: &str, payload: &P, retry: Retry) -> Result<(), Error> {
+        let json = encode_payload(key, payload)?;
+        cleanup::defer(key, &json, retry.to_wit());
+        Ok(())
+    }
+
+    /// Registers an undo named `key` for work just done: if the run later
+    /// fails or is cancelled, the agent calls [`crate::Runbook::finalize`]
+    /// with `payload` (undos run newest first, before the cleanups). If the
+    /// run succeeds, undos do not run.
+    pub fn compensate<P: Serialize>(&self, key: &str, payload: &P) -> Result<(), Error> {
+        self.compensate_with(key, payload, Retry::default())
+    }
+
+    /// [`Ctx::compensate`] with an explicit retry policy.
+    pub fn compensate_with<P: Serialize>(&self, key: &str, payload: &P, retry: Retry) -> Result<(), Error> {
+        let json = encode_payload(key, payload)?;
+        cleanup::compensate(key, &json, retry.to_wit());
+        Ok(())
     }
 
     /// The current UTC time, journaled: a replay sees the same instant.
@@ -148,6 +190,11 @@ impl Ctx {
     pub fn warn(&self, message: &str) {
         self.log(Level::Warn, message, &[])
     }
+}
+
+fn encode_payload<P: Serialize>(key: &str, payload: &P) -> Result<String, Error> {
+    serde_json::to_string(payload)
+        .map_err(|e| Error::new("payload-not-serializable", format!("payload of action '{key}': {e}")))
 }
 
 fn decode_output<T: DeserializeOwned>(key: &str, json: &str) -> Result<T, Error> {

@@ -68,7 +68,13 @@ impl Describe {
             params: self
                 .params
                 .into_iter()
-                .map(|p| ParamSpec { name: p.name, description: p.description, type_: p.ty, default: p.default })
+                .map(|p| ParamSpec {
+                    name: p.name,
+                    description: p.description,
+                    type_: p.ty,
+                    default: p.default,
+                    secret: p.secret,
+                })
                 .collect(),
             capabilities: self
                 .capabilities
@@ -91,11 +97,20 @@ pub struct Param {
     description: String,
     ty: ParamType,
     default: Option<String>,
+    secret: bool,
 }
 
 impl Param {
     fn new(name: &str, description: &str, ty: ParamType) -> Self {
-        Param { name: name.into(), description: description.into(), ty, default: None }
+        Param { name: name.into(), description: description.into(), ty, default: None, secret: false }
+    }
+
+    /// A secret parameter (a password, a token). The operator passes a
+    /// reference (`--param NAME=env:VAR` or `file:PATH`), never the value; the
+    /// runbook receives a [`crate::Secret`] handle it can give to a capability
+    /// but cannot read. Declare it in the params struct as `Secret`.
+    pub fn secret(name: &str, description: &str) -> Self {
+        Param { secret: true, ..Param::new(name, description, ParamType::String) }
     }
 
     /// A text parameter.

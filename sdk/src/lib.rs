@@ -102,12 +102,16 @@ pub mod bindings;
 mod ctx;
 mod describe;
 mod error;
+mod finalize;
 mod retry;
+mod secret;
 
 pub use ctx::{Attempt, Ctx, Level};
 pub use describe::{Capability, Describe, Param};
 pub use error::{Context, Error};
+pub use finalize::{Action, Ending};
 pub use retry::Retry;
+pub use secret::Secret;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -126,6 +130,19 @@ pub trait Runbook {
 
     /// The runbook itself.
     fn run(ctx: &Ctx, params: Self::Params) -> Result<Self::Output, Error>;
+
+    /// Carries out a cleanup or undo registered with [`Ctx::defer`] or
+    /// [`Ctx::compensate`]. The agent calls it after `run` has ended, in a
+    /// fresh instance, once per action (again only after a crash or a
+    /// retryable error; [`Ctx::attempt`] gives the idempotency key). A runbook
+    /// that registers nothing need not implement it.
+    fn finalize(ctx: &Ctx, action: Action) -> Result<(), Error> {
+        let _ = ctx;
+        Err(Error::new(
+            "no-finalize",
+            format!("the runbook registered '{}' but does not implement Runbook::finalize", action.key()),
+        ))
+    }
 }
 
 /// Exports a [`Runbook`] implementation as the component's `runbook` world.
@@ -143,6 +160,12 @@ macro_rules! export_runbook {
                 params: ::std::string::String,
             ) -> ::core::result::Result<::std::string::String, $crate::bindings::drover::runbook::types::Error> {
                 $crate::__private::run::<$runbook>(&params)
+            }
+
+            fn finalize(
+                action: $crate::bindings::Action,
+            ) -> ::core::result::Result<(), $crate::bindings::drover::runbook::types::Error> {
+                $crate::__private::finalize::<$runbook>(action)
             }
         }
 
@@ -168,5 +191,13 @@ pub mod __private {
         let output = R::run(&ctx, params).map_err(|e| e.to_wit())?;
         serde_json::to_string(&output)
             .map_err(|e| Error::new("output-not-serializable", format!("run result: {e}")).to_wit())
+    }
+
+    pub fn finalize<R: Runbook>(action: crate::bindings::Action) -> Result<(), WitError> {
+        let key = action.key.clone();
+        let action = Action::from_wit(action).map_err(|e| e.to_wit())?;
+        let ctx = Ctx::new();
+        ctx.current_attempt_from_host(&key);
+        R::finalize(&ctx, action).map_err(|e| e.to_wit())
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 the command (or run) succeeded; 1 the run ended `failed`;
 //! 2 bad input or an error before or around the run (the message says what
-//! and what to do); 130 interrupted (the run stays resumable).
+//! and what to do); 3 the run ended `cancelled`; 130 interrupted (the run
+//! stays resumable).
 
 mod commands;
 mod home;
@@ -34,6 +35,9 @@ enum Command {
     Run(commands::run::Args),
     /// Resume a run that was interrupted (crash, kill, reboot) from its journal.
     Resume(commands::resume::Args),
+    /// Cancel a run: it stops at its next step boundary (or at once in a
+    /// durable sleep), runs its undos and cleanups, and ends `cancelled`.
+    Cancel(commands::cancel::Args),
     /// List runs, newest first.
     Runs(commands::runs::Args),
     /// Show one run: status, timeline of steps, outputs and errors.
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(a) => commands::run::exec(&home, a).await,
             Command::Resume(a) => commands::resume::exec(&home, a).await,
+            Command::Cancel(a) => commands::cancel::exec(&home, a).await,
             Command::Runs(a) => commands::runs::exec(&home, a).await,
             Command::Show(a) => commands::show::exec(&home, a).await,
             Command::Inspect(a) => commands::inspect::exec(&home, a).await,

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use drover_journal::{Entry, EntryKind, EntryStatus, ErrorRecord, RunRecord, owner_is_alive, rfc3339};
+use drover_journal::{CancelRequest, Entry, EntryKind, EntryStatus, ErrorRecord, RunRecord, owner_is_alive, rfc3339};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -28,6 +28,26 @@ pub struct WaitView {
     pub until: Option<String>,
     pub finished_at: Option<String>,
     pub status: &'static str,
+}
+
+/// A registered cleanup or undo and where it stands.
+#[derive(Serialize)]
+pub struct ActionView {
+    pub key: String,
+    pub kind: &'static str,
+    /// `pending` (not run yet), `skipped` (an undo of a run that succeeded),
+    /// `running`, `succeeded` or `failed`.
+    pub status: &'static str,
+    pub attempts: u32,
+    pub error: Option<ErrorRecord>,
+}
+
+/// The run's cleanups and undos: `status` is `none`, `pending`, `running`,
+/// `succeeded` or `failed` (some action failed after its retries).
+#[derive(Serialize)]
+pub struct CleanupView {
+    pub status: &'static str,
+    pub actions: Vec<ActionView>,
 }
 
 /// The process driving a run.
@@ -55,6 +75,47 @@ pub struct RunView {
     pub error: Option<ErrorRecord>,
     pub waits: Vec<WaitView>,
     pub driver: Option<DriverView>,
+    pub cancel: Option<CancelRequest>,
+    pub cleanup: CleanupView,
+}
+
+fn cleanup_view(run: &RunRecord, entries: &[Entry]) -> CleanupView {
+    let ended = entries.iter().find(|e| e.kind == EntryKind::End);
+    let succeeded = ended.is_some_and(|e| e.output.as_ref().is_some_and(|o| o["status"] == "succeeded"));
+    let actions: Vec<ActionView> = entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Register)
+        .filter_map(|reg| {
+            let step_key = reg.key.clone()?;
+            let (kind, key) = step_key.split_once(':')?;
+            let kind = if kind == "undo" { "undo" } else { "cleanup" };
+            let step = entries.iter().find(|e| e.kind == EntryKind::Step && e.key.as_deref() == Some(step_key.as_str()));
+            let status = match step {
+                Some(s) => s.status.as_str(),
+                None if kind == "undo" && (succeeded || (ended.is_none() && run.status.is_final())) => "skipped",
+                None => "pending",
+            };
+            Some(ActionView {
+                key: key.to_string(),
+                kind,
+                status,
+                attempts: step.map(|s| s.attempts).unwrap_or(0),
+                error: step.and_then(|s| s.error.clone()),
+            })
+        })
+        .collect();
+    let status = if actions.is_empty() {
+        "none"
+    } else if actions.iter().any(|a| a.status == "failed") {
+        "failed"
+    } else if actions.iter().any(|a| a.status == "running") {
+        "running"
+    } else if actions.iter().any(|a| a.status == "pending") {
+        "pending"
+    } else {
+        "succeeded"
+    };
+    CleanupView { status, actions }
 }
 
 impl RunView {
@@ -98,6 +159,8 @@ impl RunView {
             error: run.error.clone(),
             waits,
             driver: run.owner.as_ref().map(|o| DriverView { host: o.host.clone(), pid: o.pid, alive: owner_is_alive(o) }),
+            cancel: run.cancel.clone(),
+            cleanup: cleanup_view(run, entries),
         }
     }
 }
@@ -185,6 +248,14 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
                 };
                 let _ = writeln!(out, "  {:>9}  ⏸ {what}", offset(&start, &e.started_at));
             }
+            EntryKind::Register => {
+                let what = e.key.as_deref().unwrap_or("?").replacen(':', " registered: ", 1);
+                let _ = writeln!(out, "  {:>9}  ↺ {what}", offset(&start, &e.started_at));
+            }
+            EntryKind::End => {
+                let status = e.output.as_ref().and_then(|o| o["status"].as_str()).unwrap_or("?");
+                let _ = writeln!(out, "  {:>9}  ■ run ended: {status}", offset(&start, &e.started_at));
+            }
             EntryKind::Now | EntryKind::Random => {}
         }
     }
@@ -193,6 +264,17 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
     }
     if let Some(err) = &run.error {
         let _ = writeln!(out, "\nerror     {err}");
+    }
+    if let Some(c) = &run.cancel {
+        let _ = writeln!(out, "cancel    requested by {} at {}: {}", c.by, rfc3339(&c.at), c.reason);
+    }
+    let cleanup = cleanup_view(run, entries);
+    if cleanup.status != "none" {
+        let _ = writeln!(out, "cleanup   {}", cleanup.status);
+        for a in &cleanup.actions {
+            let err = a.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
+            let _ = writeln!(out, "  {:<7} {:<24} {}{err}", a.kind, a.key, a.status);
+        }
     }
     out
 }

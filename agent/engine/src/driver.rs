@@ -1,22 +1,30 @@
 //! Driving a run: claim it, execute the runbook from the top (the journal
-//! answers what already happened), and record how it ended.
+//! answers what already happened), record how its main part ended, run its
+//! undos and cleanups, and record the final status.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use drover_journal::{
-    Created, Durability, ErrorRecord, Journal, JournalError, NewRun, Op, RunRecord, RunStatus, RunbookRef,
+    Created, Durability, ErrorRecord, Journal, JournalError, Lease, NewRun, Op, RunRecord, RunStatus, RunbookRef,
     current_owner,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use crate::durable::{Durable, DurableError};
+use crate::bindings;
+use crate::cancel::CancelSignal;
+use crate::durable::{AfterFailure, Durable, DurableError, StepStart};
 use crate::events::{Observer, RunEvent};
 use crate::host::{HostState, from_wit};
 use crate::sandbox::{stderr_tail, wasi_for_run};
+use crate::secrets::{Secrets, guest_params};
 use crate::{EPOCH_TICK, Engine, EngineError, LoadedRunbook};
+
+/// How often a driver looks for a cancel request in the journal.
+const CANCEL_POLL: Duration = Duration::from_millis(200);
 
 /// A new run to start.
 pub struct RunRequest {
@@ -33,6 +41,60 @@ pub struct CpuBudgetExceeded {
     budget_ms: u128,
 }
 
+/// How the runbook's main part (`run`) ended.
+#[derive(Debug, Clone)]
+enum Ending {
+    Succeeded(Value),
+    Failed(ErrorRecord),
+    Cancelled(ErrorRecord),
+}
+
+impl Ending {
+    fn to_json(&self) -> Value {
+        match self {
+            Ending::Succeeded(r) => json!({"status": "succeeded", "result": r}),
+            Ending::Failed(e) => json!({"status": "failed", "error": e}),
+            Ending::Cancelled(e) => json!({"status": "cancelled", "error": e}),
+        }
+    }
+
+    fn from_json(v: &Value) -> Ending {
+        let error = || {
+            serde_json::from_value(v["error"].clone())
+                .unwrap_or_else(|_| ErrorRecord::terminal("unknown", "the journaled end of the run has no error"))
+        };
+        match v["status"].as_str() {
+            Some("succeeded") => Ending::Succeeded(v["result"].clone()),
+            Some("cancelled") => Ending::Cancelled(error()),
+            _ => Ending::Failed(error()),
+        }
+    }
+
+    fn error(&self) -> Option<&ErrorRecord> {
+        match self {
+            Ending::Succeeded(_) => None,
+            Ending::Failed(e) | Ending::Cancelled(e) => Some(e),
+        }
+    }
+
+    fn wit(&self) -> bindings::Ending {
+        match self {
+            Ending::Succeeded(_) => bindings::Ending::Succeeded,
+            Ending::Failed(_) => bindings::Ending::Failed,
+            Ending::Cancelled(_) => bindings::Ending::Cancelled,
+        }
+    }
+
+    fn final_status(self) -> Op {
+        let now = Some(Utc::now());
+        match self {
+            Ending::Succeeded(r) => Op::SetStatus { status: RunStatus::Succeeded, finished_at: now, result: Some(r), error: None },
+            Ending::Failed(e) => Op::SetStatus { status: RunStatus::Failed, finished_at: now, result: None, error: Some(e) },
+            Ending::Cancelled(e) => Op::SetStatus { status: RunStatus::Cancelled, finished_at: now, result: None, error: Some(e) },
+        }
+    }
+}
+
 /// Checks a run id: 1 to 64 of `[A-Za-z0-9._-]`.
 pub fn check_run_id(id: &str) -> Result<(), EngineError> {
     let ok = !id.is_empty()
@@ -40,6 +102,24 @@ pub fn check_run_id(id: &str) -> Result<(), EngineError> {
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !id.starts_with('.');
     if ok { Ok(()) } else { Err(EngineError::BadRunId(id.into())) }
+}
+
+/// A failure of the journal (or another infrastructure failure) while the
+/// driver itself calls into `Durable`.
+fn infra(e: DurableError) -> EngineError {
+    match e {
+        DurableError::Journal(j) => EngineError::Journal(j),
+        other => EngineError::Internal(other.to_string()),
+    }
+}
+
+/// If a trap came from the journal failing (or the claim being lost), the
+/// driver must stop without recording an outcome: the run stays resumable.
+fn journal_failure(trap: &wasmtime::Error) -> Option<JournalError> {
+    match trap.downcast_ref::<DurableError>() {
+        Some(DurableError::Journal(j)) => Some(j.clone()),
+        _ => None,
+    }
 }
 
 impl Engine {
@@ -57,13 +137,7 @@ impl Engine {
             .memories(16)
             .trap_on_grow_failure(true)
             .build();
-        let state = HostState {
-            durable,
-            wasi,
-            table: Default::default(),
-            limits,
-            cpu_ticks: 0,
-        };
+        let state = HostState { durable, wasi, table: Default::default(), limits, cpu_ticks: 0 };
         let mut store = Store::new(&self.wasm, state);
         store.limiter(|s| &mut s.limits);
         let budget_ticks = (self.limits.cpu_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
@@ -91,6 +165,8 @@ impl Engine {
         observer: Observer,
     ) -> Result<RunRecord, EngineError> {
         check_run_id(&req.run_id)?;
+        // Secrets must resolve before anything is recorded.
+        Secrets::resolve(&req.params)?;
         let new = NewRun {
             run_id: req.run_id.clone(),
             runbook: RunbookRef {
@@ -148,77 +224,182 @@ impl Engine {
         run_id: &str,
         observer: Observer,
     ) -> Result<RunRecord, EngineError> {
+        let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+        let secrets = Arc::new(Secrets::resolve(&run.params)?);
         let lease = journal.claim(run_id, &current_owner()).await?;
-        let result = self.execute(journal.clone(), runbook, run_id, lease.clone(), observer).await;
+        let cancel = Arc::new(CancelSignal::default());
+        let watcher = tokio::spawn(watch_for_cancel(journal.clone(), run_id.to_string(), cancel.clone()));
+        let result = self.execute(journal.clone(), runbook, run, lease.clone(), secrets, cancel, observer).await;
+        watcher.abort();
         // Giving up the claim is a courtesy: a dead driver's claim is taken over anyway.
         let _ = journal.release(&lease).await;
         result?;
         journal.run(run_id).await?.ok_or_else(|| EngineError::Journal(JournalError::UnknownRun(run_id.into())))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn execute(
         &self,
         journal: Arc<dyn Journal>,
         runbook: &LoadedRunbook,
-        run_id: &str,
-        lease: drover_journal::Lease,
+        run: RunRecord,
+        lease: Lease,
+        secrets: Arc<Secrets>,
+        cancel: Arc<CancelSignal>,
         observer: Observer,
     ) -> Result<(), EngineError> {
-        let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+        let run_id = run.run_id.as_str();
         let entries = journal.entries(run_id).await?;
         let span = tracing::info_span!("run", run_id, runbook = %runbook.info.name, version = %runbook.info.version);
         let _enter = span.enter();
         observer.send(RunEvent::Started { run_id: run_id.into(), journaled_entries: entries.len() });
-        let mut ops = Vec::new();
         if run.runbook.digest != runbook.info.digest {
             tracing::warn!(from = %run.runbook.digest, to = %runbook.info.digest, "resuming with a replacement runbook");
         }
-        if run.status == RunStatus::Waiting {
-            ops.push(Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None });
+        if let Some(req) = run.cancel.clone() {
+            cancel.raise(req);
         }
-        let durable = Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes);
-        let (mut store, stderr) = self.new_store(Some(durable), run_id, run.created_at.timestamp());
-        if !ops.is_empty() {
-            journal.commit(&lease, std::mem::take(&mut ops), Durability::Buffered).await?;
-        }
+        let created = run.created_at.timestamp();
+        let mut durable =
+            Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel);
 
-        let params = run.params.to_string();
+        let ending = match durable.recorded_end() {
+            // The main part ended before a crash: go straight to the actions.
+            Some(end) => {
+                durable.enter_finalize();
+                Ending::from_json(end.output.as_ref().unwrap_or(&Value::Null))
+            }
+            None => {
+                if run.status == RunStatus::Waiting {
+                    let ops = vec![Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None }];
+                    journal.commit(&lease, ops, Durability::Buffered).await?;
+                }
+                let (ending, d) = self.run_main(runbook, &run, durable).await?;
+                durable = d;
+                ending
+            }
+        };
+
+        let mut durable = self.finalize(runbook, run_id, created, &ending, durable).await?;
+        let mut ops = durable.take_pending();
+        ops.push(ending.final_status());
+        durable.finish(ops).await.map_err(infra)?;
+        Ok(())
+    }
+
+    /// Runs the runbook's `run` and records how it ended (the `End` entry).
+    async fn run_main(&self, runbook: &LoadedRunbook, run: &RunRecord, durable: Durable) -> Result<(Ending, Durable), EngineError> {
+        let (mut store, stderr) = self.new_store(Some(durable), &run.run_id, run.created_at.timestamp());
+        let params = guest_params(&run.params).to_string();
         let outcome = match runbook.pre.instantiate_async(&mut store).await {
             Ok(instance) => instance.call_run(&mut store, &params).await,
             Err(e) => Err(e),
         };
-        let durable = store.data_mut().durable.as_mut().expect("set above");
-        ops.extend(durable.take_pending());
-        let now = Some(Utc::now());
+        let mut durable = store.data_mut().durable.take().expect("the store holds the run's durable state");
+        let mut ops = durable.take_pending();
         let ending = match outcome {
             Ok(Ok(result)) => match durable.check_fully_replayed() {
-                Ok(()) => Ok(serde_json::from_str::<Value>(&result).unwrap_or(Value::String(result))),
-                Err(e) => Err(ErrorRecord::terminal(e.code(), e.to_string())),
+                Ok(()) => {
+                    let result = durable.mask(&result);
+                    Ending::Succeeded(serde_json::from_str::<Value>(&result).unwrap_or(Value::String(result)))
+                }
+                Err(e) => Ending::Failed(ErrorRecord::terminal(e.code(), e.to_string())),
             },
-            Ok(Err(e)) => Err(from_wit(e)),
+            Ok(Err(e)) => Ending::Failed(durable.mask_error(from_wit(e))),
             Err(trap) => {
-                // The journal itself failed, or another driver took over: do not
-                // record an outcome; the run stays resumable from its last durable step.
-                if let Some(DurableError::Journal(j)) = trap.downcast_ref::<DurableError>() {
-                    let j = j.clone();
+                if let Some(j) = journal_failure(&trap) {
                     tracing::error!(error = %j, "journal failed; run left resumable");
                     return Err(EngineError::Journal(j));
                 }
-                Err(trap_record(&trap, &stderr))
+                match trap.downcast_ref::<DurableError>() {
+                    Some(DurableError::Cancelled { by, reason }) => Ending::Cancelled(ErrorRecord::terminal(
+                        "cancelled",
+                        durable.mask(&format!("cancelled by {by}: {reason}")),
+                    )),
+                    _ => Ending::Failed(durable.mask_error(trap_record(&trap, &stderr))),
+                }
             }
         };
-        match ending {
-            Ok(result) => {
-                ops.push(Op::SetStatus { status: RunStatus::Succeeded, finished_at: now, result: Some(result), error: None });
+        if let Some(error) = ending.error() {
+            ops.extend(durable.close_open_step(error));
+            tracing::info!(code = %error.code, message = %error.message, "run did not succeed");
+        }
+        durable.end_main(ending.to_json(), ending.error(), ops).await.map_err(infra)?;
+        Ok((ending, durable))
+    }
+
+    /// Runs the registered undos (newest first, only if the run did not
+    /// succeed), then the cleanups (newest first, always), each once, as a
+    /// journaled step in a fresh instance. A failing action is retried per its
+    /// policy and then recorded; the others still run.
+    async fn finalize(
+        &self,
+        runbook: &LoadedRunbook,
+        run_id: &str,
+        created: i64,
+        ending: &Ending,
+        mut durable: Durable,
+    ) -> Result<Durable, EngineError> {
+        let registrations = durable.registrations();
+        let undos = registrations.iter().filter(|r| r.undo && !matches!(ending, Ending::Succeeded(_))).rev();
+        let cleanups = registrations.iter().filter(|r| !r.undo).rev();
+        for reg in undos.chain(cleanups) {
+            match durable.begin_action(&reg.step_key, reg.retry).await.map_err(infra)? {
+                StepStart::Completed(_) | StepStart::Failed(_) => continue,
+                StepStart::Run(_) => {}
             }
-            Err(error) => {
-                ops.extend(durable.close_open_step(&error));
-                tracing::info!(code = %error.code, message = %error.message, "run failed");
-                ops.push(Op::SetStatus { status: RunStatus::Failed, finished_at: now, result: None, error: Some(error) });
+            loop {
+                let action = bindings::Action {
+                    kind: if reg.undo { bindings::ActionKind::Undo } else { bindings::ActionKind::Cleanup },
+                    key: reg.key.clone(),
+                    payload: reg.payload.clone(),
+                    ending: ending.wit(),
+                };
+                let (mut store, stderr) = self.new_store(Some(durable), run_id, created);
+                let res = match runbook.pre.instantiate_async(&mut store).await {
+                    Ok(instance) => instance.call_finalize(&mut store, &action).await,
+                    Err(e) => Err(e),
+                };
+                durable = store.data_mut().durable.take().expect("the store holds the run's durable state");
+                let outcome = match res {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(durable.mask_error(from_wit(e))),
+                    Err(trap) => {
+                        if let Some(j) = journal_failure(&trap) {
+                            return Err(EngineError::Journal(j));
+                        }
+                        Err(durable.mask_error(trap_record(&trap, &stderr)))
+                    }
+                };
+                match outcome {
+                    Ok(()) => {
+                        durable.complete_step(&reg.step_key, "null").await.map_err(infra)?;
+                        break;
+                    }
+                    Err(e) => match durable.fail_step(&reg.step_key, e).await.map_err(infra)? {
+                        AfterFailure::Retry(_) => continue,
+                        AfterFailure::GiveUp(e) => {
+                            tracing::warn!(action = %reg.step_key, error = %e, "cleanup or undo failed");
+                            break;
+                        }
+                    },
+                }
             }
         }
-        journal.commit(&lease, ops, Durability::Durable).await?;
-        Ok(())
+        Ok(durable)
+    }
+}
+
+/// Watches the journal for a cancel request for `run_id` and raises `signal`.
+async fn watch_for_cancel(journal: Arc<dyn Journal>, run_id: String, signal: Arc<CancelSignal>) {
+    loop {
+        tokio::time::sleep(CANCEL_POLL).await;
+        if let Ok(Some(run)) = journal.run(&run_id).await {
+            if let Some(req) = run.cancel {
+                signal.raise(req);
+                return;
+            }
+        }
     }
 }
 
@@ -238,10 +419,9 @@ fn trap_record(trap: &wasmtime::Error, stderr: &MemoryOutputPipe) -> ErrorRecord
             "the runbook tried to grow its memory past the limit (limit memory_bytes); it was stopped".to_string(),
         );
     }
-    if let Some(panic) = tail.lines().find(|l| l.contains("panicked at")) {
-        let rest: Vec<&str> = tail.lines().skip_while(|l| !l.contains("panicked at")).take(4).collect();
-        let _ = panic;
-        return ErrorRecord::terminal("panic", format!("the runbook panicked: {}", rest.join(" ").trim()));
+    if tail.contains("panicked at") {
+        let panic: Vec<&str> = tail.lines().skip_while(|l| !l.contains("panicked at")).take(4).collect();
+        return ErrorRecord::terminal("panic", format!("the runbook panicked: {}", panic.join(" ").trim()));
     }
     let what = match trap.downcast_ref::<Trap>() {
         Some(t) => t.to_string(),

@@ -34,8 +34,10 @@ use drover_journal::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::cancel::CancelSignal;
 use crate::events::{Observer, RunEvent};
 use crate::failpoints::{self, Failpoint};
+use crate::secrets::Secrets;
 
 /// Longest step key, in bytes.
 pub const MAX_KEY_LEN: usize = 128;
@@ -112,6 +114,28 @@ pub enum DurableError {
     /// A host call's arguments are out of range.
     #[error("{0}")]
     BadRequest(String),
+    /// An operator cancelled the run.
+    #[error("cancelled by {by}: {reason}")]
+    Cancelled {
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// A step was begun while the agent runs the runbook's cleanups or undos.
+    #[error("step '{key}' was begun inside finalize(); a cleanup or undo is itself a step and cannot begin others")]
+    StepInFinalize {
+        /// The key.
+        key: String,
+    },
+    /// The same cleanup or undo key was registered twice.
+    #[error("{kind} '{key}' is registered twice in this run; keys must be unique")]
+    DuplicateAction {
+        /// cleanup or undo.
+        kind: &'static str,
+        /// The key.
+        key: String,
+    },
     /// The journal failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -123,6 +147,7 @@ impl DurableError {
         match self {
             DurableError::NonDeterminism { .. } | DurableError::UnreplayedEntries { .. } => "non-determinism",
             DurableError::Journal(_) => "journal",
+            DurableError::Cancelled { .. } => "cancelled",
             _ => "contract-violation",
         }
     }
@@ -131,7 +156,7 @@ impl DurableError {
 type Result<T, E = DurableError> = std::result::Result<T, E>;
 
 /// A step's retry policy, as the runbook passed it to `begin`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetrySpec {
     /// Attempts in all.
     pub max_attempts: u32,
@@ -181,6 +206,30 @@ pub enum AfterFailure {
     GiveUp(ErrorRecord),
 }
 
+/// Which part of the run is executing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The runbook's `run`.
+    Main,
+    /// The registered undos and cleanups, after `run` ended.
+    Finalize,
+}
+
+/// A registered cleanup or undo, as journaled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    /// The journaled step key it runs under: `cleanup:KEY` or `undo:KEY`.
+    pub step_key: String,
+    /// The key the runbook gave.
+    pub key: String,
+    /// Undo (true) or cleanup.
+    pub undo: bool,
+    /// Its payload (JSON text).
+    pub payload: String,
+    /// Its retry policy.
+    pub retry: RetrySpec,
+}
+
 struct OpenStep {
     seq: usize,
     key: String,
@@ -197,12 +246,16 @@ pub struct Durable {
     cursor: usize,
     open: Option<OpenStep>,
     keys: HashSet<String>,
+    registered: HashSet<String>,
     observer: Observer,
     max_output_bytes: usize,
     replayed_steps: u32,
     /// Writes that need no round trip of their own (recorded values, events):
     /// they go out with the next commit, in order.
     pending: Vec<Op>,
+    secrets: Arc<Secrets>,
+    cancel: Arc<CancelSignal>,
+    phase: Phase,
 }
 
 /// Most deferred writes held before they are flushed on their own.
@@ -250,6 +303,8 @@ impl Durable {
         entries: Vec<Entry>,
         observer: Observer,
         max_output_bytes: usize,
+        secrets: Arc<Secrets>,
+        cancel: Arc<CancelSignal>,
     ) -> Self {
         Durable {
             journal,
@@ -258,10 +313,14 @@ impl Durable {
             cursor: 0,
             open: None,
             keys: HashSet::new(),
+            registered: HashSet::new(),
             observer,
             max_output_bytes,
             replayed_steps: 0,
             pending: Vec::new(),
+            secrets,
+            cancel,
+            phase: Phase::Main,
         }
     }
 
@@ -341,6 +400,19 @@ impl Durable {
     /// `steps.begin`: replay a finished step, or grant an attempt.
     pub async fn begin_step(&mut self, key: &str, retry: RetrySpec) -> Result<StepStart> {
         check_key(key)?;
+        if self.phase == Phase::Finalize {
+            return Err(DurableError::StepInFinalize { key: key.into() });
+        }
+        self.begin(key, retry).await
+    }
+
+    /// Begins the journaled step a cleanup or undo runs under (key
+    /// `cleanup:KEY` / `undo:KEY`, which runbook keys cannot take).
+    pub async fn begin_action(&mut self, step_key: &str, retry: RetrySpec) -> Result<StepStart> {
+        self.begin(step_key, retry).await
+    }
+
+    async fn begin(&mut self, key: &str, retry: RetrySpec) -> Result<StepStart> {
         if let Some(open) = &self.open {
             return Err(DurableError::NestedStep { outer: open.key.clone(), inner: key.into() });
         }
@@ -365,8 +437,9 @@ impl Durable {
             }
             Some(mut e) => {
                 // In flight when the last driver stopped: run it again, same key.
+                self.check_cancel()?;
                 if let Some(at) = e.next_attempt_at {
-                    self.wait_until(key, at).await;
+                    self.wait_until(key, at).await?;
                 }
                 e.attempts += 1;
                 e.next_attempt_at = None;
@@ -376,6 +449,7 @@ impl Durable {
                 (e, number, ops)
             }
             None => {
+                self.check_cancel()?;
                 let e = Entry {
                     seq: seq as u64,
                     kind: EntryKind::Step,
@@ -424,6 +498,8 @@ impl Durable {
     /// `steps.complete`: journal the output durably.
     pub async fn complete_step(&mut self, key: &str, output: &str) -> Result<()> {
         let open = self.take_open(key)?;
+        let output = self.secrets.mask(output);
+        let output = output.as_str();
         let value = if output.len() > self.max_output_bytes {
             Err(format!("{} bytes, more than the limit of {} bytes", output.len(), self.max_output_bytes))
         } else {
@@ -453,6 +529,7 @@ impl Durable {
     /// `steps.fail`: retry per policy (waiting out the backoff), or give up.
     pub async fn fail_step(&mut self, key: &str, error: ErrorRecord) -> Result<AfterFailure> {
         let open = self.take_open(key)?;
+        let error = self.mask_error(error);
         let mut entry = self.entries[open.seq].clone();
         let now = Utc::now();
         if error.retryable && open.attempt < open.retry.max_attempts {
@@ -474,7 +551,10 @@ impl Durable {
                 backoff,
                 error: error.clone(),
             });
-            self.wait_until(key, at).await;
+            if let Err(e) = self.wait_until(key, at).await {
+                self.open = Some(open);
+                return Err(e);
+            }
             entry.attempts += 1;
             entry.next_attempt_at = None;
             let number = entry.attempts;
@@ -620,7 +700,7 @@ impl Durable {
         };
         failpoints::hit(Failpoint::InSleep, &label);
         if let Some(wake) = entry.next_attempt_at {
-            self.wait_until(&label, wake).await;
+            self.wait_until(&label, wake).await?;
         }
         entry.status = EntryStatus::Succeeded;
         entry.finished_at = Some(Utc::now());
@@ -638,13 +718,186 @@ impl Durable {
         Ok(())
     }
 
-    async fn wait_until(&self, label: &str, at: DateTime<Utc>) {
+    /// Waits until `at`; in the main part of a run, a cancel ends the wait.
+    async fn wait_until(&self, label: &str, at: DateTime<Utc>) -> Result<()> {
+        self.check_cancel()?;
         let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         if left.is_zero() {
-            return;
+            return Ok(());
         }
         self.observer.send(RunEvent::Sleeping { step: (!label.is_empty()).then(|| label.to_string()), until: at });
-        tokio::time::sleep(left).await;
+        if self.phase == Phase::Finalize {
+            tokio::time::sleep(left).await;
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(left) => Ok(()),
+            _ = self.cancel.raised() => self.check_cancel(),
+        }
+    }
+
+    /// Fails with `Cancelled` if an operator cancelled the run (main part only:
+    /// cleanups and undos always run to the end).
+    fn check_cancel(&self) -> Result<()> {
+        if self.phase == Phase::Main {
+            if let Some(r) = self.cancel.request() {
+                return Err(DurableError::Cancelled { by: r.by, reason: r.reason });
+            }
+        }
+        Ok(())
+    }
+
+    /// `error` with every secret value masked.
+    pub fn mask_error(&self, mut error: ErrorRecord) -> ErrorRecord {
+        if !self.secrets.is_empty() {
+            error.code = self.secrets.mask(&error.code);
+            error.message = self.secrets.mask(&error.message);
+            error.resource = error.resource.map(|r| self.secrets.mask(&r));
+        }
+        error
+    }
+
+    /// `text` with every secret value masked.
+    pub fn mask(&self, text: &str) -> String {
+        self.secrets.mask(text)
+    }
+
+    /// The run's secrets, for capabilities that take a `secret-ref`.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    /// `cleanup.defer` / `cleanup.compensate`: journal a registration.
+    pub async fn register(&mut self, undo: bool, key: &str, payload: &str, retry: RetrySpec) -> Result<()> {
+        check_key(key)?;
+        let kind = if undo { "undo" } else { "cleanup" };
+        let step_key = format!("{kind}:{key}");
+        if self.phase == Phase::Finalize {
+            return Err(DurableError::BadRequest(format!("{kind} '{key}' was registered inside finalize(); register actions in run()")));
+        }
+        if !self.registered.insert(step_key.clone()) {
+            return Err(DurableError::DuplicateAction { kind, key: key.into() });
+        }
+        let payload = self.secrets.mask(payload);
+        let payload: Value = serde_json::from_str(&payload)
+            .map_err(|e| DurableError::BadRequest(format!("payload of {kind} '{key}' is not JSON: {e}")))?;
+        if let Some(e) = self.recorded(EntryKind::Register, Some(&step_key))? {
+            let _ = e;
+            self.cursor += 1;
+            return Ok(());
+        }
+        let now = Utc::now();
+        let entry = Entry {
+            seq: self.cursor as u64,
+            kind: EntryKind::Register,
+            key: Some(step_key),
+            status: EntryStatus::Succeeded,
+            attempts: 0,
+            started_at: now,
+            finished_at: Some(now),
+            output: Some(json!({
+                "payload": payload,
+                "retry": {"max_attempts": retry.max_attempts, "initial_backoff_ms": retry.initial_backoff_ms, "max_backoff_ms": retry.max_backoff_ms},
+            })),
+            error: None,
+            idempotency_key: None,
+            next_attempt_at: None,
+            end_seq: None,
+        };
+        // Durable: the action must survive any crash that follows.
+        self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
+        self.put(entry);
+        self.cursor += 1;
+        Ok(())
+    }
+
+    /// Every registration journaled in the main part, in registration order.
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::Register)
+            .filter_map(|e| {
+                let step_key = e.key.clone()?;
+                let (kind, key) = step_key.split_once(':')?;
+                let out = e.output.as_ref()?;
+                let r = &out["retry"];
+                Some(Registration {
+                    key: key.to_string(),
+                    undo: kind == "undo",
+                    payload: out["payload"].to_string(),
+                    retry: RetrySpec {
+                        max_attempts: r["max_attempts"].as_u64().unwrap_or(1).max(1) as u32,
+                        initial_backoff_ms: r["initial_backoff_ms"].as_u64().unwrap_or(0),
+                        max_backoff_ms: r["max_backoff_ms"].as_u64().unwrap_or(0),
+                    },
+                    step_key,
+                })
+            })
+            .collect()
+    }
+
+    /// The outcome recorded when the main part ended, if it has.
+    pub fn recorded_end(&self) -> Option<Entry> {
+        self.entries.iter().find(|e| e.kind == EntryKind::End).cloned()
+    }
+
+    /// Records the end of the main part (durably, with `ops`) and switches
+    /// to the finalize phase, positioned after the end.
+    pub async fn end_main(&mut self, ending: Value, error: Option<&ErrorRecord>, mut ops: Vec<Op>) -> Result<()> {
+        if self.recorded_end().is_none() {
+            // Steps left in flight (a crash, then a cancel before they re-ran)
+            // did not finish: say so rather than leave them running forever.
+            let now = Utc::now();
+            for e in self.entries.iter_mut().filter(|e| e.kind == EntryKind::Step && e.status == EntryStatus::Running) {
+                e.status = EntryStatus::Failed;
+                e.finished_at = Some(now);
+                e.next_attempt_at = None;
+                e.error = Some(error.cloned().unwrap_or_else(|| {
+                    ErrorRecord::terminal("not-finished", "the run ended before this step finished")
+                }));
+                ops.push(Op::PutEntry(e.clone()));
+            }
+            let entry = Entry {
+                seq: self.entries.len() as u64,
+                kind: EntryKind::End,
+                key: None,
+                status: EntryStatus::Succeeded,
+                attempts: 0,
+                started_at: now,
+                finished_at: Some(now),
+                output: Some(ending),
+                error: None,
+                idempotency_key: None,
+                next_attempt_at: None,
+                end_seq: None,
+            };
+            ops.push(Op::PutEntry(entry.clone()));
+            self.commit(ops, Durability::Durable).await?;
+            self.put(entry);
+        } else if !ops.is_empty() {
+            self.commit(ops, Durability::Durable).await?;
+        }
+        self.enter_finalize();
+        Ok(())
+    }
+
+    /// Switches to the finalize phase, positioned after the recorded end.
+    pub fn enter_finalize(&mut self) {
+        self.open = None;
+        self.phase = Phase::Finalize;
+        if let Some(end) = self.recorded_end() {
+            self.cursor = end.seq as usize + 1;
+        }
+    }
+
+    /// The attempt running now (a step body, or a cleanup or undo).
+    pub fn current_attempt(&self) -> Option<AttemptGrant> {
+        self.open.as_ref().map(|o| AttemptGrant { idempotency_key: o.idempotency_key.clone(), number: o.attempt })
+    }
+
+    /// Journals the final status (with any deferred writes), durably.
+    pub async fn finish(&mut self, ops: Vec<Op>) -> Result<()> {
+        self.commit(ops, Durability::Durable).await
     }
 
     /// `log.event`: stored with the run unless it repeats a replayed part.
@@ -653,6 +906,9 @@ impl Durable {
         if self.open.is_none() && self.replaying() {
             return Ok(());
         }
+        let message = self.secrets.mask(&message);
+        let fields = fields.into_iter().map(|(k, v)| (self.secrets.mask(&k), self.secrets.mask(&v))).collect();
+        tracing::event!(target: "drover::runbook", tracing::Level::INFO, run_id = self.run_id(), level = level.as_str(), "{message}");
         let ev = Event { at: Utc::now(), level, step: self.open.as_ref().map(|o| o.key.clone()), message, fields };
         self.observer.send(RunEvent::Log(ev.clone()));
         self.defer(Op::AddEvent(ev)).await

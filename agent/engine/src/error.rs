@@ -136,6 +136,16 @@ pub enum EngineError {
         /// Why.
         detail: String,
     },
+    /// A secret parameter's reference cannot be resolved.
+    #[error("secret parameter '{name}' ({reference}) cannot be resolved: {detail}; the value is not in the journal, so fix the reference's target and retry")]
+    SecretUnavailable {
+        /// The parameter.
+        name: String,
+        /// Its reference.
+        reference: String,
+        /// Why.
+        detail: String,
+    },
     /// A malformed run id.
     #[error("run id '{0}' is invalid: use 1 to 64 letters, digits, '-', '_' or '.'")]
     BadRunId(String),
@@ -153,6 +163,9 @@ pub enum EngineError {
     /// The engine could not be set up.
     #[error("cannot set up the WebAssembly engine: {0}")]
     Setup(String),
+    /// A bug in the agent: an invariant did not hold.
+    #[error("internal error: {0}; the run keeps every journaled step, report this and `drover resume` it")]
+    Internal(String),
     /// The runbook could not be instantiated.
     #[error("cannot instantiate the runbook: {0}")]
     Instantiate(String),

@@ -6,7 +6,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{clock, log, random, run_context, steps, types};
+use crate::bindings::{cleanup, clock, log, random, run_context, steps, types};
 use crate::durable::{AfterFailure, Durable, DurableError, RetrySpec, StepStart};
 
 /// Most bytes of one log message kept; the rest is cut with a marker.
@@ -49,12 +49,7 @@ impl types::Host for HostState {}
 
 impl steps::Host for HostState {
     async fn begin(&mut self, key: String, retry: steps::RetryPolicy) -> wasmtime::Result<steps::Started> {
-        let spec = RetrySpec {
-            max_attempts: retry.max_attempts.max(1),
-            initial_backoff_ms: retry.initial_backoff_ms,
-            max_backoff_ms: retry.max_backoff_ms,
-        };
-        Ok(match self.durable()?.begin_step(&key, spec).await.map_err(trap)? {
+        Ok(match self.durable()?.begin_step(&key, retry_spec(retry)).await.map_err(trap)? {
             StepStart::Completed(json) => steps::Started::Completed(json),
             StepStart::Failed(e) => steps::Started::Failed(to_wit(e)),
             StepStart::Run(a) => {
@@ -120,15 +115,38 @@ impl log::Host for HostState {
             log::Level::Warn => Level::Warn,
             log::Level::Error => Level::Error,
         };
-        let durable = self.durable()?;
-        tracing::event!(target: "drover::runbook", tracing::Level::INFO, run_id = durable.run_id(), level = level.as_str(), "{message}");
-        durable.event(level, message, fields).await.map_err(trap)
+        self.durable()?.event(level, message, fields).await.map_err(trap)
     }
 }
 
 impl run_context::Host for HostState {
     async fn run_id(&mut self) -> wasmtime::Result<String> {
         Ok(self.durable()?.run_id().to_string())
+    }
+
+    async fn current_attempt(&mut self) -> wasmtime::Result<Option<steps::Attempt>> {
+        Ok(self
+            .durable()?
+            .current_attempt()
+            .map(|a| steps::Attempt { idempotency_key: a.idempotency_key, number: a.number }))
+    }
+}
+
+fn retry_spec(retry: steps::RetryPolicy) -> RetrySpec {
+    RetrySpec {
+        max_attempts: retry.max_attempts.max(1),
+        initial_backoff_ms: retry.initial_backoff_ms,
+        max_backoff_ms: retry.max_backoff_ms,
+    }
+}
+
+impl cleanup::Host for HostState {
+    async fn defer(&mut self, key: String, payload: String, retry: steps::RetryPolicy) -> wasmtime::Result<()> {
+        self.durable()?.register(false, &key, &payload, retry_spec(retry)).await.map_err(trap)
+    }
+
+    async fn compensate(&mut self, key: String, payload: String, retry: steps::RetryPolicy) -> wasmtime::Result<()> {
+        self.durable()?.register(true, &key, &payload, retry_spec(retry)).await.map_err(trap)
     }
 }
 

@@ -47,6 +47,8 @@ pub struct ParamInfo {
     pub ty: ParamType,
     /// Default; `None` means required.
     pub default: Option<Value>,
+    /// A secret: given as a reference, never as a value.
+    pub secret: bool,
 }
 
 /// One declared capability.
@@ -112,7 +114,10 @@ impl RunbookInfo {
                     Some(v)
                 }
             };
-            params.push(ParamInfo { name: p.name.clone(), description: p.description.clone(), ty, default });
+            if p.secret && (default.is_some() || ty != ParamType::String) {
+                return Err(bad(format!("secret parameter '{}' must be a string without a default", p.name)));
+            }
+            params.push(ParamInfo { name: p.name.clone(), description: p.description.clone(), ty, default, secret: p.secret });
         }
         Ok(RunbookInfo {
             name: info.name,
@@ -153,8 +158,11 @@ impl RunbookInfo {
                     detail: "given more than once".into(),
                 });
             }
-            let value = parse_value(spec.ty, text)
-                .map_err(|detail| EngineError::BadParam { name: name.clone(), detail })?;
+            let value = if spec.secret {
+                crate::secrets::parse_reference(name, text)?
+            } else {
+                parse_value(spec.ty, text).map_err(|detail| EngineError::BadParam { name: name.clone(), detail })?
+            };
             out.insert(name.clone(), value);
         }
         for p in &self.params {
@@ -221,10 +229,10 @@ mod tests {
             version: "1".into(),
             description: String::new(),
             params: vec![
-                ParamInfo { name: "n".into(), description: "count".into(), ty: ParamType::Integer, default: Some(3.into()) },
-                ParamInfo { name: "region".into(), description: "where".into(), ty: ParamType::String, default: None },
-                ParamInfo { name: "dry".into(), description: "".into(), ty: ParamType::Boolean, default: Some(false.into()) },
-                ParamInfo { name: "tags".into(), description: "".into(), ty: ParamType::Json, default: Some(Value::Null) },
+                ParamInfo { name: "n".into(), description: "count".into(), ty: ParamType::Integer, default: Some(3.into()), secret: false },
+                ParamInfo { name: "region".into(), description: "where".into(), ty: ParamType::String, default: None, secret: false },
+                ParamInfo { name: "dry".into(), description: "".into(), ty: ParamType::Boolean, default: Some(false.into()), secret: false },
+                ParamInfo { name: "tags".into(), description: "".into(), ty: ParamType::Json, default: Some(Value::Null), secret: false },
             ],
             capabilities: vec![],
             contract: "0.1.0".into(),

@@ -13,11 +13,14 @@
 //! - `sandbox`: the deny-all WASI a runbook gets.
 //! - `artifacts`: component bytes by digest, and the compile cache.
 //! - `loader`: validating a component and reading its description.
-//! - `driver`: claiming a run, executing it, recording how it ended.
+//! - `driver`: claiming a run, executing it, running its undos and cleanups,
+//!   recording how it ended; `cancel`: how a cancel request reaches it.
+//! - [`secrets`]: secret parameters and the mask over runbook output.
 //! - [`failpoints`]: crash injection for tests and game-days.
 
 mod artifacts;
 mod bindings;
+mod cancel;
 mod driver;
 pub mod durable;
 mod error;
@@ -27,6 +30,7 @@ mod host;
 mod info;
 mod loader;
 mod sandbox;
+pub mod secrets;
 
 use std::path::Path;
 use std::sync::Arc;

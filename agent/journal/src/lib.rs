@@ -126,6 +126,11 @@ pub trait Journal: Send + Sync + 'static {
     /// Applies `ops` atomically, if `lease` still holds the run.
     async fn commit(&self, lease: &Lease, ops: Vec<Op>, durability: Durability) -> Result<()>;
 
+    /// Records a request to cancel a run that has not ended (the first
+    /// request wins; later ones change nothing). Needs no claim: the run's
+    /// driver sees the request and stops the run. Returns the run.
+    async fn request_cancel(&self, run_id: &str, request: &CancelRequest) -> Result<RunRecord>;
+
     /// The run with this id, if any.
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
 

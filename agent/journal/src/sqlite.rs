@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use crate::owner::owner_is_alive;
 use crate::types::rfc3339;
 use crate::{
-    AttemptRecord, Created, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event,
+    AttemptRecord, CancelRequest, Created, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event,
     Journal, JournalError, Lease, Level, NewRun, Op, Owner, Result, RunFilter, RunRecord,
     RunStatus, RunbookRef,
 };
@@ -46,7 +46,8 @@ CREATE TABLE runs (
     result          TEXT,
     error           TEXT,
     owner           TEXT,
-    fence           INTEGER NOT NULL DEFAULT 0
+    fence           INTEGER NOT NULL DEFAULT 0,
+    cancel          TEXT
 );
 CREATE INDEX runs_by_created ON runs(created_at);
 CREATE TABLE entries (
@@ -95,6 +96,7 @@ pub struct SqliteJournal {
 
 enum Job {
     Create(NewRun),
+    Cancel(String, CancelRequest),
     Claim(String, Owner),
     Release(Lease),
     Commit(Lease, Vec<Op>, Durability),
@@ -102,6 +104,7 @@ enum Job {
 
 enum Reply {
     Unit,
+    Run(Box<RunRecord>),
     Created(Created),
     Lease(Lease),
 }
@@ -303,6 +306,15 @@ fn apply(conn: &Connection, path: &Path, job: &Job) -> Result<Reply> {
             .map_err(sql)?;
             Ok(Reply::Created(Created::New))
         }
+        Job::Cancel(run_id, req) => {
+            let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
+            if run.cancel.is_none() && !run.status.is_final() {
+                let text = serde_json::to_string(req).map_err(|e| JournalError::Malformed(e.to_string()))?;
+                conn.execute("UPDATE runs SET cancel = ?2 WHERE run_id = ?1", params![run_id, text]).map_err(sql)?;
+            }
+            let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
+            Ok(Reply::Run(Box::new(run)))
+        }
         Job::Claim(run_id, owner) => {
             let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
             if let Some(current) = &run.owner {
@@ -428,7 +440,7 @@ fn json_col<T: serde::de::DeserializeOwned>(row: &Row, col: usize) -> rusqlite::
 }
 
 const RUN_COLUMNS: &str = "run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at,
-     finished_at, result, error, owner, fence";
+     finished_at, result, error, owner, fence, cancel";
 
 fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
     let status: String = row.get(5)?;
@@ -443,6 +455,7 @@ fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
         error: json_col::<ErrorRecord>(row, 9)?,
         owner: json_col::<Owner>(row, 10)?,
         fence: row.get::<_, i64>(11)? as u64,
+        cancel: json_col::<CancelRequest>(row, 12)?,
     })
 }
 
@@ -492,6 +505,13 @@ impl Journal for SqliteJournal {
 
     async fn commit(&self, lease: &Lease, ops: Vec<Op>, durability: Durability) -> Result<()> {
         self.write(Job::Commit(lease.clone(), ops, durability)).await.map(|_| ())
+    }
+
+    async fn request_cancel(&self, run_id: &str, request: &CancelRequest) -> Result<RunRecord> {
+        match self.write(Job::Cancel(run_id.to_string(), request.clone())).await? {
+            Reply::Run(r) => Ok(*r),
+            _ => unreachable!("cancel answers Run"),
+        }
     }
 
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
@@ -721,5 +741,25 @@ mod tests {
         assert_eq!(run.status, RunStatus::Succeeded);
         assert_eq!(run.result, Some(serde_json::json!(3)));
         assert_eq!(j.runs(&RunFilter::default()).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn first_cancel_request_wins_and_final_runs_are_not_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(dir.path().join("runs.db")).unwrap();
+        j.create_run(&new_run("r1")).await.unwrap();
+        let req = |why: &str| CancelRequest { by: "sre@host".into(), reason: why.into(), at: Utc::now() };
+        let run = j.request_cancel("r1", &req("drill window over")).await.unwrap();
+        assert_eq!(run.cancel.as_ref().unwrap().reason, "drill window over");
+        let run = j.request_cancel("r1", &req("again")).await.unwrap();
+        assert_eq!(run.cancel.unwrap().reason, "drill window over");
+
+        j.create_run(&new_run("r2")).await.unwrap();
+        let lease = j.claim("r2", &current_owner()).await.unwrap();
+        let done = Op::SetStatus { status: RunStatus::Succeeded, finished_at: Some(Utc::now()), result: None, error: None };
+        j.commit(&lease, vec![done], Durability::Durable).await.unwrap();
+        let run = j.request_cancel("r2", &req("too late")).await.unwrap();
+        assert!(run.cancel.is_none());
+        assert!(matches!(j.request_cancel("nope", &req("x")).await, Err(JournalError::UnknownRun(_))));
     }
 }

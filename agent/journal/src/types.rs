@@ -16,6 +16,8 @@ pub enum RunStatus {
     Succeeded,
     /// The runbook returned an error, trapped, or diverged from its journal.
     Failed,
+    /// An operator cancelled the run (`drover cancel`).
+    Cancelled,
 }
 
 impl RunStatus {
@@ -26,6 +28,7 @@ impl RunStatus {
             RunStatus::Waiting => "waiting",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -36,13 +39,14 @@ impl RunStatus {
             "waiting" => RunStatus::Waiting,
             "succeeded" => RunStatus::Succeeded,
             "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
             _ => return None,
         })
     }
 
     /// Whether the run has ended and can never change again.
     pub fn is_final(self) -> bool {
-        matches!(self, RunStatus::Succeeded | RunStatus::Failed)
+        matches!(self, RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled)
     }
 }
 
@@ -129,6 +133,19 @@ pub struct RunRecord {
     pub owner: Option<Owner>,
     /// Fencing token: incremented by every claim; writes carry it.
     pub fence: u64,
+    /// The operator's request to cancel the run, once made.
+    pub cancel: Option<CancelRequest>,
+}
+
+/// Who asked to cancel a run, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelRequest {
+    /// Who: `user@host (pid N)` of the `drover cancel` process, or the API caller.
+    pub by: String,
+    /// Why, in the operator's words.
+    pub reason: String,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
 /// What kind of journaled call an entry records.
@@ -143,6 +160,11 @@ pub enum EntryKind {
     Sleep,
     /// A `random` value.
     Random,
+    /// A registered cleanup or undo (key `cleanup:K` or `undo:K`).
+    Register,
+    /// The end of the runbook's main part: the outcome the run will have
+    /// once its undos and cleanups have run.
+    End,
 }
 
 impl EntryKind {
@@ -153,6 +175,8 @@ impl EntryKind {
             EntryKind::Now => "now",
             EntryKind::Sleep => "sleep",
             EntryKind::Random => "random",
+            EntryKind::Register => "register",
+            EntryKind::End => "end",
         }
     }
 
@@ -163,6 +187,8 @@ impl EntryKind {
             "now" => EntryKind::Now,
             "sleep" => EntryKind::Sleep,
             "random" => EntryKind::Random,
+            "register" => EntryKind::Register,
+            "end" => EntryKind::End,
             _ => return None,
         })
     }

@@ -1,5 +1,6 @@
 //! One module per subcommand; what they share is here.
 
+pub mod cancel;
 pub mod inspect;
 pub mod resume;
 pub mod run;
@@ -29,6 +30,7 @@ pub async fn report(journal: &Arc<dyn Journal>, run: &RunRecord, json: bool) -> 
     }
     Ok(match run.status {
         RunStatus::Failed => ExitCode::from(1),
+        RunStatus::Cancelled => ExitCode::from(3),
         _ => ExitCode::SUCCESS,
     })
 }

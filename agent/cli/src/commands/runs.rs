@@ -14,7 +14,7 @@ pub struct Args {
     /// Print JSON: a list of runs.
     #[arg(long)]
     pub json: bool,
-    /// Only runs with this status (running, waiting, succeeded, failed).
+    /// Only runs with this status (running, waiting, succeeded, failed, cancelled).
     #[arg(long, value_parser = parse_status)]
     pub status: Option<RunStatus>,
     /// At most this many runs, newest first.
@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 fn parse_status(s: &str) -> Result<RunStatus, String> {
-    RunStatus::parse(s).ok_or_else(|| format!("'{s}' is not a status: use running, waiting, succeeded or failed"))
+    RunStatus::parse(s).ok_or_else(|| format!("'{s}' is not a status: use running, waiting, succeeded, failed or cancelled"))
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
