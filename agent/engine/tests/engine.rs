@@ -1,52 +1,14 @@
 //! The engine against real runbook components (built by drover-test-artifacts)
 //! and the real embedded journal.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use drover_engine::{Engine, EngineError, Limits, LoadedRunbook, Observer, RunRequest};
-use drover_journal::{EntryKind, EntryStatus, Journal, RunStatus, SqliteJournal};
+use common::*;
+use drover_engine::{EngineError, Limits, Observer, RunRequest};
+use drover_journal::{EntryKind, EntryStatus, RunStatus};
 use drover_test_artifacts as artifacts;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    engine: Engine,
-    journal: Arc<dyn Journal>,
-}
-
-fn fixture() -> Fixture {
-    fixture_with(Limits::default())
-}
-
-fn fixture_with(limits: Limits) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    // Components and compiled code are shared by all tests (content-addressed).
-    let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("engine-tests-home");
-    let engine = Engine::new(&home, limits).unwrap();
-    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(dir.path().join("runs.db")).unwrap());
-    Fixture { _dir: dir, engine, journal }
-}
-
-async fn load(f: &Fixture, path: &str) -> LoadedRunbook {
-    let bytes = std::fs::read(path).unwrap();
-    f.engine.load(path, &bytes).await.unwrap()
-}
-
-fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
-}
-
-async fn start(f: &Fixture, rb: &LoadedRunbook, id: &str, p: &[(&str, &str)]) -> drover_journal::RunRecord {
-    let params = rb.info.validate_params(&params(p)).unwrap();
-    f.engine
-        .start(f.journal.clone(), rb, RunRequest { run_id: id.into(), params }, Observer::none())
-        .await
-        .unwrap()
-}
-
-async fn attempts_of(f: &Fixture, id: &str, key: &str) -> usize {
-    f.journal.attempts(id).await.unwrap().iter().filter(|a| a.key == key).count()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hello_durable_succeeds_and_steps_feed_each_other() {
