@@ -67,6 +67,8 @@ pub struct Agent {
     pub bin: PathBuf,
     /// Its `DROVER_HOME`.
     pub home: PathBuf,
+    /// Extra environment for every command.
+    pub env: Vec<(String, String)>,
 }
 
 impl Agent {
@@ -74,7 +76,13 @@ impl Agent {
     pub fn new(home: impl Into<PathBuf>) -> Self {
         let home = home.into();
         std::fs::create_dir_all(&home).expect("create home");
-        Agent { bin: drover_bin(), home }
+        Agent { bin: drover_bin(), home, env: Vec::new() }
+    }
+
+    /// Adds `key=value` to the environment of every command.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     /// A command for `drover ARGS` in this home, with no failpoints armed.
@@ -84,6 +92,7 @@ impl Agent {
             .env("DROVER_HOME", &self.home)
             .env_remove(FAILPOINTS_ENV)
             .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         c
     }

@@ -165,8 +165,10 @@ impl Engine {
         observer: Observer,
     ) -> Result<RunRecord, EngineError> {
         check_run_id(&req.run_id)?;
-        // Secrets must resolve before anything is recorded.
-        Secrets::resolve(&req.params)?;
+        // Secrets must resolve before anything is recorded, and no secret
+        // value may reach the journal, even pasted into a plain parameter.
+        let params = Secrets::resolve(&req.params)?.mask_params(&req.params);
+        let req = RunRequest { params, ..req };
         let new = NewRun {
             run_id: req.run_id.clone(),
             runbook: RunbookRef {

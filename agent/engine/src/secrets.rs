@@ -79,6 +79,29 @@ impl Secrets {
         self.values.is_empty()
     }
 
+    /// `params` with any secret value pasted into a plain parameter masked
+    /// (an operator's mistake must not put a secret into the journal). The
+    /// secret parameters themselves hold only references.
+    pub fn mask_params(&self, params: &Value) -> Value {
+        let Some(obj) = params.as_object().filter(|_| !self.is_empty()) else { return params.clone() };
+        let masked: Map<String, Value> = obj
+            .iter()
+            .map(|(k, v)| {
+                if v.get(SECRET_KEY).is_some() {
+                    return (k.clone(), v.clone());
+                }
+                let text = v.to_string();
+                let m = self.mask(&text);
+                if m == text {
+                    return (k.clone(), v.clone());
+                }
+                tracing::warn!(param = %k, "a plain parameter holds a secret's value; it was masked before being journaled");
+                (k.clone(), serde_json::from_str(&m).unwrap_or(Value::String(m)))
+            })
+            .collect();
+        Value::Object(masked)
+    }
+
     /// `text` with every secret value replaced by `[masked:NAME]`.
     pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_string();
@@ -138,6 +161,8 @@ mod tests {
         assert_eq!(s.value("tok"), Some("tok-value-123"));
         assert_eq!(s.mask("a pw-value-456 b tok-value-123"), "a [masked:pw] b [masked:tok]");
         assert_eq!(guest_params(&params), json!({"pw": {"$secret": "pw"}, "tok": {"$secret": "tok"}, "n": 3}));
+        let pasted = json!({"pw": params["pw"].clone(), "note": "oops pw-value-456", "n": 3});
+        assert_eq!(s.mask_params(&pasted), json!({"pw": params["pw"].clone(), "note": "oops [masked:pw]", "n": 3}));
         let missing = json!({"pw": parse_reference("pw", "env:DROVER_TEST_SECRET_UNSET").unwrap()});
         let e = Secrets::resolve(&missing).err().unwrap().to_string();
         assert!(e.contains("DROVER_TEST_SECRET_UNSET is not set"), "{e}");
