@@ -80,6 +80,102 @@
 //! `target/wasm32-wasip2/debug/hello_durable.wasm`, is a component) and run
 //! it with `drover run hello_durable.wasm --param pause_seconds=5`.
 //!
+//! ## Cleanups, undos, secrets and cancel
+//!
+//! A drill that restores a throwaway database registers its deletion the
+//! moment it asks for the restore; a failover that shifts traffic registers
+//! the shift back as an undo; the database's master password is a secret the
+//! runbook passes on but never sees.
+//!
+//! ```
+//! use drover_sdk::{Action, Ctx, Describe, Error, Param, Runbook, Secret, export_runbook};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! struct Params {
+//!     snapshot: String,
+//!     master_password: Secret,
+//! }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Restore {
+//!     instance: String,
+//! }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Weights {
+//!     primary: u8,
+//!     dr: u8,
+//! }
+//!
+//! struct Drill;
+//!
+//! impl Runbook for Drill {
+//!     type Params = Params;
+//!     type Output = String;
+//!
+//!     fn describe() -> Describe {
+//!         Describe::new("restore-drill", "0.1.0")
+//!             .param(Param::string("snapshot", "Snapshot to restore"))
+//!             .param(Param::secret("master_password", "Master password for the restored instance"))
+//!     }
+//!
+//!     fn run(ctx: &Ctx, p: Params) -> Result<String, Error> {
+//!         let instance = format!("drill-{}", ctx.run_id());
+//!         // Registered before the restore is requested: no crash can leave it behind.
+//!         ctx.defer("delete-restore", &Restore { instance: instance.clone() })?;
+//!         ctx.step("restore", || {
+//!             // A capability would get `p.master_password.reference()`, never the value;
+//!             // printing the handle shows "[secret master_password]".
+//!             ctx.info(&format!("restoring {} as {instance} with {}", p.snapshot, p.master_password));
+//!             Ok(())
+//!         })?;
+//!         ctx.step("shift-weights", || Ok(Weights { primary: 0, dr: 100 }))?;
+//!         // Runs only if the run later fails or is cancelled.
+//!         ctx.compensate("shift-back", &Weights { primary: 100, dr: 0 })?;
+//!         ctx.step("verify", || Ok(()))?;
+//!         Ok(instance)
+//!     }
+//!
+//!     fn finalize(ctx: &Ctx, action: Action) -> Result<(), Error> {
+//!         match action.key() {
+//!             "delete-restore" => {
+//!                 let r: Restore = action.payload()?;
+//!                 // Idempotent: deleting what is already gone succeeds.
+//!                 ctx.info(&format!("deleting {} after a run that {:?}", r.instance, action.ending()));
+//!                 Ok(())
+//!             }
+//!             "shift-back" => {
+//!                 let w: Weights = action.payload()?;
+//!                 ctx.info(&format!("weights back to {}/{}", w.primary, w.dr));
+//!                 Ok(())
+//!             }
+//!             other => Err(Error::new("unknown-action", other.to_string())),
+//!         }
+//!     }
+//! }
+//!
+//! export_runbook!(Drill);
+//! # fn main() {}
+//! ```
+//!
+//! - **Cleanups** ([`Ctx::defer`]) run when the run ends, however it ends:
+//!   success, error, trap or panic, a limit, or `drover cancel`. **Undos**
+//!   ([`Ctx::compensate`]) run only when it does not succeed, newest first,
+//!   before the cleanups. Each is a journaled step (`undo:KEY`,
+//!   `cleanup:KEY`) run once, in a fresh instance, through
+//!   [`Runbook::finalize`], with its own idempotency key and retries; a crash
+//!   during cleanup resumes with the ones not yet done. A failing one is
+//!   reported in the run (`drover show`), never swallowed.
+//! - **Secrets** ([`Param::secret`]) are passed by reference
+//!   (`--param master_password=env:DB_PASSWORD` or `file:/run/secrets/pw`).
+//!   The journal keeps the reference; the runbook gets a [`Secret`] handle;
+//!   anything the runbook writes out that contains a secret's value is masked.
+//! - **Cancel** (`drover cancel RUN_ID --reason TEXT`) stops the run at its
+//!   next step boundary, or at once in a durable sleep or retry backoff; the
+//!   step in flight finishes; then undos and cleanups run and the run ends
+//!   `cancelled`.
+//!
 //! ## The rules that make replay work
 //! - Touch the world only through [`Ctx`]: no `std::time`, no `rand` with an
 //!   OS seed, no threads. The agent gives runbooks no ambient clock, entropy,
