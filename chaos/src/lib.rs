@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use drover_journal::{AttemptRecord, Journal, SqliteJournal};
 use serde_json::Value;
 
 /// The environment variable through which the agent arms crash points.
@@ -132,6 +133,22 @@ impl Agent {
             return None;
         }
         serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Every attempt of every step body of run `run_id` (cleanups and undos
+    /// included), read from the run store itself: the audit trail that shows
+    /// whether a side effect could have happened twice.
+    pub fn attempts(&self, run_id: &str) -> Vec<AttemptRecord> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        rt.block_on(async {
+            let journal = SqliteJournal::open(self.home.join("runs.db")).expect("the run store opens");
+            journal.attempts(run_id).await.expect("attempts are readable")
+        })
+    }
+
+    /// How many attempts of step `key` run `run_id` started.
+    pub fn attempt_count(&self, run_id: &str, key: &str) -> usize {
+        self.attempts(run_id).iter().filter(|a| a.key == key).count()
     }
 
     /// Polls until run `run_id` has `status`.

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use drover_chaos::{Agent, kill9, killed_by_sigkill};
-use drover_journal::{Journal, SqliteJournal};
 use drover_test_artifacts as artifacts;
 use serde_json::Value;
 
@@ -11,14 +10,6 @@ fn agent() -> (tempfile::TempDir, Agent) {
     let dir = tempfile::tempdir().unwrap();
     let agent = Agent::new(dir.path().join("home"));
     (dir, agent)
-}
-
-fn attempts(agent: &Agent, run_id: &str, key: &str) -> usize {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let j = SqliteJournal::open(agent.home.join("runs.db")).unwrap();
-        j.attempts(run_id).await.unwrap().iter().filter(|a| a.key == key).count()
-    })
 }
 
 fn actions(run: &Value) -> Vec<(String, String)> {
@@ -46,7 +37,7 @@ fn sigkill_during_cleanup_then_resume_finishes_the_rest_and_repeats_none() {
     assert_eq!(run["error"]["code"], "janitor-failure");
     assert_eq!(run["cleanup"]["status"], "succeeded");
     for key in ["undo:u2", "undo:u1", "cleanup:c3", "cleanup:c2", "cleanup:c1"] {
-        assert_eq!(attempts(&agent, "kc", key), 1, "{key}");
+        assert_eq!(agent.attempt_count("kc", key), 1, "{key}");
     }
 
     // Killed inside a cleanup: that cleanup runs again, with the same key.
@@ -54,9 +45,9 @@ fn sigkill_during_cleanup_then_resume_finishes_the_rest_and_repeats_none() {
     assert!(killed_by_sigkill(&child.wait().unwrap()));
     let (status, run) = agent.json(&["resume", "kc2", "--json", "--quiet"]).unwrap();
     assert!(status.success(), "{run:#}");
-    assert_eq!(attempts(&agent, "kc2", "cleanup:c3"), 1);
-    assert_eq!(attempts(&agent, "kc2", "cleanup:c2"), 2);
-    assert_eq!(attempts(&agent, "kc2", "cleanup:c1"), 1);
+    assert_eq!(agent.attempt_count("kc2", "cleanup:c3"), 1);
+    assert_eq!(agent.attempt_count("kc2", "cleanup:c2"), 2);
+    assert_eq!(agent.attempt_count("kc2", "cleanup:c1"), 1);
     assert!(actions(&run).iter().all(|(k, s)| if k.starts_with("undo") { s == "skipped" } else { s == "succeeded" }), "{:?}", actions(&run));
 }
 
@@ -98,7 +89,7 @@ fn drover_cancel_of_a_run_whose_agent_died_runs_its_cleanups_itself() {
     assert_eq!(status.code(), Some(3), "{run:#}");
     assert_eq!(run["status"], "cancelled");
     assert_eq!(run["cleanup"]["status"], "succeeded");
-    assert_eq!(attempts(&agent, "orphan", "s1"), 1);
-    assert_eq!(attempts(&agent, "orphan", "undo:u1"), 1);
-    assert_eq!(attempts(&agent, "orphan", "cleanup:c1"), 1);
+    assert_eq!(agent.attempt_count("orphan", "s1"), 1);
+    assert_eq!(agent.attempt_count("orphan", "undo:u1"), 1);
+    assert_eq!(agent.attempt_count("orphan", "cleanup:c1"), 1);
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use drover_chaos::{Agent, kill9, killed_by_sigkill};
-use drover_journal::{AttemptRecord, Journal, SqliteJournal};
+use drover_journal::AttemptRecord;
 use drover_test_artifacts as artifacts;
 use serde_json::Value;
 
@@ -13,15 +13,6 @@ fn agent() -> (tempfile::TempDir, Agent) {
     let dir = tempfile::tempdir().unwrap();
     let agent = Agent::new(dir.path().join("home"));
     (dir, agent)
-}
-
-/// Every attempt of every step body, read from the run store itself.
-fn attempts(agent: &Agent, run_id: &str) -> Vec<AttemptRecord> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let j = SqliteJournal::open(agent.home.join("runs.db")).unwrap();
-        j.attempts(run_id).await.unwrap()
-    })
 }
 
 fn count(attempts: &[AttemptRecord], key: &str) -> usize {
@@ -55,7 +46,7 @@ fn sigkill_during_the_durable_sleep_then_resume() {
     for key in ["plan", "announce", "verify"] {
         assert_eq!(step(&run, key)["attempts"], 1, "{key}");
     }
-    let a = attempts(&agent, "sleepy");
+    let a = agent.attempts("sleepy");
     assert_eq!((count(&a, "plan"), count(&a, "announce"), count(&a, "verify")), (1, 1, 1));
     // The ticket planned before the crash is the one the run finished with.
     assert_eq!(run["result"]["ticket"], step(&orphan, "plan")["output"]["ticket"]);
@@ -80,7 +71,7 @@ fn sigkill_between_two_steps_then_resume() {
     let (status, run) = agent.json(&["resume", "between", "--json", "--quiet"]).unwrap();
     assert!(status.success(), "{run:#}");
     assert_eq!(run["status"], "succeeded");
-    let a = attempts(&agent, "between");
+    let a = agent.attempts("between");
     assert_eq!((count(&a, "plan"), count(&a, "announce"), count(&a, "verify")), (1, 1, 1));
 }
 
@@ -97,7 +88,7 @@ fn sigkill_inside_a_step_reruns_only_that_step_with_the_same_key() {
     assert_eq!(step(&run, "s1")["attempts"], 1);
     assert_eq!(step(&run, "s2")["attempts"], 2);
     assert_eq!(step(&run, "s3")["attempts"], 1);
-    let a = attempts(&agent, "inside");
+    let a = agent.attempts("inside");
     let s2: Vec<_> = a.iter().filter(|x| x.key == "s2").collect();
     assert_eq!(s2.len(), 2);
     assert_eq!(s2[0].idempotency_key, s2[1].idempotency_key);
@@ -115,7 +106,7 @@ fn resume_of_a_finished_run_and_rerun_of_its_id_execute_nothing() {
     let (_, resumed) = agent.json(&["resume", "once", "--json", "--quiet"]).unwrap();
     assert_eq!(first["steps"], again["steps"]);
     assert_eq!(first["steps"], resumed["steps"]);
-    assert_eq!(attempts(&agent, "once").len(), 3);
+    assert_eq!(agent.attempts("once").len(), 3);
 }
 
 #[test]
@@ -130,7 +121,7 @@ fn resume_with_a_reordered_runbook_is_refused_as_non_determinism() {
     assert_eq!(run["error"]["code"], "non-determinism");
     let msg = run["error"]["message"].as_str().unwrap();
     assert!(msg.contains("journal position 0") && msg.contains("step 's1'") && msg.contains("step 's3'"), "{msg}");
-    let a = attempts(&agent, "nd");
+    let a = agent.attempts("nd");
     assert_eq!((count(&a, "s1"), count(&a, "s2"), count(&a, "s3")), (1, 0, 0));
 }
 

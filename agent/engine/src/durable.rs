@@ -781,8 +781,7 @@ impl Durable {
         let payload = self.secrets.mask(payload);
         let payload: Value = serde_json::from_str(&payload)
             .map_err(|e| DurableError::BadRequest(format!("payload of {kind} '{key}' is not JSON: {e}")))?;
-        if let Some(e) = self.recorded(EntryKind::Register, Some(&step_key))? {
-            let _ = e;
+        if self.recorded(EntryKind::Register, Some(&step_key))?.is_some() {
             self.cursor += 1;
             return Ok(());
         }

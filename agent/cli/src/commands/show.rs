@@ -19,7 +19,8 @@ pub struct Args {
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let journal = home.journal()?;
     let run = journal.run(&args.run_id).await?.ok_or_else(|| JournalError::UnknownRun(args.run_id.clone()))?;
-    let code = super::report(&journal, &run, args.json).await?;
+    // `show` reports a run; the run's outcome is not this command's failure.
+    super::report(&journal, &run, args.json).await?;
     if !args.json {
         let events = journal.events(&args.run_id).await?;
         if !events.is_empty() {
@@ -31,7 +32,5 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
             }
         }
     }
-    // `show` reports; the run's outcome is not this command's failure.
-    let _ = code;
     Ok(ExitCode::SUCCESS)
 }
