@@ -199,6 +199,7 @@ mod ctx;
 mod describe;
 mod error;
 mod finalize;
+pub mod aws;
 mod retry;
 mod secret;
 

@@ -137,7 +137,7 @@ impl Engine {
             .memories(16)
             .trap_on_grow_failure(true)
             .build();
-        let state = HostState { durable, wasi, table: Default::default(), limits, cpu_ticks: 0 };
+        let state = HostState { durable, wasi, table: Default::default(), limits, cpu_ticks: 0, aws: self.aws.clone() };
         let mut store = Store::new(&self.wasm, state);
         store.limiter(|s| &mut s.limits);
         let budget_ticks = (self.limits.cpu_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;

@@ -236,6 +236,8 @@ struct OpenStep {
     attempt: u32,
     idempotency_key: String,
     retry: RetrySpec,
+    /// Whether this attempt's begin is known to be on disk.
+    durable_begin: bool,
 }
 
 /// The durable state of one run while a driver executes it.
@@ -479,7 +481,7 @@ impl Durable {
         self.commit(ops, Durability::Buffered).await?;
         self.put(entry);
         self.cursor = seq + 1;
-        self.open = Some(OpenStep { seq, key: key.into(), attempt: number, idempotency_key: idem.clone(), retry });
+        self.open = Some(OpenStep { seq, key: key.into(), attempt: number, idempotency_key: idem.clone(), retry, durable_begin: false });
         self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
         failpoints::hit(Failpoint::InStep, key);
         Ok(StepStart::Run(AttemptGrant { idempotency_key: idem, number }))
@@ -575,7 +577,7 @@ impl Durable {
             self.put(entry);
             self.cursor = open.seq + 1;
             let grant = AttemptGrant { idempotency_key: open.idempotency_key.clone(), number };
-            self.open = Some(OpenStep { attempt: number, ..open });
+            self.open = Some(OpenStep { attempt: number, durable_begin: false, ..open });
             self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
             return Ok(AfterFailure::Retry(grant));
         }
@@ -887,6 +889,22 @@ impl Durable {
         if let Some(end) = self.recorded_end() {
             self.cursor = end.seq as usize + 1;
         }
+    }
+
+    /// Called before a call that changes the world: the running attempt's
+    /// begin (and everything before it) must be on disk first, so that after
+    /// any crash the journal shows the attempt may have had an effect.
+    pub async fn before_side_effect(&mut self) -> Result<()> {
+        let Some(open) = &self.open else { return Ok(()) };
+        if open.durable_begin {
+            return Ok(());
+        }
+        let entry = self.entries[open.seq].clone();
+        self.commit(vec![Op::PutEntry(entry)], Durability::Durable).await?;
+        if let Some(open) = self.open.as_mut() {
+            open.durable_begin = true;
+        }
+        Ok(())
     }
 
     /// The attempt running now (a step body, or a cleanup or undo).

@@ -21,6 +21,8 @@ pub struct HostState {
     pub(crate) limits: StoreLimits,
     /// Epoch ticks the guest has run for (its CPU time, in ticks).
     pub(crate) cpu_ticks: u64,
+    /// The AWS clients, shared by every run of the engine.
+    pub(crate) aws: crate::capabilities::AwsCell,
 }
 
 impl WasiView for HostState {

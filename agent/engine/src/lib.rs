@@ -9,7 +9,8 @@
 //!
 //! Module map:
 //! - [`durable`]: where a step gets journaled, and how a replay is checked.
-//! - `host`: the host side of each WIT import (thin, over `durable`).
+//! - `host`: the host side of each WIT import (thin, over `durable`);
+//!   `capabilities`: the host side of the AWS interfaces (over `drover-aws`).
 //! - `sandbox`: the deny-all WASI a runbook gets.
 //! - `artifacts`: component bytes by digest, and the compile cache.
 //! - `loader`: validating a component and reading its description.
@@ -20,6 +21,7 @@
 
 mod artifacts;
 mod bindings;
+mod capabilities;
 mod cancel;
 mod driver;
 pub mod durable;
@@ -77,6 +79,7 @@ pub struct Engine {
     artifacts: Artifacts,
     limits: Limits,
     ticker_stop: Arc<AtomicBool>,
+    aws: capabilities::AwsCell,
 }
 
 impl Engine {
@@ -107,7 +110,7 @@ impl Engine {
                 .map_err(|e| EngineError::Setup(format!("cannot start the epoch thread: {e}")))?;
         }
         let artifacts = Artifacts::new(home, &wasm);
-        Ok(Engine { wasm, linker, artifacts, limits, ticker_stop })
+        Ok(Engine { wasm, linker, artifacts, limits, ticker_stop, aws: Default::default() })
     }
 
     /// The limits every run gets.

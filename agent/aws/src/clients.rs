@@ -1,0 +1,57 @@
+//! AWS clients per service and region, from the standard configuration
+//! chain: credentials (environment, profiles, SSO, instance roles), region,
+//! and endpoints (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`), so the
+//! same binary talks to AWS or to the local emulators with no code change.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_types::region::Region;
+
+/// Shared configuration and one client per (service, region).
+pub struct Clients {
+    sdk: SdkConfig,
+    rds: Mutex<HashMap<String, aws_sdk_rds::Client>>,
+    route53: aws_sdk_route53::Client,
+}
+
+impl Clients {
+    /// Loads the standard AWS configuration.
+    pub async fn load() -> Self {
+        // Bounded: a call to an unreachable region fails in seconds, not never.
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(Duration::from_secs(30))
+            .operation_timeout(Duration::from_secs(120))
+            .build();
+        let sdk = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+        Self::from_config(sdk)
+    }
+
+    /// Clients from an explicit configuration.
+    pub fn from_config(sdk: SdkConfig) -> Self {
+        // Route 53 is global; its API lives in us-east-1.
+        let r53 = aws_sdk_route53::config::Builder::from(&sdk).region(Region::new("us-east-1")).build();
+        Clients { route53: aws_sdk_route53::Client::from_conf(r53), rds: Mutex::default(), sdk }
+    }
+
+    /// The RDS client for `region`.
+    pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
+        let mut map = self.rds.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(region.to_string())
+            .or_insert_with(|| {
+                let conf = aws_sdk_rds::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).build();
+                aws_sdk_rds::Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// The Route 53 client.
+    pub fn route53(&self) -> &aws_sdk_route53::Client {
+        &self.route53
+    }
+}

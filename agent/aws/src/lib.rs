@@ -1,0 +1,22 @@
+//! drover's AWS capabilities, one module per service: [`rds`] and
+//! [`route53`] (EC2 next). The engine exposes them to runbooks through the
+//! `drover:runbook` WIT interfaces of the same names.
+//!
+//! Every mutating call is idempotent under replay: resources get the
+//! runbook's deterministic names and a `drover:idempotency-key` tag, and a
+//! call that finds what an earlier attempt made adopts it instead of failing
+//! or making a second one. Waiters poll with backoff and jitter up to a
+//! deadline, and work the same against AWS (minutes) and the emulators
+//! (instant).
+
+mod clients;
+mod error;
+pub mod rds;
+pub mod route53;
+mod wait;
+
+pub use clients::Clients;
+pub use error::CapabilityError;
+
+/// The tag key every resource drover creates carries.
+pub const IDEMPOTENCY_TAG: &str = "drover:idempotency-key";

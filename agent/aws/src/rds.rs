@@ -1,0 +1,270 @@
+//! Amazon RDS: describe, snapshot, cross-region copy, promote, wait.
+//!
+//! Emulator notes (moto's server, which serves RDS for the tests): instances
+//! are `available` at once (AWS takes minutes; the waiters handle both), and
+//! after `PromoteReadReplica` moto still reports the old replica source. So
+//! a promotion is recorded with a `drover:promoted-by` tag, which is also an
+//! audit trail on AWS, and a repeated attempt that finds the tag adopts it.
+
+use std::time::Duration;
+
+use aws_sdk_rds::types::Tag;
+
+use crate::error::from_sdk;
+use crate::wait::poll;
+use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG};
+
+/// The tag a promotion leaves on the promoted instance.
+pub const PROMOTED_TAG: &str = "drover:promoted-by";
+
+/// An RDS DB instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbInstance {
+    /// Identifier.
+    pub identifier: String,
+    /// ARN.
+    pub arn: String,
+    /// Region.
+    pub region: String,
+    /// Status (`available`, ...).
+    pub status: String,
+    /// Engine.
+    pub engine: String,
+    /// Engine version.
+    pub engine_version: String,
+    /// Endpoint address.
+    pub endpoint: Option<String>,
+    /// Endpoint port.
+    pub port: Option<u16>,
+    /// Replica source (ARN or identifier), for a read replica.
+    pub replica_source: Option<String>,
+    /// Read replicas.
+    pub replicas: Vec<String>,
+}
+
+/// An RDS DB snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbSnapshot {
+    /// Identifier.
+    pub identifier: String,
+    /// ARN.
+    pub arn: String,
+    /// Region.
+    pub region: String,
+    /// Status.
+    pub status: String,
+    /// Source instance.
+    pub instance: String,
+}
+
+fn instance(region: &str, i: &aws_sdk_rds::types::DbInstance) -> DbInstance {
+    DbInstance {
+        identifier: i.db_instance_identifier().unwrap_or_default().to_string(),
+        arn: i.db_instance_arn().unwrap_or_default().to_string(),
+        region: region.to_string(),
+        status: i.db_instance_status().unwrap_or_default().to_string(),
+        engine: i.engine().unwrap_or_default().to_string(),
+        engine_version: i.engine_version().unwrap_or_default().to_string(),
+        endpoint: i.endpoint().and_then(|e| e.address()).map(str::to_string),
+        port: i.endpoint().and_then(|e| e.port()).and_then(|p| u16::try_from(p).ok()),
+        replica_source: i.read_replica_source_db_instance_identifier().map(str::to_string),
+        replicas: i.read_replica_db_instance_identifiers().to_vec(),
+    }
+}
+
+fn snapshot(region: &str, s: &aws_sdk_rds::types::DbSnapshot) -> DbSnapshot {
+    DbSnapshot {
+        identifier: s.db_snapshot_identifier().unwrap_or_default().to_string(),
+        arn: s.db_snapshot_arn().unwrap_or_default().to_string(),
+        region: region.to_string(),
+        status: s.status().unwrap_or_default().to_string(),
+        instance: s.db_instance_identifier().unwrap_or_default().to_string(),
+    }
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+/// The region part of an RDS ARN (`arn:aws:rds:REGION:...`).
+pub fn arn_region(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|r| !r.is_empty())
+}
+
+/// Describes instance `id` in `region`.
+pub async fn describe_instance(c: &Clients, region: &str, id: &str) -> Result<DbInstance, CapabilityError> {
+    let out = c
+        .rds(region)
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .map_err(|e| from_sdk("rds", "DescribeDBInstances", region, id, e))?;
+    out.db_instances()
+        .first()
+        .map(|i| instance(region, i))
+        .ok_or_else(|| CapabilityError::new("rds", "DescribeDBInstances", region, id, "DBInstanceNotFound", format!("no DB instance {id} in {region}")))
+}
+
+/// Describes snapshot `id` in `region`.
+pub async fn describe_snapshot(c: &Clients, region: &str, id: &str) -> Result<DbSnapshot, CapabilityError> {
+    let out = c
+        .rds(region)
+        .describe_db_snapshots()
+        .db_snapshot_identifier(id)
+        .send()
+        .await
+        .map_err(|e| from_sdk("rds", "DescribeDBSnapshots", region, id, e))?;
+    out.db_snapshots()
+        .first()
+        .map(|s| snapshot(region, s))
+        .ok_or_else(|| CapabilityError::new("rds", "DescribeDBSnapshots", region, id, "DBSnapshotNotFound", format!("no DB snapshot {id} in {region}")))
+}
+
+/// Takes snapshot `name` of instance `inst`; adopts an existing snapshot of
+/// that name taken from that instance.
+pub async fn create_snapshot(c: &Clients, region: &str, inst: &str, name: &str, idem: &str) -> Result<DbSnapshot, CapabilityError> {
+    let sent = c
+        .rds(region)
+        .create_db_snapshot()
+        .db_instance_identifier(inst)
+        .db_snapshot_identifier(name)
+        .tags(tag(IDEMPOTENCY_TAG, idem))
+        .send()
+        .await;
+    match sent {
+        Ok(out) => out
+            .db_snapshot()
+            .map(|s| snapshot(region, s))
+            .ok_or_else(|| CapabilityError::new("rds", "CreateDBSnapshot", region, name, "bad-response", "no snapshot in the answer").retryable()),
+        Err(e) => {
+            let err = from_sdk("rds", "CreateDBSnapshot", region, name, e);
+            if !err.is("DBSnapshotAlreadyExists") {
+                return Err(err);
+            }
+            let existing = describe_snapshot(c, region, name).await?;
+            if existing.instance != inst {
+                return Err(CapabilityError::new(
+                    "rds",
+                    "CreateDBSnapshot",
+                    region,
+                    name,
+                    "DBSnapshotAlreadyExists",
+                    format!("snapshot {name} exists but was taken from {}, not {inst}; choose another snapshot name", existing.instance),
+                ));
+            }
+            tracing::info!(snapshot = name, region, "adopting the snapshot an earlier attempt made");
+            Ok(existing)
+        }
+    }
+}
+
+/// Copies snapshot `source_arn` into `target_region` as `target`; adopts an
+/// existing copy of that name. The call goes to the target region's client
+/// with the source ARN (RDS needs no presigned URL between commercial regions).
+pub async fn copy_snapshot(
+    c: &Clients,
+    source_arn: &str,
+    target_region: &str,
+    target: &str,
+    kms_key: Option<&str>,
+    idem: &str,
+) -> Result<DbSnapshot, CapabilityError> {
+    let mut req = c
+        .rds(target_region)
+        .copy_db_snapshot()
+        .source_db_snapshot_identifier(source_arn)
+        .target_db_snapshot_identifier(target)
+        .tags(tag(IDEMPOTENCY_TAG, idem));
+    if let Some(k) = kms_key {
+        req = req.kms_key_id(k);
+    }
+    match req.send().await {
+        Ok(out) => out
+            .db_snapshot()
+            .map(|s| snapshot(target_region, s))
+            .ok_or_else(|| CapabilityError::new("rds", "CopyDBSnapshot", target_region, target, "bad-response", "no snapshot in the answer").retryable()),
+        Err(e) => {
+            let err = from_sdk("rds", "CopyDBSnapshot", target_region, target, e);
+            if !err.is("DBSnapshotAlreadyExists") {
+                return Err(err);
+            }
+            tracing::info!(snapshot = target, region = target_region, "adopting the copy an earlier attempt made");
+            describe_snapshot(c, target_region, target).await
+        }
+    }
+}
+
+async fn promoted_by(c: &Clients, region: &str, inst: &DbInstance) -> Result<Option<String>, CapabilityError> {
+    let out = c
+        .rds(region)
+        .list_tags_for_resource()
+        .resource_name(&inst.arn)
+        .send()
+        .await
+        .map_err(|e| from_sdk("rds", "ListTagsForResource", region, &inst.identifier, e))?;
+    Ok(out.tag_list().iter().find(|t| t.key() == Some(PROMOTED_TAG)).and_then(|t| t.value()).map(str::to_string))
+}
+
+/// Promotes read replica `id` to a standalone instance. An instance that is
+/// not a replica, or that an earlier attempt promoted, is left as it is.
+pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &str) -> Result<DbInstance, CapabilityError> {
+    let before = describe_instance(c, region, id).await?;
+    if before.replica_source.is_none() {
+        return Ok(before);
+    }
+    if let Some(by) = promoted_by(c, region, &before).await? {
+        tracing::info!(instance = id, region, promoted_by = %by, "already promoted by an earlier attempt");
+        return Ok(before);
+    }
+    c.rds(region)
+        .promote_read_replica()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .map_err(|e| from_sdk("rds", "PromoteReadReplica", region, id, e))?;
+    c.rds(region)
+        .add_tags_to_resource()
+        .resource_name(&before.arn)
+        .tags(tag(PROMOTED_TAG, idem))
+        .send()
+        .await
+        .map_err(|e| from_sdk("rds", "AddTagsToResource", region, id, e))?;
+    describe_instance(c, region, id).await
+}
+
+/// Waits until instance `id` is `available`.
+pub async fn wait_instance_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<DbInstance, CapabilityError> {
+    let last = std::sync::Mutex::new(String::new());
+    let found = poll(timeout, || {
+        let last = &last;
+        async move {
+            let i = describe_instance(c, region, id).await?;
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = i.status.clone();
+            Ok::<_, CapabilityError>((i.status == "available").then_some(i))
+        }
+    })
+    .await?;
+    found.ok_or_else(|| {
+        CapabilityError::new("rds", "DescribeDBInstances", region, id, "timeout", format!("instance {id} is still '{}' after {} s", last.lock().unwrap_or_else(|p| p.into_inner()), timeout.as_secs()))
+            .retryable()
+    })
+}
+
+/// Waits until snapshot `id` is `available`.
+pub async fn wait_snapshot_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<DbSnapshot, CapabilityError> {
+    let last = std::sync::Mutex::new(String::new());
+    let found = poll(timeout, || {
+        let last = &last;
+        async move {
+            let s = describe_snapshot(c, region, id).await?;
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = s.status.clone();
+            Ok::<_, CapabilityError>((s.status == "available").then_some(s))
+        }
+    })
+    .await?;
+    found.ok_or_else(|| {
+        CapabilityError::new("rds", "DescribeDBSnapshots", region, id, "timeout", format!("snapshot {id} is still '{}' after {} s", last.lock().unwrap_or_else(|p| p.into_inner()), timeout.as_secs()))
+            .retryable()
+    })
+}

@@ -1,0 +1,200 @@
+//! Amazon Route 53: read record sets, point a CNAME, shift weights, wait
+//! until a change is INSYNC. Every change is a no-op when the records
+//! already say what is asked, so a repeated attempt changes nothing.
+//!
+//! Emulator note (LocalStack): `GetChange` is INSYNC at once; on AWS it takes
+//! seconds. The waiter handles both.
+
+use std::time::Duration;
+
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType};
+
+use crate::error::from_sdk;
+use crate::wait::poll;
+use crate::{CapabilityError, Clients};
+
+const REGION: &str = "global";
+
+/// One target of a weighted record set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedTarget {
+    /// Set identifier.
+    pub set_identifier: String,
+    /// Weight.
+    pub weight: u8,
+    /// Value (a host name for a CNAME).
+    pub value: String,
+}
+
+/// A record set as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSet {
+    /// Name, fully qualified with a trailing dot.
+    pub name: String,
+    /// Type.
+    pub record_type: String,
+    /// TTL.
+    pub ttl: Option<u32>,
+    /// Set identifier.
+    pub set_identifier: Option<String>,
+    /// Weight.
+    pub weight: Option<u8>,
+    /// Values.
+    pub values: Vec<String>,
+}
+
+/// `name` with exactly one trailing dot, lowercase.
+pub fn fqdn(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    fqdn(a) == fqdn(b)
+}
+
+fn bad(op: &'static str, resource: &str, e: impl std::fmt::Display) -> CapabilityError {
+    CapabilityError::new("route53", op, REGION, resource, "bad-request", e.to_string())
+}
+
+/// The id of the hosted zone named `zone`.
+pub async fn zone_id(c: &Clients, zone: &str) -> Result<String, CapabilityError> {
+    let want = fqdn(zone);
+    let out = c
+        .route53()
+        .list_hosted_zones_by_name()
+        .dns_name(&want)
+        .send()
+        .await
+        .map_err(|e| from_sdk("route53", "ListHostedZonesByName", REGION, zone, e))?;
+    out.hosted_zones()
+        .iter()
+        .find(|z| fqdn(z.name()) == want)
+        .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
+        .ok_or_else(|| {
+            CapabilityError::new("route53", "ListHostedZonesByName", REGION, zone, "NoSuchHostedZone", format!("no hosted zone named {want}"))
+        })
+}
+
+/// The record sets named `name` in zone `zone`.
+pub async fn get_records(c: &Clients, zone: &str, name: &str) -> Result<Vec<RecordSet>, CapabilityError> {
+    let id = zone_id(c, zone).await?;
+    records_in(c, &id, name).await
+}
+
+async fn records_in(c: &Clients, zone_id: &str, name: &str) -> Result<Vec<RecordSet>, CapabilityError> {
+    let want = fqdn(name);
+    let mut out = Vec::new();
+    let mut start: Option<(String, Option<String>)> = Some((want.clone(), None));
+    while let Some((start_name, start_id)) = start.take() {
+        let page = c
+            .route53()
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .start_record_name(start_name)
+            .set_start_record_identifier(start_id)
+            .send()
+            .await
+            .map_err(|e| from_sdk("route53", "ListResourceRecordSets", REGION, name, e))?;
+        let mut past = false;
+        for r in page.resource_record_sets() {
+            if fqdn(r.name()) != want {
+                past = true;
+                continue;
+            }
+            out.push(RecordSet {
+                name: fqdn(r.name()),
+                record_type: r.r#type().as_str().to_string(),
+                ttl: r.ttl().and_then(|t| u32::try_from(t).ok()),
+                set_identifier: r.set_identifier().map(str::to_string),
+                weight: r.weight().and_then(|w| u8::try_from(w).ok()),
+                values: r.resource_records().iter().map(|v| v.value().to_string()).collect(),
+            });
+        }
+        if page.is_truncated() && !past && page.next_record_name().is_some_and(|n| fqdn(n) == want) {
+            start = Some((want.clone(), page.next_record_identifier().map(str::to_string)));
+        }
+    }
+    Ok(out)
+}
+
+async fn change(c: &Clients, zone_id: &str, name: &str, changes: Vec<Change>, comment: &str, timeout: Duration) -> Result<(), CapabilityError> {
+    let batch = ChangeBatch::builder().set_changes(Some(changes)).comment(comment).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
+    let out = c
+        .route53()
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(batch)
+        .send()
+        .await
+        .map_err(|e| from_sdk("route53", "ChangeResourceRecordSets", REGION, name, e))?;
+    let change_id = out.change_info().map(|i| i.id().to_string()).unwrap_or_default();
+    let in_sync = poll(timeout, || {
+        let change_id = change_id.clone();
+        async move {
+            let out = c
+                .route53()
+                .get_change()
+                .id(&change_id)
+                .send()
+                .await
+                .map_err(|e| from_sdk("route53", "GetChange", REGION, name, e))?;
+            Ok::<_, CapabilityError>(out.change_info().is_some_and(|i| *i.status() == ChangeStatus::Insync).then_some(()))
+        }
+    })
+    .await?;
+    in_sync.ok_or_else(|| {
+        CapabilityError::new("route53", "GetChange", REGION, name, "timeout", format!("change {change_id} for {name} is not INSYNC after {} s", timeout.as_secs()))
+            .retryable()
+    })
+}
+
+fn cname(name: &str, value: &str, ttl: u32, weighted: Option<(&str, u8)>) -> Result<ResourceRecordSet, CapabilityError> {
+    let rr = ResourceRecord::builder().value(value).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
+    let mut b = ResourceRecordSet::builder().name(fqdn(name)).r#type(RrType::Cname).ttl(i64::from(ttl)).resource_records(rr);
+    if let Some((set, weight)) = weighted {
+        b = b.set_identifier(set).weight(i64::from(weight));
+    }
+    b.build().map_err(|e| bad("ChangeResourceRecordSets", name, e))
+}
+
+fn upsert(set: ResourceRecordSet) -> Result<Change, CapabilityError> {
+    let name = set.name().to_string();
+    Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().map_err(|e| bad("ChangeResourceRecordSets", &name, e))
+}
+
+/// Points the simple CNAME `name` at `target`. Returns whether it changed
+/// anything (a record already pointing there is left alone).
+pub async fn upsert_cname(c: &Clients, zone: &str, name: &str, target: &str, ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
+    let id = zone_id(c, zone).await?;
+    let current = records_in(c, &id, name).await?;
+    if current.iter().any(|r| r.record_type == "CNAME" && r.set_identifier.is_none() && r.values.iter().any(|v| same_host(v, target))) {
+        return Ok(false);
+    }
+    let changes = vec![upsert(cname(name, target, ttl, None)?)?];
+    change(c, &id, name, changes, &format!("drover: point {name} at {target}"), timeout).await?;
+    Ok(true)
+}
+
+/// Sets the weights of the weighted CNAMEs `name`, in one change batch.
+/// Returns whether it changed anything.
+pub async fn set_weights(c: &Clients, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
+    let id = zone_id(c, zone).await?;
+    let current = records_in(c, &id, name).await?;
+    let mut changes = Vec::new();
+    for t in targets {
+        let already = current.iter().any(|r| {
+            r.set_identifier.as_deref() == Some(t.set_identifier.as_str())
+                && r.weight == Some(t.weight)
+                && r.values.iter().any(|v| same_host(v, &t.value))
+        });
+        if !already {
+            changes.push(upsert(cname(name, &t.value, ttl, Some((&t.set_identifier, t.weight)))?)?);
+        }
+    }
+    if changes.is_empty() {
+        return Ok(false);
+    }
+    let summary: Vec<String> = targets.iter().map(|t| format!("{}={}", t.set_identifier, t.weight)).collect();
+    change(c, &id, name, changes, &format!("drover: weights of {name}: {}", summary.join(", ")), timeout).await?;
+    Ok(true)
+}

@@ -1,0 +1,151 @@
+//! The capabilities against the real emulators (LocalStack for Route 53,
+//! moto's server for RDS), reached through the standard endpoint settings.
+//! `scripts/test` starts the emulators and sets `AWS_ENDPOINT_URL*`; run
+//! `scripts/emulators start` and `eval "$(scripts/emulators env)"` to run
+//! these by hand.
+
+use std::time::Duration;
+
+use aws_sdk_rds::types::Tag;
+use drover_aws::{Clients, rds, route53};
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+async fn clients() -> Clients {
+    let ep = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let rds_ep = std::env::var("AWS_ENDPOINT_URL_RDS").unwrap_or_default();
+    assert!(
+        ep.starts_with("http://127.0.0.1") && rds_ep.starts_with("http://127.0.0.1"),
+        "these tests need the local emulators: run them through scripts/test, or `scripts/emulators start` \
+         and `eval \"$(scripts/emulators env)\"` first (AWS_ENDPOINT_URL='{ep}', AWS_ENDPOINT_URL_RDS='{rds_ep}')"
+    );
+    Clients::load().await
+}
+
+/// A primary in us-east-1 and its cross-region read replica in us-west-2,
+/// made with the plain SDK as an operator's infrastructure would be.
+async fn primary_and_replica(c: &Clients) -> (String, String) {
+    let primary = unique("orders-db");
+    let replica = format!("{primary}-replica");
+    c.rds("us-east-1")
+        .create_db_instance()
+        .db_instance_identifier(&primary)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("drover")
+        .master_user_password("not-a-real-password")
+        .tags(Tag::builder().key("app").value("orders").build())
+        .send()
+        .await
+        .unwrap();
+    let arn = rds::describe_instance(c, "us-east-1", &primary).await.unwrap().arn;
+    c.rds("us-west-2")
+        .create_db_instance_read_replica()
+        .db_instance_identifier(&replica)
+        .source_db_instance_identifier(&arn)
+        .send()
+        .await
+        .unwrap();
+    (primary, replica)
+}
+
+#[tokio::test]
+async fn endpoints_come_from_the_environment_and_errors_name_the_resource() {
+    let c = clients().await;
+    // moto answers RDS (LocalStack's community build has no RDS): this
+    // proves AWS_ENDPOINT_URL_RDS is used.
+    let err = rds::describe_instance(&c, "us-east-1", "no-such-db").await.unwrap_err();
+    assert_eq!(err.code, "DBInstanceNotFound", "{err}");
+    assert!(!err.retryable);
+    let text = err.to_string();
+    assert!(text.contains("rds DescribeDBInstances on no-such-db in us-east-1 failed"), "{text}");
+    let err = route53::zone_id(&c, "nowhere.example.internal").await.unwrap_err();
+    assert_eq!(err.code, "NoSuchHostedZone", "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_clear_retryable_error() {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .region("us-east-1")
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+        .load()
+        .await;
+    let c = Clients::from_config(conf);
+    let err = rds::describe_instance(&c, "us-east-1", "orders-db").await.unwrap_err();
+    assert_eq!(err.code, "unreachable", "{err}");
+    assert!(err.retryable);
+    assert!(err.message.contains("could not connect"), "{err}");
+}
+
+#[tokio::test]
+async fn snapshot_copy_and_promotion_adopt_what_an_earlier_attempt_made() {
+    let c = clients().await;
+    let (primary, replica) = primary_and_replica(&c).await;
+
+    let snap = format!("{primary}-final");
+    let first = rds::create_snapshot(&c, "us-east-1", &primary, &snap, "key-1").await.unwrap();
+    let again = rds::create_snapshot(&c, "us-east-1", &primary, &snap, "key-1").await.unwrap();
+    assert_eq!(first.arn, again.arn);
+    let err = rds::create_snapshot(&c, "us-east-1", &replica, &snap, "key-1").await;
+    assert!(err.is_err(), "a snapshot of that name from another instance is not adopted");
+    rds::wait_snapshot_available(&c, "us-east-1", &snap, Duration::from_secs(60)).await.unwrap();
+
+    let copy = format!("{snap}-dr");
+    let c1 = rds::copy_snapshot(&c, &first.arn, "us-west-2", &copy, None, "key-2").await.unwrap();
+    let c2 = rds::copy_snapshot(&c, &first.arn, "us-west-2", &copy, None, "key-2").await.unwrap();
+    assert_eq!(c1.arn, c2.arn);
+    assert_eq!(rds::arn_region(&c1.arn), Some("us-west-2"));
+    let copies = c.rds("us-west-2").describe_db_snapshots().db_snapshot_identifier(&copy).send().await.unwrap();
+    assert_eq!(copies.db_snapshots().len(), 1);
+
+    let before = rds::describe_instance(&c, "us-west-2", &replica).await.unwrap();
+    assert!(before.replica_source.is_some());
+    let promoted = rds::promote_read_replica(&c, "us-west-2", &replica, "key-3").await.unwrap();
+    let tags = c.rds("us-west-2").list_tags_for_resource().resource_name(&promoted.arn).send().await.unwrap();
+    let marks: Vec<_> = tags.tag_list().iter().filter(|t| t.key() == Some(rds::PROMOTED_TAG)).collect();
+    assert_eq!(marks.len(), 1);
+    assert_eq!(marks[0].value(), Some("key-3"));
+    // A second attempt (a crash after the promotion) adopts it.
+    rds::promote_read_replica(&c, "us-west-2", &replica, "key-3").await.unwrap();
+    let available = rds::wait_instance_available(&c, "us-west-2", &replica, Duration::from_secs(60)).await.unwrap();
+    assert!(available.endpoint.is_some());
+}
+
+#[tokio::test]
+async fn cname_and_weights_change_once_and_then_are_left_alone() {
+    let c = clients().await;
+    let zone = format!("{}.example.internal", unique("orders"));
+    c.route53()
+        .create_hosted_zone()
+        .name(&zone)
+        .caller_reference(unique("ref"))
+        .send()
+        .await
+        .unwrap();
+    let db = format!("db.{zone}");
+    let app = format!("app.{zone}");
+    let t = Duration::from_secs(60);
+    assert!(route53::upsert_cname(&c, &zone, &db, "primary.us-east-1.rds.example", 60, t).await.unwrap());
+    assert!(route53::upsert_cname(&c, &zone, &db, "replica.us-west-2.rds.example", 60, t).await.unwrap());
+    assert!(!route53::upsert_cname(&c, &zone, &db, "replica.us-west-2.rds.example.", 60, t).await.unwrap());
+    let recs = route53::get_records(&c, &zone, &db).await.unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(route53::fqdn(&recs[0].values[0]), "replica.us-west-2.rds.example.");
+
+    let w = |e: u8, w: u8| {
+        vec![
+            route53::WeightedTarget { set_identifier: "us-east-1".into(), weight: e, value: "app.us-east-1.example".into() },
+            route53::WeightedTarget { set_identifier: "us-west-2".into(), weight: w, value: "app.us-west-2.example".into() },
+        ]
+    };
+    assert!(route53::set_weights(&c, &zone, &app, &w(100, 0), 60, t).await.unwrap());
+    assert!(route53::set_weights(&c, &zone, &app, &w(0, 100), 60, t).await.unwrap());
+    assert!(!route53::set_weights(&c, &zone, &app, &w(0, 100), 60, t).await.unwrap());
+    let recs = route53::get_records(&c, &zone, &app).await.unwrap();
+    let weight = |set: &str| recs.iter().find(|r| r.set_identifier.as_deref() == Some(set)).unwrap().weight;
+    assert_eq!((weight("us-east-1"), weight("us-west-2")), (Some(0), Some(100)));
+}

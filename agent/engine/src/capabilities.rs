@@ -1,0 +1,194 @@
+//! The host side of the AWS capability interfaces (`rds`, `route53`): checks
+//! that the call happens inside a step, makes the step's begin durable before
+//! the first call that changes anything, hands the step's idempotency key to
+//! the capability, and turns its errors into WIT errors (masked). The AWS
+//! calls themselves live in the `drover-aws` crate, one module per service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_aws::{CapabilityError, Clients, rds as aws_rds, route53 as aws_r53};
+use tokio::sync::OnceCell;
+use tracing::Instrument;
+
+use crate::bindings::{rds, route53, types};
+use crate::durable::DurableError;
+use crate::host::HostState;
+
+/// The AWS clients, created at the first capability call of the process.
+pub type AwsCell = Arc<OnceCell<Arc<Clients>>>;
+
+/// What a capability call does to the world.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Read,
+    Mutate,
+}
+
+impl HostState {
+    /// Prepares a capability call: returns the clients and the idempotency key.
+    async fn capability(&mut self, what: &str, effect: Effect) -> wasmtime::Result<(Arc<Clients>, String)> {
+        let durable = self.durable.as_mut().ok_or_else(|| wasmtime::Error::new(crate::host::ImportInDescribe))?;
+        let key = durable
+            .current_attempt()
+            .map(|a| a.idempotency_key)
+            .ok_or_else(|| wasmtime::Error::new(DurableError::BadRequest(format!(
+                "{what} was called outside a step; wrap AWS calls in ctx.step so that their results are journaled and replayed"
+            ))))?;
+        if effect == Effect::Mutate {
+            durable.before_side_effect().await.map_err(wasmtime::Error::new)?;
+        }
+        let clients = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
+        Ok((clients, key))
+    }
+
+    fn to_wit(&self, e: CapabilityError) -> types::Error {
+        tracing::warn!(service = e.service, operation = e.operation, region = %e.region, resource = %e.resource, code = %e.code, request_id = ?e.request_id, "AWS call failed");
+        let record = drover_journal::ErrorRecord { code: e.code.clone(), message: e.to_string(), retryable: e.retryable, resource: Some(e.resource.clone()) };
+        let record = match &self.durable {
+            Some(d) => d.mask_error(record),
+            None => record,
+        };
+        types::Error { code: record.code, message: record.message, retryable: record.retryable, resource: record.resource }
+    }
+}
+
+fn secs(s: u32) -> Duration {
+    Duration::from_secs(u64::from(s.max(1)))
+}
+
+fn instance(i: aws_rds::DbInstance) -> rds::DbInstance {
+    rds::DbInstance {
+        identifier: i.identifier,
+        arn: i.arn,
+        region: i.region,
+        status: i.status,
+        engine: i.engine,
+        engine_version: i.engine_version,
+        endpoint: i.endpoint,
+        port: i.port,
+        replica_source: i.replica_source,
+        replicas: i.replicas,
+    }
+}
+
+fn snapshot(s: aws_rds::DbSnapshot) -> rds::DbSnapshot {
+    rds::DbSnapshot { identifier: s.identifier, arn: s.arn, region: s.region, status: s.status, instance: s.instance }
+}
+
+impl rds::Host for HostState {
+    async fn describe_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
+        let (c, _) = self.capability("rds.describe-instance", Effect::Read).await?;
+        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeDBInstances", region = %region, resource = %identifier);
+        Ok(aws_rds::describe_instance(&c, &region, &identifier).instrument(span).await.map(instance).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn create_snapshot(&mut self, region: String, inst: String, snap: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
+        let (c, key) = self.capability("rds.create-snapshot", Effect::Mutate).await?;
+        let span = tracing::info_span!("aws", service = "rds", operation = "CreateDBSnapshot", region = %region, resource = %snap);
+        Ok(aws_rds::create_snapshot(&c, &region, &inst, &snap, &key).instrument(span).await.map(snapshot).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn copy_snapshot(
+        &mut self,
+        source_arn: String,
+        target_region: String,
+        target: String,
+        kms_key: Option<String>,
+    ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
+        let (c, key) = self.capability("rds.copy-snapshot", Effect::Mutate).await?;
+        let span = tracing::info_span!("aws", service = "rds", operation = "CopyDBSnapshot", region = %target_region, resource = %target);
+        Ok(aws_rds::copy_snapshot(&c, &source_arn, &target_region, &target, kms_key.as_deref(), &key)
+            .instrument(span).await
+            .map(snapshot)
+            .map_err(|e| self.to_wit(e)))
+    }
+
+    async fn describe_snapshot(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
+        let (c, _) = self.capability("rds.describe-snapshot", Effect::Read).await?;
+        Ok(aws_rds::describe_snapshot(&c, &region, &identifier).await.map(snapshot).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn promote_read_replica(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
+        let (c, key) = self.capability("rds.promote-read-replica", Effect::Mutate).await?;
+        let span = tracing::info_span!("aws", service = "rds", operation = "PromoteReadReplica", region = %region, resource = %identifier);
+        Ok(aws_rds::promote_read_replica(&c, &region, &identifier, &key).instrument(span).await.map(instance).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn wait_instance_available(
+        &mut self,
+        region: String,
+        identifier: String,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
+        let (c, _) = self.capability("rds.wait-instance-available", Effect::Read).await?;
+        Ok(aws_rds::wait_instance_available(&c, &region, &identifier, secs(timeout_seconds))
+            .await
+            .map(instance)
+            .map_err(|e| self.to_wit(e)))
+    }
+
+    async fn wait_snapshot_available(
+        &mut self,
+        region: String,
+        identifier: String,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
+        let (c, _) = self.capability("rds.wait-snapshot-available", Effect::Read).await?;
+        Ok(aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds))
+            .await
+            .map(snapshot)
+            .map_err(|e| self.to_wit(e)))
+    }
+}
+
+impl route53::Host for HostState {
+    async fn get_records(&mut self, zone: String, name: String) -> wasmtime::Result<Result<Vec<route53::RecordSet>, types::Error>> {
+        let (c, _) = self.capability("route53.get-records", Effect::Read).await?;
+        Ok(aws_r53::get_records(&c, &zone, &name)
+            .await
+            .map(|sets| {
+                sets.into_iter()
+                    .map(|r| route53::RecordSet {
+                        name: r.name,
+                        record_type: r.record_type,
+                        ttl: r.ttl,
+                        set_identifier: r.set_identifier,
+                        weight: r.weight,
+                        values: r.values,
+                    })
+                    .collect()
+            })
+            .map_err(|e| self.to_wit(e)))
+    }
+
+    async fn upsert_cname(
+        &mut self,
+        zone: String,
+        name: String,
+        target: String,
+        ttl: u32,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<(), types::Error>> {
+        let (c, _) = self.capability("route53.upsert-cname", Effect::Mutate).await?;
+        let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
+        Ok(aws_r53::upsert_cname(&c, &zone, &name, &target, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn set_weights(
+        &mut self,
+        zone: String,
+        name: String,
+        targets: Vec<route53::WeightedTarget>,
+        ttl: u32,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<(), types::Error>> {
+        let (c, _) = self.capability("route53.set-weights", Effect::Mutate).await?;
+        let targets: Vec<aws_r53::WeightedTarget> = targets
+            .into_iter()
+            .map(|t| aws_r53::WeightedTarget { set_identifier: t.set_identifier, weight: t.weight, value: t.value })
+            .collect();
+        let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
+        Ok(aws_r53::set_weights(&c, &zone, &name, &targets, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
+    }
+}

@@ -1,0 +1,246 @@
+//! `regional-failover`: move a database and its application from the primary
+//! region to the DR region.
+//!
+//! 1. `preflight`: the replica in the DR region exists, is available and is
+//!    a replica; the DNS records exist; the primary is reachable or not.
+//! 2. `final-snapshot` (only when the primary answers): a last snapshot of
+//!    the primary, then `copy-snapshot` into the DR region. An unreachable
+//!    primary (the region is down) skips both with a recorded warning.
+//! 3. `promote` the replica and `wait-promoted` until it is available.
+//! 4. `point-db-record`: the database CNAME points at the promoted instance.
+//! 5. `shift-app-weights`: the application's weighted records send all
+//!    traffic to the DR region (undone if verification fails).
+//! 6. `verify`: read everything back. The result carries the measured RTO
+//!    (start to DNS shifted) against the objective.
+//!
+//! Every step is idempotent: a crash anywhere, then `drover resume`, ends in
+//! the same state with one snapshot copy, one promotion and one DNS change.
+
+use std::time::Duration;
+
+use drover_sdk::aws::{rds, route53};
+use drover_sdk::{Action, Capability, Ctx, Describe, Error, Param, Runbook, export_runbook};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+struct Params {
+    primary_region: String,
+    dr_region: String,
+    db_instance: String,
+    replica: String,
+    hosted_zone: String,
+    db_record: String,
+    app_record: String,
+    rto_seconds: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Preflight {
+    started_unix: i64,
+    replica_arn: String,
+    replica_source: Option<String>,
+    primary_arn: Option<String>,
+    primary_unreachable: Option<String>,
+    app_targets: Vec<(String, u8, String)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Copy {
+    snapshot: Option<String>,
+    copy_arn: Option<String>,
+    skipped: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Weights {
+    targets: Vec<(String, u8, String)>,
+}
+
+/// The undo of the weight shift: everything needed to put the weights back.
+#[derive(Serialize, Deserialize)]
+struct RestoreWeights {
+    zone: String,
+    record: String,
+    targets: Vec<(String, u8, String)>,
+    timeout_seconds: u64,
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    promoted: String,
+    endpoint: String,
+    snapshot_copy: Option<String>,
+    rto_seconds: i64,
+    rto_objective_seconds: u32,
+    rto_met: bool,
+    warnings: Vec<String>,
+}
+
+struct RegionalFailover;
+
+fn targets(sets: &[route53::RecordSet]) -> Vec<(String, u8, String)> {
+    sets.iter()
+        .filter_map(|r| Some((r.set_identifier.clone()?, r.weight?, r.values.first()?.clone())))
+        .collect()
+}
+
+fn weighted(t: &[(String, u8, String)]) -> Vec<route53::WeightedTarget> {
+    t.iter()
+        .map(|(set, weight, value)| route53::WeightedTarget { set_identifier: set.clone(), weight: *weight, value: value.clone() })
+        .collect()
+}
+
+impl Runbook for RegionalFailover {
+    type Params = Params;
+    type Output = Outcome;
+
+    fn describe() -> Describe {
+        Describe::new("regional-failover", env!("CARGO_PKG_VERSION"))
+            .description(
+                "Fails a database and its application over to the DR region: final snapshot of the primary \
+                 (when it answers) copied to the DR region, promotion of the cross-region replica, the DB \
+                 record pointed at it, the app's weighted records shifted to the DR region, all verified. \
+                 Defaults match the demo topology.",
+            )
+            .param(Param::string("primary_region", "Region failing over from").default("us-east-1"))
+            .param(Param::string("dr_region", "Region failing over to").default("us-west-2"))
+            .param(Param::string("db_instance", "Primary DB instance identifier").default("orders-db"))
+            .param(Param::string("replica", "Cross-region read replica in the DR region").default("orders-db-replica"))
+            .param(Param::string("hosted_zone", "Route 53 hosted zone").default("orders.example.internal"))
+            .param(Param::string("db_record", "CNAME clients use for the database").default("db.orders.example.internal"))
+            .param(Param::string("app_record", "Weighted records of the application").default("app.orders.example.internal"))
+            .param(Param::integer("rto_seconds", "Recovery time objective, in seconds").default(900))
+            .capability(
+                Capability::new("rds")
+                    .operations(["describe-instance", "create-snapshot", "copy-snapshot", "promote-read-replica"])
+                    .regions(["us-east-1", "us-west-2"]),
+            )
+            .capability(Capability::new("route53").operations(["get-records", "upsert-cname", "set-weights"]))
+    }
+
+    fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {
+        let wait = Duration::from_secs(u64::from(p.rto_seconds));
+        let pre: Preflight = ctx.step("preflight", || {
+            let replica = rds::describe_instance(&p.dr_region, &p.replica)
+                .map_err(|e| e.context(format!("the DR replica {} in {} is not usable", p.replica, p.dr_region)))?;
+            if replica.status != "available" {
+                return Err(Error::new("replica-not-available", format!("replica {} is '{}', not available; DNS left unchanged", p.replica, replica.status))
+                    .with_resource(replica.arn));
+            }
+            let db = route53::get_records(&p.hosted_zone, &p.db_record)?;
+            if db.is_empty() {
+                return Err(Error::new("record-not-found", format!("no record {} in zone {}; DNS left unchanged", p.db_record, p.hosted_zone)));
+            }
+            let app = targets(&route53::get_records(&p.hosted_zone, &p.app_record)?);
+            if !app.iter().any(|(set, _, _)| *set == p.dr_region) {
+                return Err(Error::new("record-not-found", format!("no weighted record for {} under {}; DNS left unchanged", p.dr_region, p.app_record)));
+            }
+            let (primary_arn, primary_unreachable) = match rds::describe_instance(&p.primary_region, &p.db_instance) {
+                Ok(i) => (Some(i.arn), None),
+                Err(e) if e.is_retryable() || e.code() == "DBInstanceNotFound" => (None, Some(e.to_string())),
+                Err(e) => return Err(e),
+            };
+            Ok(Preflight {
+                started_unix: ctx.unix_seconds(),
+                replica_arn: replica.arn,
+                replica_source: replica.replica_source,
+                primary_arn,
+                primary_unreachable,
+                app_targets: app,
+            })
+        })?;
+        let mut warnings = Vec::new();
+        if let Some(why) = &pre.primary_unreachable {
+            ctx.warn(&format!("primary unreachable, skipping the final snapshot: {why}"));
+            warnings.push(format!("final snapshot skipped: {why}"));
+        }
+
+        let copy: Copy = ctx.step("final-snapshot", || {
+            let Some(_) = &pre.primary_arn else {
+                return Ok(Copy { snapshot: None, copy_arn: None, skipped: pre.primary_unreachable.clone() });
+            };
+            let name = format!("{}-final-{}", p.db_instance, &ctx.run_id().chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect::<String>().to_lowercase());
+            let snap = rds::create_snapshot(&p.primary_region, &p.db_instance, &name)?;
+            rds::wait_snapshot_available(&p.primary_region, &name, wait)?;
+            let copy = rds::copy_snapshot(&snap.arn, &p.dr_region, &format!("{name}-dr"), None)?;
+            Ok(Copy { snapshot: Some(name), copy_arn: Some(copy.arn), skipped: None })
+        })?;
+
+        ctx.step("promote", || {
+            let i = rds::promote_read_replica(&p.dr_region, &p.replica)?;
+            Ok(i.arn)
+        })?;
+        let endpoint: String = ctx.step("wait-promoted", || {
+            let i = rds::wait_instance_available(&p.dr_region, &p.replica, wait)?;
+            i.endpoint.ok_or_else(|| Error::retryable("no-endpoint", format!("{} has no endpoint yet", p.replica)))
+        })?;
+
+        ctx.step("point-db-record", || {
+            route53::upsert_cname(&p.hosted_zone, &p.db_record, &endpoint, 60, wait)?;
+            Ok(())
+        })?;
+
+        let shifted: Weights = ctx.step("shift-app-weights", || {
+            let to: Vec<(String, u8, String)> = pre
+                .app_targets
+                .iter()
+                .map(|(set, _, v)| (set.clone(), if *set == p.dr_region { 100 } else { 0 }, v.clone()))
+                .collect();
+            route53::set_weights(&p.hosted_zone, &p.app_record, &weighted(&to), 60, wait)?;
+            Ok(Weights { targets: to })
+        })?;
+        // If verification fails, send the traffic back where it was.
+        ctx.compensate(
+            "restore-app-weights",
+            &RestoreWeights {
+                zone: p.hosted_zone.clone(),
+                record: p.app_record.clone(),
+                targets: pre.app_targets.clone(),
+                timeout_seconds: wait.as_secs(),
+            },
+        )?;
+        let shifted_unix = ctx.unix_seconds();
+
+        ctx.step("verify", || {
+            let db = route53::get_records(&p.hosted_zone, &p.db_record)?;
+            let points = db.iter().any(|r| r.values.iter().any(|v| v.trim_end_matches('.') == endpoint.trim_end_matches('.')));
+            if !points {
+                return Err(Error::new("verify-failed", format!("{} does not point at {endpoint}", p.db_record)));
+            }
+            let app = targets(&route53::get_records(&p.hosted_zone, &p.app_record)?);
+            for (set, w, _) in &shifted.targets {
+                if !app.iter().any(|(s, aw, _)| s == set && aw == w) {
+                    return Err(Error::new("verify-failed", format!("weight of {set} under {} is not {w}", p.app_record)));
+                }
+            }
+            let db_now = rds::describe_instance(&p.dr_region, &p.replica)?;
+            if db_now.status != "available" {
+                return Err(Error::retryable("verify-failed", format!("{} is '{}'", p.replica, db_now.status)));
+            }
+            Ok(())
+        })?;
+
+        let rto = shifted_unix - pre.started_unix;
+        Ok(Outcome {
+            promoted: pre.replica_arn,
+            endpoint,
+            snapshot_copy: copy.copy_arn,
+            rto_seconds: rto,
+            rto_objective_seconds: p.rto_seconds,
+            rto_met: rto <= i64::from(p.rto_seconds),
+            warnings,
+        })
+    }
+
+    fn finalize(_ctx: &Ctx, action: Action) -> Result<(), Error> {
+        match action.key() {
+            "restore-app-weights" => {
+                let r: RestoreWeights = action.payload()?;
+                route53::set_weights(&r.zone, &r.record, &weighted(&r.targets), 60, Duration::from_secs(r.timeout_seconds))
+            }
+            other => Err(Error::new("unknown-action", format!("regional-failover registered no action '{other}'"))),
+        }
+    }
+}
+
+export_runbook!(RegionalFailover);

@@ -1,0 +1,81 @@
+//! AWS capabilities for runbooks: typed calls over the `rds` and `route53`
+//! WIT interfaces. Call them inside [`crate::Ctx::step`] bodies (the agent
+//! refuses them elsewhere, since their results must be journaled). Mutating
+//! calls are idempotent under replay: the agent tags what they create with
+//! the step's idempotency key and adopts what an earlier attempt made.
+//! Errors say which operation failed on which resource in which region, with
+//! the AWS error code and request id; throttling and 5xx are retryable.
+
+use std::time::Duration;
+
+use crate::Error;
+
+fn secs(d: Duration) -> u32 {
+    d.as_secs().clamp(1, u64::from(u32::MAX)) as u32
+}
+
+/// Amazon RDS.
+pub mod rds {
+    use super::*;
+    use crate::bindings::drover::runbook::rds as wit;
+
+    pub use wit::{DbInstance, DbSnapshot};
+
+    /// Describes instance `identifier` in `region`.
+    pub fn describe_instance(region: &str, identifier: &str) -> Result<DbInstance, Error> {
+        wit::describe_instance(region, identifier).map_err(Error::from_wit)
+    }
+
+    /// Takes snapshot `snapshot` of `instance` (adopts one an earlier attempt made).
+    pub fn create_snapshot(region: &str, instance: &str, snapshot: &str) -> Result<DbSnapshot, Error> {
+        wit::create_snapshot(region, instance, snapshot).map_err(Error::from_wit)
+    }
+
+    /// Copies snapshot `source_arn` into `target_region` as `target`.
+    pub fn copy_snapshot(source_arn: &str, target_region: &str, target: &str, kms_key: Option<&str>) -> Result<DbSnapshot, Error> {
+        wit::copy_snapshot(source_arn, target_region, target, kms_key).map_err(Error::from_wit)
+    }
+
+    /// Describes snapshot `identifier` in `region`.
+    pub fn describe_snapshot(region: &str, identifier: &str) -> Result<DbSnapshot, Error> {
+        wit::describe_snapshot(region, identifier).map_err(Error::from_wit)
+    }
+
+    /// Promotes read replica `identifier` to a standalone instance.
+    pub fn promote_read_replica(region: &str, identifier: &str) -> Result<DbInstance, Error> {
+        wit::promote_read_replica(region, identifier).map_err(Error::from_wit)
+    }
+
+    /// Waits until instance `identifier` is `available`.
+    pub fn wait_instance_available(region: &str, identifier: &str, timeout: Duration) -> Result<DbInstance, Error> {
+        wit::wait_instance_available(region, identifier, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// Waits until snapshot `identifier` is `available`.
+    pub fn wait_snapshot_available(region: &str, identifier: &str, timeout: Duration) -> Result<DbSnapshot, Error> {
+        wit::wait_snapshot_available(region, identifier, secs(timeout)).map_err(Error::from_wit)
+    }
+}
+
+/// Amazon Route 53.
+pub mod route53 {
+    use super::*;
+    use crate::bindings::drover::runbook::route53 as wit;
+
+    pub use wit::{RecordSet, WeightedTarget};
+
+    /// The record sets named `name` in hosted zone `zone`.
+    pub fn get_records(zone: &str, name: &str) -> Result<Vec<RecordSet>, Error> {
+        wit::get_records(zone, name).map_err(Error::from_wit)
+    }
+
+    /// Points CNAME `name` at `target` and waits until the change is INSYNC.
+    pub fn upsert_cname(zone: &str, name: &str, target: &str, ttl: u32, timeout: Duration) -> Result<(), Error> {
+        wit::upsert_cname(zone, name, target, ttl, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// Sets the weights of the weighted CNAMEs `name`, in one change batch.
+    pub fn set_weights(zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<(), Error> {
+        wit::set_weights(zone, name, targets, ttl, secs(timeout)).map_err(Error::from_wit)
+    }
+}
