@@ -6,6 +6,8 @@
 //! back what the run journal says. The end-to-end tests and the crash-restart
 //! sweeps of game-days are built on it.
 
+pub mod topology;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -43,7 +43,8 @@ pub struct ActionView {
 }
 
 /// The run's cleanups and undos: `status` is `none`, `pending`, `running`,
-/// `succeeded` or `failed` (some action failed after its retries).
+/// `succeeded`, `skipped` (only undos, of a run that succeeded) or `failed`
+/// (some action failed after its retries).
 #[derive(Serialize)]
 pub struct CleanupView {
     pub status: &'static str,
@@ -112,6 +113,8 @@ fn cleanup_view(run: &RunRecord, entries: &[Entry]) -> CleanupView {
         "running"
     } else if actions.iter().any(|a| a.status == "pending") {
         "pending"
+    } else if actions.iter().all(|a| a.status == "skipped") {
+        "skipped"
     } else {
         "succeeded"
     };

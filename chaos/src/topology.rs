@@ -1,0 +1,163 @@
+//! The demo topology, seeded into the emulators (or any account the AWS
+//! configuration points at): the setting of the reference drill.
+//!
+//! - us-east-1: RDS primary `orders-db`;
+//! - us-west-2: its cross-region read replica `orders-db-replica`;
+//! - Route 53 zone `orders.example.internal` with `db.` (CNAME to the
+//!   primary's endpoint) and weighted `app.` records (us-east-1 at 100,
+//!   us-west-2 at 0).
+//!
+//! Seeding is repeatable: what a previous drill changed (a promoted replica,
+//! shifted records) is put back, so the drill can run again. Names take an
+//! optional suffix so that tests can seed topologies side by side.
+
+use std::time::Duration;
+
+use aws_sdk_rds::types::Tag;
+use drover_aws::{CapabilityError, Clients, rds, route53};
+use serde::Serialize;
+
+/// Names and regions of a demo topology.
+#[derive(Debug, Clone, Serialize)]
+pub struct Topology {
+    /// Region of the primary.
+    pub primary_region: String,
+    /// The DR region.
+    pub dr_region: String,
+    /// Primary DB instance.
+    pub db_instance: String,
+    /// Cross-region read replica.
+    pub replica: String,
+    /// Hosted zone.
+    pub hosted_zone: String,
+    /// Database CNAME.
+    pub db_record: String,
+    /// Application weighted records.
+    pub app_record: String,
+}
+
+impl Topology {
+    /// The demo topology, with every name suffixed by `suffix` (empty: the
+    /// names the reference runbooks default to).
+    pub fn demo(suffix: &str) -> Self {
+        let s = if suffix.is_empty() { String::new() } else { format!("-{suffix}") };
+        let zone = format!("orders{s}.example.internal");
+        Topology {
+            primary_region: "us-east-1".into(),
+            dr_region: "us-west-2".into(),
+            db_instance: format!("orders-db{s}"),
+            replica: format!("orders-db{s}-replica"),
+            db_record: format!("db.{zone}"),
+            app_record: format!("app.{zone}"),
+            hosted_zone: zone,
+        }
+    }
+
+    /// The runbook parameters (`--param` pairs) that aim `regional-failover` at it.
+    pub fn params(&self) -> Vec<String> {
+        vec![
+            format!("primary_region={}", self.primary_region),
+            format!("dr_region={}", self.dr_region),
+            format!("db_instance={}", self.db_instance),
+            format!("replica={}", self.replica),
+            format!("hosted_zone={}", self.hosted_zone),
+            format!("db_record={}", self.db_record),
+            format!("app_record={}", self.app_record),
+        ]
+    }
+
+    /// The app target of `region`.
+    pub fn app_target(&self, region: &str) -> String {
+        format!("app.{region}.{}", self.hosted_zone)
+    }
+}
+
+/// What seeding made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Seeded {
+    /// The topology.
+    pub topology: Topology,
+    /// The primary's endpoint (what the DB record points at).
+    pub primary_endpoint: String,
+    /// The replica's ARN.
+    pub replica_arn: String,
+}
+
+async fn delete_if_present(c: &Clients, region: &str, id: &str) -> Result<(), CapabilityError> {
+    match rds::describe_instance(c, region, id).await {
+        Err(e) if e.is("DBInstanceNotFound") => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    // moto answers HTTP 500 to deleting a cross-region replica yet deletes it
+    // (a bug in its replica bookkeeping): check the outcome, not the answer.
+    let _ = c.rds(region).delete_db_instance().db_instance_identifier(id).skip_final_snapshot(true).send().await;
+    match rds::describe_instance(c, region, id).await {
+        Err(e) if e.is("DBInstanceNotFound") => Ok(()),
+        Err(e) => Err(e),
+        Ok(i) if i.status == "deleting" => Ok(()),
+        Ok(i) => Err(CapabilityError::new("rds", "DeleteDBInstance", region, id, "still-there", format!("instance is '{}' after delete", i.status))),
+    }
+}
+
+fn sdk_err<E: std::fmt::Display>(op: &'static str, region: &str, id: &str, e: E) -> CapabilityError {
+    CapabilityError::new("rds", op, region, id, "seed-failed", e.to_string())
+}
+
+/// Seeds (or re-seeds) `t`.
+pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> {
+    let wait = Duration::from_secs(1800);
+    // A previous drill may have promoted the replica: start the database pair afresh.
+    delete_if_present(c, &t.dr_region, &t.replica).await?;
+    delete_if_present(c, &t.primary_region, &t.db_instance).await?;
+    c.rds(&t.primary_region)
+        .create_db_instance()
+        .db_instance_identifier(&t.db_instance)
+        .engine("postgres")
+        .engine_version("16.3")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("orders")
+        .master_user_password("seeded-demo-only")
+        .tags(Tag::builder().key("app").value("orders").build())
+        .send()
+        .await
+        .map_err(|e| sdk_err("CreateDBInstance", &t.primary_region, &t.db_instance, aws_sdk_rds::error::DisplayErrorContext(e)))?;
+    let primary = rds::wait_instance_available(c, &t.primary_region, &t.db_instance, wait).await?;
+    c.rds(&t.dr_region)
+        .create_db_instance_read_replica()
+        .db_instance_identifier(&t.replica)
+        .source_db_instance_identifier(&primary.arn)
+        .tags(Tag::builder().key("app").value("orders").build())
+        .send()
+        .await
+        .map_err(|e| sdk_err("CreateDBInstanceReadReplica", &t.dr_region, &t.replica, aws_sdk_rds::error::DisplayErrorContext(e)))?;
+    let replica = rds::wait_instance_available(c, &t.dr_region, &t.replica, wait).await?;
+
+    // The zone, created once; the records put back to the primary.
+    if let Err(e) = route53::zone_id(c, &t.hosted_zone).await {
+        if !e.is("NoSuchHostedZone") {
+            return Err(e);
+        }
+        c.route53()
+            .create_hosted_zone()
+            .name(&t.hosted_zone)
+            .caller_reference(format!("drover-demo-{}-{}", t.hosted_zone, rand_suffix()))
+            .send()
+            .await
+            .map_err(|e| CapabilityError::new("route53", "CreateHostedZone", "global", &t.hosted_zone, "seed-failed", aws_sdk_route53::error::DisplayErrorContext(e).to_string()))?;
+    }
+    let endpoint = primary.endpoint.clone().unwrap_or_default();
+    let t60 = Duration::from_secs(60);
+    route53::upsert_cname(c, &t.hosted_zone, &t.db_record, &endpoint, 60, t60).await?;
+    let weights = [(t.primary_region.as_str(), 100u8), (t.dr_region.as_str(), 0u8)]
+        .iter()
+        .map(|(region, w)| route53::WeightedTarget { set_identifier: region.to_string(), weight: *w, value: t.app_target(region) })
+        .collect::<Vec<_>>();
+    route53::set_weights(c, &t.hosted_zone, &t.app_record, &weights, 60, t60).await?;
+    Ok(Seeded { topology: t.clone(), primary_endpoint: endpoint, replica_arn: replica.arn })
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}

@@ -1,0 +1,187 @@
+//! `regional-failover` end to end: the real `drover` binary against the real
+//! emulators (scripts/test starts them and sets AWS_ENDPOINT_URL*). Each test
+//! seeds a topology of its own (names suffixed), so tests run side by side.
+
+use drover_aws::{Clients, rds, route53};
+use drover_chaos::Agent;
+use drover_chaos::killed_by_sigkill;
+use drover_chaos::topology::{Seeded, Topology, seed};
+use drover_test_artifacts as artifacts;
+use serde_json::Value;
+
+const STEPS: &[&str] = &["preflight", "final-snapshot", "promote", "wait-promoted", "point-db-record", "shift-app-weights", "verify"];
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn emulators_configured() {
+    let ep = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        ep.starts_with("http://127.0.0.1"),
+        "these tests need the local emulators: run them through scripts/test (AWS_ENDPOINT_URL='{ep}')"
+    );
+}
+
+fn seeded(name: &str) -> (Clients, Seeded) {
+    emulators_configured();
+    let suffix = format!("{name}-{:06x}", rand::random::<u32>() & 0xffffff);
+    rt().block_on(async {
+        let c = Clients::load().await;
+        let s = seed(&c, &Topology::demo(&suffix)).await.unwrap();
+        (c, s)
+    })
+}
+
+fn agent() -> (tempfile::TempDir, Agent) {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::new(dir.path().join("home"));
+    (dir, agent)
+}
+
+fn args<'a>(run: &'a str, id: &'a str, params: &'a [String]) -> Vec<&'a str> {
+    let mut a = vec![run, artifacts::REGIONAL_FAILOVER, "--run-id", id, "--quiet"];
+    for p in params {
+        a.push("-p");
+        a.push(p);
+    }
+    a
+}
+
+/// Reads the emulators back and checks the failed-over state: the replica
+/// promoted once, the DB record on it, the weights on the DR region, one
+/// snapshot copy in the DR region.
+fn assert_failed_over(c: &Clients, s: &Seeded, run_id: &str) {
+    let t = &s.topology;
+    rt().block_on(async {
+        let replica = rds::describe_instance(c, &t.dr_region, &t.replica).await.unwrap();
+        let tags = c.rds(&t.dr_region).list_tags_for_resource().resource_name(&replica.arn).send().await.unwrap();
+        let promotions = tags.tag_list().iter().filter(|t| t.key() == Some(rds::PROMOTED_TAG)).count();
+        assert_eq!(promotions, 1, "exactly one promotion");
+        let db = route53::get_records(c, &t.hosted_zone, &t.db_record).await.unwrap();
+        assert_eq!(db.len(), 1);
+        assert_eq!(route53::fqdn(&db[0].values[0]), route53::fqdn(replica.endpoint.as_deref().unwrap()), "the DB record points at the promoted replica");
+        let app = route53::get_records(c, &t.hosted_zone, &t.app_record).await.unwrap();
+        let weight = |set: &str| app.iter().find(|r| r.set_identifier.as_deref() == Some(set)).and_then(|r| r.weight);
+        assert_eq!((weight(&t.primary_region), weight(&t.dr_region)), (Some(0), Some(100)), "traffic on the DR region");
+        let short: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect::<String>().to_lowercase();
+        let copy = format!("{}-final-{short}-dr", t.db_instance);
+        let copies = c.rds(&t.dr_region).describe_db_snapshots().db_snapshot_identifier(&copy).send().await.unwrap();
+        assert_eq!(copies.db_snapshots().len(), 1, "exactly one snapshot copy in the DR region");
+    });
+}
+
+fn assert_untouched(c: &Clients, s: &Seeded) {
+    let t = &s.topology;
+    rt().block_on(async {
+        let db = route53::get_records(c, &t.hosted_zone, &t.db_record).await.unwrap();
+        assert_eq!(route53::fqdn(&db[0].values[0]), route53::fqdn(&s.primary_endpoint), "the DB record still points at the primary");
+        let app = route53::get_records(c, &t.hosted_zone, &t.app_record).await.unwrap();
+        let weight = |set: &str| app.iter().find(|r| r.set_identifier.as_deref() == Some(set)).and_then(|r| r.weight);
+        assert_eq!((weight(&t.primary_region), weight(&t.dr_region)), (Some(100), Some(0)), "weights unchanged");
+        let replica = rds::describe_instance(c, &t.dr_region, &t.replica).await;
+        if let Ok(r) = replica {
+            let tags = c.rds(&t.dr_region).list_tags_for_resource().resource_name(&r.arn).send().await.unwrap();
+            assert!(tags.tag_list().iter().all(|t| t.key() != Some(rds::PROMOTED_TAG)), "not promoted");
+        }
+    });
+}
+
+#[test]
+fn regional_failover_end_to_end_and_a_rerun_changes_nothing() {
+    let (c, s) = seeded("e2e");
+    let (_d, agent) = agent();
+    let params = s.topology.params();
+    let mut a = args("run", "rf", &params);
+    a.push("--json");
+    let (status, run) = agent.json(&a).unwrap();
+    assert!(status.success(), "{run:#}");
+    assert_eq!(run["status"], "succeeded");
+    let result = &run["result"];
+    assert_eq!(result["rto_met"], true);
+    assert!(result["rto_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(result["snapshot_copy"].as_str().unwrap().contains(":us-west-2:"));
+    assert_failed_over(&c, &s, "rf");
+    let steps: Vec<&str> = run["steps"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    assert_eq!(steps, STEPS);
+
+    let before = agent.attempts("rf");
+    let (status, again) = agent.json(&a).unwrap();
+    assert!(status.success());
+    assert_eq!(again["result"], run["result"]);
+    assert_eq!(agent.attempts("rf"), before, "re-running a finished run id makes no call");
+    assert_failed_over(&c, &s, "rf");
+}
+
+#[test]
+fn sigkill_at_every_step_then_resume_converges_to_one_copy_one_promotion_one_dns_change() {
+    for (i, step) in STEPS.iter().enumerate() {
+        for point in ["after-step", "before-complete"] {
+            let (c, s) = seeded(&format!("k{i}"));
+            let (_d, agent) = agent();
+            let params = s.topology.params();
+            let id = format!("kill-{i}-{}", &point[..5]);
+            let mut child = agent.spawn(&args("run", &id, &params), &format!("{point}:{step}")).unwrap();
+            let status = child.wait().unwrap();
+            assert!(killed_by_sigkill(&status), "{point}:{step} should kill the agent: {status:?}");
+            let (status, run) = agent.json(&["resume", &id, "--json", "--quiet"]).unwrap();
+            assert!(status.success(), "{point}:{step}: {run:#}");
+            assert_failed_over(&c, &s, &id);
+            // Completed steps ran once; the step killed before its outcome was journaled ran twice, with one key.
+            for (j, key) in STEPS.iter().enumerate() {
+                let expected = if j == i && point == "before-complete" { 2 } else { 1 };
+                assert_eq!(agent.attempt_count(&id, key), expected, "{point}:{step}: attempts of {key}");
+            }
+            let mut keys: Vec<String> = agent.attempts(&id).into_iter().filter(|a| a.key == *step).map(|a| a.idempotency_key).collect();
+            keys.dedup();
+            assert_eq!(keys.len(), 1);
+        }
+    }
+}
+
+fn failed_run(agent: &Agent, id: &str, params: &[String]) -> Value {
+    let mut a = args("run", id, params);
+    a.push("--json");
+    let (status, run) = agent.json(&a).unwrap();
+    assert_eq!(status.code(), Some(1), "{run:#}");
+    assert_eq!(run["status"], "failed");
+    run
+}
+
+#[test]
+fn a_missing_replica_or_a_wrong_zone_fails_clearly_and_dns_is_untouched() {
+    let (c, s) = seeded("bad");
+    let (_d, agent) = agent();
+
+    let mut params = s.topology.params();
+    params.retain(|p| !p.starts_with("replica="));
+    params.push("replica=no-such-replica".into());
+    let run = failed_run(&agent, "missing-replica", &params);
+    let msg = run["error"]["message"].as_str().unwrap();
+    assert_eq!(run["error"]["code"], "DBInstanceNotFound", "{msg}");
+    assert!(msg.contains("no-such-replica") && msg.contains("us-west-2"), "{msg}");
+    assert_untouched(&c, &s);
+
+    let mut params = s.topology.params();
+    params.retain(|p| !p.starts_with("hosted_zone="));
+    params.push("hosted_zone=nowhere.example.internal".into());
+    let run = failed_run(&agent, "wrong-zone", &params);
+    assert_eq!(run["error"]["code"], "NoSuchHostedZone");
+    assert!(run["error"]["message"].as_str().unwrap().contains("nowhere.example.internal"));
+    assert_untouched(&c, &s);
+}
+
+#[test]
+fn an_unreachable_endpoint_fails_clearly_and_dns_is_untouched() {
+    let (c, s) = seeded("down");
+    let (_d, agent) = agent();
+    let agent = Agent { env: vec![("AWS_ENDPOINT_URL_RDS".into(), "http://127.0.0.1:9".into())], ..agent };
+    let run = failed_run(&agent, "unreachable", &s.topology.params());
+    let err = &run["error"];
+    assert_eq!(err["code"], "unreachable", "{err:#}");
+    assert_eq!(err["retryable"], true);
+    assert!(err["message"].as_str().unwrap().contains("could not connect"), "{err:#}");
+    // Retryable: the preflight was tried per its retry policy.
+    assert_eq!(agent.attempt_count("unreachable", "preflight"), 3);
+    assert_untouched(&c, &s);
+}
