@@ -64,10 +64,13 @@ fn assert_failed_over(c: &Clients, s: &Seeded, run_id: &str) {
         let app = route53::get_records(c, &t.hosted_zone, &t.app_record).await.unwrap();
         let weight = |set: &str| app.iter().find(|r| r.set_identifier.as_deref() == Some(set)).and_then(|r| r.weight);
         assert_eq!((weight(&t.primary_region), weight(&t.dr_region)), (Some(0), Some(100)), "traffic on the DR region");
-        let short: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect::<String>().to_lowercase();
-        let copy = format!("{}-final-{short}-dr", t.db_instance);
-        let copies = c.rds(&t.dr_region).describe_db_snapshots().db_snapshot_identifier(&copy).send().await.unwrap();
-        assert_eq!(copies.db_snapshots().len(), 1, "exactly one snapshot copy in the DR region");
+        let copies = c.rds(&t.dr_region).describe_db_snapshots().db_instance_identifier(&t.db_instance).send().await.unwrap();
+        let ours: Vec<_> = copies
+            .db_snapshots()
+            .iter()
+            .filter(|s| s.db_snapshot_identifier().is_some_and(|id| id.starts_with(&format!("{}-final-", t.db_instance))))
+            .collect();
+        assert_eq!(ours.len(), 1, "exactly one snapshot copy in the DR region for run {run_id}: {ours:?}");
     });
 }
 

@@ -163,7 +163,9 @@ impl Runbook for RegionalFailover {
             let Some(_) = &pre.primary_arn else {
                 return Ok(Copy { snapshot: None, copy_arn: None, skipped: pre.primary_unreachable.clone() });
             };
-            let name = format!("{}-final-{}", p.db_instance, &ctx.run_id().chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect::<String>().to_lowercase());
+            // Unique to this run and stable across its attempts: the step's idempotency key.
+            let key = ctx.attempt().map(|a| a.idempotency_key).unwrap_or_default();
+            let name = format!("{}-final-{}", p.db_instance, &key[..key.len().min(12)]);
             let snap = rds::create_snapshot(&p.primary_region, &p.db_instance, &name)?;
             rds::wait_snapshot_available(&p.primary_region, &name, wait)?;
             let copy = rds::copy_snapshot(&snap.arn, &p.dr_region, &format!("{name}-dr"), None)?;
