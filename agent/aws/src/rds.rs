@@ -233,38 +233,42 @@ pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &st
     describe_instance(c, region, id).await
 }
 
-/// Waits until instance `id` is `available`.
-pub async fn wait_instance_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<DbInstance, CapabilityError> {
+/// Polls `describe` until what it returns has status `available`.
+async fn wait_available<T, F, Fut>(
+    operation: &'static str,
+    region: &str,
+    id: &str,
+    timeout: Duration,
+    describe: F,
+    status: fn(&T) -> &str,
+) -> Result<T, CapabilityError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CapabilityError>>,
+{
     let last = std::sync::Mutex::new(String::new());
     let found = poll(timeout, || {
-        let last = &last;
+        let (last, describe) = (&last, &describe);
         async move {
-            let i = describe_instance(c, region, id).await?;
-            *last.lock().unwrap_or_else(|p| p.into_inner()) = i.status.clone();
-            Ok::<_, CapabilityError>((i.status == "available").then_some(i))
+            let item = describe().await?;
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = status(&item).to_string();
+            Ok::<_, CapabilityError>((status(&item) == "available").then_some(item))
         }
     })
     .await?;
     found.ok_or_else(|| {
-        CapabilityError::new("rds", "DescribeDBInstances", region, id, "timeout", format!("instance {id} is still '{}' after {} s", last.lock().unwrap_or_else(|p| p.into_inner()), timeout.as_secs()))
+        let last = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        CapabilityError::new("rds", operation, region, id, "timeout", format!("{id} is still '{last}' after {} s", timeout.as_secs()))
             .retryable()
     })
 }
 
+/// Waits until instance `id` is `available`.
+pub async fn wait_instance_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<DbInstance, CapabilityError> {
+    wait_available("DescribeDBInstances", region, id, timeout, || describe_instance(c, region, id), |i: &DbInstance| &i.status).await
+}
+
 /// Waits until snapshot `id` is `available`.
 pub async fn wait_snapshot_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<DbSnapshot, CapabilityError> {
-    let last = std::sync::Mutex::new(String::new());
-    let found = poll(timeout, || {
-        let last = &last;
-        async move {
-            let s = describe_snapshot(c, region, id).await?;
-            *last.lock().unwrap_or_else(|p| p.into_inner()) = s.status.clone();
-            Ok::<_, CapabilityError>((s.status == "available").then_some(s))
-        }
-    })
-    .await?;
-    found.ok_or_else(|| {
-        CapabilityError::new("rds", "DescribeDBSnapshots", region, id, "timeout", format!("snapshot {id} is still '{}' after {} s", last.lock().unwrap_or_else(|p| p.into_inner()), timeout.as_secs()))
-            .retryable()
-    })
+    wait_available("DescribeDBSnapshots", region, id, timeout, || describe_snapshot(c, region, id), |s: &DbSnapshot| &s.status).await
 }
