@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::bindings::{rds, route53, types};
+use crate::cancel::CancelSignal;
 use crate::durable::DurableError;
 use crate::host::HostState;
 
@@ -50,6 +51,19 @@ impl HostState {
             None => record,
         };
         types::Error { code: record.code, message: record.message, retryable: record.retryable, resource: record.resource }
+    }
+}
+
+/// Runs a long wait, unless the run is cancelled first (a cancel must not
+/// sit out a 15-minute waiter).
+async fn cancellable<T>(watch: Option<Arc<CancelSignal>>, wait: impl std::future::Future<Output = T>) -> wasmtime::Result<T> {
+    let Some(signal) = watch else { return Ok(wait.await) };
+    tokio::select! {
+        r = wait => Ok(r),
+        _ = signal.raised() => {
+            let (by, reason) = signal.request().map(|r| (r.by, r.reason)).unwrap_or_default();
+            Err(wasmtime::Error::new(DurableError::Cancelled { by, reason }))
+        }
     }
 }
 
@@ -122,10 +136,8 @@ impl rds::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let (c, _) = self.capability("rds.wait-instance-available", Effect::Read).await?;
-        Ok(aws_rds::wait_instance_available(&c, &region, &identifier, secs(timeout_seconds))
-            .await
-            .map(instance)
-            .map_err(|e| self.to_wit(e)))
+        let waited = cancellable(self.durable.as_ref().and_then(|d| d.cancel_watch()), aws_rds::wait_instance_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
+        Ok(waited.map(instance).map_err(|e| self.to_wit(e)))
     }
 
     async fn wait_snapshot_available(
@@ -135,10 +147,8 @@ impl rds::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
         let (c, _) = self.capability("rds.wait-snapshot-available", Effect::Read).await?;
-        Ok(aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds))
-            .await
-            .map(snapshot)
-            .map_err(|e| self.to_wit(e)))
+        let waited = cancellable(self.durable.as_ref().and_then(|d| d.cancel_watch()), aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
+        Ok(waited.map(snapshot).map_err(|e| self.to_wit(e)))
     }
 }
 
@@ -190,5 +200,28 @@ impl route53::Host for HostState {
             .collect();
         let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
         Ok(aws_r53::set_weights(&c, &zone, &name, &targets, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancel_ends_a_wait_that_would_never_end() {
+        let signal = Arc::new(CancelSignal::default());
+        let raise = {
+            let signal = signal.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                signal.raise(drover_journal::CancelRequest { by: "sre".into(), reason: "stop".into(), at: chrono::Utc::now() });
+            }
+        };
+        let (waited, ()) = tokio::join!(cancellable(Some(signal), std::future::pending::<()>()), raise);
+        let err = waited.unwrap_err();
+        let cancelled = err.downcast_ref::<DurableError>().unwrap();
+        assert_eq!(cancelled.to_string(), "cancelled by sre: stop");
+        // Without a watch (the finalize phase), the wait runs to its end.
+        assert_eq!(cancellable(None, async { 7 }).await.unwrap(), 7);
     }
 }

@@ -764,6 +764,12 @@ impl Durable {
         self.secrets.mask(text)
     }
 
+    /// The cancel signal, while a cancel can still stop the run (the main
+    /// part; never the finalize phase). Long capability waits race it.
+    pub fn cancel_watch(&self) -> Option<Arc<CancelSignal>> {
+        (self.phase == Phase::Main).then(|| self.cancel.clone())
+    }
+
     /// The run's secrets, for capabilities that take a `secret-ref`.
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
