@@ -188,3 +188,49 @@ fn an_unreachable_endpoint_fails_clearly_and_dns_is_untouched() {
     assert_eq!(agent.attempt_count("unreachable", "preflight"), 3);
     assert_untouched(&c, &s);
 }
+
+#[test]
+fn dry_run_prints_the_plan_in_order_and_changes_nothing() {
+    let (c, s) = seeded("dry");
+    let (_d, agent) = agent();
+    let params = s.topology.params();
+    let mut a = vec!["run", artifacts::REGIONAL_FAILOVER, "--dry-run", "--json", "--quiet"];
+    for p in &params {
+        a.push("-p");
+        a.push(p);
+    }
+    let (status, out) = agent.json(&a).unwrap();
+    assert!(status.success(), "{out:#}");
+    assert_eq!(out["dry_run"], true);
+    assert_eq!(out["status"], "succeeded", "the runbook runs to its end on planned results: {out:#}");
+    let plan: Vec<(String, String, String)> = out["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["step"].as_str().unwrap().into(), c["operation"].as_str().unwrap().into(), c["resource"].as_str().unwrap().into()))
+        .collect();
+    let t = &s.topology;
+    let ops: Vec<(&str, &str)> = plan.iter().map(|(s, o, _)| (s.as_str(), o.as_str())).collect();
+    assert_eq!(
+        ops,
+        [
+            ("final-snapshot", "CreateDBSnapshot"),
+            ("final-snapshot", "CopyDBSnapshot"),
+            ("promote", "PromoteReadReplica"),
+            ("point-db-record", "ChangeResourceRecordSets"),
+            ("shift-app-weights", "ChangeResourceRecordSets"),
+        ]
+    );
+    assert_eq!(plan[2].2, t.replica);
+    assert_eq!(plan[3].2, t.db_record);
+    let detail = out["plan"][4]["detail"].as_str().unwrap();
+    assert!(detail.contains("us-east-1 100 -> 0") && detail.contains("us-west-2 0 -> 100"), "{detail}");
+    // Nothing changed in the emulators, nothing was recorded in the store.
+    assert_untouched(&c, &s);
+    rt().block_on(async {
+        let snaps = c.rds(&t.primary_region).describe_db_snapshots().db_instance_identifier(&t.db_instance).send().await.unwrap();
+        assert!(snaps.db_snapshots().is_empty(), "no snapshot was taken");
+    });
+    let out = agent.output(&["runs", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}

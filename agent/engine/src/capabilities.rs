@@ -15,6 +15,7 @@ use crate::bindings::{rds, route53, types};
 use crate::cancel::CancelSignal;
 use crate::durable::DurableError;
 use crate::host::HostState;
+use crate::plan::{Plan, PlannedChange};
 
 /// The AWS clients, created at the first capability call of the process.
 pub type AwsCell = Arc<OnceCell<Arc<Clients>>>;
@@ -43,6 +44,12 @@ impl HostState {
         Ok((clients, key))
     }
 
+    /// In a dry run: the plan and the step making the call.
+    fn dry_run(&self) -> Option<(Plan, String)> {
+        let d = self.durable.as_ref()?;
+        Some((d.plan()?.clone(), d.open_step().unwrap_or_default().to_string()))
+    }
+
     fn to_wit(&self, e: CapabilityError) -> types::Error {
         tracing::warn!(service = e.service, operation = e.operation, region = %e.region, resource = %e.resource, code = %e.code, request_id = ?e.request_id, "AWS call failed");
         let record = drover_journal::ErrorRecord { code: e.code.clone(), message: e.to_string(), retryable: e.retryable, resource: Some(e.resource.clone()) };
@@ -64,6 +71,28 @@ async fn cancellable<T>(watch: Option<Arc<CancelSignal>>, wait: impl std::future
             let (by, reason) = signal.request().map(|r| (r.by, r.reason)).unwrap_or_default();
             Err(wasmtime::Error::new(DurableError::Cancelled { by, reason }))
         }
+    }
+}
+
+fn planned_snapshot(region: &str, id: &str, inst: &str) -> rds::DbSnapshot {
+    rds::DbSnapshot {
+        identifier: id.into(),
+        arn: format!("arn:aws:rds:{region}:planned:snapshot:{id}"),
+        region: region.into(),
+        status: "available".into(),
+        instance: inst.into(),
+    }
+}
+
+fn record_set(r: aws_r53::RecordSet) -> route53::RecordSet {
+    route53::RecordSet { name: r.name, record_type: r.record_type, ttl: r.ttl, set_identifier: r.set_identifier, weight: r.weight, values: r.values }
+}
+
+/// The record sets as planned changes left them, else as Route 53 has them.
+async fn planned_or_real(plan: &Plan, c: &Clients, zone: &str, name: &str) -> Result<Vec<aws_r53::RecordSet>, CapabilityError> {
+    match plan.records(zone, name) {
+        Some(sets) => Ok(sets),
+        None => aws_r53::get_records(c, zone, name).await,
     }
 }
 
@@ -93,12 +122,20 @@ fn snapshot(s: aws_rds::DbSnapshot) -> rds::DbSnapshot {
 impl rds::Host for HostState {
     async fn describe_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let (c, _) = self.capability("rds.describe-instance", Effect::Read).await?;
+        if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.promoted(&region, &identifier)) {
+            return Ok(Ok(instance(i)));
+        }
         let span = tracing::info_span!("aws", service = "rds", operation = "DescribeDBInstances", region = %region, resource = %identifier);
         Ok(aws_rds::describe_instance(&c, &region, &identifier).instrument(span).await.map(instance).map_err(|e| self.to_wit(e)))
     }
 
     async fn create_snapshot(&mut self, region: String, inst: String, snap: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
         let (c, key) = self.capability("rds.create-snapshot", Effect::Mutate).await?;
+        if let Some((plan, step)) = self.dry_run() {
+            plan.record(PlannedChange { step, service: "rds", operation: "CreateDBSnapshot", region: region.clone(), resource: snap.clone(), detail: format!("snapshot {inst} as {snap}") });
+            plan.plan_snapshot(&region, &snap);
+            return Ok(Ok(planned_snapshot(&region, &snap, &inst)));
+        }
         let span = tracing::info_span!("aws", service = "rds", operation = "CreateDBSnapshot", region = %region, resource = %snap);
         Ok(aws_rds::create_snapshot(&c, &region, &inst, &snap, &key).instrument(span).await.map(snapshot).map_err(|e| self.to_wit(e)))
     }
@@ -111,6 +148,13 @@ impl rds::Host for HostState {
         kms_key: Option<String>,
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
         let (c, key) = self.capability("rds.copy-snapshot", Effect::Mutate).await?;
+        if let Some((plan, step)) = self.dry_run() {
+            let detail = format!("copy {source_arn} into {target_region} as {target}{}", kms_key.as_deref().map(|k| format!(" (KMS key {k})")).unwrap_or_default());
+            plan.record(PlannedChange { step, service: "rds", operation: "CopyDBSnapshot", region: target_region.clone(), resource: target.clone(), detail });
+            plan.plan_snapshot(&target_region, &target);
+            let source = source_arn.rsplit(':').next().unwrap_or_default().to_string();
+            return Ok(Ok(planned_snapshot(&target_region, &target, &source)));
+        }
         let span = tracing::info_span!("aws", service = "rds", operation = "CopyDBSnapshot", region = %target_region, resource = %target);
         Ok(aws_rds::copy_snapshot(&c, &source_arn, &target_region, &target, kms_key.as_deref(), &key)
             .instrument(span).await
@@ -120,11 +164,31 @@ impl rds::Host for HostState {
 
     async fn describe_snapshot(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
         let (c, _) = self.capability("rds.describe-snapshot", Effect::Read).await?;
+        if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
+            return Ok(Ok(planned_snapshot(&region, &identifier, "")));
+        }
         Ok(aws_rds::describe_snapshot(&c, &region, &identifier).await.map(snapshot).map_err(|e| self.to_wit(e)))
     }
 
     async fn promote_read_replica(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let (c, key) = self.capability("rds.promote-read-replica", Effect::Mutate).await?;
+        if let Some((plan, step)) = self.dry_run() {
+            let current = match plan.promoted(&region, &identifier) {
+                Some(i) => i,
+                None => match aws_rds::describe_instance(&c, &region, &identifier).await {
+                    Ok(i) => i,
+                    Err(e) => return Ok(Err(self.to_wit(e))),
+                },
+            };
+            if current.replica_source.is_none() {
+                return Ok(Ok(instance(current)));
+            }
+            let detail = format!("promote {identifier} (replica of {}) to a standalone instance", current.replica_source.as_deref().unwrap_or("?"));
+            plan.record(PlannedChange { step, service: "rds", operation: "PromoteReadReplica", region: region.clone(), resource: identifier.clone(), detail });
+            let promoted = aws_rds::DbInstance { replica_source: None, status: "available".into(), ..current };
+            plan.plan_promotion(&region, promoted.clone());
+            return Ok(Ok(instance(promoted)));
+        }
         let span = tracing::info_span!("aws", service = "rds", operation = "PromoteReadReplica", region = %region, resource = %identifier);
         Ok(aws_rds::promote_read_replica(&c, &region, &identifier, &key).instrument(span).await.map(instance).map_err(|e| self.to_wit(e)))
     }
@@ -136,6 +200,9 @@ impl rds::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let (c, _) = self.capability("rds.wait-instance-available", Effect::Read).await?;
+        if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.promoted(&region, &identifier)) {
+            return Ok(Ok(instance(i)));
+        }
         let waited = cancellable(self.durable.as_ref().and_then(|d| d.cancel_watch()), aws_rds::wait_instance_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
         Ok(waited.map(instance).map_err(|e| self.to_wit(e)))
     }
@@ -147,6 +214,9 @@ impl rds::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
         let (c, _) = self.capability("rds.wait-snapshot-available", Effect::Read).await?;
+        if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
+            return Ok(Ok(planned_snapshot(&region, &identifier, "")));
+        }
         let waited = cancellable(self.durable.as_ref().and_then(|d| d.cancel_watch()), aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
         Ok(waited.map(snapshot).map_err(|e| self.to_wit(e)))
     }
@@ -155,21 +225,11 @@ impl rds::Host for HostState {
 impl route53::Host for HostState {
     async fn get_records(&mut self, zone: String, name: String) -> wasmtime::Result<Result<Vec<route53::RecordSet>, types::Error>> {
         let (c, _) = self.capability("route53.get-records", Effect::Read).await?;
-        Ok(aws_r53::get_records(&c, &zone, &name)
-            .await
-            .map(|sets| {
-                sets.into_iter()
-                    .map(|r| route53::RecordSet {
-                        name: r.name,
-                        record_type: r.record_type,
-                        ttl: r.ttl,
-                        set_identifier: r.set_identifier,
-                        weight: r.weight,
-                        values: r.values,
-                    })
-                    .collect()
-            })
-            .map_err(|e| self.to_wit(e)))
+        let sets = match self.dry_run().and_then(|(plan, _)| plan.records(&zone, &name)) {
+            Some(planned) => Ok(planned),
+            None => aws_r53::get_records(&c, &zone, &name).await,
+        };
+        Ok(sets.map(|sets| sets.into_iter().map(record_set).collect()).map_err(|e| self.to_wit(e)))
     }
 
     async fn upsert_cname(
@@ -181,6 +241,22 @@ impl route53::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
         let (c, _) = self.capability("route53.upsert-cname", Effect::Mutate).await?;
+        if let Some((plan, step)) = self.dry_run() {
+            let current = match planned_or_real(&plan, &c, &zone, &name).await {
+                Ok(sets) => sets,
+                Err(e) => return Ok(Err(self.to_wit(e))),
+            };
+            let old = current.iter().find(|r| r.record_type == "CNAME" && r.set_identifier.is_none()).and_then(|r| r.values.first().cloned());
+            if old.as_deref().is_some_and(|v| aws_r53::fqdn(v) == aws_r53::fqdn(&target)) {
+                return Ok(Ok(()));
+            }
+            let detail = format!("point {name} at {target} (now {})", old.as_deref().unwrap_or("absent"));
+            plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
+            let mut next: Vec<aws_r53::RecordSet> = current.into_iter().filter(|r| !(r.record_type == "CNAME" && r.set_identifier.is_none())).collect();
+            next.push(aws_r53::RecordSet { name: aws_r53::fqdn(&name), record_type: "CNAME".into(), ttl: Some(ttl), set_identifier: None, weight: None, values: vec![target.clone()] });
+            plan.plan_records(&zone, &name, next);
+            return Ok(Ok(()));
+        }
         let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
         Ok(aws_r53::upsert_cname(&c, &zone, &name, &target, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
@@ -194,6 +270,34 @@ impl route53::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
         let (c, _) = self.capability("route53.set-weights", Effect::Mutate).await?;
+        if let Some((plan, step)) = self.dry_run() {
+            let mut current = match planned_or_real(&plan, &c, &zone, &name).await {
+                Ok(sets) => sets,
+                Err(e) => return Ok(Err(self.to_wit(e))),
+            };
+            let mut changed = Vec::new();
+            for t in &targets {
+                let existing = current.iter_mut().find(|r| r.set_identifier.as_deref() == Some(t.set_identifier.as_str()));
+                match existing {
+                    Some(r) if r.weight == Some(t.weight) && r.values.iter().any(|v| aws_r53::fqdn(v) == aws_r53::fqdn(&t.value)) => {}
+                    Some(r) => {
+                        changed.push(format!("{} {} -> {}", t.set_identifier, r.weight.map(|w| w.to_string()).unwrap_or_default(), t.weight));
+                        r.weight = Some(t.weight);
+                        r.values = vec![t.value.clone()];
+                    }
+                    None => {
+                        changed.push(format!("{} new at {}", t.set_identifier, t.weight));
+                        current.push(aws_r53::RecordSet { name: aws_r53::fqdn(&name), record_type: "CNAME".into(), ttl: Some(ttl), set_identifier: Some(t.set_identifier.clone()), weight: Some(t.weight), values: vec![t.value.clone()] });
+                    }
+                }
+            }
+            if !changed.is_empty() {
+                let detail = format!("weights of {name}: {}", changed.join(", "));
+                plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
+                plan.plan_records(&zone, &name, current);
+            }
+            return Ok(Ok(()));
+        }
         let targets: Vec<aws_r53::WeightedTarget> = targets
             .into_iter()
             .map(|t| aws_r53::WeightedTarget { set_identifier: t.set_identifier, weight: t.weight, value: t.value })

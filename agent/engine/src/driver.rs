@@ -19,12 +19,25 @@ use crate::cancel::CancelSignal;
 use crate::durable::{AfterFailure, Durable, DurableError, StepStart};
 use crate::events::{Observer, RunEvent};
 use crate::host::{HostState, from_wit};
+use crate::plan::{Plan, PlannedChange};
 use crate::sandbox::{stderr_tail, wasi_for_run};
 use crate::secrets::{Secrets, guest_params};
 use crate::{EPOCH_TICK, Engine, EngineError, LoadedRunbook};
 
 /// How often a driver looks for a cancel request in the journal.
 const CANCEL_POLL: Duration = Duration::from_millis(200);
+
+/// What a dry run did and would do.
+pub struct DryRun {
+    /// The run as it ended (in the throwaway journal).
+    pub run: RunRecord,
+    /// Its journal entries.
+    pub entries: Vec<drover_journal::Entry>,
+    /// Its events.
+    pub events: Vec<drover_journal::Event>,
+    /// The changes it would make, in order.
+    pub plan: Vec<PlannedChange>,
+}
 
 /// A new run to start.
 pub struct RunRequest {
@@ -193,7 +206,7 @@ impl Engine {
                 return Ok(run);
             }
         }
-        self.drive(journal, runbook, &req.run_id, observer).await
+        self.drive(journal, runbook, &req.run_id, observer, None).await
     }
 
     /// Resumes run `run_id` with the runbook it is pinned to, or with
@@ -211,12 +224,41 @@ impl Engine {
             return Ok(run);
         }
         match replacement {
-            Some(rb) => self.drive(journal, rb, run_id, observer).await,
+            Some(rb) => self.drive(journal, rb, run_id, observer, None).await,
             None => {
                 let rb = self.load_pinned(&run.runbook.digest).await?;
-                self.drive(journal, &rb, run_id, observer).await
+                self.drive(journal, &rb, run_id, observer, None).await
             }
         }
+    }
+
+    /// A dry run of `runbook` with `params`: it runs for real against a
+    /// throwaway journal (the agent's store is not touched), reads are real,
+    /// and every mutating capability call is planned instead of made.
+    pub async fn dry_run(&self, runbook: &LoadedRunbook, params: Value, observer: Observer) -> Result<DryRun, EngineError> {
+        let dir = std::env::temp_dir().join(format!("drover-dry-run-{}-{:08x}", std::process::id(), rand::random::<u32>()));
+        let result = async {
+            let journal: Arc<dyn Journal> = Arc::new(drover_journal::SqliteJournal::open(dir.join("dry-run.db"))?);
+            let run_id = format!("dry-run-{:08x}", rand::random::<u32>());
+            let params = Secrets::resolve(&params)?.mask_params(&params);
+            let new = NewRun {
+                run_id: run_id.clone(),
+                runbook: RunbookRef {
+                    name: runbook.info.name.clone(),
+                    version: runbook.info.version.clone(),
+                    digest: runbook.info.digest.clone(),
+                },
+                params,
+                created_at: Utc::now(),
+            };
+            journal.create_run(&new).await?;
+            let plan = Plan::default();
+            let run = self.drive(journal.clone(), runbook, &run_id, observer, Some(plan.clone())).await?;
+            Ok(DryRun { entries: journal.entries(&run_id).await?, events: journal.events(&run_id).await?, run, plan: plan.changes() })
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        result
     }
 
     async fn drive(
@@ -225,13 +267,14 @@ impl Engine {
         runbook: &LoadedRunbook,
         run_id: &str,
         observer: Observer,
+        plan: Option<Plan>,
     ) -> Result<RunRecord, EngineError> {
         let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
         let secrets = Arc::new(Secrets::resolve(&run.params)?);
         let lease = journal.claim(run_id, &current_owner()).await?;
         let cancel = Arc::new(CancelSignal::default());
         let watcher = tokio::spawn(watch_for_cancel(journal.clone(), run_id.to_string(), cancel.clone()));
-        let result = self.execute(journal.clone(), runbook, run, lease.clone(), secrets, cancel, observer).await;
+        let result = self.execute(journal.clone(), runbook, run, lease.clone(), secrets, cancel, observer, plan).await;
         watcher.abort();
         // Giving up the claim is a courtesy: a dead driver's claim is taken over anyway.
         let _ = journal.release(&lease).await;
@@ -249,6 +292,7 @@ impl Engine {
         secrets: Arc<Secrets>,
         cancel: Arc<CancelSignal>,
         observer: Observer,
+        plan: Option<Plan>,
     ) -> Result<(), EngineError> {
         let run_id = run.run_id.as_str();
         let entries = journal.entries(run_id).await?;
@@ -263,7 +307,8 @@ impl Engine {
         }
         let created = run.created_at.timestamp();
         let mut durable =
-            Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel);
+            Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel)
+                .with_plan(plan);
 
         let ending = match durable.recorded_end() {
             // The main part ended before a crash: go straight to the actions.

@@ -258,6 +258,7 @@ pub struct Durable {
     secrets: Arc<Secrets>,
     cancel: Arc<CancelSignal>,
     phase: Phase,
+    plan: Option<crate::plan::Plan>,
 }
 
 /// Most deferred writes held before they are flushed on their own.
@@ -323,7 +324,19 @@ impl Durable {
             secrets,
             cancel,
             phase: Phase::Main,
+            plan: None,
         }
+    }
+
+    /// Makes this a dry run: mutating capability calls go into `plan`.
+    pub fn with_plan(mut self, plan: Option<crate::plan::Plan>) -> Self {
+        self.plan = plan;
+        self
+    }
+
+    /// The plan, in a dry run.
+    pub fn plan(&self) -> Option<&crate::plan::Plan> {
+        self.plan.as_ref()
     }
 
     /// The run's id.

@@ -31,6 +31,7 @@ pub mod failpoints;
 mod host;
 mod info;
 mod loader;
+pub mod plan;
 mod sandbox;
 pub mod secrets;
 
@@ -40,11 +41,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION};
-pub use driver::RunRequest;
+pub use driver::{DryRun, RunRequest};
 pub use error::EngineError;
 pub use events::{Observer, RunEvent};
 pub use info::{CapabilityInfo, ParamInfo, ParamType, RunbookInfo};
 pub use loader::LoadedRunbook;
+pub use plan::PlannedChange;
 
 use artifacts::Artifacts;
 use host::HostState;

@@ -25,6 +25,11 @@ pub struct Args {
     /// No live progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Make no change: run against a throwaway journal, make every read for
+    /// real, and print the changes the run would make, in order, with the
+    /// resources they touch. The agent's store is not touched.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -40,6 +45,9 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let engine = home.engine()?;
     let runbook = engine.load(&label, &bytes).await?;
     let params = runbook.info.validate_params(&args.params)?;
+    if args.dry_run {
+        return dry_run(&engine, &runbook, params, args.json, args.quiet).await;
+    }
     let journal = home.journal()?;
     let run_id = args.run_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let req = RunRequest { run_id: run_id.clone(), params };
@@ -48,4 +56,36 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         engine.start(j, &runbook, req, observer).await
     })
     .await
+}
+
+async fn dry_run(
+    engine: &drover_engine::Engine,
+    runbook: &drover_engine::LoadedRunbook,
+    params: serde_json::Value,
+    json: bool,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let (observer, progress) = crate::progress::Progress::start(quiet);
+    let outcome = engine.dry_run(runbook, params, observer).await;
+    if let Some(p) = progress {
+        p.finish().await;
+    }
+    let d = outcome?;
+    if json {
+        let mut view = serde_json::to_value(crate::render::RunView::new(&d.run, &d.entries))?;
+        view["dry_run"] = true.into();
+        view["plan"] = serde_json::to_value(&d.plan)?;
+        view["events"] = serde_json::to_value(&d.events)?;
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{}", crate::render::timeline(&d.run, &d.entries));
+        println!("\ndry run: {} change(s) would be made, in this order:", d.plan.len());
+        for (i, c) in d.plan.iter().enumerate() {
+            println!("  {:>2}. [{}] {} {} {} in {}: {}", i + 1, c.step, c.service, c.operation, c.resource, c.region, c.detail);
+        }
+    }
+    Ok(match d.run.status {
+        drover_journal::RunStatus::Failed => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
 }

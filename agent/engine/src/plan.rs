@@ -1,0 +1,88 @@
+//! `drover run --dry-run`: mutating capability calls are not made; each is
+//! recorded as a planned change, and its result is synthesized from what
+//! AWS says now plus the changes planned before it (a planned snapshot is
+//! "available", a planned promotion makes the replica standalone, planned
+//! DNS changes show in later reads), so the runbook goes on as it would.
+//! Reads are real.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use drover_aws::rds::DbInstance;
+use drover_aws::route53::RecordSet;
+use serde::Serialize;
+
+/// One change a dry run would make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedChange {
+    /// The step that would make it.
+    pub step: String,
+    /// `rds`, `route53`, ...
+    pub service: &'static str,
+    /// The API operation.
+    pub operation: &'static str,
+    /// Region (`global` for Route 53).
+    pub region: String,
+    /// The resource it touches.
+    pub resource: String,
+    /// What it would do, for a human.
+    pub detail: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    changes: Vec<PlannedChange>,
+    snapshots: HashSet<(String, String)>,
+    promoted: HashMap<(String, String), DbInstance>,
+    records: HashMap<(String, String), Vec<RecordSet>>,
+}
+
+/// The plan of a dry run, shared by every instance of the run.
+#[derive(Clone, Default)]
+pub struct Plan(Arc<Mutex<Inner>>);
+
+impl Plan {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a change.
+    pub fn record(&self, change: PlannedChange) {
+        self.inner().changes.push(change);
+    }
+
+    /// The changes, in order.
+    pub fn changes(&self) -> Vec<PlannedChange> {
+        self.inner().changes.clone()
+    }
+
+    /// Notes a planned snapshot (or copy).
+    pub fn plan_snapshot(&self, region: &str, id: &str) {
+        self.inner().snapshots.insert((region.into(), id.into()));
+    }
+
+    /// Whether snapshot `id` in `region` exists only in the plan.
+    pub fn is_planned_snapshot(&self, region: &str, id: &str) -> bool {
+        self.inner().snapshots.contains(&(region.to_string(), id.to_string()))
+    }
+
+    /// Notes a planned promotion, with the instance as it would then be.
+    pub fn plan_promotion(&self, region: &str, inst: DbInstance) {
+        self.inner().promoted.insert((region.into(), inst.identifier.clone()), inst);
+    }
+
+    /// The instance as a planned promotion left it, if one did.
+    pub fn promoted(&self, region: &str, id: &str) -> Option<DbInstance> {
+        self.inner().promoted.get(&(region.to_string(), id.to_string())).cloned()
+    }
+
+    /// Notes the record sets `name` in `zone` as planned changes left them.
+    pub fn plan_records(&self, zone: &str, name: &str, sets: Vec<RecordSet>) {
+        self.inner().records.insert((drover_aws::route53::fqdn(zone), drover_aws::route53::fqdn(name)), sets);
+    }
+
+    /// The record sets as planned changes left them, if any did.
+    pub fn records(&self, zone: &str, name: &str) -> Option<Vec<RecordSet>> {
+        self.inner().records.get(&(drover_aws::route53::fqdn(zone), drover_aws::route53::fqdn(name))).cloned()
+    }
+}
