@@ -27,6 +27,17 @@ pub enum Failpoint {
 }
 
 impl Failpoint {
+    /// The point's name, as `DROVER_FAILPOINTS` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Failpoint::BeforeStep => "before-step",
+            Failpoint::InStep => "in-step",
+            Failpoint::BeforeComplete => "before-complete",
+            Failpoint::AfterStep => "after-step",
+            Failpoint::InSleep => "in-sleep",
+        }
+    }
+
     fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "before-step" => Failpoint::BeforeStep,
@@ -64,7 +75,7 @@ pub fn parse(spec: &str) -> Vec<(Failpoint, String)> {
 pub fn hit(point: Failpoint, step: &str) {
     let step = if step.is_empty() { "-" } else { step };
     if armed().iter().any(|(p, k)| *p == point && k == step) {
-        eprintln!("drover: failpoint {point:?}:{step} hit, killing this process (SIGKILL)");
+        eprintln!("drover: failpoint {}:{step} hit, killing this process (SIGKILL)", point.name());
         // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
@@ -80,5 +91,8 @@ mod tests {
     fn parses_points_and_ignores_junk() {
         let v = parse("after-step:plan, in-sleep:-,bogus:x,nocolon");
         assert_eq!(v, vec![(Failpoint::AfterStep, "plan".into()), (Failpoint::InSleep, "-".into())]);
+        for p in [Failpoint::BeforeStep, Failpoint::InStep, Failpoint::BeforeComplete, Failpoint::AfterStep, Failpoint::InSleep] {
+            assert_eq!(Failpoint::parse(p.name()), Some(p));
+        }
     }
 }
