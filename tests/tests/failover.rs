@@ -228,8 +228,15 @@ fn dry_run_prints_the_plan_in_order_and_changes_nothing() {
     // Nothing changed in the emulators, nothing was recorded in the store.
     assert_untouched(&c, &s);
     rt().block_on(async {
-        let snaps = c.rds(&t.primary_region).describe_db_snapshots().db_instance_identifier(&t.db_instance).send().await.unwrap();
-        assert!(snaps.db_snapshots().is_empty(), "no snapshot was taken");
+        let snaps = c
+            .rds(&t.primary_region)
+            .describe_db_snapshots()
+            .db_instance_identifier(&t.db_instance)
+            .snapshot_type("manual")
+            .send()
+            .await
+            .unwrap();
+        assert!(snaps.db_snapshots().is_empty(), "no snapshot was taken: {:?}", snaps.db_snapshots());
     });
     let out = agent.output(&["runs", "--json"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
