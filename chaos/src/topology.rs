@@ -66,6 +66,19 @@ impl Topology {
         ]
     }
 
+    /// The parameters that aim `failback` at it, after `regional-failover`.
+    pub fn failback_params(&self) -> Vec<String> {
+        vec![
+            format!("home_region={}", self.primary_region),
+            format!("dr_region={}", self.dr_region),
+            format!("current={}", self.replica),
+            format!("home_instance={}-home", self.db_instance),
+            format!("hosted_zone={}", self.hosted_zone),
+            format!("db_record={}", self.db_record),
+            format!("app_record={}", self.app_record),
+        ]
+    }
+
     /// The app target of `region`.
     pub fn app_target(&self, region: &str) -> String {
         format!("app.{region}.{}", self.hosted_zone)
@@ -107,7 +120,9 @@ fn sdk_err<E: std::fmt::Display>(op: &'static str, region: &str, id: &str, e: E)
 /// Seeds (or re-seeds) `t`.
 pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> {
     let wait = Duration::from_secs(1800);
-    // A previous drill may have promoted the replica: start the database pair afresh.
+    // A previous drill may have promoted the replica, or failed back: start
+    // the databases afresh.
+    delete_if_present(c, &t.primary_region, &format!("{}-home", t.db_instance)).await?;
     delete_if_present(c, &t.dr_region, &t.replica).await?;
     delete_if_present(c, &t.primary_region, &t.db_instance).await?;
     c.rds(&t.primary_region)

@@ -41,6 +41,11 @@ pub mod rds {
         wit::describe_snapshot(region, identifier).map_err(Error::from_wit)
     }
 
+    /// Creates read replica `identifier` in `region` of `source_arn` (adopts one an earlier attempt made).
+    pub fn create_read_replica(source_arn: &str, region: &str, identifier: &str, instance_class: Option<&str>) -> Result<DbInstance, Error> {
+        wit::create_read_replica(source_arn, region, identifier, instance_class).map_err(Error::from_wit)
+    }
+
     /// Promotes read replica `identifier` to a standalone instance.
     pub fn promote_read_replica(region: &str, identifier: &str) -> Result<DbInstance, Error> {
         wit::promote_read_replica(region, identifier).map_err(Error::from_wit)

@@ -39,8 +39,8 @@ fn agent() -> (tempfile::TempDir, Agent) {
     (dir, agent)
 }
 
-fn args<'a>(run: &'a str, id: &'a str, params: &'a [String]) -> Vec<&'a str> {
-    let mut a = vec![run, artifacts::REGIONAL_FAILOVER, "--run-id", id, "--quiet"];
+fn args<'a>(runbook: &'a str, id: &'a str, params: &'a [String]) -> Vec<&'a str> {
+    let mut a = vec!["run", runbook, "--run-id", id, "--quiet"];
     for p in params {
         a.push("-p");
         a.push(p);
@@ -95,7 +95,7 @@ fn regional_failover_end_to_end_and_a_rerun_changes_nothing() {
     let (c, s) = seeded("e2e");
     let (_d, agent) = agent();
     let params = s.topology.params();
-    let mut a = args("run", "rf", &params);
+    let mut a = args(artifacts::REGIONAL_FAILOVER, "rf", &params);
     a.push("--json");
     let (status, run) = agent.json(&a).unwrap();
     assert!(status.success(), "{run:#}");
@@ -124,7 +124,7 @@ fn sigkill_at_every_step_then_resume_converges_to_one_copy_one_promotion_one_dns
             let (_d, agent) = agent();
             let params = s.topology.params();
             let id = format!("kill-{i}-{}", &point[..5]);
-            let mut child = agent.spawn(&args("run", &id, &params), &format!("{point}:{step}")).unwrap();
+            let mut child = agent.spawn(&args(artifacts::REGIONAL_FAILOVER, &id, &params), &format!("{point}:{step}")).unwrap();
             let status = child.wait().unwrap();
             assert!(killed_by_sigkill(&status), "{point}:{step} should kill the agent: {status:?}");
             let (status, run) = agent.json(&["resume", &id, "--json", "--quiet"]).unwrap();
@@ -143,7 +143,7 @@ fn sigkill_at_every_step_then_resume_converges_to_one_copy_one_promotion_one_dns
 }
 
 fn failed_run(agent: &Agent, id: &str, params: &[String]) -> Value {
-    let mut a = args("run", id, params);
+    let mut a = args(artifacts::REGIONAL_FAILOVER, id, params);
     a.push("--json");
     let (status, run) = agent.json(&a).unwrap();
     assert_eq!(status.code(), Some(1), "{run:#}");
@@ -240,4 +240,39 @@ fn dry_run_prints_the_plan_in_order_and_changes_nothing() {
     });
     let out = agent.output(&["runs", "--json"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+#[test]
+fn failback_brings_database_and_traffic_home_and_survives_a_crash() {
+    let (c, s) = seeded("back");
+    let (_d, agent) = agent();
+    let out_params = s.topology.params();
+    let mut a = args(artifacts::REGIONAL_FAILOVER, "out", &out_params);
+    a.push("--json");
+    let (status, run) = agent.json(&a).unwrap();
+    assert!(status.success(), "{run:#}");
+
+    let params = s.topology.failback_params();
+    let mut child = agent
+        .spawn(
+            &args(artifacts::FAILBACK, "home", &params),
+            "after-step:create-home-replica",
+        )
+        .unwrap();
+    assert!(killed_by_sigkill(&child.wait().unwrap()));
+    let (status, run) = agent.json(&["resume", "home", "--json", "--quiet"]).unwrap();
+    assert!(status.success(), "{run:#}");
+    assert_eq!(agent.attempt_count("home", "create-home-replica"), 1);
+
+    let t = &s.topology;
+    rt().block_on(async {
+        let home = rds::describe_instance(&c, &t.primary_region, &format!("{}-home", t.db_instance)).await.unwrap();
+        let tags = c.rds(&t.primary_region).list_tags_for_resource().resource_name(&home.arn).send().await.unwrap();
+        assert_eq!(tags.tag_list().iter().filter(|t| t.key() == Some(rds::PROMOTED_TAG)).count(), 1, "promoted once");
+        let db = route53::get_records(&c, &t.hosted_zone, &t.db_record).await.unwrap();
+        assert_eq!(route53::fqdn(&db[0].values[0]), route53::fqdn(home.endpoint.as_deref().unwrap()));
+        let app = route53::get_records(&c, &t.hosted_zone, &t.app_record).await.unwrap();
+        let weight = |set: &str| app.iter().find(|r| r.set_identifier.as_deref() == Some(set)).and_then(|r| r.weight);
+        assert_eq!((weight(&t.primary_region), weight(&t.dr_region)), (Some(100), Some(0)), "traffic home");
+    });
 }

@@ -5,6 +5,9 @@
 //! after `PromoteReadReplica` moto still reports the old replica source. So
 //! a promotion is recorded with a `drover:promoted-by` tag, which is also an
 //! audit trail on AWS, and a repeated attempt that finds the tag adopts it.
+//! A second `CreateDBInstanceReadReplica` of an existing name makes moto
+//! replace the instance (AWS refuses with `DBInstanceAlreadyExists`), so
+//! replicas are looked up before they are created.
 
 use std::time::Duration;
 
@@ -193,6 +196,69 @@ pub async fn copy_snapshot(
             describe_snapshot(c, target_region, target).await
         }
     }
+}
+
+/// Creates read replica `id` in `region` of the instance `source_arn`
+/// (cross-region: the call goes to the replica's region with the source
+/// ARN); adopts an existing replica of that name of that source.
+pub async fn create_read_replica(
+    c: &Clients,
+    source_arn: &str,
+    region: &str,
+    id: &str,
+    instance_class: Option<&str>,
+    idem: &str,
+) -> Result<DbInstance, CapabilityError> {
+    // Look first: moto answers a second create of the same name by replacing
+    // the instance (AWS answers DBInstanceAlreadyExists), so the answer to the
+    // create cannot be what tells a repeat from a stranger.
+    match describe_instance(c, region, id).await {
+        Ok(existing) => return adopt_replica(existing, source_arn, region, id),
+        Err(e) if e.is("DBInstanceNotFound") => {}
+        Err(e) => return Err(e),
+    }
+    let mut req = c
+        .rds(region)
+        .create_db_instance_read_replica()
+        .db_instance_identifier(id)
+        .source_db_instance_identifier(source_arn)
+        .tags(tag(IDEMPOTENCY_TAG, idem));
+    if let Some(class) = instance_class {
+        req = req.db_instance_class(class);
+    }
+    match req.send().await {
+        Ok(out) => out
+            .db_instance()
+            .map(|i| instance(region, i))
+            .ok_or_else(|| CapabilityError::new("rds", "CreateDBInstanceReadReplica", region, id, "bad-response", "no instance in the answer").retryable()),
+        Err(e) => {
+            let err = from_sdk("rds", "CreateDBInstanceReadReplica", region, id, e);
+            if !err.is("DBInstanceAlreadyExists") {
+                return Err(err);
+            }
+            // Made meanwhile (a race with another attempt): same checks.
+            adopt_replica(describe_instance(c, region, id).await?, source_arn, region, id)
+        }
+    }
+}
+
+/// Adopts `existing` as the replica an earlier attempt made, if it
+/// replicates `source_arn`.
+fn adopt_replica(existing: DbInstance, source_arn: &str, region: &str, id: &str) -> Result<DbInstance, CapabilityError> {
+    let source_id = source_arn.rsplit(':').next().unwrap_or(source_arn);
+    let same_source = existing.replica_source.as_deref().is_some_and(|s| s == source_arn || s.rsplit(':').next() == Some(source_id));
+    if !same_source {
+        return Err(CapabilityError::new(
+            "rds",
+            "CreateDBInstanceReadReplica",
+            region,
+            id,
+            "DBInstanceAlreadyExists",
+            format!("instance {id} exists but is not a replica of {source_arn}; choose another name or remove it"),
+        ));
+    }
+    tracing::info!(instance = id, region, "adopting the replica an earlier attempt made");
+    Ok(existing)
 }
 
 async fn promoted_by(c: &Clients, region: &str, inst: &DbInstance) -> Result<Option<String>, CapabilityError> {

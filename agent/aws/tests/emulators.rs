@@ -149,3 +149,21 @@ async fn cname_and_weights_change_once_and_then_are_left_alone() {
     let weight = |set: &str| recs.iter().find(|r| r.set_identifier.as_deref() == Some(set)).unwrap().weight;
     assert_eq!((weight("us-east-1"), weight("us-west-2")), (Some(0), Some(100)));
 }
+
+#[tokio::test]
+async fn a_read_replica_is_created_once_and_a_stranger_is_not_adopted() {
+    let c = clients().await;
+    let (primary, _replica) = primary_and_replica(&c).await;
+    let source = rds::describe_instance(&c, "us-east-1", &primary).await.unwrap().arn;
+    let name = format!("{primary}-second");
+    let first = rds::create_read_replica(&c, &source, "us-west-2", &name, None, "key-r").await.unwrap();
+    let again = rds::create_read_replica(&c, &source, "us-west-2", &name, None, "key-r").await.unwrap();
+    assert_eq!(first.arn, again.arn);
+    assert!(again.replica_source.is_some());
+    // An instance of that name that replicates something else is refused, not adopted.
+    let (other, _) = primary_and_replica(&c).await;
+    let other_arn = rds::describe_instance(&c, "us-east-1", &other).await.unwrap().arn;
+    let err = rds::create_read_replica(&c, &other_arn, "us-west-2", &name, None, "key-r").await.unwrap_err();
+    assert_eq!(err.code, "DBInstanceAlreadyExists");
+    assert!(err.message.contains("is not a replica of"), "{err}");
+}

@@ -122,7 +122,7 @@ fn snapshot(s: aws_rds::DbSnapshot) -> rds::DbSnapshot {
 impl rds::Host for HostState {
     async fn describe_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let (c, _) = self.capability("rds.describe-instance", Effect::Read).await?;
-        if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.promoted(&region, &identifier)) {
+        if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
         let span = tracing::info_span!("aws", service = "rds", operation = "DescribeDBInstances", region = %region, resource = %identifier);
@@ -170,10 +170,44 @@ impl rds::Host for HostState {
         Ok(aws_rds::describe_snapshot(&c, &region, &identifier).await.map(snapshot).map_err(|e| self.to_wit(e)))
     }
 
+    async fn create_read_replica(
+        &mut self,
+        source_arn: String,
+        region: String,
+        identifier: String,
+        instance_class: Option<String>,
+    ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
+        let (c, key) = self.capability("rds.create-read-replica", Effect::Mutate).await?;
+        if let Some((plan, step)) = self.dry_run() {
+            let detail = format!("create read replica {identifier} in {region} of {source_arn}");
+            plan.record(PlannedChange { step, service: "rds", operation: "CreateDBInstanceReadReplica", region: region.clone(), resource: identifier.clone(), detail });
+            let planned = aws_rds::DbInstance {
+                identifier: identifier.clone(),
+                arn: format!("arn:aws:rds:{region}:planned:db:{identifier}"),
+                region: region.clone(),
+                status: "available".into(),
+                engine: String::new(),
+                engine_version: String::new(),
+                endpoint: Some(format!("{identifier}.planned.{region}.rds.amazonaws.com")),
+                port: None,
+                replica_source: Some(source_arn.clone()),
+                replicas: vec![],
+            };
+            plan.plan_instance(&region, planned.clone());
+            return Ok(Ok(instance(planned)));
+        }
+        let span = tracing::info_span!("aws", service = "rds", operation = "CreateDBInstanceReadReplica", region = %region, resource = %identifier);
+        Ok(aws_rds::create_read_replica(&c, &source_arn, &region, &identifier, instance_class.as_deref(), &key)
+            .instrument(span)
+            .await
+            .map(instance)
+            .map_err(|e| self.to_wit(e)))
+    }
+
     async fn promote_read_replica(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let (c, key) = self.capability("rds.promote-read-replica", Effect::Mutate).await?;
         if let Some((plan, step)) = self.dry_run() {
-            let current = match plan.promoted(&region, &identifier) {
+            let current = match plan.planned_instance(&region, &identifier) {
                 Some(i) => i,
                 None => match aws_rds::describe_instance(&c, &region, &identifier).await {
                     Ok(i) => i,
@@ -186,7 +220,7 @@ impl rds::Host for HostState {
             let detail = format!("promote {identifier} (replica of {}) to a standalone instance", current.replica_source.as_deref().unwrap_or("?"));
             plan.record(PlannedChange { step, service: "rds", operation: "PromoteReadReplica", region: region.clone(), resource: identifier.clone(), detail });
             let promoted = aws_rds::DbInstance { replica_source: None, status: "available".into(), ..current };
-            plan.plan_promotion(&region, promoted.clone());
+            plan.plan_instance(&region, promoted.clone());
             return Ok(Ok(instance(promoted)));
         }
         let span = tracing::info_span!("aws", service = "rds", operation = "PromoteReadReplica", region = %region, resource = %identifier);
@@ -200,7 +234,7 @@ impl rds::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let (c, _) = self.capability("rds.wait-instance-available", Effect::Read).await?;
-        if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.promoted(&region, &identifier)) {
+        if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
         let waited = cancellable(self.durable.as_ref().and_then(|d| d.cancel_watch()), aws_rds::wait_instance_available(&c, &region, &identifier, secs(timeout_seconds))).await?;

@@ -1,7 +1,8 @@
 //! `drover run --dry-run`: mutating capability calls are not made; each is
 //! recorded as a planned change, and its result is synthesized from what
 //! AWS says now plus the changes planned before it (a planned snapshot is
-//! "available", a planned promotion makes the replica standalone, planned
+//! "available", a planned replica exists, a planned promotion makes the
+//! replica standalone, planned
 //! DNS changes show in later reads), so the runbook goes on as it would.
 //! Reads are real.
 
@@ -33,7 +34,7 @@ pub struct PlannedChange {
 struct Inner {
     changes: Vec<PlannedChange>,
     snapshots: HashSet<(String, String)>,
-    promoted: HashMap<(String, String), DbInstance>,
+    instances: HashMap<(String, String), DbInstance>,
     records: HashMap<(String, String), Vec<RecordSet>>,
 }
 
@@ -66,14 +67,15 @@ impl Plan {
         self.inner().snapshots.contains(&(region.to_string(), id.to_string()))
     }
 
-    /// Notes a planned promotion, with the instance as it would then be.
-    pub fn plan_promotion(&self, region: &str, inst: DbInstance) {
-        self.inner().promoted.insert((region.into(), inst.identifier.clone()), inst);
+    /// Notes an instance as a planned change (a new replica, a promotion)
+    /// would leave it.
+    pub fn plan_instance(&self, region: &str, inst: DbInstance) {
+        self.inner().instances.insert((region.into(), inst.identifier.clone()), inst);
     }
 
-    /// The instance as a planned promotion left it, if one did.
-    pub fn promoted(&self, region: &str, id: &str) -> Option<DbInstance> {
-        self.inner().promoted.get(&(region.to_string(), id.to_string())).cloned()
+    /// The instance as planned changes left it, if any did.
+    pub fn planned_instance(&self, region: &str, id: &str) -> Option<DbInstance> {
+        self.inner().instances.get(&(region.to_string(), id.to_string())).cloned()
     }
 
     /// Notes the record sets `name` in `zone` as planned changes left them.

@@ -1,0 +1,133 @@
+//! `failback`: the way home once the primary region is healthy again, after
+//! `regional-failover` moved the database and the app to the DR region.
+//!
+//! 1. `preflight`: the instance now serving in the DR region is standalone
+//!    and available, and the home region answers.
+//! 2. `create-home-replica`: a new cross-region read replica of it in the
+//!    home region (named by `home_instance`), and `wait-home-replica`.
+//! 3. `promote-home` and `wait-promoted`: the home replica becomes the writer.
+//! 4. `point-db-record` at it, `shift-app-weights` back home, `verify`.
+//!
+//! Like every reference runbook, each step is idempotent: a crash and a
+//! resume end in the same state, with one replica and one promotion.
+
+use std::time::Duration;
+
+use drover_sdk::aws::{rds, route53};
+use drover_sdk::{Capability, Ctx, Describe, Error, Param, Runbook, export_runbook};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+struct Params {
+    home_region: String,
+    dr_region: String,
+    current: String,
+    home_instance: String,
+    hosted_zone: String,
+    db_record: String,
+    app_record: String,
+    timeout_seconds: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Current {
+    arn: String,
+    targets: Vec<(String, u8, String)>,
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    writer: String,
+    endpoint: String,
+}
+
+struct Failback;
+
+impl Runbook for Failback {
+    type Params = Params;
+    type Output = Outcome;
+
+    fn describe() -> Describe {
+        Describe::new("failback", env!("CARGO_PKG_VERSION"))
+            .description(
+                "Brings the database and the app back to the home region after a regional failover: a new \
+                 cross-region replica of the serving DR instance in the home region, its promotion, the DB \
+                 record pointed at it and the app weights shifted home, verified. Defaults match the demo.",
+            )
+            .param(Param::string("home_region", "The region to come back to").default("us-east-1"))
+            .param(Param::string("dr_region", "The region serving now").default("us-west-2"))
+            .param(Param::string("current", "The instance serving now, in the DR region").default("orders-db-replica"))
+            .param(Param::string("home_instance", "Name of the new writer in the home region").default("orders-db-home"))
+            .param(Param::string("hosted_zone", "Route 53 hosted zone").default("orders.example.internal"))
+            .param(Param::string("db_record", "CNAME clients use for the database").default("db.orders.example.internal"))
+            .param(Param::string("app_record", "Weighted records of the application").default("app.orders.example.internal"))
+            .param(Param::integer("timeout_seconds", "Longest wait for any one resource").default(3600))
+            .capability(
+                Capability::new("rds")
+                    .operations(["describe-instance", "create-read-replica", "promote-read-replica"])
+                    .regions(["us-east-1", "us-west-2"]),
+            )
+            .capability(Capability::new("route53").operations(["get-records", "upsert-cname", "set-weights"]))
+    }
+
+    fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {
+        let wait = Duration::from_secs(p.timeout_seconds);
+        let current: Current = ctx.step("preflight", || {
+            let i = rds::describe_instance(&p.dr_region, &p.current)
+                .map_err(|e| e.context(format!("the serving instance {} in {}", p.current, p.dr_region)))?;
+            if i.status != "available" {
+                return Err(Error::new("not-available", format!("{} is '{}', not available", p.current, i.status)).with_resource(i.arn));
+            }
+            let app = route53::get_records(&p.hosted_zone, &p.app_record)?;
+            let targets: Vec<(String, u8, String)> = app
+                .iter()
+                .filter_map(|r| Some((r.set_identifier.clone()?, r.weight?, r.values.first()?.clone())))
+                .collect();
+            if !targets.iter().any(|(set, _, _)| *set == p.home_region) {
+                return Err(Error::new("record-not-found", format!("no weighted record for {} under {}", p.home_region, p.app_record)));
+            }
+            Ok(Current { arn: i.arn, targets })
+        })?;
+        ctx.step("create-home-replica", || {
+            Ok(rds::create_read_replica(&current.arn, &p.home_region, &p.home_instance, None)?.arn)
+        })?;
+        ctx.step("wait-home-replica", || Ok(rds::wait_instance_available(&p.home_region, &p.home_instance, wait)?.arn))?;
+        ctx.step("promote-home", || Ok(rds::promote_read_replica(&p.home_region, &p.home_instance)?.arn))?;
+        let endpoint: String = ctx.step("wait-promoted", || {
+            let i = rds::wait_instance_available(&p.home_region, &p.home_instance, wait)?;
+            i.endpoint.ok_or_else(|| Error::retryable("no-endpoint", format!("{} has no endpoint yet", p.home_instance)))
+        })?;
+        ctx.step("point-db-record", || {
+            route53::upsert_cname(&p.hosted_zone, &p.db_record, &endpoint, 60, wait)?;
+            Ok(())
+        })?;
+        ctx.step("shift-app-weights", || {
+            let to: Vec<route53::WeightedTarget> = current
+                .targets
+                .iter()
+                .map(|(set, _, v)| route53::WeightedTarget {
+                    set_identifier: set.clone(),
+                    weight: if *set == p.home_region { 100 } else { 0 },
+                    value: v.clone(),
+                })
+                .collect();
+            route53::set_weights(&p.hosted_zone, &p.app_record, &to, 60, wait)?;
+            Ok(())
+        })?;
+        ctx.step("verify", || {
+            let db = route53::get_records(&p.hosted_zone, &p.db_record)?;
+            if !db.iter().any(|r| r.values.iter().any(|v| v.trim_end_matches('.') == endpoint.trim_end_matches('.'))) {
+                return Err(Error::new("verify-failed", format!("{} does not point at {endpoint}", p.db_record)));
+            }
+            let home = rds::describe_instance(&p.home_region, &p.home_instance)?;
+            if home.status != "available" {
+                return Err(Error::retryable("verify-failed", format!("{} is '{}'", p.home_instance, home.status)));
+            }
+            Ok(())
+        })?;
+        let writer: String = ctx.step("report", || Ok(rds::describe_instance(&p.home_region, &p.home_instance)?.arn))?;
+        Ok(Outcome { writer, endpoint })
+    }
+}
+
+export_runbook!(Failback);
