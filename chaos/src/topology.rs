@@ -1,7 +1,8 @@
 //! The demo topology, seeded into the emulators (or any account the AWS
 //! configuration points at): the setting of the reference drill.
 //!
-//! - us-east-1: RDS primary `orders-db`;
+//! - us-east-1: RDS primary `orders-db`; EC2 app instance `orders-app`
+//!   with a data volume;
 //! - us-west-2: its cross-region read replica `orders-db-replica`;
 //! - Route 53 zone `orders.example.internal` with `db.` (CNAME to the
 //!   primary's endpoint) and weighted `app.` records (us-east-1 at 100,
@@ -79,6 +80,11 @@ impl Topology {
         ]
     }
 
+    /// The name tag of the app instance.
+    pub fn app_name(&self) -> String {
+        self.db_instance.replacen("orders-db", "orders-app", 1)
+    }
+
     /// The app target of `region`.
     pub fn app_target(&self, region: &str) -> String {
         format!("app.{region}.{}", self.hosted_zone)
@@ -94,6 +100,10 @@ pub struct Seeded {
     pub primary_endpoint: String,
     /// The replica's ARN.
     pub replica_arn: String,
+    /// The app instance (primary region).
+    pub app_instance: String,
+    /// Its data volume.
+    pub data_volume: String,
 }
 
 async fn delete_if_present(c: &Clients, region: &str, id: &str) -> Result<(), CapabilityError> {
@@ -170,7 +180,67 @@ pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> 
         .map(|(region, w)| route53::WeightedTarget { set_identifier: region.to_string(), weight: *w, value: t.app_target(region) })
         .collect::<Vec<_>>();
     route53::set_weights(c, &t.hosted_zone, &t.app_record, &weights, 60, t60).await?;
-    Ok(Seeded { topology: t.clone(), primary_endpoint: endpoint, replica_arn: replica.arn })
+    let (app_instance, data_volume) = seed_app(c, t).await?;
+    Ok(Seeded { topology: t.clone(), primary_endpoint: endpoint, replica_arn: replica.arn, app_instance, data_volume })
+}
+
+fn ec2_err<E: std::fmt::Display>(op: &'static str, region: &str, id: &str, e: E) -> CapabilityError {
+    CapabilityError::new("ec2", op, region, id, "seed-failed", e.to_string())
+}
+
+/// The app instance and its data volume, found by their Name tag or made.
+async fn seed_app(c: &Clients, t: &Topology) -> Result<(String, String), CapabilityError> {
+    use aws_sdk_ec2::types::{Filter, InstanceType, ResourceType, Tag as Ec2Tag, TagSpecification, VolumeType};
+    let region = &t.primary_region;
+    let name = t.app_name();
+    let ec2 = c.ec2(region);
+    let named = |n: &str| Filter::builder().name("tag:Name").values(n).build();
+    let tagged = |kind: ResourceType, n: &str| {
+        TagSpecification::builder().resource_type(kind).tags(Ec2Tag::builder().key("Name").value(n).build()).tags(Ec2Tag::builder().key("app").value("orders").build()).build()
+    };
+    let found = ec2.describe_instances().filters(named(&name)).send().await.map_err(|e| ec2_err("DescribeInstances", region, &name, aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+    let live = found
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find(|i| i.state().and_then(|s| s.name()).is_some_and(|n| n.as_str() == "running" || n.as_str() == "pending"))
+        .and_then(|i| i.instance_id().map(str::to_string));
+    let instance = match live {
+        Some(id) => id,
+        None => ec2
+            .run_instances()
+            .image_id("ami-0a1b2c3d4e5f60001")
+            .instance_type(InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(tagged(ResourceType::Instance, &name))
+            .send()
+            .await
+            .map_err(|e| ec2_err("RunInstances", region, &name, aws_sdk_ec2::error::DisplayErrorContext(e)))?
+            .instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let vol_name = format!("{name}-data");
+    let vols = ec2.describe_volumes().filters(named(&vol_name)).send().await.map_err(|e| ec2_err("DescribeVolumes", region, &vol_name, aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+    let volume = match vols.volumes().first().and_then(|v| v.volume_id()) {
+        Some(id) => id.to_string(),
+        None => ec2
+            .create_volume()
+            .availability_zone(format!("{region}a"))
+            .size(20)
+            .volume_type(VolumeType::Gp3)
+            .tag_specifications(tagged(ResourceType::Volume, &vol_name))
+            .send()
+            .await
+            .map_err(|e| ec2_err("CreateVolume", region, &vol_name, aws_sdk_ec2::error::DisplayErrorContext(e)))?
+            .volume_id()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    Ok((instance, volume))
 }
 
 fn rand_suffix() -> u64 {

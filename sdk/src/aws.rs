@@ -1,5 +1,5 @@
-//! AWS capabilities for runbooks: typed calls over the `rds` and `route53`
-//! WIT interfaces. Call them inside [`crate::Ctx::step`] bodies (the agent
+//! AWS capabilities for runbooks: typed calls over the `rds`, `ec2` and
+//! `route53` WIT interfaces. Call them inside [`crate::Ctx::step`] bodies (the agent
 //! refuses them elsewhere, since their results must be journaled). Mutating
 //! calls are idempotent under replay: the agent tags what they create with
 //! the step's idempotency key and adopts what an earlier attempt made.
@@ -59,6 +59,54 @@ pub mod rds {
     /// Waits until snapshot `identifier` is `available`.
     pub fn wait_snapshot_available(region: &str, identifier: &str, timeout: Duration) -> Result<DbSnapshot, Error> {
         wit::wait_snapshot_available(region, identifier, secs(timeout)).map_err(Error::from_wit)
+    }
+}
+
+/// Amazon EC2.
+pub mod ec2 {
+    use super::*;
+    use crate::bindings::drover::runbook::ec2 as wit;
+
+    pub use wit::{Image, Instance, Snapshot};
+
+    /// Describes instance `instance_id` in `region`.
+    pub fn describe_instance(region: &str, instance_id: &str) -> Result<Instance, Error> {
+        wit::describe_instance(region, instance_id).map_err(Error::from_wit)
+    }
+
+    /// Snapshots EBS volume `volume_id` as `name` (adopts one an earlier attempt made).
+    pub fn snapshot_volume(region: &str, volume_id: &str, name: &str, lineage: Option<&str>) -> Result<Snapshot, Error> {
+        wit::snapshot_volume(region, volume_id, name, lineage).map_err(Error::from_wit)
+    }
+
+    /// Copies snapshot `snapshot_id` from `source_region` into `target_region` as `name`.
+    pub fn copy_snapshot(source_region: &str, snapshot_id: &str, target_region: &str, name: &str, lineage: Option<&str>) -> Result<Snapshot, Error> {
+        wit::copy_snapshot(source_region, snapshot_id, target_region, name, lineage).map_err(Error::from_wit)
+    }
+
+    /// Creates AMI `name` from instance `instance_id`.
+    pub fn create_image(region: &str, instance_id: &str, name: &str, lineage: Option<&str>) -> Result<Image, Error> {
+        wit::create_image(region, instance_id, name, lineage).map_err(Error::from_wit)
+    }
+
+    /// Copies AMI `image_id` from `source_region` into `target_region` as `name`.
+    pub fn copy_image(source_region: &str, image_id: &str, target_region: &str, name: &str, lineage: Option<&str>) -> Result<Image, Error> {
+        wit::copy_image(source_region, image_id, target_region, name, lineage).map_err(Error::from_wit)
+    }
+
+    /// Waits until AMI `image_id` is `available`.
+    pub fn wait_image_available(region: &str, image_id: &str, timeout: Duration) -> Result<Image, Error> {
+        wit::wait_image_available(region, image_id, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// Launches one instance `name` of `instance_type` from `image_id`.
+    pub fn run_instance(region: &str, image_id: &str, instance_type: &str, name: &str) -> Result<Instance, Error> {
+        wit::run_instance(region, image_id, instance_type, name).map_err(Error::from_wit)
+    }
+
+    /// Deregisters the AMIs of `lineage` beyond the newest `keep`; returns their ids.
+    pub fn prune_images(region: &str, lineage: &str, keep: u32) -> Result<Vec<String>, Error> {
+        wit::prune_images(region, lineage, keep).map_err(Error::from_wit)
     }
 }
 

@@ -1,3 +1,51 @@
 //! End-to-end tests of drover live in `tests/tests/`: they drive the real
 //! `drover` binary (through `drover-chaos`'s harness) against real runbook
-//! components built by `drover-test-artifacts`.
+//! components built by `drover-test-artifacts` and, for the AWS runbooks, the
+//! real emulators (`scripts/test` starts them). This library holds what the
+//! test files share.
+
+use drover_aws::Clients;
+use drover_chaos::Agent;
+use drover_chaos::topology::{Seeded, Topology, seed};
+
+/// A runtime for the async setup and checks of a synchronous test.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
+}
+
+/// Fails with what to do when the emulators are not configured.
+pub fn emulators_configured() {
+    let ep = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        ep.starts_with("http://127.0.0.1"),
+        "these tests need the local emulators: run them through scripts/test (AWS_ENDPOINT_URL='{ep}')"
+    );
+}
+
+/// Seeds a demo topology of its own for test `name` (names suffixed).
+pub fn seeded(name: &str) -> (Clients, Seeded) {
+    emulators_configured();
+    let suffix = format!("{name}-{:06x}", rand::random::<u32>() & 0xffffff);
+    rt().block_on(async {
+        let c = Clients::load().await;
+        let s = seed(&c, &Topology::demo(&suffix)).await.expect("the demo topology seeds");
+        (c, s)
+    })
+}
+
+/// An agent with a home of its own (removed with the returned directory).
+pub fn agent() -> (tempfile::TempDir, Agent) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let agent = Agent::new(dir.path().join("home"));
+    (dir, agent)
+}
+
+/// `drover run RUNBOOK --run-id ID --quiet -p P...`
+pub fn args<'a>(runbook: &'a str, id: &'a str, params: &'a [String]) -> Vec<&'a str> {
+    let mut a = vec!["run", runbook, "--run-id", id, "--quiet"];
+    for p in params {
+        a.push("-p");
+        a.push(p);
+    }
+    a
+}

@@ -5,48 +5,12 @@
 use drover_aws::{Clients, rds, route53};
 use drover_chaos::Agent;
 use drover_chaos::killed_by_sigkill;
-use drover_chaos::topology::{Seeded, Topology, seed};
+use drover_chaos::topology::Seeded;
+use drover_e2e::{agent, args, rt, seeded};
 use drover_test_artifacts as artifacts;
 use serde_json::Value;
 
 const STEPS: &[&str] = &["preflight", "final-snapshot", "promote", "wait-promoted", "point-db-record", "shift-app-weights", "verify"];
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-fn emulators_configured() {
-    let ep = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        ep.starts_with("http://127.0.0.1"),
-        "these tests need the local emulators: run them through scripts/test (AWS_ENDPOINT_URL='{ep}')"
-    );
-}
-
-fn seeded(name: &str) -> (Clients, Seeded) {
-    emulators_configured();
-    let suffix = format!("{name}-{:06x}", rand::random::<u32>() & 0xffffff);
-    rt().block_on(async {
-        let c = Clients::load().await;
-        let s = seed(&c, &Topology::demo(&suffix)).await.unwrap();
-        (c, s)
-    })
-}
-
-fn agent() -> (tempfile::TempDir, Agent) {
-    let dir = tempfile::tempdir().unwrap();
-    let agent = Agent::new(dir.path().join("home"));
-    (dir, agent)
-}
-
-fn args<'a>(runbook: &'a str, id: &'a str, params: &'a [String]) -> Vec<&'a str> {
-    let mut a = vec!["run", runbook, "--run-id", id, "--quiet"];
-    for p in params {
-        a.push("-p");
-        a.push(p);
-    }
-    a
-}
 
 /// Reads the emulators back and checks the failed-over state: the replica
 /// promoted once, the DB record on it, the weights on the DR region, one

@@ -16,6 +16,7 @@ use aws_types::region::Region;
 pub struct Clients {
     sdk: SdkConfig,
     rds: Mutex<HashMap<String, aws_sdk_rds::Client>>,
+    ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
     route53: aws_sdk_route53::Client,
 }
 
@@ -36,7 +37,7 @@ impl Clients {
     pub fn from_config(sdk: SdkConfig) -> Self {
         // Route 53 is global; its API lives in us-east-1.
         let r53 = aws_sdk_route53::config::Builder::from(&sdk).region(Region::new("us-east-1")).build();
-        Clients { route53: aws_sdk_route53::Client::from_conf(r53), rds: Mutex::default(), sdk }
+        Clients { route53: aws_sdk_route53::Client::from_conf(r53), rds: Mutex::default(), ec2: Mutex::default(), sdk }
     }
 
     /// The RDS client for `region`.
@@ -46,6 +47,17 @@ impl Clients {
             .or_insert_with(|| {
                 let conf = aws_sdk_rds::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).build();
                 aws_sdk_rds::Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// The EC2 client for `region`.
+    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        let mut map = self.ec2.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(region.to_string())
+            .or_insert_with(|| {
+                let conf = aws_sdk_ec2::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).build();
+                aws_sdk_ec2::Client::from_conf(conf)
             })
             .clone()
     }

@@ -1,5 +1,5 @@
-//! drover's AWS capabilities, one module per service: [`rds`] and
-//! [`route53`] (EC2 next). The engine exposes them to runbooks through the
+//! drover's AWS capabilities, one module per service: [`rds`], [`ec2`] and
+//! [`route53`]. The engine exposes them to runbooks through the
 //! `drover:runbook` WIT interfaces of the same names.
 //!
 //! Every mutating call is idempotent under replay: resources get the
@@ -10,6 +10,7 @@
 //! (instant).
 
 mod clients;
+pub mod ec2;
 mod error;
 pub mod rds;
 pub mod route53;

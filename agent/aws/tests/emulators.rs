@@ -167,3 +167,64 @@ async fn a_read_replica_is_created_once_and_a_stranger_is_not_adopted() {
     assert_eq!(err.code, "DBInstanceAlreadyExists");
     assert!(err.message.contains("is not a replica of"), "{err}");
 }
+
+#[tokio::test]
+async fn ec2_snapshots_images_and_instances_are_made_once_and_old_copies_pruned() {
+    use drover_aws::ec2;
+    let c = clients().await;
+    let name = unique("app");
+    let east = c.ec2("us-east-1");
+    // An app instance and a data volume, as the operator's infrastructure has them.
+    let run = east
+        .run_instances()
+        .image_id("ami-0a1b2c3d4e5f60001")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let inst = run.instances()[0].instance_id().unwrap().to_string();
+    let vol = east.create_volume().availability_zone("us-east-1a").size(8).send().await.unwrap().volume_id().unwrap().to_string();
+
+    let data = format!("{name}-data");
+    let s1 = ec2::snapshot_volume(&c, "us-east-1", &vol, &data, Some(&name), "k1").await.unwrap();
+    let s2 = ec2::snapshot_volume(&c, "us-east-1", &vol, &data, Some(&name), "k1").await.unwrap();
+    assert_eq!(s1.id, s2.id);
+    let copy = format!("{data}-dr");
+    let c1 = ec2::copy_snapshot(&c, "us-east-1", &s1.id, "us-west-2", &copy, Some(&name), "k2").await.unwrap();
+    let c2 = ec2::copy_snapshot(&c, "us-east-1", &s1.id, "us-west-2", &copy, Some(&name), "k2").await.unwrap();
+    assert_eq!(c1.id, c2.id);
+    let tagged = |key: &str, v: &str| aws_sdk_ec2::types::Filter::builder().name(format!("tag:{key}")).values(v).build();
+    let west = c.ec2("us-west-2");
+    let copies = west.describe_snapshots().filters(tagged(ec2::NAME_TAG, &copy)).send().await.unwrap();
+    assert_eq!(copies.snapshots().len(), 1);
+
+    let ami = format!("{name}-ami-1");
+    let a1 = ec2::create_image(&c, "us-east-1", &inst, &ami, Some(&name), "k3").await.unwrap();
+    let a2 = ec2::create_image(&c, "us-east-1", &inst, &ami, Some(&name), "k3").await.unwrap();
+    assert_eq!(a1.id, a2.id);
+    ec2::wait_image_available(&c, "us-east-1", &a1.id, Duration::from_secs(60)).await.unwrap();
+    let d1 = ec2::copy_image(&c, "us-east-1", &a1.id, "us-west-2", &ami, Some(&name), "k4").await.unwrap();
+    let d2 = ec2::copy_image(&c, "us-east-1", &a1.id, "us-west-2", &ami, Some(&name), "k4").await.unwrap();
+    assert_eq!(d1.id, d2.id, "LocalStack ignores the client token: the tag lookup must catch the repeat");
+    let amis = west.describe_images().filters(tagged(ec2::NAME_TAG, &ami)).send().await.unwrap();
+    assert_eq!(amis.images().len(), 1);
+
+    let app = format!("{name}-dr");
+    let i1 = ec2::run_instance(&c, "us-west-2", &d1.id, "t3.micro", &app, "k5").await.unwrap();
+    let i2 = ec2::run_instance(&c, "us-west-2", &d1.id, "t3.micro", &app, "k5").await.unwrap();
+    assert_eq!(i1.id, i2.id);
+    assert_eq!(ec2::describe_instance(&c, "us-west-2", &i1.id).await.unwrap().image_id, d1.id);
+
+    // Retention: three copies of the lineage, keep the newest two.
+    for n in 2..=3 {
+        ec2::create_image(&c, "us-west-2", &i1.id, &format!("{name}-ami-{n}"), Some(&name), &format!("k6-{n}")).await.unwrap();
+    }
+    let removed = ec2::prune_images(&c, "us-west-2", &name, 2).await.unwrap();
+    assert_eq!(removed, vec![d1.id.clone()]);
+    let left = west.describe_images().filters(tagged(ec2::LINEAGE_TAG, &name)).send().await.unwrap();
+    let mut names: Vec<&str> = left.images().iter().filter_map(|i| i.name()).collect();
+    names.sort();
+    assert_eq!(names, [format!("{name}-ami-2"), format!("{name}-ami-3")]);
+}

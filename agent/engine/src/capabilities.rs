@@ -7,11 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_aws::{CapabilityError, Clients, rds as aws_rds, route53 as aws_r53};
+use drover_aws::{CapabilityError, Clients, ec2 as aws_ec2, rds as aws_rds, route53 as aws_r53};
 use tokio::sync::OnceCell;
 use tracing::Instrument;
 
-use crate::bindings::{rds, route53, types};
+use crate::bindings::{ec2, rds, route53, types};
 use crate::cancel::CancelSignal;
 use crate::durable::DurableError;
 use crate::host::HostState;
@@ -253,6 +253,124 @@ impl rds::Host for HostState {
         }
         let waited = cancellable(self.durable.as_ref().and_then(|d| d.cancel_watch()), aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
         Ok(waited.map(snapshot).map_err(|e| self.to_wit(e)))
+    }
+}
+
+fn ec2_instance(i: aws_ec2::Instance) -> ec2::Instance {
+    ec2::Instance { id: i.id, region: i.region, state: i.state, image_id: i.image_id, volumes: i.volumes }
+}
+
+fn ec2_snapshot(s: aws_ec2::Snapshot) -> ec2::Snapshot {
+    ec2::Snapshot { id: s.id, region: s.region, state: s.state, volume_id: s.volume_id }
+}
+
+fn ec2_image(i: aws_ec2::Image) -> ec2::Image {
+    ec2::Image { id: i.id, region: i.region, name: i.name, state: i.state, created: i.created }
+}
+
+impl HostState {
+    /// In a dry run, records a planned EC2 change and returns true.
+    fn plan_ec2(&self, operation: &'static str, region: &str, resource: &str, detail: String) -> bool {
+        match self.dry_run() {
+            Some((plan, step)) => {
+                plan.record(PlannedChange { step, service: "ec2", operation, region: region.into(), resource: resource.into(), detail });
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl ec2::Host for HostState {
+    async fn describe_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
+        let (c, _) = self.capability("ec2.describe-instance", Effect::Read).await?;
+        Ok(aws_ec2::describe_instance(&c, &region, &instance_id).await.map(ec2_instance).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn snapshot_volume(&mut self, region: String, volume_id: String, name: String, lineage: Option<String>) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
+        let (c, key) = self.capability("ec2.snapshot-volume", Effect::Mutate).await?;
+        if self.plan_ec2("CreateSnapshot", &region, &name, format!("snapshot volume {volume_id} as {name}")) {
+            return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region, state: "completed".into(), volume_id }));
+        }
+        let span = tracing::info_span!("aws", service = "ec2", operation = "CreateSnapshot", region = %region, resource = %name);
+        Ok(aws_ec2::snapshot_volume(&c, &region, &volume_id, &name, lineage.as_deref(), &key).instrument(span).await.map(ec2_snapshot).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn copy_snapshot(
+        &mut self,
+        source_region: String,
+        snapshot_id: String,
+        target_region: String,
+        name: String,
+        lineage: Option<String>,
+    ) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
+        let (c, key) = self.capability("ec2.copy-snapshot", Effect::Mutate).await?;
+        if self.plan_ec2("CopySnapshot", &target_region, &name, format!("copy snapshot {snapshot_id} from {source_region} as {name}")) {
+            return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region: target_region, state: "completed".into(), volume_id: String::new() }));
+        }
+        let span = tracing::info_span!("aws", service = "ec2", operation = "CopySnapshot", region = %target_region, resource = %name);
+        Ok(aws_ec2::copy_snapshot(&c, &source_region, &snapshot_id, &target_region, &name, lineage.as_deref(), &key)
+            .instrument(span)
+            .await
+            .map(ec2_snapshot)
+            .map_err(|e| self.to_wit(e)))
+    }
+
+    async fn create_image(&mut self, region: String, instance_id: String, name: String, lineage: Option<String>) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
+        let (c, key) = self.capability("ec2.create-image", Effect::Mutate).await?;
+        if self.plan_ec2("CreateImage", &region, &name, format!("create AMI {name} from instance {instance_id}")) {
+            return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region, name, state: "available".into(), created: String::new() }));
+        }
+        let span = tracing::info_span!("aws", service = "ec2", operation = "CreateImage", region = %region, resource = %name);
+        Ok(aws_ec2::create_image(&c, &region, &instance_id, &name, lineage.as_deref(), &key).instrument(span).await.map(ec2_image).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn copy_image(
+        &mut self,
+        source_region: String,
+        image_id: String,
+        target_region: String,
+        name: String,
+        lineage: Option<String>,
+    ) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
+        let (c, key) = self.capability("ec2.copy-image", Effect::Mutate).await?;
+        if self.plan_ec2("CopyImage", &target_region, &name, format!("copy AMI {image_id} from {source_region} as {name}")) {
+            return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region: target_region, name, state: "available".into(), created: String::new() }));
+        }
+        let span = tracing::info_span!("aws", service = "ec2", operation = "CopyImage", region = %target_region, resource = %name);
+        Ok(aws_ec2::copy_image(&c, &source_region, &image_id, &target_region, &name, lineage.as_deref(), &key)
+            .instrument(span)
+            .await
+            .map(ec2_image)
+            .map_err(|e| self.to_wit(e)))
+    }
+
+    async fn wait_image_available(&mut self, region: String, image_id: String, timeout_seconds: u32) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
+        let (c, _) = self.capability("ec2.wait-image-available", Effect::Read).await?;
+        if self.dry_run().is_some() && image_id.starts_with("ami-planned-") {
+            let name = image_id.trim_start_matches("ami-planned-").to_string();
+            return Ok(Ok(ec2::Image { id: image_id, region, name, state: "available".into(), created: String::new() }));
+        }
+        let waited = cancellable(self.durable.as_ref().and_then(|d| d.cancel_watch()), aws_ec2::wait_image_available(&c, &region, &image_id, secs(timeout_seconds))).await?;
+        Ok(waited.map(ec2_image).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn run_instance(&mut self, region: String, image_id: String, instance_type: String, name: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
+        let (c, key) = self.capability("ec2.run-instance", Effect::Mutate).await?;
+        if self.plan_ec2("RunInstances", &region, &name, format!("launch {instance_type} {name} from {image_id}")) {
+            return Ok(Ok(ec2::Instance { id: format!("i-planned-{name}"), region, state: "running".into(), image_id, volumes: vec![] }));
+        }
+        let span = tracing::info_span!("aws", service = "ec2", operation = "RunInstances", region = %region, resource = %name);
+        Ok(aws_ec2::run_instance(&c, &region, &image_id, &instance_type, &name, &key).instrument(span).await.map(ec2_instance).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn prune_images(&mut self, region: String, lineage: String, keep: u32) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
+        let (c, _) = self.capability("ec2.prune-images", Effect::Mutate).await?;
+        if self.plan_ec2("DeregisterImage", &region, &lineage, format!("keep the newest {keep} AMIs of lineage {lineage}, deregister the rest")) {
+            return Ok(Ok(vec![]));
+        }
+        let span = tracing::info_span!("aws", service = "ec2", operation = "DeregisterImage", region = %region, resource = %lineage);
+        Ok(aws_ec2::prune_images(&c, &region, &lineage, keep).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
 }
 

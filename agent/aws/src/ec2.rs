@@ -1,0 +1,292 @@
+//! Amazon EC2: EBS snapshots and their cross-region copies, AMIs and their
+//! copies, instances launched from an AMI, retention pruning.
+//!
+//! Idempotency rests on tags, not client tokens: LocalStack ignores
+//! `ClientToken` (two RunInstances with one token made two instances) and
+//! `CreateSnapshot`/`CopySnapshot` take none. Everything drover creates is
+//! tagged `drover:name` (the runbook's name for it), `drover:idempotency-key`
+//! and, for retention, `drover:lineage`; every create looks its name up
+//! first and adopts what it finds. Client tokens are passed too, for AWS.
+//! Lookups always filter by tag: `DescribeSnapshots` on LocalStack returns
+//! some 1,160 public snapshots otherwise.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+
+use crate::error::from_sdk;
+use crate::wait::poll;
+use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG};
+
+/// The tag holding the runbook's name for a resource.
+pub const NAME_TAG: &str = "drover:name";
+/// The tag grouping copies for retention (`prune_images`).
+pub const LINEAGE_TAG: &str = "drover:lineage";
+
+/// An EC2 instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// Instance id.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// State: `pending`, `running`, ...
+    pub state: String,
+    /// The AMI it was launched from.
+    pub image_id: String,
+    /// Attached EBS volumes.
+    pub volumes: Vec<String>,
+}
+
+/// An EBS snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Snapshot id.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// State: `pending`, `completed`, `error`.
+    pub state: String,
+    /// The volume it was taken from.
+    pub volume_id: String,
+}
+
+/// An AMI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// Image id.
+    pub id: String,
+    /// Region.
+    pub region: String,
+    /// Its name.
+    pub name: String,
+    /// State: `pending`, `available`, ...
+    pub state: String,
+    /// Creation time (RFC 3339, as EC2 gives it).
+    pub created: String,
+}
+
+fn tags(name: &str, idem: &str, lineage: Option<&str>) -> Vec<Tag> {
+    let mut t = vec![
+        Tag::builder().key(NAME_TAG).value(name).build(),
+        Tag::builder().key(IDEMPOTENCY_TAG).value(idem).build(),
+    ];
+    if let Some(l) = lineage {
+        t.push(Tag::builder().key(LINEAGE_TAG).value(l).build());
+    }
+    t
+}
+
+fn spec(kind: ResourceType, tags: Vec<Tag>) -> TagSpecification {
+    TagSpecification::builder().resource_type(kind).set_tags(Some(tags)).build()
+}
+
+fn by_tag(key: &str, value: &str) -> Filter {
+    Filter::builder().name(format!("tag:{key}")).values(value).build()
+}
+
+fn snapshot(region: &str, s: &aws_sdk_ec2::types::Snapshot) -> Snapshot {
+    Snapshot {
+        id: s.snapshot_id().unwrap_or_default().to_string(),
+        region: region.to_string(),
+        state: s.state().map(|x| x.as_str().to_string()).unwrap_or_default(),
+        volume_id: s.volume_id().unwrap_or_default().to_string(),
+    }
+}
+
+fn image(region: &str, i: &aws_sdk_ec2::types::Image) -> Image {
+    Image {
+        id: i.image_id().unwrap_or_default().to_string(),
+        region: region.to_string(),
+        name: i.name().unwrap_or_default().to_string(),
+        state: i.state().map(|x| x.as_str().to_string()).unwrap_or_default(),
+        created: i.creation_date().unwrap_or_default().to_string(),
+    }
+}
+
+fn instance(region: &str, i: &aws_sdk_ec2::types::Instance) -> Instance {
+    Instance {
+        id: i.instance_id().unwrap_or_default().to_string(),
+        region: region.to_string(),
+        state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
+        image_id: i.image_id().unwrap_or_default().to_string(),
+        volumes: i.block_device_mappings().iter().filter_map(|m| m.ebs().and_then(|e| e.volume_id())).map(str::to_string).collect(),
+    }
+}
+
+/// Describes instance `id`.
+pub async fn describe_instance(c: &Clients, region: &str, id: &str) -> Result<Instance, CapabilityError> {
+    let out = c.ec2(region).describe_instances().instance_ids(id).send().await.map_err(|e| from_sdk("ec2", "DescribeInstances", region, id, e))?;
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .map(|i| instance(region, i))
+        .ok_or_else(|| CapabilityError::new("ec2", "DescribeInstances", region, id, "InvalidInstanceID.NotFound", format!("no instance {id} in {region}")))
+}
+
+async fn snapshot_named(c: &Clients, region: &str, name: &str) -> Result<Option<Snapshot>, CapabilityError> {
+    let out = c.ec2(region).describe_snapshots().filters(by_tag(NAME_TAG, name)).send().await.map_err(|e| from_sdk("ec2", "DescribeSnapshots", region, name, e))?;
+    Ok(out.snapshots().first().map(|s| snapshot(region, s)))
+}
+
+/// Snapshots EBS volume `volume_id` as `name`; adopts the snapshot of that
+/// name an earlier attempt made.
+pub async fn snapshot_volume(c: &Clients, region: &str, volume_id: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Snapshot, CapabilityError> {
+    if let Some(s) = snapshot_named(c, region, name).await? {
+        return Ok(s);
+    }
+    let out = c
+        .ec2(region)
+        .create_snapshot()
+        .volume_id(volume_id)
+        .description(format!("drover {name}"))
+        .tag_specifications(spec(ResourceType::Snapshot, tags(name, idem, lineage)))
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "CreateSnapshot", region, name, e))?;
+    Ok(Snapshot {
+        id: out.snapshot_id().unwrap_or_default().to_string(),
+        region: region.to_string(),
+        state: out.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        volume_id: volume_id.to_string(),
+    })
+}
+
+/// Copies snapshot `snapshot_id` from `source_region` into `target_region`
+/// as `name`; adopts a copy of that name.
+pub async fn copy_snapshot(c: &Clients, source_region: &str, snapshot_id: &str, target_region: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Snapshot, CapabilityError> {
+    if let Some(s) = snapshot_named(c, target_region, name).await? {
+        return Ok(s);
+    }
+    let out = c
+        .ec2(target_region)
+        .copy_snapshot()
+        .source_region(source_region)
+        .source_snapshot_id(snapshot_id)
+        .description(format!("drover {name}"))
+        .tag_specifications(spec(ResourceType::Snapshot, tags(name, idem, lineage)))
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "CopySnapshot", target_region, name, e))?;
+    let id = out.snapshot_id().unwrap_or_default().to_string();
+    Ok(Snapshot { id, region: target_region.to_string(), state: "pending".into(), volume_id: String::new() })
+}
+
+async fn image_named(c: &Clients, region: &str, name: &str) -> Result<Option<Image>, CapabilityError> {
+    let out = c.ec2(region).describe_images().filters(by_tag(NAME_TAG, name)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, name, e))?;
+    Ok(out.images().iter().find(|i| i.state().map(|s| s.as_str()) != Some("deregistered")).map(|i| image(region, i)))
+}
+
+/// Creates AMI `name` from instance `instance_id`; adopts the AMI of that name.
+pub async fn create_image(c: &Clients, region: &str, instance_id: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Image, CapabilityError> {
+    if let Some(i) = image_named(c, region, name).await? {
+        return Ok(i);
+    }
+    let out = c
+        .ec2(region)
+        .create_image()
+        .instance_id(instance_id)
+        .name(name)
+        .no_reboot(true)
+        .tag_specifications(spec(ResourceType::Image, tags(name, idem, lineage)))
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "CreateImage", region, name, e))?;
+    let id = out.image_id().unwrap_or_default().to_string();
+    Ok(Image { id, region: region.to_string(), name: name.to_string(), state: "pending".into(), created: String::new() })
+}
+
+/// Copies AMI `image_id` from `source_region` into `target_region` as
+/// `name`; adopts a copy of that name.
+pub async fn copy_image(c: &Clients, source_region: &str, image_id: &str, target_region: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Image, CapabilityError> {
+    if let Some(i) = image_named(c, target_region, name).await? {
+        return Ok(i);
+    }
+    let out = c
+        .ec2(target_region)
+        .copy_image()
+        .source_region(source_region)
+        .source_image_id(image_id)
+        .name(name)
+        .client_token(idem)
+        .tag_specifications(spec(ResourceType::Image, tags(name, idem, lineage)))
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "CopyImage", target_region, name, e))?;
+    let id = out.image_id().unwrap_or_default().to_string();
+    // Some endpoints drop tag specifications on copies: tag explicitly.
+    c.ec2(target_region)
+        .create_tags()
+        .resources(&id)
+        .set_tags(Some(tags(name, idem, lineage)))
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "CreateTags", target_region, &id, e))?;
+    Ok(Image { id, region: target_region.to_string(), name: name.to_string(), state: "pending".into(), created: String::new() })
+}
+
+/// Waits until image `id` is `available`.
+pub async fn wait_image_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<Image, CapabilityError> {
+    let found = poll(timeout, || async move {
+        let out = c.ec2(region).describe_images().image_ids(id).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, id, e))?;
+        Ok::<_, CapabilityError>(out.images().first().map(|i| image(region, i)).filter(|i| i.state == "available"))
+    })
+    .await?;
+    found.ok_or_else(|| CapabilityError::new("ec2", "DescribeImages", region, id, "timeout", format!("image {id} is not available after {} s", timeout.as_secs())).retryable())
+}
+
+/// Launches one instance `name` of `instance_type` from `image_id`; adopts a
+/// live instance of that name.
+pub async fn run_instance(c: &Clients, region: &str, image_id: &str, instance_type: &str, name: &str, idem: &str) -> Result<Instance, CapabilityError> {
+    let out = c
+        .ec2(region)
+        .describe_instances()
+        .filters(by_tag(NAME_TAG, name))
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "DescribeInstances", region, name, e))?;
+    let live = out.reservations().iter().flat_map(|r| r.instances()).map(|i| instance(region, i)).find(|i| i.state != "terminated" && i.state != "shutting-down");
+    if let Some(i) = live {
+        return Ok(i);
+    }
+    let out = c
+        .ec2(region)
+        .run_instances()
+        .image_id(image_id)
+        .instance_type(instance_type.into())
+        .min_count(1)
+        .max_count(1)
+        .client_token(idem)
+        .tag_specifications(spec(ResourceType::Instance, tags(name, idem, None)))
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "RunInstances", region, name, e))?;
+    out.instances()
+        .first()
+        .map(|i| instance(region, i))
+        .ok_or_else(|| CapabilityError::new("ec2", "RunInstances", region, name, "bad-response", "no instance in the answer").retryable())
+}
+
+/// Deregisters the images of `lineage` in `region` beyond the newest `keep`
+/// (by creation time), and deletes their snapshots. Returns the ids removed.
+pub async fn prune_images(c: &Clients, region: &str, lineage: &str, keep: u32) -> Result<Vec<String>, CapabilityError> {
+    let out = c.ec2(region).describe_images().filters(by_tag(LINEAGE_TAG, lineage)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, lineage, e))?;
+    let mut images: Vec<&aws_sdk_ec2::types::Image> = out.images().iter().filter(|i| i.state().map(|s| s.as_str()) != Some("deregistered")).collect();
+    images.sort_by(|a, b| b.creation_date().unwrap_or_default().cmp(a.creation_date().unwrap_or_default()).then(b.name().cmp(&a.name())));
+    let mut removed = Vec::new();
+    for old in images.iter().skip(keep as usize) {
+        let id = old.image_id().unwrap_or_default();
+        c.ec2(region).deregister_image().image_id(id).send().await.map_err(|e| from_sdk("ec2", "DeregisterImage", region, id, e))?;
+        for snap in old.block_device_mappings().iter().filter_map(|m| m.ebs().and_then(|e| e.snapshot_id())) {
+            if let Err(e) = c.ec2(region).delete_snapshot().snapshot_id(snap).send().await {
+                let err = from_sdk("ec2", "DeleteSnapshot", region, snap, e);
+                if !err.code.contains("NotFound") {
+                    return Err(err);
+                }
+            }
+        }
+        removed.push(id.to_string());
+    }
+    Ok(removed)
+}
