@@ -44,6 +44,11 @@ impl HostState {
         Ok((clients, key))
     }
 
+    /// The run's cancel signal, while a cancel can still stop it.
+    fn cancel_watch(&self) -> Option<Arc<CancelSignal>> {
+        self.durable.as_ref().and_then(|d| d.cancel_watch())
+    }
+
     /// In a dry run: the plan and the step making the call.
     fn dry_run(&self) -> Option<(Plan, String)> {
         let d = self.durable.as_ref()?;
@@ -237,7 +242,7 @@ impl rds::Host for HostState {
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
-        let waited = cancellable(self.durable.as_ref().and_then(|d| d.cancel_watch()), aws_rds::wait_instance_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
+        let waited = cancellable(self.cancel_watch(), aws_rds::wait_instance_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
         Ok(waited.map(instance).map_err(|e| self.to_wit(e)))
     }
 
@@ -251,7 +256,7 @@ impl rds::Host for HostState {
         if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
             return Ok(Ok(planned_snapshot(&region, &identifier, "")));
         }
-        let waited = cancellable(self.durable.as_ref().and_then(|d| d.cancel_watch()), aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
+        let waited = cancellable(self.cancel_watch(), aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
         Ok(waited.map(snapshot).map_err(|e| self.to_wit(e)))
     }
 }
@@ -351,7 +356,7 @@ impl ec2::Host for HostState {
             let name = image_id.trim_start_matches("ami-planned-").to_string();
             return Ok(Ok(ec2::Image { id: image_id, region, name, state: "available".into(), created: String::new() }));
         }
-        let waited = cancellable(self.durable.as_ref().and_then(|d| d.cancel_watch()), aws_ec2::wait_image_available(&c, &region, &image_id, secs(timeout_seconds))).await?;
+        let waited = cancellable(self.cancel_watch(), aws_ec2::wait_image_available(&c, &region, &image_id, secs(timeout_seconds))).await?;
         Ok(waited.map(ec2_image).map_err(|e| self.to_wit(e)))
     }
 

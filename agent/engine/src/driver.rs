@@ -108,6 +108,22 @@ impl Ending {
     }
 }
 
+/// The record of a new run of `runbook` with `params`. Secrets must resolve
+/// before anything is recorded, and no secret value may reach the journal,
+/// even pasted into a plain parameter.
+fn new_run(runbook: &LoadedRunbook, run_id: &str, params: &Value) -> Result<NewRun, EngineError> {
+    Ok(NewRun {
+        run_id: run_id.to_string(),
+        runbook: RunbookRef {
+            name: runbook.info.name.clone(),
+            version: runbook.info.version.clone(),
+            digest: runbook.info.digest.clone(),
+        },
+        params: Secrets::resolve(params)?.mask_params(params),
+        created_at: Utc::now(),
+    })
+}
+
 /// Checks a run id: 1 to 64 of `[A-Za-z0-9._-]`.
 pub fn check_run_id(id: &str) -> Result<(), EngineError> {
     let ok = !id.is_empty()
@@ -178,20 +194,7 @@ impl Engine {
         observer: Observer,
     ) -> Result<RunRecord, EngineError> {
         check_run_id(&req.run_id)?;
-        // Secrets must resolve before anything is recorded, and no secret
-        // value may reach the journal, even pasted into a plain parameter.
-        let params = Secrets::resolve(&req.params)?.mask_params(&req.params);
-        let req = RunRequest { params, ..req };
-        let new = NewRun {
-            run_id: req.run_id.clone(),
-            runbook: RunbookRef {
-                name: runbook.info.name.clone(),
-                version: runbook.info.version.clone(),
-                digest: runbook.info.digest.clone(),
-            },
-            params: req.params.clone(),
-            created_at: Utc::now(),
-        };
+        let new = new_run(runbook, &req.run_id, &req.params)?;
         if let Created::Existing(run) = journal.create_run(&new).await? {
             if run.runbook.digest != new.runbook.digest {
                 return Err(EngineError::RunIdConflict {
@@ -206,7 +209,7 @@ impl Engine {
                 return Ok(run);
             }
         }
-        self.drive(journal, runbook, &req.run_id, observer, None).await
+        self.drive(journal, runbook, &new.run_id, observer, None).await
     }
 
     /// Resumes run `run_id` with the runbook it is pinned to, or with
@@ -240,18 +243,7 @@ impl Engine {
         let result = async {
             let journal: Arc<dyn Journal> = Arc::new(drover_journal::SqliteJournal::open(dir.join("dry-run.db"))?);
             let run_id = format!("dry-run-{:08x}", rand::random::<u32>());
-            let params = Secrets::resolve(&params)?.mask_params(&params);
-            let new = NewRun {
-                run_id: run_id.clone(),
-                runbook: RunbookRef {
-                    name: runbook.info.name.clone(),
-                    version: runbook.info.version.clone(),
-                    digest: runbook.info.digest.clone(),
-                },
-                params,
-                created_at: Utc::now(),
-            };
-            journal.create_run(&new).await?;
+            journal.create_run(&new_run(runbook, &run_id, &params)?).await?;
             let plan = Plan::default();
             let run = self.drive(journal.clone(), runbook, &run_id, observer, Some(plan.clone())).await?;
             Ok(DryRun { entries: journal.entries(&run_id).await?, events: journal.events(&run_id).await?, run, plan: plan.changes() })

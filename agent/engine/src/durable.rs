@@ -156,7 +156,7 @@ impl DurableError {
 type Result<T, E = DurableError> = std::result::Result<T, E>;
 
 /// A step's retry policy, as the runbook passed it to `begin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RetrySpec {
     /// Attempts in all.
     pub max_attempts: u32,
@@ -251,7 +251,6 @@ pub struct Durable {
     registered: HashSet<String>,
     observer: Observer,
     max_output_bytes: usize,
-    replayed_steps: u32,
     /// Writes that need no round trip of their own (recorded values, events):
     /// they go out with the next commit, in order.
     pending: Vec<Op>,
@@ -319,7 +318,6 @@ impl Durable {
             registered: HashSet::new(),
             observer,
             max_output_bytes,
-            replayed_steps: 0,
             pending: Vec::new(),
             secrets,
             cancel,
@@ -344,24 +342,9 @@ impl Durable {
         &self.lease.run_id
     }
 
-    /// The lease this driver holds.
-    pub fn lease(&self) -> &Lease {
-        &self.lease
-    }
-
-    /// The journal.
-    pub fn journal(&self) -> &Arc<dyn Journal> {
-        &self.journal
-    }
-
     /// Whether the runbook is still replaying journaled calls.
     pub fn replaying(&self) -> bool {
         self.cursor < self.entries.len()
-    }
-
-    /// Steps answered from the journal so far.
-    pub fn replayed_steps(&self) -> u32 {
-        self.replayed_steps
     }
 
     /// The step whose body is running, if any.
@@ -441,7 +424,6 @@ impl Durable {
         let (entry, number, ops) = match self.recorded(EntryKind::Step, Some(key))? {
             Some(e) if e.status != EntryStatus::Running => {
                 self.cursor = e.end_seq.map(|s| s as usize + 1).unwrap_or(seq + 1);
-                self.replayed_steps += 1;
                 self.observer.send(RunEvent::StepReplayed { key: key.into(), status: e.status });
                 return Ok(match e.status {
                     EntryStatus::Failed => StepStart::Failed(e.error.unwrap_or_else(|| {
@@ -465,20 +447,9 @@ impl Durable {
             }
             None => {
                 self.check_cancel()?;
-                let e = Entry {
-                    seq: seq as u64,
-                    kind: EntryKind::Step,
-                    key: Some(key.into()),
-                    status: EntryStatus::Running,
-                    attempts: 1,
-                    started_at: now,
-                    finished_at: None,
-                    output: None,
-                    error: None,
-                    idempotency_key: Some(idem.clone()),
-                    next_attempt_at: None,
-                    end_seq: None,
-                };
+                let mut e = Entry::new(seq as u64, EntryKind::Step, Some(key.into()), EntryStatus::Running, now);
+                e.attempts = 1;
+                e.idempotency_key = Some(idem.clone());
                 (e, 1, vec![])
             }
         };
@@ -594,10 +565,7 @@ impl Durable {
             self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
             return Ok(AfterFailure::Retry(grant));
         }
-        entry.status = EntryStatus::Failed;
-        entry.finished_at = Some(now);
-        entry.error = Some(error.clone());
-        entry.next_attempt_at = None;
+        entry.fail(error.clone(), now);
         entry.end_seq = Some(self.cursor as u64 - 1);
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
         self.put(entry);
@@ -616,22 +584,9 @@ impl Durable {
             self.cursor += 1;
             return Ok(e.output.unwrap_or(Value::Null));
         }
-        let now = Utc::now();
         let value = make();
-        let entry = Entry {
-            seq: self.cursor as u64,
-            kind,
-            key: None,
-            status: EntryStatus::Succeeded,
-            attempts: 0,
-            started_at: now,
-            finished_at: Some(now),
-            output: Some(value.clone()),
-            error: None,
-            idempotency_key: None,
-            next_attempt_at: None,
-            end_seq: None,
-        };
+        let mut entry = Entry::new(self.cursor as u64, kind, None, EntryStatus::Succeeded, Utc::now());
+        entry.output = Some(value.clone());
         self.defer(Op::PutEntry(entry.clone())).await?;
         self.put(entry);
         self.cursor += 1;
@@ -687,20 +642,8 @@ impl Durable {
             None => {
                 let now = Utc::now();
                 let wake = now + chrono::Duration::milliseconds(millis.min(i64::MAX as u64) as i64);
-                let e = Entry {
-                    seq: seq as u64,
-                    kind: EntryKind::Sleep,
-                    key: None,
-                    status: EntryStatus::Running,
-                    attempts: 0,
-                    started_at: now,
-                    finished_at: None,
-                    output: Some(json!({"wake_at": drover_journal::rfc3339(&wake)})),
-                    error: None,
-                    idempotency_key: None,
-                    next_attempt_at: Some(wake),
-                    end_seq: None,
-                };
+                let mut e = Entry::new(seq as u64, EntryKind::Sleep, None, EntryStatus::Running, now);
+                e.next_attempt_at = Some(wake);
                 self.commit(
                     vec![
                         Op::PutEntry(e.clone()),
@@ -783,11 +726,6 @@ impl Durable {
         (self.phase == Phase::Main).then(|| self.cancel.clone())
     }
 
-    /// The run's secrets, for capabilities that take a `secret-ref`.
-    pub fn secrets(&self) -> &Secrets {
-        &self.secrets
-    }
-
     /// `cleanup.defer` / `cleanup.compensate`: journal a registration.
     pub async fn register(&mut self, undo: bool, key: &str, payload: &str, retry: RetrySpec) -> Result<()> {
         check_key(key)?;
@@ -806,24 +744,8 @@ impl Durable {
             self.cursor += 1;
             return Ok(());
         }
-        let now = Utc::now();
-        let entry = Entry {
-            seq: self.cursor as u64,
-            kind: EntryKind::Register,
-            key: Some(step_key),
-            status: EntryStatus::Succeeded,
-            attempts: 0,
-            started_at: now,
-            finished_at: Some(now),
-            output: Some(json!({
-                "payload": payload,
-                "retry": {"max_attempts": retry.max_attempts, "initial_backoff_ms": retry.initial_backoff_ms, "max_backoff_ms": retry.max_backoff_ms},
-            })),
-            error: None,
-            idempotency_key: None,
-            next_attempt_at: None,
-            end_seq: None,
-        };
+        let mut entry = Entry::new(self.cursor as u64, EntryKind::Register, Some(step_key), EntryStatus::Succeeded, Utc::now());
+        entry.output = Some(json!({"payload": payload, "retry": retry}));
         // Durable: the action must survive any crash that follows.
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
         self.put(entry);
@@ -840,16 +762,11 @@ impl Durable {
                 let step_key = e.key.clone()?;
                 let (kind, key) = step_key.split_once(':')?;
                 let out = e.output.as_ref()?;
-                let r = &out["retry"];
                 Some(Registration {
                     key: key.to_string(),
                     undo: kind == "undo",
                     payload: out["payload"].to_string(),
-                    retry: RetrySpec {
-                        max_attempts: r["max_attempts"].as_u64().unwrap_or(1).max(1) as u32,
-                        initial_backoff_ms: r["initial_backoff_ms"].as_u64().unwrap_or(0),
-                        max_backoff_ms: r["max_backoff_ms"].as_u64().unwrap_or(0),
-                    },
+                    retry: serde_json::from_value(out["retry"].clone()).ok()?,
                     step_key,
                 })
             })
@@ -869,28 +786,14 @@ impl Durable {
             // did not finish: say so rather than leave them running forever.
             let now = Utc::now();
             for e in self.entries.iter_mut().filter(|e| e.kind == EntryKind::Step && e.status == EntryStatus::Running) {
-                e.status = EntryStatus::Failed;
-                e.finished_at = Some(now);
-                e.next_attempt_at = None;
-                e.error = Some(error.cloned().unwrap_or_else(|| {
+                let why = error.cloned().unwrap_or_else(|| {
                     ErrorRecord::terminal("not-finished", "the run ended before this step finished")
-                }));
+                });
+                e.fail(why, now);
                 ops.push(Op::PutEntry(e.clone()));
             }
-            let entry = Entry {
-                seq: self.entries.len() as u64,
-                kind: EntryKind::End,
-                key: None,
-                status: EntryStatus::Succeeded,
-                attempts: 0,
-                started_at: now,
-                finished_at: Some(now),
-                output: Some(ending),
-                error: None,
-                idempotency_key: None,
-                next_attempt_at: None,
-                end_seq: None,
-            };
+            let mut entry = Entry::new(self.entries.len() as u64, EntryKind::End, None, EntryStatus::Succeeded, now);
+            entry.output = Some(ending);
             ops.push(Op::PutEntry(entry.clone()));
             self.commit(ops, Durability::Durable).await?;
             self.put(entry);
@@ -966,9 +869,7 @@ impl Durable {
     pub fn close_open_step(&mut self, error: &ErrorRecord) -> Vec<Op> {
         let Some(open) = self.open.take() else { return vec![] };
         let mut entry = self.entries[open.seq].clone();
-        entry.status = EntryStatus::Failed;
-        entry.finished_at = Some(Utc::now());
-        entry.error = Some(error.clone());
+        entry.fail(error.clone(), Utc::now());
         entry.end_seq = Some(self.cursor.saturating_sub(1) as u64);
         self.put(entry.clone());
         vec![Op::PutEntry(entry)]

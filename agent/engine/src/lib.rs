@@ -115,10 +115,6 @@ impl Engine {
         Ok(Engine { wasm, linker, artifacts, limits, ticker_stop, aws: Default::default() })
     }
 
-    /// The limits every run gets.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
 }
 
 impl Drop for Engine {

@@ -91,11 +91,3 @@ pub enum JournalError {
     #[error("the run store is closed")]
     Closed,
 }
-
-impl JournalError {
-    /// Whether retrying the same operation later may succeed (a locked or
-    /// full store may recover; a corrupt one will not).
-    pub fn is_transient(&self) -> bool {
-        matches!(self, JournalError::Locked { .. } | JournalError::Io { .. })
-    }
-}

@@ -604,20 +604,11 @@ mod tests {
     }
 
     fn step(seq: u64, key: &str, status: EntryStatus) -> Entry {
-        Entry {
-            seq,
-            kind: EntryKind::Step,
-            key: Some(key.into()),
-            status,
-            attempts: 1,
-            started_at: Utc::now(),
-            finished_at: None,
-            output: Some(serde_json::json!({"ok": true})),
-            error: None,
-            idempotency_key: Some("k".into()),
-            next_attempt_at: None,
-            end_seq: None,
-        }
+        let mut e = Entry::new(seq, EntryKind::Step, Some(key.into()), status, Utc::now());
+        e.attempts = 1;
+        e.output = Some(serde_json::json!({"ok": true}));
+        e.idempotency_key = Some("k".into());
+        e
     }
 
     #[tokio::test]

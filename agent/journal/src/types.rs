@@ -259,6 +259,35 @@ pub struct Entry {
     pub end_seq: Option<u64>,
 }
 
+impl Entry {
+    /// A new entry at `seq` holding nothing but what the caller sets next;
+    /// a final `status` is finished at `at`.
+    pub fn new(seq: u64, kind: EntryKind, key: Option<String>, status: EntryStatus, at: DateTime<Utc>) -> Self {
+        Entry {
+            seq,
+            kind,
+            key,
+            status,
+            attempts: 0,
+            started_at: at,
+            finished_at: (status != EntryStatus::Running).then_some(at),
+            output: None,
+            error: None,
+            idempotency_key: None,
+            next_attempt_at: None,
+            end_seq: None,
+        }
+    }
+
+    /// Marks the entry failed for good with `error` at `at` (no retry pending).
+    pub fn fail(&mut self, error: ErrorRecord, at: DateTime<Utc>) {
+        self.status = EntryStatus::Failed;
+        self.finished_at = Some(at);
+        self.error = Some(error);
+        self.next_attempt_at = None;
+    }
+}
+
 /// One started execution of a step body: the audit trail that shows a side
 /// effect was attempted, and how often.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

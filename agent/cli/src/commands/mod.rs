@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use drover_engine::{EngineError, Observer};
-use drover_journal::{Journal, JournalError, RunRecord, RunStatus};
+use drover_journal::{Entry, Event, Journal, JournalError, RunRecord, RunStatus};
+use serde_json::{Map, Value};
 
 use crate::progress::Progress;
 use crate::render::{RunView, timeline};
@@ -20,19 +21,34 @@ use crate::render::{RunView, timeline};
 /// Prints run `run_id` (JSON or timeline) and returns the exit code its status means.
 pub async fn report(journal: &Arc<dyn Journal>, run: &RunRecord, json: bool) -> Result<ExitCode> {
     let entries = journal.entries(&run.run_id).await?;
+    let events = if json { journal.events(&run.run_id).await? } else { Vec::new() };
+    print_run(run, &entries, &events, json, Map::new())?;
+    Ok(exit_code(run.status))
+}
+
+/// Prints a run: as JSON, the `show --json` shape with its `events` and any
+/// `extra` fields; otherwise the timeline.
+pub fn print_run(run: &RunRecord, entries: &[Entry], events: &[Event], json: bool, extra: Map<String, Value>) -> Result<()> {
     if json {
-        let mut view = serde_json::to_value(RunView::new(run, &entries))?;
-        let events = journal.events(&run.run_id).await?;
+        let mut view = serde_json::to_value(RunView::new(run, entries))?;
         view["events"] = serde_json::to_value(events)?;
+        if let Value::Object(fields) = &mut view {
+            fields.extend(extra);
+        }
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
-        print!("{}", timeline(run, &entries));
+        print!("{}", timeline(run, entries));
     }
-    Ok(match run.status {
+    Ok(())
+}
+
+/// The exit code a run's status means (see `main.rs`).
+pub fn exit_code(status: RunStatus) -> ExitCode {
+    match status {
         RunStatus::Failed => ExitCode::from(1),
         RunStatus::Cancelled => ExitCode::from(3),
         _ => ExitCode::SUCCESS,
-    })
+    }
 }
 
 /// Drives a run with a live progress display, stopping cleanly on Ctrl-C

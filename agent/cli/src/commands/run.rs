@@ -71,21 +71,15 @@ async fn dry_run(
         p.finish().await;
     }
     let d = outcome?;
-    if json {
-        let mut view = serde_json::to_value(crate::render::RunView::new(&d.run, &d.entries))?;
-        view["dry_run"] = true.into();
-        view["plan"] = serde_json::to_value(&d.plan)?;
-        view["events"] = serde_json::to_value(&d.events)?;
-        println!("{}", serde_json::to_string_pretty(&view)?);
-    } else {
-        print!("{}", crate::render::timeline(&d.run, &d.entries));
+    let mut extra = serde_json::Map::new();
+    extra.insert("dry_run".into(), true.into());
+    extra.insert("plan".into(), serde_json::to_value(&d.plan)?);
+    super::print_run(&d.run, &d.entries, &d.events, json, extra)?;
+    if !json {
         println!("\ndry run: {} change(s) would be made, in this order:", d.plan.len());
         for (i, c) in d.plan.iter().enumerate() {
             println!("  {:>2}. [{}] {} {} {} in {}: {}", i + 1, c.step, c.service, c.operation, c.resource, c.region, c.detail);
         }
     }
-    Ok(match d.run.status {
-        drover_journal::RunStatus::Failed => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
-    })
+    Ok(super::exit_code(d.run.status))
 }
