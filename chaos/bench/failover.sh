@@ -16,6 +16,7 @@ RUNBOOK="$PWD/target/runbooks/wasm32-wasip2/release/regional_failover.wasm"
 PY="$PWD/.emulators/moto/bin/python"
 export DROVER_HOME="$(mktemp -d)"
 trap 'rm -rf "$DROVER_HOME"' EXIT
+export DROVER_CONFIG="$PWD/docs/drover.toml"
 
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 drover_ms=(); script_ms=(); inside_ms=()

@@ -153,7 +153,22 @@ impl Param {
 }
 
 /// A capability the runbook needs: a service, its operations, regions and
-/// resources. The operator's grants are checked against it.
+/// resources. Every call the runbook makes is checked against it and against
+/// what the operator granted; anything outside either is refused with a
+/// `permission-denied` error before it reaches AWS.
+///
+/// Regions and resource patterns may name the runbook's string parameters:
+/// `{dr_region}` stands for that parameter's value (taken literally, never as
+/// a pattern). Resources are `kind/glob`: `db/`, `snapshot/`, `zone/`,
+/// `record/`, `instance/`, `volume/`, `image/`, `lineage/`.
+///
+/// ```
+/// use drover_sdk::Capability;
+/// let rds = Capability::new("rds")
+///     .operations(["describe-instance", "promote-read-replica", "wait-instance-available"])
+///     .regions(["{dr_region}"])
+///     .resources(["db/{replica}"]);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Capability {
     service: String,

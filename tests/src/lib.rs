@@ -33,10 +33,17 @@ pub fn seeded(name: &str) -> (Clients, Seeded) {
     })
 }
 
-/// An agent with a home of its own (removed with the returned directory).
+/// The documented example configuration, whose grants fit the demo topology
+/// (and the suffixed copies tests seed).
+pub fn demo_config() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/drover.toml").to_string()
+}
+
+/// An agent with a home of its own (removed with the returned directory),
+/// configured with [`demo_config`].
 pub fn agent() -> (tempfile::TempDir, Agent) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let agent = Agent::new(dir.path().join("home"));
+    let agent = Agent::new(dir.path().join("home")).with_env("DROVER_CONFIG", &demo_config());
     (dir, agent)
 }
 

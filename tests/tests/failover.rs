@@ -122,19 +122,31 @@ fn a_missing_replica_or_a_wrong_zone_fails_clearly_and_dns_is_untouched() {
 
     let mut params = s.topology.params();
     params.retain(|p| !p.starts_with("replica="));
-    params.push("replica=no-such-replica".into());
+    // A name the grants cover (orders-db*), of a replica that does not exist.
+    let gone = format!("{}-gone", s.topology.db_instance);
+    params.push(format!("replica={gone}"));
     let run = failed_run(&agent, "missing-replica", &params);
     let msg = run["error"]["message"].as_str().unwrap();
     assert_eq!(run["error"]["code"], "DBInstanceNotFound", "{msg}");
-    assert!(msg.contains("no-such-replica") && msg.contains("us-west-2"), "{msg}");
+    assert!(msg.contains(&gone) && msg.contains("us-west-2"), "{msg}");
     assert_untouched(&c, &s);
 
     let mut params = s.topology.params();
     params.retain(|p| !p.starts_with("hosted_zone="));
-    params.push("hosted_zone=nowhere.example.internal".into());
+    params.push("hosted_zone=orders-nowhere.example.internal".into());
     let run = failed_run(&agent, "wrong-zone", &params);
     assert_eq!(run["error"]["code"], "NoSuchHostedZone");
-    assert!(run["error"]["message"].as_str().unwrap().contains("nowhere.example.internal"));
+    assert!(run["error"]["message"].as_str().unwrap().contains("orders-nowhere.example.internal"));
+    assert_untouched(&c, &s);
+
+    // A region the grants do not cover: refused before anything runs.
+    let mut params = s.topology.params();
+    params.retain(|p| !p.starts_with("dr_region="));
+    params.push("dr_region=eu-west-1".into());
+    let out = agent.output(&args(artifacts::REGIONAL_FAILOVER, "wrong-region", &params));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("- rds region eu-west-1"), "{stderr}");
     assert_untouched(&c, &s);
 }
 
@@ -142,7 +154,7 @@ fn a_missing_replica_or_a_wrong_zone_fails_clearly_and_dns_is_untouched() {
 fn an_unreachable_endpoint_fails_clearly_and_dns_is_untouched() {
     let (c, s) = seeded("down");
     let (_d, agent) = agent();
-    let agent = Agent { env: vec![("AWS_ENDPOINT_URL_RDS".into(), "http://127.0.0.1:9".into())], ..agent };
+    let agent = agent.with_env("AWS_ENDPOINT_URL_RDS", "http://127.0.0.1:9");
     let run = failed_run(&agent, "unreachable", &s.topology.params());
     let err = &run["error"];
     assert_eq!(err["code"], "unreachable", "{err:#}");

@@ -6,6 +6,7 @@
 //! stays resumable).
 
 mod commands;
+mod config;
 mod home;
 mod progress;
 mod render;
@@ -23,6 +24,11 @@ struct Cli {
     /// Default: $DROVER_HOME, else the platform data directory (~/.local/share/drover).
     #[arg(long, global = true, env = "DROVER_HOME", value_name = "DIR")]
     home: Option<PathBuf>,
+
+    /// The agent's configuration (limits, signing, grants; see docs/drover.toml).
+    /// Default: $DROVER_CONFIG, else drover.toml in the home.
+    #[arg(long, global = true, env = "DROVER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -44,6 +50,12 @@ enum Command {
     Show(commands::show::Args),
     /// Show what a runbook declares: name, version, parameters, capabilities.
     Inspect(commands::inspect::Args),
+    /// Make an ed25519 key pair for signing runbooks: PREFIX.key and PREFIX.pub.
+    Keygen(commands::keygen::Args),
+    /// Sign a runbook component: writes RUNBOOK.wasm.sig over its exact bytes.
+    Sign(commands::sign::Args),
+    /// Check that a trusted key signed a runbook component's exact bytes.
+    Verify(commands::verify::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,7 +75,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let home = home::Home::resolve(cli.home)?;
+        let home = home::Home::resolve(cli.home, cli.config)?;
         match cli.command {
             Command::Run(a) => commands::run::exec(&home, a).await,
             Command::Resume(a) => commands::resume::exec(&home, a).await,
@@ -71,6 +83,9 @@ fn main() -> ExitCode {
             Command::Runs(a) => commands::runs::exec(&home, a).await,
             Command::Show(a) => commands::show::exec(&home, a).await,
             Command::Inspect(a) => commands::inspect::exec(&home, a).await,
+            Command::Keygen(a) => commands::keygen::exec(a),
+            Command::Sign(a) => commands::sign::exec(a),
+            Command::Verify(a) => commands::verify::exec(a),
         }
     });
     match result {

@@ -78,6 +78,8 @@ pub struct RunView {
     pub driver: Option<DriverView>,
     pub cancel: Option<CancelRequest>,
     pub cleanup: CleanupView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_override: Option<Value>,
 }
 
 fn cleanup_view(run: &RunRecord, entries: &[Entry]) -> CleanupView {
@@ -163,6 +165,7 @@ impl RunView {
             waits,
             driver: run.owner.as_ref().map(|o| DriverView { host: o.host.clone(), pid: o.pid, alive: owner_is_alive(o) }),
             cancel: run.cancel.clone(),
+            policy_override: run.policy_override.clone(),
             cleanup: cleanup_view(run, entries),
         }
     }
@@ -267,6 +270,10 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
     }
     if let Some(err) = &run.error {
         let _ = writeln!(out, "\nerror     {err}");
+    }
+    if let Some(o) = &run.policy_override {
+        let missing: Vec<&str> = o["accepted_missing_grants"].as_array().map(|a| a.iter().filter_map(|m| m.as_str()).collect()).unwrap_or_default();
+        let _ = writeln!(out, "override  started by {} without the grants: {}", o["by"].as_str().unwrap_or("?"), missing.join("; "));
     }
     if let Some(c) = &run.cancel {
         let _ = writeln!(out, "cancel    requested by {} at {}: {}", c.by, rfc3339(&c.at), c.reason);

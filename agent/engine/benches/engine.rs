@@ -32,7 +32,7 @@ fn rss_bytes() -> u64 {
 }
 
 async fn probe_run(engine: &Engine, journal: Arc<dyn Journal>, rb: &LoadedRunbook, id: &str, params: serde_json::Value, observer: Observer) {
-    let run = engine.start(journal, rb, RunRequest { run_id: id.into(), params }, observer).await.unwrap();
+    let run = engine.start(journal, rb, RunRequest::new(id, params), observer).await.unwrap();
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
 }
 

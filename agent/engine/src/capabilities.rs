@@ -8,28 +8,67 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_aws::{CapabilityError, Clients, ec2 as aws_ec2, rds as aws_rds, route53 as aws_r53};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
+use crate::audit::{AuditLog, AuditRecord};
 use crate::bindings::{ec2, rds, route53, types};
 use crate::cancel::CancelSignal;
 use crate::durable::DurableError;
 use crate::host::HostState;
 use crate::plan::{Plan, PlannedChange};
+use crate::policy::{Access, Guard, Resource};
 
 /// The AWS clients, created at the first capability call of the process.
 pub type AwsCell = Arc<OnceCell<Arc<Clients>>>;
 
-/// What a capability call does to the world.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Effect {
-    Read,
-    Mutate,
+/// What a run's capability calls are checked against, and where the
+/// decisions are written.
+pub(crate) struct Gate {
+    pub guard: Guard,
+    pub audit: Arc<AuditLog>,
+    pub run_id: String,
+    pub runbook: String,
+    pub digest: String,
+    pub host_calls: Arc<Semaphore>,
+}
+
+/// A call that passed the gate: the clients, the step's idempotency key, and
+/// its turn among the agent's concurrent host calls.
+pub(crate) struct Call {
+    pub c: Arc<Clients>,
+    pub key: String,
+    _turn: OwnedSemaphorePermit,
+}
+
+/// Passes a call through the gate, or returns the denial to the runbook.
+macro_rules! allowed {
+    ($self:ident, $access:expr) => {
+        match $self.capability($access).await? {
+            Ok(call) => call,
+            Err(denied) => return Ok(Err(denied)),
+        }
+    };
+}
+
+fn access(service: &'static str, operation: &'static str, regions: &[&String], resources: Vec<Resource>, mutating: bool) -> Access {
+    Access { service, operation, regions: regions.iter().map(|r| r.to_string()).collect(), resources, mutating }
+}
+
+/// The name and region of an RDS ARN (`arn:aws:rds:REGION:ACCOUNT:KIND:NAME`).
+fn arn_parts(arn: &str) -> (String, String) {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let region = parts.get(3).copied().unwrap_or_default().to_string();
+    let name = parts.last().copied().unwrap_or(arn).to_string();
+    (region, name)
 }
 
 impl HostState {
-    /// Prepares a capability call: returns the clients and the idempotency key.
-    async fn capability(&mut self, what: &str, effect: Effect) -> wasmtime::Result<(Arc<Clients>, String)> {
+    /// Prepares a capability call: it must come from inside a step, pass the
+    /// run's policy (declared and granted; the decision is audited), and, if it
+    /// changes anything, the step's begin is made durable first.
+    async fn capability(&mut self, a: Access) -> wasmtime::Result<Result<Call, types::Error>> {
+        let what = a.name();
         let durable = self.durable.as_mut().ok_or_else(|| wasmtime::Error::new(crate::host::ImportInDescribe))?;
         let key = durable
             .current_attempt()
@@ -37,11 +76,42 @@ impl HostState {
             .ok_or_else(|| wasmtime::Error::new(DurableError::BadRequest(format!(
                 "{what} was called outside a step; wrap AWS calls in ctx.step so that their results are journaled and replayed"
             ))))?;
-        if effect == Effect::Mutate {
+        let step = durable.open_step().map(str::to_string);
+        let dry_run = durable.plan().is_some();
+        let gate = self.gate.clone().ok_or_else(|| wasmtime::Error::new(DurableError::BadRequest(format!("{what} was called outside a run"))))?;
+        let decision = gate.guard.check(&a);
+        if !dry_run && (a.mutating || decision.is_err()) {
+            let record = AuditRecord {
+                at: chrono::Utc::now(),
+                run_id: gate.run_id.clone(),
+                runbook: gate.runbook.clone(),
+                digest: gate.digest.clone(),
+                step,
+                operation: what.clone(),
+                regions: a.regions.clone(),
+                resources: a.resources.iter().map(ToString::to_string).collect(),
+                mutating: a.mutating,
+                decision: if decision.is_ok() { "allow" } else { "deny" }.into(),
+                reason: decision.as_ref().err().map(ToString::to_string),
+            };
+            gate.audit.append(&record).map_err(wasmtime::Error::new)?;
+        }
+        if let Err(denial) = decision {
+            tracing::warn!(operation = %what, subject = %denial.subject, "capability call denied");
+            return Ok(Err(types::Error {
+                code: "permission-denied".into(),
+                message: denial.to_string(),
+                retryable: false,
+                resource: Some(denial.subject.clone()),
+            }));
+        }
+        if a.mutating {
+            let durable = self.durable.as_mut().expect("checked above");
             durable.before_side_effect().await.map_err(wasmtime::Error::new)?;
         }
-        let clients = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
-        Ok((clients, key))
+        let turn = gate.host_calls.clone().acquire_owned().await.map_err(|e| wasmtime::Error::msg(format!("the agent is stopping: {e}")))?;
+        let c = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
+        Ok(Ok(Call { c, key, _turn: turn }))
     }
 
     /// The run's cancel signal, while a cancel can still stop it.
@@ -126,7 +196,7 @@ fn snapshot(s: aws_rds::DbSnapshot) -> rds::DbSnapshot {
 
 impl rds::Host for HostState {
     async fn describe_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let (c, _) = self.capability("rds.describe-instance", Effect::Read).await?;
+        let Call { c, key: _, _turn } = allowed!(self, access("rds", "describe-instance", &[&region], vec![Resource::new("db", &identifier)], false));
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
@@ -135,7 +205,7 @@ impl rds::Host for HostState {
     }
 
     async fn create_snapshot(&mut self, region: String, inst: String, snap: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let (c, key) = self.capability("rds.create-snapshot", Effect::Mutate).await?;
+        let Call { c, key, _turn } = allowed!(self, access("rds", "create-snapshot", &[&region], vec![Resource::new("db", &inst), Resource::new("snapshot", &snap)], true));
         if let Some((plan, step)) = self.dry_run() {
             plan.record(PlannedChange { step, service: "rds", operation: "CreateDBSnapshot", region: region.clone(), resource: snap.clone(), detail: format!("snapshot {inst} as {snap}") });
             plan.plan_snapshot(&region, &snap);
@@ -152,7 +222,7 @@ impl rds::Host for HostState {
         target: String,
         kms_key: Option<String>,
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let (c, key) = self.capability("rds.copy-snapshot", Effect::Mutate).await?;
+        let Call { c, key, _turn } = allowed!(self, access("rds", "copy-snapshot", &[&arn_parts(&source_arn).0, &target_region], vec![Resource::new("snapshot", arn_parts(&source_arn).1), Resource::new("snapshot", &target)], true));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("copy {source_arn} into {target_region} as {target}{}", kms_key.as_deref().map(|k| format!(" (KMS key {k})")).unwrap_or_default());
             plan.record(PlannedChange { step, service: "rds", operation: "CopyDBSnapshot", region: target_region.clone(), resource: target.clone(), detail });
@@ -168,7 +238,7 @@ impl rds::Host for HostState {
     }
 
     async fn describe_snapshot(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let (c, _) = self.capability("rds.describe-snapshot", Effect::Read).await?;
+        let Call { c, key: _, _turn } = allowed!(self, access("rds", "describe-snapshot", &[&region], vec![Resource::new("snapshot", &identifier)], false));
         if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
             return Ok(Ok(planned_snapshot(&region, &identifier, "")));
         }
@@ -182,7 +252,7 @@ impl rds::Host for HostState {
         identifier: String,
         instance_class: Option<String>,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let (c, key) = self.capability("rds.create-read-replica", Effect::Mutate).await?;
+        let Call { c, key, _turn } = allowed!(self, access("rds", "create-read-replica", &[&arn_parts(&source_arn).0, &region], vec![Resource::new("db", arn_parts(&source_arn).1), Resource::new("db", &identifier)], true));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("create read replica {identifier} in {region} of {source_arn}");
             plan.record(PlannedChange { step, service: "rds", operation: "CreateDBInstanceReadReplica", region: region.clone(), resource: identifier.clone(), detail });
@@ -210,7 +280,7 @@ impl rds::Host for HostState {
     }
 
     async fn promote_read_replica(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let (c, key) = self.capability("rds.promote-read-replica", Effect::Mutate).await?;
+        let Call { c, key, _turn } = allowed!(self, access("rds", "promote-read-replica", &[&region], vec![Resource::new("db", &identifier)], true));
         if let Some((plan, step)) = self.dry_run() {
             let current = match plan.planned_instance(&region, &identifier) {
                 Some(i) => i,
@@ -238,7 +308,7 @@ impl rds::Host for HostState {
         identifier: String,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let (c, _) = self.capability("rds.wait-instance-available", Effect::Read).await?;
+        let Call { c, key: _, _turn } = allowed!(self, access("rds", "wait-instance-available", &[&region], vec![Resource::new("db", &identifier)], false));
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
@@ -252,7 +322,7 @@ impl rds::Host for HostState {
         identifier: String,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let (c, _) = self.capability("rds.wait-snapshot-available", Effect::Read).await?;
+        let Call { c, key: _, _turn } = allowed!(self, access("rds", "wait-snapshot-available", &[&region], vec![Resource::new("snapshot", &identifier)], false));
         if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
             return Ok(Ok(planned_snapshot(&region, &identifier, "")));
         }
@@ -288,12 +358,12 @@ impl HostState {
 
 impl ec2::Host for HostState {
     async fn describe_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
-        let (c, _) = self.capability("ec2.describe-instance", Effect::Read).await?;
+        let Call { c, key: _, _turn } = allowed!(self, access("ec2", "describe-instance", &[&region], vec![Resource::new("instance", &instance_id)], false));
         Ok(aws_ec2::describe_instance(&c, &region, &instance_id).await.map(ec2_instance).map_err(|e| self.to_wit(e)))
     }
 
     async fn snapshot_volume(&mut self, region: String, volume_id: String, name: String, lineage: Option<String>) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
-        let (c, key) = self.capability("ec2.snapshot-volume", Effect::Mutate).await?;
+        let Call { c, key, _turn } = allowed!(self, access("ec2", "snapshot-volume", &[&region], vec![Resource::new("volume", &volume_id), Resource::new("snapshot", &name)], true));
         if self.plan_ec2("CreateSnapshot", &region, &name, format!("snapshot volume {volume_id} as {name}")) {
             return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region, state: "completed".into(), volume_id }));
         }
@@ -309,7 +379,7 @@ impl ec2::Host for HostState {
         name: String,
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
-        let (c, key) = self.capability("ec2.copy-snapshot", Effect::Mutate).await?;
+        let Call { c, key, _turn } = allowed!(self, access("ec2", "copy-snapshot", &[&source_region, &target_region], vec![Resource::new("snapshot", &snapshot_id), Resource::new("snapshot", &name)], true));
         if self.plan_ec2("CopySnapshot", &target_region, &name, format!("copy snapshot {snapshot_id} from {source_region} as {name}")) {
             return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region: target_region, state: "completed".into(), volume_id: String::new() }));
         }
@@ -322,7 +392,7 @@ impl ec2::Host for HostState {
     }
 
     async fn create_image(&mut self, region: String, instance_id: String, name: String, lineage: Option<String>) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
-        let (c, key) = self.capability("ec2.create-image", Effect::Mutate).await?;
+        let Call { c, key, _turn } = allowed!(self, access("ec2", "create-image", &[&region], vec![Resource::new("instance", &instance_id), Resource::new("image", &name)], true));
         if self.plan_ec2("CreateImage", &region, &name, format!("create AMI {name} from instance {instance_id}")) {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region, name, state: "available".into(), created: String::new() }));
         }
@@ -338,7 +408,7 @@ impl ec2::Host for HostState {
         name: String,
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
-        let (c, key) = self.capability("ec2.copy-image", Effect::Mutate).await?;
+        let Call { c, key, _turn } = allowed!(self, access("ec2", "copy-image", &[&source_region, &target_region], vec![Resource::new("image", &image_id), Resource::new("image", &name)], true));
         if self.plan_ec2("CopyImage", &target_region, &name, format!("copy AMI {image_id} from {source_region} as {name}")) {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region: target_region, name, state: "available".into(), created: String::new() }));
         }
@@ -351,7 +421,7 @@ impl ec2::Host for HostState {
     }
 
     async fn wait_image_available(&mut self, region: String, image_id: String, timeout_seconds: u32) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
-        let (c, _) = self.capability("ec2.wait-image-available", Effect::Read).await?;
+        let Call { c, key: _, _turn } = allowed!(self, access("ec2", "wait-image-available", &[&region], vec![Resource::new("image", &image_id)], false));
         if self.dry_run().is_some() && image_id.starts_with("ami-planned-") {
             let name = image_id.trim_start_matches("ami-planned-").to_string();
             return Ok(Ok(ec2::Image { id: image_id, region, name, state: "available".into(), created: String::new() }));
@@ -361,7 +431,7 @@ impl ec2::Host for HostState {
     }
 
     async fn run_instance(&mut self, region: String, image_id: String, instance_type: String, name: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
-        let (c, key) = self.capability("ec2.run-instance", Effect::Mutate).await?;
+        let Call { c, key, _turn } = allowed!(self, access("ec2", "run-instance", &[&region], vec![Resource::new("image", &image_id), Resource::new("instance", &name)], true));
         if self.plan_ec2("RunInstances", &region, &name, format!("launch {instance_type} {name} from {image_id}")) {
             return Ok(Ok(ec2::Instance { id: format!("i-planned-{name}"), region, state: "running".into(), image_id, volumes: vec![] }));
         }
@@ -370,7 +440,7 @@ impl ec2::Host for HostState {
     }
 
     async fn prune_images(&mut self, region: String, lineage: String, keep: u32) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
-        let (c, _) = self.capability("ec2.prune-images", Effect::Mutate).await?;
+        let Call { c, key: _, _turn } = allowed!(self, access("ec2", "prune-images", &[&region], vec![Resource::new("lineage", &lineage)], true));
         if self.plan_ec2("DeregisterImage", &region, &lineage, format!("keep the newest {keep} AMIs of lineage {lineage}, deregister the rest")) {
             return Ok(Ok(vec![]));
         }
@@ -381,7 +451,7 @@ impl ec2::Host for HostState {
 
 impl route53::Host for HostState {
     async fn get_records(&mut self, zone: String, name: String) -> wasmtime::Result<Result<Vec<route53::RecordSet>, types::Error>> {
-        let (c, _) = self.capability("route53.get-records", Effect::Read).await?;
+        let Call { c, key: _, _turn } = allowed!(self, access("route53", "get-records", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], false));
         let sets = match self.dry_run().and_then(|(plan, _)| plan.records(&zone, &name)) {
             Some(planned) => Ok(planned),
             None => aws_r53::get_records(&c, &zone, &name).await,
@@ -397,7 +467,7 @@ impl route53::Host for HostState {
         ttl: u32,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
-        let (c, _) = self.capability("route53.upsert-cname", Effect::Mutate).await?;
+        let Call { c, key: _, _turn } = allowed!(self, access("route53", "upsert-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
         if let Some((plan, step)) = self.dry_run() {
             let current = match planned_or_real(&plan, &c, &zone, &name).await {
                 Ok(sets) => sets,
@@ -426,7 +496,7 @@ impl route53::Host for HostState {
         ttl: u32,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
-        let (c, _) = self.capability("route53.set-weights", Effect::Mutate).await?;
+        let Call { c, key: _, _turn } = allowed!(self, access("route53", "set-weights", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
         if let Some((plan, step)) = self.dry_run() {
             let mut current = match planned_or_real(&plan, &c, &zone, &name).await {
                 Ok(sets) => sets,

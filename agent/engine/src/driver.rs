@@ -22,6 +22,9 @@ use crate::host::{HostState, from_wit};
 use crate::plan::{Plan, PlannedChange};
 use crate::sandbox::{stderr_tail, wasi_for_run};
 use crate::secrets::{Secrets, guest_params};
+use crate::capabilities::Gate;
+use crate::limits::{LimitExceeded, StepClock};
+use crate::policy::Guard;
 use crate::{EPOCH_TICK, Engine, EngineError, LoadedRunbook};
 
 /// How often a driver looks for a cancel request in the journal.
@@ -45,13 +48,17 @@ pub struct RunRequest {
     pub run_id: String,
     /// Validated parameters (see [`crate::RunbookInfo::validate_params`]).
     pub params: Value,
+    /// Start even though the runbook declares capabilities the operator has
+    /// not granted (the override is recorded with the run; the calls that
+    /// need the missing grants are still refused).
+    pub accept_missing_grants: bool,
 }
 
-/// Why the runbook's code was stopped by a limit.
-#[derive(Debug, thiserror::Error)]
-#[error("the runbook used more than its CPU budget of {budget_ms} ms (limit cpu_time); it was stopped")]
-pub struct CpuBudgetExceeded {
-    budget_ms: u128,
+impl RunRequest {
+    /// Run `run_id` with `params`, refusing to start with missing grants.
+    pub fn new(run_id: impl Into<String>, params: Value) -> Self {
+        RunRequest { run_id: run_id.into(), params, accept_missing_grants: false }
+    }
 }
 
 /// How the runbook's main part (`run`) ended.
@@ -121,6 +128,7 @@ fn new_run(runbook: &LoadedRunbook, run_id: &str, params: &Value) -> Result<NewR
         },
         params: Secrets::resolve(params)?.mask_params(params),
         created_at: Utc::now(),
+        policy_override: None,
     })
 }
 
@@ -157,6 +165,7 @@ impl Engine {
         durable: Option<Durable>,
         run_id: &str,
         created_unix: i64,
+        gate: Option<Arc<Gate>>,
     ) -> (Store<HostState>, MemoryOutputPipe) {
         let (wasi, stderr) = wasi_for_run(run_id, created_unix);
         let limits = StoreLimitsBuilder::new()
@@ -166,21 +175,66 @@ impl Engine {
             .memories(16)
             .trap_on_grow_failure(true)
             .build();
-        let state = HostState { durable, wasi, table: Default::default(), limits, cpu_ticks: 0, aws: self.aws.clone() };
+        let clock = durable.as_ref().map(Durable::step_clock);
+        let state = HostState {
+            durable,
+            wasi,
+            table: Default::default(),
+            limits,
+            cpu_ticks: 0,
+            aws: self.aws.clone(),
+            gate,
+            step_ticks: (0, 0),
+            log_bytes: 0,
+            max_log_bytes: self.limits.max_log_bytes,
+        };
         let mut store = Store::new(&self.wasm, state);
         store.limiter(|s| &mut s.limits);
-        let budget_ticks = (self.limits.cpu_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        let budget_ms = self.limits.cpu_time.as_millis();
+        let ticks = |d: Duration| (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let (run_budget, step_budget) = (self.limits.cpu_time, self.limits.step_cpu_time);
+        let (run_ticks, step_ticks) = (ticks(run_budget), ticks(step_budget));
         store.epoch_deadline_callback(move |mut ctx| {
             let s = ctx.data_mut();
             s.cpu_ticks += 1;
-            if s.cpu_ticks > budget_ticks {
-                return Err(wasmtime::Error::new(CpuBudgetExceeded { budget_ms }));
+            if s.cpu_ticks > run_ticks {
+                return Err(wasmtime::Error::new(LimitExceeded::cpu_run(run_budget)));
+            }
+            if let Some(clock) = &clock {
+                let (step, generation) = clock.current();
+                if s.step_ticks.1 != generation {
+                    s.step_ticks = (0, generation);
+                }
+                if let Some((key, _)) = step {
+                    s.step_ticks.0 += 1;
+                    if s.step_ticks.0 > step_ticks {
+                        return Err(wasmtime::Error::new(LimitExceeded::cpu_step(step_budget, Some(&key))));
+                    }
+                }
             }
             Ok(UpdateDeadline::Yield(1))
         });
         store.set_epoch_deadline(1);
         (store, stderr)
+    }
+
+    /// The policy gate of a run of `runbook` with `params`.
+    fn gate(&self, runbook: &LoadedRunbook, run_id: &str, params: &Value) -> Result<Arc<Gate>, EngineError> {
+        let guard = Guard::new(&runbook.info, params, &self.policy)
+            .map_err(|detail| EngineError::BadDescription { name: runbook.info.name.clone(), detail })?;
+        Ok(Arc::new(Gate {
+            guard,
+            audit: self.audit.clone(),
+            run_id: run_id.into(),
+            runbook: runbook.info.name.clone(),
+            digest: runbook.info.digest.clone(),
+            host_calls: self.host_calls.clone(),
+        }))
+    }
+
+    /// What `runbook` run with `params` declares that the operator has not
+    /// granted (empty when everything is granted).
+    pub fn missing_grants(&self, runbook: &LoadedRunbook, params: &Value) -> Vec<String> {
+        crate::policy::missing(&crate::policy::resolve(&runbook.info, params), self.policy.grants_for(&runbook.info))
     }
 
     /// Starts run `req` of `runbook`, or, if a run with that id exists,
@@ -194,7 +248,19 @@ impl Engine {
         observer: Observer,
     ) -> Result<RunRecord, EngineError> {
         check_run_id(&req.run_id)?;
-        let new = new_run(runbook, &req.run_id, &req.params)?;
+        let mut new = new_run(runbook, &req.run_id, &req.params)?;
+        let missing = self.missing_grants(runbook, &req.params);
+        if !missing.is_empty() {
+            if !req.accept_missing_grants {
+                return Err(EngineError::NotGranted { runbook: runbook.info.name.clone(), missing });
+            }
+            tracing::warn!(runbook = %runbook.info.name, missing = ?missing, "starting with capabilities not granted (operator override)");
+            new.policy_override = Some(json!({
+                "accepted_missing_grants": missing,
+                "by": format!("{}@{} (pid {})", std::env::var("USER").unwrap_or_else(|_| "unknown".into()), current_owner().host, current_owner().pid),
+                "at": Utc::now(),
+            }));
+        }
         if let Created::Existing(run) = journal.create_run(&new).await? {
             if run.runbook.digest != new.runbook.digest {
                 return Err(EngineError::RunIdConflict {
@@ -298,6 +364,7 @@ impl Engine {
             cancel.raise(req);
         }
         let created = run.created_at.timestamp();
+        let gate = self.gate(runbook, run_id, &run.params)?;
         let mut durable =
             Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel)
                 .with_plan(plan);
@@ -313,13 +380,13 @@ impl Engine {
                     let ops = vec![Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None }];
                     journal.commit(&lease, ops, Durability::Buffered).await?;
                 }
-                let (ending, d) = self.run_main(runbook, &run, durable).await?;
+                let (ending, d) = self.run_main(runbook, &run, durable, gate.clone()).await?;
                 durable = d;
                 ending
             }
         };
 
-        let mut durable = self.finalize(runbook, run_id, created, &ending, durable).await?;
+        let mut durable = self.finalize(runbook, run_id, created, &ending, durable, gate).await?;
         let mut ops = durable.take_pending();
         ops.push(ending.final_status());
         durable.finish(ops).await.map_err(infra)?;
@@ -327,13 +394,23 @@ impl Engine {
     }
 
     /// Runs the runbook's `run` and records how it ended (the `End` entry).
-    async fn run_main(&self, runbook: &LoadedRunbook, run: &RunRecord, durable: Durable) -> Result<(Ending, Durable), EngineError> {
-        let (mut store, stderr) = self.new_store(Some(durable), &run.run_id, run.created_at.timestamp());
+    async fn run_main(
+        &self,
+        runbook: &LoadedRunbook,
+        run: &RunRecord,
+        durable: Durable,
+        gate: Arc<Gate>,
+    ) -> Result<(Ending, Durable), EngineError> {
+        let clock = durable.step_clock();
+        let (mut store, stderr) = self.new_store(Some(durable), &run.run_id, run.created_at.timestamp(), Some(gate));
         let params = guest_params(&run.params).to_string();
-        let outcome = match runbook.pre.instantiate_async(&mut store).await {
-            Ok(instance) => instance.call_run(&mut store, &params).await,
-            Err(e) => Err(e),
+        let left = (run.created_at + self.limits.run_timeout - Utc::now()).to_std().unwrap_or_default();
+        let run_deadline = tokio::time::Instant::now() + left;
+        let call = async {
+            let instance = runbook.pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, &params).await
         };
+        let outcome = self.within_deadlines(call, &clock, Some(run_deadline)).await;
         let mut durable = store.data_mut().durable.take().expect("the store holds the run's durable state");
         let mut ops = durable.take_pending();
         let ending = match outcome {
@@ -378,6 +455,7 @@ impl Engine {
         created: i64,
         ending: &Ending,
         mut durable: Durable,
+        gate: Arc<Gate>,
     ) -> Result<Durable, EngineError> {
         let registrations = durable.registrations();
         let undos = registrations.iter().filter(|r| r.undo && !matches!(ending, Ending::Succeeded(_))).rev();
@@ -394,11 +472,16 @@ impl Engine {
                     payload: reg.payload.clone(),
                     ending: ending.wit(),
                 };
-                let (mut store, stderr) = self.new_store(Some(durable), run_id, created);
-                let res = match runbook.pre.instantiate_async(&mut store).await {
-                    Ok(instance) => instance.call_finalize(&mut store, &action).await,
-                    Err(e) => Err(e),
+                let clock = durable.step_clock();
+                clock.start(&reg.step_key);
+                let (mut store, stderr) = self.new_store(Some(durable), run_id, created, Some(gate.clone()));
+                let call = async {
+                    let instance = runbook.pre.instantiate_async(&mut store).await?;
+                    instance.call_finalize(&mut store, &action).await
                 };
+                // Undos and cleanups run even after the run's own time is up.
+                let res = self.within_deadlines(call, &clock, None).await;
+                clock.stop();
                 durable = store.data_mut().durable.take().expect("the store holds the run's durable state");
                 let outcome = match res {
                     Ok(Ok(())) => Ok(()),
@@ -429,6 +512,50 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Runs the runbook's `call` until it returns or a wall-clock limit (of
+    /// the step in flight, or of the run) is reached, which stops it.
+    async fn within_deadlines<T>(
+        &self,
+        call: impl std::future::Future<Output = wasmtime::Result<T>>,
+        clock: &StepClock,
+        run_deadline: Option<tokio::time::Instant>,
+    ) -> wasmtime::Result<T> {
+        tokio::select! {
+            r = call => r,
+            exceeded = self.deadlines(clock, run_deadline) => Err(wasmtime::Error::new(exceeded)),
+        }
+    }
+
+    /// Resolves when the step attempt in flight (per `clock`) or the run
+    /// (at `run_deadline`) has used up its wall-clock time.
+    async fn deadlines(&self, clock: &StepClock, run_deadline: Option<tokio::time::Instant>) -> LimitExceeded {
+        // A safety net only: a start or stop of a step wakes the loop at once.
+        const CHECK: Duration = Duration::from_secs(5);
+        loop {
+            let changed = clock.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let now = tokio::time::Instant::now();
+            if run_deadline.is_some_and(|d| now >= d) {
+                return LimitExceeded::run_timeout(self.limits.run_timeout);
+            }
+            let (step, _) = clock.current();
+            let step_deadline = step.as_ref().map(|(_, started)| tokio::time::Instant::from_std(*started) + self.limits.step_timeout);
+            if let (Some((key, _)), Some(d)) = (&step, step_deadline)
+                && now >= d
+            {
+                return LimitExceeded::step_timeout(self.limits.step_timeout, key);
+            }
+            let next = [run_deadline, step_deadline, Some(now + CHECK)].into_iter().flatten().min().unwrap_or(now + CHECK);
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = changed => {}
+            }
+        }
+    }
+}
+
 /// Watches the journal for a cancel request for `run_id` and raises `signal`.
 async fn watch_for_cancel(journal: Arc<dyn Journal>, run_id: String, signal: Arc<CancelSignal>) {
     loop {
@@ -448,14 +575,20 @@ fn trap_record(trap: &wasmtime::Error, stderr: &MemoryOutputPipe) -> ErrorRecord
     if let Some(d) = trap.downcast_ref::<DurableError>() {
         return ErrorRecord::terminal(d.code(), d.to_string());
     }
-    if let Some(c) = trap.downcast_ref::<CpuBudgetExceeded>() {
-        return ErrorRecord::terminal("limit-exceeded", c.to_string());
+    if let Some(l) = trap.downcast_ref::<LimitExceeded>() {
+        return ErrorRecord::terminal("limit-exceeded", l.to_string());
+    }
+    if trap.downcast_ref::<Trap>() == Some(&Trap::StackOverflow) {
+        return ErrorRecord::terminal(
+            "limit-exceeded",
+            "the runbook overflowed its WebAssembly stack (limit stack_kib); it was stopped. Look for unbounded recursion, or raise stack_kib under [limits] in the agent's configuration".to_string(),
+        );
     }
     let root = format!("{trap:#}");
     if root.contains("forcing trap when growing memory") || root.contains("memory size") {
         return ErrorRecord::terminal(
             "limit-exceeded",
-            "the runbook tried to grow its memory past the limit (limit memory_bytes); it was stopped".to_string(),
+            "the runbook tried to grow its memory past the limit (limit memory_mib); it was stopped. Fix the runbook, or raise memory_mib under [limits] in the agent's configuration".to_string(),
         );
     }
     if tail.contains("panicked at") {
@@ -463,6 +596,9 @@ fn trap_record(trap: &wasmtime::Error, stderr: &MemoryOutputPipe) -> ErrorRecord
         return ErrorRecord::terminal("panic", format!("the runbook panicked: {}", panic.join(" ").trim()));
     }
     let what = match trap.downcast_ref::<Trap>() {
+        // Rust and C keep their own stack in linear memory, below its start:
+        // running off it is the usual cause.
+        Some(t @ Trap::MemoryOutOfBounds) => format!("{t} (in a Rust or C runbook most often an overflow of its own stack: look for unbounded recursion)"),
         Some(t) => t.to_string(),
         None => root.lines().next().unwrap_or("unknown trap").to_string(),
     };

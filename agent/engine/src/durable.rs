@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::cancel::CancelSignal;
 use crate::events::{Observer, RunEvent};
 use crate::failpoints::{self, Failpoint};
+use crate::limits::StepClock;
 use crate::secrets::Secrets;
 
 /// Longest step key, in bytes.
@@ -114,6 +115,9 @@ pub enum DurableError {
     /// A host call's arguments are out of range.
     #[error("{0}")]
     BadRequest(String),
+    /// A resource limit was exceeded.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitExceeded),
     /// An operator cancelled the run.
     #[error("cancelled by {by}: {reason}")]
     Cancelled {
@@ -148,6 +152,7 @@ impl DurableError {
             DurableError::NonDeterminism { .. } | DurableError::UnreplayedEntries { .. } => "non-determinism",
             DurableError::Journal(_) => "journal",
             DurableError::Cancelled { .. } => "cancelled",
+            DurableError::Limit(_) => "limit-exceeded",
             _ => "contract-violation",
         }
     }
@@ -258,6 +263,7 @@ pub struct Durable {
     cancel: Arc<CancelSignal>,
     phase: Phase,
     plan: Option<crate::plan::Plan>,
+    clock: StepClock,
 }
 
 /// Most deferred writes held before they are flushed on their own.
@@ -323,6 +329,7 @@ impl Durable {
             cancel,
             phase: Phase::Main,
             plan: None,
+            clock: StepClock::default(),
         }
     }
 
@@ -330,6 +337,11 @@ impl Durable {
     pub fn with_plan(mut self, plan: Option<crate::plan::Plan>) -> Self {
         self.plan = plan;
         self
+    }
+
+    /// The clock of the step attempt in flight (for the step limits).
+    pub fn step_clock(&self) -> StepClock {
+        self.clock.clone()
     }
 
     /// The plan, in a dry run.
@@ -467,6 +479,7 @@ impl Durable {
         self.cursor = seq + 1;
         self.open = Some(OpenStep { seq, key: key.into(), attempt: number, idempotency_key: idem.clone(), retry, durable_begin: false });
         self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
+        self.clock.start(key);
         failpoints::hit(Failpoint::InStep, key);
         Ok(StepStart::Run(AttemptGrant { idempotency_key: idem, number }))
     }
@@ -486,11 +499,11 @@ impl Durable {
         let open = self.take_open(key)?;
         let output = self.secrets.mask(output);
         let output = output.as_str();
-        let value = if output.len() > self.max_output_bytes {
-            Err(format!("{} bytes, more than the limit of {} bytes", output.len(), self.max_output_bytes))
-        } else {
-            serde_json::from_str::<Value>(output).map_err(|e| format!("not JSON: {e}"))
-        };
+        if output.len() > self.max_output_bytes {
+            self.open = Some(open);
+            return Err(crate::limits::LimitExceeded::output(key, output.len(), self.max_output_bytes).into());
+        }
+        let value = serde_json::from_str::<Value>(output).map_err(|e| format!("not JSON: {e}"));
         let value = match value {
             Ok(v) => v,
             Err(reason) => {
@@ -498,6 +511,7 @@ impl Durable {
                 return Err(DurableError::BadOutput { key: key.into(), reason });
             }
         };
+        self.clock.stop();
         failpoints::hit(Failpoint::BeforeComplete, key);
         let mut entry = self.entries[open.seq].clone();
         entry.status = EntryStatus::Succeeded;
@@ -515,6 +529,7 @@ impl Durable {
     /// `steps.fail`: retry per policy (waiting out the backoff), or give up.
     pub async fn fail_step(&mut self, key: &str, error: ErrorRecord) -> Result<AfterFailure> {
         let open = self.take_open(key)?;
+        self.clock.stop();
         let error = self.mask_error(error);
         let mut entry = self.entries[open.seq].clone();
         let now = Utc::now();
@@ -563,8 +578,10 @@ impl Durable {
             let grant = AttemptGrant { idempotency_key: open.idempotency_key.clone(), number };
             self.open = Some(OpenStep { attempt: number, durable_begin: false, ..open });
             self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
+            self.clock.start(key);
             return Ok(AfterFailure::Retry(grant));
         }
+        self.clock.stop();
         entry.fail(error.clone(), now);
         entry.end_seq = Some(self.cursor as u64 - 1);
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
@@ -840,17 +857,20 @@ impl Durable {
     }
 
     /// `log.event`: stored with the run unless it repeats a replayed part.
-    pub async fn event(&mut self, level: Level, message: String, fields: Vec<(String, String)>) -> Result<()> {
+    /// Returns the bytes recorded (0 when a replay skips the event).
+    pub async fn event(&mut self, level: Level, message: String, fields: Vec<(String, String)>) -> Result<usize> {
         // Outside a step body, a replay re-emits what the first execution stored.
         if self.open.is_none() && self.replaying() {
-            return Ok(());
+            return Ok(0);
         }
+        let bytes = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         let message = self.secrets.mask(&message);
         let fields = fields.into_iter().map(|(k, v)| (self.secrets.mask(&k), self.secrets.mask(&v))).collect();
         tracing::event!(target: "drover::runbook", tracing::Level::INFO, run_id = self.run_id(), level = level.as_str(), "{message}");
         let ev = Event { at: Utc::now(), level, step: self.open.as_ref().map(|o| o.key.clone()), message, fields };
         self.observer.send(RunEvent::Log(ev.clone()));
-        self.defer(Op::AddEvent(ev)).await
+        self.defer(Op::AddEvent(ev)).await?;
+        Ok(bytes)
     }
 
     /// Checks, when the runbook has returned, that it replayed the whole journal.
@@ -867,6 +887,7 @@ impl Durable {
 
     /// Ops that close the step left open by a trap, with `error`.
     pub fn close_open_step(&mut self, error: &ErrorRecord) -> Vec<Op> {
+        self.clock.stop();
         let Some(open) = self.open.take() else { return vec![] };
         let mut entry = self.entries[open.seq].clone();
         entry.fail(error.clone(), Utc::now());

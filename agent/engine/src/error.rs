@@ -87,6 +87,19 @@ pub enum EngineError {
         /// What is wrong.
         detail: String,
     },
+    /// The runbook declares capabilities the operator has not granted.
+    #[error(
+        "runbook '{runbook}' declares capabilities the operator has not granted, so it was not started:\n  - {}\n\
+         grant them under [runbooks.{runbook}] in the agent's configuration (`drover inspect RUNBOOK` compares both), \
+         or start it anyway with --accept-missing-grants (recorded with the run; the calls that need them are still refused)",
+        missing.join("\n  - ")
+    )]
+    NotGranted {
+        /// Runbook name.
+        runbook: String,
+        /// What is missing, one item per line.
+        missing: Vec<String>,
+    },
     /// `--param` names a parameter the runbook does not declare.
     #[error("runbook '{runbook}' has no parameter '{name}'; its parameters are: {known}")]
     UnknownParam {

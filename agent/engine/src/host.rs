@@ -23,6 +23,14 @@ pub struct HostState {
     pub(crate) cpu_ticks: u64,
     /// The AWS clients, shared by every run of the engine.
     pub(crate) aws: crate::capabilities::AwsCell,
+    /// The run's capability policy and audit log; `None` outside a run.
+    pub(crate) gate: Option<std::sync::Arc<crate::capabilities::Gate>>,
+    /// Epoch ticks the guest has run for in the current step attempt, and
+    /// the step clock's generation they count for.
+    pub(crate) step_ticks: (u64, u64),
+    /// Log bytes the run has written in this execution, and the limit.
+    pub(crate) log_bytes: usize,
+    pub(crate) max_log_bytes: usize,
 }
 
 impl WasiView for HostState {
@@ -117,7 +125,12 @@ impl log::Host for HostState {
             log::Level::Warn => Level::Warn,
             log::Level::Error => Level::Error,
         };
-        self.durable()?.event(level, message, fields).await.map_err(trap)
+        let written = self.durable()?.event(level, message, fields).await.map_err(trap)?;
+        self.log_bytes += written;
+        if self.log_bytes > self.max_log_bytes {
+            return Err(wasmtime::Error::new(crate::limits::LimitExceeded::log_bytes(self.max_log_bytes)));
+        }
+        Ok(())
     }
 }
 

@@ -119,7 +119,7 @@ impl RunbookInfo {
             }
             params.push(ParamInfo { name: p.name.clone(), description: p.description.clone(), ty, default, secret: p.secret });
         }
-        Ok(RunbookInfo {
+        let described = RunbookInfo {
             name: info.name,
             version: info.version,
             description: info.description,
@@ -136,7 +136,12 @@ impl RunbookInfo {
                 .collect(),
             contract,
             digest,
-        })
+        };
+        crate::policy::validate_declaration(&described).map_err(|detail| EngineError::BadDescription {
+            name: described.name.clone(),
+            detail: format!("its declared capabilities: {detail}"),
+        })?;
+        Ok(described)
     }
 
     /// Checks `--param NAME=VALUE` pairs against the declaration and returns

@@ -17,9 +17,13 @@
 //! - `driver`: claiming a run, executing it, running its undos and cleanups,
 //!   recording how it ended; `cancel`: how a cancel request reaches it.
 //! - [`secrets`]: secret parameters and the mask over runbook output.
+//! - [`policy`]: what a runbook declared, what the operator granted, and the
+//!   check of every capability call; [`audit`]: the log of those decisions;
+//!   `limits`: the resource limits and the error that stops a run.
 //! - [`failpoints`]: crash injection for tests and game-days.
 
 mod artifacts;
+pub mod audit;
 mod bindings;
 mod capabilities;
 mod cancel;
@@ -30,8 +34,10 @@ pub mod events;
 pub mod failpoints;
 mod host;
 mod info;
+mod limits;
 mod loader;
 pub mod plan;
+pub mod policy;
 mod sandbox;
 pub mod secrets;
 
@@ -45,7 +51,9 @@ pub use driver::{DryRun, RunRequest};
 pub use error::EngineError;
 pub use events::{Observer, RunEvent};
 pub use info::{CapabilityInfo, ParamInfo, ParamType, RunbookInfo};
-pub use loader::LoadedRunbook;
+pub use limits::{LimitExceeded, Limits};
+pub use loader::{LoadedRunbook, check_header};
+pub use policy::Policy;
 pub use plan::PlannedChange;
 
 use artifacts::Artifacts;
@@ -54,24 +62,6 @@ use wasmtime::component::{HasSelf, Linker};
 
 /// How often the epoch advances; the unit of the CPU budget.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Per-run resource limits.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Linear memory per runbook instance, in bytes.
-    pub memory_bytes: usize,
-    /// CPU time the runbook's own code may use in a run (time inside host
-    /// calls, such as durable sleeps or AWS calls, does not count).
-    pub cpu_time: Duration,
-    /// Largest step output, in bytes of JSON.
-    pub max_output_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { memory_bytes: 256 << 20, cpu_time: Duration::from_secs(60), max_output_bytes: 1 << 20 }
-    }
-}
 
 /// The engine: a wasmtime engine with drover's imports linked, the compile
 /// cache, and the limits every run gets.
@@ -82,6 +72,9 @@ pub struct Engine {
     limits: Limits,
     ticker_stop: Arc<AtomicBool>,
     aws: capabilities::AwsCell,
+    policy: Arc<Policy>,
+    audit: Arc<audit::AuditLog>,
+    host_calls: Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
@@ -90,8 +83,9 @@ impl Engine {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
-        config.max_wasm_stack(1 << 20);
-        config.async_stack_size(4 << 20);
+        config.max_wasm_stack(limits.stack_bytes);
+        // The fiber a runbook runs on holds its wasm stack plus the host's frames.
+        config.async_stack_size(limits.stack_bytes + (3 << 20));
         let wasm = wasmtime::Engine::new(&config).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasm);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
@@ -112,7 +106,35 @@ impl Engine {
                 .map_err(|e| EngineError::Setup(format!("cannot start the epoch thread: {e}")))?;
         }
         let artifacts = Artifacts::new(home, &wasm);
-        Ok(Engine { wasm, linker, artifacts, limits, ticker_stop, aws: Default::default() })
+        let host_calls = Arc::new(tokio::sync::Semaphore::new(limits.max_host_calls.max(1)));
+        Ok(Engine {
+            wasm,
+            linker,
+            artifacts,
+            limits,
+            ticker_stop,
+            aws: Default::default(),
+            policy: Default::default(),
+            audit: Arc::new(audit::AuditLog::new(home.join("audit.jsonl"))),
+            host_calls,
+        })
+    }
+
+    /// Sets the operator's grants (see [`policy`]); without them a runbook
+    /// gets no capability at all.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// The operator's grants.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The audit log of capability calls (`audit.jsonl` in the home).
+    pub fn audit_path(&self) -> &Path {
+        self.audit.path()
     }
 
 }

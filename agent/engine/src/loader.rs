@@ -39,7 +39,9 @@ fn compatible(found: &str) -> bool {
     }
 }
 
-fn check_header(label: &str, bytes: &[u8]) -> Result<(), EngineError> {
+/// Checks that `bytes` are a WebAssembly component (magic number and
+/// component layer) before anything else looks at them.
+pub fn check_header(label: &str, bytes: &[u8]) -> Result<(), EngineError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         let head: String = bytes
             .iter()
@@ -108,7 +110,7 @@ impl Engine {
             exports: format!("{} ({e:#})", exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")),
         })?;
 
-        let (mut store, stderr) = self.new_store(None, "describe", 0);
+        let (mut store, stderr) = self.new_store(None, "describe", 0, None);
         let describe_err = |e: wasmtime::Error| {
             let detail = if e.downcast_ref::<ImportInDescribe>().is_some() {
                 ImportInDescribe.to_string()

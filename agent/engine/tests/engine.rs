@@ -45,7 +45,7 @@ async fn a_finished_run_id_is_not_run_again() {
     let params = rb.info.validate_params(&params(&[("steps", "5")])).unwrap();
     let err = f
         .engine
-        .start(f.journal.clone(), &rb, RunRequest { run_id: "done-1".into(), params }, Observer::none())
+        .start(f.journal.clone(), &rb, RunRequest::new("done-1", params), Observer::none())
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::RunIdConflict { .. }), "{err}");
@@ -58,7 +58,7 @@ async fn interrupted_run_resumes_without_repeating_steps() {
     let f = fixture();
     let rb = load(&f, artifacts::PROBE).await;
     let p = rb.info.validate_params(&params(&[("sleep_after", "2"), ("sleep_ms", "1500")])).unwrap();
-    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest { run_id: "crash-1".into(), params: p }, Observer::none());
+    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest::new("crash-1", p), Observer::none());
     assert!(tokio::time::timeout(Duration::from_millis(700), drive).await.is_err(), "the run should still be asleep");
     let mid = f.journal.run("crash-1").await.unwrap().unwrap();
     assert_eq!(mid.status, RunStatus::Waiting);
@@ -136,7 +136,7 @@ async fn resuming_with_reordered_steps_is_non_determinism_and_runs_nothing() {
     let f = fixture();
     let rb = load(&f, artifacts::PROBE).await;
     let p = rb.info.validate_params(&params(&[("sleep_after", "1"), ("sleep_ms", "2000")])).unwrap();
-    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest { run_id: "nd-1".into(), params: p }, Observer::none());
+    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest::new("nd-1", p), Observer::none());
     assert!(tokio::time::timeout(Duration::from_millis(600), drive).await.is_err());
 
     let reordered = load(&f, artifacts::PROBE_REORDERED).await;
@@ -195,7 +195,8 @@ async fn step_outputs_over_the_limit_fail_the_run() {
     let run = start(&f, &rb, "big-1", &[("output_bytes", "20000")]).await;
     assert_eq!(run.status, RunStatus::Failed);
     let err = run.error.unwrap();
-    assert!(err.message.contains("output of step 's1' is rejected") && err.message.contains("limit of 10000"), "{}", err.message);
+    assert_eq!(err.code, "limit-exceeded", "{err:?}");
+    assert!(err.message.contains("from step 's1', more than the limit of 10000 bytes"), "{}", err.message);
 }
 
 #[tokio::test(flavor = "multi_thread")]

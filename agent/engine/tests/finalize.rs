@@ -97,7 +97,7 @@ async fn cancel_interrupts_a_durable_sleep_and_runs_undos_and_cleanups() {
     let f = fixture();
     let rb = load(&f, artifacts::JANITOR).await;
     let p = rb.info.validate_params(&params(&[("sleep_after", "2"), ("sleep_ms", "60000")])).unwrap();
-    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest { run_id: "cx-sleep".into(), params: p }, Observer::none());
+    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest::new("cx-sleep", p), Observer::none());
     let journal = f.journal.clone();
     let canceller = async {
         loop {
@@ -126,7 +126,7 @@ async fn cancel_during_a_step_lets_it_finish_and_stops_at_the_next_boundary() {
     let f = fixture();
     let rb = load(&f, artifacts::JANITOR).await;
     let p = rb.info.validate_params(&params(&[("spin_at", "2"), ("spin_iterations", "3000000000")])).unwrap();
-    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest { run_id: "cx-step".into(), params: p }, Observer::none());
+    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest::new("cx-step", p), Observer::none());
     let journal = f.journal.clone();
     let canceller = async {
         loop {
@@ -155,7 +155,7 @@ async fn an_interrupted_run_with_a_cancel_request_is_cancelled_on_resume() {
     let f = fixture();
     let rb = load(&f, artifacts::JANITOR).await;
     let p = rb.info.validate_params(&params(&[("sleep_after", "1"), ("sleep_ms", "60000")])).unwrap();
-    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest { run_id: "cx-orphan".into(), params: p }, Observer::none());
+    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest::new("cx-orphan", p), Observer::none());
     assert!(tokio::time::timeout(Duration::from_millis(800), drive).await.is_err());
     cancel(&f, "cx-orphan", "abandon").await;
     let run = f.engine.resume(f.journal.clone(), "cx-orphan", None, Observer::none()).await.unwrap();

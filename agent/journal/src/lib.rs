@@ -55,6 +55,9 @@ pub struct NewRun {
     pub params: Value,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Set when the operator started the run although the runbook declares
+    /// capabilities that are not granted: who, when, and what was missing.
+    pub policy_override: Option<Value>,
 }
 
 /// What [`Journal::create_run`] found.

@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another process's lock on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most commits one group commit takes.
@@ -47,7 +47,8 @@ CREATE TABLE runs (
     error           TEXT,
     owner           TEXT,
     fence           INTEGER NOT NULL DEFAULT 0,
-    cancel          TEXT
+    cancel          TEXT,
+    policy_override TEXT
 );
 CREATE INDEX runs_by_created ON runs(created_at);
 CREATE TABLE entries (
@@ -194,6 +195,12 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         }
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
             .map_err(|e| map_err(path, e))?;
+        return Ok(());
+    }
+    if version == 1 {
+        // 2: runs started with missing grants record the operator's override.
+        conn.execute_batch("BEGIN IMMEDIATE; ALTER TABLE runs ADD COLUMN policy_override TEXT; PRAGMA user_version = 2; COMMIT;")
+            .map_err(|e| map_err(path, e))?;
     }
     Ok(())
 }
@@ -291,8 +298,8 @@ fn apply(conn: &Connection, path: &Path, job: &Job) -> Result<Reply> {
                 return Ok(Reply::Created(Created::Existing(existing)));
             }
             conn.execute(
-                "INSERT INTO runs (run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO runs (run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at, policy_override)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     run.run_id,
                     run.runbook.name,
@@ -301,6 +308,7 @@ fn apply(conn: &Connection, path: &Path, job: &Job) -> Result<Reply> {
                     run.params.to_string(),
                     RunStatus::Running.as_str(),
                     rfc3339(&run.created_at),
+                    run.policy_override.as_ref().map(Value::to_string),
                 ],
             )
             .map_err(sql)?;
@@ -440,7 +448,7 @@ fn json_col<T: serde::de::DeserializeOwned>(row: &Row, col: usize) -> rusqlite::
 }
 
 const RUN_COLUMNS: &str = "run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at,
-     finished_at, result, error, owner, fence, cancel";
+     finished_at, result, error, owner, fence, cancel, policy_override";
 
 fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
     let status: String = row.get(5)?;
@@ -456,6 +464,7 @@ fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
         owner: json_col::<Owner>(row, 10)?,
         fence: row.get::<_, i64>(11)? as u64,
         cancel: json_col::<CancelRequest>(row, 12)?,
+        policy_override: json_col::<Value>(row, 13)?,
     })
 }
 
@@ -600,6 +609,7 @@ mod tests {
             runbook: RunbookRef { name: "t".into(), version: "1.0.0".into(), digest: "ab".into() },
             params: serde_json::json!({"x": 1}),
             created_at: Utc::now(),
+            policy_override: None,
         }
     }
 
@@ -691,6 +701,33 @@ mod tests {
         Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE t(x)").unwrap();
         let err = SqliteJournal::open(&foreign).err().unwrap();
         assert!(err.to_string().contains("not one drover created"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_version_1_store_is_migrated_and_keeps_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            let v1 = SCHEMA.replace(",\n    policy_override TEXT", "");
+            assert_ne!(v1, SCHEMA);
+            c.execute_batch(&format!("{v1} PRAGMA user_version = 1;")).unwrap();
+            c.execute(
+                "INSERT INTO runs (run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at)
+                 VALUES ('old', 't', '1.0.0', 'ab', '{}', 'succeeded', '2026-11-01T00:00:00Z')",
+                [],
+            )
+            .unwrap();
+        }
+        let j = SqliteJournal::open(&path).unwrap();
+        let old = j.run("old").await.unwrap().unwrap();
+        assert_eq!((old.status, old.policy_override), (RunStatus::Succeeded, None));
+        let mut new = new_run("new");
+        new.policy_override = Some(serde_json::json!({"accepted_missing_grants": ["rds region us-west-2"]}));
+        j.create_run(&new).await.unwrap();
+        assert_eq!(j.run("new").await.unwrap().unwrap().policy_override, new.policy_override);
+        let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[tokio::test]

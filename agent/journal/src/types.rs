@@ -135,6 +135,10 @@ pub struct RunRecord {
     pub fence: u64,
     /// The operator's request to cancel the run, once made.
     pub cancel: Option<CancelRequest>,
+    /// Set when the run was started with declared capabilities not granted
+    /// (`drover run --accept-missing-grants`): who, when, what was missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_override: Option<Value>,
 }
 
 /// Who asked to cancel a run, when, and why.

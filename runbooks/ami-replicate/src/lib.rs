@@ -53,8 +53,26 @@ impl Runbook for AmiReplicate {
             .param(Param::integer("timeout_seconds", "Longest wait for an AMI").default(3600))
             .capability(
                 Capability::new("ec2")
-                    .operations(["describe-instance", "create-image", "copy-image", "snapshot-volume", "copy-snapshot", "prune-images"])
-                    .regions(["us-east-1", "us-west-2"]),
+                    .operations([
+                        "describe-instance",
+                        "create-image",
+                        "wait-image-available",
+                        "copy-image",
+                        "snapshot-volume",
+                        "copy-snapshot",
+                        "prune-images",
+                    ])
+                    .regions(["{region}", "{dr_region}"])
+                    .resources([
+                        "instance/{instance_id}",
+                        "volume/{volume_id}",
+                        // The AMI and snapshot this run makes, by name, then by the ids AWS gives them.
+                        "image/{lineage}-*",
+                        "image/ami-*",
+                        "snapshot/{lineage}-*",
+                        "snapshot/snap-*",
+                        "lineage/{lineage}",
+                    ]),
             )
     }
 

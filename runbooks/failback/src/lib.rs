@@ -64,10 +64,15 @@ impl Runbook for Failback {
             .param(Param::integer("timeout_seconds", "Longest wait for any one resource").default(3600))
             .capability(
                 Capability::new("rds")
-                    .operations(["describe-instance", "create-read-replica", "promote-read-replica"])
-                    .regions(["us-east-1", "us-west-2"]),
+                    .operations(["describe-instance", "create-read-replica", "promote-read-replica", "wait-instance-available"])
+                    .regions(["{home_region}", "{dr_region}"])
+                    .resources(["db/{current}", "db/{home_instance}"]),
             )
-            .capability(Capability::new("route53").operations(["get-records", "upsert-cname", "set-weights"]))
+            .capability(
+                Capability::new("route53")
+                    .operations(["get-records", "upsert-cname", "set-weights"])
+                    .resources(["zone/{hosted_zone}", "record/{db_record}", "record/{app_record}"]),
+            )
     }
 
     fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {

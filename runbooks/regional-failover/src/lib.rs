@@ -116,10 +116,22 @@ impl Runbook for RegionalFailover {
             .param(Param::integer("rto_seconds", "Recovery time objective, in seconds").default(900))
             .capability(
                 Capability::new("rds")
-                    .operations(["describe-instance", "create-snapshot", "copy-snapshot", "promote-read-replica"])
-                    .regions(["us-east-1", "us-west-2"]),
+                    .operations([
+                        "describe-instance",
+                        "create-snapshot",
+                        "copy-snapshot",
+                        "wait-snapshot-available",
+                        "promote-read-replica",
+                        "wait-instance-available",
+                    ])
+                    .regions(["{primary_region}", "{dr_region}"])
+                    .resources(["db/{db_instance}", "db/{replica}", "snapshot/{db_instance}-final-*"]),
             )
-            .capability(Capability::new("route53").operations(["get-records", "upsert-cname", "set-weights"]))
+            .capability(
+                Capability::new("route53")
+                    .operations(["get-records", "upsert-cname", "set-weights"])
+                    .resources(["zone/{hosted_zone}", "record/{db_record}", "record/{app_record}"]),
+            )
     }
 
     fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {

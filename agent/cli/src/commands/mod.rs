@@ -2,10 +2,13 @@
 
 pub mod cancel;
 pub mod inspect;
+pub mod keygen;
 pub mod resume;
 pub mod run;
 pub mod runs;
 pub mod show;
+pub mod sign;
+pub mod verify;
 
 use std::process::ExitCode;
 use std::sync::Arc;

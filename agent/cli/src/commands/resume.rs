@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::home::Home;
 
@@ -28,11 +28,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let journal = home.journal()?;
     let engine = home.engine()?;
     let replacement = match &args.runbook {
-        Some(path) => {
-            let label = path.display().to_string();
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read runbook {label}"))?;
-            Some(engine.load(&label, &bytes).await?)
-        }
+        Some(path) => Some(home.load_runbook(&engine, path).await?),
         None => None,
     };
     let j = journal.clone();

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use drover_engine::RunRequest;
 
 use crate::home::Home;
@@ -30,9 +30,15 @@ pub struct Args {
     /// resources they touch. The agent's store is not touched.
     #[arg(long)]
     pub dry_run: bool,
+    /// Start even though the runbook declares capabilities the configuration
+    /// does not grant. The override (who, when, what was missing) is recorded
+    /// with the run, and the calls that need the missing grants are still
+    /// refused.
+    #[arg(long)]
+    pub accept_missing_grants: bool,
 }
 
-fn parse_param(s: &str) -> Result<(String, String), String> {
+pub fn parse_param(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("'{s}' is not NAME=VALUE")),
@@ -40,17 +46,15 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
-    let label = args.runbook.display().to_string();
-    let bytes = std::fs::read(&args.runbook).with_context(|| format!("cannot read runbook {label}"))?;
     let engine = home.engine()?;
-    let runbook = engine.load(&label, &bytes).await?;
+    let runbook = home.load_runbook(&engine, &args.runbook).await?;
     let params = runbook.info.validate_params(&args.params)?;
     if args.dry_run {
         return dry_run(&engine, &runbook, params, args.json, args.quiet).await;
     }
     let journal = home.journal()?;
     let run_id = args.run_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let req = RunRequest { run_id: run_id.clone(), params };
+    let req = RunRequest { accept_missing_grants: args.accept_missing_grants, ..RunRequest::new(run_id.clone(), params) };
     let j = journal.clone();
     super::drive(&journal, &run_id, args.json, args.quiet, |observer| async move {
         engine.start(j, &runbook, req, observer).await
@@ -65,6 +69,7 @@ async fn dry_run(
     json: bool,
     quiet: bool,
 ) -> Result<ExitCode> {
+    let missing = engine.missing_grants(runbook, &params);
     let (observer, progress) = crate::progress::Progress::start(quiet);
     let outcome = engine.dry_run(runbook, params, observer).await;
     if let Some(p) = progress {
@@ -74,11 +79,18 @@ async fn dry_run(
     let mut extra = serde_json::Map::new();
     extra.insert("dry_run".into(), true.into());
     extra.insert("plan".into(), serde_json::to_value(&d.plan)?);
+    extra.insert("missing_grants".into(), serde_json::to_value(&missing)?);
     super::print_run(&d.run, &d.entries, &d.events, json, extra)?;
     if !json {
         println!("\ndry run: {} change(s) would be made, in this order:", d.plan.len());
         for (i, c) in d.plan.iter().enumerate() {
             println!("  {:>2}. [{}] {} {} {} in {}: {}", i + 1, c.step, c.service, c.operation, c.resource, c.region, c.detail);
+        }
+        if !missing.is_empty() {
+            println!("\nnot granted (a real run is refused without --accept-missing-grants; these calls fail):");
+            for m in &missing {
+                println!("  - {m}");
+            }
         }
     }
     Ok(super::exit_code(d.run.status))

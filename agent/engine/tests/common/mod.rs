@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use drover_engine::policy::{Grant, Policy, RunbookGrants};
 use drover_engine::{Engine, Limits, LoadedRunbook, Observer, RunRequest};
 use drover_journal::{Journal, SqliteJournal};
 
@@ -20,9 +21,22 @@ pub fn fixture_with(limits: Limits) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     // Components and compiled code are shared by all tests (content-addressed).
     let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("engine-tests-home");
-    let engine = Engine::new(&home, limits).unwrap();
+    let engine = Engine::new(&home, limits).unwrap().with_policy(policy());
     let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(dir.path().join("runs.db")).unwrap());
     Fixture { _dir: dir, engine, journal }
+}
+
+/// The fixtures' grants: `hog` gets exactly what it declares.
+pub fn policy() -> Policy {
+    let mut p = Policy::default();
+    let grants = vec![Grant {
+        service: "rds".into(),
+        operations: vec!["describe-instance".into()],
+        regions: vec!["us-east-1".into()],
+        resources: vec!["db/allowed-*".into()],
+    }];
+    p.runbooks.insert("hog".into(), RunbookGrants { sha256: None, grants });
+    p
 }
 
 pub async fn load(f: &Fixture, path: &str) -> LoadedRunbook {
@@ -37,7 +51,7 @@ pub fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 pub async fn start(f: &Fixture, rb: &LoadedRunbook, id: &str, p: &[(&str, &str)]) -> drover_journal::RunRecord {
     let params = rb.info.validate_params(&params(p)).unwrap();
     f.engine
-        .start(f.journal.clone(), rb, RunRequest { run_id: id.into(), params }, Observer::none())
+        .start(f.journal.clone(), rb, RunRequest::new(id, params), Observer::none())
         .await
         .unwrap()
 }

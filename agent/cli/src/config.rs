@@ -1,0 +1,192 @@
+//! The agent's configuration file (TOML): resource limits, the signatures it
+//! requires, and the capabilities the operator grants each runbook.
+//! `docs/drover.toml` is a complete, commented example.
+//!
+//! Found at `--config FILE`, else `$DROVER_CONFIG`, else `drover.toml` in the
+//! agent's home. Without a file, the defaults hold: the default limits, no
+//! signature required, and no capability granted to any runbook.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use drover_engine::Limits;
+use drover_engine::policy::{Policy, RunbookGrants};
+use drover_signing::TrustStore;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// `[signing]`.
+    #[serde(default)]
+    pub signing: SigningConfig,
+    /// `[runbooks.NAME]`: grants per runbook name.
+    #[serde(default)]
+    pub runbooks: BTreeMap<String, RunbookGrants>,
+    /// Where it was read from (`None`: no file, defaults).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// `[limits]`: every key optional; a missing key keeps its default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub memory_mib: Option<u64>,
+    pub cpu_seconds_per_run: Option<f64>,
+    pub cpu_seconds_per_step: Option<f64>,
+    pub step_timeout_seconds: Option<f64>,
+    pub run_timeout_seconds: Option<f64>,
+    pub stack_kib: Option<u64>,
+    pub output_kib: Option<u64>,
+    pub log_kib: Option<u64>,
+    pub concurrent_host_calls: Option<u64>,
+}
+
+/// `[signing]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// Refuse every runbook without a signature by a trusted key.
+    #[serde(default)]
+    pub require: bool,
+    /// Trusted public keys: a key file path (relative to the configuration
+    /// file) or the key itself (`drover-ed25519 BASE64`).
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+}
+
+impl Config {
+    /// Reads the configuration: `explicit` (must exist), else `home/drover.toml` if present.
+    pub fn load(explicit: Option<&Path>, home: &Path) -> Result<Config> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = home.join("drover.toml");
+                if !p.exists() {
+                    return Ok(Config::default());
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the configuration {}; fix the path given to --config or DROVER_CONFIG", path.display()))?;
+        let mut config = Config::parse(&text).with_context(|| format!("bad configuration {}", path.display()))?;
+        config.source = Some(path);
+        Ok(config)
+    }
+
+    /// Parses and checks a configuration.
+    pub fn parse(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.policy().validate().map_err(anyhow::Error::msg)?;
+        config.limits()?;
+        if config.signing.require && config.signing.trusted_keys.is_empty() {
+            bail!("[signing] require = true but trusted_keys is empty: no runbook could run; add the public key (drover keygen writes one) to trusted_keys");
+        }
+        Ok(config)
+    }
+
+    /// The grants.
+    pub fn policy(&self) -> Policy {
+        Policy { runbooks: self.runbooks.clone() }
+    }
+
+    /// The keys whose signatures are trusted, when signatures are required.
+    /// Relative key file paths are taken from the configuration file's directory.
+    pub fn trust(&self) -> Result<Option<TrustStore>> {
+        if !self.signing.require {
+            return Ok(None);
+        }
+        let base = self.source.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
+        let specs = self.signing.trusted_keys.iter().map(|k| {
+            let inline = k.trim_start().starts_with("drover-ed25519 ") || !k.contains(['/', '.']);
+            if inline || Path::new(k).is_absolute() { k.clone() } else { base.join(k).display().to_string() }
+        });
+        let trust = TrustStore::from_specs(specs.collect::<Vec<_>>()).context("[signing] trusted_keys")?;
+        if trust.keys.is_empty() {
+            bail!("[signing] require = true but trusted_keys is empty: no runbook could run; add the public key (drover keygen writes one) to trusted_keys");
+        }
+        Ok(Some(trust))
+    }
+
+    /// The limits: the defaults, with what the file sets.
+    pub fn limits(&self) -> Result<Limits> {
+        let l = &self.limits;
+        let mut out = Limits::default();
+        let positive = |name: &str, v: f64| -> Result<Duration> {
+            if !(v.is_finite() && v > 0.0) {
+                bail!("[limits] {name} must be a positive number of seconds, not {v}");
+            }
+            Ok(Duration::from_secs_f64(v))
+        };
+        let count = |name: &str, v: u64| -> Result<usize> {
+            if v == 0 {
+                bail!("[limits] {name} must be at least 1");
+            }
+            Ok(v as usize)
+        };
+        if let Some(v) = l.memory_mib {
+            out.memory_bytes = count("memory_mib", v)? << 20;
+        }
+        if let Some(v) = l.cpu_seconds_per_run {
+            out.cpu_time = positive("cpu_seconds_per_run", v)?;
+        }
+        if let Some(v) = l.cpu_seconds_per_step {
+            out.step_cpu_time = positive("cpu_seconds_per_step", v)?;
+        }
+        if let Some(v) = l.step_timeout_seconds {
+            out.step_timeout = positive("step_timeout_seconds", v)?;
+        }
+        if let Some(v) = l.run_timeout_seconds {
+            out.run_timeout = positive("run_timeout_seconds", v)?;
+        }
+        if let Some(v) = l.stack_kib {
+            if !(64..=64 * 1024).contains(&v) {
+                bail!("[limits] stack_kib must be between 64 and 65536, not {v}");
+            }
+            out.stack_bytes = v as usize * 1024;
+        }
+        if let Some(v) = l.output_kib {
+            out.max_output_bytes = count("output_kib", v)? * 1024;
+        }
+        if let Some(v) = l.log_kib {
+            out.max_log_bytes = count("log_kib", v)? * 1024;
+        }
+        if let Some(v) = l.concurrent_host_calls {
+            out.max_host_calls = count("concurrent_host_calls", v)?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/drover.toml")).unwrap();
+        let c = Config::parse(&text).unwrap();
+        assert!(c.runbooks.contains_key("regional-failover"));
+        assert_eq!(c.limits().unwrap().memory_bytes, 256 << 20);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = Config::parse("[limits]\nmemory_mb = 3\n").unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field `memory_mb`"), "{e:#}");
+        let e = Config::parse("[limits]\ncpu_seconds_per_run = -1\n").unwrap_err();
+        assert!(format!("{e:#}").contains("cpu_seconds_per_run must be a positive"), "{e:#}");
+        let e = Config::parse("[runbooks.x]\ngrants = [{ service = \"s3\", operations = [\"*\"] }]\n").unwrap_err();
+        assert!(format!("{e:#}").contains("runbooks.x.grants[0]: unknown service 's3'"), "{e:#}");
+        let e = Config::parse("[runbooks.x]\ngrants = [{ service = \"rds\", operations = [\"nuke\"] }]\n").unwrap_err();
+        assert!(format!("{e:#}").contains("unknown rds operation 'nuke'"), "{e:#}");
+    }
+}
