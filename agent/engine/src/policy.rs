@@ -557,6 +557,26 @@ mod tests {
         assert!(g.check(&read("example.internal", "db.example.internal")).is_err());
     }
 
+    /// Every function of a capability interface in the contract is an
+    /// operation the policy knows, and the reverse: a capability cannot land
+    /// without its policy.
+    #[test]
+    fn the_policy_covers_every_capability_of_the_contract() {
+        let wit = include_str!("../../../wit/runbook.wit");
+        for svc in SERVICES {
+            let start = wit.find(&format!("interface {} {{", svc.name)).unwrap_or_else(|| panic!("no interface {}", svc.name));
+            let body = &wit[start..start + wit[start..].find("\n}").unwrap()];
+            let mut funcs: Vec<&str> = body
+                .lines()
+                .filter_map(|l| l.trim().split_once(": func(").map(|(name, _)| name))
+                .collect();
+            funcs.sort();
+            let mut known = svc.operations.to_vec();
+            known.sort();
+            assert_eq!(funcs, known, "interface {}", svc.name);
+        }
+    }
+
     #[test]
     fn declarations_and_grants_are_checked() {
         assert!(grant("s3", &["*"], &[], &[]).validate().unwrap_err().contains("unknown service 's3'"));
