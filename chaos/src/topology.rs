@@ -3,7 +3,10 @@
 //!
 //! - us-east-1: RDS primary `orders-db`; EC2 app instance `orders-app`
 //!   with a data volume;
-//! - us-west-2: its cross-region read replica `orders-db-replica`;
+//! - us-west-2: its cross-region read replica `orders-db-replica`, and the
+//!   copies a nightly backup job would have left there: a snapshot of the
+//!   primary (`orders-db-nightly-dr`) and an AMI of the app instance (lineage
+//!   `orders-app`), which `dr-drill` restores and launches;
 //! - Route 53 zone `orders.example.internal` with `db.` (CNAME to the
 //!   primary's endpoint) and weighted `app.` records (us-east-1 at 100,
 //!   us-west-2 at 0).
@@ -15,7 +18,7 @@
 use std::time::Duration;
 
 use aws_sdk_rds::types::Tag;
-use drover_aws::{CapabilityError, Clients, rds, route53};
+use drover_aws::{CapabilityError, Clients, ec2, rds, route53};
 use serde::Serialize;
 
 /// Names and regions of a demo topology.
@@ -77,6 +80,18 @@ impl Topology {
             format!("hosted_zone={}", self.hosted_zone),
             format!("db_record={}", self.db_record),
             format!("app_record={}", self.app_record),
+        ]
+    }
+
+    /// The parameters that aim `dr-drill` at it.
+    pub fn drill_params(&self) -> Vec<String> {
+        vec![
+            format!("primary_region={}", self.primary_region),
+            format!("dr_region={}", self.dr_region),
+            format!("db_instance={}", self.db_instance),
+            format!("lineage={}", self.app_name()),
+            format!("drill_zone={}", self.hosted_zone),
+            format!("drill_record=drill.{}", self.hosted_zone),
         ]
     }
 
@@ -181,6 +196,7 @@ pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> 
         .collect::<Vec<_>>();
     route53::set_weights(c, &t.hosted_zone, &t.app_record, &weights, 60, t60).await?;
     let (app_instance, data_volume) = seed_app(c, t).await?;
+    seed_backups(c, t, &app_instance).await?;
     Ok(Seeded { topology: t.clone(), primary_endpoint: endpoint, replica_arn: replica.arn, app_instance, data_volume })
 }
 
@@ -241,6 +257,29 @@ async fn seed_app(c: &Clients, t: &Topology) -> Result<(String, String), Capabil
             .to_string(),
     };
     Ok((instance, volume))
+}
+
+/// The copies in the DR region a nightly backup job would have made: a fresh
+/// snapshot of the primary copied there (made anew at each seeding, so the
+/// data's age is the seeding's), and an AMI of the app instance copied there
+/// under the app's lineage (adopted when it exists).
+async fn seed_backups(c: &Clients, t: &Topology, app_instance: &str) -> Result<(), CapabilityError> {
+    let snap = format!("{}-nightly", t.db_instance);
+    let copy = format!("{snap}-dr");
+    for (region, id) in [(&t.primary_region, &snap), (&t.dr_region, &copy)] {
+        if let Err(e) = c.rds(region).delete_db_snapshot().db_snapshot_identifier(id).send().await {
+            let e = drover_aws::from_sdk("rds", "DeleteDBSnapshot", region, id, e);
+            if !e.is("DBSnapshotNotFound") {
+                return Err(e);
+            }
+        }
+    }
+    let taken = rds::create_snapshot(c, &t.primary_region, &t.db_instance, &snap, "seed").await?;
+    rds::copy_snapshot(c, &taken.arn, &t.dr_region, &copy, None, "seed").await?;
+    let lineage = t.app_name();
+    let image = ec2::create_image(c, &t.primary_region, app_instance, &format!("{lineage}-seed"), Some(&lineage), "seed").await?;
+    ec2::copy_image(c, &t.primary_region, &image.id, &t.dr_region, &format!("{lineage}-seed"), Some(&lineage), "seed").await?;
+    Ok(())
 }
 
 fn rand_suffix() -> u64 {

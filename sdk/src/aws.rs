@@ -19,7 +19,7 @@ pub mod rds {
     use super::*;
     use crate::bindings::drover::runbook::rds as wit;
 
-    pub use wit::{DbInstance, DbSnapshot};
+    pub use wit::{DbInstance, DbSnapshot, SnapshotInfo};
 
     /// Describes instance `identifier` in `region`.
     pub fn describe_instance(region: &str, identifier: &str) -> Result<DbInstance, Error> {
@@ -59,6 +59,28 @@ pub mod rds {
     /// Waits until snapshot `identifier` is `available`.
     pub fn wait_snapshot_available(region: &str, identifier: &str, timeout: Duration) -> Result<DbSnapshot, Error> {
         wit::wait_snapshot_available(region, identifier, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// The newest available snapshot of `instance` held in `region` (taken or
+    /// copied there), with when its data was taken; `None` if there is none.
+    pub fn latest_snapshot(region: &str, instance: &str) -> Result<Option<SnapshotInfo>, Error> {
+        wit::latest_snapshot(region, instance).map_err(Error::from_wit)
+    }
+
+    /// Restores `snapshot` into a new instance `identifier`, tagged with the
+    /// run's id (an earlier attempt's restore is adopted).
+    pub fn restore_from_snapshot(region: &str, snapshot: &str, identifier: &str, instance_class: Option<&str>) -> Result<DbInstance, Error> {
+        wit::restore_from_snapshot(region, snapshot, identifier, instance_class).map_err(Error::from_wit)
+    }
+
+    /// Deletes instance `identifier`, which this run must have created; gone already is fine.
+    pub fn delete_instance(region: &str, identifier: &str) -> Result<(), Error> {
+        wit::delete_instance(region, identifier).map_err(Error::from_wit)
+    }
+
+    /// The instances in `region` this run created that still exist.
+    pub fn run_instances(region: &str) -> Result<Vec<String>, Error> {
+        wit::run_instances(region).map_err(Error::from_wit)
     }
 }
 
@@ -108,6 +130,21 @@ pub mod ec2 {
     pub fn prune_images(region: &str, lineage: &str, keep: u32) -> Result<Vec<String>, Error> {
         wit::prune_images(region, lineage, keep).map_err(Error::from_wit)
     }
+
+    /// The newest available AMI of `lineage` in `region`, if any.
+    pub fn latest_image(region: &str, lineage: &str) -> Result<Option<Image>, Error> {
+        wit::latest_image(region, lineage).map_err(Error::from_wit)
+    }
+
+    /// Terminates `instance_id`, which this run must have launched; gone already is fine.
+    pub fn terminate_instance(region: &str, instance_id: &str) -> Result<(), Error> {
+        wit::terminate_instance(region, instance_id).map_err(Error::from_wit)
+    }
+
+    /// The instances in `region` this run launched that are not terminated.
+    pub fn run_instances(region: &str) -> Result<Vec<String>, Error> {
+        wit::run_instances(region).map_err(Error::from_wit)
+    }
 }
 
 /// Amazon Route 53.
@@ -130,5 +167,10 @@ pub mod route53 {
     /// Sets the weights of the weighted CNAMEs `name`, in one change batch.
     pub fn set_weights(zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<(), Error> {
         wit::set_weights(zone, name, targets, ttl, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// Deletes the simple CNAME `name` in `zone` if there is one, and waits for INSYNC.
+    pub fn delete_cname(zone: &str, name: &str, timeout: Duration) -> Result<(), Error> {
+        wit::delete_cname(zone, name, secs(timeout)).map_err(Error::from_wit)
     }
 }

@@ -36,7 +36,8 @@ fn copies_reach_the_dr_region_once_and_only_the_newest_are_kept() {
     let result = &run["result"];
     assert!(result["dr_ami"].as_str().unwrap().starts_with("ami-"));
     assert!(result["dr_data_snapshot"].as_str().unwrap().starts_with("snap-"));
-    assert_eq!(in_lineage(&c, "us-west-2", &lineage), [format!("{lineage}-rep1")]);
+    // Beside the copy the seeding left (last night's backup).
+    assert_eq!(in_lineage(&c, "us-west-2", &lineage), [format!("{lineage}-rep1"), format!("{lineage}-seed")]);
 
     for id in ["rep-2", "rep-3"] {
         let mut a = args(artifacts::AMI_REPLICATE, id, &params);
@@ -44,7 +45,7 @@ fn copies_reach_the_dr_region_once_and_only_the_newest_are_kept() {
         let (status, run) = agent.json(&a).unwrap();
         assert!(status.success(), "{run:#}");
     }
-    // Three runs, keep two: the oldest copy is gone from both regions.
+    // Three runs, keep two: the older copies are gone from both regions.
     let kept = [format!("{lineage}-rep2"), format!("{lineage}-rep3")];
     assert_eq!(in_lineage(&c, "us-west-2", &lineage), kept);
     assert_eq!(in_lineage(&c, "us-east-1", &lineage), kept);

@@ -16,7 +16,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 use crate::error::from_sdk;
 use crate::wait::poll;
-use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG};
+use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG, RUN_TAG};
 
 /// The tag holding the runbook's name for a resource.
 pub const NAME_TAG: &str = "drover:name";
@@ -238,7 +238,7 @@ pub async fn wait_image_available(c: &Clients, region: &str, id: &str, timeout: 
 
 /// Launches one instance `name` of `instance_type` from `image_id`; adopts a
 /// live instance of that name.
-pub async fn run_instance(c: &Clients, region: &str, image_id: &str, instance_type: &str, name: &str, idem: &str) -> Result<Instance, CapabilityError> {
+pub async fn run_instance(c: &Clients, region: &str, image_id: &str, instance_type: &str, name: &str, run_id: &str, idem: &str) -> Result<Instance, CapabilityError> {
     let out = c
         .ec2(region)
         .describe_instances()
@@ -258,7 +258,7 @@ pub async fn run_instance(c: &Clients, region: &str, image_id: &str, instance_ty
         .min_count(1)
         .max_count(1)
         .client_token(idem)
-        .tag_specifications(spec(ResourceType::Instance, tags(name, idem, None)))
+        .tag_specifications(spec(ResourceType::Instance, [tags(name, idem, None), vec![Tag::builder().key(RUN_TAG).value(run_id).build()]].concat()))
         .send()
         .await
         .map_err(|e| from_sdk("ec2", "RunInstances", region, name, e))?;
@@ -289,4 +289,62 @@ pub async fn prune_images(c: &Clients, region: &str, lineage: &str, keep: u32) -
         removed.push(id.to_string());
     }
     Ok(removed)
+}
+
+/// The newest available image of `lineage` in `region`, if any.
+pub async fn latest_image(c: &Clients, region: &str, lineage: &str) -> Result<Option<Image>, CapabilityError> {
+    let out = c.ec2(region).describe_images().filters(by_tag(LINEAGE_TAG, lineage)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, lineage, e))?;
+    let newest = out
+        .images()
+        .iter()
+        .filter(|i| i.state().map(|s| s.as_str()) == Some("available"))
+        .max_by(|a, b| a.creation_date().unwrap_or_default().cmp(b.creation_date().unwrap_or_default()).then(a.name().cmp(&b.name())));
+    Ok(newest.map(|i| image(region, i)))
+}
+
+async fn instance_tags(c: &Clients, region: &str, id: &str) -> Result<Option<(Instance, Vec<Tag>)>, CapabilityError> {
+    let sent = c.ec2(region).describe_instances().instance_ids(id).send().await;
+    let out = match sent {
+        Ok(out) => out,
+        Err(e) => {
+            let err = from_sdk("ec2", "DescribeInstances", region, id, e);
+            return if err.code.contains("NotFound") { Ok(None) } else { Err(err) };
+        }
+    };
+    Ok(out.reservations().iter().flat_map(|r| r.instances()).next().map(|i| (instance(region, i), i.tags().to_vec())))
+}
+
+/// Terminates instance `id`, which must carry run `run_id`'s tag: drover
+/// terminates only what the same run launched. One already gone (or going)
+/// counts as terminated.
+pub async fn terminate_instance(c: &Clients, region: &str, id: &str, run_id: &str) -> Result<(), CapabilityError> {
+    let Some((inst, tags)) = instance_tags(c, region, id).await? else { return Ok(()) };
+    if matches!(inst.state.as_str(), "terminated" | "shutting-down") {
+        return Ok(());
+    }
+    if !tags.iter().any(|t| t.key() == Some(RUN_TAG) && t.value() == Some(run_id)) {
+        return Err(CapabilityError::new(
+            "ec2",
+            "TerminateInstances",
+            region,
+            id,
+            "not-created-by-this-run",
+            format!("refusing to terminate {id} in {region}: it does not carry the tag {RUN_TAG}={run_id}; drover terminates only instances the same run launched"),
+        ));
+    }
+    c.ec2(region).terminate_instances().instance_ids(id).send().await.map_err(|e| from_sdk("ec2", "TerminateInstances", region, id, e))?;
+    Ok(())
+}
+
+/// The instances in `region` launched by run `run_id` that are not terminated.
+pub async fn run_instances(c: &Clients, region: &str, run_id: &str) -> Result<Vec<String>, CapabilityError> {
+    let out = c.ec2(region).describe_instances().filters(by_tag(RUN_TAG, run_id)).send().await.map_err(|e| from_sdk("ec2", "DescribeInstances", region, run_id, e))?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| instance(region, i))
+        .filter(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down"))
+        .map(|i| i.id)
+        .collect())
 }

@@ -17,7 +17,13 @@ pub mod route53;
 mod wait;
 
 pub use clients::Clients;
-pub use error::CapabilityError;
+pub use error::{CapabilityError, from_sdk};
 
 /// The tag key every resource drover creates carries.
 pub const IDEMPOTENCY_TAG: &str = "drover:idempotency-key";
+
+/// The tag carrying the id of the run that created a resource (on the
+/// throwaway resources a drill makes). Deletion capabilities act only on
+/// resources carrying the deleting run's id, and a drill proves it left
+/// nothing behind by listing this tag.
+pub const RUN_TAG: &str = "drover:run";

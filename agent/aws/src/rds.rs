@@ -15,7 +15,7 @@ use aws_sdk_rds::types::Tag;
 
 use crate::error::from_sdk;
 use crate::wait::poll;
-use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG};
+use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG, RUN_TAG};
 
 /// The tag a promotion leaves on the promoted instance.
 pub const PROMOTED_TAG: &str = "drover:promoted-by";
@@ -58,6 +58,21 @@ pub struct DbSnapshot {
     pub status: String,
     /// Source instance.
     pub instance: String,
+    /// Engine of the data, e.g. `postgres`.
+    pub engine: String,
+    /// Its engine version.
+    pub engine_version: String,
+}
+
+/// A DB snapshot and when the data in it was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The snapshot.
+    pub snapshot: DbSnapshot,
+    /// When the data was taken (seconds and nanoseconds since the Unix
+    /// epoch): for a copy, when the original snapshot was; the age of this is
+    /// the RPO a restore from it gives.
+    pub taken: (i64, u32),
 }
 
 fn instance(region: &str, i: &aws_sdk_rds::types::DbInstance) -> DbInstance {
@@ -82,6 +97,8 @@ fn snapshot(region: &str, s: &aws_sdk_rds::types::DbSnapshot) -> DbSnapshot {
         region: region.to_string(),
         status: s.status().unwrap_or_default().to_string(),
         instance: s.db_instance_identifier().unwrap_or_default().to_string(),
+        engine: s.engine().unwrap_or_default().to_string(),
+        engine_version: s.engine_version().unwrap_or_default().to_string(),
     }
 }
 
@@ -262,14 +279,8 @@ fn adopt_replica(existing: DbInstance, source_arn: &str, region: &str, id: &str)
 }
 
 async fn promoted_by(c: &Clients, region: &str, inst: &DbInstance) -> Result<Option<String>, CapabilityError> {
-    let out = c
-        .rds(region)
-        .list_tags_for_resource()
-        .resource_name(&inst.arn)
-        .send()
-        .await
-        .map_err(|e| from_sdk("rds", "ListTagsForResource", region, &inst.identifier, e))?;
-    Ok(out.tag_list().iter().find(|t| t.key() == Some(PROMOTED_TAG)).and_then(|t| t.value()).map(str::to_string))
+    let tags = tags_of(c, region, &inst.arn, &inst.identifier).await?;
+    Ok(tag_value(&tags, PROMOTED_TAG).map(str::to_string))
 }
 
 /// Promotes read replica `id` to a standalone instance. An instance that is
@@ -337,4 +348,156 @@ pub async fn wait_instance_available(c: &Clients, region: &str, id: &str, timeou
 /// Waits until snapshot `id` is `available`.
 pub async fn wait_snapshot_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<DbSnapshot, CapabilityError> {
     wait_available("DescribeDBSnapshots", region, id, timeout, || describe_snapshot(c, region, id), |s: &DbSnapshot| &s.status).await
+}
+
+
+/// The newest available snapshot of instance `inst` held in `region`, taken
+/// there or copied there (automated snapshots included), by when its data
+/// was taken.
+pub async fn latest_snapshot(c: &Clients, region: &str, inst: &str) -> Result<Option<SnapshotInfo>, CapabilityError> {
+    let mut marker: Option<String> = None;
+    let mut best: Option<(aws_sdk_rds::primitives::DateTime, SnapshotInfo)> = None;
+    loop {
+        let page = c
+            .rds(region)
+            .describe_db_snapshots()
+            .db_instance_identifier(inst)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| from_sdk("rds", "DescribeDBSnapshots", region, inst, e))?;
+        for s in page.db_snapshots().iter().filter(|s| s.status() == Some("available")) {
+            let Some(taken) = s.original_snapshot_create_time().or(s.snapshot_create_time()).copied() else { continue };
+            if best.as_ref().is_none_or(|(t, _)| taken > *t) {
+                best = Some((taken, SnapshotInfo { snapshot: snapshot(region, s), taken: (taken.secs(), taken.subsec_nanos()) }));
+            }
+        }
+        match page.marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(best.map(|(_, info)| info))
+}
+
+async fn tags_of(c: &Clients, region: &str, arn: &str, id: &str) -> Result<Vec<Tag>, CapabilityError> {
+    let out = c
+        .rds(region)
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| from_sdk("rds", "ListTagsForResource", region, id, e))?;
+    Ok(out.tag_list().to_vec())
+}
+
+fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+}
+
+/// Restores snapshot `snap` into a new instance `id` in `region`, tagged with
+/// the run and the idempotency key; adopts the instance an earlier attempt
+/// restored (same idempotency key), and refuses any other of that name.
+pub async fn restore_from_snapshot(
+    c: &Clients,
+    region: &str,
+    snap: &str,
+    id: &str,
+    instance_class: Option<&str>,
+    run_id: &str,
+    idem: &str,
+) -> Result<DbInstance, CapabilityError> {
+    const OP: &str = "RestoreDBInstanceFromDBSnapshot";
+    match describe_instance(c, region, id).await {
+        Ok(existing) => {
+            let tags = tags_of(c, region, &existing.arn, id).await?;
+            if tag_value(&tags, IDEMPOTENCY_TAG) == Some(idem) {
+                tracing::info!(instance = id, region, "adopting the instance an earlier attempt restored");
+                return Ok(existing);
+            }
+            return Err(CapabilityError::new(
+                "rds",
+                OP,
+                region,
+                id,
+                "DBInstanceAlreadyExists",
+                format!("instance {id} already exists in {region} and was not restored by this step; choose another name or remove it"),
+            ));
+        }
+        Err(e) if e.is("DBInstanceNotFound") => {}
+        Err(e) => return Err(e),
+    }
+    let mut req = c
+        .rds(region)
+        .restore_db_instance_from_db_snapshot()
+        .db_instance_identifier(id)
+        .db_snapshot_identifier(snap)
+        .tags(tag(IDEMPOTENCY_TAG, idem))
+        .tags(tag(RUN_TAG, run_id));
+    if let Some(class) = instance_class {
+        req = req.db_instance_class(class);
+    }
+    let out = req.send().await.map_err(|e| from_sdk("rds", OP, region, id, e))?;
+    out.db_instance()
+        .map(|i| instance(region, i))
+        .ok_or_else(|| CapabilityError::new("rds", OP, region, id, "bad-response", "no instance in the answer").retryable())
+}
+
+/// Deletes instance `id` (no final snapshot), which must carry run `run_id`'s
+/// tag: drover deletes only what the deleting run created. An instance that
+/// is already gone (or going) counts as deleted.
+pub async fn delete_instance(c: &Clients, region: &str, id: &str, run_id: &str) -> Result<(), CapabilityError> {
+    const OP: &str = "DeleteDBInstance";
+    let existing = match describe_instance(c, region, id).await {
+        Ok(i) => i,
+        Err(e) if e.is("DBInstanceNotFound") => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if existing.status == "deleting" {
+        return Ok(());
+    }
+    let tags = tags_of(c, region, &existing.arn, id).await?;
+    if tag_value(&tags, RUN_TAG) != Some(run_id) {
+        return Err(CapabilityError::new(
+            "rds",
+            OP,
+            region,
+            id,
+            "not-created-by-this-run",
+            format!("refusing to delete {id} in {region}: it does not carry the tag {RUN_TAG}={run_id}; drover deletes only instances the same run created"),
+        ));
+    }
+    match c.rds(region).delete_db_instance().db_instance_identifier(id).skip_final_snapshot(true).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let err = from_sdk("rds", OP, region, id, e);
+            if err.is("DBInstanceNotFound") { Ok(()) } else { Err(err) }
+        }
+    }
+}
+
+/// The instances in `region` tagged as created by run `run_id` (the ones
+/// being deleted included: they are not gone yet).
+pub async fn run_instances(c: &Clients, region: &str, run_id: &str) -> Result<Vec<String>, CapabilityError> {
+    let mut marker: Option<String> = None;
+    let mut found = Vec::new();
+    loop {
+        let page = c
+            .rds(region)
+            .describe_db_instances()
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| from_sdk("rds", "DescribeDBInstances", region, run_id, e))?;
+        for i in page.db_instances() {
+            if tag_value(i.tag_list(), RUN_TAG) == Some(run_id) {
+                found.push(i.db_instance_identifier().unwrap_or_default().to_string());
+            }
+        }
+        match page.marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(found)
 }

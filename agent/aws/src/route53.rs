@@ -198,3 +198,23 @@ pub async fn set_weights(c: &Clients, zone: &str, name: &str, targets: &[Weighte
     change(c, &id, name, changes, &format!("drover: weights of {name}: {}", summary.join(", ")), timeout).await?;
     Ok(true)
 }
+
+/// Deletes the simple (not weighted) CNAME `name`, if there is one. Returns
+/// whether it deleted anything.
+pub async fn delete_cname(c: &Clients, zone: &str, name: &str, timeout: Duration) -> Result<bool, CapabilityError> {
+    // No zone, no record: nothing to delete.
+    let id = match zone_id(c, zone).await {
+        Ok(id) => id,
+        Err(e) if e.is("NoSuchHostedZone") => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let current = records_in(c, &id, name).await?;
+    let Some(existing) = current.iter().find(|r| r.record_type == "CNAME" && r.set_identifier.is_none()) else {
+        return Ok(false);
+    };
+    let value = existing.values.first().cloned().unwrap_or_default();
+    let set = cname(name, &value, existing.ttl.unwrap_or(60), None)?;
+    let delete = Change::builder().action(ChangeAction::Delete).resource_record_set(set).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
+    change(c, &id, name, vec![delete], &format!("drover: delete {name}"), timeout).await?;
+    Ok(true)
+}

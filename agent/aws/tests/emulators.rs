@@ -212,8 +212,8 @@ async fn ec2_snapshots_images_and_instances_are_made_once_and_old_copies_pruned(
     assert_eq!(amis.images().len(), 1);
 
     let app = format!("{name}-dr");
-    let i1 = ec2::run_instance(&c, "us-west-2", &d1.id, "t3.micro", &app, "k5").await.unwrap();
-    let i2 = ec2::run_instance(&c, "us-west-2", &d1.id, "t3.micro", &app, "k5").await.unwrap();
+    let i1 = ec2::run_instance(&c, "us-west-2", &d1.id, "t3.micro", &app, "run-k5", "k5").await.unwrap();
+    let i2 = ec2::run_instance(&c, "us-west-2", &d1.id, "t3.micro", &app, "run-k5", "k5").await.unwrap();
     assert_eq!(i1.id, i2.id);
     assert_eq!(ec2::describe_instance(&c, "us-west-2", &i1.id).await.unwrap().image_id, d1.id);
 
@@ -227,4 +227,66 @@ async fn ec2_snapshots_images_and_instances_are_made_once_and_old_copies_pruned(
     let mut names: Vec<&str> = left.images().iter().filter_map(|i| i.name()).collect();
     names.sort();
     assert_eq!(names, [format!("{name}-ami-2"), format!("{name}-ami-3")]);
+}
+
+#[tokio::test]
+async fn a_restore_is_made_once_and_only_the_run_that_made_a_resource_deletes_it() {
+    let c = clients().await;
+    let (primary, _) = primary_and_replica(&c).await;
+    let snap = rds::create_snapshot(&c, "us-east-1", &primary, &format!("{primary}-snap"), "k-snap").await.unwrap();
+    let copy = rds::copy_snapshot(&c, &snap.arn, "us-west-2", &format!("{primary}-snap-dr"), None, "k-copy").await.unwrap();
+    let newest = rds::latest_snapshot(&c, "us-west-2", &primary).await.unwrap().expect("the copy is found");
+    assert_eq!(newest.snapshot.identifier, copy.identifier);
+    assert!(newest.taken.0 > 1_700_000_000, "{newest:?}");
+    assert_eq!(rds::latest_snapshot(&c, "us-west-2", "no-such-db").await.unwrap(), None);
+
+    // Restored once; a repeat of the step adopts it; another step may not.
+    let name = format!("{primary}-drill");
+    let first = rds::restore_from_snapshot(&c, "us-west-2", &copy.identifier, &name, None, "run-a", "k-restore").await.unwrap();
+    let again = rds::restore_from_snapshot(&c, "us-west-2", &copy.identifier, &name, None, "run-a", "k-restore").await.unwrap();
+    assert_eq!(first.arn, again.arn);
+    let err = rds::restore_from_snapshot(&c, "us-west-2", &copy.identifier, &name, None, "run-a", "k-other").await.unwrap_err();
+    assert_eq!(err.code, "DBInstanceAlreadyExists", "{err}");
+    assert_eq!(rds::run_instances(&c, "us-west-2", "run-a").await.unwrap(), [name.clone()]);
+
+    // Another run cannot delete it, and neither can anyone delete the primary.
+    let err = rds::delete_instance(&c, "us-west-2", &name, "run-b").await.unwrap_err();
+    assert_eq!(err.code, "not-created-by-this-run", "{err}");
+    let err = rds::delete_instance(&c, "us-east-1", &primary, "run-a").await.unwrap_err();
+    assert_eq!(err.code, "not-created-by-this-run", "{err}");
+    rds::describe_instance(&c, "us-east-1", &primary).await.unwrap();
+    rds::delete_instance(&c, "us-west-2", &name, "run-a").await.unwrap();
+    rds::delete_instance(&c, "us-west-2", &name, "run-a").await.unwrap();
+    assert!(rds::run_instances(&c, "us-west-2", "run-a").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn only_the_run_that_launched_an_instance_terminates_it() {
+    use drover_aws::ec2;
+    let c = clients().await;
+    let run = unique("run");
+    let image = ec2::latest_image(&c, "us-west-2", "no-such-lineage").await.unwrap();
+    assert!(image.is_none());
+    let name = unique("drill-app");
+    let launched = ec2::run_instance(&c, "us-west-2", "ami-0a1b2c3d4e5f60001", "t3.micro", &name, &run, &unique("k")).await.unwrap();
+    assert_eq!(ec2::run_instances(&c, "us-west-2", &run).await.unwrap(), [launched.id.clone()]);
+    let err = ec2::terminate_instance(&c, "us-west-2", &launched.id, "someone-else").await.unwrap_err();
+    assert_eq!(err.code, "not-created-by-this-run", "{err}");
+    ec2::terminate_instance(&c, "us-west-2", &launched.id, &run).await.unwrap();
+    ec2::terminate_instance(&c, "us-west-2", &launched.id, &run).await.unwrap();
+    assert!(ec2::run_instances(&c, "us-west-2", &run).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_cname_is_deleted_once_and_a_missing_zone_or_record_is_left_alone() {
+    let c = clients().await;
+    let zone = format!("{}.example.internal", unique("del"));
+    c.route53().create_hosted_zone().name(&zone).caller_reference(unique("ref")).send().await.unwrap();
+    let name = format!("drill.{zone}");
+    let t = Duration::from_secs(30);
+    route53::upsert_cname(&c, &zone, &name, "target.example.internal", 60, t).await.unwrap();
+    assert!(route53::delete_cname(&c, &zone, &name, t).await.unwrap());
+    assert!(route53::get_records(&c, &zone, &name).await.unwrap().is_empty());
+    assert!(!route53::delete_cname(&c, &zone, &name, t).await.unwrap());
+    assert!(!route53::delete_cname(&c, "no-such-zone.example.internal", &name, t).await.unwrap());
 }

@@ -38,6 +38,8 @@ pub(crate) struct Gate {
 pub(crate) struct Call {
     pub c: Arc<Clients>,
     pub key: String,
+    /// The run's id, which tags what the run creates (`drover:run`).
+    pub run_id: String,
     _turn: OwnedSemaphorePermit,
 }
 
@@ -111,7 +113,7 @@ impl HostState {
         }
         let turn = gate.host_calls.clone().acquire_owned().await.map_err(|e| wasmtime::Error::msg(format!("the agent is stopping: {e}")))?;
         let c = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
-        Ok(Ok(Call { c, key, _turn: turn }))
+        Ok(Ok(Call { c, key, run_id: gate.run_id.clone(), _turn: turn }))
     }
 
     /// The run's cancel signal, while a cancel can still stop it.
@@ -159,6 +161,22 @@ fn planned_snapshot(region: &str, id: &str, inst: &str) -> rds::DbSnapshot {
     }
 }
 
+/// The instance a planned create or restore would make.
+fn planned_instance(region: &str, identifier: &str, replica_source: Option<String>) -> aws_rds::DbInstance {
+    aws_rds::DbInstance {
+        identifier: identifier.into(),
+        arn: format!("arn:aws:rds:{region}:planned:db:{identifier}"),
+        region: region.into(),
+        status: "available".into(),
+        engine: String::new(),
+        engine_version: String::new(),
+        endpoint: Some(format!("{identifier}.planned.{region}.rds.amazonaws.com")),
+        port: None,
+        replica_source,
+        replicas: vec![],
+    }
+}
+
 fn record_set(r: aws_r53::RecordSet) -> route53::RecordSet {
     route53::RecordSet { name: r.name, record_type: r.record_type, ttl: r.ttl, set_identifier: r.set_identifier, weight: r.weight, values: r.values }
 }
@@ -196,7 +214,7 @@ fn snapshot(s: aws_rds::DbSnapshot) -> rds::DbSnapshot {
 
 impl rds::Host for HostState {
     async fn describe_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let Call { c, key: _, _turn } = allowed!(self, access("rds", "describe-instance", &[&region], vec![Resource::new("db", &identifier)], false));
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-instance", &[&region], vec![Resource::new("db", &identifier)], false));
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
@@ -205,7 +223,7 @@ impl rds::Host for HostState {
     }
 
     async fn create_snapshot(&mut self, region: String, inst: String, snap: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let Call { c, key, _turn } = allowed!(self, access("rds", "create-snapshot", &[&region], vec![Resource::new("db", &inst), Resource::new("snapshot", &snap)], true));
+        let Call { c, key, _turn, .. } = allowed!(self, access("rds", "create-snapshot", &[&region], vec![Resource::new("db", &inst), Resource::new("snapshot", &snap)], true));
         if let Some((plan, step)) = self.dry_run() {
             plan.record(PlannedChange { step, service: "rds", operation: "CreateDBSnapshot", region: region.clone(), resource: snap.clone(), detail: format!("snapshot {inst} as {snap}") });
             plan.plan_snapshot(&region, &snap);
@@ -222,7 +240,7 @@ impl rds::Host for HostState {
         target: String,
         kms_key: Option<String>,
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let Call { c, key, _turn } = allowed!(self, access("rds", "copy-snapshot", &[&arn_parts(&source_arn).0, &target_region], vec![Resource::new("snapshot", arn_parts(&source_arn).1), Resource::new("snapshot", &target)], true));
+        let Call { c, key, _turn, .. } = allowed!(self, access("rds", "copy-snapshot", &[&arn_parts(&source_arn).0, &target_region], vec![Resource::new("snapshot", arn_parts(&source_arn).1), Resource::new("snapshot", &target)], true));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("copy {source_arn} into {target_region} as {target}{}", kms_key.as_deref().map(|k| format!(" (KMS key {k})")).unwrap_or_default());
             plan.record(PlannedChange { step, service: "rds", operation: "CopyDBSnapshot", region: target_region.clone(), resource: target.clone(), detail });
@@ -238,7 +256,7 @@ impl rds::Host for HostState {
     }
 
     async fn describe_snapshot(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let Call { c, key: _, _turn } = allowed!(self, access("rds", "describe-snapshot", &[&region], vec![Resource::new("snapshot", &identifier)], false));
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-snapshot", &[&region], vec![Resource::new("snapshot", &identifier)], false));
         if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
             return Ok(Ok(planned_snapshot(&region, &identifier, "")));
         }
@@ -252,22 +270,11 @@ impl rds::Host for HostState {
         identifier: String,
         instance_class: Option<String>,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let Call { c, key, _turn } = allowed!(self, access("rds", "create-read-replica", &[&arn_parts(&source_arn).0, &region], vec![Resource::new("db", arn_parts(&source_arn).1), Resource::new("db", &identifier)], true));
+        let Call { c, key, _turn, .. } = allowed!(self, access("rds", "create-read-replica", &[&arn_parts(&source_arn).0, &region], vec![Resource::new("db", arn_parts(&source_arn).1), Resource::new("db", &identifier)], true));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("create read replica {identifier} in {region} of {source_arn}");
             plan.record(PlannedChange { step, service: "rds", operation: "CreateDBInstanceReadReplica", region: region.clone(), resource: identifier.clone(), detail });
-            let planned = aws_rds::DbInstance {
-                identifier: identifier.clone(),
-                arn: format!("arn:aws:rds:{region}:planned:db:{identifier}"),
-                region: region.clone(),
-                status: "available".into(),
-                engine: String::new(),
-                engine_version: String::new(),
-                endpoint: Some(format!("{identifier}.planned.{region}.rds.amazonaws.com")),
-                port: None,
-                replica_source: Some(source_arn.clone()),
-                replicas: vec![],
-            };
+            let planned = planned_instance(&region, &identifier, Some(source_arn.clone()));
             plan.plan_instance(&region, planned.clone());
             return Ok(Ok(instance(planned)));
         }
@@ -280,7 +287,7 @@ impl rds::Host for HostState {
     }
 
     async fn promote_read_replica(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let Call { c, key, _turn } = allowed!(self, access("rds", "promote-read-replica", &[&region], vec![Resource::new("db", &identifier)], true));
+        let Call { c, key, _turn, .. } = allowed!(self, access("rds", "promote-read-replica", &[&region], vec![Resource::new("db", &identifier)], true));
         if let Some((plan, step)) = self.dry_run() {
             let current = match plan.planned_instance(&region, &identifier) {
                 Some(i) => i,
@@ -308,7 +315,7 @@ impl rds::Host for HostState {
         identifier: String,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let Call { c, key: _, _turn } = allowed!(self, access("rds", "wait-instance-available", &[&region], vec![Resource::new("db", &identifier)], false));
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "wait-instance-available", &[&region], vec![Resource::new("db", &identifier)], false));
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
@@ -322,12 +329,70 @@ impl rds::Host for HostState {
         identifier: String,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let Call { c, key: _, _turn } = allowed!(self, access("rds", "wait-snapshot-available", &[&region], vec![Resource::new("snapshot", &identifier)], false));
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "wait-snapshot-available", &[&region], vec![Resource::new("snapshot", &identifier)], false));
         if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
             return Ok(Ok(planned_snapshot(&region, &identifier, "")));
         }
         let waited = cancellable(self.cancel_watch(), aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
         Ok(waited.map(snapshot).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn latest_snapshot(&mut self, region: String, inst: String) -> wasmtime::Result<Result<Option<rds::SnapshotInfo>, types::Error>> {
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "latest-snapshot", &[&region], vec![Resource::new("db", &inst)], false));
+        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeDBSnapshots", region = %region, resource = %inst);
+        Ok(aws_rds::latest_snapshot(&c, &region, &inst)
+            .instrument(span)
+            .await
+            .map(|found| found.map(|s| rds::SnapshotInfo { snapshot: snapshot(s.snapshot), taken: types::Timestamp { seconds: s.taken.0, nanoseconds: s.taken.1 } }))
+            .map_err(|e| self.to_wit(e)))
+    }
+
+    async fn restore_from_snapshot(
+        &mut self,
+        region: String,
+        snap: String,
+        identifier: String,
+        instance_class: Option<String>,
+    ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
+        let resources = vec![Resource::new("snapshot", &snap), Resource::new("db", &identifier)];
+        let Call { c, key, run_id, _turn } = allowed!(self, access("rds", "restore-from-snapshot", &[&region], resources, true));
+        if let Some((plan, step)) = self.dry_run() {
+            let detail = format!("restore snapshot {snap} into a new instance {identifier}");
+            plan.record(PlannedChange { step, service: "rds", operation: "RestoreDBInstanceFromDBSnapshot", region: region.clone(), resource: identifier.clone(), detail });
+            // What the restore would run: the snapshot's engine.
+            let source = match aws_rds::describe_snapshot(&c, &region, &snap).await {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(self.to_wit(e))),
+            };
+            let planned = aws_rds::DbInstance { engine: source.engine, engine_version: source.engine_version, ..planned_instance(&region, &identifier, None) };
+            plan.plan_instance(&region, planned.clone());
+            return Ok(Ok(instance(planned)));
+        }
+        let span = tracing::info_span!("aws", service = "rds", operation = "RestoreDBInstanceFromDBSnapshot", region = %region, resource = %identifier);
+        Ok(aws_rds::restore_from_snapshot(&c, &region, &snap, &identifier, instance_class.as_deref(), &run_id, &key)
+            .instrument(span)
+            .await
+            .map(instance)
+            .map_err(|e| self.to_wit(e)))
+    }
+
+    async fn delete_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<(), types::Error>> {
+        let Call { c, run_id, _turn, .. } = allowed!(self, access("rds", "delete-instance", &[&region], vec![Resource::new("db", &identifier)], true));
+        if let Some((plan, step)) = self.dry_run() {
+            if plan.plan_delete_instance(&region, &identifier) {
+                let detail = format!("delete instance {identifier} (made by this run), no final snapshot");
+                plan.record(PlannedChange { step, service: "rds", operation: "DeleteDBInstance", region, resource: identifier, detail });
+            }
+            return Ok(Ok(()));
+        }
+        let span = tracing::info_span!("aws", service = "rds", operation = "DeleteDBInstance", region = %region, resource = %identifier);
+        Ok(aws_rds::delete_instance(&c, &region, &identifier, &run_id).instrument(span).await.map_err(|e| self.to_wit(e)))
+    }
+
+    async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
+        let Call { c, run_id, _turn, .. } = allowed!(self, access("rds", "run-instances", &[&region], vec![], false));
+        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeDBInstances", region = %region);
+        Ok(aws_rds::run_instances(&c, &region, &run_id).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
 }
 
@@ -358,12 +423,15 @@ impl HostState {
 
 impl ec2::Host for HostState {
     async fn describe_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
-        let Call { c, key: _, _turn } = allowed!(self, access("ec2", "describe-instance", &[&region], vec![Resource::new("instance", &instance_id)], false));
+        let Call { c, _turn, .. } = allowed!(self, access("ec2", "describe-instance", &[&region], vec![Resource::new("instance", &instance_id)], false));
+        if self.dry_run().is_some() && instance_id.starts_with("i-planned-") {
+            return Ok(Ok(ec2::Instance { id: instance_id, region, state: "running".into(), image_id: String::new(), volumes: vec![] }));
+        }
         Ok(aws_ec2::describe_instance(&c, &region, &instance_id).await.map(ec2_instance).map_err(|e| self.to_wit(e)))
     }
 
     async fn snapshot_volume(&mut self, region: String, volume_id: String, name: String, lineage: Option<String>) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
-        let Call { c, key, _turn } = allowed!(self, access("ec2", "snapshot-volume", &[&region], vec![Resource::new("volume", &volume_id), Resource::new("snapshot", &name)], true));
+        let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "snapshot-volume", &[&region], vec![Resource::new("volume", &volume_id), Resource::new("snapshot", &name)], true));
         if self.plan_ec2("CreateSnapshot", &region, &name, format!("snapshot volume {volume_id} as {name}")) {
             return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region, state: "completed".into(), volume_id }));
         }
@@ -379,7 +447,7 @@ impl ec2::Host for HostState {
         name: String,
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
-        let Call { c, key, _turn } = allowed!(self, access("ec2", "copy-snapshot", &[&source_region, &target_region], vec![Resource::new("snapshot", &snapshot_id), Resource::new("snapshot", &name)], true));
+        let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "copy-snapshot", &[&source_region, &target_region], vec![Resource::new("snapshot", &snapshot_id), Resource::new("snapshot", &name)], true));
         if self.plan_ec2("CopySnapshot", &target_region, &name, format!("copy snapshot {snapshot_id} from {source_region} as {name}")) {
             return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region: target_region, state: "completed".into(), volume_id: String::new() }));
         }
@@ -392,7 +460,7 @@ impl ec2::Host for HostState {
     }
 
     async fn create_image(&mut self, region: String, instance_id: String, name: String, lineage: Option<String>) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
-        let Call { c, key, _turn } = allowed!(self, access("ec2", "create-image", &[&region], vec![Resource::new("instance", &instance_id), Resource::new("image", &name)], true));
+        let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "create-image", &[&region], vec![Resource::new("instance", &instance_id), Resource::new("image", &name)], true));
         if self.plan_ec2("CreateImage", &region, &name, format!("create AMI {name} from instance {instance_id}")) {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region, name, state: "available".into(), created: String::new() }));
         }
@@ -408,7 +476,7 @@ impl ec2::Host for HostState {
         name: String,
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
-        let Call { c, key, _turn } = allowed!(self, access("ec2", "copy-image", &[&source_region, &target_region], vec![Resource::new("image", &image_id), Resource::new("image", &name)], true));
+        let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "copy-image", &[&source_region, &target_region], vec![Resource::new("image", &image_id), Resource::new("image", &name)], true));
         if self.plan_ec2("CopyImage", &target_region, &name, format!("copy AMI {image_id} from {source_region} as {name}")) {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region: target_region, name, state: "available".into(), created: String::new() }));
         }
@@ -421,7 +489,7 @@ impl ec2::Host for HostState {
     }
 
     async fn wait_image_available(&mut self, region: String, image_id: String, timeout_seconds: u32) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
-        let Call { c, key: _, _turn } = allowed!(self, access("ec2", "wait-image-available", &[&region], vec![Resource::new("image", &image_id)], false));
+        let Call { c, _turn, .. } = allowed!(self, access("ec2", "wait-image-available", &[&region], vec![Resource::new("image", &image_id)], false));
         if self.dry_run().is_some() && image_id.starts_with("ami-planned-") {
             let name = image_id.trim_start_matches("ami-planned-").to_string();
             return Ok(Ok(ec2::Image { id: image_id, region, name, state: "available".into(), created: String::new() }));
@@ -431,27 +499,56 @@ impl ec2::Host for HostState {
     }
 
     async fn run_instance(&mut self, region: String, image_id: String, instance_type: String, name: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
-        let Call { c, key, _turn } = allowed!(self, access("ec2", "run-instance", &[&region], vec![Resource::new("image", &image_id), Resource::new("instance", &name)], true));
+        let Call { c, key, run_id, _turn } = allowed!(self, access("ec2", "run-instance", &[&region], vec![Resource::new("image", &image_id), Resource::new("instance", &name)], true));
         if self.plan_ec2("RunInstances", &region, &name, format!("launch {instance_type} {name} from {image_id}")) {
-            return Ok(Ok(ec2::Instance { id: format!("i-planned-{name}"), region, state: "running".into(), image_id, volumes: vec![] }));
+            let id = format!("i-planned-{name}");
+            if let Some((plan, _)) = self.dry_run() {
+                plan.plan_launch(&region, &id);
+            }
+            return Ok(Ok(ec2::Instance { id, region, state: "running".into(), image_id, volumes: vec![] }));
         }
         let span = tracing::info_span!("aws", service = "ec2", operation = "RunInstances", region = %region, resource = %name);
-        Ok(aws_ec2::run_instance(&c, &region, &image_id, &instance_type, &name, &key).instrument(span).await.map(ec2_instance).map_err(|e| self.to_wit(e)))
+        Ok(aws_ec2::run_instance(&c, &region, &image_id, &instance_type, &name, &run_id, &key).instrument(span).await.map(ec2_instance).map_err(|e| self.to_wit(e)))
     }
 
     async fn prune_images(&mut self, region: String, lineage: String, keep: u32) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
-        let Call { c, key: _, _turn } = allowed!(self, access("ec2", "prune-images", &[&region], vec![Resource::new("lineage", &lineage)], true));
+        let Call { c, _turn, .. } = allowed!(self, access("ec2", "prune-images", &[&region], vec![Resource::new("lineage", &lineage)], true));
         if self.plan_ec2("DeregisterImage", &region, &lineage, format!("keep the newest {keep} AMIs of lineage {lineage}, deregister the rest")) {
             return Ok(Ok(vec![]));
         }
         let span = tracing::info_span!("aws", service = "ec2", operation = "DeregisterImage", region = %region, resource = %lineage);
         Ok(aws_ec2::prune_images(&c, &region, &lineage, keep).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
+
+    async fn latest_image(&mut self, region: String, lineage: String) -> wasmtime::Result<Result<Option<ec2::Image>, types::Error>> {
+        let Call { c, _turn, .. } = allowed!(self, access("ec2", "latest-image", &[&region], vec![Resource::new("lineage", &lineage)], false));
+        let span = tracing::info_span!("aws", service = "ec2", operation = "DescribeImages", region = %region, resource = %lineage);
+        Ok(aws_ec2::latest_image(&c, &region, &lineage).instrument(span).await.map(|i| i.map(ec2_image)).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn terminate_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<(), types::Error>> {
+        let Call { c, run_id, _turn, .. } = allowed!(self, access("ec2", "terminate-instance", &[&region], vec![Resource::new("instance", &instance_id)], true));
+        if self.plan_ec2("TerminateInstances", &region, &instance_id, format!("terminate {instance_id} (launched by this run)")) {
+            if let Some((plan, _)) = self.dry_run() {
+                plan.plan_terminate(&region, &instance_id);
+            }
+            return Ok(Ok(()));
+        }
+        let span = tracing::info_span!("aws", service = "ec2", operation = "TerminateInstances", region = %region, resource = %instance_id);
+        Ok(aws_ec2::terminate_instance(&c, &region, &instance_id, &run_id).instrument(span).await.map_err(|e| self.to_wit(e)))
+    }
+
+    async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
+        let Call { c, run_id, _turn, .. } = allowed!(self, access("ec2", "run-instances", &[&region], vec![], false));
+        let span = tracing::info_span!("aws", service = "ec2", operation = "DescribeInstances", region = %region);
+        let planned = self.dry_run().map(|(plan, _)| plan.launched_in(&region)).unwrap_or_default();
+        Ok(aws_ec2::run_instances(&c, &region, &run_id).instrument(span).await.map(|real| [real, planned].concat()).map_err(|e| self.to_wit(e)))
+    }
 }
 
 impl route53::Host for HostState {
     async fn get_records(&mut self, zone: String, name: String) -> wasmtime::Result<Result<Vec<route53::RecordSet>, types::Error>> {
-        let Call { c, key: _, _turn } = allowed!(self, access("route53", "get-records", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], false));
+        let Call { c, _turn, .. } = allowed!(self, access("route53", "get-records", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], false));
         let sets = match self.dry_run().and_then(|(plan, _)| plan.records(&zone, &name)) {
             Some(planned) => Ok(planned),
             None => aws_r53::get_records(&c, &zone, &name).await,
@@ -467,7 +564,7 @@ impl route53::Host for HostState {
         ttl: u32,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
-        let Call { c, key: _, _turn } = allowed!(self, access("route53", "upsert-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
+        let Call { c, _turn, .. } = allowed!(self, access("route53", "upsert-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
         if let Some((plan, step)) = self.dry_run() {
             let current = match planned_or_real(&plan, &c, &zone, &name).await {
                 Ok(sets) => sets,
@@ -496,7 +593,7 @@ impl route53::Host for HostState {
         ttl: u32,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
-        let Call { c, key: _, _turn } = allowed!(self, access("route53", "set-weights", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
+        let Call { c, _turn, .. } = allowed!(self, access("route53", "set-weights", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
         if let Some((plan, step)) = self.dry_run() {
             let mut current = match planned_or_real(&plan, &c, &zone, &name).await {
                 Ok(sets) => sets,
@@ -531,6 +628,26 @@ impl route53::Host for HostState {
             .collect();
         let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
         Ok(aws_r53::set_weights(&c, &zone, &name, &targets, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn delete_cname(&mut self, zone: String, name: String, timeout_seconds: u32) -> wasmtime::Result<Result<(), types::Error>> {
+        let Call { c, _turn, .. } =
+            allowed!(self, access("route53", "delete-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
+        if let Some((plan, step)) = self.dry_run() {
+            let current = match planned_or_real(&plan, &c, &zone, &name).await {
+                Ok(sets) => sets,
+                Err(e) => return Ok(Err(self.to_wit(e))),
+            };
+            if current.iter().any(|r| r.record_type == "CNAME" && r.set_identifier.is_none()) {
+                let detail = format!("delete the CNAME {name}");
+                plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
+                let rest = current.into_iter().filter(|r| !(r.record_type == "CNAME" && r.set_identifier.is_none())).collect();
+                plan.plan_records(&zone, &name, rest);
+            }
+            return Ok(Ok(()));
+        }
+        let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
+        Ok(aws_r53::delete_cname(&c, &zone, &name, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
 }
 

@@ -36,6 +36,10 @@ struct Inner {
     snapshots: HashSet<(String, String)>,
     instances: HashMap<(String, String), DbInstance>,
     records: HashMap<(String, String), Vec<RecordSet>>,
+    /// DB instances a planned delete removed.
+    deleted: HashSet<(String, String)>,
+    /// EC2 instances planned launches made and not yet planned terminated.
+    launched: Vec<(String, String)>,
 }
 
 /// The plan of a dry run, shared by every instance of the run.
@@ -76,6 +80,29 @@ impl Plan {
     /// The instance as planned changes left it, if any did.
     pub fn planned_instance(&self, region: &str, id: &str) -> Option<DbInstance> {
         self.inner().instances.get(&(region.to_string(), id.to_string())).cloned()
+    }
+
+    /// Notes DB instance `id` as deleted by a planned change; returns false
+    /// if an earlier planned change deleted it already.
+    pub fn plan_delete_instance(&self, region: &str, id: &str) -> bool {
+        let mut inner = self.inner();
+        inner.instances.remove(&(region.to_string(), id.to_string()));
+        inner.deleted.insert((region.into(), id.into()))
+    }
+
+    /// Notes an EC2 instance launched by a planned change.
+    pub fn plan_launch(&self, region: &str, id: &str) {
+        self.inner().launched.push((region.into(), id.into()));
+    }
+
+    /// Notes an EC2 instance terminated by a planned change.
+    pub fn plan_terminate(&self, region: &str, id: &str) {
+        self.inner().launched.retain(|(r, i)| !(r == region && i == id));
+    }
+
+    /// The EC2 instances planned launches left running in `region`.
+    pub fn launched_in(&self, region: &str) -> Vec<String> {
+        self.inner().launched.iter().filter(|(r, _)| r == region).map(|(_, i)| i.clone()).collect()
     }
 
     /// Notes the record sets `name` in `zone` as planned changes left them.

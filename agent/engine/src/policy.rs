@@ -49,6 +49,10 @@ pub const SERVICES: &[Service] = &[
             "promote-read-replica",
             "wait-instance-available",
             "wait-snapshot-available",
+            "latest-snapshot",
+            "restore-from-snapshot",
+            "delete-instance",
+            "run-instances",
         ],
         regional: true,
     },
@@ -63,10 +67,13 @@ pub const SERVICES: &[Service] = &[
             "wait-image-available",
             "run-instance",
             "prune-images",
+            "latest-image",
+            "terminate-instance",
+            "run-instances",
         ],
         regional: true,
     },
-    Service { name: "route53", operations: &["get-records", "upsert-cname", "set-weights"], regional: false },
+    Service { name: "route53", operations: &["get-records", "upsert-cname", "set-weights", "delete-cname"], regional: false },
 ];
 
 fn service(name: &str) -> Option<&'static Service> {
