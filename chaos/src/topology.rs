@@ -6,7 +6,8 @@
 //! - us-west-2: its cross-region read replica `orders-db-replica`, and the
 //!   copies a nightly backup job would have left there: a snapshot of the
 //!   primary (`orders-db-nightly-dr`) and an AMI of the app instance (lineage
-//!   `orders-app`), which `dr-drill` restores and launches;
+//!   `orders-app`), which `dr-drill` restores and launches; a `ReplicaLag`
+//!   reading of 2 s for the replica in CloudWatch;
 //! - Route 53 zone `orders.example.internal` with `db.` (CNAME to the
 //!   primary's endpoint) and weighted `app.` records (us-east-1 at 100,
 //!   us-west-2 at 0).
@@ -197,6 +198,7 @@ pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> 
     route53::set_weights(c, &t.hosted_zone, &t.app_record, &weights, 60, t60).await?;
     let (app_instance, data_volume) = seed_app(c, t).await?;
     seed_backups(c, t, &app_instance).await?;
+    publish_replica_lag(c, t, 2.0).await?;
     Ok(Seeded { topology: t.clone(), primary_endpoint: endpoint, replica_arn: replica.arn, app_instance, data_volume })
 }
 
@@ -280,6 +282,27 @@ async fn seed_backups(c: &Clients, t: &Topology, app_instance: &str) -> Result<(
     let image = ec2::create_image(c, &t.primary_region, app_instance, &format!("{lineage}-seed"), Some(&lineage), "seed").await?;
     ec2::copy_image(c, &t.primary_region, &image.id, &t.dr_region, &format!("{lineage}-seed"), Some(&lineage), "seed").await?;
     Ok(())
+}
+
+/// Publishes a `ReplicaLag` reading of `seconds` for the replica, now, as
+/// RDS does every minute (the emulators publish none of their own).
+pub async fn publish_replica_lag(c: &Clients, t: &Topology, seconds: f64) -> Result<(), CapabilityError> {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    let datum = MetricDatum::builder()
+        .metric_name("ReplicaLag")
+        .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(&t.replica).build())
+        .value(seconds)
+        .unit(StandardUnit::Seconds)
+        .timestamp(std::time::SystemTime::now().into())
+        .build();
+    c.cloudwatch(&t.dr_region)
+        .put_metric_data()
+        .namespace("AWS/RDS")
+        .metric_data(datum)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| drover_aws::from_sdk("cloudwatch", "PutMetricData", &t.dr_region, &t.replica, e))
 }
 
 fn rand_suffix() -> u64 {

@@ -19,7 +19,7 @@ pub mod rds {
     use super::*;
     use crate::bindings::drover::runbook::rds as wit;
 
-    pub use wit::{DbInstance, DbSnapshot, SnapshotInfo};
+    pub use wit::{DbInstance, DbSnapshot, LagReading, SnapshotInfo};
 
     /// Describes instance `identifier` in `region`.
     pub fn describe_instance(region: &str, identifier: &str) -> Result<DbInstance, Error> {
@@ -81,6 +81,12 @@ pub mod rds {
     /// The instances in `region` this run created that still exist.
     pub fn run_instances(region: &str) -> Result<Vec<String>, Error> {
         wit::run_instances(region).map_err(Error::from_wit)
+    }
+
+    /// The replica lag of `identifier` from CloudWatch (`ReplicaLag`, the
+    /// newest reading of the last five minutes); `None` without a reading.
+    pub fn replica_lag(region: &str, identifier: &str) -> Result<Option<LagReading>, Error> {
+        wit::replica_lag(region, identifier).map_err(Error::from_wit)
     }
 }
 

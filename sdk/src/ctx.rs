@@ -11,6 +11,8 @@ use crate::{Error, Retry};
 
 /// Severity of a log event.
 pub use crate::bindings::drover::runbook::log::Level;
+/// Why a runbook runs (see [`Ctx::mode`]).
+pub use crate::bindings::drover::runbook::run_context::RunMode as Mode;
 
 /// The attempt of a step body that is running now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +170,11 @@ impl Ctx {
     /// `len` random bytes (at most 4096), journaled.
     pub fn random_bytes(&self, len: u32) -> Vec<u8> {
         random::random_bytes(len)
+    }
+
+    /// Why the runbook runs: for real, as a dry run, or for readiness.
+    pub fn mode(&self) -> Mode {
+        run_context::mode()
     }
 
     /// The run's id.

@@ -200,6 +200,7 @@ mod describe;
 mod error;
 mod finalize;
 pub mod aws;
+mod readiness;
 mod retry;
 mod secret;
 
@@ -207,7 +208,9 @@ pub use ctx::{Attempt, Ctx, Level};
 pub use describe::{Capability, Describe, Param};
 pub use error::{Context, Error};
 pub use finalize::{Action, Ending};
+pub use readiness::{Finding, Readiness};
 pub use retry::Retry;
+pub use ctx::Mode;
 pub use secret::Secret;
 
 use serde::Serialize;
@@ -227,6 +230,15 @@ pub trait Runbook {
 
     /// The runbook itself.
     fn run(ctx: &Ctx, params: Self::Params) -> Result<Self::Output, Error>;
+
+    /// Readiness (`drover readiness`): checks, without changing anything,
+    /// every condition a run depends on, and reports each. Called instead of
+    /// [`run`](Self::run) when the run's [`Mode`] is `Readiness`; a runbook
+    /// that does not implement it is simply dry-run.
+    fn readiness(ctx: &Ctx, params: &Self::Params) -> Option<Result<Readiness, Error>> {
+        let _ = (ctx, params);
+        None
+    }
 
     /// Carries out a cleanup or undo registered with [`Ctx::defer`] or
     /// [`Ctx::compensate`]. The agent calls it after `run` has ended, in a
@@ -285,6 +297,13 @@ pub mod __private {
         let params: R::Params = serde_json::from_str(params)
             .map_err(|e| Error::new("bad-params", format!("parameters do not fit the runbook's type: {e}")).to_wit())?;
         let ctx = Ctx::new();
+        if ctx.mode() == Mode::Readiness {
+            if let Some(found) = R::readiness(&ctx, &params) {
+                let found = found.map_err(|e| e.to_wit())?;
+                return serde_json::to_string(&found)
+                    .map_err(|e| Error::new("output-not-serializable", format!("readiness: {e}")).to_wit());
+            }
+        }
         let output = R::run(&ctx, params).map_err(|e| e.to_wit())?;
         serde_json::to_string(&output)
             .map_err(|e| Error::new("output-not-serializable", format!("run result: {e}")).to_wit())

@@ -17,6 +17,7 @@ pub struct Clients {
     sdk: SdkConfig,
     rds: Mutex<HashMap<String, aws_sdk_rds::Client>>,
     ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+    cloudwatch: Mutex<HashMap<String, aws_sdk_cloudwatch::Client>>,
     route53: aws_sdk_route53::Client,
 }
 
@@ -37,7 +38,13 @@ impl Clients {
     pub fn from_config(sdk: SdkConfig) -> Self {
         // Route 53 is global; its API lives in us-east-1.
         let r53 = aws_sdk_route53::config::Builder::from(&sdk).region(Region::new("us-east-1")).build();
-        Clients { route53: aws_sdk_route53::Client::from_conf(r53), rds: Mutex::default(), ec2: Mutex::default(), sdk }
+        Clients {
+            route53: aws_sdk_route53::Client::from_conf(r53),
+            rds: Mutex::default(),
+            ec2: Mutex::default(),
+            cloudwatch: Mutex::default(),
+            sdk,
+        }
     }
 
     /// The RDS client for `region`.
@@ -58,6 +65,17 @@ impl Clients {
             .or_insert_with(|| {
                 let conf = aws_sdk_ec2::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).build();
                 aws_sdk_ec2::Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// The CloudWatch client for `region`.
+    pub fn cloudwatch(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        let mut map = self.cloudwatch.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(region.to_string())
+            .or_insert_with(|| {
+                let conf = aws_sdk_cloudwatch::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).build();
+                aws_sdk_cloudwatch::Client::from_conf(conf)
             })
             .clone()
     }

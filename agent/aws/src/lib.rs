@@ -1,6 +1,7 @@
-//! drover's AWS capabilities, one module per service: [`rds`], [`ec2`] and
-//! [`route53`]. The engine exposes them to runbooks through the
-//! `drover:runbook` WIT interfaces of the same names.
+//! drover's AWS capabilities, one module per service: [`rds`], [`ec2`],
+//! [`route53`], and [`cloudwatch`] for the metrics failover decisions read
+//! (replica lag). The engine exposes them to runbooks through the
+//! `drover:runbook` WIT interfaces (`rds.replica-lag` reads CloudWatch).
 //!
 //! Every mutating call is idempotent under replay: resources get the
 //! runbook's deterministic names and a `drover:idempotency-key` tag, and a
@@ -12,6 +13,7 @@
 mod clients;
 pub mod ec2;
 mod error;
+pub mod cloudwatch;
 pub mod rds;
 pub mod route53;
 mod wait;

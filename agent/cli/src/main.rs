@@ -50,6 +50,9 @@ enum Command {
     Show(commands::show::Args),
     /// Show what a runbook declares: name, version, parameters, capabilities.
     Inspect(commands::inspect::Args),
+    /// Would a run succeed right now? Checks, changing nothing, every
+    /// condition the runbook depends on (exit 0 ready, 1 not ready).
+    Readiness(commands::readiness::Args),
     /// Make an ed25519 key pair for signing runbooks: PREFIX.key and PREFIX.pub.
     Keygen(commands::keygen::Args),
     /// Sign a runbook component: writes RUNBOOK.wasm.sig over its exact bytes.
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
             Command::Runs(a) => commands::runs::exec(&home, a).await,
             Command::Show(a) => commands::show::exec(&home, a).await,
             Command::Inspect(a) => commands::inspect::exec(&home, a).await,
+            Command::Readiness(a) => commands::readiness::exec(&home, a).await,
             Command::Keygen(a) => commands::keygen::exec(a),
             Command::Sign(a) => commands::sign::exec(a),
             Command::Verify(a) => commands::verify::exec(a),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_aws::{CapabilityError, Clients, ec2 as aws_ec2, rds as aws_rds, route53 as aws_r53};
+use drover_aws::{CapabilityError, Clients, cloudwatch as aws_cw, ec2 as aws_ec2, rds as aws_rds, route53 as aws_r53};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
@@ -387,6 +387,16 @@ impl rds::Host for HostState {
         }
         let span = tracing::info_span!("aws", service = "rds", operation = "DeleteDBInstance", region = %region, resource = %identifier);
         Ok(aws_rds::delete_instance(&c, &region, &identifier, &run_id).instrument(span).await.map_err(|e| self.to_wit(e)))
+    }
+
+    async fn replica_lag(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<Option<rds::LagReading>, types::Error>> {
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "replica-lag", &[&region], vec![Resource::new("db", &identifier)], false));
+        let span = tracing::info_span!("aws", service = "cloudwatch", operation = "GetMetricStatistics", region = %region, resource = %identifier);
+        Ok(aws_cw::replica_lag(&c, &region, &identifier)
+            .instrument(span)
+            .await
+            .map(|r| r.map(|(seconds, age_seconds)| rds::LagReading { seconds, age_seconds }))
+            .map_err(|e| self.to_wit(e)))
     }
 
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {

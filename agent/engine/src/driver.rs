@@ -305,12 +305,22 @@ impl Engine {
     /// throwaway journal (the agent's store is not touched), reads are real,
     /// and every mutating capability call is planned instead of made.
     pub async fn dry_run(&self, runbook: &LoadedRunbook, params: Value, observer: Observer) -> Result<DryRun, EngineError> {
+        self.plan_run(runbook, params, observer, Plan::default()).await
+    }
+
+    /// Would a run of `runbook` with `params` succeed right now? A dry run in
+    /// which the runbook is told (`run-context.mode`) to check the
+    /// conditions it depends on and report them as findings in its result.
+    pub async fn readiness(&self, runbook: &LoadedRunbook, params: Value, observer: Observer) -> Result<DryRun, EngineError> {
+        self.plan_run(runbook, params, observer, Plan::for_readiness()).await
+    }
+
+    async fn plan_run(&self, runbook: &LoadedRunbook, params: Value, observer: Observer, plan: Plan) -> Result<DryRun, EngineError> {
         let dir = std::env::temp_dir().join(format!("drover-dry-run-{}-{:08x}", std::process::id(), rand::random::<u32>()));
         let result = async {
             let journal: Arc<dyn Journal> = Arc::new(drover_journal::SqliteJournal::open(dir.join("dry-run.db"))?);
             let run_id = format!("dry-run-{:08x}", rand::random::<u32>());
             journal.create_run(&new_run(runbook, &run_id, &params)?).await?;
-            let plan = Plan::default();
             let run = self.drive(journal.clone(), runbook, &run_id, observer, Some(plan.clone())).await?;
             Ok(DryRun { entries: journal.entries(&run_id).await?, events: journal.events(&run_id).await?, run, plan: plan.changes() })
         }

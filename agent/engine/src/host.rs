@@ -145,6 +145,14 @@ impl run_context::Host for HostState {
             .current_attempt()
             .map(|a| steps::Attempt { idempotency_key: a.idempotency_key, number: a.number }))
     }
+
+    async fn mode(&mut self) -> wasmtime::Result<run_context::RunMode> {
+        Ok(match self.durable()?.plan() {
+            None => run_context::RunMode::Run,
+            Some(p) if p.is_readiness() => run_context::RunMode::Readiness,
+            Some(_) => run_context::RunMode::DryRun,
+        })
+    }
 }
 
 fn retry_spec(retry: steps::RetryPolicy) -> RetrySpec {

@@ -40,6 +40,8 @@ struct Inner {
     deleted: HashSet<(String, String)>,
     /// EC2 instances planned launches made and not yet planned terminated.
     launched: Vec<(String, String)>,
+    /// A readiness evaluation rather than a plain dry run.
+    readiness: bool,
 }
 
 /// The plan of a dry run, shared by every instance of the run.
@@ -49,6 +51,19 @@ pub struct Plan(Arc<Mutex<Inner>>);
 impl Plan {
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The plan of a readiness evaluation (a dry run whose runbook is told
+    /// to check its conditions and report findings).
+    pub fn for_readiness() -> Self {
+        let plan = Plan::default();
+        plan.inner().readiness = true;
+        plan
+    }
+
+    /// Whether this is a readiness evaluation.
+    pub fn is_readiness(&self) -> bool {
+        self.inner().readiness
     }
 
     /// Records a change.

@@ -53,6 +53,7 @@ pub const SERVICES: &[Service] = &[
             "restore-from-snapshot",
             "delete-instance",
             "run-instances",
+            "replica-lag",
         ],
         regional: true,
     },

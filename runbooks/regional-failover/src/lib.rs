@@ -2,7 +2,11 @@
 //! region to the DR region.
 //!
 //! 1. `preflight`: the replica in the DR region exists, is available and is
-//!    a replica; the DNS records exist; the primary is reachable or not.
+//!    a replica; its lag (CloudWatch `ReplicaLag`, the data a promotion would
+//!    lose: the estimated RPO) is within `rpo_seconds`, else the failover is
+//!    refused unless the operator passes `accept_replica_lag=true` (recorded
+//!    with the run's parameters); the DNS records exist; the primary is
+//!    reachable or not.
 //! 2. `final-snapshot` (only when the primary answers): a last snapshot of
 //!    the primary, then `copy-snapshot` into the DR region. An unreachable
 //!    primary (the region is down) skips both with a recorded warning.
@@ -15,11 +19,15 @@
 //!
 //! Every step is idempotent: a crash anywhere, then `drover resume`, ends in
 //! the same state with one snapshot copy, one promotion and one DNS change.
+//!
+//! `drover readiness` asks it, without changing anything, whether a failover
+//! would succeed now: replica, lag, the age of the newest snapshot copy in the
+//! DR region, the DNS records, the primary.
 
 use std::time::Duration;
 
 use drover_sdk::aws::{rds, route53};
-use drover_sdk::{Action, Capability, Ctx, Describe, Error, Param, Runbook, export_runbook};
+use drover_sdk::{Action, Capability, Ctx, Describe, Error, Param, Readiness, Runbook, export_runbook};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -32,6 +40,9 @@ struct Params {
     db_record: String,
     app_record: String,
     rto_seconds: u32,
+    rpo_seconds: u32,
+    accept_replica_lag: bool,
+    max_copy_age_seconds: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,6 +53,9 @@ struct Preflight {
     primary_arn: Option<String>,
     primary_unreachable: Option<String>,
     app_targets: Vec<(String, u8, String)>,
+    /// The replica's lag when the failover began: the estimated RPO.
+    replica_lag_seconds: Option<f64>,
+    lag_warning: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -73,6 +87,8 @@ struct Outcome {
     rto_seconds: f64,
     rto_objective_seconds: u32,
     rto_met: bool,
+    estimated_rpo_seconds: Option<f64>,
+    rpo_objective_seconds: u32,
     warnings: Vec<String>,
 }
 
@@ -114,6 +130,9 @@ impl Runbook for RegionalFailover {
             .param(Param::string("db_record", "CNAME clients use for the database").default("db.orders.example.internal"))
             .param(Param::string("app_record", "Weighted records of the application").default("app.orders.example.internal"))
             .param(Param::integer("rto_seconds", "Recovery time objective, in seconds").default(900))
+            .param(Param::integer("rpo_seconds", "Most replica lag (seconds of writes lost) a promotion may accept").default(300))
+            .param(Param::boolean("accept_replica_lag", "Promote even when the lag is over rpo_seconds (recorded)").default(false))
+            .param(Param::integer("max_copy_age_seconds", "Readiness: oldest acceptable snapshot copy in the DR region").default(93600))
             .capability(
                 Capability::new("rds")
                     .operations([
@@ -123,6 +142,8 @@ impl Runbook for RegionalFailover {
                         "wait-snapshot-available",
                         "promote-read-replica",
                         "wait-instance-available",
+                        "replica-lag",
+                        "latest-snapshot",
                     ])
                     .regions(["{primary_region}", "{dr_region}"])
                     .resources(["db/{db_instance}", "db/{replica}", "snapshot/{db_instance}-final-*"]),
@@ -151,6 +172,24 @@ impl Runbook for RegionalFailover {
             if !app.iter().any(|(set, _, _)| *set == p.dr_region) {
                 return Err(Error::new("record-not-found", format!("no weighted record for {} under {}; DNS left unchanged", p.dr_region, p.app_record)));
             }
+            let (replica_lag_seconds, lag_warning) = match rds::replica_lag(&p.dr_region, &p.replica)? {
+                Some(lag) if lag.seconds > f64::from(p.rpo_seconds) && !p.accept_replica_lag => {
+                    return Err(Error::new(
+                        "replica-lag-over-rpo",
+                        format!(
+                            "replica {} lags {:.0} s behind its source, over the RPO budget of {} s: promoting now would lose up to {:.0} s of writes. \
+                             Nothing was changed. Wait for it to catch up, or fail over anyway with --param accept_replica_lag=true (recorded with the run)",
+                            p.replica, lag.seconds, p.rpo_seconds, lag.seconds
+                        ),
+                    )
+                    .with_resource(replica.arn.clone()));
+                }
+                Some(lag) if lag.seconds > f64::from(p.rpo_seconds) => {
+                    (Some(lag.seconds), Some(format!("replica lag {:.0} s over the RPO budget of {} s, accepted by the operator", lag.seconds, p.rpo_seconds)))
+                }
+                Some(lag) => (Some(lag.seconds), None),
+                None => (None, Some(format!("no ReplicaLag reading for {} in the last 5 minutes: the data lost is unknown", p.replica))),
+            };
             let (primary_arn, primary_unreachable) = match rds::describe_instance(&p.primary_region, &p.db_instance) {
                 Ok(i) => (Some(i.arn), None),
                 Err(e) if e.is_retryable() || e.code() == "DBInstanceNotFound" => (None, Some(e.to_string())),
@@ -163,9 +202,15 @@ impl Runbook for RegionalFailover {
                 primary_arn,
                 primary_unreachable,
                 app_targets: app,
+                replica_lag_seconds,
+                lag_warning,
             })
         })?;
         let mut warnings = Vec::new();
+        if let Some(w) = &pre.lag_warning {
+            ctx.warn(w);
+            warnings.push(w.clone());
+        }
         if let Some(why) = &pre.primary_unreachable {
             ctx.warn(&format!("primary unreachable, skipping the final snapshot: {why}"));
             warnings.push(format!("final snapshot skipped: {why}"));
@@ -247,8 +292,116 @@ impl Runbook for RegionalFailover {
             rto_seconds: rto,
             rto_objective_seconds: p.rto_seconds,
             rto_met: rto <= f64::from(p.rto_seconds),
+            estimated_rpo_seconds: pre.replica_lag_seconds,
+            rpo_objective_seconds: p.rpo_seconds,
             warnings,
         })
+    }
+
+    /// Would a failover succeed now? Every condition it depends on, checked
+    /// with reads only.
+    fn readiness(ctx: &Ctx, p: &Params) -> Option<Result<Readiness, Error>> {
+        Some(ctx.step("readiness", || {
+            let mut r = Readiness::new();
+            let now = ctx.unix_seconds();
+            let replica = r.check(
+                "the DR replica exists",
+                &p.replica,
+                "create the cross-region read replica, or pass --param replica=NAME",
+                rds::describe_instance(&p.dr_region, &p.replica),
+            );
+            if let Some(replica) = replica {
+                if replica.status == "available" {
+                    r.ok("the DR replica is available", format!("{} is available", p.replica), replica.arn.clone());
+                } else {
+                    r.problem("the DR replica is available", format!("{} is '{}'", p.replica, replica.status), replica.arn.clone(), "wait until it is available, or look at its RDS events");
+                }
+                match &replica.replica_source {
+                    Some(src) if src.rsplit(':').next() == Some(p.db_instance.as_str()) => {
+                        r.ok("it replicates from the primary", format!("source {src}"), replica.arn.clone());
+                    }
+                    Some(src) => r.problem(
+                        "it replicates from the primary",
+                        format!("its source is {src}, not {}", p.db_instance),
+                        replica.arn.clone(),
+                        "point the runbook at the right replica (--param replica) or primary (--param db_instance)",
+                    ),
+                    None => r.problem(
+                        "it replicates from the primary",
+                        format!("{} is not a read replica (already promoted?)", p.replica),
+                        replica.arn.clone(),
+                        "if a failover already happened, run failback; otherwise create a new replica",
+                    ),
+                }
+            }
+            match rds::replica_lag(&p.dr_region, &p.replica) {
+                Ok(Some(lag)) if lag.seconds <= f64::from(p.rpo_seconds) => {
+                    r.ok("replica lag within the RPO budget", format!("{:.0} s behind (budget {} s), read {} s ago", lag.seconds, p.rpo_seconds, lag.age_seconds), p.replica.clone());
+                }
+                Ok(Some(lag)) => r.problem(
+                    "replica lag within the RPO budget",
+                    format!("{:.0} s behind, over the budget of {} s: a failover now would lose up to {:.0} s of writes", lag.seconds, p.rpo_seconds, lag.seconds),
+                    p.replica.clone(),
+                    "find why replication is slow (write load, instance size, network); a failover now is refused unless accept_replica_lag=true",
+                ),
+                Ok(None) => r.problem(
+                    "replica lag within the RPO budget",
+                    "no ReplicaLag reading in CloudWatch for the last 5 minutes",
+                    p.replica.clone(),
+                    "check that the replica is replicating and that RDS metrics reach CloudWatch",
+                ),
+                Err(e) => r.problem("replica lag within the RPO budget", e.message().to_string(), p.replica.clone(), "check CloudWatch access from the agent"),
+            }
+            match rds::latest_snapshot(&p.dr_region, &p.db_instance) {
+                Ok(Some(s)) if now - s.taken.seconds <= i64::from(p.max_copy_age_seconds) => r.ok(
+                    "a recent snapshot copy in the DR region",
+                    format!("{} is {} s old (at most {} s)", s.snapshot.identifier, now - s.taken.seconds, p.max_copy_age_seconds),
+                    s.snapshot.arn,
+                ),
+                Ok(Some(s)) => r.problem(
+                    "a recent snapshot copy in the DR region",
+                    format!("the newest, {}, is {} s old (at most {} s)", s.snapshot.identifier, now - s.taken.seconds, p.max_copy_age_seconds),
+                    s.snapshot.arn,
+                    "check the job that copies snapshots to the DR region",
+                ),
+                Ok(None) => r.problem(
+                    "a recent snapshot copy in the DR region",
+                    format!("no snapshot of {} in {}", p.db_instance, p.dr_region),
+                    p.db_instance.clone(),
+                    "copy snapshots of the primary to the DR region (a nightly job)",
+                ),
+                Err(e) => r.problem("a recent snapshot copy in the DR region", e.message().to_string(), p.db_instance.clone(), "check RDS access in the DR region"),
+            }
+            match route53::get_records(&p.hosted_zone, &p.db_record) {
+                Ok(sets) if sets.iter().any(|s| s.record_type == "CNAME" && s.set_identifier.is_none()) => {
+                    r.ok("the database record exists", format!("{} is a CNAME", p.db_record), p.db_record.clone());
+                }
+                Ok(_) => r.problem("the database record exists", format!("no CNAME {} in {}", p.db_record, p.hosted_zone), p.db_record.clone(), "create the record, or pass --param db_record=NAME"),
+                Err(e) => r.problem("the database record exists", e.message().to_string(), p.hosted_zone.clone(), "check the hosted zone name (--param hosted_zone)"),
+            }
+            match route53::get_records(&p.hosted_zone, &p.app_record) {
+                Ok(sets) => {
+                    let app = targets(&sets);
+                    let missing: Vec<&str> = [&p.primary_region, &p.dr_region].into_iter().filter(|reg| !app.iter().any(|(s, _, _)| s == *reg)).map(String::as_str).collect();
+                    if missing.is_empty() {
+                        r.ok("the app's weighted records exist", format!("{} has sets for {} and {}", p.app_record, p.primary_region, p.dr_region), p.app_record.clone());
+                    } else {
+                        r.problem(
+                            "the app's weighted records exist",
+                            format!("{} has no weighted set for {}", p.app_record, missing.join(", ")),
+                            p.app_record.clone(),
+                            "create a weighted record per region, with the region as set identifier",
+                        );
+                    }
+                }
+                Err(e) => r.problem("the app's weighted records exist", e.message().to_string(), p.hosted_zone.clone(), "check the hosted zone name (--param hosted_zone)"),
+            }
+            match rds::describe_instance(&p.primary_region, &p.db_instance) {
+                Ok(i) => r.ok("the primary answers (a final snapshot is possible)", format!("{} is '{}'", p.db_instance, i.status), i.arn),
+                Err(e) => r.ok("the primary answers (a final snapshot is possible)", format!("it does not ({}): the failover would skip the final snapshot", e.code()), p.db_instance.clone()),
+            }
+            Ok(r)
+        }))
     }
 
     fn finalize(_ctx: &Ctx, action: Action) -> Result<(), Error> {

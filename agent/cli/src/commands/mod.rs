@@ -2,6 +2,7 @@
 
 pub mod cancel;
 pub mod inspect;
+pub mod readiness;
 pub mod keygen;
 pub mod resume;
 pub mod run;
