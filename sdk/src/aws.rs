@@ -158,7 +158,7 @@ pub mod route53 {
     use super::*;
     use crate::bindings::drover::runbook::route53 as wit;
 
-    pub use wit::{RecordSet, WeightedTarget};
+    pub use wit::{FailoverRole, HealthCheck, RecordSet, WeightedTarget};
 
     /// The record sets named `name` in hosted zone `zone`.
     pub fn get_records(zone: &str, name: &str) -> Result<Vec<RecordSet>, Error> {
@@ -178,5 +178,30 @@ pub mod route53 {
     /// Deletes the simple CNAME `name` in `zone` if there is one, and waits for INSYNC.
     pub fn delete_cname(zone: &str, name: &str, timeout: Duration) -> Result<(), Error> {
         wit::delete_cname(zone, name, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// Reads health check `id` and what its checkers last reported.
+    pub fn get_health_check(id: &str) -> Result<HealthCheck, Error> {
+        wit::get_health_check(id).map_err(Error::from_wit)
+    }
+
+    /// Disables or enables, inverts or not, health check `id`.
+    pub fn update_health_check(id: &str, disabled: bool, inverted: bool) -> Result<HealthCheck, Error> {
+        wit::update_health_check(id, disabled, inverted).map_err(Error::from_wit)
+    }
+
+    /// UPSERTs the failover CNAME `name` with `role` and waits for INSYNC.
+    #[allow(clippy::too_many_arguments)]
+    pub fn upsert_failover(
+        zone: &str,
+        name: &str,
+        role: FailoverRole,
+        set_identifier: &str,
+        target: &str,
+        health_check: Option<&str>,
+        ttl: u32,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        wit::upsert_failover(zone, name, role, set_identifier, target, health_check, ttl, secs(timeout)).map_err(Error::from_wit)
     }
 }

@@ -1,5 +1,6 @@
-//! Amazon Route 53: read record sets, point a CNAME, shift weights, wait
-//! until a change is INSYNC. Every change is a no-op when the records
+//! Amazon Route 53: read record sets, point a CNAME, shift weights, UPSERT
+//! failover records, read and update health checks, wait until a change is
+//! INSYNC. Every change is a no-op when the records
 //! already say what is asked, so a repeated attempt changes nothing.
 //!
 //! Emulator note (LocalStack): `GetChange` is INSYNC at once; on AWS it takes
@@ -7,7 +8,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType};
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, ResourceRecordSetFailover, RrType};
 
 use crate::error::from_sdk;
 use crate::wait::poll;
@@ -41,6 +42,10 @@ pub struct RecordSet {
     pub weight: Option<u8>,
     /// Values.
     pub values: Vec<String>,
+    /// Failover role (`PRIMARY`, `SECONDARY`), for failover records.
+    pub failover: Option<String>,
+    /// The health check the record is tied to.
+    pub health_check: Option<String>,
 }
 
 /// `name` with exactly one trailing dot, lowercase.
@@ -108,6 +113,8 @@ async fn records_in(c: &Clients, zone_id: &str, name: &str) -> Result<Vec<Record
                 set_identifier: r.set_identifier().map(str::to_string),
                 weight: r.weight().and_then(|w| u8::try_from(w).ok()),
                 values: r.resource_records().iter().map(|v| v.value().to_string()).collect(),
+                failover: r.failover().map(|f| f.as_str().to_string()),
+                health_check: r.health_check_id().map(str::to_string),
             });
         }
         if page.is_truncated() && !past && page.next_record_name().is_some_and(|n| fqdn(n) == want) {
@@ -216,5 +223,154 @@ pub async fn delete_cname(c: &Clients, zone: &str, name: &str, timeout: Duration
     let set = cname(name, &value, existing.ttl.unwrap_or(60), None)?;
     let delete = Change::builder().action(ChangeAction::Delete).resource_record_set(set).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
     change(c, &id, name, vec![delete], &format!("drover: delete {name}"), timeout).await?;
+    Ok(true)
+}
+
+/// A health check as read back, with what its checkers last reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Its id.
+    pub id: String,
+    /// `HTTP`, `HTTPS`, `TCP`, ...
+    pub kind: String,
+    /// The host name or IP address it checks.
+    pub target: String,
+    /// Port.
+    pub port: Option<u16>,
+    /// Path, for HTTP(S) checks.
+    pub path: Option<String>,
+    /// Disabled (Route 53 then considers it healthy).
+    pub disabled: bool,
+    /// Inverted (healthy when the target fails).
+    pub inverted: bool,
+    /// `healthy` when every checker reports success, `unhealthy` when one
+    /// reports failure, `unknown` without reports.
+    pub status: String,
+    /// Each checker's last report: `REGION: STATUS`.
+    pub reports: Vec<String>,
+}
+
+/// Reads health check `id` and its checkers' last reports.
+pub async fn get_health_check(c: &Clients, id: &str) -> Result<HealthCheck, CapabilityError> {
+    let out = c.route53().get_health_check().health_check_id(id).send().await.map_err(|e| from_sdk("route53", "GetHealthCheck", REGION, id, e))?;
+    let hc = out.health_check().ok_or_else(|| CapabilityError::new("route53", "GetHealthCheck", REGION, id, "NoSuchHealthCheck", format!("no health check {id}")))?;
+    let conf = hc.health_check_config();
+    let status = c.route53().get_health_check_status().health_check_id(id).send().await.map_err(|e| from_sdk("route53", "GetHealthCheckStatus", REGION, id, e))?;
+    let reports: Vec<String> = status
+        .health_check_observations()
+        .iter()
+        .map(|o| format!("{}: {}", o.region().map(|r| r.as_str()).unwrap_or("?"), o.status_report().and_then(|r| r.status()).unwrap_or("no report")))
+        .collect();
+    let failing = status.health_check_observations().iter().any(|o| o.status_report().and_then(|r| r.status()).is_some_and(|s| s.starts_with("Failure")));
+    let summary = if reports.is_empty() {
+        "unknown"
+    } else if failing {
+        "unhealthy"
+    } else {
+        "healthy"
+    };
+    Ok(HealthCheck {
+        id: hc.id().to_string(),
+        kind: conf.map(|c| c.r#type().as_str().to_string()).unwrap_or_default(),
+        target: conf.and_then(|c| c.fully_qualified_domain_name().or(c.ip_address())).unwrap_or_default().to_string(),
+        port: conf.and_then(|c| c.port()).and_then(|p| u16::try_from(p).ok()),
+        path: conf.and_then(|c| c.resource_path()).map(str::to_string),
+        disabled: conf.and_then(|c| c.disabled()).unwrap_or(false),
+        inverted: conf.and_then(|c| c.inverted()).unwrap_or(false),
+        status: summary.to_string(),
+        reports,
+    })
+}
+
+/// Disables or enables, inverts or not, health check `id`. Returns whether
+/// it changed anything (a check already so is left alone). Only the fields
+/// that change are sent (LocalStack turns an explicit `Inverted=false` into
+/// `true`), and the result is read back: an endpoint that did not apply the
+/// update is an error, not a silent success.
+pub async fn update_health_check(c: &Clients, id: &str, disabled: bool, inverted: bool) -> Result<bool, CapabilityError> {
+    let now = get_health_check(c, id).await?;
+    if now.disabled == disabled && now.inverted == inverted {
+        return Ok(false);
+    }
+    c.route53()
+        .update_health_check()
+        .health_check_id(id)
+        .set_disabled((now.disabled != disabled).then_some(disabled))
+        .set_inverted((now.inverted != inverted).then_some(inverted))
+        .send()
+        .await
+        .map_err(|e| from_sdk("route53", "UpdateHealthCheck", REGION, id, e))?;
+    let after = get_health_check(c, id).await?;
+    if after.disabled != disabled || after.inverted != inverted {
+        return Err(CapabilityError::new(
+            "route53",
+            "UpdateHealthCheck",
+            REGION,
+            id,
+            "update-not-applied",
+            format!("asked for disabled={disabled} inverted={inverted}, the endpoint now says disabled={} inverted={}", after.disabled, after.inverted),
+        ));
+    }
+    Ok(true)
+}
+
+/// A failover record's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailoverRole {
+    /// Serves while healthy.
+    Primary,
+    /// Serves when the primary is unhealthy.
+    Secondary,
+}
+
+impl FailoverRole {
+    /// `PRIMARY` or `SECONDARY`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailoverRole::Primary => "PRIMARY",
+            FailoverRole::Secondary => "SECONDARY",
+        }
+    }
+}
+
+/// UPSERTs the failover CNAME `name` (role, set identifier, target, health
+/// check) and waits until INSYNC. Returns whether it changed anything (a
+/// record already saying so is left alone).
+#[allow(clippy::too_many_arguments)]
+pub async fn upsert_failover(
+    c: &Clients,
+    zone: &str,
+    name: &str,
+    role: FailoverRole,
+    set_identifier: &str,
+    target: &str,
+    health_check: Option<&str>,
+    ttl: u32,
+    timeout: Duration,
+) -> Result<bool, CapabilityError> {
+    let id = zone_id(c, zone).await?;
+    let current = records_in(c, &id, name).await?;
+    let same = current.iter().any(|r| {
+        r.set_identifier.as_deref() == Some(set_identifier)
+            && r.failover.as_deref() == Some(role.as_str())
+            && r.health_check.as_deref() == health_check
+            && r.values.iter().any(|v| same_host(v, target))
+    });
+    if same {
+        return Ok(false);
+    }
+    let rr = ResourceRecord::builder().value(target).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
+    let set = ResourceRecordSet::builder()
+        .name(fqdn(name))
+        .r#type(RrType::Cname)
+        .ttl(i64::from(ttl))
+        .resource_records(rr)
+        .set_identifier(set_identifier)
+        .failover(ResourceRecordSetFailover::from(role.as_str()))
+        .set_health_check_id(health_check.map(str::to_string))
+        .build()
+        .map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
+    let comment = format!("drover: {} failover record {name} ({set_identifier}) at {target}", role.as_str());
+    change(c, &id, name, vec![upsert(set)?], &comment, timeout).await?;
     Ok(true)
 }

@@ -290,3 +290,41 @@ async fn a_cname_is_deleted_once_and_a_missing_zone_or_record_is_left_alone() {
     assert!(!route53::delete_cname(&c, &zone, &name, t).await.unwrap());
     assert!(!route53::delete_cname(&c, "no-such-zone.example.internal", &name, t).await.unwrap());
 }
+
+#[tokio::test]
+async fn health_checks_are_read_and_updated_once_and_failover_records_upserted_once() {
+    use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
+    let c = clients().await;
+    let conf = HealthCheckConfig::builder()
+        .r#type(HealthCheckType::Http)
+        .fully_qualified_domain_name("app.us-west-2.example.internal")
+        .port(80)
+        .resource_path("/health")
+        .build()
+        .unwrap();
+    let made = c.route53().create_health_check().caller_reference(unique("hc")).health_check_config(conf).send().await.unwrap();
+    let id = made.health_check().unwrap().id().to_string();
+
+    let hc = route53::get_health_check(&c, &id).await.unwrap();
+    assert_eq!((hc.kind.as_str(), hc.target.as_str(), hc.port, hc.path.as_deref()), ("HTTP", "app.us-west-2.example.internal", Some(80), Some("/health")));
+    assert!(!hc.disabled && !hc.inverted);
+    assert!(hc.status == "healthy" || hc.status == "unknown", "{hc:?}");
+    assert!(route53::update_health_check(&c, &id, true, false).await.unwrap());
+    assert!(route53::get_health_check(&c, &id).await.unwrap().disabled);
+    assert!(!route53::update_health_check(&c, &id, true, false).await.unwrap(), "already disabled: no change");
+    let err = route53::get_health_check(&c, "00000000-0000-0000-0000-000000000000").await.unwrap_err();
+    assert!(err.code.contains("NoSuchHealthCheck"), "{err}");
+
+    let zone = format!("{}.example.internal", unique("fo"));
+    c.route53().create_hosted_zone().name(&zone).caller_reference(unique("ref")).send().await.unwrap();
+    let name = format!("db.{zone}");
+    let t = Duration::from_secs(30);
+    use route53::FailoverRole::{Primary, Secondary};
+    assert!(route53::upsert_failover(&c, &zone, &name, Primary, "primary", "a.example.internal", Some(&id), 60, t).await.unwrap());
+    assert!(route53::upsert_failover(&c, &zone, &name, Secondary, "secondary", "b.example.internal", None, 60, t).await.unwrap());
+    assert!(!route53::upsert_failover(&c, &zone, &name, Primary, "primary", "a.example.internal", Some(&id), 60, t).await.unwrap(), "no change the second time");
+    let sets = route53::get_records(&c, &zone, &name).await.unwrap();
+    let primary = sets.iter().find(|r| r.set_identifier.as_deref() == Some("primary")).unwrap();
+    assert_eq!((primary.failover.as_deref(), primary.health_check.as_deref()), (Some("PRIMARY"), Some(id.as_str())));
+    assert_eq!(sets.iter().find(|r| r.set_identifier.as_deref() == Some("secondary")).unwrap().failover.as_deref(), Some("SECONDARY"));
+}

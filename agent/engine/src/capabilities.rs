@@ -177,6 +177,20 @@ fn planned_instance(region: &str, identifier: &str, replica_source: Option<Strin
     }
 }
 
+fn health_check(h: aws_r53::HealthCheck) -> route53::HealthCheck {
+    route53::HealthCheck {
+        id: h.id,
+        kind: h.kind,
+        target: h.target,
+        port: h.port,
+        path: h.path,
+        disabled: h.disabled,
+        inverted: h.inverted,
+        status: h.status,
+        reports: h.reports,
+    }
+}
+
 fn record_set(r: aws_r53::RecordSet) -> route53::RecordSet {
     route53::RecordSet { name: r.name, record_type: r.record_type, ttl: r.ttl, set_identifier: r.set_identifier, weight: r.weight, values: r.values }
 }
@@ -587,7 +601,16 @@ impl route53::Host for HostState {
             let detail = format!("point {name} at {target} (now {})", old.as_deref().unwrap_or("absent"));
             plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
             let mut next: Vec<aws_r53::RecordSet> = current.into_iter().filter(|r| !(r.record_type == "CNAME" && r.set_identifier.is_none())).collect();
-            next.push(aws_r53::RecordSet { name: aws_r53::fqdn(&name), record_type: "CNAME".into(), ttl: Some(ttl), set_identifier: None, weight: None, values: vec![target.clone()] });
+            next.push(aws_r53::RecordSet {
+                name: aws_r53::fqdn(&name),
+                record_type: "CNAME".into(),
+                ttl: Some(ttl),
+                set_identifier: None,
+                weight: None,
+                values: vec![target.clone()],
+                failover: None,
+                health_check: None,
+            });
             plan.plan_records(&zone, &name, next);
             return Ok(Ok(()));
         }
@@ -621,7 +644,16 @@ impl route53::Host for HostState {
                     }
                     None => {
                         changed.push(format!("{} new at {}", t.set_identifier, t.weight));
-                        current.push(aws_r53::RecordSet { name: aws_r53::fqdn(&name), record_type: "CNAME".into(), ttl: Some(ttl), set_identifier: Some(t.set_identifier.clone()), weight: Some(t.weight), values: vec![t.value.clone()] });
+                        current.push(aws_r53::RecordSet {
+                            name: aws_r53::fqdn(&name),
+                            record_type: "CNAME".into(),
+                            ttl: Some(ttl),
+                            set_identifier: Some(t.set_identifier.clone()),
+                            weight: Some(t.weight),
+                            values: vec![t.value.clone()],
+                            failover: None,
+                            health_check: None,
+                        });
                     }
                 }
             }
@@ -638,6 +670,88 @@ impl route53::Host for HostState {
             .collect();
         let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
         Ok(aws_r53::set_weights(&c, &zone, &name, &targets, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn get_health_check(&mut self, id: String) -> wasmtime::Result<Result<route53::HealthCheck, types::Error>> {
+        let Call { c, _turn, .. } = allowed!(self, access("route53", "get-health-check", &[], vec![Resource::new("healthcheck", &id)], false));
+        let span = tracing::info_span!("aws", service = "route53", operation = "GetHealthCheck", resource = %id);
+        Ok(aws_r53::get_health_check(&c, &id).instrument(span).await.map(health_check).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn update_health_check(&mut self, id: String, disabled: bool, inverted: bool) -> wasmtime::Result<Result<route53::HealthCheck, types::Error>> {
+        let Call { c, _turn, .. } = allowed!(self, access("route53", "update-health-check", &[], vec![Resource::new("healthcheck", &id)], true));
+        if let Some((plan, step)) = self.dry_run() {
+            let now = match aws_r53::get_health_check(&c, &id).await {
+                Ok(h) => h,
+                Err(e) => return Ok(Err(self.to_wit(e))),
+            };
+            if now.disabled != disabled || now.inverted != inverted {
+                let detail = format!("health check {id}: disabled {} -> {disabled}, inverted {} -> {inverted}", now.disabled, now.inverted);
+                plan.record(PlannedChange { step, service: "route53", operation: "UpdateHealthCheck", region: "global".into(), resource: id.clone(), detail });
+            }
+            return Ok(Ok(health_check(aws_r53::HealthCheck { disabled, inverted, ..now })));
+        }
+        let span = tracing::info_span!("aws", service = "route53", operation = "UpdateHealthCheck", resource = %id);
+        let updated = async {
+            aws_r53::update_health_check(&c, &id, disabled, inverted).await?;
+            aws_r53::get_health_check(&c, &id).await
+        };
+        Ok(updated.instrument(span).await.map(health_check).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn upsert_failover(
+        &mut self,
+        zone: String,
+        name: String,
+        role: route53::FailoverRole,
+        set_identifier: String,
+        target: String,
+        health_check: Option<String>,
+        ttl: u32,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<(), types::Error>> {
+        let mut resources = vec![Resource::new("zone", &zone), Resource::new("record", &name)];
+        resources.extend(health_check.iter().map(|h| Resource::new("healthcheck", h)));
+        let Call { c, _turn, .. } = allowed!(self, access("route53", "upsert-failover", &[], resources, true));
+        let role = match role {
+            route53::FailoverRole::Primary => aws_r53::FailoverRole::Primary,
+            route53::FailoverRole::Secondary => aws_r53::FailoverRole::Secondary,
+        };
+        if let Some((plan, step)) = self.dry_run() {
+            let mut current = match planned_or_real(&plan, &c, &zone, &name).await {
+                Ok(sets) => sets,
+                Err(e) => return Ok(Err(self.to_wit(e))),
+            };
+            let same = current.iter().any(|r| {
+                r.set_identifier.as_deref() == Some(set_identifier.as_str())
+                    && r.failover.as_deref() == Some(role.as_str())
+                    && r.health_check == health_check
+                    && r.values.iter().any(|v| aws_r53::fqdn(v) == aws_r53::fqdn(&target))
+            });
+            if !same {
+                let detail = format!("{} failover record {name} ({set_identifier}) at {target}", role.as_str());
+                plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
+                current.retain(|r| r.set_identifier.as_deref() != Some(set_identifier.as_str()));
+                current.push(aws_r53::RecordSet {
+                    name: aws_r53::fqdn(&name),
+                    record_type: "CNAME".into(),
+                    ttl: Some(ttl),
+                    set_identifier: Some(set_identifier.clone()),
+                    weight: None,
+                    values: vec![target.clone()],
+                    failover: Some(role.as_str().into()),
+                    health_check: health_check.clone(),
+                });
+                plan.plan_records(&zone, &name, current);
+            }
+            return Ok(Ok(()));
+        }
+        let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
+        Ok(aws_r53::upsert_failover(&c, &zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl, secs(timeout_seconds))
+            .instrument(span)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.to_wit(e)))
     }
 
     async fn delete_cname(&mut self, zone: String, name: String, timeout_seconds: u32) -> wasmtime::Result<Result<(), types::Error>> {

@@ -9,7 +9,7 @@
 //! Resources are named `kind/name`: `db/orders-db`, `snapshot/orders-db-final`,
 //! `zone/orders.example.internal`, `record/db.orders.example.internal`,
 //! `instance/i-0abc`, `volume/vol-0abc`, `image/ami-0abc` or `image/NAME`,
-//! `lineage/NAME`. A pattern is `kind/glob` (that kind only) or a bare glob
+//! `lineage/NAME`, `healthcheck/ID`. A pattern is `kind/glob` (that kind only) or a bare glob
 //! (any kind); `*` matches any run of characters.
 //!
 //! A declaration may name the run's parameters: `{db_instance}` in a region or
@@ -74,7 +74,11 @@ pub const SERVICES: &[Service] = &[
         ],
         regional: true,
     },
-    Service { name: "route53", operations: &["get-records", "upsert-cname", "set-weights", "delete-cname"], regional: false },
+    Service {
+        name: "route53",
+        operations: &["get-records", "upsert-cname", "set-weights", "delete-cname", "get-health-check", "update-health-check", "upsert-failover"],
+        regional: false,
+    },
 ];
 
 fn service(name: &str) -> Option<&'static Service> {
