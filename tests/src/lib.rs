@@ -47,6 +47,12 @@ pub fn agent() -> (tempfile::TempDir, Agent) {
     (dir, agent)
 }
 
+/// `drover ARGS` in `agent`'s home: (exit code, stdout, stderr).
+pub fn drover(agent: &Agent, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = agent.output(args);
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
 /// `drover run RUNBOOK --run-id ID --quiet -p P...`
 pub fn args<'a>(runbook: &'a str, id: &'a str, params: &'a [String]) -> Vec<&'a str> {
     let mut a = vec!["run", runbook, "--run-id", id, "--quiet"];

@@ -8,15 +8,9 @@
 use std::path::Path;
 
 use drover_chaos::Agent;
-use drover_e2e::demo_config;
+use drover_e2e::{demo_config, drover};
 use drover_engine::audit::AuditLog;
 use drover_test_artifacts as artifacts;
-
-/// `drover ARGS`: (exit code, stdout, stderr).
-fn drover(agent: &Agent, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = agent.output(args);
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
 
 fn agent_with(dir: &Path, config: &str) -> Agent {
     let path = dir.join("drover.toml");

@@ -6,13 +6,8 @@
 use std::path::Path;
 
 use drover_chaos::Agent;
+use drover_e2e::drover;
 use drover_test_artifacts as artifacts;
-
-/// `drover ARGS`: (exit code, stdout, stderr).
-fn drover(agent: &Agent, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = agent.output(args);
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
 
 /// `drover keygen --out PREFIX`; returns the key id it prints.
 fn keygen(agent: &Agent, prefix: &Path) -> String {

@@ -77,6 +77,11 @@ fn tags(name: &str, idem: &str, lineage: Option<&str>) -> Vec<Tag> {
     t
 }
 
+/// Whether an instance in `state` is gone or going (terminated, shutting down).
+fn gone(state: &str) -> bool {
+    matches!(state, "terminated" | "shutting-down")
+}
+
 fn spec(kind: ResourceType, tags: Vec<Tag>) -> TagSpecification {
     TagSpecification::builder().resource_type(kind).set_tags(Some(tags)).build()
 }
@@ -246,7 +251,7 @@ pub async fn run_instance(c: &Clients, region: &str, image_id: &str, instance_ty
         .send()
         .await
         .map_err(|e| from_sdk("ec2", "DescribeInstances", region, name, e))?;
-    let live = out.reservations().iter().flat_map(|r| r.instances()).map(|i| instance(region, i)).find(|i| i.state != "terminated" && i.state != "shutting-down");
+    let live = out.reservations().iter().flat_map(|r| r.instances()).map(|i| instance(region, i)).find(|i| !gone(&i.state));
     if let Some(i) = live {
         return Ok(i);
     }
@@ -319,7 +324,7 @@ async fn instance_tags(c: &Clients, region: &str, id: &str) -> Result<Option<(In
 /// counts as terminated.
 pub async fn terminate_instance(c: &Clients, region: &str, id: &str, run_id: &str) -> Result<(), CapabilityError> {
     let Some((inst, tags)) = instance_tags(c, region, id).await? else { return Ok(()) };
-    if matches!(inst.state.as_str(), "terminated" | "shutting-down") {
+    if gone(&inst.state) {
         return Ok(());
     }
     if !tags.iter().any(|t| t.key() == Some(RUN_TAG) && t.value() == Some(run_id)) {
@@ -344,7 +349,7 @@ pub async fn run_instances(c: &Clients, region: &str, run_id: &str) -> Result<Ve
         .iter()
         .flat_map(|r| r.instances())
         .map(|i| instance(region, i))
-        .filter(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down"))
+        .filter(|i| !gone(&i.state))
         .map(|i| i.id)
         .collect())
 }

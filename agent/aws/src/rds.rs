@@ -111,6 +111,12 @@ pub fn arn_region(arn: &str) -> Option<&str> {
     arn.split(':').nth(3).filter(|r| !r.is_empty())
 }
 
+/// The name part of an RDS ARN (`arn:aws:rds:...:KIND:NAME`), or `arn`
+/// itself when it is a bare identifier.
+pub fn arn_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
 /// Describes instance `id` in `region`.
 pub async fn describe_instance(c: &Clients, region: &str, id: &str) -> Result<DbInstance, CapabilityError> {
     let out = c
@@ -262,8 +268,7 @@ pub async fn create_read_replica(
 /// Adopts `existing` as the replica an earlier attempt made, if it
 /// replicates `source_arn`.
 fn adopt_replica(existing: DbInstance, source_arn: &str, region: &str, id: &str) -> Result<DbInstance, CapabilityError> {
-    let source_id = source_arn.rsplit(':').next().unwrap_or(source_arn);
-    let same_source = existing.replica_source.as_deref().is_some_and(|s| s == source_arn || s.rsplit(':').next() == Some(source_id));
+    let same_source = existing.replica_source.as_deref().is_some_and(|s| s == source_arn || arn_name(s) == arn_name(source_arn));
     if !same_source {
         return Err(CapabilityError::new(
             "rds",

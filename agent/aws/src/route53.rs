@@ -283,14 +283,15 @@ pub async fn get_health_check(c: &Clients, id: &str) -> Result<HealthCheck, Capa
 }
 
 /// Disables or enables, inverts or not, health check `id`. Returns whether
-/// it changed anything (a check already so is left alone). Only the fields
+/// it changed anything (a check already so is left alone), and the check as
+/// it now is. Only the fields
 /// that change are sent (LocalStack turns an explicit `Inverted=false` into
 /// `true`), and the result is read back: an endpoint that did not apply the
 /// update is an error, not a silent success.
-pub async fn update_health_check(c: &Clients, id: &str, disabled: bool, inverted: bool) -> Result<bool, CapabilityError> {
+pub async fn update_health_check(c: &Clients, id: &str, disabled: bool, inverted: bool) -> Result<(bool, HealthCheck), CapabilityError> {
     let now = get_health_check(c, id).await?;
     if now.disabled == disabled && now.inverted == inverted {
-        return Ok(false);
+        return Ok((false, now));
     }
     c.route53()
         .update_health_check()
@@ -311,7 +312,7 @@ pub async fn update_health_check(c: &Clients, id: &str, disabled: bool, inverted
             format!("asked for disabled={disabled} inverted={inverted}, the endpoint now says disabled={} inverted={}", after.disabled, after.inverted),
         ));
     }
-    Ok(true)
+    Ok((true, after))
 }
 
 /// A failover record's role.

@@ -309,9 +309,9 @@ async fn health_checks_are_read_and_updated_once_and_failover_records_upserted_o
     assert_eq!((hc.kind.as_str(), hc.target.as_str(), hc.port, hc.path.as_deref()), ("HTTP", "app.us-west-2.example.internal", Some(80), Some("/health")));
     assert!(!hc.disabled && !hc.inverted);
     assert!(hc.status == "healthy" || hc.status == "unknown", "{hc:?}");
-    assert!(route53::update_health_check(&c, &id, true, false).await.unwrap());
+    assert!(route53::update_health_check(&c, &id, true, false).await.unwrap().0);
     assert!(route53::get_health_check(&c, &id).await.unwrap().disabled);
-    assert!(!route53::update_health_check(&c, &id, true, false).await.unwrap(), "already disabled: no change");
+    assert!(!route53::update_health_check(&c, &id, true, false).await.unwrap().0, "already disabled: no change");
     let err = route53::get_health_check(&c, "00000000-0000-0000-0000-000000000000").await.unwrap_err();
     assert!(err.code.contains("NoSuchHealthCheck"), "{err}");
 

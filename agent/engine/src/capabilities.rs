@@ -57,14 +57,6 @@ fn access(service: &'static str, operation: &'static str, regions: &[&String], r
     Access { service, operation, regions: regions.iter().map(|r| r.to_string()).collect(), resources, mutating }
 }
 
-/// The name and region of an RDS ARN (`arn:aws:rds:REGION:ACCOUNT:KIND:NAME`).
-fn arn_parts(arn: &str) -> (String, String) {
-    let parts: Vec<&str> = arn.split(':').collect();
-    let region = parts.get(3).copied().unwrap_or_default().to_string();
-    let name = parts.last().copied().unwrap_or(arn).to_string();
-    (region, name)
-}
-
 impl HostState {
     /// Prepares a capability call: it must come from inside a step, pass the
     /// run's policy (declared and granted; the decision is audited), and, if it
@@ -254,12 +246,14 @@ impl rds::Host for HostState {
         target: String,
         kms_key: Option<String>,
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let Call { c, key, _turn, .. } = allowed!(self, access("rds", "copy-snapshot", &[&arn_parts(&source_arn).0, &target_region], vec![Resource::new("snapshot", arn_parts(&source_arn).1), Resource::new("snapshot", &target)], true));
+        let source_region = aws_rds::arn_region(&source_arn).unwrap_or_default().to_string();
+        let resources = vec![Resource::new("snapshot", aws_rds::arn_name(&source_arn)), Resource::new("snapshot", &target)];
+        let Call { c, key, _turn, .. } = allowed!(self, access("rds", "copy-snapshot", &[&source_region, &target_region], resources, true));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("copy {source_arn} into {target_region} as {target}{}", kms_key.as_deref().map(|k| format!(" (KMS key {k})")).unwrap_or_default());
             plan.record(PlannedChange { step, service: "rds", operation: "CopyDBSnapshot", region: target_region.clone(), resource: target.clone(), detail });
             plan.plan_snapshot(&target_region, &target);
-            let source = source_arn.rsplit(':').next().unwrap_or_default().to_string();
+            let source = aws_rds::arn_name(&source_arn).to_string();
             return Ok(Ok(planned_snapshot(&target_region, &target, &source)));
         }
         let span = tracing::info_span!("aws", service = "rds", operation = "CopyDBSnapshot", region = %target_region, resource = %target);
@@ -284,7 +278,9 @@ impl rds::Host for HostState {
         identifier: String,
         instance_class: Option<String>,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let Call { c, key, _turn, .. } = allowed!(self, access("rds", "create-read-replica", &[&arn_parts(&source_arn).0, &region], vec![Resource::new("db", arn_parts(&source_arn).1), Resource::new("db", &identifier)], true));
+        let source_region = aws_rds::arn_region(&source_arn).unwrap_or_default().to_string();
+        let resources = vec![Resource::new("db", aws_rds::arn_name(&source_arn)), Resource::new("db", &identifier)];
+        let Call { c, key, _turn, .. } = allowed!(self, access("rds", "create-read-replica", &[&source_region, &region], resources, true));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("create read replica {identifier} in {region} of {source_arn}");
             plan.record(PlannedChange { step, service: "rds", operation: "CreateDBInstanceReadReplica", region: region.clone(), resource: identifier.clone(), detail });
@@ -692,11 +688,8 @@ impl route53::Host for HostState {
             return Ok(Ok(health_check(aws_r53::HealthCheck { disabled, inverted, ..now })));
         }
         let span = tracing::info_span!("aws", service = "route53", operation = "UpdateHealthCheck", resource = %id);
-        let updated = async {
-            aws_r53::update_health_check(&c, &id, disabled, inverted).await?;
-            aws_r53::get_health_check(&c, &id).await
-        };
-        Ok(updated.instrument(span).await.map(health_check).map_err(|e| self.to_wit(e)))
+        let updated = aws_r53::update_health_check(&c, &id, disabled, inverted).instrument(span).await;
+        Ok(updated.map(|(_, now)| health_check(now)).map_err(|e| self.to_wit(e)))
     }
 
     async fn upsert_failover(

@@ -234,7 +234,7 @@ impl Engine {
     /// What `runbook` run with `params` declares that the operator has not
     /// granted (empty when everything is granted).
     pub fn missing_grants(&self, runbook: &LoadedRunbook, params: &Value) -> Vec<String> {
-        crate::policy::missing(&crate::policy::resolve(&runbook.info, params), self.policy.grants_for(&runbook.info))
+        crate::policy::missing_for(&runbook.info, params, &self.policy)
     }
 
     /// Starts run `req` of `runbook`, or, if a run with that id exists,
@@ -255,9 +255,11 @@ impl Engine {
                 return Err(EngineError::NotGranted { runbook: runbook.info.name.clone(), missing });
             }
             tracing::warn!(runbook = %runbook.info.name, missing = ?missing, "starting with capabilities not granted (operator override)");
+            let me = current_owner();
+            let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             new.policy_override = Some(json!({
                 "accepted_missing_grants": missing,
-                "by": format!("{}@{} (pid {})", std::env::var("USER").unwrap_or_else(|_| "unknown".into()), current_owner().host, current_owner().pid),
+                "by": format!("{user}@{} (pid {})", me.host, me.pid),
                 "at": Utc::now(),
             }));
         }

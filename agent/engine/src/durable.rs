@@ -581,7 +581,6 @@ impl Durable {
             self.clock.start(key);
             return Ok(AfterFailure::Retry(grant));
         }
-        self.clock.stop();
         entry.fail(error.clone(), now);
         entry.end_seq = Some(self.cursor as u64 - 1);
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;

@@ -357,26 +357,16 @@ pub struct Guard {
     runbook: String,
     declared: Vec<Rule>,
     granted: Vec<Rule>,
-    missing: Vec<String>,
 }
 
 impl Guard {
     /// The permission of `info` run with `params` under `policy`.
     pub fn new(info: &RunbookInfo, params: &Value, policy: &Policy) -> Result<Guard, String> {
-        let declared: Vec<Grant> = resolve(info, params);
-        let granted = policy.grants_for(info);
-        let missing = missing(&declared, granted);
         Ok(Guard {
             runbook: info.name.clone(),
-            declared: declared.iter().map(Rule::compile).collect::<Result<_, _>>()?,
-            granted: granted.iter().map(Rule::compile).collect::<Result<_, _>>()?,
-            missing,
+            declared: resolve(info, params).iter().map(Rule::compile).collect::<Result<_, _>>()?,
+            granted: policy.grants_for(info).iter().map(Rule::compile).collect::<Result<_, _>>()?,
         })
-    }
-
-    /// What the runbook declared that the operator has not granted.
-    pub fn missing(&self) -> &[String] {
-        &self.missing
     }
 
     /// Checks a call against the declaration, then against the grants.
@@ -416,6 +406,11 @@ pub fn resolve(info: &RunbookInfo, params: &Value) -> Vec<Grant> {
         .iter()
         .map(|c| Grant { service: c.service.clone(), operations: c.operations.clone(), regions: fill(&c.regions), resources: fill(&c.resources) })
         .collect()
+}
+
+/// What `info` run with `params` declares that `policy` does not grant.
+pub fn missing_for(info: &RunbookInfo, params: &Value, policy: &Policy) -> Vec<String> {
+    missing(&resolve(info, params), policy.grants_for(info))
 }
 
 /// What `declared` needs that `granted` does not cover, one line per item
@@ -507,7 +502,7 @@ mod tests {
         let params = json!({"db": "orders-db", "dr": "us-west-2"});
         let pol = policy(vec![grant("rds", &["*"], &["us-*"], &["db/orders-*"])], None);
         let g = Guard::new(&rb, &params, &pol).unwrap();
-        assert!(g.missing().is_empty(), "{:?}", g.missing());
+        assert!(missing_for(&rb, &params, &pol).is_empty(), "{:?}", missing_for(&rb, &params, &pol));
         g.check(&promote("us-west-2", "orders-db-replica")).unwrap();
 
         // Outside the declaration: another region, another DB.
@@ -520,7 +515,7 @@ mod tests {
         // Declared but not granted: the grant is narrower.
         let narrow = policy(vec![grant("rds", &["describe-instance"], &["us-west-2"], &["db/*"])], None);
         let g = Guard::new(&rb, &params, &narrow).unwrap();
-        assert_eq!(g.missing(), ["rds operation promote-read-replica"]);
+        assert_eq!(missing_for(&rb, &params, &narrow), ["rds operation promote-read-replica"]);
         let d = g.check(&promote("us-west-2", "orders-db-replica")).unwrap_err();
         assert!(!d.undeclared, "{d}");
         assert!(d.to_string().contains("[runbooks.failover]"), "{d}");
@@ -541,10 +536,10 @@ mod tests {
     #[test]
     fn grants_pinned_to_a_digest_hold_for_that_component_only() {
         let rb = info(vec![cap("route53", &["get-records"], &[], &["zone/*"])]);
-        let g = Guard::new(&rb, &json!({}), &policy(vec![grant("route53", &["*"], &[], &["*"])], Some("ffff"))).unwrap();
-        assert_eq!(g.missing(), ["route53 operation get-records", "route53 resource zone/*"]);
-        let g = Guard::new(&rb, &json!({}), &policy(vec![grant("route53", &["*"], &[], &["*"])], Some("AB12"))).unwrap();
-        assert!(g.missing().is_empty());
+        let pinned_elsewhere = policy(vec![grant("route53", &["*"], &[], &["*"])], Some("ffff"));
+        assert_eq!(missing_for(&rb, &json!({}), &pinned_elsewhere), ["route53 operation get-records", "route53 resource zone/*"]);
+        let pinned_here = policy(vec![grant("route53", &["*"], &[], &["*"])], Some("AB12"));
+        assert!(missing_for(&rb, &json!({}), &pinned_here).is_empty());
     }
 
     #[test]
@@ -552,7 +547,7 @@ mod tests {
         let rb = info(vec![cap("route53", &["get-records"], &[], &["zone/example.internal", "record/*.example.internal"])]);
         let pol = policy(vec![grant("route53", &["get-records"], &[], &["zone/*", "record/*.example.internal"])], None);
         let g = Guard::new(&rb, &json!({}), &pol).unwrap();
-        assert!(g.missing().is_empty(), "{:?}", g.missing());
+        assert!(missing_for(&rb, &json!({}), &pol).is_empty(), "{:?}", missing_for(&rb, &json!({}), &pol));
         let read = |zone: &str, rec: &str| Access {
             service: "route53",
             operation: "get-records",

@@ -86,6 +86,14 @@ fn drill_name(base: &str, run_id: &str) -> String {
     format!("{base}-drill-{tail}")
 }
 
+/// Terminates every instance this run launched in `region`.
+fn terminate_launched(region: &str) -> Result<(), Error> {
+    for id in ec2::run_instances(region)? {
+        ec2::terminate_instance(region, &id)?;
+    }
+    Ok(())
+}
+
 impl Runbook for DrDrill {
     type Params = Params;
     type Output = Outcome;
@@ -211,9 +219,7 @@ impl Runbook for DrDrill {
 
         ctx.step("teardown", || {
             route53::delete_cname(&p.drill_zone, &p.drill_record, wait)?;
-            for id in ec2::run_instances(&p.dr_region)? {
-                ec2::terminate_instance(&p.dr_region, &id)?;
-            }
+            terminate_launched(&p.dr_region)?;
             rds::delete_instance(&p.dr_region, &db_name)
         })?;
         let left: Vec<String> = ctx.step("prove-clean", || {
@@ -266,12 +272,7 @@ impl Runbook for DrDrill {
         let l: Leftover = action.payload()?;
         match action.key() {
             "drop-database" => rds::delete_instance(&l.region, &l.name),
-            "terminate-app" => {
-                for id in ec2::run_instances(&l.region)? {
-                    ec2::terminate_instance(&l.region, &id)?;
-                }
-                Ok(())
-            }
+            "terminate-app" => terminate_launched(&l.region),
             "remove-drill-record" => route53::delete_cname(&l.zone, &l.name, Duration::from_secs(600)),
             other => Err(Error::new("unknown-cleanup", format!("dr-drill has no cleanup '{other}'"))),
         }
