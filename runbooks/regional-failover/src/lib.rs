@@ -353,14 +353,14 @@ impl Runbook for RegionalFailover {
                 Err(e) => r.problem("replica lag within the RPO budget", e.message().to_string(), p.replica.clone(), "check CloudWatch access from the agent"),
             }
             match rds::latest_snapshot(&p.dr_region, &p.db_instance) {
-                Ok(Some(s)) if now - s.taken.seconds <= i64::from(p.max_copy_age_seconds) => r.ok(
+                Ok(Some(s)) if now - s.taken.seconds < i64::from(p.max_copy_age_seconds) => r.ok(
                     "a recent snapshot copy in the DR region",
-                    format!("{} is {} s old (at most {} s)", s.snapshot.identifier, now - s.taken.seconds, p.max_copy_age_seconds),
+                    format!("{} is {} s old (younger than {} s)", s.snapshot.identifier, now - s.taken.seconds, p.max_copy_age_seconds),
                     s.snapshot.arn,
                 ),
                 Ok(Some(s)) => r.problem(
                     "a recent snapshot copy in the DR region",
-                    format!("the newest, {}, is {} s old (at most {} s)", s.snapshot.identifier, now - s.taken.seconds, p.max_copy_age_seconds),
+                    format!("the newest, {}, is {} s old (not younger than {} s)", s.snapshot.identifier, now - s.taken.seconds, p.max_copy_age_seconds),
                     s.snapshot.arn,
                     "check the job that copies snapshots to the DR region",
                 ),
