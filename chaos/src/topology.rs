@@ -7,7 +7,9 @@
 //!   copies a nightly backup job would have left there: a snapshot of the
 //!   primary (`orders-db-nightly-dr`) and an AMI of the app instance (lineage
 //!   `orders-app`), which `dr-drill` restores and launches; a `ReplicaLag`
-//!   reading of 2 s for the replica in CloudWatch;
+//!   reading of 2 s for the replica in CloudWatch; the health signals of
+//!   the DR side of the app: a Route 53 health check on its target and a
+//!   CloudWatch alarm on its 5xx count (state OK), which `dns-shift` gates on;
 //! - Route 53 zone `orders.example.internal` with `db.` (CNAME to the
 //!   primary's endpoint) and weighted `app.` records (us-east-1 at 100,
 //!   us-west-2 at 0).
@@ -120,6 +122,27 @@ pub struct Seeded {
     pub app_instance: String,
     /// Its data volume.
     pub data_volume: String,
+    /// The Route 53 health check of the app's DR target.
+    pub dr_health_check: String,
+    /// The CloudWatch alarm (in the DR region) on the app's DR 5xx count.
+    pub dr_alarm: String,
+}
+
+impl Seeded {
+    /// The parameters that aim `dns-shift` at the app records, from the
+    /// primary region to the DR region, gated on the DR health signals.
+    pub fn shift_params(&self) -> Vec<String> {
+        let t = &self.topology;
+        vec![
+            format!("hosted_zone={}", t.hosted_zone),
+            format!("record={}", t.app_record),
+            format!("from={}", t.primary_region),
+            format!("to={}", t.dr_region),
+            format!("health_check={}", self.dr_health_check),
+            format!("alarms={}", self.dr_alarm),
+            format!("alarm_region={}", t.dr_region),
+        ]
+    }
 }
 
 async fn delete_if_present(c: &Clients, region: &str, id: &str) -> Result<(), CapabilityError> {
@@ -199,7 +222,8 @@ pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> 
     let (app_instance, data_volume) = seed_app(c, t).await?;
     seed_backups(c, t, &app_instance).await?;
     publish_replica_lag(c, t, 2.0).await?;
-    Ok(Seeded { topology: t.clone(), primary_endpoint: endpoint, replica_arn: replica.arn, app_instance, data_volume })
+    let (dr_health_check, dr_alarm) = seed_health_signals(c, t).await?;
+    Ok(Seeded { topology: t.clone(), primary_endpoint: endpoint, replica_arn: replica.arn, app_instance, data_volume, dr_health_check, dr_alarm })
 }
 
 fn ec2_err<E: std::fmt::Display>(op: &'static str, region: &str, id: &str, e: E) -> CapabilityError {
@@ -282,6 +306,79 @@ async fn seed_backups(c: &Clients, t: &Topology, app_instance: &str) -> Result<(
     let image = ec2::create_image(c, &t.primary_region, app_instance, &format!("{lineage}-seed"), Some(&lineage), "seed").await?;
     ec2::copy_image(c, &t.primary_region, &image.id, &t.dr_region, &format!("{lineage}-seed"), Some(&lineage), "seed").await?;
     Ok(())
+}
+
+/// The health signals of the app's DR side: a Route 53 health check on its
+/// target (found by target, or made) and a CloudWatch alarm on its load
+/// balancer's 5xx count, put back to OK.
+async fn seed_health_signals(c: &Clients, t: &Topology) -> Result<(String, String), CapabilityError> {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic};
+    use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
+    let target = t.app_target(&t.dr_region);
+    let r53 = |op: &'static str, e: String| CapabilityError::new("route53", op, "global", &target, "seed-failed", e);
+    let listed = c.route53().list_health_checks().send().await.map_err(|e| r53("ListHealthChecks", aws_sdk_route53::error::DisplayErrorContext(e).to_string()))?;
+    let found = listed
+        .health_checks()
+        .iter()
+        .find(|h| h.health_check_config().and_then(|c| c.fully_qualified_domain_name()) == Some(target.as_str()))
+        .map(|h| h.id().to_string());
+    let health_check = match found {
+        Some(id) => id,
+        None => {
+            let conf = HealthCheckConfig::builder()
+                .r#type(HealthCheckType::Https)
+                .fully_qualified_domain_name(&target)
+                .port(443)
+                .resource_path("/health")
+                .build()
+                .map_err(|e| r53("CreateHealthCheck", e.to_string()))?;
+            let made = c
+                .route53()
+                .create_health_check()
+                .caller_reference(format!("drover-demo-{target}-{}", rand_suffix()))
+                .health_check_config(conf)
+                .send()
+                .await
+                .map_err(|e| r53("CreateHealthCheck", aws_sdk_route53::error::DisplayErrorContext(e).to_string()))?;
+            made.health_check().map(|h| h.id().to_string()).unwrap_or_default()
+        }
+    };
+    let alarm = format!("{}-{}-5xx", t.app_name(), t.dr_region);
+    let cw = c.cloudwatch(&t.dr_region);
+    let cw_err = |op: &'static str| {
+        let (region, alarm) = (t.dr_region.clone(), alarm.clone());
+        move |e: String| CapabilityError::new("cloudwatch", op, &region, &alarm, "seed-failed", e)
+    };
+    cw.put_metric_alarm()
+        .alarm_name(&alarm)
+        .alarm_description(format!("5xx answers of the app in {}: dns-shift's health gate", t.dr_region))
+        .namespace("AWS/ApplicationELB")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .dimensions(Dimension::builder().name("LoadBalancer").value(format!("app/{}-{}/demo", t.app_name(), t.dr_region)).build())
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(10.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .map_err(|e| cw_err("PutMetricAlarm")(aws_sdk_cloudwatch::error::DisplayErrorContext(e).to_string()))?;
+    set_alarm(c, &t.dr_region, &alarm, StateValue::Ok, "seeded: the DR side of the app answers").await?;
+    Ok((health_check, alarm))
+}
+
+/// Sets the state of alarm `name` in `region`, as an incident (or its end)
+/// would: CloudWatch keeps it until the alarm is next evaluated.
+pub async fn set_alarm(c: &Clients, region: &str, name: &str, state: aws_sdk_cloudwatch::types::StateValue, reason: &str) -> Result<(), CapabilityError> {
+    c.cloudwatch(region)
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(state)
+        .state_reason(reason)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| drover_aws::from_sdk("cloudwatch", "SetAlarmState", region, name, e))
 }
 
 /// Publishes a `ReplicaLag` reading of `seconds` for the replica, now, as

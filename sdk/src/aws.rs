@@ -1,5 +1,5 @@
-//! AWS capabilities for runbooks: typed calls over the `rds`, `ec2` and
-//! `route53` WIT interfaces. Call them inside [`crate::Ctx::step`] bodies (the agent
+//! AWS capabilities for runbooks: typed calls over the `rds`, `ec2`,
+//! `route53` and `cloudwatch` WIT interfaces. Call them inside [`crate::Ctx::step`] bodies (the agent
 //! refuses them elsewhere, since their results must be journaled). Mutating
 //! calls are idempotent under replay: the agent tags what they create with
 //! the step's idempotency key and adopts what an earlier attempt made.
@@ -203,5 +203,19 @@ pub mod route53 {
         timeout: Duration,
     ) -> Result<(), Error> {
         wit::upsert_failover(zone, name, role, set_identifier, target, health_check, ttl, secs(timeout)).map_err(Error::from_wit)
+    }
+}
+
+/// Amazon CloudWatch alarms, the signals a health gate reads.
+pub mod cloudwatch {
+    use super::*;
+    use crate::bindings::drover::runbook::cloudwatch as wit;
+
+    pub use wit::{Alarm, AlarmState};
+
+    /// The metric alarms `names` in `region`, in the order asked; a name
+    /// CloudWatch does not know is an error (`alarm-not-found`).
+    pub fn describe_alarms(region: &str, names: &[String]) -> Result<Vec<Alarm>, Error> {
+        wit::describe_alarms(region, names).map_err(Error::from_wit)
     }
 }

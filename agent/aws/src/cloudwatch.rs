@@ -1,11 +1,13 @@
 //! Amazon CloudWatch metrics the failover decisions read: the replica lag
 //! of an RDS read replica (`AWS/RDS` `ReplicaLag`, in seconds), which is the
-//! data a promotion would lose, i.e. the RPO it would give.
+//! data a promotion would lose, i.e. the RPO it would give; and the state of
+//! metric alarms, the signals a health gate reads before it lets more
+//! traffic through.
 
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+use aws_sdk_cloudwatch::types::{Dimension, StateValue, Statistic};
 
 use crate::error::from_sdk;
 use crate::{CapabilityError, Clients};
@@ -38,4 +40,87 @@ pub async fn replica_lag(c: &Clients, region: &str, id: &str) -> Result<Option<(
         let end = SystemTime::try_from(*d.timestamp().unwrap()).unwrap_or(now) + Duration::from_secs(60);
         (d.maximum().unwrap(), now.duration_since(end).unwrap_or_default().as_secs())
     }))
+}
+
+/// The state of a CloudWatch alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmState {
+    /// The metric is within its threshold.
+    Ok,
+    /// The metric breached its threshold.
+    Alarm,
+    /// Not enough data to decide (a new alarm, or a metric that stopped).
+    InsufficientData,
+}
+
+/// An alarm and its current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alarm {
+    /// Its name.
+    pub name: String,
+    /// Its ARN.
+    pub arn: String,
+    /// Its state now.
+    pub state: AlarmState,
+    /// Why it is in that state, as CloudWatch words it.
+    pub reason: String,
+    /// When it entered that state.
+    pub since: Option<SystemTime>,
+}
+
+/// The metric alarms `names` in `region`, in the order asked. A name that
+/// CloudWatch does not know is an error (`alarm-not-found`): a mistyped
+/// alarm must not make a health gate pass by saying nothing.
+pub async fn describe_alarms(c: &Clients, region: &str, names: &[String]) -> Result<Vec<Alarm>, CapabilityError> {
+    let what = names.join(",");
+    let mut found = Vec::new();
+    // DescribeAlarms takes at most 100 names per call.
+    for chunk in names.chunks(100) {
+        let mut next: Option<String> = None;
+        loop {
+            let out = c
+                .cloudwatch(region)
+                .describe_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk("cloudwatch", "DescribeAlarms", region, &what, e))?;
+            for a in out.metric_alarms() {
+                let state = match a.state_value() {
+                    Some(StateValue::Alarm) => AlarmState::Alarm,
+                    Some(StateValue::Ok) => AlarmState::Ok,
+                    _ => AlarmState::InsufficientData,
+                };
+                found.push(Alarm {
+                    name: a.alarm_name().unwrap_or_default().to_string(),
+                    arn: a.alarm_arn().unwrap_or_default().to_string(),
+                    state,
+                    reason: a.state_reason().unwrap_or_default().to_string(),
+                    since: a.state_updated_timestamp().and_then(|t| SystemTime::try_from(*t).ok()),
+                });
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                _ => break,
+            }
+        }
+    }
+    let mut ordered = Vec::with_capacity(names.len());
+    for name in names {
+        match found.iter().find(|a| &a.name == name) {
+            Some(a) => ordered.push(a.clone()),
+            None => {
+                return Err(CapabilityError::new(
+                    "cloudwatch",
+                    "DescribeAlarms",
+                    region,
+                    name,
+                    "alarm-not-found",
+                    format!("no metric alarm named '{name}' in {region}; check the name and the region (composite alarms are not read)"),
+                ));
+            }
+        }
+    }
+    Ok(ordered)
 }

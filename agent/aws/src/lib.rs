@@ -1,7 +1,7 @@
 //! drover's AWS capabilities, one module per service: [`rds`], [`ec2`],
-//! [`route53`], and [`cloudwatch`] for the metrics failover decisions read
-//! (replica lag). The engine exposes them to runbooks through the
-//! `drover:runbook` WIT interfaces (`rds.replica-lag` reads CloudWatch).
+//! [`route53`], and [`cloudwatch`] for the signals failover decisions read
+//! (replica lag, alarm states). The engine exposes them to runbooks through
+//! the `drover:runbook` WIT interfaces (`rds.replica-lag` reads CloudWatch).
 //!
 //! Every mutating call is idempotent under replay: resources get the
 //! runbook's deterministic names and a `drover:idempotency-key` tag, and a

@@ -328,3 +328,40 @@ async fn health_checks_are_read_and_updated_once_and_failover_records_upserted_o
     assert_eq!((primary.failover.as_deref(), primary.health_check.as_deref()), (Some("PRIMARY"), Some(id.as_str())));
     assert_eq!(sets.iter().find(|r| r.set_identifier.as_deref() == Some("secondary")).unwrap().failover.as_deref(), Some("SECONDARY"));
 }
+
+#[tokio::test]
+async fn alarms_are_read_in_the_order_asked_and_an_unknown_one_is_an_error() {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+    use drover_aws::cloudwatch::{self, AlarmState};
+    let c = clients().await;
+    let region = "us-west-2";
+    let (a, b) = (unique("alarm-a"), unique("alarm-b"));
+    for name in [&a, &b] {
+        c.cloudwatch(region)
+            .put_metric_alarm()
+            .alarm_name(name)
+            .namespace("AWS/ApplicationELB")
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .statistic(Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(10.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .send()
+            .await
+            .unwrap();
+    }
+    c.cloudwatch(region).set_alarm_state().alarm_name(&a).state_value(StateValue::Alarm).state_reason("5xx over 10").send().await.unwrap();
+    c.cloudwatch(region).set_alarm_state().alarm_name(&b).state_value(StateValue::Ok).state_reason("fine").send().await.unwrap();
+
+    let got = cloudwatch::describe_alarms(&c, region, &[b.clone(), a.clone()]).await.unwrap();
+    assert_eq!(got.iter().map(|x| (x.name.as_str(), x.state)).collect::<Vec<_>>(), [(b.as_str(), AlarmState::Ok), (a.as_str(), AlarmState::Alarm)]);
+    assert_eq!(got[1].reason, "5xx over 10");
+    assert!(got[1].arn.contains(&a), "{:?}", got[1]);
+
+    let err = cloudwatch::describe_alarms(&c, region, &[a.clone(), "no-such-alarm".into()]).await.unwrap_err();
+    assert_eq!((err.code.as_str(), err.resource.as_str()), ("alarm-not-found", "no-such-alarm"), "{err}");
+    // Alarms live in a region: the same name elsewhere is not found.
+    let err = cloudwatch::describe_alarms(&c, "us-east-1", &[a.clone()]).await.unwrap_err();
+    assert_eq!(err.code, "alarm-not-found", "{err}");
+}

@@ -1,4 +1,5 @@
-//! The host side of the AWS capability interfaces (`rds`, `route53`): checks
+//! The host side of the AWS capability interfaces (`rds`, `ec2`, `route53`,
+//! `cloudwatch`): checks
 //! that the call happens inside a step, makes the step's begin durable before
 //! the first call that changes anything, hands the step's idempotency key to
 //! the capability, and turns its errors into WIT errors (masked). The AWS
@@ -12,7 +13,7 @@ use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::audit::{AuditLog, AuditRecord};
-use crate::bindings::{ec2, rds, route53, types};
+use crate::bindings::{cloudwatch, ec2, rds, route53, types};
 use crate::cancel::CancelSignal;
 use crate::durable::DurableError;
 use crate::host::HostState;
@@ -766,6 +767,25 @@ impl route53::Host for HostState {
         let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
         Ok(aws_r53::delete_cname(&c, &zone, &name, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
+}
+
+impl cloudwatch::Host for HostState {
+    async fn describe_alarms(&mut self, region: String, names: Vec<String>) -> wasmtime::Result<Result<Vec<cloudwatch::Alarm>, types::Error>> {
+        let resources = names.iter().map(|n| Resource::new("alarm", n)).collect();
+        let Call { c, _turn, .. } = allowed!(self, access("cloudwatch", "describe-alarms", &[&region], resources, false));
+        let span = tracing::info_span!("aws", service = "cloudwatch", operation = "DescribeAlarms", region = %region, resource = %names.join(","));
+        Ok(aws_cw::describe_alarms(&c, &region, &names).instrument(span).await.map(|alarms| alarms.into_iter().map(alarm).collect()).map_err(|e| self.to_wit(e)))
+    }
+}
+
+fn alarm(a: aws_cw::Alarm) -> cloudwatch::Alarm {
+    let state = match a.state {
+        aws_cw::AlarmState::Ok => cloudwatch::AlarmState::Ok,
+        aws_cw::AlarmState::Alarm => cloudwatch::AlarmState::Alarm,
+        aws_cw::AlarmState::InsufficientData => cloudwatch::AlarmState::InsufficientData,
+    };
+    let since = a.since.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| types::Timestamp { seconds: d.as_secs() as i64, nanoseconds: d.subsec_nanos() });
+    cloudwatch::Alarm { name: a.name, arn: a.arn, state, reason: a.reason, since }
 }
 
 #[cfg(test)]

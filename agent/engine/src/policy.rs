@@ -9,7 +9,7 @@
 //! Resources are named `kind/name`: `db/orders-db`, `snapshot/orders-db-final`,
 //! `zone/orders.example.internal`, `record/db.orders.example.internal`,
 //! `instance/i-0abc`, `volume/vol-0abc`, `image/ami-0abc` or `image/NAME`,
-//! `lineage/NAME`, `healthcheck/ID`. A pattern is `kind/glob` (that kind only) or a bare glob
+//! `lineage/NAME`, `healthcheck/ID`, `alarm/NAME`. A pattern is `kind/glob` (that kind only) or a bare glob
 //! (any kind); `*` matches any run of characters.
 //!
 //! A declaration may name the run's parameters: `{db_instance}` in a region or
@@ -79,6 +79,7 @@ pub const SERVICES: &[Service] = &[
         operations: &["get-records", "upsert-cname", "set-weights", "delete-cname", "get-health-check", "update-health-check", "upsert-failover"],
         regional: false,
     },
+    Service { name: "cloudwatch", operations: &["describe-alarms"], regional: true },
 ];
 
 fn service(name: &str) -> Option<&'static Service> {
@@ -235,7 +236,8 @@ fn glob(pattern: &str) -> Result<GlobMatcher, String> {
 /// A resource a call names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resource {
-    /// `db`, `snapshot`, `zone`, `record`, `instance`, `volume`, `image`, `lineage`.
+    /// `db`, `snapshot`, `zone`, `record`, `instance`, `volume`, `image`,
+    /// `lineage`, `healthcheck`, `alarm`.
     pub kind: &'static str,
     /// Its name or id.
     pub name: String,
