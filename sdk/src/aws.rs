@@ -19,7 +19,7 @@ pub mod rds {
     use super::*;
     use crate::bindings::drover::runbook::rds as wit;
 
-    pub use wit::{DbInstance, DbSnapshot, LagReading, SnapshotInfo};
+    pub use wit::{DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, GlobalMember, LagReading, SnapshotInfo};
 
     /// Describes instance `identifier` in `region`.
     pub fn describe_instance(region: &str, identifier: &str) -> Result<DbInstance, Error> {
@@ -87,6 +87,30 @@ pub mod rds {
     /// newest reading of the last five minutes); `None` without a reading.
     pub fn replica_lag(region: &str, identifier: &str) -> Result<Option<LagReading>, Error> {
         wit::replica_lag(region, identifier).map_err(Error::from_wit)
+    }
+
+    /// Describes Aurora global database `identifier` (through `region`'s endpoint).
+    pub fn describe_global_cluster(region: &str, identifier: &str) -> Result<GlobalCluster, Error> {
+        wit::describe_global_cluster(region, identifier).map_err(Error::from_wit)
+    }
+
+    /// Makes cluster `target_cluster_arn` the writer of global database
+    /// `identifier` (nothing is sent if it already is); wait with
+    /// [`wait_global_writer`]. `unsupported-by-endpoint` on the emulators.
+    pub fn failover_global_cluster(region: &str, identifier: &str, target_cluster_arn: &str, mode: GlobalFailoverMode) -> Result<GlobalCluster, Error> {
+        wit::failover_global_cluster(region, identifier, target_cluster_arn, mode).map_err(Error::from_wit)
+    }
+
+    /// Waits until `target_cluster_arn` is the writer and the global database is available.
+    pub fn wait_global_writer(region: &str, identifier: &str, target_cluster_arn: &str, timeout: Duration) -> Result<GlobalCluster, Error> {
+        wit::wait_global_writer(region, identifier, target_cluster_arn, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// Detaches `cluster_arn` from global database `identifier` (it becomes
+    /// standalone and writable) and waits until it is no longer a member;
+    /// false if it was not one.
+    pub fn detach_from_global_cluster(region: &str, identifier: &str, cluster_arn: &str, timeout: Duration) -> Result<bool, Error> {
+        wit::detach_from_global_cluster(region, identifier, cluster_arn, secs(timeout)).map_err(Error::from_wit)
     }
 }
 

@@ -80,6 +80,14 @@ impl Clients {
             .clone()
     }
 
+    /// The endpoint URL configured for `service` (`rds`, `ec2`, ...) in place
+    /// of AWS's (`AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL` or the
+    /// profile's `endpoint_url`), if any: an emulator, a VPC endpoint.
+    pub fn endpoint_override(&self, service: &str) -> Option<String> {
+        let var = format!("AWS_ENDPOINT_URL_{}", service.to_uppercase().replace('-', "_"));
+        std::env::var(var).ok().filter(|v| !v.is_empty()).or_else(|| self.sdk.endpoint_url().map(str::to_string))
+    }
+
     /// The Route 53 client.
     pub fn route53(&self) -> &aws_sdk_route53::Client {
         &self.route53

@@ -1,4 +1,5 @@
-//! drover's AWS capabilities, one module per service: [`rds`], [`ec2`],
+//! drover's AWS capabilities, one module per service: [`rds`] (and
+//! [`aurora`] for Aurora global databases), [`ec2`],
 //! [`route53`], and [`cloudwatch`] for the signals failover decisions read
 //! (replica lag, alarm states). The engine exposes them to runbooks through
 //! the `drover:runbook` WIT interfaces (`rds.replica-lag` reads CloudWatch).
@@ -10,6 +11,7 @@
 //! deadline, and work the same against AWS (minutes) and the emulators
 //! (instant).
 
+pub mod aurora;
 mod clients;
 pub mod ec2;
 mod error;

@@ -365,3 +365,57 @@ async fn alarms_are_read_in_the_order_asked_and_an_unknown_one_is_an_error() {
     let err = cloudwatch::describe_alarms(&c, "us-east-1", &[a.clone()]).await.unwrap_err();
     assert_eq!(err.code, "alarm-not-found", "{err}");
 }
+
+#[tokio::test]
+async fn aurora_global_databases_are_described_failed_over_where_supported_and_detached() {
+    use drover_aws::aurora::{self, GlobalFailoverMode};
+    let c = clients().await;
+    let (primary_region, dr_region) = ("us-east-1", "us-west-2");
+    let (global, primary, secondary) = (unique("orders-global"), unique("orders-aurora"), unique("orders-aurora-dr"));
+    // The global database first, then its writer cluster, then a secondary.
+    c.rds(primary_region).create_global_cluster().global_cluster_identifier(&global).engine("aurora-postgresql").engine_version("16.4").send().await.unwrap();
+    let mut arns = Vec::new();
+    for (region, id) in [(primary_region, &primary), (dr_region, &secondary)] {
+        let made = c
+            .rds(region)
+            .create_db_cluster()
+            .db_cluster_identifier(id)
+            .engine("aurora-postgresql")
+            .engine_version("16.4")
+            .master_username("orders")
+            .master_user_password("seeded-demo-only")
+            .global_cluster_identifier(&global)
+            .send()
+            .await
+            .unwrap();
+        arns.push(made.db_cluster().unwrap().db_cluster_arn().unwrap().to_string());
+    }
+    let (primary_arn, secondary_arn) = (arns[0].clone(), arns[1].clone());
+
+    let g = aurora::describe_global_cluster(&c, primary_region, &global).await.unwrap();
+    assert_eq!(g.writer().map(|w| w.cluster_arn.as_str()), Some(primary_arn.as_str()), "{g:?}");
+    assert!(g.members.iter().any(|m| m.cluster_arn == secondary_arn && !m.writer && m.region == dr_region), "{g:?}");
+    let err = aurora::describe_global_cluster(&c, primary_region, "no-such-global").await.unwrap_err();
+    assert!(err.code.contains("GlobalClusterNotFound"), "{err}");
+
+    // Already the writer: nothing is sent, whatever the endpoint supports.
+    let (sent, _) = aurora::failover_global_cluster(&c, primary_region, &global, &primary_arn, GlobalFailoverMode::Switchover).await.unwrap();
+    assert!(!sent);
+    // A cluster outside the global database is refused before anything is sent.
+    let err = aurora::failover_global_cluster(&c, primary_region, &global, "arn:aws:rds:us-west-2:000000000000:cluster:other", GlobalFailoverMode::Failover).await.unwrap_err();
+    assert_eq!(err.code, "not-a-member", "{err}");
+    // moto implements neither managed operation: a clear error, not retried forever.
+    for mode in [GlobalFailoverMode::Failover, GlobalFailoverMode::Switchover] {
+        let err = aurora::failover_global_cluster(&c, primary_region, &global, &secondary_arn, mode).await.unwrap_err();
+        assert_eq!(err.code, "unsupported-by-endpoint", "{err}");
+        assert!(!err.retryable && err.message.contains("detach"), "{err}");
+    }
+    // The manual recovery: moto acknowledges RemoveFromGlobalCluster for a
+    // cluster of another region yet keeps it a member. The outcome is
+    // checked, so that is an error, not a false success.
+    let err = aurora::detach_from_global_cluster(&c, primary_region, &global, &secondary_arn, Duration::from_secs(1)).await.unwrap_err();
+    assert_eq!(err.code, "still-a-member", "{err}");
+    // A cluster that is not a member is left alone.
+    let other = "arn:aws:rds:us-west-2:000000000000:cluster:not-a-member";
+    assert!(!aurora::detach_from_global_cluster(&c, primary_region, &global, other, Duration::from_secs(1)).await.unwrap());
+}

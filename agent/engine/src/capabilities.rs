@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_aws::{CapabilityError, Clients, cloudwatch as aws_cw, ec2 as aws_ec2, rds as aws_rds, route53 as aws_r53};
+use drover_aws::{CapabilityError, Clients, aurora as aws_aurora, cloudwatch as aws_cw, ec2 as aws_ec2, rds as aws_rds, route53 as aws_r53};
 use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
@@ -215,6 +215,16 @@ fn instance(i: aws_rds::DbInstance) -> rds::DbInstance {
     }
 }
 
+fn global_cluster(g: aws_aurora::GlobalCluster) -> rds::GlobalCluster {
+    rds::GlobalCluster {
+        identifier: g.identifier,
+        arn: g.arn,
+        status: g.status,
+        engine: g.engine,
+        members: g.members.into_iter().map(|m| rds::GlobalMember { cluster_arn: m.cluster_arn, region: m.region, writer: m.writer }).collect(),
+    }
+}
+
 fn snapshot(s: aws_rds::DbSnapshot) -> rds::DbSnapshot {
     rds::DbSnapshot { identifier: s.identifier, arn: s.arn, region: s.region, status: s.status, instance: s.instance }
 }
@@ -408,6 +418,110 @@ impl rds::Host for HostState {
             .await
             .map(|r| r.map(|(seconds, age_seconds)| rds::LagReading { seconds, age_seconds }))
             .map_err(|e| self.to_wit(e)))
+    }
+
+    async fn describe_global_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::GlobalCluster, types::Error>> {
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-global-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false));
+        if let Some(g) = self.dry_run().and_then(|(plan, _)| plan.planned_global(&identifier)) {
+            return Ok(Ok(global_cluster(g)));
+        }
+        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeGlobalClusters", region = %region, resource = %identifier);
+        Ok(aws_aurora::describe_global_cluster(&c, &region, &identifier).instrument(span).await.map(global_cluster).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn failover_global_cluster(
+        &mut self,
+        region: String,
+        identifier: String,
+        target_cluster_arn: String,
+        mode: rds::GlobalFailoverMode,
+    ) -> wasmtime::Result<Result<rds::GlobalCluster, types::Error>> {
+        let target = aws_rds::arn_name(&target_cluster_arn).to_string();
+        let resources = vec![Resource::new("cluster", &identifier), Resource::new("cluster", &target)];
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "failover-global-cluster", &[&region], resources, true));
+        let mode = match mode {
+            rds::GlobalFailoverMode::Switchover => aws_aurora::GlobalFailoverMode::Switchover,
+            rds::GlobalFailoverMode::Failover => aws_aurora::GlobalFailoverMode::Failover,
+        };
+        if let Some((plan, step)) = self.dry_run() {
+            let now = match plan.planned_global(&identifier) {
+                Some(g) => Ok(g),
+                None => aws_aurora::describe_global_cluster(&c, &region, &identifier).await,
+            };
+            let mut g = match now {
+                Ok(g) => g,
+                Err(e) => return Ok(Err(self.to_wit(e))),
+            };
+            if !g.members.iter().any(|m| m.cluster_arn == target_cluster_arn) {
+                let e = CapabilityError::new("rds", "FailoverGlobalCluster", &region, &target_cluster_arn, "not-a-member", format!("{target_cluster_arn} is not a cluster of global database {identifier}"));
+                return Ok(Err(self.to_wit(e)));
+            }
+            if !g.writer().is_some_and(|w| w.cluster_arn == target_cluster_arn) {
+                let how = if mode == aws_aurora::GlobalFailoverMode::Switchover { "switch over (no data lost)" } else { "fail over (unreplicated writes lost)" };
+                let detail = format!("{how} global database {identifier} to {target}");
+                plan.record(PlannedChange { step, service: "rds", operation: mode.operation(), region: region.clone(), resource: identifier.clone(), detail });
+                for m in &mut g.members {
+                    m.writer = m.cluster_arn == target_cluster_arn;
+                }
+                g.status = "available".into();
+                plan.plan_global(g.clone());
+            }
+            return Ok(Ok(global_cluster(g)));
+        }
+        let span = tracing::info_span!("aws", service = "rds", operation = mode.operation(), region = %region, resource = %identifier);
+        let done = aws_aurora::failover_global_cluster(&c, &region, &identifier, &target_cluster_arn, mode).instrument(span).await;
+        Ok(done.map(|(_, g)| global_cluster(g)).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn wait_global_writer(
+        &mut self,
+        region: String,
+        identifier: String,
+        target_cluster_arn: String,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<rds::GlobalCluster, types::Error>> {
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "wait-global-writer", &[&region], vec![Resource::new("cluster", &identifier)], false));
+        if let Some(g) = self.dry_run().and_then(|(plan, _)| plan.planned_global(&identifier)) {
+            return Ok(Ok(global_cluster(g)));
+        }
+        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeGlobalClusters", region = %region, resource = %identifier);
+        let wait = aws_aurora::wait_global_writer(&c, &region, &identifier, &target_cluster_arn, secs(timeout_seconds)).instrument(span);
+        let waited = cancellable(self.cancel_watch(), wait).await?;
+        Ok(waited.map(global_cluster).map_err(|e| self.to_wit(e)))
+    }
+
+    async fn detach_from_global_cluster(
+        &mut self,
+        region: String,
+        identifier: String,
+        cluster_arn: String,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<bool, types::Error>> {
+        let cluster = aws_rds::arn_name(&cluster_arn).to_string();
+        let resources = vec![Resource::new("cluster", &identifier), Resource::new("cluster", &cluster)];
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "detach-from-global-cluster", &[&region], resources, true));
+        if let Some((plan, step)) = self.dry_run() {
+            let now = match plan.planned_global(&identifier) {
+                Some(g) => Ok(g),
+                None => aws_aurora::describe_global_cluster(&c, &region, &identifier).await,
+            };
+            let mut g = match now {
+                Ok(g) => g,
+                Err(e) => return Ok(Err(self.to_wit(e))),
+            };
+            if !g.members.iter().any(|m| m.cluster_arn == cluster_arn) {
+                return Ok(Ok(false));
+            }
+            let detail = format!("detach {cluster} from global database {identifier}: it becomes a standalone writable cluster");
+            plan.record(PlannedChange { step, service: "rds", operation: "RemoveFromGlobalCluster", region: region.clone(), resource: identifier.clone(), detail });
+            g.members.retain(|m| m.cluster_arn != cluster_arn);
+            plan.plan_global(g);
+            return Ok(Ok(true));
+        }
+        let span = tracing::info_span!("aws", service = "rds", operation = "RemoveFromGlobalCluster", region = %region, resource = %identifier);
+        let detach = aws_aurora::detach_from_global_cluster(&c, &region, &identifier, &cluster_arn, secs(timeout_seconds)).instrument(span);
+        let done = cancellable(self.cancel_watch(), detach).await?;
+        Ok(done.map_err(|e| self.to_wit(e)))
     }
 
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {

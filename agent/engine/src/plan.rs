@@ -2,13 +2,14 @@
 //! recorded as a planned change, and its result is synthesized from what
 //! AWS says now plus the changes planned before it (a planned snapshot is
 //! "available", a planned replica exists, a planned promotion makes the
-//! replica standalone, planned
-//! DNS changes show in later reads), so the runbook goes on as it would.
+//! replica standalone, a planned global failover makes its target the
+//! writer, planned DNS changes show in later reads), so the runbook goes on as it would.
 //! Reads are real.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use drover_aws::aurora::GlobalCluster;
 use drover_aws::rds::DbInstance;
 use drover_aws::route53::RecordSet;
 use serde::Serialize;
@@ -40,6 +41,8 @@ struct Inner {
     deleted: HashSet<(String, String)>,
     /// EC2 instances planned launches made and not yet planned terminated.
     launched: Vec<(String, String)>,
+    /// Aurora global databases as planned failovers and detaches left them.
+    globals: HashMap<String, GlobalCluster>,
     /// A readiness evaluation rather than a plain dry run.
     readiness: bool,
 }
@@ -103,6 +106,16 @@ impl Plan {
         let mut inner = self.inner();
         inner.instances.remove(&(region.to_string(), id.to_string()));
         inner.deleted.insert((region.into(), id.into()))
+    }
+
+    /// Notes global database `g` as a planned failover or detach left it.
+    pub fn plan_global(&self, g: GlobalCluster) {
+        self.inner().globals.insert(g.identifier.clone(), g);
+    }
+
+    /// Global database `id` as planned changes left it, if any did.
+    pub fn planned_global(&self, id: &str) -> Option<GlobalCluster> {
+        self.inner().globals.get(id).cloned()
     }
 
     /// Notes an EC2 instance launched by a planned change.

@@ -9,7 +9,8 @@
 //! Resources are named `kind/name`: `db/orders-db`, `snapshot/orders-db-final`,
 //! `zone/orders.example.internal`, `record/db.orders.example.internal`,
 //! `instance/i-0abc`, `volume/vol-0abc`, `image/ami-0abc` or `image/NAME`,
-//! `lineage/NAME`, `healthcheck/ID`, `alarm/NAME`. A pattern is `kind/glob` (that kind only) or a bare glob
+//! `lineage/NAME`, `healthcheck/ID`, `alarm/NAME`, `cluster/ID` (an Aurora
+//! cluster or global database). A pattern is `kind/glob` (that kind only) or a bare glob
 //! (any kind); `*` matches any run of characters.
 //!
 //! A declaration may name the run's parameters: `{db_instance}` in a region or
@@ -54,6 +55,10 @@ pub const SERVICES: &[Service] = &[
             "delete-instance",
             "run-instances",
             "replica-lag",
+            "describe-global-cluster",
+            "failover-global-cluster",
+            "wait-global-writer",
+            "detach-from-global-cluster",
         ],
         regional: true,
     },
@@ -237,7 +242,7 @@ fn glob(pattern: &str) -> Result<GlobMatcher, String> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resource {
     /// `db`, `snapshot`, `zone`, `record`, `instance`, `volume`, `image`,
-    /// `lineage`, `healthcheck`, `alarm`.
+    /// `lineage`, `healthcheck`, `alarm`, `cluster`.
     pub kind: &'static str,
     /// Its name or id.
     pub name: String,

@@ -1,0 +1,243 @@
+//! Aurora global databases: one writer cluster in one region, read-only
+//! secondary clusters in others, replicated by storage. Three ways to move
+//! the writer:
+//!
+//! - **switchover** (`SwitchoverGlobalCluster`): planned, no data lost; the
+//!   old writer becomes a secondary. For drills and failback.
+//! - **failover** (`FailoverGlobalCluster` with `AllowDataLoss`): unplanned,
+//!   the writer's region is down; writes not yet replicated are lost.
+//! - **detach** (`RemoveFromGlobalCluster`): the manual way AWS documents for
+//!   an outage when managed failover is not possible: the secondary leaves
+//!   the global database and becomes a standalone writable cluster.
+//!
+//! An endpoint that does not implement an operation (an emulator) gets the
+//! error `unsupported-by-endpoint`, never a retry loop.
+
+use std::time::Duration;
+
+use aws_sdk_rds::config::http::HttpResponse;
+use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+
+use crate::error::from_sdk;
+use crate::rds::arn_region;
+use crate::wait::poll;
+use crate::{CapabilityError, Clients};
+
+/// An Aurora global database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalCluster {
+    /// Its identifier.
+    pub identifier: String,
+    /// Its ARN.
+    pub arn: String,
+    /// `available`, `failing-over`, `switching-over`, ...
+    pub status: String,
+    /// `aurora-postgresql`, `aurora-mysql`.
+    pub engine: String,
+    /// Its member clusters.
+    pub members: Vec<GlobalMember>,
+}
+
+/// A cluster of a global database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalMember {
+    /// The cluster's ARN.
+    pub cluster_arn: String,
+    /// Its region (from the ARN).
+    pub region: String,
+    /// Whether it is the writer.
+    pub writer: bool,
+}
+
+impl GlobalCluster {
+    /// The writer member, if there is one.
+    pub fn writer(&self) -> Option<&GlobalMember> {
+        self.members.iter().find(|m| m.writer)
+    }
+}
+
+/// How to move the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlobalFailoverMode {
+    /// Planned: no data lost.
+    Switchover,
+    /// Unplanned: the writer is down; unreplicated writes are lost.
+    Failover,
+}
+
+impl GlobalFailoverMode {
+    /// The API operation that does it.
+    pub fn operation(self) -> &'static str {
+        match self {
+            GlobalFailoverMode::Switchover => "SwitchoverGlobalCluster",
+            GlobalFailoverMode::Failover => "FailoverGlobalCluster",
+        }
+    }
+}
+
+/// Describes global database `id`, asking the endpoint of `region`.
+pub async fn describe_global_cluster(c: &Clients, region: &str, id: &str) -> Result<GlobalCluster, CapabilityError> {
+    let out = c
+        .rds(region)
+        .describe_global_clusters()
+        .global_cluster_identifier(id)
+        .send()
+        .await
+        .map_err(|e| from_sdk("rds", "DescribeGlobalClusters", region, id, e))?;
+    let g = out.global_clusters().iter().find(|g| g.global_cluster_identifier() == Some(id)).ok_or_else(|| {
+        CapabilityError::new("rds", "DescribeGlobalClusters", region, id, "GlobalClusterNotFoundFault", format!("no global database '{id}'"))
+    })?;
+    Ok(GlobalCluster {
+        identifier: id.to_string(),
+        arn: g.global_cluster_arn().unwrap_or_default().to_string(),
+        status: g.status().unwrap_or_default().to_string(),
+        engine: g.engine().unwrap_or_default().to_string(),
+        members: g
+            .global_cluster_members()
+            .iter()
+            .map(|m| {
+                let cluster_arn = m.db_cluster_arn().unwrap_or_default().to_string();
+                GlobalMember { region: arn_region(&cluster_arn).unwrap_or_default().to_string(), writer: m.is_writer().unwrap_or(false), cluster_arn }
+            })
+            .collect(),
+    })
+}
+
+/// Makes cluster `target_arn` the writer of global database `id`, by
+/// `mode`. When it already is the writer nothing is sent (a replayed step
+/// adopts the earlier attempt's failover). Returns whether a request was
+/// sent, and the global database as it is after it. The move itself takes
+/// minutes on AWS: wait with [`wait_global_writer`].
+pub async fn failover_global_cluster(
+    c: &Clients,
+    region: &str,
+    id: &str,
+    target_arn: &str,
+    mode: GlobalFailoverMode,
+) -> Result<(bool, GlobalCluster), CapabilityError> {
+    let before = describe_global_cluster(c, region, id).await?;
+    if !before.members.iter().any(|m| m.cluster_arn == target_arn) {
+        return Err(CapabilityError::new(
+            "rds",
+            mode.operation(),
+            region,
+            target_arn,
+            "not-a-member",
+            format!("{target_arn} is not a cluster of global database {id} (members: {})", before.members.iter().map(|m| m.cluster_arn.as_str()).collect::<Vec<_>>().join(", ")),
+        ));
+    }
+    if before.writer().is_some_and(|w| w.cluster_arn == target_arn) {
+        return Ok((false, before));
+    }
+    let sent = match mode {
+        GlobalFailoverMode::Switchover => c
+            .rds(region)
+            .switchover_global_cluster()
+            .global_cluster_identifier(id)
+            .target_db_cluster_identifier(target_arn)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unsupported_or(c, mode.operation(), region, id, e)),
+        GlobalFailoverMode::Failover => c
+            .rds(region)
+            .failover_global_cluster()
+            .global_cluster_identifier(id)
+            .target_db_cluster_identifier(target_arn)
+            .allow_data_loss(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unsupported_or(c, mode.operation(), region, id, e)),
+    };
+    sent?;
+    Ok((true, describe_global_cluster(c, region, id).await?))
+}
+
+/// Detaches cluster `cluster_arn` from global database `id` (described
+/// through the endpoint of `region`; the request goes to the cluster's own
+/// region, as AWS requires): it becomes a standalone writable cluster, the
+/// manual recovery when managed failover is not possible. Waits up to
+/// `timeout` until it is no longer a member: an endpoint that acknowledges
+/// the request but keeps the member gets an error, not a false success. A
+/// cluster no longer a member is left alone; returns whether a request was
+/// sent.
+pub async fn detach_from_global_cluster(c: &Clients, region: &str, id: &str, cluster_arn: &str, timeout: Duration) -> Result<bool, CapabilityError> {
+    let is_member = |g: &GlobalCluster| g.members.iter().any(|m| m.cluster_arn == cluster_arn);
+    if !is_member(&describe_global_cluster(c, region, id).await?) {
+        return Ok(false);
+    }
+    let home = arn_region(cluster_arn).unwrap_or(region);
+    c.rds(home)
+        .remove_from_global_cluster()
+        .global_cluster_identifier(id)
+        .db_cluster_identifier(cluster_arn)
+        .send()
+        .await
+        .map_err(|e| unsupported_or(c, "RemoveFromGlobalCluster", home, id, e))?;
+    let gone = poll(timeout, || async { Ok::<_, CapabilityError>((!is_member(&describe_global_cluster(c, region, id).await?)).then_some(())) }).await?;
+    match gone {
+        Some(()) => Ok(true),
+        None => Err(CapabilityError::new(
+            "rds",
+            "RemoveFromGlobalCluster",
+            home,
+            cluster_arn,
+            "still-a-member",
+            format!("the endpoint accepted the request, but {cluster_arn} is still a member of {id} after {} s", timeout.as_secs()),
+        )
+        .retryable()),
+    }
+}
+
+/// Waits until `target_arn` is the writer of global database `id` and the
+/// global database is `available` again.
+pub async fn wait_global_writer(c: &Clients, region: &str, id: &str, target_arn: &str, timeout: Duration) -> Result<GlobalCluster, CapabilityError> {
+    let last = std::sync::Mutex::new(None::<GlobalCluster>);
+    let found = poll(timeout, || {
+        let last = &last;
+        async move {
+            let g = describe_global_cluster(c, region, id).await?;
+            let done = g.status == "available" && g.writer().is_some_and(|w| w.cluster_arn == target_arn);
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(g.clone());
+            Ok::<_, CapabilityError>(done.then_some(g))
+        }
+    })
+    .await?;
+    found.ok_or_else(|| {
+        let last = last.into_inner().unwrap_or_else(|p| p.into_inner());
+        let now = last.map(|g| format!("status '{}', writer {}", g.status, g.writer().map(|w| w.cluster_arn.as_str()).unwrap_or("none"))).unwrap_or_default();
+        CapabilityError::new("rds", "DescribeGlobalClusters", region, id, "timeout", format!("{target_arn} is not the writer after {} s ({now})", timeout.as_secs())).retryable()
+    })
+}
+
+/// Maps an error, telling "this endpoint does not implement the operation"
+/// (LocalStack's `NotImplemented`/501, moto's HTTP 500 with no AWS error
+/// body) apart from a real failure.
+fn unsupported_or<E>(c: &Clients, operation: &'static str, region: &str, id: &str, e: SdkError<E, HttpResponse>) -> CapabilityError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    SdkError<E, HttpResponse>: ProvideErrorMetadata + aws_types::request_id::RequestId,
+{
+    let status = e.raw_response().map(|r| r.status().as_u16());
+    let code = e.code().map(str::to_string);
+    let custom = c.endpoint_override("rds");
+    let unimplemented = matches!(code.as_deref(), Some("NotImplemented" | "InvalidAction" | "UnknownOperationException"))
+        || status == Some(501)
+        || (status == Some(500) && code.is_none() && custom.is_some());
+    if unimplemented {
+        let at = custom.unwrap_or_else(|| "AWS".into());
+        return CapabilityError::new(
+            "rds",
+            operation,
+            region,
+            id,
+            "unsupported-by-endpoint",
+            format!(
+                "the RDS endpoint {at} does not implement {operation} (moto and LocalStack do not); against AWS it is supported. \
+                 To recover on such an endpoint, detach the secondary cluster (rds.detach-from-global-cluster) and point clients at it"
+            ),
+        );
+    }
+    from_sdk("rds", operation, region, id, e)
+}
