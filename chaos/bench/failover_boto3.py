@@ -28,6 +28,7 @@ def wait_change(r53, change_id):
 
 
 def main(run_id):
+    started = time.monotonic()
     rds_primary, rds_dr = client("rds", PRIMARY), client("rds", DR)
     r53 = client("route53", PRIMARY)
     replica = rds_dr.describe_db_instances(DBInstanceIdentifier=REPLICA)["DBInstances"][0]
@@ -60,6 +61,8 @@ def main(run_id):
     } for r in app]
     change = r53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": changes})
     wait_change(r53, change["ChangeInfo"]["Id"])
+    # RTO as drover measures it: from the start to DNS shifted.
+    print(f"rto_ms={round((time.monotonic() - started) * 1000)}")
 
     records = r53.list_resource_record_sets(HostedZoneId=zone_id, StartRecordName=DB_RECORD)["ResourceRecordSets"]
     assert any(r["Name"] == DB_RECORD + "." and r["ResourceRecords"][0]["Value"].rstrip(".") == endpoint for r in records)

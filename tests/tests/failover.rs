@@ -10,7 +10,8 @@ use drover_e2e::{agent, args, rt, seeded};
 use drover_test_artifacts as artifacts;
 use serde_json::Value;
 
-const STEPS: &[&str] = &["preflight", "final-snapshot", "promote", "wait-promoted", "point-db-record", "shift-app-weights", "verify"];
+const STEPS: &[&str] =
+    &["preflight", "final-snapshot", "promote", "wait-promoted", "point-db-record", "shift-app-weights", "copy-final-snapshot", "verify"];
 
 /// Reads the emulators back and checks the failed-over state: the replica
 /// promoted once, the DB record on it, the weights on the DR region, one
@@ -78,6 +79,48 @@ fn regional_failover_end_to_end_and_a_rerun_changes_nothing() {
     assert_eq!(again["result"], run["result"]);
     assert_eq!(agent.attempts("rf"), before, "re-running a finished run id makes no call");
     assert_failed_over(&c, &s, "rf");
+}
+
+/// Once traffic runs in the DR region, a final snapshot that cannot be
+/// copied there is a warning: the failover succeeds and nothing is undone.
+/// Here the copy is refused by the agent's own policy (the operator did not
+/// grant `copy-snapshot`, and accepted starting without it).
+#[test]
+fn a_final_snapshot_that_cannot_be_copied_is_a_warning_not_a_failback() {
+    let (c, s) = seeded("nocopy");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("drover.toml");
+    std::fs::write(
+        &config,
+        r#"
+[runbooks.regional-failover]
+grants = [
+    { service = "rds", operations = ["describe-instance", "create-snapshot", "wait-snapshot-available", "promote-read-replica", "wait-instance-available", "replica-lag"], regions = ["us-east-1", "us-west-2"], resources = ["db/orders-db*", "snapshot/orders-db*"] },
+    { service = "route53", operations = ["get-records", "upsert-cname", "set-weights"], resources = ["zone/orders*.example.internal", "record/*.orders*.example.internal"] },
+]
+"#,
+    )
+    .unwrap();
+    let agent = Agent::new(dir.path().join("home")).with_env("DROVER_CONFIG", config.to_str().unwrap());
+    let params = s.topology.params();
+    let mut a = args(artifacts::REGIONAL_FAILOVER, "nocopy", &params);
+    a.extend(["--json", "--accept-missing-grants"]);
+    let (status, run) = agent.json(&a).unwrap();
+    assert!(status.success(), "{run:#}");
+    let result = &run["result"];
+    assert_eq!(result["snapshot_copy"], Value::Null, "{run:#}");
+    let warning = result["warnings"].as_array().unwrap().iter().filter_map(Value::as_str).find(|w| w.contains("was not copied")).unwrap_or_else(|| panic!("{run:#}"));
+    assert!(warning.contains("permission denied") && warning.contains("stays in us-east-1"), "{warning}");
+    let copy_step = run["steps"].as_array().unwrap().iter().find(|s| s["key"] == "copy-final-snapshot").unwrap();
+    assert_eq!(copy_step["status"], "failed");
+    // Traffic stays in the DR region: no undo ran.
+    assert!(run["cleanup"]["actions"].as_array().unwrap().iter().all(|a| a["status"] == "skipped"), "{run:#}");
+    let t = &s.topology;
+    rt().block_on(async {
+        let app = route53::get_records(&c, &t.hosted_zone, &t.app_record).await.unwrap();
+        let weight = |set: &str| app.iter().find(|r| r.set_identifier.as_deref() == Some(set)).and_then(|r| r.weight);
+        assert_eq!((weight(&t.primary_region), weight(&t.dr_region)), (Some(0), Some(100)));
+    });
 }
 
 #[test]
@@ -190,16 +233,18 @@ fn dry_run_prints_the_plan_in_order_and_changes_nothing() {
     assert_eq!(
         ops,
         [
+            // Requested first, copied once traffic is in the DR region: the
+            // snapshot is taken while the replica is promoted.
             ("final-snapshot", "CreateDBSnapshot"),
-            ("final-snapshot", "CopyDBSnapshot"),
             ("promote", "PromoteReadReplica"),
             ("point-db-record", "ChangeResourceRecordSets"),
             ("shift-app-weights", "ChangeResourceRecordSets"),
+            ("copy-final-snapshot", "CopyDBSnapshot"),
         ]
     );
-    assert_eq!(plan[2].2, t.replica);
-    assert_eq!(plan[3].2, t.db_record);
-    let detail = out["plan"][4]["detail"].as_str().unwrap();
+    assert_eq!(plan[1].2, t.replica);
+    assert_eq!(plan[2].2, t.db_record);
+    let detail = out["plan"][3]["detail"].as_str().unwrap();
     assert!(detail.contains("us-east-1 100 -> 0") && detail.contains("us-west-2 0 -> 100"), "{detail}");
     // Nothing changed in the emulators, nothing was recorded in the store.
     assert_untouched(&c, &s);

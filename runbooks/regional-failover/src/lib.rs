@@ -8,13 +8,19 @@
 //!    with the run's parameters); the DNS records exist; the primary is
 //!    reachable or not.
 //! 2. `final-snapshot` (only when the primary answers): a last snapshot of
-//!    the primary, then `copy-snapshot` into the DR region. An unreachable
-//!    primary (the region is down) skips both with a recorded warning.
+//!    the primary is requested, and not waited for: AWS takes it while the
+//!    replica is promoted, so the snapshot does not add to the RTO. An
+//!    unreachable primary (the region is down) skips it with a recorded
+//!    warning.
 //! 3. `promote` the replica and `wait-promoted` until it is available.
 //! 4. `point-db-record`: the database CNAME points at the promoted instance.
 //! 5. `shift-app-weights`: the application's weighted records send all
 //!    traffic to the DR region (undone if verification fails).
-//! 6. `verify`: read everything back. The result carries the measured RTO
+//! 6. `copy-final-snapshot`: once the final snapshot is available, copy it
+//!    into the DR region. Traffic already runs in the DR region, so a copy
+//!    that fails (the primary region went down meanwhile) is a recorded
+//!    warning, not a failed failover that would send traffic back.
+//! 7. `verify`: read everything back. The result carries the measured RTO
 //!    (start to DNS shifted) against the objective.
 //!
 //! Every step is idempotent: a crash anywhere, then `drover resume`, ends in
@@ -58,11 +64,16 @@ struct Preflight {
     lag_warning: Option<String>,
 }
 
+/// The final snapshot, as requested.
+#[derive(Serialize, Deserialize)]
+struct Final {
+    snapshot: Option<String>,
+    arn: Option<String>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Copy {
-    snapshot: Option<String>,
     copy_arn: Option<String>,
-    skipped: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -216,17 +227,16 @@ impl Runbook for RegionalFailover {
             warnings.push(format!("final snapshot skipped: {why}"));
         }
 
-        let copy: Copy = ctx.step("final-snapshot", || {
-            let Some(_) = &pre.primary_arn else {
-                return Ok(Copy { snapshot: None, copy_arn: None, skipped: pre.primary_unreachable.clone() });
-            };
+        // Requested, not waited for: AWS takes it while the replica is promoted.
+        let last: Final = ctx.step("final-snapshot", || {
+            if pre.primary_arn.is_none() {
+                return Ok(Final { snapshot: None, arn: None });
+            }
             // Unique to this run and stable across its attempts: the step's idempotency key.
             let key = ctx.attempt().map(|a| a.idempotency_key).unwrap_or_default();
             let name = format!("{}-final-{}", p.db_instance, &key[..key.len().min(12)]);
             let snap = rds::create_snapshot(&p.primary_region, &p.db_instance, &name)?;
-            rds::wait_snapshot_available(&p.primary_region, &name, wait)?;
-            let copy = rds::copy_snapshot(&snap.arn, &p.dr_region, &format!("{name}-dr"), None)?;
-            Ok(Copy { snapshot: Some(name), copy_arn: Some(copy.arn), skipped: None })
+            Ok(Final { snapshot: Some(name), arn: Some(snap.arn) })
         })?;
 
         ctx.step("promote", || {
@@ -263,6 +273,28 @@ impl Runbook for RegionalFailover {
             },
         )?;
         let shifted_ms = unix_ms(ctx);
+
+        // Traffic runs in the DR region now: a copy that cannot be made is a
+        // warning, never a reason to fail (and undo) the failover.
+        let copy = match (&last.snapshot, &last.arn) {
+            (Some(name), Some(arn)) => {
+                let copied: Result<Copy, Error> = ctx.step("copy-final-snapshot", || {
+                    rds::wait_snapshot_available(&p.primary_region, name, wait)?;
+                    let copy = rds::copy_snapshot(arn, &p.dr_region, &format!("{name}-dr"), None)?;
+                    Ok(Copy { copy_arn: Some(copy.arn) })
+                });
+                match copied {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let w = format!("the final snapshot {name} was not copied to {}: {}; it stays in {}", p.dr_region, e.message(), p.primary_region);
+                        ctx.warn(&w);
+                        warnings.push(w);
+                        Copy { copy_arn: None }
+                    }
+                }
+            }
+            _ => Copy { copy_arn: None },
+        };
 
         ctx.step("verify", || {
             let db = route53::get_records(&p.hosted_zone, &p.db_record)?;
