@@ -12,6 +12,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_types::region::Region;
 
+use crate::request_ids::RequestIds;
+
 /// Shared configuration and one client per (service, region).
 pub struct Clients {
     sdk: SdkConfig,
@@ -37,7 +39,7 @@ impl Clients {
     /// Clients from an explicit configuration.
     pub fn from_config(sdk: SdkConfig) -> Self {
         // Route 53 is global; its API lives in us-east-1.
-        let r53 = aws_sdk_route53::config::Builder::from(&sdk).region(Region::new("us-east-1")).build();
+        let r53 = aws_sdk_route53::config::Builder::from(&sdk).region(Region::new("us-east-1")).interceptor(RequestIds).build();
         Clients {
             route53: aws_sdk_route53::Client::from_conf(r53),
             rds: Mutex::default(),
@@ -52,7 +54,7 @@ impl Clients {
         let mut map = self.rds.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
             .or_insert_with(|| {
-                let conf = aws_sdk_rds::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).build();
+                let conf = aws_sdk_rds::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).build();
                 aws_sdk_rds::Client::from_conf(conf)
             })
             .clone()
@@ -63,7 +65,7 @@ impl Clients {
         let mut map = self.ec2.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
             .or_insert_with(|| {
-                let conf = aws_sdk_ec2::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).build();
+                let conf = aws_sdk_ec2::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).build();
                 aws_sdk_ec2::Client::from_conf(conf)
             })
             .clone()
@@ -74,7 +76,7 @@ impl Clients {
         let mut map = self.cloudwatch.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
             .or_insert_with(|| {
-                let conf = aws_sdk_cloudwatch::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).build();
+                let conf = aws_sdk_cloudwatch::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).build();
                 aws_sdk_cloudwatch::Client::from_conf(conf)
             })
             .clone()

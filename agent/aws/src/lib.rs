@@ -17,6 +17,7 @@ pub mod ec2;
 mod error;
 pub mod cloudwatch;
 pub mod rds;
+mod request_ids;
 pub mod route53;
 mod wait;
 
