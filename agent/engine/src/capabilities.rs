@@ -196,6 +196,14 @@ async fn planned_or_real(plan: &Plan, c: &Clients, zone: &str, name: &str) -> Re
     }
 }
 
+/// The global database as planned changes left it, else as RDS has it.
+async fn planned_or_real_global(plan: &Plan, c: &Clients, region: &str, id: &str) -> Result<aws_aurora::GlobalCluster, CapabilityError> {
+    match plan.planned_global(id) {
+        Some(g) => Ok(g),
+        None => aws_aurora::describe_global_cluster(c, region, id).await,
+    }
+}
+
 fn secs(s: u32) -> Duration {
     Duration::from_secs(u64::from(s.max(1)))
 }
@@ -444,11 +452,7 @@ impl rds::Host for HostState {
             rds::GlobalFailoverMode::Failover => aws_aurora::GlobalFailoverMode::Failover,
         };
         if let Some((plan, step)) = self.dry_run() {
-            let now = match plan.planned_global(&identifier) {
-                Some(g) => Ok(g),
-                None => aws_aurora::describe_global_cluster(&c, &region, &identifier).await,
-            };
-            let mut g = match now {
+            let mut g = match planned_or_real_global(&plan, &c, &region, &identifier).await {
                 Ok(g) => g,
                 Err(e) => return Ok(Err(self.to_wit(e))),
             };
@@ -501,11 +505,7 @@ impl rds::Host for HostState {
         let resources = vec![Resource::new("cluster", &identifier), Resource::new("cluster", &cluster)];
         let Call { c, _turn, .. } = allowed!(self, access("rds", "detach-from-global-cluster", &[&region], resources, true));
         if let Some((plan, step)) = self.dry_run() {
-            let now = match plan.planned_global(&identifier) {
-                Some(g) => Ok(g),
-                None => aws_aurora::describe_global_cluster(&c, &region, &identifier).await,
-            };
-            let mut g = match now {
+            let mut g = match planned_or_real_global(&plan, &c, &region, &identifier).await {
                 Ok(g) => g,
                 Err(e) => return Ok(Err(self.to_wit(e))),
             };
