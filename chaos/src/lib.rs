@@ -6,6 +6,10 @@
 //! back what the run journal says. The end-to-end tests and the crash-restart
 //! sweeps of game-days are built on it.
 
+pub mod aws_request;
+pub mod error_shape;
+pub mod faults;
+pub mod proxy;
 pub mod topology;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,311 @@
+//! Fault rules: what to do to which AWS requests, and how often. The proxy
+//! asks [`Faults::decide`] about every request; a game-day switches rules on
+//! and off while a run is in flight. Every injected fault and every request
+//! passed through is counted, per kind and per operation, so a game-day can
+//! report what it injected and prove invariants such as "exactly one
+//! `PromoteReadReplica` reached the emulator".
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::aws_request::AwsRequest;
+use crate::error_shape::Injected;
+
+/// What a rule does to a request it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Delay the request by `ms`, plus up to `jitter_ms` more.
+    Latency,
+    /// Answer with the service's throttling error.
+    Throttle,
+    /// Answer with the service's 5xx error.
+    ServerError,
+    /// Close the connection without an answer.
+    Reset,
+    /// Answer nothing for `ms`, then close the connection (the client's
+    /// timeouts decide what it sees).
+    Hang,
+    /// The region is gone: every matching call's connection is closed
+    /// unanswered (a region outage as the client sees it: unreachable).
+    Blackhole,
+}
+
+impl Fault {
+    /// The kind's name, as counted.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Latency => "latency",
+            Fault::Throttle => "throttle",
+            Fault::ServerError => "server-error",
+            Fault::Reset => "reset",
+            Fault::Hang => "hang",
+            Fault::Blackhole => "blackhole",
+        }
+    }
+}
+
+/// A fault and the requests it applies to, as a scenario file writes it:
+/// `{ service = "rds", region = "us-east-1", operation = "Describe*", kind = "throttle", rate = 0.3 }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// The service (`rds`, `ec2`, `route53`, `cloudwatch`, `dynamodb`); any if absent.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The region; any if absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The operation, exactly or with `*` as a wildcard (`Describe*`); any if absent.
+    #[serde(default)]
+    pub operation: Option<String>,
+    /// What to do.
+    pub kind: Fault,
+    /// For `latency`: the added delay; for `hang`: how long to hold the request.
+    #[serde(default)]
+    pub ms: u64,
+    /// For `latency`: up to this many more milliseconds, uniformly.
+    #[serde(default)]
+    pub jitter_ms: u64,
+    /// The share of matching requests it applies to, 0 to 1.
+    #[serde(default = "always")]
+    pub rate: f64,
+}
+
+fn always() -> f64 {
+    1.0
+}
+
+impl Rule {
+    /// Whether the rule applies to `req` (before its rate is rolled).
+    pub fn matches(&self, req: &AwsRequest) -> bool {
+        self.service.as_ref().is_none_or(|s| *s == req.service)
+            && self.region.as_ref().is_none_or(|r| *r == req.region)
+            && self.operation.as_ref().is_none_or(|o| wildcard(o, &req.operation))
+    }
+
+    /// Checks the values a scenario file may get wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.rate) {
+            return Err(format!("rate {} is not between 0 and 1", self.rate));
+        }
+        match self.kind {
+            Fault::Latency | Fault::Hang if self.ms == 0 => Err(format!("a {} fault needs ms > 0", self.kind.kind())),
+            Fault::Latency | Fault::Hang => Ok(()),
+            _ if self.ms != 0 || self.jitter_ms != 0 => Err(format!("ms and jitter_ms mean nothing to a {} fault", self.kind.kind())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `pattern` with `*` matching any run of characters.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else { return false };
+            (0..=tail.len()).filter(|i| tail.is_char_boundary(*i)).any(|i| wildcard(rest, &tail[i..]))
+        }
+    }
+}
+
+/// What the proxy does with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Pass it to the emulator.
+    Forward,
+    /// Answer with an error in the service's shape.
+    Answer(Injected),
+    /// Close the connection unanswered.
+    Reset,
+    /// Hold it, then close the connection.
+    Hang(Duration),
+}
+
+/// The proxy's decision: wait this long, then do that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Added latency.
+    pub delay: Duration,
+    /// Then.
+    pub outcome: Outcome,
+}
+
+/// A rule switched on, with the id that switches it off.
+#[derive(Debug, Clone)]
+struct Active {
+    id: u64,
+    rule: Rule,
+}
+
+#[derive(Debug)]
+struct State {
+    rules: Vec<Active>,
+    next_id: u64,
+    rng: StdRng,
+    injected: BTreeMap<String, u64>,
+    forwarded: BTreeMap<String, u64>,
+}
+
+/// The rules in force, and what they did.
+#[derive(Debug)]
+pub struct Faults {
+    state: Mutex<State>,
+}
+
+impl Faults {
+    /// No rules yet; `seed` makes the rate rolls repeatable.
+    pub fn new(seed: u64) -> Self {
+        Faults {
+            state: Mutex::new(State { rules: Vec::new(), next_id: 1, rng: StdRng::seed_from_u64(seed), injected: BTreeMap::new(), forwarded: BTreeMap::new() }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Switches `rule` on; returns the id that switches it off.
+    pub fn add(&self, rule: Rule) -> u64 {
+        let mut s = self.state();
+        let id = s.next_id;
+        s.next_id += 1;
+        s.rules.push(Active { id, rule });
+        id
+    }
+
+    /// Switches rule `id` off.
+    pub fn remove(&self, id: u64) {
+        self.state().rules.retain(|a| a.id != id);
+    }
+
+    /// Switches every rule off.
+    pub fn clear(&self) {
+        self.state().rules.clear();
+    }
+
+    /// Decides what happens to `req`: every matching latency rule that fires
+    /// adds its delay; the first other matching rule that fires decides the
+    /// outcome; a request no rule stops is forwarded (and counted).
+    pub fn decide(&self, req: &AwsRequest) -> Decision {
+        let mut s = self.state();
+        let State { rules, rng, injected, forwarded, .. } = &mut *s;
+        let mut delay = Duration::ZERO;
+        let mut outcome = Outcome::Forward;
+        for a in rules.iter().filter(|a| a.rule.matches(req)) {
+            if a.rule.rate < 1.0 && rng.random::<f64>() >= a.rule.rate {
+                continue;
+            }
+            let fired = match a.rule.kind {
+                Fault::Latency => {
+                    let jitter = if a.rule.jitter_ms > 0 { rng.random_range(0..=a.rule.jitter_ms) } else { 0 };
+                    delay += Duration::from_millis(a.rule.ms + jitter);
+                    true
+                }
+                _ if outcome != Outcome::Forward => false,
+                Fault::Throttle => {
+                    outcome = Outcome::Answer(Injected::Throttle);
+                    true
+                }
+                Fault::ServerError => {
+                    outcome = Outcome::Answer(Injected::ServerError);
+                    true
+                }
+                Fault::Reset | Fault::Blackhole => {
+                    outcome = Outcome::Reset;
+                    true
+                }
+                Fault::Hang => {
+                    outcome = Outcome::Hang(Duration::from_millis(a.rule.ms));
+                    true
+                }
+            };
+            if fired {
+                *injected.entry(a.rule.kind.kind().to_string()).or_default() += 1;
+            }
+        }
+        if outcome == Outcome::Forward {
+            *forwarded.entry(format!("{}:{}", req.service, req.operation)).or_default() += 1;
+        }
+        Decision { delay, outcome }
+    }
+
+    /// Faults injected so far, per kind.
+    pub fn injected(&self) -> BTreeMap<String, u64> {
+        self.state().injected.clone()
+    }
+
+    /// Requests that reached the emulators, per `service:Operation`.
+    pub fn forwarded(&self) -> BTreeMap<String, u64> {
+        self.state().forwarded.clone()
+    }
+
+    /// How many `service` `operation` requests reached the emulators.
+    pub fn forwarded_count(&self, service: &str, operation: &str) -> u64 {
+        self.state().forwarded.get(&format!("{service}:{operation}")).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws_request::Protocol;
+
+    fn req(service: &str, region: &str, op: &str) -> AwsRequest {
+        AwsRequest { service: service.into(), region: region.into(), operation: op.into(), protocol: Protocol::Query }
+    }
+
+    fn rule(toml_text: &str) -> Rule {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn rules_match_by_service_region_and_operation_pattern() {
+        let r = rule("service = \"rds\"\nregion = \"us-east-1\"\noperation = \"Describe*\"\nkind = \"throttle\"");
+        assert!(r.matches(&req("rds", "us-east-1", "DescribeDBInstances")));
+        assert!(!r.matches(&req("rds", "us-west-2", "DescribeDBInstances")));
+        assert!(!r.matches(&req("rds", "us-east-1", "PromoteReadReplica")));
+        assert!(!r.matches(&req("ec2", "us-east-1", "DescribeInstances")));
+        assert!(rule("kind = \"blackhole\"").matches(&req("ec2", "eu-west-1", "X")));
+        assert!(toml::from_str::<Rule>("kind = \"flood\"").is_err());
+        assert!(toml::from_str::<Rule>("kind = \"throttle\"\nrgion = \"x\"").is_err(), "a typo is an error");
+        assert!(rule("kind = \"throttle\"\nrate = 1.5").validate().is_err());
+        assert!(rule("kind = \"latency\"").validate().is_err(), "latency without ms");
+        assert!(rule("kind = \"throttle\"\nms = 5").validate().is_err(), "ms on a throttle");
+    }
+
+    #[test]
+    fn latency_adds_up_the_first_stopping_fault_decides_and_everything_is_counted() {
+        let f = Faults::new(7);
+        f.add(rule("kind = \"latency\"\nms = 100"));
+        let throttle = f.add(rule("service = \"rds\"\nkind = \"throttle\""));
+        f.add(rule("service = \"rds\"\nkind = \"server-error\""));
+        let d = f.decide(&req("rds", "us-east-1", "PromoteReadReplica"));
+        assert_eq!(d, Decision { delay: Duration::from_millis(100), outcome: Outcome::Answer(Injected::Throttle) });
+        f.remove(throttle);
+        assert_eq!(f.decide(&req("rds", "us-east-1", "PromoteReadReplica")).outcome, Outcome::Answer(Injected::ServerError));
+        assert_eq!(f.decide(&req("ec2", "us-east-1", "RunInstances")).outcome, Outcome::Forward);
+        assert_eq!(f.injected(), BTreeMap::from([("latency".into(), 3), ("server-error".into(), 1), ("throttle".into(), 1)]));
+        assert_eq!(f.forwarded_count("ec2", "RunInstances"), 1);
+        assert_eq!(f.forwarded_count("rds", "PromoteReadReplica"), 0);
+        f.clear();
+        assert_eq!(f.decide(&req("rds", "us-east-1", "X")), Decision { delay: Duration::ZERO, outcome: Outcome::Forward });
+    }
+
+    #[test]
+    fn a_rate_applies_to_about_that_share_and_repeats_with_the_seed() {
+        let run = |seed| {
+            let f = Faults::new(seed);
+            f.add(rule("kind = \"server-error\"\nrate = 0.3"));
+            (0..1000).filter(|_| f.decide(&req("rds", "us-east-1", "X")).outcome != Outcome::Forward).count()
+        };
+        let n = run(42);
+        assert!((240..=360).contains(&n), "{n} of 1000");
+        assert_eq!(run(42), n, "same seed, same faults");
+    }
+}

@@ -1,0 +1,207 @@
+//! The fault-injecting proxy: an HTTP server on loopback that the agent
+//! uses as its AWS endpoint (`AWS_ENDPOINT_URL` and
+//! `AWS_ENDPOINT_URL_<SERVICE>` all point at it). It reads each request's
+//! service, region and operation ([`AwsRequest`]), asks the [`Faults`] in
+//! force what to do, and then delays it, answers it with an error in the
+//! service's own shape, drops the connection, holds it, or passes it to the
+//! emulator that serves the service (moto for RDS and DynamoDB, LocalStack
+//! for the rest) and relays the answer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::aws_request::AwsRequest;
+use crate::error_shape::answer;
+use crate::faults::{Faults, Outcome};
+
+/// Where each service's requests go when no fault stops them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstreams {
+    /// The endpoint of services not named below (LocalStack).
+    pub default: String,
+    /// Endpoints by service (`rds` and `dynamodb`: moto).
+    pub by_service: HashMap<String, String>,
+}
+
+impl Upstreams {
+    /// From the AWS endpoint settings the emulators script exports
+    /// (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_RDS`, ...); `None` without
+    /// `AWS_ENDPOINT_URL`.
+    pub fn from_env() -> Option<Self> {
+        let default = std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty())?;
+        let mut by_service = HashMap::new();
+        for (service, var) in [("rds", "RDS"), ("dynamodb", "DYNAMODB"), ("ec2", "EC2"), ("route53", "ROUTE_53"), ("cloudwatch", "CLOUDWATCH"), ("sts", "STS")] {
+            if let Ok(url) = std::env::var(format!("AWS_ENDPOINT_URL_{var}")) {
+                by_service.insert(service.to_string(), url);
+            }
+        }
+        Some(Upstreams { default, by_service })
+    }
+
+    fn for_service(&self, service: &str) -> &str {
+        self.by_service.get(service).map(String::as_str).unwrap_or(&self.default)
+    }
+
+    /// The environment that points an agent at a proxy on `url` for every
+    /// service these upstreams serve.
+    pub fn env_for(&self, url: &str) -> Vec<(String, String)> {
+        let mut env = vec![("AWS_ENDPOINT_URL".to_string(), url.to_string())];
+        for var in ["RDS", "DYNAMODB", "EC2", "ROUTE_53", "CLOUDWATCH", "STS"] {
+            env.push((format!("AWS_ENDPOINT_URL_{var}"), url.to_string()));
+        }
+        env
+    }
+}
+
+/// A running proxy; stopped when dropped.
+pub struct Proxy {
+    addr: SocketAddr,
+    faults: Arc<Faults>,
+    stop: watch::Sender<bool>,
+}
+
+impl Proxy {
+    /// Starts a proxy on an ephemeral loopback port, in front of `upstreams`,
+    /// applying `faults`. Must be called inside a tokio runtime, which runs it.
+    pub async fn start(upstreams: Upstreams, faults: Arc<Faults>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, mut stopped) = watch::channel(false);
+        let shared = Arc::new(Shared { upstreams, faults: faults.clone(), client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()), seq: AtomicU64::new(0) });
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "chaos proxy: accept failed");
+                            continue;
+                        }
+                    },
+                    _ = stopped.changed() => return,
+                };
+                let shared = shared.clone();
+                let mut stopped = stopped.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(shared.clone(), req));
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stopped.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(Proxy { addr, faults, stop })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The rules in force and their counts.
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+struct Shared {
+    upstreams: Upstreams,
+    faults: Arc<Faults>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    seq: AtomicU64,
+}
+
+/// Why the proxy closed a connection without answering (a fault, on purpose).
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by the chaos proxy ({0})")]
+struct Dropped(&'static str);
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Err(Dropped("the request body could not be read")),
+    };
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let aws = AwsRequest::read(
+        header("authorization").unwrap_or(""),
+        header("x-amz-target"),
+        header("content-type").unwrap_or(""),
+        parts.method.as_str(),
+        parts.uri.path(),
+        &body,
+    );
+    let decision = shared.faults.decide(&aws);
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
+    }
+    match decision.outcome {
+        Outcome::Forward => Ok(forward(&shared, &aws, parts, body).await),
+        Outcome::Answer(what) => {
+            let id = format!("chaos-{:08}", shared.seq.fetch_add(1, Ordering::Relaxed));
+            let a = answer(&aws, what, &id);
+            let mut resp = Response::builder().status(a.status);
+            for (k, v) in a.headers {
+                resp = resp.header(k, v);
+            }
+            Ok(resp.body(Full::new(Bytes::from(a.body))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+        }
+        Outcome::Reset => Err(Dropped("reset")),
+        Outcome::Hang(d) => {
+            tokio::time::sleep(d).await;
+            Err(Dropped("hang"))
+        }
+    }
+}
+
+/// Passes the request to its emulator and relays the answer; an emulator
+/// that cannot be reached is a 502, as a load balancer would say.
+async fn forward(shared: &Shared, aws: &AwsRequest, parts: hyper::http::request::Parts, body: Bytes) -> Response<Full<Bytes>> {
+    let upstream = shared.upstreams.for_service(&aws.service);
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let uri = format!("{}{}", upstream.trim_end_matches('/'), path);
+    let mut out = Request::builder().method(parts.method.clone()).uri(&uri);
+    for (k, v) in &parts.headers {
+        if k != hyper::header::HOST {
+            out = out.header(k, v);
+        }
+    }
+    let bad_gateway = |why: String| {
+        Response::builder().status(502).body(Full::new(Bytes::from(format!("chaos proxy: {uri}: {why}")))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    };
+    let request = match out.body(Full::new(body)) {
+        Ok(r) => r,
+        Err(e) => return bad_gateway(e.to_string()),
+    };
+    let response = match shared.client.request(request).await {
+        Ok(r) => r,
+        Err(e) => return bad_gateway(e.to_string()),
+    };
+    let (rparts, rbody) = response.into_parts();
+    match rbody.collect().await {
+        Ok(b) => Response::from_parts(rparts, Full::new(b.to_bytes())),
+        Err(e) => bad_gateway(e.to_string()),
+    }
+}
