@@ -27,7 +27,8 @@ pub struct AwsRequest {
     /// The service, by the name drover uses (`rds`, `ec2`, `route53`,
     /// `cloudwatch`, `dynamodb`, ...); the signing name otherwise.
     pub service: String,
-    /// The region it was signed for (`us-east-1` for Route 53).
+    /// The region it was signed for; `global` for Route 53 (signed for
+    /// us-east-1, but a global service: a region blackhole spares it).
     pub region: String,
     /// The API operation, e.g. `PromoteReadReplica`; `unknown` if unread.
     pub operation: String,
@@ -70,7 +71,8 @@ impl AwsRequest {
             Protocol::RestXml => None,
         }
         .unwrap_or_else(|| "unknown".into());
-        AwsRequest { service, region: region.to_string(), operation, protocol }
+        let region = if service == "route53" { "global".to_string() } else { region.to_string() };
+        AwsRequest { service, region, operation, protocol }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Fault rules: what to do to which AWS requests, and how often. The proxy
 //! asks [`Faults::decide`] about every request; a game-day switches rules on
-//! and off while a run is in flight. Every injected fault and every request
-//! passed through is counted, per kind and per operation, so a game-day can
-//! report what it injected and prove invariants such as "exactly one
-//! `PromoteReadReplica` reached the emulator".
+//! and off while a run is in flight. Every injected fault is counted per
+//! kind, and every request passed through per operation and per answer (the
+//! emulator accepted it, 2xx, or refused it), so a game-day can report what
+//! it injected and prove invariants such as "the emulator accepted exactly
+//! one `PromoteReadReplica`".
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -149,7 +150,8 @@ struct State {
     next_id: u64,
     rng: StdRng,
     injected: BTreeMap<String, u64>,
-    forwarded: BTreeMap<String, u64>,
+    accepted: BTreeMap<String, u64>,
+    refused: BTreeMap<String, u64>,
 }
 
 /// The rules in force, and what they did.
@@ -162,7 +164,7 @@ impl Faults {
     /// No rules yet; `seed` makes the rate rolls repeatable.
     pub fn new(seed: u64) -> Self {
         Faults {
-            state: Mutex::new(State { rules: Vec::new(), next_id: 1, rng: StdRng::seed_from_u64(seed), injected: BTreeMap::new(), forwarded: BTreeMap::new() }),
+            state: Mutex::new(State { rules: Vec::new(), next_id: 1, rng: StdRng::seed_from_u64(seed), injected: BTreeMap::new(), accepted: BTreeMap::new(), refused: BTreeMap::new() }),
         }
     }
 
@@ -191,10 +193,10 @@ impl Faults {
 
     /// Decides what happens to `req`: every matching latency rule that fires
     /// adds its delay; the first other matching rule that fires decides the
-    /// outcome; a request no rule stops is forwarded (and counted).
+    /// outcome; a request no rule stops is forwarded.
     pub fn decide(&self, req: &AwsRequest) -> Decision {
         let mut s = self.state();
-        let State { rules, rng, injected, forwarded, .. } = &mut *s;
+        let State { rules, rng, injected, .. } = &mut *s;
         let mut delay = Duration::ZERO;
         let mut outcome = Outcome::Forward;
         for a in rules.iter().filter(|a| a.rule.matches(req)) {
@@ -229,9 +231,6 @@ impl Faults {
                 *injected.entry(a.rule.kind.kind().to_string()).or_default() += 1;
             }
         }
-        if outcome == Outcome::Forward {
-            *forwarded.entry(format!("{}:{}", req.service, req.operation)).or_default() += 1;
-        }
         Decision { delay, outcome }
     }
 
@@ -240,14 +239,27 @@ impl Faults {
         self.state().injected.clone()
     }
 
-    /// Requests that reached the emulators, per `service:Operation`.
-    pub fn forwarded(&self) -> BTreeMap<String, u64> {
-        self.state().forwarded.clone()
+    /// Records the emulator's answer to a forwarded request.
+    pub fn record(&self, req: &AwsRequest, status: u16) {
+        let mut s = self.state();
+        let map = if (200..300).contains(&status) { &mut s.accepted } else { &mut s.refused };
+        *map.entry(format!("{}:{}", req.service, req.operation)).or_default() += 1;
     }
 
-    /// How many `service` `operation` requests reached the emulators.
-    pub fn forwarded_count(&self, service: &str, operation: &str) -> u64 {
-        self.state().forwarded.get(&format!("{service}:{operation}")).copied().unwrap_or(0)
+    /// Requests the emulators accepted (2xx), per `service:Operation`: the
+    /// calls that took effect.
+    pub fn accepted(&self) -> BTreeMap<String, u64> {
+        self.state().accepted.clone()
+    }
+
+    /// Requests the emulators refused (an error answer), per `service:Operation`.
+    pub fn refused(&self) -> BTreeMap<String, u64> {
+        self.state().refused.clone()
+    }
+
+    /// How many `service` `operation` requests the emulators accepted.
+    pub fn accepted_count(&self, service: &str, operation: &str) -> u64 {
+        self.state().accepted.get(&format!("{service}:{operation}")).copied().unwrap_or(0)
     }
 }
 
@@ -291,8 +303,11 @@ mod tests {
         assert_eq!(f.decide(&req("rds", "us-east-1", "PromoteReadReplica")).outcome, Outcome::Answer(Injected::ServerError));
         assert_eq!(f.decide(&req("ec2", "us-east-1", "RunInstances")).outcome, Outcome::Forward);
         assert_eq!(f.injected(), BTreeMap::from([("latency".into(), 3), ("server-error".into(), 1), ("throttle".into(), 1)]));
-        assert_eq!(f.forwarded_count("ec2", "RunInstances"), 1);
-        assert_eq!(f.forwarded_count("rds", "PromoteReadReplica"), 0);
+        f.record(&req("ec2", "us-east-1", "RunInstances"), 200);
+        f.record(&req("rds", "us-east-1", "CreateDBSnapshot"), 400);
+        assert_eq!(f.accepted_count("ec2", "RunInstances"), 1);
+        assert_eq!(f.accepted_count("rds", "CreateDBSnapshot"), 0);
+        assert_eq!(f.refused(), BTreeMap::from([("rds:CreateDBSnapshot".into(), 1)]));
         f.clear();
         assert_eq!(f.decide(&req("rds", "us-east-1", "X")), Decision { delay: Duration::ZERO, outcome: Outcome::Forward });
     }

@@ -9,10 +9,14 @@
 pub mod aws_request;
 pub mod error_shape;
 pub mod faults;
+pub mod gameday;
+pub mod hypothesis;
 pub mod proxy;
+pub mod report;
+pub mod scenario;
 pub mod topology;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -57,9 +61,10 @@ pub fn drover_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> -> target/<profile>/drover
-    let profile_dir = exe.parent().and_then(Path::parent).expect("test executable lives in target/<profile>/deps");
-    let bin = profile_dir.join("drover");
+    // target/<profile>/drover-chaos -> target/<profile>/drover;
+    // target/<profile>/deps/<test> -> target/<profile>/drover.
+    let dir = exe.parent().expect("the executable has a directory");
+    let bin = if dir.ends_with("deps") { dir.parent().unwrap_or(dir).join("drover") } else { dir.join("drover") };
     assert!(
         bin.exists(),
         "{} does not exist: build it first (`cargo build -p drover`) or set DROVER_BIN",

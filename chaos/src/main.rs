@@ -1,23 +1,59 @@
-//! `drover-chaos`: game-day tooling. Today: `seed-demo`, which seeds (or
-//! re-seeds) the demo topology into whatever the AWS configuration points at
-//! (the local emulators, through `AWS_ENDPOINT_URL*`).
+//! `drover-chaos`: game-days against the local emulators (or any endpoint
+//! the AWS configuration points at).
+//!
+//! - `drover-chaos run SCENARIO.toml... [--full]`: runs game-days and writes
+//!   each one's `result.json` and `summary.md`; exit 0 when all pass, 1 when
+//!   one fails, 2 when one could not be run.
+//! - `drover-chaos seed-demo [--suffix NAME]`: seeds (or re-seeds) the demo
+//!   topology.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use clap::{Parser, Subcommand};
 use drover_aws::Clients;
+use drover_chaos::gameday::{self, Options};
+use drover_chaos::scenario::Scenario;
 use drover_chaos::topology::{Topology, seed};
 
+#[derive(Parser)]
+#[command(name = "drover-chaos", about = "Game-days for drover: fault injection, region outages, crash-restart")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run game-day scenarios.
+    Run {
+        /// Scenario files (chaos/scenarios/*.toml).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// The full form (longer, more faults, more crash points) instead of the short one CI runs.
+        #[arg(long)]
+        full: bool,
+        /// Where results go (one directory per scenario).
+        #[arg(long, default_value = "target/gamedays")]
+        out: PathBuf,
+        /// The agent configuration (grants) the runs use.
+        #[arg(long, env = "DROVER_CONFIG", default_value = "docs/drover.toml")]
+        config: PathBuf,
+        /// Where the reference runbook components are.
+        #[arg(long, default_value = "target/runbooks/wasm32-wasip2/release")]
+        runbooks: PathBuf,
+    },
+    /// Seed (or re-seed) the demo topology.
+    SeedDemo {
+        /// Suffix for every name (empty: the names the runbooks default to).
+        #[arg(long, default_value = "")]
+        suffix: String,
+    },
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (cmd, suffix) = match args.as_slice() {
-        [cmd] => (cmd.as_str(), ""),
-        [cmd, flag, s] if flag == "--suffix" => (cmd.as_str(), s.as_str()),
-        _ => ("", ""),
-    };
-    if cmd != "seed-demo" {
-        eprintln!("usage: drover-chaos seed-demo [--suffix NAME]");
-        return ExitCode::from(2);
-    }
+    let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -25,17 +61,46 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    rt.block_on(async {
-        let clients = Clients::load().await;
-        match seed(&clients, &Topology::demo(suffix)).await {
-            Ok(s) => {
-                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-                ExitCode::SUCCESS
+    match rt.block_on(async move {
+        match cli.cmd {
+            Cmd::SeedDemo { suffix } => {
+                let s = seed(&Clients::load().await, &Topology::demo(&suffix)).await.context("seeding the demo topology failed")?;
+                println!("{}", serde_json::to_string_pretty(&s)?);
+                Ok(ExitCode::SUCCESS)
             }
-            Err(e) => {
-                eprintln!("error: seeding the demo topology failed: {e}");
-                ExitCode::from(1)
-            }
+            Cmd::Run { scenarios, full, out, config, runbooks } => run(scenarios, full, out, config, runbooks).await,
         }
-    })
+    }) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(scenarios: Vec<PathBuf>, full: bool, out: PathBuf, config: PathBuf, runbooks: PathBuf) -> anyhow::Result<ExitCode> {
+    let config = std::fs::canonicalize(&config).with_context(|| format!("the agent configuration {} cannot be found (--config)", config.display()))?;
+    let mut all_passed = true;
+    for path in scenarios {
+        let sc = Scenario::load(&path)?;
+        let dir = out.join(&sc.name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let opts = Options {
+            full,
+            runbooks_dir: std::path::absolute(&runbooks)?,
+            scenario_dir: path.parent().map(PathBuf::from).unwrap_or_default(),
+            config: Some(config.clone()),
+            work_dir: std::path::absolute(&dir)?,
+        };
+        eprintln!("game-day {} ({})...", sc.name, if full { "full" } else { "short" });
+        let report = gameday::run(sc, &opts).await.with_context(|| format!("game-day {} could not be run", path.display()))?;
+        std::fs::write(dir.join("result.json"), serde_json::to_string_pretty(&report)?)?;
+        let summary = report.summary();
+        std::fs::write(dir.join("summary.md"), &summary)?;
+        println!("{summary}");
+        println!("(written to {})\n", dir.display());
+        all_passed &= report.passed();
+    }
+    Ok(if all_passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -200,6 +200,7 @@ async fn forward(shared: &Shared, aws: &AwsRequest, parts: hyper::http::request:
         Err(e) => return bad_gateway(e.to_string()),
     };
     let (rparts, rbody) = response.into_parts();
+    shared.faults.record(aws, rparts.status.as_u16());
     match rbody.collect().await {
         Ok(b) => Response::from_parts(rparts, Full::new(b.to_bytes())),
         Err(e) => bad_gateway(e.to_string()),

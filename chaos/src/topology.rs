@@ -145,7 +145,9 @@ impl Seeded {
     }
 }
 
-async fn delete_if_present(c: &Clients, region: &str, id: &str) -> Result<(), CapabilityError> {
+/// Deletes DB instance `id` in `region` if it exists (a game-day uses it
+/// to take the DR replica away).
+pub async fn delete_if_present(c: &Clients, region: &str, id: &str) -> Result<(), CapabilityError> {
     match rds::describe_instance(c, region, id).await {
         Err(e) if e.is("DBInstanceNotFound") => return Ok(()),
         Err(e) => return Err(e),
@@ -292,7 +294,24 @@ async fn seed_app(c: &Clients, t: &Topology) -> Result<(String, String), Capabil
 async fn seed_backups(c: &Clients, t: &Topology, app_instance: &str) -> Result<(), CapabilityError> {
     let snap = format!("{}-nightly", t.db_instance);
     let copy = format!("{snap}-dr");
-    for (region, id) in [(&t.primary_region, &snap), (&t.dr_region, &copy)] {
+    // Final snapshots (and their copies) of earlier failovers go too, so
+    // that a game-day can count the one its run makes.
+    let mut stale = Vec::new();
+    for region in [&t.primary_region, &t.dr_region] {
+        let found = c
+            .rds(region)
+            .describe_db_snapshots()
+            .db_instance_identifier(&t.db_instance)
+            .snapshot_type("manual")
+            .send()
+            .await
+            .map_err(|e| drover_aws::from_sdk("rds", "DescribeDBSnapshots", region, &t.db_instance, e))?;
+        let prefix = format!("{}-final-", t.db_instance);
+        for id in found.db_snapshots().iter().filter_map(|s| s.db_snapshot_identifier()).filter(|id| id.starts_with(&prefix)) {
+            stale.push((region, id.to_string()));
+        }
+    }
+    for (region, id) in stale.iter().map(|(r, i)| (*r, i)).chain([(&t.primary_region, &snap), (&t.dr_region, &copy)]) {
         if let Err(e) = c.rds(region).delete_db_snapshot().db_snapshot_identifier(id).send().await {
             let e = drover_aws::from_sdk("rds", "DeleteDBSnapshot", region, id, e);
             if !e.is("DBSnapshotNotFound") {

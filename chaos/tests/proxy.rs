@@ -28,8 +28,9 @@ async fn requests_pass_through_and_are_counted() {
     let err = rds::describe_instance(&c, "us-east-1", "no-such-db-via-proxy").await.unwrap_err();
     assert_eq!(err.code, "DBInstanceNotFound", "moto answered through the proxy: {err}");
     route53::zone_id(&c, "no-such-zone.example.internal").await.unwrap_err();
-    assert_eq!(proxy.faults().forwarded_count("rds", "DescribeDBInstances"), 1);
-    assert_eq!(proxy.faults().forwarded_count("route53", "ListHostedZonesByName"), 1);
+    // Both reached the emulators, which answered: one refusal (no such DB), one 200 (an empty list).
+    assert_eq!(proxy.faults().refused().get("rds:DescribeDBInstances"), Some(&1));
+    assert_eq!(proxy.faults().accepted_count("route53", "ListHostedZonesByName"), 1);
     assert!(proxy.faults().injected().is_empty());
 }
 

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_types::region::Region;
@@ -32,7 +33,14 @@ impl Clients {
             .operation_attempt_timeout(Duration::from_secs(30))
             .operation_timeout(Duration::from_secs(120))
             .build();
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
+        // A failover must not sit out 20-second backoffs: 5 attempts, jittered
+        // backoff from 200 ms up to 5 s (throttling and 5xx). Step retries come
+        // on top. AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, when set, win.
+        if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() && std::env::var_os("AWS_RETRY_MODE").is_none() {
+            loader = loader.retry_config(RetryConfig::standard().with_max_attempts(5).with_initial_backoff(Duration::from_millis(200)).with_max_backoff(Duration::from_secs(5)));
+        }
+        let sdk = loader.load().await;
         Self::from_config(sdk)
     }
 

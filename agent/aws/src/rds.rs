@@ -299,20 +299,33 @@ pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &st
         tracing::info!(instance = id, region, promoted_by = %by, "already promoted by an earlier attempt");
         return Ok(before);
     }
-    c.rds(region)
-        .promote_read_replica()
-        .db_instance_identifier(id)
-        .send()
-        .await
-        .map_err(|e| from_sdk("rds", "PromoteReadReplica", region, id, e))?;
-    c.rds(region)
-        .add_tags_to_resource()
-        .resource_name(&before.arn)
-        .tags(tag(PROMOTED_TAG, idem))
-        .send()
-        .await
-        .map_err(|e| from_sdk("rds", "AddTagsToResource", region, id, e))?;
-    describe_instance(c, region, id).await
+    let sent = c.rds(region).promote_read_replica().db_instance_identifier(id).send().await;
+    if let Err(e) = sent {
+        let err = from_sdk("rds", "PromoteReadReplica", region, id, e);
+        // A promotion already under way (an earlier attempt's request went
+        // through, but its answer was lost): RDS refuses a second one.
+        if !err.is("InvalidDBInstanceState") {
+            return Err(err);
+        }
+        tracing::info!(instance = id, region, error = %err, "a promotion is already under way; adopting it");
+    }
+    // The tag lets a later attempt see the promotion where the endpoint
+    // does not (moto keeps a promoted replica's source). The promotion is
+    // done whether or not the tag lands: failing the step here would make
+    // its retry promote again.
+    let tagged = c.rds(region).add_tags_to_resource().resource_name(&before.arn).tags(tag(PROMOTED_TAG, idem)).send().await;
+    if let Err(e) = tagged {
+        tracing::warn!(instance = id, region, error = %from_sdk("rds", "AddTagsToResource", region, id, e), "promoted, but the promotion tag could not be written");
+    }
+    match describe_instance(c, region, id).await {
+        Ok(now) => Ok(now),
+        // Promoted: the describe is only to report the instance as it is now.
+        Err(e) if e.retryable => {
+            tracing::warn!(instance = id, region, error = %e, "promoted, but the instance could not be read back");
+            Ok(before)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Polls `describe` until what it returns has status `available`.
