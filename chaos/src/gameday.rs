@@ -19,7 +19,7 @@ use crate::faults::{Fault, Faults};
 use crate::hypothesis::{Check, check};
 use crate::proxy::{Proxy, Upstreams};
 use crate::report::{Report, RunReport};
-use crate::scenario::{Action, FaultWindow, ParamSet, Scenario, Trigger};
+use crate::scenario::{Action, FaultWindow, ParamSet, Scenario, StoreFaultKind, Trigger};
 use crate::topology::{Seeded, Topology, delete_if_present, seed, set_alarm};
 use crate::{Agent, ChaosError, kill9, killed_by_sigkill};
 
@@ -158,7 +158,12 @@ impl GameDay<'_> {
         }
 
         let watch_steps = windows.iter().any(|w| matches!(w.start, Trigger::AfterStep(_)) || matches!(w.stop, Trigger::AfterStep(_)))
-            || sc.actions.iter().any(|a| matches!(a.at, Trigger::AfterStep(_)));
+            || sc.actions.iter().any(|a| matches!(a.at, Trigger::AfterStep(_)))
+            || sc.store_faults.iter().any(|f| matches!(f.at, Trigger::AfterStep(_)));
+        let mut struck = vec![false; sc.store_faults.len()];
+        // The steps done before the store failed: none may run again.
+        let mut done_before_store_fault: Option<HashSet<String>> = None;
+        let mut store_recovered = false;
         let mut on: Vec<Option<u64>> = vec![None; windows.len()];
         let mut over = vec![false; windows.len()];
         let mut acted = vec![false; sc.actions.len()];
@@ -193,9 +198,24 @@ impl GameDay<'_> {
                     acted[i] = true;
                 }
             }
+            for (i, f) in sc.store_faults.iter().enumerate() {
+                if !struck[i] && fired(&f.at) {
+                    match f.kind {
+                        StoreFaultKind::Full => limit_file_size(child.id(), 4096)?,
+                    }
+                    struck[i] = true;
+                    done_before_store_fault.get_or_insert_with(|| completed.clone());
+                }
+            }
             if let Some(status) = child.try_wait()? {
                 if failpoint.is_some() && !crashed && killed_by_sigkill(&status) {
                     crashed = true;
+                    child = agent.spawn(&["resume", run_id.as_str(), "--quiet"], "")?;
+                    continue;
+                }
+                if done_before_store_fault.is_some() && !store_recovered {
+                    // The store recovers: a new agent process has no limit.
+                    store_recovered = true;
                     child = agent.spawn(&["resume", run_id.as_str(), "--quiet"], "")?;
                     continue;
                 }
@@ -218,6 +238,17 @@ impl GameDay<'_> {
         {
             report.problems.push(format!("the crash point {p} was never reached"));
         }
+        if !sc.store_faults.is_empty() && done_before_store_fault.is_none() {
+            report.problems.push("the store fault never struck (its trigger was not reached)".into());
+        }
+        for key in done_before_store_fault.iter().flatten() {
+            if let Some((_, attempts)) = report.steps.iter().find(|(k, _)| k == key)
+                && *attempts > 1
+            {
+                report.problems.push(format!("step {key} completed before the store failed, yet ran {attempts} times"));
+            }
+        }
+        report.store_fault_survived = store_recovered;
         report.before = before;
         report.after = after;
         report.faults_injected = faults.injected();
@@ -247,6 +278,18 @@ impl GameDay<'_> {
         }
         Ok(())
     }
+}
+
+/// Caps the size of any file process `pid` writes (`RLIMIT_FSIZE`): from
+/// now on its writes past `bytes` fail, as on a full disk.
+fn limit_file_size(pid: u32, bytes: u64) -> Result<(), GameDayError> {
+    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+    // SAFETY: prlimit(2) on a child process we started; the struct is valid for the call.
+    let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(GameDayError::Io(std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// The runbook parameters: the topology's set, then the scenario's.
@@ -297,6 +340,7 @@ fn read_run(label: &str, run_id: &str, shown: &Value, hung: bool) -> RunReport {
         steps,
         status,
         crashed_and_resumed: false,
+        store_fault_survived: false,
         before: Vec::new(),
         after: Vec::new(),
         faults_injected: BTreeMap::new(),

@@ -32,6 +32,8 @@ pub struct RunReport {
     pub warnings: Vec<String>,
     /// Whether the agent was killed and resumed.
     pub crashed_and_resumed: bool,
+    /// Whether the agent stopped on a store fault and was resumed once the store recovered.
+    pub store_fault_survived: bool,
     /// The hypothesis before.
     pub before: Vec<Check>,
     /// The hypothesis after.
@@ -107,10 +109,16 @@ impl Report {
         for r in &self.runs {
             let faults: u64 = r.faults_injected.values().sum();
             let after = if r.after.iter().all(|c| c.ok) { "holds".to_string() } else { r.after.iter().filter(|c| !c.ok).map(|c| format!("{:?} broken: {}", c.probe, c.detail)).collect::<Vec<_>>().join("; ") };
-            let status = match &r.error {
+            let mut status = match &r.error {
                 Some((code, _)) => format!("{} ({code})", r.status),
                 None => r.status.clone(),
             };
+            if r.crashed_and_resumed {
+                status.push_str(", after SIGKILL and resume");
+            }
+            if r.store_fault_survived {
+                status.push_str(", after the store failed and recovered");
+            }
             let rto = r.rto_seconds.map(|x| format!("{x:.2} s")).unwrap_or_else(|| "-".into());
             let _ = writeln!(s, "| {} | {status} | {rto} | {} | {faults} | {after} |", r.label, r.steps_retried);
         }

@@ -46,6 +46,9 @@ pub struct Scenario {
     /// and check that every run converges.
     #[serde(default)]
     pub crash: Option<CrashSweep>,
+    /// Faults of the agent's own run store.
+    #[serde(default)]
+    pub store_faults: Vec<StoreFault>,
     /// The steady state before and after.
     #[serde(default)]
     pub hypothesis: Hypothesis,
@@ -142,6 +145,28 @@ pub struct Action {
     /// Delete the DR replica (the DR region lost it).
     #[serde(default)]
     pub delete_replica: bool,
+}
+
+/// A fault of the agent's run store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFault {
+    /// When it strikes.
+    pub at: Trigger,
+    /// What happens to the store.
+    pub kind: StoreFaultKind,
+}
+
+/// What happens to the run store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreFaultKind {
+    /// The store's files can no longer grow: the kernel refuses the agent's
+    /// writes past 4 KiB (a file size limit set on the running process,
+    /// `RLIMIT_FSIZE`), as a full disk would. The agent must stop with the
+    /// run resumable; the game-day then resumes it with the store recovered
+    /// (a new process, no limit) and checks that no completed step ran again.
+    Full,
 }
 
 /// The crash points of a crash-restart sweep.

@@ -59,3 +59,8 @@ fn dr_replica_missing() {
 fn dns_shift_gate_fails() {
     game_day("dns-shift-gate-fails");
 }
+
+#[test]
+fn journal_store_full() {
+    game_day("journal-store-full");
+}
