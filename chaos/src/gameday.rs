@@ -91,15 +91,19 @@ pub async fn run(scenario: Scenario, opts: &Options) -> Result<Report, GameDayEr
         if crash.every_step_boundary {
             points.extend(steps.iter().map(|k| format!("after-step:{k}")));
         }
+        // Distinct points inside steps, as many as asked (or as there are).
         let mut rng = StdRng::seed_from_u64(sc.seed);
-        for _ in 0..crash.random_inside {
-            if steps.is_empty() {
-                break;
-            }
+        let mut inside: Vec<String> = Vec::new();
+        let wanted = crash.random_inside.min(steps.len() * 2);
+        while inside.len() < wanted {
             let key = &steps[rng.random_range(0..steps.len())];
             let at = if rng.random::<bool>() { "in-step" } else { "before-complete" };
-            points.push(format!("{at}:{key}"));
+            let p = format!("{at}:{key}");
+            if !inside.contains(&p) && !points.contains(&p) {
+                inside.push(p);
+            }
         }
+        points.extend(inside);
         for p in points {
             runs.push(g.one_run(&format!("crash at {p}"), &sc.faults, Some(&p)).await?);
         }
