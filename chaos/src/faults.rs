@@ -76,6 +76,11 @@ pub struct Rule {
     /// The share of matching requests it applies to, 0 to 1.
     #[serde(default = "always")]
     pub rate: f64,
+    /// Let this many matching requests through before the fault starts: a
+    /// region that dies right after the run's first call to it
+    /// (`pass_first = 1`), exactly, whatever the timing.
+    #[serde(default)]
+    pub pass_first: u64,
 }
 
 fn always() -> f64 {
@@ -142,6 +147,8 @@ pub struct Decision {
 struct Active {
     id: u64,
     rule: Rule,
+    /// Matching requests seen so far.
+    seen: u64,
 }
 
 #[derive(Debug)]
@@ -177,7 +184,7 @@ impl Faults {
         let mut s = self.state();
         let id = s.next_id;
         s.next_id += 1;
-        s.rules.push(Active { id, rule });
+        s.rules.push(Active { id, rule, seen: 0 });
         id
     }
 
@@ -199,7 +206,11 @@ impl Faults {
         let State { rules, rng, injected, .. } = &mut *s;
         let mut delay = Duration::ZERO;
         let mut outcome = Outcome::Forward;
-        for a in rules.iter().filter(|a| a.rule.matches(req)) {
+        for a in rules.iter_mut().filter(|a| a.rule.matches(req)) {
+            a.seen += 1;
+            if a.seen <= a.rule.pass_first {
+                continue;
+            }
             if a.rule.rate < 1.0 && rng.random::<f64>() >= a.rule.rate {
                 continue;
             }
@@ -310,6 +321,14 @@ mod tests {
         assert_eq!(f.refused(), BTreeMap::from([("rds:CreateDBSnapshot".into(), 1)]));
         f.clear();
         assert_eq!(f.decide(&req("rds", "us-east-1", "X")), Decision { delay: Duration::ZERO, outcome: Outcome::Forward });
+    }
+
+    #[test]
+    fn pass_first_lets_that_many_matching_requests_through() {
+        let f = Faults::new(1);
+        f.add(rule("region = \"us-east-1\"\nkind = \"blackhole\"\npass_first = 2"));
+        let outcomes: Vec<Outcome> = ["us-east-1", "us-west-2", "us-east-1", "us-east-1"].iter().map(|r| f.decide(&req("rds", r, "X")).outcome).collect();
+        assert_eq!(outcomes, [Outcome::Forward, Outcome::Forward, Outcome::Forward, Outcome::Reset]);
     }
 
     #[test]

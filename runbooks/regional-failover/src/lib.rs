@@ -10,8 +10,8 @@
 //! 2. `final-snapshot` (only when the primary answers): a last snapshot of
 //!    the primary is requested, and not waited for: AWS takes it while the
 //!    replica is promoted, so the snapshot does not add to the RTO. An
-//!    unreachable primary (the region is down) skips it with a recorded
-//!    warning.
+//!    unreachable primary (the region is down, or goes down during the
+//!    failover) skips it with a recorded warning.
 //! 3. `promote` the replica and `wait-promoted` until it is available.
 //! 4. `point-db-record`: the database CNAME points at the promoted instance.
 //! 5. `shift-app-weights`: the application's weighted records send all
@@ -33,7 +33,7 @@
 use std::time::Duration;
 
 use drover_sdk::aws::{rds, route53};
-use drover_sdk::{Action, Capability, Ctx, Describe, Error, Param, Readiness, Runbook, export_runbook};
+use drover_sdk::{Action, Capability, Ctx, Describe, Error, Param, Readiness, Retry, Runbook, export_runbook};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -228,7 +228,11 @@ impl Runbook for RegionalFailover {
         }
 
         // Requested, not waited for: AWS takes it while the replica is promoted.
-        let last: Final = ctx.step("final-snapshot", || {
+        // Best effort: the primary's region may die while the failover runs
+        // (that is why it runs); then the failover goes on without it.
+        // One attempt (the SDK's own retries are inside it): a dead region
+        // must not hold the failover through step retries.
+        let snapshot = ctx.step_with("final-snapshot", Retry::none(), || {
             if pre.primary_arn.is_none() {
                 return Ok(Final { snapshot: None, arn: None });
             }
@@ -237,7 +241,16 @@ impl Runbook for RegionalFailover {
             let name = format!("{}-final-{}", p.db_instance, &key[..key.len().min(12)]);
             let snap = rds::create_snapshot(&p.primary_region, &p.db_instance, &name)?;
             Ok(Final { snapshot: Some(name), arn: Some(snap.arn) })
-        })?;
+        });
+        let last = match snapshot {
+            Ok(f) => f,
+            Err(e) => {
+                let w = format!("final snapshot skipped: the primary stopped answering during the failover ({})", e.message());
+                ctx.warn(&w);
+                warnings.push(w);
+                Final { snapshot: None, arn: None }
+            }
+        };
 
         ctx.step("promote", || {
             let i = rds::promote_read_replica(&p.dr_region, &p.replica)?;
