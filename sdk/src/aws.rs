@@ -19,7 +19,7 @@ pub mod rds {
     use super::*;
     use crate::bindings::drover::runbook::rds as wit;
 
-    pub use wit::{DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, GlobalMember, LagReading, SnapshotInfo};
+    pub use wit::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, GlobalMember, LagReading, SnapshotInfo};
 
     /// Describes instance `identifier` in `region`.
     pub fn describe_instance(region: &str, identifier: &str) -> Result<DbInstance, Error> {
@@ -87,6 +87,11 @@ pub mod rds {
     /// newest reading of the last five minutes); `None` without a reading.
     pub fn replica_lag(region: &str, identifier: &str) -> Result<Option<LagReading>, Error> {
         wit::replica_lag(region, identifier).map_err(Error::from_wit)
+    }
+
+    /// Describes Aurora DB cluster `identifier` in `region`.
+    pub fn describe_cluster(region: &str, identifier: &str) -> Result<DbCluster, Error> {
+        wit::describe_cluster(region, identifier).map_err(Error::from_wit)
     }
 
     /// Describes Aurora global database `identifier` (through `region`'s endpoint).

@@ -75,6 +75,49 @@ impl GlobalFailoverMode {
     }
 }
 
+/// An Aurora DB cluster in one region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbCluster {
+    /// Its identifier.
+    pub identifier: String,
+    /// Its ARN.
+    pub arn: String,
+    /// The region it lives in.
+    pub region: String,
+    /// `available`, `failing-over`, ...
+    pub status: String,
+    /// `aurora-postgresql`, `aurora-mysql`.
+    pub engine: String,
+    /// The writer endpoint, once there is one.
+    pub endpoint: Option<String>,
+    /// The reader endpoint, once there is one.
+    pub reader_endpoint: Option<String>,
+    /// Its instances: (identifier, whether it is the writer).
+    pub members: Vec<(String, bool)>,
+    /// The global database it belongs to (ARN or identifier), if any.
+    pub global_cluster: Option<String>,
+}
+
+/// Describes DB cluster `id` in `region`.
+pub async fn describe_cluster(c: &Clients, region: &str, id: &str) -> Result<DbCluster, CapabilityError> {
+    let out = c.rds(region).describe_db_clusters().db_cluster_identifier(id).send().await.map_err(|e| from_sdk("rds", "DescribeDBClusters", region, id, e))?;
+    let k = out
+        .db_clusters()
+        .first()
+        .ok_or_else(|| CapabilityError::new("rds", "DescribeDBClusters", region, id, "DBClusterNotFoundFault", format!("no DB cluster '{id}' in {region}")))?;
+    Ok(DbCluster {
+        identifier: k.db_cluster_identifier().unwrap_or(id).to_string(),
+        arn: k.db_cluster_arn().unwrap_or_default().to_string(),
+        region: region.to_string(),
+        status: k.status().unwrap_or_default().to_string(),
+        engine: k.engine().unwrap_or_default().to_string(),
+        endpoint: k.endpoint().map(str::to_string),
+        reader_endpoint: k.reader_endpoint().map(str::to_string),
+        members: k.db_cluster_members().iter().filter_map(|m| Some((m.db_instance_identifier()?.to_string(), m.is_cluster_writer().unwrap_or(false)))).collect(),
+        global_cluster: k.global_cluster_identifier().map(str::to_string),
+    })
+}
+
 /// Describes global database `id`, asking the endpoint of `region`.
 pub async fn describe_global_cluster(c: &Clients, region: &str, id: &str) -> Result<GlobalCluster, CapabilityError> {
     let out = c

@@ -392,6 +392,12 @@ async fn aurora_global_databases_are_described_failed_over_where_supported_and_d
     }
     let (primary_arn, secondary_arn) = (arns[0].clone(), arns[1].clone());
 
+    let k = aurora::describe_cluster(&c, dr_region, &secondary).await.unwrap();
+    assert_eq!((k.arn.as_str(), k.region.as_str(), k.engine.as_str()), (secondary_arn.as_str(), dr_region, "aurora-postgresql"), "{k:?}");
+    assert!(k.global_cluster.as_deref().is_some_and(|g| g.contains(&global)), "{k:?}");
+    let err = aurora::describe_cluster(&c, dr_region, "no-such-cluster").await.unwrap_err();
+    assert!(err.code.contains("DBClusterNotFound"), "{err}");
+
     let g = aurora::describe_global_cluster(&c, primary_region, &global).await.unwrap();
     assert_eq!(g.writer().map(|w| w.cluster_arn.as_str()), Some(primary_arn.as_str()), "{g:?}");
     assert!(g.members.iter().any(|m| m.cluster_arn == secondary_arn && !m.writer && m.region == dr_region), "{g:?}");

@@ -428,6 +428,25 @@ impl rds::Host for HostState {
             .map_err(|e| self.to_wit(e)))
     }
 
+    async fn describe_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbCluster, types::Error>> {
+        let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false));
+        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeDBClusters", region = %region, resource = %identifier);
+        let described = aws_aurora::describe_cluster(&c, &region, &identifier).instrument(span).await;
+        Ok(described
+            .map(|k| rds::DbCluster {
+                identifier: k.identifier,
+                arn: k.arn,
+                region: k.region,
+                status: k.status,
+                engine: k.engine,
+                endpoint: k.endpoint,
+                reader_endpoint: k.reader_endpoint,
+                members: k.members,
+                global_cluster: k.global_cluster,
+            })
+            .map_err(|e| self.to_wit(e)))
+    }
+
     async fn describe_global_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::GlobalCluster, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-global-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false));
         if let Some(g) = self.dry_run().and_then(|(plan, _)| plan.planned_global(&identifier)) {

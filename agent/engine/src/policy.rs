@@ -55,6 +55,7 @@ pub const SERVICES: &[Service] = &[
             "delete-instance",
             "run-instances",
             "replica-lag",
+            "describe-cluster",
             "describe-global-cluster",
             "failover-global-cluster",
             "wait-global-writer",
