@@ -176,6 +176,12 @@ pub mod ec2 {
         wit::terminate_instance(region, instance_id).map_err(Error::from_wit)
     }
 
+    /// Sets tags (key, value) on EC2 resource `id` in `region`; tags already
+    /// so are left alone. Whether anything changed.
+    pub fn tag(region: &str, id: &str, tags: &[(String, String)]) -> Result<bool, Error> {
+        wit::tag(region, id, tags).map_err(Error::from_wit)
+    }
+
     /// The instances in `region` this run launched that are not terminated.
     pub fn run_instances(region: &str) -> Result<Vec<String>, Error> {
         wit::run_instances(region).map_err(Error::from_wit)

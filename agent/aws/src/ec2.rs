@@ -119,6 +119,36 @@ fn instance(region: &str, i: &aws_sdk_ec2::types::Instance) -> Instance {
     }
 }
 
+/// The kind of EC2 resource an id names, by its prefix: `instance`,
+/// `image`, `volume`, `snapshot`; `None` for an id drover does not tag.
+pub fn resource_kind(id: &str) -> Option<&'static str> {
+    [("i-", "instance"), ("ami-", "image"), ("vol-", "volume"), ("snap-", "snapshot")].into_iter().find(|(p, _)| id.starts_with(p)).map(|(_, k)| k)
+}
+
+/// Sets tags `tags` (key, value) on EC2 resource `id` in `region`. Tags
+/// already so are left alone; returns whether anything was sent. Keys
+/// starting with `aws:` or `drover:` are refused: AWS reserves the first,
+/// and the second is how drover recognises what it made.
+pub async fn tag(c: &Clients, region: &str, id: &str, tags: &[(String, String)]) -> Result<bool, CapabilityError> {
+    if let Some((k, _)) = tags.iter().find(|(k, _)| k.starts_with("aws:") || k.starts_with("drover:")) {
+        return Err(CapabilityError::new("ec2", "CreateTags", region, id, "reserved-tag", format!("tag key '{k}' is reserved (aws: and drover: keys cannot be set by a runbook)")));
+    }
+    let now = c
+        .ec2(region)
+        .describe_tags()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("resource-id").values(id).build())
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "DescribeTags", region, id, e))?;
+    let has = |k: &str, v: &str| now.tags().iter().any(|t| t.key() == Some(k) && t.value() == Some(v));
+    let missing: Vec<Tag> = tags.iter().filter(|(k, v)| !has(k, v)).map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    c.ec2(region).create_tags().resources(id).set_tags(Some(missing)).send().await.map_err(|e| from_sdk("ec2", "CreateTags", region, id, e))?;
+    Ok(true)
+}
+
 /// Describes instance `id`.
 pub async fn describe_instance(c: &Clients, region: &str, id: &str) -> Result<Instance, CapabilityError> {
     let out = c.ec2(region).describe_instances().instance_ids(id).send().await.map_err(|e| from_sdk("ec2", "DescribeInstances", region, id, e))?;

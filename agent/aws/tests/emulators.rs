@@ -425,3 +425,22 @@ async fn aurora_global_databases_are_described_failed_over_where_supported_and_d
     let other = "arn:aws:rds:us-west-2:000000000000:cluster:not-a-member";
     assert!(!aurora::detach_from_global_cluster(&c, primary_region, &global, other, Duration::from_secs(1)).await.unwrap());
 }
+
+#[tokio::test]
+async fn ec2_resources_are_tagged_once_and_reserved_keys_refused() {
+    use aws_sdk_ec2::types::InstanceType;
+    use drover_aws::ec2;
+    let c = clients().await;
+    let region = "us-west-2";
+    let made = c.ec2(region).run_instances().image_id("ami-0a1b2c3d4e5f60001").instance_type(InstanceType::T3Micro).min_count(1).max_count(1).send().await.unwrap();
+    let id = made.instances()[0].instance_id().unwrap().to_string();
+    let tags = vec![("team".to_string(), "orders".to_string()), ("drill".to_string(), "weekly".to_string())];
+    assert!(ec2::tag(&c, region, &id, &tags).await.unwrap());
+    assert!(!ec2::tag(&c, region, &id, &tags).await.unwrap(), "already so: nothing sent");
+    let now = c.ec2(region).describe_tags().filters(aws_sdk_ec2::types::Filter::builder().name("resource-id").values(&id).build()).send().await.unwrap();
+    assert!(now.tags().iter().any(|t| t.key() == Some("team") && t.value() == Some("orders")));
+    let err = ec2::tag(&c, region, &id, &[("drover:run".to_string(), "forged".to_string())]).await.unwrap_err();
+    assert_eq!(err.code, "reserved-tag", "{err}");
+    assert_eq!(ec2::resource_kind(&id), Some("instance"));
+    assert_eq!(ec2::resource_kind("sg-123"), None);
+}

@@ -692,6 +692,25 @@ impl ec2::Host for HostState {
         Ok(aws_ec2::terminate_instance(&c, &region, &instance_id, &run_id).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
 
+    async fn tag(&mut self, region: String, id: String, tags: Vec<(String, String)>) -> wasmtime::Result<Result<bool, types::Error>> {
+        let Some(kind) = aws_ec2::resource_kind(&id) else {
+            return Ok(Err(types::Error {
+                code: "bad-resource".into(),
+                message: format!("'{id}' is not an EC2 instance, image, volume or snapshot id (i-, ami-, vol-, snap-)"),
+                retryable: false,
+                resource: Some(id),
+            }));
+        };
+        let Call { c, _turn, .. } = allowed!(self, access("ec2", "tag", &[&region], vec![Resource::new(kind, &id)], true));
+        if let Some((plan, step)) = self.dry_run() {
+            let detail = format!("tag {id}: {}", tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
+            plan.record(PlannedChange { step, service: "ec2", operation: "CreateTags", region: region.clone(), resource: id.clone(), detail });
+            return Ok(Ok(true));
+        }
+        let span = tracing::info_span!("aws", service = "ec2", operation = "CreateTags", region = %region, resource = %id);
+        Ok(aws_ec2::tag(&c, &region, &id, &tags).instrument(span).await.map_err(|e| self.to_wit(e)))
+    }
+
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("ec2", "run-instances", &[&region], vec![], false));
         let span = tracing::info_span!("aws", service = "ec2", operation = "DescribeInstances", region = %region);

@@ -77,6 +77,7 @@ pub const SERVICES: &[Service] = &[
             "latest-image",
             "terminate-instance",
             "run-instances",
+            "tag",
         ],
         regional: true,
     },
