@@ -12,6 +12,18 @@ ensure_wasm_target() {
     fi
 }
 
+# Chromium renders the HTML drill report in a test (headless screenshot);
+# install Debian's package if it is missing.
+ensure_chromium() {
+    if ! command -v chromium >/dev/null 2>&1; then
+        echo "installing chromium for the report rendering test (once)..." >&2
+        if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+            echo "error: could not install chromium with apt-get (needed by tests/tests/report.rs); install it and rerun" >&2
+            exit 2
+        fi
+    fi
+}
+
 # Builds the reference runbooks (and test fixtures) into target/runbooks.
 build_runbooks() {
     (cd runbooks && cargo build --release --workspace --target wasm32-wasip2 --target-dir ../target/runbooks)

@@ -7,6 +7,7 @@
 
 mod commands;
 mod config;
+mod drill_report;
 mod home;
 mod progress;
 mod render;
@@ -53,6 +54,9 @@ enum Command {
     /// Would a run succeed right now? Checks, changing nothing, every
     /// condition the runbook depends on (exit 0 ready, 1 not ready).
     Readiness(commands::readiness::Args),
+    /// Write a run's report: RUN_ID.md and a self-contained RUN_ID.html with
+    /// its timeline, RTO against the objective, RPO estimate, what changed.
+    Report(commands::report::Args),
     /// Make an ed25519 key pair for signing runbooks: PREFIX.key and PREFIX.pub.
     Keygen(commands::keygen::Args),
     /// Sign a runbook component: writes RUNBOOK.wasm.sig over its exact bytes.
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
             Command::Show(a) => commands::show::exec(&home, a).await,
             Command::Inspect(a) => commands::inspect::exec(&home, a).await,
             Command::Readiness(a) => commands::readiness::exec(&home, a).await,
+            Command::Report(a) => commands::report::exec(&home, a).await,
             Command::Keygen(a) => commands::keygen::exec(a),
             Command::Sign(a) => commands::sign::exec(a),
             Command::Verify(a) => commands::verify::exec(a),

@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod inspect;
 pub mod readiness;
+pub mod report;
 pub mod keygen;
 pub mod resume;
 pub mod run;
