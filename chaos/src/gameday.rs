@@ -91,17 +91,14 @@ pub async fn run(scenario: Scenario, opts: &Options) -> Result<Report, GameDayEr
         if crash.every_step_boundary {
             points.extend(steps.iter().map(|k| format!("after-step:{k}")));
         }
-        // Distinct points inside steps, as many as asked (or as there are).
+        // Distinct points inside steps, as many as asked (or as there are),
+        // drawn with the scenario's seed.
         let mut rng = StdRng::seed_from_u64(sc.seed);
-        let mut inside: Vec<String> = Vec::new();
-        let wanted = crash.random_inside.min(steps.len() * 2);
-        while inside.len() < wanted {
-            let key = &steps[rng.random_range(0..steps.len())];
-            let at = if rng.random::<bool>() { "in-step" } else { "before-complete" };
-            let p = format!("{at}:{key}");
-            if !inside.contains(&p) && !points.contains(&p) {
-                inside.push(p);
-            }
+        let mut candidates: Vec<String> =
+            steps.iter().flat_map(|k| [format!("in-step:{k}"), format!("before-complete:{k}")]).filter(|p| !points.contains(p)).collect();
+        let mut inside = Vec::new();
+        while inside.len() < crash.random_inside && !candidates.is_empty() {
+            inside.push(candidates.swap_remove(rng.random_range(0..candidates.len())));
         }
         points.extend(inside);
         for p in points {
@@ -173,7 +170,8 @@ impl GameDay<'_> {
         let mut acted = vec![false; sc.actions.len()];
         let t0 = Instant::now();
         let timeout = Duration::from_secs(sc.timeout_seconds);
-        let mut child = agent.spawn(&args, failpoint.unwrap_or(""))?;
+        let log = self.opts.work_dir.join("homes").join(format!("{run_id}.log"));
+        let mut child = Running(Some(agent.spawn_logged(&args, failpoint.unwrap_or(""), &log)?));
         let (mut crashed, mut hung) = (false, false);
         loop {
             let completed = if watch_steps { completed_steps(&agent, &run_id) } else { HashSet::new() };
@@ -205,28 +203,34 @@ impl GameDay<'_> {
             for (i, f) in sc.store_faults.iter().enumerate() {
                 if !struck[i] && fired(&f.at) {
                     match f.kind {
-                        StoreFaultKind::Full => limit_file_size(child.id(), 4096)?,
+                        // (Never pid 0: prlimit would limit this process.)
+                        StoreFaultKind::Full => {
+                            if let Some(pid) = child.id() {
+                                limit_file_size(pid, 4096)?
+                            }
+                        }
                     }
                     struck[i] = true;
-                    done_before_store_fault.get_or_insert_with(|| completed.clone());
+                    let done = if watch_steps { completed.clone() } else { completed_steps(&agent, &run_id) };
+                    done_before_store_fault.get_or_insert(done);
                 }
             }
             if let Some(status) = child.try_wait()? {
                 if failpoint.is_some() && !crashed && killed_by_sigkill(&status) {
                     crashed = true;
-                    child = agent.spawn(&["resume", run_id.as_str(), "--quiet"], "")?;
+                    child.replace(agent.spawn_logged(&["resume", run_id.as_str(), "--quiet"], "", &log)?);
                     continue;
                 }
                 if done_before_store_fault.is_some() && !store_recovered {
                     // The store recovers: a new agent process has no limit.
                     store_recovered = true;
-                    child = agent.spawn(&["resume", run_id.as_str(), "--quiet"], "")?;
+                    child.replace(agent.spawn_logged(&["resume", run_id.as_str(), "--quiet"], "", &log)?);
                     continue;
                 }
                 break;
             }
             if t0.elapsed() > timeout {
-                kill9(&mut child);
+                child.kill();
                 hung = true;
                 break;
             }
@@ -294,6 +298,42 @@ fn limit_file_size(pid: u32, bytes: u64) -> Result<(), GameDayError> {
         return Err(GameDayError::Io(std::io::Error::last_os_error()));
     }
     Ok(())
+}
+
+/// The agent process of a game-day run: killed if the game-day stops
+/// early (an error), so that no agent goes on acting on the topology.
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        match self.0.as_mut() {
+            Some(c) => c.try_wait(),
+            None => Ok(None),
+        }
+    }
+
+    fn id(&self) -> Option<u32> {
+        self.0.as_ref().map(std::process::Child::id)
+    }
+
+    fn replace(&mut self, next: std::process::Child) {
+        self.kill();
+        self.0 = Some(next);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.0.take()
+            && c.try_wait().ok().flatten().is_none()
+        {
+            kill9(&mut c);
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// The runbook parameters: the topology's set, then the scenario's.

@@ -137,6 +137,20 @@ impl Agent {
         c.spawn().map_err(|source| ChaosError::Spawn { bin: self.bin.clone(), source })
     }
 
+    /// Starts `drover ARGS` in the background with `failpoints` armed, its
+    /// stdout and stderr appended to `log` (a long run under faults logs a
+    /// lot: a pipe nobody reads would block it).
+    pub fn spawn_logged(&self, args: &[&str], failpoints: &str, log: &std::path::Path) -> Result<Child, ChaosError> {
+        let spawn_err = |source| ChaosError::Spawn { bin: self.bin.clone(), source };
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(spawn_err)?;
+        let mut c = self.command(args);
+        if !failpoints.is_empty() {
+            c.env(FAILPOINTS_ENV, failpoints);
+        }
+        c.stdout(file.try_clone().map_err(spawn_err)?).stderr(file);
+        c.spawn().map_err(spawn_err)
+    }
+
     /// `drover show RUN_ID --json`, or `None` if the run does not exist yet.
     pub fn show(&self, run_id: &str) -> Option<Value> {
         let out = self.output(&["show", run_id, "--json"]);

@@ -88,7 +88,9 @@ impl Proxy {
                     accepted = listener.accept() => match accepted {
                         Ok(a) => a,
                         Err(e) => {
+                            // e.g. out of file descriptors: do not spin.
                             tracing::warn!(error = %e, "chaos proxy: accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                             continue;
                         }
                     },

@@ -271,16 +271,25 @@ impl Scenario {
         if !["succeeded", "failed"].contains(&self.expect.outcome.as_str()) {
             return Err(format!("expect.outcome '{}': succeeded or failed", self.expect.outcome));
         }
-        let windows = self.faults.iter().chain(self.full.iter().flat_map(|f| f.faults.iter().flatten()));
-        for (i, w) in windows.enumerate() {
-            w.rule.validate().map_err(|e| format!("faults[{i}]: {e}"))?;
-            if w.start == Trigger::End {
-                return Err(format!("faults[{i}]: a fault cannot start at the end"));
+        let full_faults = self.full.as_ref().and_then(|f| f.faults.as_ref());
+        for (prefix, list) in [("faults", Some(&self.faults)), ("full.faults", full_faults)] {
+            let Some(list) = list else { continue };
+            for (i, w) in list.iter().enumerate() {
+                w.rule.validate().map_err(|e| format!("{prefix}[{i}]: {e}"))?;
+                if w.start == Trigger::End {
+                    return Err(format!("{prefix}[{i}]: a fault cannot start at the end"));
+                }
+            }
+            if self.expect.rto_factor_of_clean.is_some() && !list.iter().any(|w| w.rule.kind != Fault::Latency) {
+                return Err(format!("expect.rto_factor_of_clean compares with a run without the error faults, but {prefix} has none"));
             }
         }
         for (i, a) in self.actions.iter().enumerate() {
             if a.alarm.is_none() && !a.delete_replica {
                 return Err(format!("actions[{i}]: does nothing (give alarm = \"ALARM\" or delete_replica = true)"));
+            }
+            if a.at == Trigger::End {
+                return Err(format!("actions[{i}]: at = \"end\" would act after the run; give a moment during it"));
             }
             if let Some(state) = &a.alarm
                 && !["ALARM", "OK", "INSUFFICIENT_DATA"].contains(&state.as_str())
@@ -288,8 +297,10 @@ impl Scenario {
                 return Err(format!("actions[{i}]: alarm state '{state}' (ALARM, OK or INSUFFICIENT_DATA)"));
             }
         }
-        if self.expect.rto_factor_of_clean.is_some() && !self.faults.iter().any(|w| w.rule.kind != Fault::Latency) {
-            return Err("expect.rto_factor_of_clean compares with a run without the error faults, but there are none".into());
+        for (i, f) in self.store_faults.iter().enumerate() {
+            if f.at == Trigger::End {
+                return Err(format!("store_faults[{i}]: at = \"end\" would strike after the run; give a moment during it"));
+            }
         }
         Ok(())
     }

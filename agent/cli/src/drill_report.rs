@@ -153,6 +153,8 @@ impl Report {
         let _ = writeln!(s, "\n## What changed\n");
         if self.changes.is_empty() {
             let _ = writeln!(s, "Nothing: the run made no change in AWS.");
+        } else {
+            let _ = writeln!(s, "The changes the run asked AWS for, as the audit log recorded them before each call (a call that then failed is listed too; see the timeline):\n");
         }
         for c in &self.changes {
             let _ = writeln!(s, "- {c}");
@@ -203,7 +205,11 @@ body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#1f2328
             let _ = writeln!(s, "</ul>");
         }
         let _ = writeln!(s, "<h2>Timeline</h2>\n{}", self.svg());
-        let _ = writeln!(s, "<h2>What changed</h2><ul>");
+        let _ = writeln!(s, "<h2>What changed</h2>");
+        if !self.changes.is_empty() {
+            let _ = writeln!(s, "<p>The changes the run asked AWS for, as the audit log recorded them before each call (a call that then failed is listed too; see the timeline).</p>");
+        }
+        let _ = writeln!(s, "<ul>");
         if self.changes.is_empty() {
             let _ = writeln!(s, "<li>Nothing: the run made no change in AWS.</li>");
         }

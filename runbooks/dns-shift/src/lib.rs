@@ -124,9 +124,10 @@ fn gate(p: &Params) -> Result<GateReport, Error> {
     if !p.health_check.is_empty() {
         let h = route53::get_health_check(&p.health_check)?;
         if h.disabled {
-            r.warnings.push(format!("health check {} is disabled, so Route 53 calls it healthy whatever the target does", h.id));
-        }
-        if h.status != "healthy" {
+            // Route 53 calls a disabled check healthy whatever the target
+            // does: it says nothing, and a gate must not pass on nothing.
+            r.failures.push(format!("health check {} is disabled, so it says nothing about {}; enable it, or gate on alarms instead", h.id, h.target));
+        } else if h.status != "healthy" {
             r.failures.push(format!("health check {} on {} is {} ({})", h.id, h.target, h.status, h.reports.join("; ")));
         }
     }
@@ -268,7 +269,9 @@ impl Runbook for DnsShift {
             ctx.info(&format!("{stage} percent of {} now goes to {}", p.record, p.to));
             for check in 1..=checks {
                 if !dry {
-                    ctx.sleep(Duration::from_secs(interval.min(p.soak_seconds.max(1))));
+                    // The last wait is what is left of the soak, so a stage soaks as long as asked.
+                    let left = p.soak_seconds.max(1).saturating_sub((check - 1) * interval);
+                    ctx.sleep(Duration::from_secs(interval.min(left).max(1)));
                 }
                 let report: GateReport = ctx.step(&format!("gate-{stage}-{check}"), || gate(&p))?;
                 gate_checks += 1;
