@@ -97,11 +97,17 @@ impl Report {
             (None, None) => {}
         }
         let rpo_objective = num(&result, "rpo_objective_seconds").or_else(|| num(&run.params, "rpo_seconds"));
-        match (num(&result, "estimated_rpo_seconds"), rpo_objective) {
-            (Some(rpo), Some(obj)) => facts.push(("RPO estimate".into(), format!("{rpo:.0} s of writes at risk (replica lag), objective {obj:.0} s"))),
-            (Some(rpo), None) => facts.push(("RPO estimate".into(), format!("{rpo:.0} s of writes at risk (replica lag)"))),
-            (None, Some(obj)) => facts.push(("RPO estimate".into(), format!("unknown (no lag reading); objective {obj:.0} s"))),
-            (None, None) => {}
+        // A failover estimates its RPO from the replica's lag; a drill
+        // demonstrates one (the age of the data it restored).
+        let objective_text = |obj: Option<f64>| obj.map(|o| format!(", objective {o:.0} s")).unwrap_or_default();
+        match (num(&result, "estimated_rpo_seconds"), num(&result, "rpo_seconds"), rpo_objective) {
+            (Some(rpo), _, obj) => facts.push(("RPO estimate".into(), format!("{rpo:.0} s of writes at risk (replica lag){}", objective_text(obj)))),
+            (None, Some(rpo), obj) => facts.push(("RPO demonstrated".into(), format!("{rpo:.0} s (age of the data restored){}", objective_text(obj)))),
+            (None, None, Some(obj)) => facts.push(("RPO estimate".into(), format!("unknown (no lag reading); objective {obj:.0} s"))),
+            (None, None, None) => {}
+        }
+        if let Some(v) = result.get("verdict").and_then(Value::as_str) {
+            facts.push(("runbook's verdict".into(), v.to_string()));
         }
         let retried: u32 = run.steps.iter().map(|s| s.attempts.saturating_sub(1)).sum();
         facts.push(("steps".into(), format!("{} ({} retried attempt(s))", run.steps.len(), retried)));
