@@ -54,6 +54,10 @@ enum Command {
     /// Would a run succeed right now? Checks, changing nothing, every
     /// condition the runbook depends on (exit 0 ready, 1 not ready).
     Readiness(commands::readiness::Args),
+    /// Static checks before deploying a runbook: contract version,
+    /// description, documented parameters, narrow capabilities, grants,
+    /// signature (exit 0 ready, 1 not).
+    Check(commands::check::Args),
     /// Write a run's report: RUN_ID.md and a self-contained RUN_ID.html with
     /// its timeline, RTO against the objective, RPO estimate, what changed.
     Report(commands::report::Args),
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
             Command::Inspect(a) => commands::inspect::exec(&home, a).await,
             Command::Readiness(a) => commands::readiness::exec(&home, a).await,
             Command::Report(a) => commands::report::exec(&home, a).await,
+            Command::Check(a) => commands::check::exec(&home, a).await,
             Command::Keygen(a) => commands::keygen::exec(a),
             Command::Sign(a) => commands::sign::exec(a),
             Command::Verify(a) => commands::verify::exec(a),

@@ -1,6 +1,7 @@
 //! One module per subcommand; what they share is here.
 
 pub mod cancel;
+pub mod check;
 pub mod inspect;
 pub mod readiness;
 pub mod report;
