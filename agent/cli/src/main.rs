@@ -54,6 +54,9 @@ enum Command {
     /// Would a run succeed right now? Checks, changing nothing, every
     /// condition the runbook depends on (exit 0 ready, 1 not ready).
     Readiness(commands::readiness::Args),
+    /// Create a runbook crate that builds to a component: Cargo.toml,
+    /// src/lib.rs with a two-step example, README.
+    New(commands::new::Args),
     /// Static checks before deploying a runbook: contract version,
     /// description, documented parameters, narrow capabilities, grants,
     /// signature (exit 0 ready, 1 not).
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
             Command::Readiness(a) => commands::readiness::exec(&home, a).await,
             Command::Report(a) => commands::report::exec(&home, a).await,
             Command::Check(a) => commands::check::exec(&home, a).await,
+            Command::New(a) => commands::new::exec(a),
             Command::Keygen(a) => commands::keygen::exec(a),
             Command::Sign(a) => commands::sign::exec(a),
             Command::Verify(a) => commands::verify::exec(a),

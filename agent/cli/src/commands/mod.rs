@@ -6,6 +6,7 @@ pub mod inspect;
 pub mod readiness;
 pub mod report;
 pub mod keygen;
+pub mod new;
 pub mod resume;
 pub mod run;
 pub mod runs;
