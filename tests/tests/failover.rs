@@ -5,6 +5,7 @@
 use drover_aws::{Clients, rds, route53};
 use drover_chaos::Agent;
 use drover_chaos::killed_by_sigkill;
+use drover_chaos::hypothesis::{Probe, check};
 use drover_chaos::topology::Seeded;
 use drover_e2e::{agent, args, rt, seeded};
 use drover_test_artifacts as artifacts;
@@ -13,46 +14,30 @@ use serde_json::Value;
 const STEPS: &[&str] =
     &["preflight", "final-snapshot", "promote", "wait-promoted", "point-db-record", "shift-app-weights", "copy-final-snapshot", "verify"];
 
-/// Reads the emulators back and checks the failed-over state: the replica
-/// promoted once, the DB record on it, the weights on the DR region, one
-/// snapshot copy in the DR region.
-fn assert_failed_over(c: &Clients, s: &Seeded, run_id: &str) {
-    let t = &s.topology;
+/// Asserts that every probe holds, reading the emulators back (the same
+/// probes the game-days check).
+fn assert_holds(c: &Clients, s: &Seeded, probes: &[Probe], context: &str) {
     rt().block_on(async {
-        let replica = rds::describe_instance(c, &t.dr_region, &t.replica).await.unwrap();
-        let tags = c.rds(&t.dr_region).list_tags_for_resource().resource_name(&replica.arn).send().await.unwrap();
-        let promotions = tags.tag_list().iter().filter(|t| t.key() == Some(rds::PROMOTED_TAG)).count();
-        assert_eq!(promotions, 1, "exactly one promotion");
-        let db = route53::get_records(c, &t.hosted_zone, &t.db_record).await.unwrap();
-        assert_eq!(db.len(), 1);
-        assert_eq!(route53::fqdn(&db[0].values[0]), route53::fqdn(replica.endpoint.as_deref().unwrap()), "the DB record points at the promoted replica");
-        let app = route53::get_records(c, &t.hosted_zone, &t.app_record).await.unwrap();
-        let weight = |set: &str| app.iter().find(|r| r.set_identifier.as_deref() == Some(set)).and_then(|r| r.weight);
-        assert_eq!((weight(&t.primary_region), weight(&t.dr_region)), (Some(0), Some(100)), "traffic on the DR region");
-        let copies = c.rds(&t.dr_region).describe_db_snapshots().db_instance_identifier(&t.db_instance).send().await.unwrap();
-        let ours: Vec<_> = copies
-            .db_snapshots()
-            .iter()
-            .filter(|s| s.db_snapshot_identifier().is_some_and(|id| id.starts_with(&format!("{}-final-", t.db_instance))))
-            .collect();
-        assert_eq!(ours.len(), 1, "exactly one snapshot copy in the DR region for run {run_id}: {ours:?}");
+        for p in probes {
+            let k = check(c, s, *p).await;
+            assert!(k.ok, "{context}: {:?} does not hold: {}", k.probe, k.detail);
+        }
     });
 }
 
-fn assert_untouched(c: &Clients, s: &Seeded) {
+/// Reads the emulators back and checks the failed-over state: the replica
+/// promoted once, the DB record (one record set) on it, the weights on the
+/// DR region, one snapshot copy in the DR region.
+fn assert_failed_over(c: &Clients, s: &Seeded, run_id: &str) {
     let t = &s.topology;
-    rt().block_on(async {
-        let db = route53::get_records(c, &t.hosted_zone, &t.db_record).await.unwrap();
-        assert_eq!(route53::fqdn(&db[0].values[0]), route53::fqdn(&s.primary_endpoint), "the DB record still points at the primary");
-        let app = route53::get_records(c, &t.hosted_zone, &t.app_record).await.unwrap();
-        let weight = |set: &str| app.iter().find(|r| r.set_identifier.as_deref() == Some(set)).and_then(|r| r.weight);
-        assert_eq!((weight(&t.primary_region), weight(&t.dr_region)), (Some(100), Some(0)), "weights unchanged");
-        let replica = rds::describe_instance(c, &t.dr_region, &t.replica).await;
-        if let Ok(r) = replica {
-            let tags = c.rds(&t.dr_region).list_tags_for_resource().resource_name(&r.arn).send().await.unwrap();
-            assert!(tags.tag_list().iter().all(|t| t.key() != Some(rds::PROMOTED_TAG)), "not promoted");
-        }
-    });
+    let db = rt().block_on(route53::get_records(c, &t.hosted_zone, &t.db_record)).unwrap();
+    assert_eq!(db.len(), 1, "run {run_id}: {db:?}");
+    assert_holds(c, s, &[Probe::ReplicaPromotedOnce, Probe::DbRecordOnReplica, Probe::AppWeightsOnDr, Probe::OneFinalSnapshotCopy], &format!("run {run_id}"));
+}
+
+/// DNS still on the primary, weights unchanged, the replica not promoted.
+fn assert_untouched(c: &Clients, s: &Seeded) {
+    assert_holds(c, s, &[Probe::DbRecordOnPrimary, Probe::AppWeightsOnPrimary, Probe::ReplicaNotPromoted], "untouched");
 }
 
 #[test]

@@ -48,6 +48,30 @@ pub struct RecordSet {
     pub health_check: Option<String>,
 }
 
+impl RecordSet {
+    /// Whether this is the simple CNAME pointing at `target`: what
+    /// [`upsert_cname`] would leave.
+    pub fn is_cname_to(&self, target: &str) -> bool {
+        self.record_type == "CNAME" && self.set_identifier.is_none() && self.values.iter().any(|v| same_host(v, target))
+    }
+
+    /// Whether this is weighted set `t`, with its weight and value: what
+    /// [`set_weights`] would leave.
+    pub fn is_weighted(&self, t: &WeightedTarget) -> bool {
+        self.set_identifier.as_deref() == Some(t.set_identifier.as_str()) && self.weight == Some(t.weight) && self.values.iter().any(|v| same_host(v, &t.value))
+    }
+
+    /// Whether this is the failover record `set_identifier` with `role`,
+    /// pointing at `target`, tied to `health_check`: what
+    /// [`upsert_failover`] would leave.
+    pub fn is_failover(&self, role: FailoverRole, set_identifier: &str, target: &str, health_check: Option<&str>) -> bool {
+        self.set_identifier.as_deref() == Some(set_identifier)
+            && self.failover.as_deref() == Some(role.as_str())
+            && self.health_check.as_deref() == health_check
+            && self.values.iter().any(|v| same_host(v, target))
+    }
+}
+
 /// `name` with exactly one trailing dot, lowercase.
 pub fn fqdn(name: &str) -> String {
     format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
@@ -174,7 +198,7 @@ fn upsert(set: ResourceRecordSet) -> Result<Change, CapabilityError> {
 pub async fn upsert_cname(c: &Clients, zone: &str, name: &str, target: &str, ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
     let id = zone_id(c, zone).await?;
     let current = records_in(c, &id, name).await?;
-    if current.iter().any(|r| r.record_type == "CNAME" && r.set_identifier.is_none() && r.values.iter().any(|v| same_host(v, target))) {
+    if current.iter().any(|r| r.is_cname_to(target)) {
         return Ok(false);
     }
     let changes = vec![upsert(cname(name, target, ttl, None)?)?];
@@ -189,12 +213,7 @@ pub async fn set_weights(c: &Clients, zone: &str, name: &str, targets: &[Weighte
     let current = records_in(c, &id, name).await?;
     let mut changes = Vec::new();
     for t in targets {
-        let already = current.iter().any(|r| {
-            r.set_identifier.as_deref() == Some(t.set_identifier.as_str())
-                && r.weight == Some(t.weight)
-                && r.values.iter().any(|v| same_host(v, &t.value))
-        });
-        if !already {
+        if !current.iter().any(|r| r.is_weighted(t)) {
             changes.push(upsert(cname(name, &t.value, ttl, Some((&t.set_identifier, t.weight)))?)?);
         }
     }
@@ -351,13 +370,7 @@ pub async fn upsert_failover(
 ) -> Result<bool, CapabilityError> {
     let id = zone_id(c, zone).await?;
     let current = records_in(c, &id, name).await?;
-    let same = current.iter().any(|r| {
-        r.set_identifier.as_deref() == Some(set_identifier)
-            && r.failover.as_deref() == Some(role.as_str())
-            && r.health_check.as_deref() == health_check
-            && r.values.iter().any(|v| same_host(v, target))
-    });
-    if same {
+    if current.iter().any(|r| r.is_failover(role, set_identifier, target, health_check)) {
         return Ok(false);
     }
     let rr = ResourceRecord::builder().value(target).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;

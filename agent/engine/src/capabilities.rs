@@ -743,10 +743,10 @@ impl route53::Host for HostState {
                 Ok(sets) => sets,
                 Err(e) => return Ok(Err(self.to_wit(e))),
             };
-            let old = current.iter().find(|r| r.record_type == "CNAME" && r.set_identifier.is_none()).and_then(|r| r.values.first().cloned());
-            if old.as_deref().is_some_and(|v| aws_r53::fqdn(v) == aws_r53::fqdn(&target)) {
+            if current.iter().any(|r| r.is_cname_to(&target)) {
                 return Ok(Ok(()));
             }
+            let old = current.iter().find(|r| r.record_type == "CNAME" && r.set_identifier.is_none()).and_then(|r| r.values.first().cloned());
             let detail = format!("point {name} at {target} (now {})", old.as_deref().unwrap_or("absent"));
             plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
             let mut next: Vec<aws_r53::RecordSet> = current.into_iter().filter(|r| !(r.record_type == "CNAME" && r.set_identifier.is_none())).collect();
@@ -776,6 +776,10 @@ impl route53::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("route53", "set-weights", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
+        let targets: Vec<aws_r53::WeightedTarget> = targets
+            .into_iter()
+            .map(|t| aws_r53::WeightedTarget { set_identifier: t.set_identifier, weight: t.weight, value: t.value })
+            .collect();
         if let Some((plan, step)) = self.dry_run() {
             let mut current = match planned_or_real(&plan, &c, &zone, &name).await {
                 Ok(sets) => sets,
@@ -785,7 +789,7 @@ impl route53::Host for HostState {
             for t in &targets {
                 let existing = current.iter_mut().find(|r| r.set_identifier.as_deref() == Some(t.set_identifier.as_str()));
                 match existing {
-                    Some(r) if r.weight == Some(t.weight) && r.values.iter().any(|v| aws_r53::fqdn(v) == aws_r53::fqdn(&t.value)) => {}
+                    Some(r) if r.is_weighted(t) => {}
                     Some(r) => {
                         changed.push(format!("{} {} -> {}", t.set_identifier, r.weight.map(|w| w.to_string()).unwrap_or_default(), t.weight));
                         r.weight = Some(t.weight);
@@ -813,10 +817,6 @@ impl route53::Host for HostState {
             }
             return Ok(Ok(()));
         }
-        let targets: Vec<aws_r53::WeightedTarget> = targets
-            .into_iter()
-            .map(|t| aws_r53::WeightedTarget { set_identifier: t.set_identifier, weight: t.weight, value: t.value })
-            .collect();
         let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
         Ok(aws_r53::set_weights(&c, &zone, &name, &targets, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
@@ -868,13 +868,7 @@ impl route53::Host for HostState {
                 Ok(sets) => sets,
                 Err(e) => return Ok(Err(self.to_wit(e))),
             };
-            let same = current.iter().any(|r| {
-                r.set_identifier.as_deref() == Some(set_identifier.as_str())
-                    && r.failover.as_deref() == Some(role.as_str())
-                    && r.health_check == health_check
-                    && r.values.iter().any(|v| aws_r53::fqdn(v) == aws_r53::fqdn(&target))
-            });
-            if !same {
+            if !current.iter().any(|r| r.is_failover(role, &set_identifier, &target, health_check.as_deref())) {
                 let detail = format!("{} failover record {name} ({set_identifier}) at {target}", role.as_str());
                 plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
                 current.retain(|r| r.set_identifier.as_deref() != Some(set_identifier.as_str()));
