@@ -246,6 +246,9 @@ body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#1f2328
         const LEFT: f64 = 200.0;
         const WIDTH: f64 = 720.0;
         const ROW: f64 = 22.0;
+        // A step of a few milliseconds in a run of minutes still gets a
+        // bar a reader can see (and click, when it failed).
+        const MIN_BAR: f64 = 6.0;
         let height = ROW * self.bars.len() as f64 + 30.0;
         let x = |t: f64| LEFT + t / self.total * WIDTH;
         let mut s = String::new();
@@ -258,7 +261,7 @@ body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#1f2328
         );
         for (i, b) in self.bars.iter().enumerate() {
             let y = i as f64 * ROW + 4.0;
-            let (x0, x1) = (x(b.start), x(b.end).max(x(b.start) + 2.0));
+            let (x0, x1) = (x(b.start), x(b.end).max(x(b.start) + MIN_BAR));
             let class = if b.wait { "bar wait".to_string() } else { format!("bar {}", b.status) };
             let title = format!("{}: {} in {:.3} s, {} attempt(s)", b.label, b.status, b.end - b.start, b.attempts);
             let rect = format!(
