@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bindings::drover::runbook::{cleanup, clock, log, random, run_context, steps};
+use crate::bindings::drover::runbook::{approval, cleanup, clock, log, random, run_context, steps};
 use crate::{Error, Retry};
 
 /// Severity of a log event.
@@ -24,6 +24,15 @@ pub struct Attempt {
     pub idempotency_key: String,
     /// 1 for the first attempt.
     pub number: u32,
+}
+
+/// Who let a run through an approval gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approved {
+    /// Who approved (`user@host`, an API caller, or `drover (unattended ...)`).
+    pub by: String,
+    /// Their comment (may be empty).
+    pub comment: String,
 }
 
 /// The context a runbook runs in. Every way a runbook touches the world goes
@@ -160,6 +169,25 @@ impl Ctx {
     /// crash waits only for what is left. The run shows as `waiting`.
     pub fn sleep(&self, duration: Duration) {
         clock::sleep(duration.as_millis().min(u64::MAX as u128) as u64)
+    }
+
+    /// Waits durably at approval gate `gate` until a person approves or
+    /// rejects it (`drover approve RUN_ID GATE [--reject]` or the agent's
+    /// HTTP API); `message` is what they are asked. Returns who approved. A
+    /// rejection is an [`Error`] with code `rejected`: returned with `?`, it
+    /// fails the run and its undos run. A run started unattended (a scheduled
+    /// drill so configured) and a dry run are approved at once, and the
+    /// journal says by whom. Call it between steps. There is no timeout:
+    /// see [`Ctx::approval_within`].
+    pub fn approval(&self, gate: &str, message: &str) -> Result<Approved, Error> {
+        self.approval_within(gate, message, Duration::ZERO)
+    }
+
+    /// Like [`Ctx::approval`], but a gate nobody decides within `timeout`
+    /// fails with code `approval-timed-out` (a zero `timeout` waits forever).
+    pub fn approval_within(&self, gate: &str, message: &str, timeout: Duration) -> Result<Approved, Error> {
+        let secs = if timeout.is_zero() { 0 } else { timeout.as_secs().max(1) };
+        approval::request(gate, message, secs).map(|a| Approved { by: a.by, comment: a.comment }).map_err(Error::from_wit)
     }
 
     /// A random 64-bit integer, journaled.

@@ -204,7 +204,7 @@ mod readiness;
 mod retry;
 mod secret;
 
-pub use ctx::{Attempt, Ctx, Level};
+pub use ctx::{Approved, Attempt, Ctx, Level};
 pub use describe::{Capability, Describe, Param};
 pub use error::{Context, Error};
 pub use finalize::{Action, Ending};

@@ -68,7 +68,11 @@ impl Report {
         for w in &run.waits {
             let b = at(&w.started_at).unwrap_or(start);
             let e = w.finished_at.as_deref().or(w.until.as_deref()).and_then(at).unwrap_or(end);
-            bars.push(Bar { label: "durable wait".into(), start: secs(&b), end: secs(&e), status: w.status.to_string(), attempts: 1, wait: true });
+            let label = match &w.gate {
+                Some(g) => format!("approval: {g}"),
+                None => "durable wait".into(),
+            };
+            bars.push(Bar { label, start: secs(&b), end: secs(&e), status: w.status.to_string(), attempts: 1, wait: true });
         }
         bars.sort_by(|a, b| a.start.total_cmp(&b.start));
         let total = secs(&end).max(bars.iter().map(|b| b.end).fold(0.0, f64::max)).max(0.001);

@@ -45,6 +45,10 @@ enum Command {
     /// Cancel a run: it stops at its next step boundary (or at once in a
     /// durable sleep), runs its undos and cleanups, and ends `cancelled`.
     Cancel(commands::cancel::Args),
+    /// Approve (or --reject) the approval gate a run waits at.
+    Approve(commands::approve::Args),
+    /// List the approval gates waiting for a decision.
+    Approvals(commands::approve::ListArgs),
     /// List runs, newest first.
     Runs(commands::runs::Args),
     /// Show one run: status, timeline of steps, outputs and errors.
@@ -100,6 +104,8 @@ fn main() -> ExitCode {
             Command::Run(a) => commands::run::exec(&home, a).await,
             Command::Resume(a) => commands::resume::exec(&home, a).await,
             Command::Cancel(a) => commands::cancel::exec(&home, a).await,
+            Command::Approve(a) => commands::approve::exec(&home, a).await,
+            Command::Approvals(a) => commands::approve::list(&home, a).await,
             Command::Runs(a) => commands::runs::exec(&home, a).await,
             Command::Show(a) => commands::show::exec(&home, a).await,
             Command::Inspect(a) => commands::inspect::exec(&home, a).await,

@@ -53,6 +53,14 @@ fn describe(ev: &RunEvent) -> Option<String> {
         RunEvent::Sleeping { step: None, until } => format!("waiting durably until {}", rfc3339(until)),
         RunEvent::Sleeping { step: Some(k), until } => format!("step {k}: waiting until {}", rfc3339(until)),
         RunEvent::Woke => return None,
+        RunEvent::AwaitingApproval { gate, message, deadline } => {
+            let until = deadline.map(|d| format!(", until {}", rfc3339(&d))).unwrap_or_default();
+            format!("gate {gate}: waiting for approval{until}: {message} (`drover approve RUN_ID {gate}` or `--reject`)")
+        }
+        RunEvent::Decided { gate, decision } => {
+            let comment = if decision.comment.is_empty() { String::new() } else { format!(": {}", decision.comment) };
+            format!("gate {gate}: {} by {}{comment}", decision.verdict.as_str(), decision.by)
+        }
         RunEvent::Log(ev) => {
             let step = ev.step.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
             format!("{}{step}: {}", ev.level.as_str(), ev.message)
@@ -85,7 +93,7 @@ async fn spinner(mut rx: mpsc::UnboundedReceiver<RunEvent>) {
                 if let Some(line) = describe(&ev) {
                     // Finished things scroll up; the current one stays on the line.
                     match ev {
-                        RunEvent::StepStarted { .. } | RunEvent::Sleeping { .. } => pb.set_message(line),
+                        RunEvent::StepStarted { .. } | RunEvent::Sleeping { .. } | RunEvent::AwaitingApproval { .. } => pb.set_message(line),
                         _ => pb.println(line),
                     }
                 }

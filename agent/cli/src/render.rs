@@ -24,6 +24,14 @@ pub struct StepView {
 /// A durable wait, as `show --json` prints it.
 #[derive(Serialize)]
 pub struct WaitView {
+    /// `sleep` (a durable sleep) or `approval` (an approval gate).
+    pub kind: &'static str,
+    /// The gate's name (approvals only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<String>,
+    /// The gate's decision, once made (approvals only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<serde_json::Value>,
     pub started_at: String,
     pub until: Option<String>,
     pub finished_at: Option<String>,
@@ -142,8 +150,11 @@ impl RunView {
             .collect();
         let waits = entries
             .iter()
-            .filter(|e| e.kind == EntryKind::Sleep)
+            .filter(|e| matches!(e.kind, EntryKind::Sleep | EntryKind::Approval))
             .map(|e| WaitView {
+                kind: if e.kind == EntryKind::Sleep { "sleep" } else { "approval" },
+                gate: (e.kind == EntryKind::Approval).then(|| e.key.clone().unwrap_or_default()),
+                decision: e.output.as_ref().and_then(|o| o.get("decision")).cloned(),
                 started_at: rfc3339(&e.started_at),
                 until: e.next_attempt_at.as_ref().map(rfc3339),
                 finished_at: e.finished_at.as_ref().map(rfc3339),
@@ -253,6 +264,22 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
                     _ => format!("sleeping until {until}"),
                 };
                 let _ = writeln!(out, "  {:>9}  ⏸ {what}", offset(&start, &e.started_at));
+            }
+            EntryKind::Approval => {
+                let gate = e.key.as_deref().unwrap_or("?");
+                let out_ = e.output.as_ref();
+                let what = match out_.and_then(|o| o.get("decision")) {
+                    Some(d) => {
+                        let comment = d["comment"].as_str().filter(|c| !c.is_empty()).map(|c| format!(": {c}")).unwrap_or_default();
+                        format!("gate {gate}: {} by {}{comment}", d["verdict"].as_str().unwrap_or("?"), d["by"].as_str().unwrap_or("?"))
+                    }
+                    None => {
+                        let until = e.next_attempt_at.map(|u| format!(" (until {})", rfc3339(&u))).unwrap_or_default();
+                        let message = out_.and_then(|o| o["message"].as_str()).unwrap_or("");
+                        format!("gate {gate}: waiting for approval{until}: {message}")
+                    }
+                };
+                let _ = writeln!(out, "  {:>9}  ⚑ {what}", offset(&start, &e.started_at));
             }
             EntryKind::Register => {
                 let what = e.key.as_deref().unwrap_or("?").replacen(':', " registered: ", 1);

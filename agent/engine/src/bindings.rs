@@ -11,7 +11,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use drover::runbook::{cleanup, clock, cloudwatch, ec2, log, random, rds, route53, run_context, steps, types};
+pub use drover::runbook::{approval, cleanup, clock, cloudwatch, ec2, log, random, rds, route53, run_context, steps, types};
 
 /// The WIT package version this agent provides. A runbook importing another
 /// version is refused before instantiation with an error naming both.

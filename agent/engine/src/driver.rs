@@ -52,12 +52,18 @@ pub struct RunRequest {
     /// not granted (the override is recorded with the run; the calls that
     /// need the missing grants are still refused).
     pub accept_missing_grants: bool,
+    /// Why the run starts, when not by hand (see `RunRecord::origin`).
+    pub origin: Option<Value>,
+    /// The scope the run holds while it has not ended: a run asking for a
+    /// scope held by another unfinished run does not start
+    /// ([`EngineError::ScopeHeld`] names the holder).
+    pub scope: Option<String>,
 }
 
 impl RunRequest {
     /// Run `run_id` with `params`, refusing to start with missing grants.
     pub fn new(run_id: impl Into<String>, params: Value) -> Self {
-        RunRequest { run_id: run_id.into(), params, accept_missing_grants: false }
+        RunRequest { run_id: run_id.into(), params, accept_missing_grants: false, origin: None, scope: None }
     }
 }
 
@@ -129,6 +135,8 @@ fn new_run(runbook: &LoadedRunbook, run_id: &str, params: &Value) -> Result<NewR
         params: Secrets::resolve(params)?.mask_params(params),
         created_at: Utc::now(),
         policy_override: None,
+        origin: None,
+        scope: None,
     })
 }
 
@@ -139,6 +147,20 @@ pub fn check_run_id(id: &str) -> Result<(), EngineError> {
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !id.starts_with('.');
     if ok { Ok(()) } else { Err(EngineError::BadRunId(id.into())) }
+}
+
+/// Who approves the gates of `run` when its origin says nobody is to be
+/// asked (a drill configured `unattended`).
+fn unattended_by(run: &RunRecord) -> Option<String> {
+    let origin = run.origin.as_ref()?;
+    if origin["unattended"].as_bool() != Some(true) {
+        return None;
+    }
+    let what = match (origin["kind"].as_str(), origin["name"].as_str()) {
+        (Some(kind), Some(name)) => format!("{kind} '{name}'"),
+        _ => "run".to_string(),
+    };
+    Some(format!("drover (unattended {what})"))
 }
 
 /// A failure of the journal (or another infrastructure failure) while the
@@ -263,7 +285,13 @@ impl Engine {
                 "at": Utc::now(),
             }));
         }
-        if let Created::Existing(run) = journal.create_run(&new).await? {
+        new.origin = req.origin.clone();
+        new.scope = req.scope.clone();
+        let created = journal.create_run(&new).await?;
+        if let Created::Joined(holder) = created {
+            return Err(EngineError::ScopeHeld { scope: req.scope.unwrap_or_default(), run_id: holder.run_id });
+        }
+        if let Created::Existing(run) = created {
             if run.runbook.digest != new.runbook.digest {
                 return Err(EngineError::RunIdConflict {
                     run_id: run.run_id,
@@ -379,7 +407,8 @@ impl Engine {
         let gate = self.gate(runbook, run_id, &run.params)?;
         let mut durable =
             Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel)
-                .with_plan(plan);
+                .with_plan(plan)
+                .with_unattended(unattended_by(&run));
 
         let ending = match durable.recorded_end() {
             // The main part ended before a crash: go straight to the actions.

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drover_journal::{
-    AttemptRecord, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event, Journal,
+    AttemptRecord, Decision, Durability, Entry, Verdict, EntryKind, EntryStatus, ErrorRecord, Event, Journal,
     JournalError, Lease, Level, Op, RunStatus,
 };
 use serde_json::{Value, json};
@@ -264,7 +264,13 @@ pub struct Durable {
     phase: Phase,
     plan: Option<crate::plan::Plan>,
     clock: StepClock,
+    /// Set when the run's approval gates are decided without a person (a
+    /// drill configured unattended): who the decision is recorded as.
+    unattended: Option<String>,
 }
+
+/// How often a run at an approval gate looks for a decision in the journal.
+const APPROVAL_POLL: Duration = Duration::from_millis(200);
 
 /// Most deferred writes held before they are flushed on their own.
 const MAX_PENDING: usize = 256;
@@ -330,7 +336,14 @@ impl Durable {
             phase: Phase::Main,
             plan: None,
             clock: StepClock::default(),
+            unattended: None,
         }
+    }
+
+    /// Approval gates of this run are approved at once, recorded as `by`.
+    pub fn with_unattended(mut self, by: Option<String>) -> Self {
+        self.unattended = by;
+        self
     }
 
     /// Makes this a dry run: mutating capability calls go into `plan`.
@@ -390,6 +403,7 @@ impl Durable {
         let Some(e) = self.entries.get(self.cursor) else { return Ok(None) };
         if e.kind != kind || e.key.as_deref() != key {
             let requested = match key {
+                Some(k) if kind == EntryKind::Approval => format!("approval gate '{k}'"),
                 Some(k) => format!("step '{k}'"),
                 None => format!("a {} call", kind.as_str()),
             };
@@ -644,6 +658,12 @@ impl Durable {
         Ok(v["hex"].as_str().and_then(|s| hex::decode(s).ok()).unwrap_or_default())
     }
 
+    /// Back in a wait after a resume: the run shows as `waiting` again.
+    async fn show_waiting(&mut self) -> Result<()> {
+        let waiting = Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None };
+        self.commit(vec![waiting], Durability::Buffered).await
+    }
+
     /// `clock.sleep`: journal the wake-up time durably, then wait for it.
     pub async fn sleep(&mut self, millis: u64) -> Result<()> {
         let label = self.open.as_ref().map(|o| o.key.clone()).unwrap_or_default();
@@ -654,7 +674,10 @@ impl Durable {
                 self.cursor += 1;
                 return Ok(());
             }
-            Some(e) => e,
+            Some(e) => {
+                self.show_waiting().await?;
+                e
+            }
             None => {
                 let now = Utc::now();
                 let wake = now + chrono::Duration::milliseconds(millis.min(i64::MAX as u64) as i64);
@@ -690,6 +713,117 @@ impl Durable {
         self.cursor = seq + 1;
         self.observer.send(RunEvent::Woke);
         Ok(())
+    }
+
+    /// `approval.request`: open gate `gate` (durably), then wait for its
+    /// decision: a person's, the deadline's, or the unattended policy's. The
+    /// decision is journaled; a replay returns it.
+    pub async fn approval(&mut self, gate: &str, message: &str, timeout: Option<Duration>) -> Result<Decision> {
+        check_key(gate)?;
+        if let Some(step) = self.open_step() {
+            return Err(DurableError::BadRequest(format!(
+                "approval gate '{gate}' was requested inside step '{step}'; request approvals between steps"
+            )));
+        }
+        if self.phase == Phase::Finalize {
+            return Err(DurableError::BadRequest(format!(
+                "approval gate '{gate}' was requested in finalize(); cleanups and undos run without approval"
+            )));
+        }
+        if !self.keys.insert(format!("approval:{gate}")) {
+            return Err(DurableError::BadRequest(format!("approval gate '{gate}' was requested twice in this run; gate names are unique")));
+        }
+        let seq = self.cursor;
+        let mut entry = match self.recorded(EntryKind::Approval, Some(gate))? {
+            Some(e) if e.status == EntryStatus::Succeeded => {
+                self.cursor += 1;
+                return e
+                    .output
+                    .and_then(|o| serde_json::from_value(o["decision"].clone()).ok())
+                    .ok_or_else(|| DurableError::BadRequest(format!("the journaled decision of gate '{gate}' is unreadable")));
+            }
+            Some(e) => {
+                self.show_waiting().await?;
+                e
+            }
+            None => {
+                let now = Utc::now();
+                let deadline = timeout.map(|t| now + chrono::Duration::from_std(t).unwrap_or(chrono::TimeDelta::MAX));
+                let message = self.secrets.mask(message);
+                let mut e = Entry::new(seq as u64, EntryKind::Approval, Some(gate.into()), EntryStatus::Running, now);
+                e.next_attempt_at = deadline;
+                e.output = Some(json!({"message": message}));
+                self.commit(
+                    vec![
+                        Op::PutEntry(e.clone()),
+                        Op::OpenApproval { gate: gate.into(), message, requested_at: now, deadline },
+                        Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None },
+                    ],
+                    Durability::Durable,
+                )
+                .await?;
+                self.put(e.clone());
+                e
+            }
+        };
+        let decision = self.await_decision(gate, entry.next_attempt_at).await?;
+        entry.status = EntryStatus::Succeeded;
+        entry.finished_at = Some(Utc::now());
+        let message = entry.output.as_ref().map(|o| o["message"].clone()).unwrap_or_default();
+        entry.output = Some(json!({"message": message, "decision": decision}));
+        self.commit(
+            vec![
+                Op::PutEntry(entry.clone()),
+                Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None },
+            ],
+            Durability::Durable,
+        )
+        .await?;
+        self.put(entry);
+        self.cursor = seq + 1;
+        self.observer.send(RunEvent::Decided { gate: gate.into(), decision: decision.clone() });
+        Ok(decision)
+    }
+
+    /// Waits for the decision on `gate`, deciding it here when the run is
+    /// unattended, a dry run, or past its deadline. The journal arbitrates:
+    /// the first decision recorded wins, so a late approval cannot race a
+    /// timeout into two outcomes.
+    async fn await_decision(&self, gate: &str, deadline: Option<DateTime<Utc>>) -> Result<Decision> {
+        let run_id = self.lease.run_id.clone();
+        let decide = |verdict, by: &str, comment: &str| Decision { verdict, by: by.into(), comment: comment.into(), at: Utc::now() };
+        if let Some(by) = &self.unattended {
+            self.journal.decide(&run_id, gate, &decide(Verdict::Approved, by, "approved by the agent's configuration")).await?;
+        } else if self.plan.is_some() {
+            self.journal.decide(&run_id, gate, &decide(Verdict::Approved, "drover (dry run)", "a dry run assumes approval")).await?;
+        }
+        let mut announced = false;
+        loop {
+            self.check_cancel()?;
+            let found = self.journal.approvals(Some(&run_id), false).await?;
+            let approval = found.into_iter().find(|a| a.gate == gate);
+            if let Some(d) = approval.as_ref().and_then(|a| a.decision.clone()) {
+                return Ok(d);
+            }
+            if deadline.is_some_and(|d| Utc::now() >= d) {
+                let timed_out = decide(Verdict::TimedOut, "drover (deadline)", "nobody decided before the gate's deadline");
+                let a = self.journal.decide(&run_id, gate, &timed_out).await?;
+                return Ok(a.decision.unwrap_or(timed_out));
+            }
+            if !announced {
+                let message = approval.map(|a| a.message).unwrap_or_default();
+                self.observer.send(RunEvent::AwaitingApproval { gate: gate.into(), message, deadline });
+                announced = true;
+            }
+            let mut wait = APPROVAL_POLL;
+            if let Some(d) = deadline {
+                wait = wait.min((d - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.cancel.raised() => {}
+            }
+        }
     }
 
     /// Waits until `at`; in the main part of a run, a cancel ends the wait.

@@ -141,6 +141,17 @@ pub enum EngineError {
         /// What differs.
         what: String,
     },
+    /// Another run that has not ended holds the scope the new run asked for.
+    #[error(
+        "scope '{scope}' is held by run '{run_id}', which has not ended; no second run was started. \
+         Follow that run (`drover show {run_id}`), or cancel it first if it is the wrong one"
+    )]
+    ScopeHeld {
+        /// The scope.
+        scope: String,
+        /// The run holding it.
+        run_id: String,
+    },
     /// The component a run is pinned to is gone from the agent's home.
     #[error("the runbook (sha256 {digest}) this run is pinned to cannot be loaded: {detail}; pass it again with --runbook FILE")]
     RunbookMissing {

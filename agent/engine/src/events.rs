@@ -61,6 +61,22 @@ pub enum RunEvent {
     },
     /// A wait ended.
     Woke,
+    /// The run waits at an approval gate.
+    AwaitingApproval {
+        /// The gate.
+        gate: String,
+        /// What the approver is asked.
+        message: String,
+        /// When the gate times out, if it does.
+        deadline: Option<DateTime<Utc>>,
+    },
+    /// An approval gate was decided.
+    Decided {
+        /// The gate.
+        gate: String,
+        /// The decision.
+        decision: drover_journal::Decision,
+    },
     /// The runbook logged an event.
     Log(Event),
 }

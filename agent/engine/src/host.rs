@@ -6,7 +6,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{cleanup, clock, log, random, run_context, steps, types};
+use crate::bindings::{approval, cleanup, clock, log, random, run_context, steps, types};
 use crate::durable::{AfterFailure, Durable, DurableError, RetrySpec, StepStart};
 
 /// Most bytes of one log message kept; the rest is cut with a marker.
@@ -90,6 +90,37 @@ impl clock::Host for HostState {
 
     async fn sleep(&mut self, milliseconds: u64) -> wasmtime::Result<()> {
         self.durable()?.sleep(milliseconds).await.map_err(trap)
+    }
+}
+
+impl approval::Host for HostState {
+    async fn request(
+        &mut self,
+        gate: String,
+        message: String,
+        timeout_seconds: u64,
+    ) -> wasmtime::Result<Result<approval::Approved, types::Error>> {
+        let timeout = (timeout_seconds > 0).then(|| std::time::Duration::from_secs(timeout_seconds));
+        let d = self.durable()?.approval(&gate, &message, timeout).await.map_err(trap)?;
+        let said = if d.comment.is_empty() { String::new() } else { format!(": {}", d.comment) };
+        Ok(match d.verdict {
+            drover_journal::Verdict::Approved => Ok(approval::Approved { by: d.by, comment: d.comment }),
+            drover_journal::Verdict::Rejected => Err(types::Error {
+                code: "rejected".into(),
+                message: format!("approval gate '{gate}' was rejected by {}{said}", d.by),
+                retryable: false,
+                resource: Some(gate),
+            }),
+            drover_journal::Verdict::TimedOut => Err(types::Error {
+                code: "approval-timed-out".into(),
+                message: format!(
+                    "approval gate '{gate}' timed out after {timeout_seconds} s with no decision; \
+                     start a new run when someone can approve it"
+                ),
+                retryable: false,
+                resource: Some(gate),
+            }),
+        })
     }
 }
 

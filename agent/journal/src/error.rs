@@ -74,6 +74,17 @@ pub enum JournalError {
         fence: u64,
     },
 
+    /// The run has no approval gate of that name.
+    #[error(
+        "run '{run_id}' has no approval gate '{gate}'; `drover approvals` lists the gates waiting for a decision"
+    )]
+    UnknownGate {
+        /// The run.
+        run_id: String,
+        /// The gate asked for.
+        gate: String,
+    },
+
     /// A record in the store could not be decoded.
     #[error("run store record is malformed: {0}")]
     Malformed(String),

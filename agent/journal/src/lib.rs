@@ -58,6 +58,10 @@ pub struct NewRun {
     /// Set when the operator started the run although the runbook declares
     /// capabilities that are not granted: who, when, and what was missing.
     pub policy_override: Option<Value>,
+    /// Why the run was started, when not by hand (see [`RunRecord::origin`]).
+    pub origin: Option<Value>,
+    /// The scope the run is to hold (see [`RunRecord::scope`]).
+    pub scope: Option<String>,
 }
 
 /// What [`Journal::create_run`] found.
@@ -67,6 +71,9 @@ pub enum Created {
     New,
     /// A run with that id existed already; here it is, untouched.
     Existing(RunRecord),
+    /// Another run that has not ended holds the scope asked for; no run was
+    /// created, and here is the one holding it.
+    Joined(RunRecord),
 }
 
 /// A driver's claim on a run. Commits carry it.
@@ -90,6 +97,17 @@ pub enum Op {
     AddAttempt(AttemptRecord),
     /// Store an event.
     AddEvent(Event),
+    /// Open an approval gate (undecided); opening an open gate again keeps it.
+    OpenApproval {
+        /// The gate's name.
+        gate: String,
+        /// What the approver is asked.
+        message: String,
+        /// When the run reached the gate.
+        requested_at: DateTime<Utc>,
+        /// When it times out, if it does.
+        deadline: Option<DateTime<Utc>>,
+    },
     /// Change the run's status; final statuses carry the result or error.
     SetStatus {
         /// The new status.
@@ -116,7 +134,10 @@ pub struct RunFilter {
 /// in several regions implements the same calls with conditional writes.
 #[async_trait]
 pub trait Journal: Send + Sync + 'static {
-    /// Creates a run, or returns the existing run with the same id.
+    /// Creates a run, or returns the existing run with the same id, or (when
+    /// the new run asks for a scope another unfinished run holds) that run.
+    /// The check and the creation are one atomic step: of two requests for the
+    /// same scope at the same moment, one creates and the other joins.
     async fn create_run(&self, run: &NewRun) -> Result<Created>;
 
     /// Claims a run for `owner`. Fails with [`JournalError::RunBusy`] while
@@ -133,6 +154,15 @@ pub trait Journal: Send + Sync + 'static {
     /// request wins; later ones change nothing). Needs no claim: the run's
     /// driver sees the request and stops the run. Returns the run.
     async fn request_cancel(&self, run_id: &str, request: &CancelRequest) -> Result<RunRecord>;
+
+    /// Records `decision` on gate `gate` of run `run_id`, unless a decision
+    /// is already recorded (the first one wins). Needs no claim: the run's
+    /// driver sees the decision. Returns the gate as it stands.
+    async fn decide(&self, run_id: &str, gate: &str, decision: &Decision) -> Result<Approval>;
+
+    /// Approval gates: of one run, or of every run; only undecided ones when
+    /// `pending_only`. Oldest first.
+    async fn approvals(&self, run_id: Option<&str>, pending_only: bool) -> Result<Vec<Approval>>;
 
     /// The run with this id, if any.
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;

@@ -21,13 +21,13 @@ use tokio::sync::oneshot;
 use crate::owner::owner_is_alive;
 use crate::types::rfc3339;
 use crate::{
-    AttemptRecord, CancelRequest, Created, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event,
+    Approval, AttemptRecord, CancelRequest, Decision, Created, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event,
     Journal, JournalError, Lease, Level, NewRun, Op, Owner, Result, RunFilter, RunRecord,
     RunStatus, RunbookRef,
 };
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// How long a write waits for another process's lock on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most commits one group commit takes.
@@ -48,9 +48,21 @@ CREATE TABLE runs (
     owner           TEXT,
     fence           INTEGER NOT NULL DEFAULT 0,
     cancel          TEXT,
-    policy_override TEXT
+    policy_override TEXT,
+    origin          TEXT,
+    scope           TEXT
 );
 CREATE INDEX runs_by_created ON runs(created_at);
+CREATE INDEX runs_by_scope ON runs(scope) WHERE scope IS NOT NULL;
+CREATE TABLE approvals (
+    run_id       TEXT NOT NULL,
+    gate         TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    deadline     TEXT,
+    decision     TEXT,
+    PRIMARY KEY (run_id, gate)
+) WITHOUT ROWID;
 CREATE TABLE entries (
     run_id          TEXT NOT NULL,
     seq             INTEGER NOT NULL,
@@ -98,6 +110,7 @@ pub struct SqliteJournal {
 enum Job {
     Create(NewRun),
     Cancel(String, CancelRequest),
+    Decide(String, String, Decision),
     Claim(String, Owner),
     Release(Lease),
     Commit(Lease, Vec<Op>, Durability),
@@ -108,6 +121,7 @@ enum Reply {
     Run(Box<RunRecord>),
     Created(Created),
     Lease(Lease),
+    Approval(Box<Approval>),
 }
 
 struct WriteRequest {
@@ -201,6 +215,23 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         // 2: runs started with missing grants record the operator's override.
         conn.execute_batch("BEGIN IMMEDIATE; ALTER TABLE runs ADD COLUMN policy_override TEXT; PRAGMA user_version = 2; COMMIT;")
             .map_err(|e| map_err(path, e))?;
+    }
+    if version <= 2 {
+        // 3: why a run started, the scope it holds, and approval gates.
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE runs ADD COLUMN origin TEXT;
+             ALTER TABLE runs ADD COLUMN scope TEXT;
+             CREATE INDEX runs_by_scope ON runs(scope) WHERE scope IS NOT NULL;
+             CREATE TABLE approvals (
+                 run_id TEXT NOT NULL, gate TEXT NOT NULL, message TEXT NOT NULL,
+                 requested_at TEXT NOT NULL, deadline TEXT, decision TEXT,
+                 PRIMARY KEY (run_id, gate)
+             ) WITHOUT ROWID;
+             PRAGMA user_version = 3;
+             COMMIT;",
+        )
+        .map_err(|e| map_err(path, e))?;
     }
     Ok(())
 }
@@ -297,9 +328,25 @@ fn apply(conn: &Connection, path: &Path, job: &Job) -> Result<Reply> {
             if let Some(existing) = read_run(conn, &run.run_id).map_err(sql)? {
                 return Ok(Reply::Created(Created::Existing(existing)));
             }
+            if let Some(scope) = &run.scope {
+                let holder: Option<String> = conn
+                    .query_row(
+                        "SELECT run_id FROM runs WHERE scope = ?1 AND status NOT IN ('succeeded', 'failed', 'cancelled')
+                         ORDER BY created_at LIMIT 1",
+                        params![scope],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(sql)?;
+                if let Some(holder) = holder {
+                    if let Some(held) = read_run(conn, &holder).map_err(sql)? {
+                        return Ok(Reply::Created(Created::Joined(held)));
+                    }
+                }
+            }
             conn.execute(
-                "INSERT INTO runs (run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at, policy_override)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO runs (run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at, policy_override, origin, scope)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     run.run_id,
                     run.runbook.name,
@@ -309,6 +356,8 @@ fn apply(conn: &Connection, path: &Path, job: &Job) -> Result<Reply> {
                     RunStatus::Running.as_str(),
                     rfc3339(&run.created_at),
                     run.policy_override.as_ref().map(Value::to_string),
+                    run.origin.as_ref().map(Value::to_string),
+                    run.scope,
                 ],
             )
             .map_err(sql)?;
@@ -322,6 +371,23 @@ fn apply(conn: &Connection, path: &Path, job: &Job) -> Result<Reply> {
             }
             let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
             Ok(Reply::Run(Box::new(run)))
+        }
+        Job::Decide(run_id, gate, decision) => {
+            let found = read_approval(conn, run_id, gate).map_err(sql)?;
+            let Some(approval) = found else {
+                return Err(JournalError::UnknownGate { run_id: run_id.clone(), gate: gate.clone() });
+            };
+            if approval.decision.is_none() {
+                let text = serde_json::to_string(decision).map_err(|e| JournalError::Malformed(e.to_string()))?;
+                conn.execute(
+                    "UPDATE approvals SET decision = ?3 WHERE run_id = ?1 AND gate = ?2 AND decision IS NULL",
+                    params![run_id, gate, text],
+                )
+                .map_err(sql)?;
+            }
+            let approval = read_approval(conn, run_id, gate).map_err(sql)?
+                .ok_or_else(|| JournalError::UnknownGate { run_id: run_id.clone(), gate: gate.clone() })?;
+            Ok(Reply::Approval(Box::new(approval)))
         }
         Job::Claim(run_id, owner) => {
             let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
@@ -417,6 +483,12 @@ fn apply_op(conn: &Connection, run_id: &str, op: &Op) -> rusqlite::Result<()> {
                 ],
             )?;
         }
+        Op::OpenApproval { gate, message, requested_at, deadline } => {
+            conn.execute(
+                "INSERT OR IGNORE INTO approvals (run_id, gate, message, requested_at, deadline) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run_id, gate, message, rfc3339(requested_at), deadline.as_ref().map(rfc3339)],
+            )?;
+        }
         Op::SetStatus { status, finished_at, result, error } => {
             conn.execute(
                 "UPDATE runs SET status = ?2, finished_at = ?3, result = ?4, error = ?5 WHERE run_id = ?1",
@@ -448,7 +520,7 @@ fn json_col<T: serde::de::DeserializeOwned>(row: &Row, col: usize) -> rusqlite::
 }
 
 const RUN_COLUMNS: &str = "run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at,
-     finished_at, result, error, owner, fence, cancel, policy_override";
+     finished_at, result, error, owner, fence, cancel, policy_override, origin, scope";
 
 fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
     let status: String = row.get(5)?;
@@ -465,7 +537,31 @@ fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
         fence: row.get::<_, i64>(11)? as u64,
         cancel: json_col::<CancelRequest>(row, 12)?,
         policy_override: json_col::<Value>(row, 13)?,
+        origin: json_col::<Value>(row, 14)?,
+        scope: row.get(15)?,
     })
+}
+
+const APPROVAL_COLUMNS: &str = "run_id, gate, message, requested_at, deadline, decision";
+
+fn approval_from_row(row: &Row) -> rusqlite::Result<Approval> {
+    Ok(Approval {
+        run_id: row.get(0)?,
+        gate: row.get(1)?,
+        message: row.get(2)?,
+        requested_at: time_col(row, 3)?,
+        deadline: opt_time_col(row, 4)?,
+        decision: json_col::<Decision>(row, 5)?,
+    })
+}
+
+fn read_approval(conn: &Connection, run_id: &str, gate: &str) -> rusqlite::Result<Option<Approval>> {
+    conn.query_row(
+        &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE run_id = ?1 AND gate = ?2"),
+        params![run_id, gate],
+        approval_from_row,
+    )
+    .optional()
 }
 
 fn read_run(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<RunRecord>> {
@@ -521,6 +617,27 @@ impl Journal for SqliteJournal {
             Reply::Run(r) => Ok(*r),
             _ => unreachable!("cancel answers Run"),
         }
+    }
+
+    async fn decide(&self, run_id: &str, gate: &str, decision: &Decision) -> Result<Approval> {
+        match self.write(Job::Decide(run_id.to_string(), gate.to_string(), decision.clone())).await? {
+            Reply::Approval(a) => Ok(*a),
+            _ => unreachable!("decide answers Approval"),
+        }
+    }
+
+    async fn approvals(&self, run_id: Option<&str>, pending_only: bool) -> Result<Vec<Approval>> {
+        let id = run_id.map(str::to_string);
+        self.read(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {APPROVAL_COLUMNS} FROM approvals
+                 WHERE (?1 IS NULL OR run_id = ?1) AND (?2 = 0 OR decision IS NULL)
+                 ORDER BY requested_at, run_id, gate"
+            ))?;
+            let rows = stmt.query_map(params![id, pending_only as i64], approval_from_row)?;
+            rows.collect()
+        })
+        .await
     }
 
     async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
@@ -601,7 +718,7 @@ impl Journal for SqliteJournal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::current_owner;
+    use crate::{Verdict, current_owner};
 
     fn new_run(id: &str) -> NewRun {
         NewRun {
@@ -610,7 +727,57 @@ mod tests {
             params: serde_json::json!({"x": 1}),
             created_at: Utc::now(),
             policy_override: None,
+            origin: None,
+            scope: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_scope_held_by_an_unfinished_run_is_joined_not_doubled() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Arc::new(SqliteJournal::open(dir.path().join("runs.db")).unwrap());
+        let scoped = |id: &str| NewRun { scope: Some("app:shop".into()), ..new_run(id) };
+        // Two requests for the same scope at the same moment: one run.
+        let (ra, rb) = (scoped("a"), scoped("b"));
+        let (a, b) = tokio::join!(j.create_run(&ra), j.create_run(&rb));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let (created, joined) = match (&a, &b) {
+            (Created::New, Created::Joined(r)) => ("a", r),
+            (Created::Joined(r), Created::New) => ("b", r),
+            other => panic!("expected one new and one joined, got {other:?}"),
+        };
+        assert_eq!(joined.run_id, created);
+        assert!(j.run(if created == "a" { "b" } else { "a" }).await.unwrap().is_none(), "the joiner created nothing");
+        // Another scope is independent; once the holder ends, the scope is free.
+        assert!(matches!(j.create_run(&NewRun { scope: Some("app:other".into()), ..new_run("c") }).await.unwrap(), Created::New));
+        let lease = j.claim(created, &current_owner()).await.unwrap();
+        let done = Op::SetStatus { status: RunStatus::Failed, finished_at: Some(Utc::now()), result: None, error: None };
+        j.commit(&lease, vec![done], Durability::Durable).await.unwrap();
+        assert!(matches!(j.create_run(&scoped("d")).await.unwrap(), Created::New));
+        assert_eq!(j.run("d").await.unwrap().unwrap().scope.as_deref(), Some("app:shop"));
+    }
+
+    #[tokio::test]
+    async fn the_first_decision_on_a_gate_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SqliteJournal::open(dir.path().join("runs.db")).unwrap();
+        j.create_run(&new_run("r")).await.unwrap();
+        let decision = |verdict, by: &str| Decision { verdict, by: by.into(), comment: String::new(), at: Utc::now() };
+        let err = j.decide("r", "promote", &decision(Verdict::Approved, "me")).await.unwrap_err();
+        assert!(matches!(err, JournalError::UnknownGate { .. }), "{err}");
+        let lease = j.claim("r", &current_owner()).await.unwrap();
+        let open = Op::OpenApproval { gate: "promote".into(), message: "go?".into(), requested_at: Utc::now(), deadline: None };
+        j.commit(&lease, vec![open.clone()], Durability::Durable).await.unwrap();
+        assert_eq!(j.approvals(None, true).await.unwrap().len(), 1);
+        let first = j.decide("r", "promote", &decision(Verdict::Rejected, "alice")).await.unwrap();
+        let second = j.decide("r", "promote", &decision(Verdict::Approved, "bob")).await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(second.decision.unwrap().by, "alice");
+        // Opening it again (a replay after a crash) keeps the decision.
+        j.commit(&lease, vec![open], Durability::Durable).await.unwrap();
+        let all = j.approvals(Some("r"), false).await.unwrap();
+        assert_eq!(all[0].decision.as_ref().unwrap().verdict, Verdict::Rejected);
+        assert!(j.approvals(None, true).await.unwrap().is_empty());
     }
 
     fn step(seq: u64, key: &str, status: EntryStatus) -> Entry {
@@ -709,8 +876,15 @@ mod tests {
         let path = dir.path().join("runs.db");
         {
             let c = Connection::open(&path).unwrap();
-            let v1 = SCHEMA.replace(",\n    policy_override TEXT", "");
-            assert_ne!(v1, SCHEMA);
+            // The schema as version 1 had it: no override, origin, scope or approvals.
+            let v1 = SCHEMA
+                .replace(",\n    policy_override TEXT,\n    origin          TEXT,\n    scope           TEXT", "")
+                .split("CREATE INDEX runs_by_scope")
+                .next()
+                .unwrap()
+                .to_string()
+                + SCHEMA.split_once("CREATE TABLE entries").map(|(_, rest)| format!("CREATE TABLE entries{rest}")).unwrap().as_str();
+            assert!(!v1.contains("origin") && !v1.contains("approvals") && v1.contains("CREATE TABLE events"), "{v1}");
             c.execute_batch(&format!("{v1} PRAGMA user_version = 1;")).unwrap();
             c.execute(
                 "INSERT INTO runs (run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at)
@@ -726,6 +900,8 @@ mod tests {
         new.policy_override = Some(serde_json::json!({"accepted_missing_grants": ["rds region us-west-2"]}));
         j.create_run(&new).await.unwrap();
         assert_eq!(j.run("new").await.unwrap().unwrap().policy_override, new.policy_override);
+        j.create_run(&NewRun { scope: Some("s".into()), ..new_run("scoped") }).await.unwrap();
+        assert!(j.approvals(None, false).await.unwrap().is_empty());
         let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
     }

@@ -139,6 +139,15 @@ pub struct RunRecord {
     /// (`drover run --accept-missing-grants`): who, when, what was missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_override: Option<Value>,
+    /// Why the run was started, when not by hand: the drill schedule or the
+    /// incident trigger (with the alerts that fired it), whether its approval
+    /// gates are decided unattended, and the trace context it continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Value>,
+    /// The scope the run holds (e.g. the application it fails over): while
+    /// the run has not ended, no other run with the same scope starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// Who asked to cancel a run, when, and why.
@@ -166,6 +175,8 @@ pub enum EntryKind {
     Random,
     /// A registered cleanup or undo (key `cleanup:K` or `undo:K`).
     Register,
+    /// An approval gate (key: the gate's name); its output is the decision.
+    Approval,
     /// The end of the runbook's main part: the outcome the run will have
     /// once its undos and cleanups have run.
     End,
@@ -180,6 +191,7 @@ impl EntryKind {
             EntryKind::Sleep => "sleep",
             EntryKind::Random => "random",
             EntryKind::Register => "register",
+            EntryKind::Approval => "approval",
             EntryKind::End => "end",
         }
     }
@@ -192,6 +204,7 @@ impl EntryKind {
             "sleep" => EntryKind::Sleep,
             "random" => EntryKind::Random,
             "register" => EntryKind::Register,
+            "approval" => EntryKind::Approval,
             "end" => EntryKind::End,
             _ => return None,
         })
@@ -367,4 +380,58 @@ pub struct Event {
 /// Formats a time as stored and printed: RFC 3339, UTC, microseconds.
 pub fn rfc3339(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// How an approval gate was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Go on.
+    Approved,
+    /// Do not go on: the run fails at the gate (and its undos run).
+    Rejected,
+    /// Nobody decided before the gate's deadline: treated as a rejection.
+    TimedOut,
+}
+
+impl Verdict {
+    /// The verdict as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approved => "approved",
+            Verdict::Rejected => "rejected",
+            Verdict::TimedOut => "timed-out",
+        }
+    }
+}
+
+/// A decision on an approval gate: the first one recorded wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Approved, rejected or timed out.
+    pub verdict: Verdict,
+    /// Who decided: `user@host` of `drover approve`, the API caller, or the
+    /// agent itself (a deadline, an unattended drill).
+    pub by: String,
+    /// Why, in the decider's words.
+    pub comment: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// An approval gate a run opened, and its decision once made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The run waiting at the gate.
+    pub run_id: String,
+    /// The gate's name, unique within the run.
+    pub gate: String,
+    /// What the approver is asked, in the runbook's words.
+    pub message: String,
+    /// When the run reached the gate.
+    pub requested_at: DateTime<Utc>,
+    /// When the gate times out, if it does.
+    pub deadline: Option<DateTime<Utc>>,
+    /// The decision, once made.
+    pub decision: Option<Decision>,
 }

@@ -49,6 +49,10 @@ struct Params {
     rpo_seconds: u32,
     accept_replica_lag: bool,
     max_copy_age_seconds: u32,
+    #[serde(default)]
+    approval: bool,
+    #[serde(default)]
+    approval_timeout_seconds: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -144,6 +148,8 @@ impl Runbook for RegionalFailover {
             .param(Param::integer("rpo_seconds", "Most replica lag (seconds of writes lost) a promotion may accept").default(300))
             .param(Param::boolean("accept_replica_lag", "Promote even when the lag is over rpo_seconds (recorded)").default(false))
             .param(Param::integer("max_copy_age_seconds", "Readiness: oldest acceptable snapshot copy in the DR region").default(93600))
+            .param(Param::boolean("approval", "Wait at gate `failover` for an operator's approval before changing anything (what the preflight found is in the question)").default(false))
+            .param(Param::integer("approval_timeout_seconds", "With approval: fail the run (nothing changed) when nobody decides within this many seconds; 0 waits forever").default(1800))
             .capability(
                 Capability::new("rds")
                     .operations([
@@ -225,6 +231,19 @@ impl Runbook for RegionalFailover {
         if let Some(why) = &pre.primary_unreachable {
             ctx.warn(&format!("primary unreachable, skipping the final snapshot: {why}"));
             warnings.push(format!("final snapshot skipped: {why}"));
+        }
+        if p.approval {
+            let lag = match pre.replica_lag_seconds {
+                Some(l) => format!("replica lag {l:.0} s (RPO budget {} s)", p.rpo_seconds),
+                None => "replica lag unknown".to_string(),
+            };
+            let primary = if pre.primary_unreachable.is_some() { "the primary does not answer" } else { "the primary still answers" };
+            let question = format!(
+                "Fail over to {}: promote {} and point {} and {} at it? {lag}; {primary}. Nothing has been changed yet.",
+                p.dr_region, p.replica, p.db_record, p.app_record
+            );
+            let ok = ctx.approval_within("failover", &question, Duration::from_secs(u64::from(p.approval_timeout_seconds)))?;
+            ctx.info(&format!("failover approved by {}", ok.by));
         }
 
         // Requested, not waited for: AWS takes it while the replica is promoted.

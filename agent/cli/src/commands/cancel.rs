@@ -27,13 +27,6 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// `user@host (pid N)` of this process.
-fn who() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
-    let owner = drover_journal::current_owner();
-    format!("{user}@{} (pid {})", owner.host, owner.pid)
-}
-
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let journal = home.journal()?;
     let id = args.run_id.as_str();
@@ -42,7 +35,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         eprintln!("run {id} already ended ({}); cancel changes nothing", run.status);
         return Ok(ExitCode::SUCCESS);
     }
-    let request = CancelRequest { by: who(), reason: args.reason.clone(), at: Utc::now() };
+    let request = CancelRequest { by: super::who(), reason: args.reason.clone(), at: Utc::now() };
     let run = journal.request_cancel(id, &request).await?;
     if run.status.is_final() {
         eprintln!("run {id} ended ({}) before the cancel took effect; cancel changes nothing", run.status);

@@ -1,5 +1,6 @@
 //! One module per subcommand; what they share is here.
 
+pub mod approve;
 pub mod cancel;
 pub mod check;
 pub mod inspect;
@@ -24,6 +25,13 @@ use serde_json::{Map, Value};
 
 use crate::progress::Progress;
 use crate::render::{RunView, timeline};
+
+/// `user@host (pid N)` of this process: who a cancel or a decision is recorded as.
+pub fn who() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let owner = drover_journal::current_owner();
+    format!("{user}@{} (pid {})", owner.host, owner.pid)
+}
 
 /// Prints run `run_id` (JSON or timeline) and returns the exit code its status means.
 pub async fn report(journal: &Arc<dyn Journal>, run: &RunRecord, json: bool) -> Result<ExitCode> {
