@@ -62,3 +62,128 @@ pub fn args<'a>(runbook: &'a str, id: &'a str, params: &'a [String]) -> Vec<&'a 
     }
     a
 }
+
+/// A `drover serve` process for a test: started in `agent`'s home with the
+/// configuration at `config`, stopped (SIGKILL) when dropped unless stopped
+/// before. Its stdout and stderr go to `log`.
+pub struct Served {
+    /// The process.
+    pub child: Option<std::process::Child>,
+    /// `127.0.0.1:PORT` it listens on.
+    pub addr: String,
+    /// Where its output goes.
+    pub log: std::path::PathBuf,
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the agent to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("an address").port()
+}
+
+impl Served {
+    /// Starts `drover serve --listen ADDR` and waits until `/v1/health` answers.
+    pub fn start(agent: &Agent, config: &std::path::Path, addr: &str, log: &std::path::Path) -> Served {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("the log opens");
+        let child = agent
+            .command(&["--config", config.to_str().unwrap(), "serve", "--listen", addr])
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("drover serve starts");
+        let mut served = Served { child: Some(child), addr: addr.to_string(), log: log.to_path_buf() };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if let Some(Ok(Some(status))) = served.child.as_mut().map(|c| c.try_wait()) {
+                panic!("drover serve exited ({status}) before it served:\n{}", served.log_text());
+            }
+            if let Ok((200, _)) = http(addr, "GET", "/v1/health", &[], b"") {
+                return served;
+            }
+            assert!(std::time::Instant::now() < deadline, "drover serve did not answer within 120 s:\n{}", served.log_text());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// What it printed so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `METHOD PATH` with `headers` and `body`: (status, JSON body or Null).
+    pub fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, serde_json::Value) {
+        http(&self.addr, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.log_text()))
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on a child we spawned and have not reaped.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        child.wait().expect("reaped")
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.child.take() {
+            drover_chaos::kill9(&mut c);
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            drover_chaos::kill9(&mut c);
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 request (one per connection) to `addr`, returning the
+/// status and the body parsed as JSON (`Null` when it is not JSON).
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, serde_json::Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    Ok((status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// `GET path` on `addr`, the body as text (for `/metrics`).
+pub fn http_text(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Ok(if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() })
+}

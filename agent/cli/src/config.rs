@@ -29,6 +29,8 @@ pub struct Config {
     /// `[runbooks.NAME]`: grants per runbook name.
     #[serde(default)]
     pub runbooks: BTreeMap<String, RunbookGrants>,
+    /// `[serve]`: what `drover serve` listens on, serves, schedules and answers.
+    pub serve: Option<drover_service::ServeConfig>,
     /// Where it was read from (`None`: no file, defaults).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -87,10 +89,22 @@ impl Config {
         let config: Config = toml::from_str(text)?;
         config.policy().validate().map_err(anyhow::Error::msg)?;
         config.limits()?;
+        if let Some(serve) = &config.serve {
+            serve.validate()?;
+        }
         if config.signing.require && config.signing.trusted_keys.is_empty() {
             bail!("[signing] require = true but trusted_keys is empty: no runbook could run; add the public key (drover keygen writes one) to trusted_keys");
         }
         Ok(config)
+    }
+
+    /// `path` from the configuration, taken relative to the file's directory.
+    pub fn relative(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        let base = self.source.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
+        base.join(path)
     }
 
     /// The grants.
@@ -173,6 +187,8 @@ mod tests {
         let c = Config::parse(&text).unwrap();
         assert!(c.runbooks.contains_key("regional-failover"));
         assert_eq!(c.limits().unwrap().memory_bytes, 256 << 20);
+        let serve = c.serve.as_ref().unwrap();
+        assert_eq!((serve.runbooks.len(), serve.drills.len(), serve.triggers.len()), (2, 1, 3));
     }
 
     #[test]

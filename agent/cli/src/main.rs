@@ -31,8 +31,19 @@ struct Cli {
     #[arg(long, global = true, env = "DROVER_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Log format on stderr: text, or json (one object per line, for log
+    /// shippers). Levels: $DROVER_LOG (default: info for serve, else warn).
+    #[arg(long, global = true, env = "DROVER_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -68,6 +79,11 @@ enum Command {
     /// Write a run's report: RUN_ID.md and a self-contained RUN_ID.html with
     /// its timeline, RTO against the objective, RPO estimate, what changed.
     Report(commands::report::Args),
+    /// Run as a service: drills on schedules, incident triggers (Alertmanager,
+    /// SNS, generic JSON), approvals and the HTTP API, per `[serve]` in the
+    /// configuration. Resumes the runs left in flight; SIGTERM stops it
+    /// without losing a step.
+    Serve(commands::serve::Args),
     /// Make an ed25519 key pair for signing runbooks: PREFIX.key and PREFIX.pub.
     Keygen(commands::keygen::Args),
     /// Sign a runbook component: writes RUNBOOK.wasm.sig over its exact bytes.
@@ -84,13 +100,13 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| default_level.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -113,6 +129,7 @@ fn main() -> ExitCode {
             Command::Report(a) => commands::report::exec(&home, a).await,
             Command::Check(a) => commands::check::exec(&home, a).await,
             Command::New(a) => commands::new::exec(a),
+            Command::Serve(a) => commands::serve::exec(&home, a).await,
             Command::Keygen(a) => commands::keygen::exec(a),
             Command::Sign(a) => commands::sign::exec(a),
             Command::Verify(a) => commands::verify::exec(a),

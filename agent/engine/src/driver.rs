@@ -67,6 +67,17 @@ impl RunRequest {
     }
 }
 
+/// What [`Engine::admit`] did with a run request.
+#[derive(Debug)]
+pub enum Admitted {
+    /// The run was created (id given); nothing has run yet.
+    New(String),
+    /// A run with that id exists (same runbook and parameters): here it is.
+    Existing(RunRecord),
+    /// Another unfinished run holds the scope asked for; nothing was created.
+    Joined(RunRecord),
+}
+
 /// How the runbook's main part (`run`) ended.
 #[derive(Debug, Clone)]
 enum Ending {
@@ -168,15 +179,18 @@ fn unattended_by(run: &RunRecord) -> Option<String> {
 fn infra(e: DurableError) -> EngineError {
     match e {
         DurableError::Journal(j) => EngineError::Journal(j),
+        DurableError::Suspended => EngineError::Suspended { run_id: String::new() },
         other => EngineError::Internal(other.to_string()),
     }
 }
 
-/// If a trap came from the journal failing (or the claim being lost), the
-/// driver must stop without recording an outcome: the run stays resumable.
-fn journal_failure(trap: &wasmtime::Error) -> Option<JournalError> {
+/// If a trap came from the journal failing (or the claim being lost), or
+/// from the agent stopping, the driver must stop without recording an
+/// outcome: the run stays resumable.
+fn stops_without_outcome(trap: &wasmtime::Error, run_id: &str) -> Option<EngineError> {
     match trap.downcast_ref::<DurableError>() {
-        Some(DurableError::Journal(j)) => Some(j.clone()),
+        Some(DurableError::Journal(j)) => Some(EngineError::Journal(j.clone())),
+        Some(DurableError::Suspended) => Some(EngineError::Suspended { run_id: run_id.into() }),
         _ => None,
     }
 }
@@ -269,6 +283,22 @@ impl Engine {
         req: RunRequest,
         observer: Observer,
     ) -> Result<RunRecord, EngineError> {
+        match self.admit(&journal, runbook, req).await? {
+            Admitted::New(run_id) => self.drive(journal, runbook, &run_id, observer, None).await,
+            Admitted::Existing(run) if run.status.is_final() => Ok(run),
+            Admitted::Existing(run) => self.drive(journal, runbook, &run.run_id, observer, None).await,
+            Admitted::Joined(holder) => {
+                Err(EngineError::ScopeHeld { scope: holder.scope.clone().unwrap_or_default(), run_id: holder.run_id })
+            }
+        }
+    }
+
+    /// Records run `req` of `runbook` without driving it (see
+    /// [`Engine::start`], which also drives it; [`Engine::continue_run`]
+    /// drives an admitted run). Checks the id, the secrets and the grants
+    /// first; a run with the same id must have the same runbook and
+    /// parameters; a scope held by another unfinished run is joined.
+    pub async fn admit(&self, journal: &Arc<dyn Journal>, runbook: &LoadedRunbook, req: RunRequest) -> Result<Admitted, EngineError> {
         check_run_id(&req.run_id)?;
         let mut new = new_run(runbook, &req.run_id, &req.params)?;
         let missing = self.missing_grants(runbook, &req.params);
@@ -285,27 +315,36 @@ impl Engine {
                 "at": Utc::now(),
             }));
         }
-        new.origin = req.origin.clone();
-        new.scope = req.scope.clone();
-        let created = journal.create_run(&new).await?;
-        if let Created::Joined(holder) = created {
-            return Err(EngineError::ScopeHeld { scope: req.scope.unwrap_or_default(), run_id: holder.run_id });
-        }
-        if let Created::Existing(run) = created {
-            if run.runbook.digest != new.runbook.digest {
-                return Err(EngineError::RunIdConflict {
-                    run_id: run.run_id,
-                    what: format!("another runbook ({} {}, sha256 {})", run.runbook.name, run.runbook.version, run.runbook.digest),
-                });
-            }
-            if run.params != new.params {
-                return Err(EngineError::RunIdConflict { run_id: run.run_id, what: format!("other parameters ({})", run.params) });
-            }
-            if run.status.is_final() {
-                return Ok(run);
+        new.origin = req.origin;
+        new.scope = req.scope;
+        match journal.create_run(&new).await? {
+            Created::New => Ok(Admitted::New(new.run_id)),
+            Created::Joined(holder) => Ok(Admitted::Joined(holder)),
+            Created::Existing(run) => {
+                if run.runbook.digest != new.runbook.digest {
+                    return Err(EngineError::RunIdConflict {
+                        run_id: run.run_id,
+                        what: format!("another runbook ({} {}, sha256 {})", run.runbook.name, run.runbook.version, run.runbook.digest),
+                    });
+                }
+                if run.params != new.params {
+                    return Err(EngineError::RunIdConflict { run_id: run.run_id, what: format!("other parameters ({})", run.params) });
+                }
+                Ok(Admitted::Existing(run))
             }
         }
-        self.drive(journal, runbook, &new.run_id, observer, None).await
+    }
+
+    /// Drives admitted run `run_id` with `runbook` (the one it was admitted
+    /// with) until it ends or the engine shuts down.
+    pub async fn continue_run(
+        &self,
+        journal: Arc<dyn Journal>,
+        runbook: &LoadedRunbook,
+        run_id: &str,
+        observer: Observer,
+    ) -> Result<RunRecord, EngineError> {
+        self.drive(journal, runbook, run_id, observer, None).await
     }
 
     /// Resumes run `run_id` with the runbook it is pinned to, or with
@@ -376,7 +415,10 @@ impl Engine {
         watcher.abort();
         // Giving up the claim is a courtesy: a dead driver's claim is taken over anyway.
         let _ = journal.release(&lease).await;
-        result?;
+        result.map_err(|e| match e {
+            EngineError::Suspended { .. } => EngineError::Suspended { run_id: run_id.to_string() },
+            other => other,
+        })?;
         journal.run(run_id).await?.ok_or_else(|| EngineError::Journal(JournalError::UnknownRun(run_id.into())))
     }
 
@@ -408,7 +450,8 @@ impl Engine {
         let mut durable =
             Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel)
                 .with_plan(plan)
-                .with_unattended(unattended_by(&run));
+                .with_unattended(unattended_by(&run))
+                .with_shutdown(self.shutdown.clone());
 
         let ending = match durable.recorded_end() {
             // The main part ended before a crash: go straight to the actions.
@@ -464,9 +507,9 @@ impl Engine {
             },
             Ok(Err(e)) => Ending::Failed(durable.mask_error(from_wit(e))),
             Err(trap) => {
-                if let Some(j) = journal_failure(&trap) {
-                    tracing::error!(error = %j, "journal failed; run left resumable");
-                    return Err(EngineError::Journal(j));
+                if let Some(e) = stops_without_outcome(&trap, &run.run_id) {
+                    tracing::warn!(error = %e, "run stopped without an outcome; left resumable");
+                    return Err(e);
                 }
                 match trap.downcast_ref::<DurableError>() {
                     Some(DurableError::Cancelled { by, reason }) => Ending::Cancelled(ErrorRecord::terminal(
@@ -528,8 +571,8 @@ impl Engine {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(durable.mask_error(from_wit(e))),
                     Err(trap) => {
-                        if let Some(j) = journal_failure(&trap) {
-                            return Err(EngineError::Journal(j));
+                        if let Some(e) = stops_without_outcome(&trap, run_id) {
+                            return Err(e);
                         }
                         Err(durable.mask_error(trap_record(&trap, &stderr)))
                     }

@@ -140,6 +140,9 @@ pub enum DurableError {
         /// The key.
         key: String,
     },
+    /// The agent is stopping: the run stops here, resumable.
+    #[error("the agent is stopping; the run stops here and resumes where it stopped")]
+    Suspended,
     /// The journal failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -152,6 +155,7 @@ impl DurableError {
             DurableError::NonDeterminism { .. } | DurableError::UnreplayedEntries { .. } => "non-determinism",
             DurableError::Journal(_) => "journal",
             DurableError::Cancelled { .. } => "cancelled",
+            DurableError::Suspended => "suspended",
             DurableError::Limit(_) => "limit-exceeded",
             _ => "contract-violation",
         }
@@ -267,6 +271,7 @@ pub struct Durable {
     /// Set when the run's approval gates are decided without a person (a
     /// drill configured unattended): who the decision is recorded as.
     unattended: Option<String>,
+    shutdown: Arc<crate::shutdown::Shutdown>,
 }
 
 /// How often a run at an approval gate looks for a decision in the journal.
@@ -337,7 +342,20 @@ impl Durable {
             plan: None,
             clock: StepClock::default(),
             unattended: None,
+            shutdown: Default::default(),
         }
+    }
+
+    /// The engine's shutdown signal: once raised, the run stops at its next
+    /// step boundary or wait ([`DurableError::Suspended`]).
+    pub fn with_shutdown(mut self, shutdown: Arc<crate::shutdown::Shutdown>) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// Fails with `Suspended` once the agent is stopping.
+    fn check_suspend(&self) -> Result<()> {
+        if self.shutdown.is_raised() { Err(DurableError::Suspended) } else { Ok(()) }
     }
 
     /// Approval gates of this run are approved at once, recorded as `by`.
@@ -461,6 +479,7 @@ impl Durable {
             Some(mut e) => {
                 // In flight when the last driver stopped: run it again, same key.
                 self.check_cancel()?;
+                self.check_suspend()?;
                 if let Some(at) = e.next_attempt_at {
                     self.wait_until(key, at).await?;
                 }
@@ -473,6 +492,7 @@ impl Durable {
             }
             None => {
                 self.check_cancel()?;
+                self.check_suspend()?;
                 let mut e = Entry::new(seq as u64, EntryKind::Step, Some(key.into()), EntryStatus::Running, now);
                 e.attempts = 1;
                 e.idempotency_key = Some(idem.clone());
@@ -800,6 +820,7 @@ impl Durable {
         let mut announced = false;
         loop {
             self.check_cancel()?;
+            self.check_suspend()?;
             let found = self.journal.approvals(Some(&run_id), false).await?;
             let approval = found.into_iter().find(|a| a.gate == gate);
             if let Some(d) = approval.as_ref().and_then(|a| a.decision.clone()) {
@@ -822,6 +843,7 @@ impl Durable {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.cancel.raised() => {}
+                _ = self.shutdown.raised() => {}
             }
         }
     }
@@ -833,14 +855,18 @@ impl Durable {
         if left.is_zero() {
             return Ok(());
         }
+        self.check_suspend()?;
         self.observer.send(RunEvent::Sleeping { step: (!label.is_empty()).then(|| label.to_string()), until: at });
         if self.phase == Phase::Finalize {
-            tokio::time::sleep(left).await;
-            return Ok(());
+            return tokio::select! {
+                _ = tokio::time::sleep(left) => Ok(()),
+                _ = self.shutdown.raised() => Err(DurableError::Suspended),
+            };
         }
         tokio::select! {
             _ = tokio::time::sleep(left) => Ok(()),
             _ = self.cancel.raised() => self.check_cancel(),
+            _ = self.shutdown.raised() => Err(DurableError::Suspended),
         }
     }
 

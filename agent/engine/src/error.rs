@@ -152,6 +152,13 @@ pub enum EngineError {
         /// The run holding it.
         run_id: String,
     },
+    /// The agent is stopping: the run stopped at a step boundary or wait,
+    /// with nothing lost, and resumes when an agent starts again.
+    #[error("run '{run_id}' was suspended because the agent is stopping; it resumes where it stopped (`drover resume {run_id}`, or the next `drover serve`)")]
+    Suspended {
+        /// The run.
+        run_id: String,
+    },
     /// The component a run is pinned to is gone from the agent's home.
     #[error("the runbook (sha256 {digest}) this run is pinned to cannot be loaded: {detail}; pass it again with --runbook FILE")]
     RunbookMissing {

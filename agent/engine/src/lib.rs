@@ -40,6 +40,7 @@ pub mod plan;
 pub mod policy;
 mod sandbox;
 pub mod secrets;
+mod shutdown;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,7 +48,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION};
-pub use driver::{DryRun, RunRequest};
+pub use driver::{Admitted, DryRun, RunRequest};
 pub use error::EngineError;
 pub use events::{Observer, RunEvent};
 pub use info::{CapabilityInfo, ParamInfo, ParamType, RunbookInfo};
@@ -75,6 +76,7 @@ pub struct Engine {
     policy: Arc<Policy>,
     audit: Arc<audit::AuditLog>,
     host_calls: Arc<tokio::sync::Semaphore>,
+    shutdown: Arc<shutdown::Shutdown>,
 }
 
 impl Engine {
@@ -117,6 +119,7 @@ impl Engine {
             policy: Default::default(),
             audit: Arc::new(audit::AuditLog::new(home.join("audit.jsonl"))),
             host_calls,
+            shutdown: Default::default(),
         })
     }
 
@@ -130,6 +133,13 @@ impl Engine {
     /// The operator's grants.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Stops every run this engine drives at its next step boundary or wait:
+    /// steps in flight finish and are journaled, no outcome is recorded, and
+    /// each run returns [`EngineError::Suspended`], resumable as it stands.
+    pub fn shutdown(&self) {
+        self.shutdown.raise();
     }
 
     /// The audit log of capability calls (`audit.jsonl` in the home).

@@ -11,6 +11,7 @@ pub mod new;
 pub mod resume;
 pub mod run;
 pub mod runs;
+pub mod serve;
 pub mod show;
 pub mod sign;
 pub mod verify;

@@ -1,0 +1,202 @@
+//! The HTTP API (JSON) and the trigger endpoints, on one listener:
+//!
+//! | route | auth | what |
+//! |---|---|---|
+//! | `GET /v1/health` | none | the agent is up; runs it drives |
+//! | `GET /metrics` | none | Prometheus metrics |
+//! | `GET /v1/runs?status=S&limit=N` | API token | runs, newest first |
+//! | `GET /v1/runs/{id}` | API token | one run with its journal entries |
+//! | `GET /v1/approvals?all=true` | API token | approval gates waiting (or all) |
+//! | `POST /v1/runs/{id}/approvals/{gate}` | API token | `{"approve": bool, "by": "...", "comment": "..."}` |
+//! | `POST /v1/runs/{id}/cancel` | API token | `{"by": "...", "reason": "..."}` |
+//! | `POST /v1/triggers/{name}` | the trigger's own | an incident: see `triggers.rs` |
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use drover_journal::{CancelRequest, Decision, JournalError, RunFilter, RunStatus, Verdict};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Verifier;
+use crate::supervisor::Supervisor;
+use crate::triggers::Triggers;
+
+/// What every handler shares.
+pub struct AppState {
+    pub supervisor: Arc<Supervisor>,
+    pub api_token: Verifier,
+    pub triggers: Triggers,
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/runs", get(runs))
+        .route("/v1/runs/{id}", get(run))
+        .route("/v1/approvals", get(approvals))
+        .route("/v1/runs/{id}/approvals/{gate}", post(decide))
+        .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/triggers/{name}", post(crate::triggers::handle))
+        .with_state(state)
+}
+
+/// A JSON error: `{"error": "..."}` with a status.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+fn journal_error(e: JournalError) -> Response {
+    match e {
+        JournalError::UnknownRun(_) | JournalError::UnknownGate { .. } => error(StatusCode::NOT_FOUND, e.to_string()),
+        other => error(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+    }
+}
+
+/// Checks the API token; the 401 says why, never what the token is.
+fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    state.api_token.check(header, b"", Utc::now().timestamp()).map_err(|r| {
+        tracing::warn!(reason = %r, "API request refused");
+        let mut resp = error(StatusCode::UNAUTHORIZED, format!("unauthorized: {r}"));
+        resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        resp
+    })
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    Json(json!({"status": "ok", "driving": state.supervisor.driving()})).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.supervisor.metrics().encode();
+    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn runs(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<RunsQuery>) -> Response {
+    if let Err(r) = authorized(&state, &headers) {
+        return r;
+    }
+    let status = match q.status.as_deref().map(RunStatus::parse) {
+        Some(None) => return error(StatusCode::BAD_REQUEST, "status must be running, waiting, succeeded, failed or cancelled"),
+        Some(s) => s,
+        None => None,
+    };
+    match state.supervisor.journal().runs(&RunFilter { status, limit: Some(q.limit.unwrap_or(100).min(1000)) }).await {
+        Ok(runs) => Json(json!({"runs": runs})).into_response(),
+        Err(e) => journal_error(e),
+    }
+}
+
+async fn run(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(r) = authorized(&state, &headers) {
+        return r;
+    }
+    let journal = state.supervisor.journal();
+    let run = match journal.run(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return journal_error(JournalError::UnknownRun(id)),
+        Err(e) => return journal_error(e),
+    };
+    let (entries, approvals) = match (journal.entries(&id).await, journal.approvals(Some(&id), false).await) {
+        (Ok(e), Ok(a)) => (e, a),
+        (Err(e), _) | (_, Err(e)) => return journal_error(e),
+    };
+    Json(json!({"run": run, "entries": entries, "approvals": approvals})).into_response()
+}
+
+#[derive(Deserialize)]
+struct ApprovalsQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn approvals(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<ApprovalsQuery>) -> Response {
+    if let Err(r) = authorized(&state, &headers) {
+        return r;
+    }
+    match state.supervisor.journal().approvals(None, !q.all).await {
+        Ok(a) => Json(json!({"approvals": a})).into_response(),
+        Err(e) => journal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideBody {
+    approve: bool,
+    by: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn decide(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((id, gate)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = authorized(&state, &headers) {
+        return r;
+    }
+    let body: DecideBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected {{\"approve\": true|false, \"by\": \"who\", \"comment\": \"why\"}}: {e}")),
+    };
+    if body.by.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "\"by\" must say who decides");
+    }
+    let verdict = if body.approve { Verdict::Approved } else { Verdict::Rejected };
+    let ours = Decision { verdict, by: format!("{} (API)", body.by.trim()), comment: body.comment, at: Utc::now() };
+    match state.supervisor.journal().decide(&id, &gate, &ours).await {
+        Ok(a) => {
+            let recorded = a.decision.as_ref() == Some(&ours);
+            tracing::info!(run_id = %id, gate = %gate, verdict = verdict.as_str(), by = %ours.by, recorded, "approval decision");
+            let status = if recorded { StatusCode::OK } else { StatusCode::CONFLICT };
+            (status, Json(json!({"recorded": recorded, "approval": a}))).into_response()
+        }
+        Err(e) => journal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    by: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn cancel(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    if let Err(r) = authorized(&state, &headers) {
+        return r;
+    }
+    let body: CancelBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected {{\"by\": \"who\", \"reason\": \"why\"}}: {e}")),
+    };
+    let req = CancelRequest { by: format!("{} (API)", body.by), reason: body.reason, at: Utc::now() };
+    match state.supervisor.journal().request_cancel(&id, &req).await {
+        Ok(run) => (StatusCode::ACCEPTED, Json(json!({"run": run}))).into_response(),
+        Err(e) => journal_error(e),
+    }
+}
+
+/// `Value` for `null`-free JSON responses.
+pub fn ok(v: Value) -> Response {
+    Json(v).into_response()
+}

@@ -1,0 +1,108 @@
+//! `drover serve`: the agent as a long-running service.
+//!
+//! - [`config`]: the `[serve]` section: listener, runbooks, drills, triggers.
+//! - [`supervisor`]: starts, resumes and stops runs.
+//! - [`schedule`]: drills on cron schedules.
+//! - [`triggers`], [`alerts`], [`auth`]: incident triggers (Alertmanager,
+//!   SNS, generic JSON), their payloads and their authentication.
+//! - [`api`]: the HTTP API (runs, approvals, cancel, health, metrics).
+//! - [`metrics`]: what `/metrics` exposes.
+
+pub mod alerts;
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod metrics;
+pub mod schedule;
+pub mod supervisor;
+pub mod triggers;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_engine::{Engine, EngineError, LoadedRunbook};
+use drover_journal::{Journal, JournalError};
+
+pub use config::ServeConfig;
+pub use metrics::Metrics;
+pub use triggers::SnsConfirm;
+
+/// What went wrong in the service.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The `[serve]` configuration is wrong.
+    #[error("[serve] configuration: {0}")]
+    Config(String),
+    /// A drill or trigger names a runbook the agent does not serve.
+    #[error("runbook '{0}' is not served by this agent; add its component under [[serve.runbook]]")]
+    UnknownRunbook(String),
+    /// The listener could not be opened.
+    #[error("cannot listen on {addr}: {detail}; pick a free address in [serve] listen")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        detail: String,
+    },
+    /// The engine refused.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The run store failed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Everything `serve` needs.
+pub struct Service {
+    /// The `[serve]` section.
+    pub config: ServeConfig,
+    /// The engine (limits and grants applied).
+    pub engine: Arc<Engine>,
+    /// The run store.
+    pub journal: Arc<dyn Journal>,
+    /// The runbooks served, loaded (and signature-checked) by the caller, by name.
+    pub runbooks: BTreeMap<String, Arc<LoadedRunbook>>,
+    /// How SNS subscriptions are confirmed (`None`: they are not).
+    pub sns_confirm: Option<SnsConfirm>,
+    /// The metrics (the caller may feed AWS call metrics into them).
+    pub metrics: Arc<Metrics>,
+}
+
+/// Serves until `stop` completes, then stops every run at its next step
+/// boundary (waiting up to `shutdown_grace_seconds`) and returns.
+pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), ServiceError> {
+    let Service { config, engine, journal, runbooks, sns_confirm, metrics } = service;
+    config.validate()?;
+    for name in config.drills.iter().map(|d| &d.runbook).chain(config.triggers.iter().map(|t| &t.runbook)) {
+        if !runbooks.contains_key(name) {
+            return Err(ServiceError::UnknownRunbook(name.clone()));
+        }
+    }
+    let api_token = auth::Verifier::bearer_from_env(&config.api_token_env, "[serve] api_token_env")?;
+    let triggers = triggers::Triggers::new(&config.triggers, sns_confirm)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServiceError::Listen { addr: config.listen.to_string(), detail: e.to_string() })?;
+    let supervisor = supervisor::Supervisor::new(engine, journal, runbooks, metrics);
+    let resumed = supervisor.resume_in_flight().await?;
+    let schedules: Vec<_> = config.drills.iter().map(|d| tokio::spawn(schedule::run_schedule(d.clone(), supervisor.clone()))).collect();
+    let state = Arc::new(api::AppState { supervisor: supervisor.clone(), api_token, triggers });
+    tracing::info!(
+        listen = %config.listen,
+        drills = config.drills.len(),
+        triggers = config.triggers.len(),
+        resumed = resumed.len(),
+        "drover serving"
+    );
+    eprintln!("drover serving on http://{} ({} drill(s), {} trigger(s), {} run(s) resumed)", config.listen, config.drills.len(), config.triggers.len(), resumed.len());
+    let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(stop);
+    let served = server.await;
+    for s in schedules {
+        s.abort();
+    }
+    eprintln!("drover stopping: runs stop at their next step boundary (up to {} s)", config.shutdown_grace_seconds);
+    supervisor.shutdown(Duration::from_secs(config.shutdown_grace_seconds)).await;
+    served.map_err(|e| ServiceError::Listen { addr: config.listen.to_string(), detail: e.to_string() })
+}

@@ -1,0 +1,216 @@
+//! The runs a serving agent drives: starting them (from a drill, a trigger
+//! or the API), resuming the ones in flight when the agent last stopped, and
+//! stopping them all without losing a step when it stops again.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use drover_engine::{Admitted, Engine, EngineError, LoadedRunbook, Observer, RunEvent, RunRequest};
+use drover_journal::{Journal, RunFilter, RunRecord, RunStatus, owner_is_alive};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::ServiceError;
+use crate::metrics::Metrics;
+
+/// What asking for a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// A new run was started.
+    Started(String),
+    /// Another unfinished run holds the scope: this request joined it.
+    Joined(String),
+    /// A run with that id existed (a drill slot already taken): left as is.
+    Existing(String),
+}
+
+impl Admission {
+    /// The run id.
+    pub fn run_id(&self) -> &str {
+        match self {
+            Admission::Started(id) | Admission::Joined(id) | Admission::Existing(id) => id,
+        }
+    }
+}
+
+/// A run to start.
+pub struct Start {
+    /// The runbook's name (as its `describe()` gives it).
+    pub runbook: String,
+    /// Parameters as `--param` text.
+    pub params: Vec<(String, String)>,
+    /// The run's id.
+    pub run_id: String,
+    /// Why it starts (stored with the run).
+    pub origin: Value,
+    /// The scope it holds.
+    pub scope: Option<String>,
+}
+
+/// Starts, resumes and stops the runs of a serving agent.
+pub struct Supervisor {
+    engine: Arc<Engine>,
+    journal: Arc<dyn Journal>,
+    runbooks: BTreeMap<String, Arc<LoadedRunbook>>,
+    metrics: Arc<Metrics>,
+    tasks: Mutex<JoinSet<()>>,
+    driving: Mutex<HashSet<String>>,
+}
+
+impl Supervisor {
+    /// A supervisor serving `runbooks` (by name).
+    pub fn new(
+        engine: Arc<Engine>,
+        journal: Arc<dyn Journal>,
+        runbooks: BTreeMap<String, Arc<LoadedRunbook>>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(Supervisor { engine, journal, runbooks, metrics, tasks: Mutex::new(JoinSet::new()), driving: Default::default() })
+    }
+
+    /// The run store.
+    pub fn journal(&self) -> &Arc<dyn Journal> {
+        &self.journal
+    }
+
+    /// The runbooks served, by name.
+    pub fn runbooks(&self) -> &BTreeMap<String, Arc<LoadedRunbook>> {
+        &self.runbooks
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Records the run and starts driving it in the background; a scope held
+    /// by another unfinished run is joined instead.
+    pub async fn start(self: &Arc<Self>, s: Start) -> Result<Admission, ServiceError> {
+        let runbook = self
+            .runbooks
+            .get(&s.runbook)
+            .cloned()
+            .ok_or_else(|| ServiceError::UnknownRunbook(s.runbook.clone()))?;
+        let params = runbook.info.validate_params(&s.params)?;
+        let req = RunRequest { origin: Some(s.origin), scope: s.scope, ..RunRequest::new(s.run_id, params) };
+        match self.engine.admit(&self.journal, &runbook, req).await? {
+            Admitted::New(id) => {
+                tracing::info!(run_id = %id, runbook = %s.runbook, "run started");
+                self.drive(id.clone(), Some(runbook));
+                Ok(Admission::Started(id))
+            }
+            Admitted::Joined(holder) => {
+                tracing::info!(run_id = %holder.run_id, scope = ?holder.scope, "scope held by an unfinished run: joined it");
+                self.metrics.joined(&s.runbook);
+                Ok(Admission::Joined(holder.run_id))
+            }
+            Admitted::Existing(run) => Ok(Admission::Existing(run.run_id)),
+        }
+    }
+
+    /// Resumes every run left unfinished with no live driver (the agent, or
+    /// a `drover run`, stopped or crashed while it ran). Returns their ids.
+    pub async fn resume_in_flight(self: &Arc<Self>) -> Result<Vec<String>, ServiceError> {
+        let mut ids = Vec::new();
+        for status in [RunStatus::Running, RunStatus::Waiting] {
+            for run in self.journal.runs(&RunFilter { status: Some(status), limit: None }).await? {
+                if run.owner.as_ref().is_some_and(owner_is_alive) {
+                    continue;
+                }
+                tracing::info!(run_id = %run.run_id, status = %run.status, "resuming a run left in flight");
+                self.drive(run.run_id.clone(), None);
+                ids.push(run.run_id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Drives `run_id` in the background: with `runbook`, or the component
+    /// the run is pinned to.
+    fn drive(self: &Arc<Self>, run_id: String, runbook: Option<Arc<LoadedRunbook>>) {
+        if !self.driving.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.clone()) {
+            return;
+        }
+        let me = self.clone();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.spawn(async move {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let watcher = tokio::spawn(watch(rx, me.metrics.clone()));
+            let observer = Observer::channel(tx);
+            let journal = me.journal.clone();
+            let outcome = match &runbook {
+                Some(rb) => me.engine.continue_run(journal, rb, &run_id, observer).await,
+                None => me.engine.resume(journal, &run_id, None, observer).await,
+            };
+            let _ = watcher.await;
+            me.finished(&run_id, outcome).await;
+            me.driving.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
+        });
+        // Reap what has ended, so a long-lived agent does not collect handles.
+        while tasks.try_join_next().is_some() {}
+    }
+
+    async fn finished(&self, run_id: &str, outcome: Result<RunRecord, EngineError>) {
+        match outcome {
+            Ok(run) => {
+                tracing::info!(run_id, runbook = %run.runbook.name, status = %run.status, "run ended");
+                self.metrics.run_ended(&run);
+            }
+            Err(EngineError::Suspended { .. }) => tracing::info!(run_id, "run suspended; it resumes when the agent starts again"),
+            Err(e) => {
+                tracing::error!(run_id, error = %e, "run stopped with an error; it stays resumable");
+                if let Ok(Some(run)) = self.journal.run(run_id).await {
+                    self.metrics.run_ended(&run);
+                }
+            }
+        }
+    }
+
+    /// Runs being driven by this agent now.
+    pub fn driving(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.driving.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Stops every run at its next step boundary or wait (steps in flight
+    /// finish and are journaled) and waits up to `grace` for them. What is
+    /// still running after that is dropped mid-step: its step runs again,
+    /// with the same idempotency key, when the agent starts again.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.engine.shutdown();
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let all = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(grace_s = grace.as_secs(), "steps still in flight after the grace period; they run again on the next start");
+        }
+    }
+}
+
+/// Turns a run's events into metrics and logs.
+async fn watch(mut rx: mpsc::UnboundedReceiver<RunEvent>, metrics: Arc<Metrics>) {
+    let mut started: BTreeMap<String, std::time::Instant> = BTreeMap::new();
+    let mut run = String::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            RunEvent::Started { run_id, .. } => run = run_id,
+            RunEvent::StepStarted { key, .. } => {
+                started.insert(key, std::time::Instant::now());
+            }
+            RunEvent::StepFinished { key, status, .. } => {
+                if let Some(t) = started.remove(&key) {
+                    metrics.step_finished(&key, status.as_str(), t.elapsed());
+                }
+            }
+            RunEvent::AwaitingApproval { gate, message, deadline } => {
+                tracing::warn!(run_id = %run, gate = %gate, deadline = ?deadline, "waiting for approval: {message}");
+            }
+            RunEvent::Decided { gate, decision } => {
+                tracing::info!(run_id = %run, gate = %gate, verdict = decision.verdict.as_str(), by = %decision.by, "approval gate decided");
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! `drover serve` end to end: the real binary as a service, driven over
+//! HTTP (its API and its trigger endpoints), by a real Prometheus
+//! Alertmanager, and by the clock (cron drills); killed with SIGKILL and
+//! stopped with SIGTERM in between.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use drover_chaos::Agent;
+use drover_e2e::{Served, free_port, rt, seeded};
+use drover_test_artifacts as artifacts;
+use serde_json::{Value, json};
+
+const API_TOKEN: &str = "api-token-0123456789abcdef";
+const AM_TOKEN: &str = "alertmanager-token-0123456789";
+const HMAC_KEY: &str = "generic-hmac-key-0123456789";
+
+/// An agent whose environment holds the secrets the configurations name.
+fn agent(dir: &Path) -> Agent {
+    Agent::new(dir.join("home"))
+        .with_env("T_API", API_TOKEN)
+        .with_env("T_AM", AM_TOKEN)
+        .with_env("T_HMAC", HMAC_KEY)
+        .with_env("DROVER_LOG", "info,drover_engine=warn")
+}
+
+/// The demo configuration's grants (everything before its `[serve]`
+/// example) followed by `serve`.
+fn config(dir: &Path, serve: &str) -> PathBuf {
+    let demo = std::fs::read_to_string(drover_e2e::demo_config()).unwrap();
+    let grants = demo.split("\n[serve]").next().unwrap();
+    let path = dir.join("drover.toml");
+    std::fs::write(&path, format!("{grants}\n[serve]\napi_token_env = \"T_API\"\nshutdown_grace_seconds = 10\n{serve}")).unwrap();
+    path
+}
+
+fn runbook(path: &str) -> String {
+    format!("[[serve.runbook]]\npath = \"{path}\"\n")
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn api(s: &Served, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let auth = bearer(API_TOKEN);
+    let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
+    s.call(method, path, &[("authorization", &auth), ("content-type", "application/json")], &body)
+}
+
+fn runs(s: &Served) -> Vec<Value> {
+    let (code, v) = api(s, "GET", "/v1/runs", &Value::Null);
+    assert_eq!(code, 200, "{v}");
+    v["runs"].as_array().unwrap().clone()
+}
+
+fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn alertmanager_body(labels: Value, status: &str) -> Vec<u8> {
+    json!({"version": "4", "status": status, "receiver": "drover", "groupKey": "{}:{}",
+           "alerts": [{"status": status, "labels": labels, "annotations": {}, "fingerprint": "f1"}]})
+    .to_string()
+    .into_bytes()
+}
+
+fn metric(s: &Served, line_prefix: &str) -> Option<f64> {
+    let text = drover_e2e::http_text(&s.addr, "/metrics").unwrap();
+    text.lines().find(|l| l.starts_with(line_prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn unauthenticated_and_malformed_triggers_are_refused_and_nothing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{}\n[[serve.trigger]]\nname = \"am\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nmatch = {{ alertname = \"JanitorDown\" }}\nrunbook = \"janitor\"\nparams = {{ steps = 2 }}\n\
+             \n[[serve.trigger]]\nname = \"gen\"\nkind = \"generic\"\nauth = {{ hmac_sha256_env = \"T_HMAC\" }}\nrunbook = \"janitor\"\n",
+            runbook(artifacts::JANITOR)
+        ),
+    );
+    let s = Served::start(&agent, &cfg, &format!("127.0.0.1:{}", free_port()), &dir.path().join("serve.log"));
+    let body = alertmanager_body(json!({"alertname": "JanitorDown"}), "firing");
+
+    // Alertmanager's trigger: no token, a wrong one, another scheme.
+    assert_eq!(s.call("POST", "/v1/triggers/am", &[], &body).0, 401);
+    assert_eq!(s.call("POST", "/v1/triggers/am", &[("authorization", &bearer("alertmanager-token-0123456780"))], &body).0, 401);
+    assert_eq!(s.call("POST", "/v1/triggers/am", &[("authorization", &bearer(API_TOKEN))], &body).0, 401, "the API token is not a trigger's");
+    // The signed trigger: a bearer token, a signature over another body, a stale timestamp.
+    let now = chrono_now();
+    let signed = |ts: i64, b: &[u8]| drover_service::auth::sign(HMAC_KEY.as_bytes(), ts, b);
+    let gen_body = br#"{"labels":{"app":"janitor"}}"#;
+    assert_eq!(s.call("POST", "/v1/triggers/gen", &[("authorization", &bearer(HMAC_KEY))], gen_body).0, 401);
+    let sig = signed(now, br#"{"labels":{"app":"other"}}"#);
+    let ts = now.to_string();
+    let (code, v) = s.call("POST", "/v1/triggers/gen", &[("x-drover-timestamp", &ts), ("x-drover-signature", &sig)], gen_body);
+    assert_eq!(code, 401, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("does not match the body"), "{v}");
+    let old = (now - 3600).to_string();
+    let sig = signed(now - 3600, gen_body);
+    assert_eq!(s.call("POST", "/v1/triggers/gen", &[("x-drover-timestamp", &old), ("x-drover-signature", &sig)], gen_body).0, 401);
+    // Authenticated but malformed: 400, named.
+    let (code, v) = s.call("POST", "/v1/triggers/am", &[("authorization", &bearer(AM_TOKEN))], b"{\"alerts\": 3");
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("not an Alertmanager webhook payload"), "{v}");
+    let bad = br#"{"labels": ["x"]}"#;
+    let sig = signed(now, bad);
+    assert_eq!(s.call("POST", "/v1/triggers/gen", &[("x-drover-timestamp", &ts), ("x-drover-signature", &sig)], bad).0, 400);
+    assert_eq!(s.call("POST", "/v1/triggers/nope", &[("authorization", &bearer(AM_TOKEN))], &body).0, 404);
+    // The API wants its token; health and metrics do not.
+    assert_eq!(s.call("GET", "/v1/runs", &[], b"").0, 401);
+    assert_eq!(s.call("GET", "/v1/health", &[], b"").0, 200);
+    assert_eq!(metric(&s, "drover_trigger_requests_total{trigger=\"am\",result=\"unauthorized\"}"), Some(3.0));
+    assert!(runs(&s).is_empty(), "nothing ran");
+
+    // A resolved alert, or one the trigger does not match, starts nothing.
+    let auth = bearer(AM_TOKEN);
+    let (code, v) = s.call("POST", "/v1/triggers/am", &[("authorization", &auth)], &alertmanager_body(json!({"alertname": "JanitorDown"}), "resolved"));
+    assert_eq!((code, v["runs"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
+    let (code, _) = s.call("POST", "/v1/triggers/am", &[("authorization", &auth)], &alertmanager_body(json!({"alertname": "Other"}), "firing"));
+    assert_eq!(code, 200);
+    assert!(runs(&s).is_empty());
+
+    // Properly signed: the run starts, and records where it came from.
+    let sig = signed(now, gen_body);
+    let (code, v) = s.call("POST", "/v1/triggers/gen", &[("x-drover-timestamp", &ts), ("x-drover-signature", &sig), ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")], gen_body);
+    assert_eq!(code, 202, "{v}");
+    let id = v["runs"][0]["run_id"].as_str().unwrap().to_string();
+    agent.wait_for_status(&id, "succeeded", Duration::from_secs(60)).unwrap();
+    let (_, run) = api(&s, "GET", &format!("/v1/runs/{id}"), &Value::Null);
+    let origin = &run["run"]["origin"];
+    assert_eq!((origin["kind"].as_str(), origin["name"].as_str()), (Some("trigger"), Some("gen")), "{run:#}");
+    assert_eq!(origin["alerts"][0]["labels"]["app"], "janitor");
+    assert_eq!(origin["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    assert_eq!(run["run"]["scope"], "trigger:gen");
+    wait_until("the run's metrics", Duration::from_secs(10), || metric(&s, "drover_runs_total{runbook=\"janitor\",outcome=\"succeeded\"}"));
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[test]
+fn two_simultaneous_alerts_start_one_run_approved_over_the_api_and_sigterm_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{}\n[[serve.trigger]]\nname = \"am\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nrunbook = \"janitor\"\nparams = {{ gate_after = 1 }}\nscope = \"app:{{app}}\"\n",
+            runbook(artifacts::JANITOR)
+        ),
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("serve.log");
+    let s = Served::start(&agent, &cfg, &addr, &log);
+    let body = alertmanager_body(json!({"alertname": "OrdersDown", "app": "orders"}), "firing");
+    let auth = bearer(AM_TOKEN);
+
+    // Two alerts for the same outage at the same moment: one run.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let answers: Vec<(u16, Value)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let (barrier, body, auth, addr) = (barrier.clone(), body.clone(), auth.clone(), addr.clone());
+                sc.spawn(move || {
+                    barrier.wait();
+                    drover_e2e::http(&addr, "POST", "/v1/triggers/am", &[("authorization", &auth)], &body).unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(answers.iter().all(|(c, _)| *c == 202), "{answers:?}");
+    let ids: Vec<&str> = answers.iter().map(|(_, v)| v["runs"][0]["run_id"].as_str().unwrap()).collect();
+    let joined: Vec<bool> = answers.iter().map(|(_, v)| v["runs"][0]["joined"].as_bool().unwrap()).collect();
+    assert_eq!(ids[0], ids[1], "{answers:?}");
+    assert_eq!(joined.iter().filter(|j| **j).count(), 1, "{answers:?}");
+    assert_eq!(runs(&s).len(), 1);
+    let id = ids[0].to_string();
+    assert_eq!(metric(&s, "drover_runs_joined_total{runbook=\"janitor\"}"), Some(1.0));
+
+    // It waits at its gate; the API lists it and approves it.
+    agent.wait_for_status(&id, "waiting", Duration::from_secs(30)).unwrap();
+    let (_, pending) = api(&s, "GET", "/v1/approvals", &Value::Null);
+    assert_eq!(pending["approvals"][0]["gate"], "g1", "{pending}");
+    let (code, v) = api(&s, "POST", &format!("/v1/runs/{id}/approvals/g1"), &json!({"approve": "yes"}));
+    assert_eq!(code, 400, "{v}");
+    let (code, v) = api(&s, "POST", &format!("/v1/runs/{id}/approvals/g1"), &json!({"approve": true, "by": "sre-oncall", "comment": "go"}));
+    assert_eq!(code, 200, "{v}");
+    let done = agent.wait_for_status(&id, "succeeded", Duration::from_secs(30)).unwrap();
+    let gate = done["waits"].as_array().unwrap().iter().find(|w| w["kind"] == "approval").unwrap().clone();
+    assert_eq!(gate["decision"]["by"], "sre-oncall (API)");
+    // Deciding again is refused.
+    let (code, _) = api(&s, "POST", &format!("/v1/runs/{id}/approvals/g1"), &json!({"approve": false, "by": "someone"}));
+    assert_eq!(code, 409);
+
+    // The outage's run has ended: the next alert starts a new one, which
+    // waits at its gate when the agent is told to stop.
+    let (code, v) = s.call("POST", "/v1/triggers/am", &[("authorization", &auth)], &body);
+    assert_eq!((code, v["runs"][0]["joined"].as_bool()), (202, Some(false)), "{v}");
+    let second = v["runs"][0]["run_id"].as_str().unwrap().to_string();
+    assert_ne!(second, id);
+    agent.wait_for_status(&second, "waiting", Duration::from_secs(30)).unwrap();
+    let t0 = Instant::now();
+    let status = s.terminate();
+    assert!(status.success(), "SIGTERM exits cleanly: {status}");
+    assert!(t0.elapsed() < Duration::from_secs(8), "a run waiting at a gate does not hold the agent: {:?}", t0.elapsed());
+    let left = agent.show(&second).unwrap();
+    assert_eq!(left["status"], "waiting", "{left:#}");
+    assert!(std::fs::read_to_string(&log).unwrap().contains("run suspended"));
+
+    // The next agent resumes it at its gate; `drover approve` lets it finish.
+    let s = Served::start(&agent, &cfg, &addr, &log);
+    let (_, health) = s.call("GET", "/v1/health", &[], b"");
+    assert!(health["driving"].as_array().unwrap().iter().any(|d| d == second.as_str()), "{health}");
+    let out = agent.output(&["approve", &second, "g1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    agent.wait_for_status(&second, "succeeded", Duration::from_secs(30)).unwrap();
+    assert_eq!(agent.attempt_count(&second, "s1"), 1, "the step before the gate ran once");
+    drop(s);
+}
+
+/// A cron drill: `dr-drill` on the demo topology fires at its slot, runs
+/// unattended against the emulators, and passes; the metrics show its RTO.
+#[test]
+fn a_cron_drill_fires_and_succeeds() {
+    let (_c, seeded) = seeded("cron");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    let slot = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 4;
+    let (h, m, sec) = ((slot / 3600) % 24, (slot / 60) % 60, slot % 60);
+    let params: Vec<String> = seeded.topology.drill_params().iter().map(|p| {
+        let (k, v) = p.split_once('=').unwrap();
+        format!("{k} = {}", toml_value(v))
+    }).collect();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{}\n[[serve.drill]]\nname = \"nightly\"\nrunbook = \"dr-drill\"\ncron = \"{sec} {m} {h} * * *\"\nscope = \"orders\"\nparams = {{ {} }}\n",
+            runbook(artifacts::DR_DRILL),
+            params.join(", ")
+        ),
+    );
+    let s = Served::start(&agent, &cfg, &format!("127.0.0.1:{}", free_port()), &dir.path().join("serve.log"));
+    let run = wait_until("the drill to run", Duration::from_secs(60), || runs(&s).into_iter().next());
+    let id = run["run_id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("drill-nightly-"), "{id}");
+    let done = agent.wait_for_status(&id, "succeeded", Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}: {:#}\n{}", agent.show(&id).unwrap_or_default(), s.log_text()));
+    assert_eq!(done["result"]["verdict"], "pass", "{done:#}");
+    assert_eq!(run["origin"]["kind"], "drill");
+    assert_eq!(run["origin"]["unattended"], true);
+    let rto = wait_until("the drill's RTO metric", Duration::from_secs(10), || metric(&s, "drover_last_drill_rto_seconds{runbook=\"dr-drill\"}"));
+    assert!((rto - done["result"]["rto_seconds"].as_f64().unwrap()).abs() < 1e-6);
+    assert_eq!(runs(&s).len(), 1, "one slot, one run");
+    let _ = rt();
+}
+
+fn toml_value(v: &str) -> String {
+    if v.parse::<i64>().is_ok() || v == "true" || v == "false" { v.to_string() } else { format!("{v:?}") }
+}
