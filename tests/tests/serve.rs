@@ -269,3 +269,125 @@ fn a_cron_drill_fires_and_succeeds() {
 fn toml_value(v: &str) -> String {
     if v.parse::<i64>().is_ok() || v == "true" || v == "false" { v.to_string() } else { format!("{v:?}") }
 }
+
+/// A real Prometheus Alertmanager on loopback, stopped when dropped.
+struct Alertmanager {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Alertmanager {
+    /// Starts one that sends every alert to `webhook` with `token`.
+    fn start(dir: &Path, webhook: &str, token: &str) -> Alertmanager {
+        let cfg = dir.join("alertmanager.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "route: {{receiver: drover, group_wait: 1s, group_interval: 1s, repeat_interval: 1h}}\n\
+                 receivers:\n  - name: drover\n    webhook_configs:\n      - url: {webhook}\n        \
+                 http_config: {{authorization: {{type: Bearer, credentials: {token}}}}}\n"
+            ),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
+        let child = std::process::Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus-alertmanager runs (scripts/test installs it: apt-get install prometheus-alertmanager)");
+        let am = Alertmanager { child, addr };
+        wait_until("Alertmanager to be ready", Duration::from_secs(30), || {
+            matches!(drover_e2e::http(&am.addr, "GET", "/-/ready", &[], b""), Ok((200, _))).then_some(())
+        });
+        am
+    }
+
+    /// Fires an alert with `labels`, as Prometheus would.
+    fn fire(&self, labels: Value) {
+        let body = json!([{"labels": labels, "annotations": {"summary": "orders primary is down"}}]).to_string();
+        let (code, v) = drover_e2e::http(&self.addr, "POST", "/api/v2/alerts", &[("content-type", "application/json")], body.as_bytes()).unwrap();
+        assert_eq!(code, 200, "Alertmanager took the alert: {v}");
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        drover_chaos::kill9(&mut self.child);
+    }
+}
+
+/// The incident path for real: Alertmanager sends the alert to the
+/// trigger (bearer token), the failover starts and waits at its approval
+/// gate with nothing changed; the agent is SIGKILLed there; the next agent
+/// resumes the wait; `drover approve` lets the failover complete.
+#[test]
+fn an_alertmanager_alert_fails_over_after_approval_even_across_sigkill() {
+    use drover_chaos::hypothesis::{Probe, check};
+    let (c, seeded) = seeded("am");
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    let params: Vec<String> = seeded.topology.params().iter().map(|p| {
+        let (k, v) = p.split_once('=').unwrap();
+        format!("{k} = {}", toml_value(v))
+    }).collect();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{}\n[[serve.trigger]]\nname = \"orders\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nmatch = {{ alertname = \"OrdersPrimaryDown\" }}\n\
+             runbook = \"regional-failover\"\nscope = \"app:{{app}}\"\nparams = {{ {}, approval = true }}\n",
+            runbook(artifacts::REGIONAL_FAILOVER),
+            params.join(", ")
+        ),
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("serve.log");
+    let s = Served::start(&agent, &cfg, &addr, &log);
+    let am = Alertmanager::start(dir.path(), &format!("http://{addr}/v1/triggers/orders"), AM_TOKEN);
+    am.fire(json!({"alertname": "OrdersPrimaryDown", "app": seeded.topology.db_instance, "severity": "critical"}));
+
+    let run = wait_until("Alertmanager's alert to start a run", Duration::from_secs(30), || runs(&s).into_iter().next());
+    let id = run["run_id"].as_str().unwrap().to_string();
+    assert_eq!(run["origin"]["source"], "alertmanager");
+    assert_eq!(run["origin"]["alerts"][0]["labels"]["alertname"], "OrdersPrimaryDown");
+    agent.wait_for_status(&id, "waiting", Duration::from_secs(60)).unwrap();
+    let (_, pending) = api(&s, "GET", "/v1/approvals", &Value::Null);
+    let message = pending["approvals"][0]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("Nothing has been changed yet") && message.contains(&seeded.topology.replica), "{message}");
+    let untouched = |context: &str| {
+        rt().block_on(async {
+            for p in [Probe::DbRecordOnPrimary, Probe::AppWeightsOnPrimary, Probe::ReplicaNotPromoted] {
+                let k = check(&c, &seeded, p).await;
+                assert!(k.ok, "{context}: {:?}: {}", k.probe, k.detail);
+            }
+        })
+    };
+    untouched("waiting for approval");
+
+    // SIGKILL while the failover waits for a person.
+    s.kill();
+    assert_eq!(agent.show(&id).unwrap()["status"], "waiting");
+    let s = Served::start(&agent, &cfg, &addr, &log);
+    let (_, health) = s.call("GET", "/v1/health", &[], b"");
+    assert!(health["driving"].as_array().unwrap().iter().any(|d| d == id.as_str()), "resumed on start: {health}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(agent.show(&id).unwrap()["status"], "waiting", "the resumed run waits at its gate again");
+    untouched("resumed, still waiting");
+
+    let out = agent.output(&["approve", &id, "failover", "--comment", "primary region confirmed down"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let done = agent.wait_for_status(&id, "succeeded", Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}\n{}", s.log_text()));
+    assert_eq!(done["result"]["rto_met"], true, "{done:#}");
+    rt().block_on(async {
+        for p in [Probe::ReplicaPromotedOnce, Probe::DbRecordOnReplica, Probe::AppWeightsOnDr] {
+            let k = check(&c, &seeded, p).await;
+            assert!(k.ok, "after approval: {:?}: {}", k.probe, k.detail);
+        }
+    });
+    assert_eq!(agent.attempt_count(&id, "preflight"), 1, "the step before the gate ran once");
+    assert_eq!(runs(&s).len(), 1, "Alertmanager's repeats joined the one run");
+}
