@@ -24,6 +24,9 @@ impl Intercept for RequestIds {
     fn read_after_transmit(&self, context: &BeforeDeserializationInterceptorContextRef<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
         let response = context.response();
         let request_id = HEADERS.iter().find_map(|h| response.headers().get(*h)).unwrap_or("");
+        // On the capability call's `aws` span (when the SDK's own spans are
+        // off, it is the current one), and as an event.
+        tracing::Span::current().record("request_id", request_id);
         tracing::debug!(status = response.status().as_u16(), request_id, "aws response");
         Ok(())
     }

@@ -38,7 +38,9 @@ impl Home {
 
     /// The engine, with the configured limits and grants.
     pub fn engine(&self) -> Result<Engine> {
-        Ok(Engine::new(&self.dir, self.config.limits()?)?.with_policy(self.config.policy()))
+        Ok(Engine::new(&self.dir, self.config.limits()?)?
+            .with_policy(self.config.policy())
+            .with_span_hook(crate::telemetry::Telemetry::span_hook()))
     }
 
     /// Reads and loads the runbook component at `path` (checking its

@@ -11,6 +11,7 @@ mod drill_report;
 mod home;
 mod progress;
 mod render;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,16 +102,12 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG").unwrap_or_else(|_| default_level.into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
-        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
-    }
+    let telemetry = telemetry::Telemetry::init(cli.log_format == LogFormat::Json, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
+            telemetry.shutdown();
             return ExitCode::from(2);
         }
     };
@@ -135,6 +132,8 @@ fn main() -> ExitCode {
             Command::Verify(a) => commands::verify::exec(a),
         }
     });
+    drop(runtime);
+    telemetry.shutdown();
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -109,6 +109,11 @@ impl HostState {
         Ok(Ok(Call { c, key, run_id: gate.run_id.clone(), _turn: turn }))
     }
 
+    /// The span of the step making a capability call (its `aws` span's parent).
+    fn step_span(&self) -> Option<tracing::Id> {
+        self.durable.as_ref().and_then(|d| d.step_span())
+    }
+
     /// The run's cancel signal, while a cancel can still stop it.
     fn cancel_watch(&self) -> Option<Arc<CancelSignal>> {
         self.durable.as_ref().and_then(|d| d.cancel_watch())
@@ -243,7 +248,7 @@ impl rds::Host for HostState {
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeDBInstances", region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBInstances", region = %region, resource = %identifier);
         Ok(aws_rds::describe_instance(&c, &region, &identifier).instrument(span).await.map(instance).map_err(|e| self.to_wit(e)))
     }
 
@@ -254,7 +259,7 @@ impl rds::Host for HostState {
             plan.plan_snapshot(&region, &snap);
             return Ok(Ok(planned_snapshot(&region, &snap, &inst)));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = "CreateDBSnapshot", region = %region, resource = %snap);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "CreateDBSnapshot", region = %region, resource = %snap);
         Ok(aws_rds::create_snapshot(&c, &region, &inst, &snap, &key).instrument(span).await.map(snapshot).map_err(|e| self.to_wit(e)))
     }
 
@@ -275,7 +280,7 @@ impl rds::Host for HostState {
             let source = aws_rds::arn_name(&source_arn).to_string();
             return Ok(Ok(planned_snapshot(&target_region, &target, &source)));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = "CopyDBSnapshot", region = %target_region, resource = %target);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "CopyDBSnapshot", region = %target_region, resource = %target);
         Ok(aws_rds::copy_snapshot(&c, &source_arn, &target_region, &target, kms_key.as_deref(), &key)
             .instrument(span).await
             .map(snapshot)
@@ -307,7 +312,7 @@ impl rds::Host for HostState {
             plan.plan_instance(&region, planned.clone());
             return Ok(Ok(instance(planned)));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = "CreateDBInstanceReadReplica", region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "CreateDBInstanceReadReplica", region = %region, resource = %identifier);
         Ok(aws_rds::create_read_replica(&c, &source_arn, &region, &identifier, instance_class.as_deref(), &key)
             .instrument(span)
             .await
@@ -334,7 +339,7 @@ impl rds::Host for HostState {
             plan.plan_instance(&region, promoted.clone());
             return Ok(Ok(instance(promoted)));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = "PromoteReadReplica", region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "PromoteReadReplica", region = %region, resource = %identifier);
         Ok(aws_rds::promote_read_replica(&c, &region, &identifier, &key).instrument(span).await.map(instance).map_err(|e| self.to_wit(e)))
     }
 
@@ -368,7 +373,7 @@ impl rds::Host for HostState {
 
     async fn latest_snapshot(&mut self, region: String, inst: String) -> wasmtime::Result<Result<Option<rds::SnapshotInfo>, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "latest-snapshot", &[&region], vec![Resource::new("db", &inst)], false));
-        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeDBSnapshots", region = %region, resource = %inst);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBSnapshots", region = %region, resource = %inst);
         Ok(aws_rds::latest_snapshot(&c, &region, &inst)
             .instrument(span)
             .await
@@ -397,7 +402,7 @@ impl rds::Host for HostState {
             plan.plan_instance(&region, planned.clone());
             return Ok(Ok(instance(planned)));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = "RestoreDBInstanceFromDBSnapshot", region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "RestoreDBInstanceFromDBSnapshot", region = %region, resource = %identifier);
         Ok(aws_rds::restore_from_snapshot(&c, &region, &snap, &identifier, instance_class.as_deref(), &run_id, &key)
             .instrument(span)
             .await
@@ -414,13 +419,13 @@ impl rds::Host for HostState {
             }
             return Ok(Ok(()));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = "DeleteDBInstance", region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DeleteDBInstance", region = %region, resource = %identifier);
         Ok(aws_rds::delete_instance(&c, &region, &identifier, &run_id).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
 
     async fn replica_lag(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<Option<rds::LagReading>, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "replica-lag", &[&region], vec![Resource::new("db", &identifier)], false));
-        let span = tracing::info_span!("aws", service = "cloudwatch", operation = "GetMetricStatistics", region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "cloudwatch", operation = "GetMetricStatistics", region = %region, resource = %identifier);
         Ok(aws_cw::replica_lag(&c, &region, &identifier)
             .instrument(span)
             .await
@@ -430,7 +435,7 @@ impl rds::Host for HostState {
 
     async fn describe_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbCluster, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false));
-        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeDBClusters", region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBClusters", region = %region, resource = %identifier);
         let described = aws_aurora::describe_cluster(&c, &region, &identifier).instrument(span).await;
         Ok(described
             .map(|k| rds::DbCluster {
@@ -452,7 +457,7 @@ impl rds::Host for HostState {
         if let Some(g) = self.dry_run().and_then(|(plan, _)| plan.planned_global(&identifier)) {
             return Ok(Ok(global_cluster(g)));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeGlobalClusters", region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeGlobalClusters", region = %region, resource = %identifier);
         Ok(aws_aurora::describe_global_cluster(&c, &region, &identifier).instrument(span).await.map(global_cluster).map_err(|e| self.to_wit(e)))
     }
 
@@ -491,7 +496,7 @@ impl rds::Host for HostState {
             }
             return Ok(Ok(global_cluster(g)));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = mode.operation(), region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = mode.operation(), region = %region, resource = %identifier);
         let done = aws_aurora::failover_global_cluster(&c, &region, &identifier, &target_cluster_arn, mode).instrument(span).await;
         Ok(done.map(|(_, g)| global_cluster(g)).map_err(|e| self.to_wit(e)))
     }
@@ -507,7 +512,7 @@ impl rds::Host for HostState {
         if let Some(g) = self.dry_run().and_then(|(plan, _)| plan.planned_global(&identifier)) {
             return Ok(Ok(global_cluster(g)));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeGlobalClusters", region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeGlobalClusters", region = %region, resource = %identifier);
         let wait = aws_aurora::wait_global_writer(&c, &region, &identifier, &target_cluster_arn, secs(timeout_seconds)).instrument(span);
         let waited = cancellable(self.cancel_watch(), wait).await?;
         Ok(waited.map(global_cluster).map_err(|e| self.to_wit(e)))
@@ -537,7 +542,7 @@ impl rds::Host for HostState {
             plan.plan_global(g);
             return Ok(Ok(true));
         }
-        let span = tracing::info_span!("aws", service = "rds", operation = "RemoveFromGlobalCluster", region = %region, resource = %identifier);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "RemoveFromGlobalCluster", region = %region, resource = %identifier);
         let detach = aws_aurora::detach_from_global_cluster(&c, &region, &identifier, &cluster_arn, secs(timeout_seconds)).instrument(span);
         let done = cancellable(self.cancel_watch(), detach).await?;
         Ok(done.map_err(|e| self.to_wit(e)))
@@ -545,7 +550,7 @@ impl rds::Host for HostState {
 
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("rds", "run-instances", &[&region], vec![], false));
-        let span = tracing::info_span!("aws", service = "rds", operation = "DescribeDBInstances", region = %region);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBInstances", region = %region);
         Ok(aws_rds::run_instances(&c, &region, &run_id).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
 }
@@ -589,7 +594,7 @@ impl ec2::Host for HostState {
         if self.plan_ec2("CreateSnapshot", &region, &name, format!("snapshot volume {volume_id} as {name}")) {
             return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region, state: "completed".into(), volume_id }));
         }
-        let span = tracing::info_span!("aws", service = "ec2", operation = "CreateSnapshot", region = %region, resource = %name);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "CreateSnapshot", region = %region, resource = %name);
         Ok(aws_ec2::snapshot_volume(&c, &region, &volume_id, &name, lineage.as_deref(), &key).instrument(span).await.map(ec2_snapshot).map_err(|e| self.to_wit(e)))
     }
 
@@ -605,7 +610,7 @@ impl ec2::Host for HostState {
         if self.plan_ec2("CopySnapshot", &target_region, &name, format!("copy snapshot {snapshot_id} from {source_region} as {name}")) {
             return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region: target_region, state: "completed".into(), volume_id: String::new() }));
         }
-        let span = tracing::info_span!("aws", service = "ec2", operation = "CopySnapshot", region = %target_region, resource = %name);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "CopySnapshot", region = %target_region, resource = %name);
         Ok(aws_ec2::copy_snapshot(&c, &source_region, &snapshot_id, &target_region, &name, lineage.as_deref(), &key)
             .instrument(span)
             .await
@@ -618,7 +623,7 @@ impl ec2::Host for HostState {
         if self.plan_ec2("CreateImage", &region, &name, format!("create AMI {name} from instance {instance_id}")) {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region, name, state: "available".into(), created: String::new() }));
         }
-        let span = tracing::info_span!("aws", service = "ec2", operation = "CreateImage", region = %region, resource = %name);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "CreateImage", region = %region, resource = %name);
         Ok(aws_ec2::create_image(&c, &region, &instance_id, &name, lineage.as_deref(), &key).instrument(span).await.map(ec2_image).map_err(|e| self.to_wit(e)))
     }
 
@@ -634,7 +639,7 @@ impl ec2::Host for HostState {
         if self.plan_ec2("CopyImage", &target_region, &name, format!("copy AMI {image_id} from {source_region} as {name}")) {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region: target_region, name, state: "available".into(), created: String::new() }));
         }
-        let span = tracing::info_span!("aws", service = "ec2", operation = "CopyImage", region = %target_region, resource = %name);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "CopyImage", region = %target_region, resource = %name);
         Ok(aws_ec2::copy_image(&c, &source_region, &image_id, &target_region, &name, lineage.as_deref(), &key)
             .instrument(span)
             .await
@@ -661,7 +666,7 @@ impl ec2::Host for HostState {
             }
             return Ok(Ok(ec2::Instance { id, region, state: "running".into(), image_id, volumes: vec![] }));
         }
-        let span = tracing::info_span!("aws", service = "ec2", operation = "RunInstances", region = %region, resource = %name);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "RunInstances", region = %region, resource = %name);
         Ok(aws_ec2::run_instance(&c, &region, &image_id, &instance_type, &name, &run_id, &key).instrument(span).await.map(ec2_instance).map_err(|e| self.to_wit(e)))
     }
 
@@ -670,13 +675,13 @@ impl ec2::Host for HostState {
         if self.plan_ec2("DeregisterImage", &region, &lineage, format!("keep the newest {keep} AMIs of lineage {lineage}, deregister the rest")) {
             return Ok(Ok(vec![]));
         }
-        let span = tracing::info_span!("aws", service = "ec2", operation = "DeregisterImage", region = %region, resource = %lineage);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "DeregisterImage", region = %region, resource = %lineage);
         Ok(aws_ec2::prune_images(&c, &region, &lineage, keep).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
 
     async fn latest_image(&mut self, region: String, lineage: String) -> wasmtime::Result<Result<Option<ec2::Image>, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("ec2", "latest-image", &[&region], vec![Resource::new("lineage", &lineage)], false));
-        let span = tracing::info_span!("aws", service = "ec2", operation = "DescribeImages", region = %region, resource = %lineage);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "DescribeImages", region = %region, resource = %lineage);
         Ok(aws_ec2::latest_image(&c, &region, &lineage).instrument(span).await.map(|i| i.map(ec2_image)).map_err(|e| self.to_wit(e)))
     }
 
@@ -688,7 +693,7 @@ impl ec2::Host for HostState {
             }
             return Ok(Ok(()));
         }
-        let span = tracing::info_span!("aws", service = "ec2", operation = "TerminateInstances", region = %region, resource = %instance_id);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "TerminateInstances", region = %region, resource = %instance_id);
         Ok(aws_ec2::terminate_instance(&c, &region, &instance_id, &run_id).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
 
@@ -707,13 +712,13 @@ impl ec2::Host for HostState {
             plan.record(PlannedChange { step, service: "ec2", operation: "CreateTags", region: region.clone(), resource: id.clone(), detail });
             return Ok(Ok(true));
         }
-        let span = tracing::info_span!("aws", service = "ec2", operation = "CreateTags", region = %region, resource = %id);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "CreateTags", region = %region, resource = %id);
         Ok(aws_ec2::tag(&c, &region, &id, &tags).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
 
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("ec2", "run-instances", &[&region], vec![], false));
-        let span = tracing::info_span!("aws", service = "ec2", operation = "DescribeInstances", region = %region);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "DescribeInstances", region = %region);
         let planned = self.dry_run().map(|(plan, _)| plan.launched_in(&region)).unwrap_or_default();
         Ok(aws_ec2::run_instances(&c, &region, &run_id).instrument(span).await.map(|real| [real, planned].concat()).map_err(|e| self.to_wit(e)))
     }
@@ -763,7 +768,7 @@ impl route53::Host for HostState {
             plan.plan_records(&zone, &name, next);
             return Ok(Ok(()));
         }
-        let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
         Ok(aws_r53::upsert_cname(&c, &zone, &name, &target, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
 
@@ -817,13 +822,13 @@ impl route53::Host for HostState {
             }
             return Ok(Ok(()));
         }
-        let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
         Ok(aws_r53::set_weights(&c, &zone, &name, &targets, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
 
     async fn get_health_check(&mut self, id: String) -> wasmtime::Result<Result<route53::HealthCheck, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("route53", "get-health-check", &[], vec![Resource::new("healthcheck", &id)], false));
-        let span = tracing::info_span!("aws", service = "route53", operation = "GetHealthCheck", resource = %id);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "GetHealthCheck", resource = %id);
         Ok(aws_r53::get_health_check(&c, &id).instrument(span).await.map(health_check).map_err(|e| self.to_wit(e)))
     }
 
@@ -840,7 +845,7 @@ impl route53::Host for HostState {
             }
             return Ok(Ok(health_check(aws_r53::HealthCheck { disabled, inverted, ..now })));
         }
-        let span = tracing::info_span!("aws", service = "route53", operation = "UpdateHealthCheck", resource = %id);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "UpdateHealthCheck", resource = %id);
         let updated = aws_r53::update_health_check(&c, &id, disabled, inverted).instrument(span).await;
         Ok(updated.map(|(_, now)| health_check(now)).map_err(|e| self.to_wit(e)))
     }
@@ -886,7 +891,7 @@ impl route53::Host for HostState {
             }
             return Ok(Ok(()));
         }
-        let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
         Ok(aws_r53::upsert_failover(&c, &zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl, secs(timeout_seconds))
             .instrument(span)
             .await
@@ -910,7 +915,7 @@ impl route53::Host for HostState {
             }
             return Ok(Ok(()));
         }
-        let span = tracing::info_span!("aws", service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
         Ok(aws_r53::delete_cname(&c, &zone, &name, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
 }
@@ -919,7 +924,7 @@ impl cloudwatch::Host for HostState {
     async fn describe_alarms(&mut self, region: String, names: Vec<String>) -> wasmtime::Result<Result<Vec<cloudwatch::Alarm>, types::Error>> {
         let resources = names.iter().map(|n| Resource::new("alarm", n)).collect();
         let Call { c, _turn, .. } = allowed!(self, access("cloudwatch", "describe-alarms", &[&region], resources, false));
-        let span = tracing::info_span!("aws", service = "cloudwatch", operation = "DescribeAlarms", region = %region, resource = %names.join(","));
+        let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "cloudwatch", operation = "DescribeAlarms", region = %region, resource = %names.join(","));
         Ok(aws_cw::describe_alarms(&c, &region, &names).instrument(span).await.map(|alarms| alarms.into_iter().map(alarm).collect()).map_err(|e| self.to_wit(e)))
     }
 }

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use tracing::Instrument;
+
 use crate::bindings;
 use crate::cancel::CancelSignal;
 use crate::durable::{AfterFailure, Durable, DurableError, StepStart};
@@ -411,7 +413,21 @@ impl Engine {
         let lease = journal.claim(run_id, &current_owner()).await?;
         let cancel = Arc::new(CancelSignal::default());
         let watcher = tokio::spawn(watch_for_cancel(journal.clone(), run_id.to_string(), cancel.clone()));
-        let result = self.execute(journal.clone(), runbook, run, lease.clone(), secrets, cancel, observer, plan).await;
+        let span = tracing::info_span!(
+            "run",
+            run_id,
+            runbook = %runbook.info.name,
+            version = %runbook.info.version,
+            dry_run = plan.is_some(),
+            origin = run.origin.as_ref().and_then(|o| o["kind"].as_str()).unwrap_or("cli"),
+        );
+        if let Some(hook) = &self.span_hook {
+            hook(&span, &run);
+        }
+        let result = self
+            .execute(journal.clone(), runbook, run, lease.clone(), secrets, cancel, observer, plan)
+            .instrument(span)
+            .await;
         watcher.abort();
         // Giving up the claim is a courtesy: a dead driver's claim is taken over anyway.
         let _ = journal.release(&lease).await;
@@ -436,8 +452,6 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let run_id = run.run_id.as_str();
         let entries = journal.entries(run_id).await?;
-        let span = tracing::info_span!("run", run_id, runbook = %runbook.info.name, version = %runbook.info.version);
-        let _enter = span.enter();
         observer.send(RunEvent::Started { run_id: run_id.into(), journaled_entries: entries.len() });
         if run.runbook.digest != runbook.info.digest {
             tracing::warn!(from = %run.runbook.digest, to = %runbook.info.digest, "resuming with a replacement runbook");

@@ -247,6 +247,9 @@ struct OpenStep {
     retry: RetrySpec,
     /// Whether this attempt's begin is known to be on disk.
     durable_begin: bool,
+    /// The attempt's `step` span: the parent of its capability calls' spans;
+    /// it ends when the attempt's outcome is recorded.
+    span: tracing::Span,
 }
 
 /// The durable state of one run while a driver executes it.
@@ -390,6 +393,12 @@ impl Durable {
         self.cursor < self.entries.len()
     }
 
+    /// The span of the step attempt in flight (the parent of the spans of
+    /// its capability calls).
+    pub fn step_span(&self) -> Option<tracing::Id> {
+        self.open.as_ref().and_then(|o| o.span.id())
+    }
+
     /// The step whose body is running, if any.
     pub fn open_step(&self) -> Option<&str> {
         self.open.as_ref().map(|o| o.key.as_str())
@@ -511,7 +520,8 @@ impl Durable {
         self.commit(ops, Durability::Buffered).await?;
         self.put(entry);
         self.cursor = seq + 1;
-        self.open = Some(OpenStep { seq, key: key.into(), attempt: number, idempotency_key: idem.clone(), retry, durable_begin: false });
+        let span = tracing::info_span!("step", step = key, attempt = number, idempotency_key = %idem);
+        self.open = Some(OpenStep { seq, key: key.into(), attempt: number, idempotency_key: idem.clone(), retry, durable_begin: false, span });
         self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
         self.clock.start(key);
         failpoints::hit(Failpoint::InStep, key);

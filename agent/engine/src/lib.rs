@@ -62,6 +62,12 @@ use host::HostState;
 use wasmtime::component::{HasSelf, Linker};
 
 /// How often the epoch advances; the unit of the CPU budget.
+/// Called with each run's `run` span before the run executes, with the run:
+/// a tracing exporter sets the span's parent from the W3C trace context the
+/// run was started with (`origin.traceparent`), so that an incident's trace
+/// continues into the failover it triggered.
+pub type SpanHook = Arc<dyn Fn(&tracing::Span, &drover_journal::RunRecord) + Send + Sync>;
+
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The engine: a wasmtime engine with drover's imports linked, the compile
@@ -77,6 +83,7 @@ pub struct Engine {
     audit: Arc<audit::AuditLog>,
     host_calls: Arc<tokio::sync::Semaphore>,
     shutdown: Arc<shutdown::Shutdown>,
+    span_hook: Option<SpanHook>,
 }
 
 impl Engine {
@@ -120,6 +127,7 @@ impl Engine {
             audit: Arc::new(audit::AuditLog::new(home.join("audit.jsonl"))),
             host_calls,
             shutdown: Default::default(),
+            span_hook: None,
         })
     }
 
@@ -127,6 +135,12 @@ impl Engine {
     /// gets no capability at all.
     pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = Arc::new(policy);
+        self
+    }
+
+    /// Sets the hook every run's span goes through (see [`SpanHook`]).
+    pub fn with_span_hook(mut self, hook: SpanHook) -> Self {
+        self.span_hook = Some(hook);
         self
     }
 
