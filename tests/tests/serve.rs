@@ -263,7 +263,54 @@ fn a_cron_drill_fires_and_succeeds() {
     let rto = wait_until("the drill's RTO metric", Duration::from_secs(10), || metric(&s, "drover_last_drill_rto_seconds{runbook=\"dr-drill\"}"));
     assert!((rto - done["result"]["rto_seconds"].as_f64().unwrap()).abs() < 1e-6);
     assert_eq!(runs(&s).len(), 1, "one slot, one run");
+    // The drill's AWS requests are timed, per service and operation.
+    let text = drover_e2e::http_text(&s.addr, "/metrics").unwrap();
+    let restore = text
+        .lines()
+        .find(|l| l.starts_with("drover_aws_call_duration_seconds_count{") && l.contains("operation=\"RestoreDBInstanceFromDBSnapshot\""))
+        .unwrap_or_else(|| panic!("no latency of the drill's restore request:\n{text}"));
+    assert!(restore.contains("service=\"rds\"") || restore.contains("service=\"RDS\""), "{restore}");
+    assert!(restore.rsplit(' ').next().unwrap().parse::<f64>().unwrap() >= 1.0, "{restore}");
     let _ = rt();
+}
+
+/// A real Prometheus scrapes `/metrics` and reads the run counters with
+/// their labels, as an alerting rule would.
+#[test]
+fn prometheus_scrapes_the_run_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    let cfg = config(
+        dir.path(),
+        &format!("{}\n[[serve.trigger]]\nname = \"am\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nrunbook = \"janitor\"\nparams = {{ fail_at = 2 }}\n", runbook(artifacts::JANITOR)),
+    );
+    let s = Served::start(&agent, &cfg, &format!("127.0.0.1:{}", free_port()), &dir.path().join("serve.log"));
+    let (code, v) = s.call("POST", "/v1/triggers/am", &[("authorization", &bearer(AM_TOKEN))], &alertmanager_body(json!({"alertname": "X"}), "firing"));
+    assert_eq!(code, 202, "{v}");
+    agent.wait_for_status(v["runs"][0]["run_id"].as_str().unwrap(), "failed", Duration::from_secs(30)).unwrap();
+
+    let prom_addr = format!("127.0.0.1:{}", free_port());
+    let prom_cfg = dir.path().join("prometheus.yml");
+    std::fs::write(&prom_cfg, format!("global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: drover\n    static_configs: [{{targets: ['{}']}}]\n", s.addr)).unwrap();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let mut prom = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", prom_cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("prom-data").display()))
+        .arg(format!("--web.listen-address={prom_addr}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus runs (scripts/test installs it: apt-get install prometheus)");
+    let query = "/api/v1/query?query=drover_runs_total";
+    let series = wait_until("Prometheus to scrape drover_runs_total", Duration::from_secs(60), || {
+        let (code, v) = drover_e2e::http(&prom_addr, "GET", query, &[], b"").ok()?;
+        let r = v["data"]["result"].as_array()?.clone();
+        (code == 200 && !r.is_empty()).then_some(r)
+    });
+    drover_chaos::kill9(&mut prom);
+    let metric = &series[0]["metric"];
+    assert_eq!((metric["runbook"].as_str(), metric["outcome"].as_str(), metric["job"].as_str()), (Some("janitor"), Some("failed"), Some("drover")), "{series:?}");
+    assert_eq!(series[0]["value"][1], "1");
 }
 
 fn toml_value(v: &str) -> String {

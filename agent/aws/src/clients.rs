@@ -13,6 +13,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_types::region::Region;
 
+use crate::call_observer::CallTimer;
 use crate::request_ids::RequestIds;
 
 /// Shared configuration and one client per (service, region).
@@ -47,7 +48,7 @@ impl Clients {
     /// Clients from an explicit configuration.
     pub fn from_config(sdk: SdkConfig) -> Self {
         // Route 53 is global; its API lives in us-east-1.
-        let r53 = aws_sdk_route53::config::Builder::from(&sdk).region(Region::new("us-east-1")).interceptor(RequestIds).build();
+        let r53 = aws_sdk_route53::config::Builder::from(&sdk).region(Region::new("us-east-1")).interceptor(RequestIds).interceptor(CallTimer).build();
         Clients {
             route53: aws_sdk_route53::Client::from_conf(r53),
             rds: Mutex::default(),
@@ -62,7 +63,7 @@ impl Clients {
         let mut map = self.rds.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
             .or_insert_with(|| {
-                let conf = aws_sdk_rds::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).build();
+                let conf = aws_sdk_rds::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).interceptor(CallTimer).build();
                 aws_sdk_rds::Client::from_conf(conf)
             })
             .clone()
@@ -73,7 +74,7 @@ impl Clients {
         let mut map = self.ec2.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
             .or_insert_with(|| {
-                let conf = aws_sdk_ec2::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).build();
+                let conf = aws_sdk_ec2::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).interceptor(CallTimer).build();
                 aws_sdk_ec2::Client::from_conf(conf)
             })
             .clone()
@@ -84,7 +85,7 @@ impl Clients {
         let mut map = self.cloudwatch.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
             .or_insert_with(|| {
-                let conf = aws_sdk_cloudwatch::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).build();
+                let conf = aws_sdk_cloudwatch::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).interceptor(CallTimer).build();
                 aws_sdk_cloudwatch::Client::from_conf(conf)
             })
             .clone()

@@ -12,6 +12,7 @@
 //! (instant).
 
 pub mod aurora;
+mod call_observer;
 mod clients;
 pub mod ec2;
 mod error;
@@ -21,6 +22,7 @@ mod request_ids;
 pub mod route53;
 mod wait;
 
+pub use call_observer::{CallObserver, observe_calls};
 pub use clients::Clients;
 pub use error::{CapabilityError, from_sdk};
 

@@ -41,6 +41,8 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         }
     }
     let metrics = Arc::new(Metrics::new());
+    let m = metrics.clone();
+    drover_aws::observe_calls(Arc::new(move |service, operation, status, took| m.aws_call(service, operation, status, took)));
     let service = Service { config, engine, journal, runbooks, sns_confirm: None, metrics };
     drover_service::serve(service, stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
