@@ -438,3 +438,88 @@ fn an_alertmanager_alert_fails_over_after_approval_even_across_sigkill() {
     assert_eq!(agent.attempt_count(&id, "preflight"), 1, "the step before the gate ran once");
     assert_eq!(runs(&s).len(), 1, "Alertmanager's repeats joined the one run");
 }
+
+/// The CloudWatch path for real (LocalStack): an HTTP subscription to the
+/// trigger is confirmed by the agent through the SNS API; an alarm going to
+/// ALARM is delivered by SNS (with the token as HTTP Basic credentials from
+/// the subscription URL) and starts the runbook; a message of another topic
+/// is refused.
+#[test]
+fn a_cloudwatch_alarm_through_sns_starts_the_runbook_after_the_handshake() {
+    drover_e2e::emulators_configured();
+    const SNS_TOKEN: &str = "sns-subscription-token-0123";
+    let suffix = format!("{:06x}", rand_suffix());
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path()).with_env("T_SNS", SNS_TOKEN);
+    let rt = rt();
+    let clients = rt.block_on(drover_aws::Clients::load());
+    let (sns, cw) = (clients.sns("us-east-1"), clients.cloudwatch("us-east-1"));
+    let topic = rt.block_on(sns.create_topic().name(format!("drover-alarms-{suffix}")).send()).unwrap().topic_arn().unwrap().to_string();
+    let alarm = format!("orders-5xx-{suffix}");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{}\n[[serve.trigger]]\nname = \"cw\"\nkind = \"sns\"\ntopic_arn = \"{topic}\"\nauth = {{ bearer_env = \"T_SNS\" }}\nmatch = {{ AlarmName = \"{alarm}\" }}\nrunbook = \"janitor\"\n",
+            runbook(artifacts::JANITOR)
+        ),
+    );
+    let s = Served::start(&agent, &cfg, &format!("127.0.0.1:{}", free_port()), &dir.path().join("serve.log"));
+
+    // Subscribing makes SNS post the confirmation; the agent confirms it.
+    let endpoint = format!("http://drover:{SNS_TOKEN}@{}/v1/triggers/cw", s.addr);
+    rt.block_on(sns.subscribe().topic_arn(&topic).protocol("http").endpoint(&endpoint).send()).unwrap();
+    wait_until("the subscription to be confirmed", Duration::from_secs(30), || {
+        let subs = rt.block_on(sns.list_subscriptions_by_topic().topic_arn(&topic).send()).ok()?;
+        subs.subscriptions().iter().any(|x| x.subscription_arn().is_some_and(|a| a.starts_with("arn:"))).then_some(())
+    });
+    assert!(s.log_text().contains("SNS subscription confirmed"), "{}", s.log_text());
+
+    // The alarm fires: SNS delivers it, and the runbook starts.
+    rt.block_on(
+        cw.put_metric_alarm()
+            .alarm_name(&alarm)
+            .namespace("Drover/Test")
+            .metric_name("Errors5xx")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold)
+            .alarm_actions(&topic)
+            .send(),
+    )
+    .unwrap();
+    rt.block_on(cw.set_alarm_state().alarm_name(&alarm).state_value(aws_sdk_cloudwatch::types::StateValue::Alarm).state_reason("game-day: 5xx over threshold").send()).unwrap();
+    let run = wait_until("the alarm to start a run", Duration::from_secs(30), || runs(&s).into_iter().next());
+    assert_eq!(run["origin"]["source"], "sns", "{run:#}");
+    assert_eq!(run["origin"]["alerts"][0]["labels"]["AlarmName"], alarm.as_str());
+    agent.wait_for_status(run["run_id"].as_str().unwrap(), "succeeded", Duration::from_secs(30)).unwrap();
+
+    // A message of another topic is refused, even with the token.
+    let basic = format!("Basic {}", base64_encode(&format!("drover:{SNS_TOKEN}")));
+    let other = json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:000000000000:elsewhere", "Message": format!("{{\"AlarmName\":\"{alarm}\",\"NewStateValue\":\"ALARM\"}}")});
+    let (code, _) = s.call("POST", "/v1/triggers/cw", &[("authorization", &basic), ("x-amz-sns-message-type", "Notification")], other.to_string().as_bytes());
+    assert_eq!(code, 403);
+    assert_eq!(runs(&s).len(), 1);
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() & 0xffffff
+}
+
+fn base64_encode(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

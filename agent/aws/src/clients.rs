@@ -22,6 +22,7 @@ pub struct Clients {
     rds: Mutex<HashMap<String, aws_sdk_rds::Client>>,
     ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
     cloudwatch: Mutex<HashMap<String, aws_sdk_cloudwatch::Client>>,
+    sns: Mutex<HashMap<String, aws_sdk_sns::Client>>,
     route53: aws_sdk_route53::Client,
 }
 
@@ -54,6 +55,7 @@ impl Clients {
             rds: Mutex::default(),
             ec2: Mutex::default(),
             cloudwatch: Mutex::default(),
+            sns: Mutex::default(),
             sdk,
         }
     }
@@ -87,6 +89,18 @@ impl Clients {
             .or_insert_with(|| {
                 let conf = aws_sdk_cloudwatch::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).interceptor(CallTimer).build();
                 aws_sdk_cloudwatch::Client::from_conf(conf)
+            })
+            .clone()
+    }
+
+    /// The SNS client for `region` (the agent's own use: confirming the
+    /// subscriptions of its incident triggers).
+    pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
+        let mut map = self.sns.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(region.to_string())
+            .or_insert_with(|| {
+                let conf = aws_sdk_sns::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).interceptor(CallTimer).build();
+                aws_sdk_sns::Client::from_conf(conf)
             })
             .clone()
     }

@@ -20,6 +20,7 @@ pub mod cloudwatch;
 pub mod rds;
 mod request_ids;
 pub mod route53;
+pub mod sns;
 mod wait;
 
 pub use call_observer::{CallObserver, observe_calls};

@@ -43,7 +43,16 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let metrics = Arc::new(Metrics::new());
     let m = metrics.clone();
     drover_aws::observe_calls(Arc::new(move |service, operation, status, took| m.aws_call(service, operation, status, took)));
-    let service = Service { config, engine, journal, runbooks, sns_confirm: None, metrics };
+    let sns_confirm: drover_service::SnsConfirm = Arc::new(|topic: String, token: String| {
+        Box::pin(async move {
+            let clients = drover_aws::Clients::load().await;
+            drover_aws::sns::confirm_subscription(&clients, &topic, &token)
+                .await
+                .map(|arn| tracing::info!(subscription = %arn, "SNS subscription confirmed through the SNS API"))
+                .map_err(|e| e.to_string())
+        })
+    });
+    let service = Service { config, engine, journal, runbooks, sns_confirm: Some(sns_confirm), metrics };
     drover_service::serve(service, stop_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
