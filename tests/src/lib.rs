@@ -187,3 +187,89 @@ pub fn http_text(addr: &str, path: &str) -> std::io::Result<String> {
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     Ok(if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() })
 }
+
+/// One HTTP request a [`Capture`] server received.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// `POST /path`.
+    pub request_line: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Captured {
+    /// The value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (`Null` when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// An HTTP server on 127.0.0.1 that answers every request with `200 {}`
+/// (keep-alive included) and keeps what it received: the receiving end of
+/// webhooks and exporters in tests. Its threads end with the test process.
+pub struct Capture {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Captured>>>,
+}
+
+impl Capture {
+    /// Starts one.
+    pub fn start() -> Capture {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let addr = listener.local_addr().expect("an address").to_string();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let sink = sink.clone();
+                std::thread::spawn(move || capture_connection(conn, sink));
+            }
+        });
+        Capture { addr, got }
+    }
+
+    /// What it received so far.
+    pub fn received(&self) -> Vec<Captured> {
+        self.got.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn capture_connection(conn: std::net::TcpStream, sink: std::sync::Arc<std::sync::Mutex<Vec<Captured>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(conn.try_clone().expect("a clone of the connection"));
+    let mut writer = conn;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':').unwrap_or((line, ""));
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+        let length = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        sink.lock().unwrap_or_else(|p| p.into_inner()).push(Captured { request_line: request_line.trim_end().to_string(), headers, body });
+        let _ = write!(writer, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}");
+    }
+}

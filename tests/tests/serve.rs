@@ -154,13 +154,28 @@ fn chrono_now() -> i64 {
 fn two_simultaneous_alerts_start_one_run_approved_over_the_api_and_sigterm_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let agent = agent(dir.path());
+    let hook = drover_e2e::Capture::start();
     let cfg = config(
         dir.path(),
         &format!(
-            "{}\n[[serve.trigger]]\nname = \"am\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nrunbook = \"janitor\"\nparams = {{ gate_after = 1 }}\nscope = \"app:{{app}}\"\n",
-            runbook(artifacts::JANITOR)
+            "{}\n[[serve.trigger]]\nname = \"am\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nrunbook = \"janitor\"\nparams = {{ gate_after = 1 }}\nscope = \"app:{{app}}\"\n\
+             \n[[serve.notify]]\nurl = \"http://{}/drover\"\nhmac_sha256_env = \"T_HMAC\"\n",
+            runbook(artifacts::JANITOR),
+            hook.addr
         ),
     );
+    // The notifications `hook` received with `event`, each checked against its signature.
+    let notified = |event: &str| -> Vec<Value> {
+        hook.received()
+            .into_iter()
+            .filter(|r| {
+                let (ts, sig) = (r.header("x-drover-timestamp").unwrap(), r.header("x-drover-signature").unwrap());
+                assert_eq!(sig, drover_service::auth::sign(HMAC_KEY.as_bytes(), ts.parse().unwrap(), &r.body), "signed");
+                r.json()["event"] == event
+            })
+            .map(|r| r.json())
+            .collect()
+    };
     let addr = format!("127.0.0.1:{}", free_port());
     let log = dir.path().join("serve.log");
     let s = Served::start(&agent, &cfg, &addr, &log);
@@ -190,8 +205,12 @@ fn two_simultaneous_alerts_start_one_run_approved_over_the_api_and_sigterm_loses
     let id = ids[0].to_string();
     assert_eq!(metric(&s, "drover_runs_joined_total{runbook=\"janitor\"}"), Some(1.0));
 
-    // It waits at its gate; the API lists it and approves it.
+    // It waits at its gate, and the on-call webhook is told how to decide.
     agent.wait_for_status(&id, "waiting", Duration::from_secs(30)).unwrap();
+    let page = wait_until("the approval notification", Duration::from_secs(10), || notified("approval-requested").into_iter().next());
+    assert_eq!((page["run_id"].as_str(), page["gate"].as_str()), (Some(id.as_str()), Some("g1")), "{page}");
+    assert_eq!(page["approve"], format!("drover approve {id} g1"));
+    // The API lists it and approves it.
     let (_, pending) = api(&s, "GET", "/v1/approvals", &Value::Null);
     assert_eq!(pending["approvals"][0]["gate"], "g1", "{pending}");
     let (code, v) = api(&s, "POST", &format!("/v1/runs/{id}/approvals/g1"), &json!({"approve": "yes"}));
@@ -204,6 +223,8 @@ fn two_simultaneous_alerts_start_one_run_approved_over_the_api_and_sigterm_loses
     // Deciding again is refused.
     let (code, _) = api(&s, "POST", &format!("/v1/runs/{id}/approvals/g1"), &json!({"approve": false, "by": "someone"}));
     assert_eq!(code, 409);
+    let ended = wait_until("the run-ended notification", Duration::from_secs(10), || notified("run-ended").into_iter().find(|n| n["run_id"] == id.as_str()));
+    assert_eq!(ended["status"], "succeeded", "{ended}");
 
     // The outage's run has ended: the next alert starts a new one, which
     // waits at its gate when the agent is told to stop.

@@ -3,43 +3,32 @@
 //! exports `run` → `step` → `aws` spans with the attributes an SRE filters
 //! on, and a run started by a trigger continues the caller's W3C trace.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drover_chaos::Agent;
-use drover_e2e::{Served, free_port, seeded};
+use drover_e2e::{Capture, Served, free_port, seeded};
 use drover_test_artifacts as artifacts;
 use serde_json::Value;
 
-/// An OTLP/HTTP receiver: answers every `POST /v1/traces` with 200 and keeps
-/// the decoded (OTLP/JSON) export requests.
+/// An OTLP/HTTP receiver: a server that answers every export with 200 and
+/// keeps the OTLP/JSON export requests.
 struct Receiver {
     addr: String,
-    got: Arc<Mutex<Vec<Value>>>,
+    capture: Capture,
 }
 
 impl Receiver {
     fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let sink = got.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let sink = sink.clone();
-                std::thread::spawn(move || serve_connection(conn, sink));
-            }
-        });
-        Receiver { addr, got }
+        let capture = Capture::start();
+        Receiver { addr: capture.addr.clone(), capture }
     }
 
     /// Every span received: (span, its resource's service.name).
     fn spans(&self) -> Vec<(Value, String)> {
         let mut out = Vec::new();
-        for req in self.got.lock().unwrap().iter() {
+        let exports = self.capture.received();
+        for req in exports.iter().filter(|r| r.request_line.starts_with("POST /v1/traces") && r.header("content-type").is_some_and(|c| c.starts_with("application/json"))) {
+            let req = req.json();
             for rs in req["resourceSpans"].as_array().into_iter().flatten() {
                 let service = attr(&rs["resource"], "service.name").unwrap_or_default();
                 for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
@@ -50,47 +39,6 @@ impl Receiver {
             }
         }
         out
-    }
-}
-
-fn serve_connection(conn: std::net::TcpStream, sink: Arc<Mutex<Vec<Value>>>) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut writer = conn;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0;
-        let mut content_type = String::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (k, v) = line.split_once(':').unwrap_or((line, ""));
-            match k.to_ascii_lowercase().as_str() {
-                "content-length" => length = v.trim().parse().unwrap_or(0),
-                "content-type" => content_type = v.trim().to_string(),
-                _ => {}
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let ok = request_line.starts_with("POST /v1/traces") && content_type.starts_with("application/json");
-        if ok {
-            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                sink.lock().unwrap().push(v);
-            }
-        }
-        let (status, reply) = if ok { ("200 OK", "{}") } else { ("415 Unsupported Media Type", "{}") };
-        let _ = write!(writer, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{reply}", reply.len());
     }
 }
 

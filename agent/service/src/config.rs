@@ -33,6 +33,9 @@ pub struct ServeConfig {
     /// Incident triggers.
     #[serde(default, rename = "trigger")]
     pub triggers: Vec<TriggerConfig>,
+    /// Webhooks told when a run waits for approval and when it ends.
+    #[serde(default, rename = "notify")]
+    pub notify: Vec<crate::notify::NotifyConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -189,6 +192,9 @@ impl ServeConfig {
                     d.name, d.cron
                 ))
             })?;
+        }
+        for n in &self.notify {
+            n.validate()?;
         }
         for t in &self.triggers {
             check_name("trigger", &t.name)?;

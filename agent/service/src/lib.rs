@@ -7,12 +7,14 @@
 //!   SNS, generic JSON), their payloads and their authentication.
 //! - [`api`]: the HTTP API (runs, approvals, cancel, health, metrics).
 //! - [`metrics`]: what `/metrics` exposes.
+//! - [`notify`]: webhooks told of approvals awaited and runs ended.
 
 pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod metrics;
+pub mod notify;
 pub mod schedule;
 pub mod supervisor;
 pub mod triggers;
@@ -85,7 +87,8 @@ pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'st
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServiceError::Listen { addr: config.listen.to_string(), detail: e.to_string() })?;
-    let supervisor = supervisor::Supervisor::new(engine, journal, runbooks, metrics);
+    let notifier = Arc::new(notify::Notifier::new(&config.notify, metrics.clone())?);
+    let supervisor = supervisor::Supervisor::new(engine, journal, runbooks, metrics, notifier);
     let resumed = supervisor.resume_in_flight().await?;
     let schedules: Vec<_> = config.drills.iter().map(|d| tokio::spawn(schedule::run_schedule(d.clone(), supervisor.clone()))).collect();
     let state = Arc::new(api::AppState { supervisor: supervisor.clone(), api_token, triggers });

@@ -59,6 +59,12 @@ pub struct Metrics {
     aws_errors: Family<AwsErrorLabels, Counter>,
     drill_rto: Family<RunbookLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     triggers: Family<TriggerLabels, Counter>,
+    notifications: Family<ResultLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: String,
 }
 
 impl Default for Metrics {
@@ -85,7 +91,9 @@ impl Metrics {
         registry.register("last_drill_rto_seconds", "RTO the last successful drill of each runbook measured", drill_rto.clone());
         let triggers = Family::<TriggerLabels, Counter>::default();
         registry.register("trigger_requests", "Incident trigger requests, by trigger and result", triggers.clone());
-        Metrics { registry: Mutex::new(registry), runs, joined, steps, aws_latency, aws_errors, drill_rto, triggers }
+        let notifications = Family::<ResultLabel, Counter>::default();
+        registry.register("notifications", "Webhook notifications, sent or failed (after 3 attempts)", notifications.clone());
+        Metrics { registry: Mutex::new(registry), runs, joined, steps, aws_latency, aws_errors, drill_rto, triggers, notifications }
     }
 
     /// A run ended (or stopped with an error).
@@ -124,6 +132,11 @@ impl Metrics {
     /// ignored, unauthorized, malformed, confirmed).
     pub fn trigger(&self, trigger: &str, result: &str) {
         self.triggers.get_or_create(&TriggerLabels { trigger: trigger.into(), result: result.into() }).inc();
+    }
+
+    /// A notification was sent, or failed for good.
+    pub fn notification(&self, result: &str) {
+        self.notifications.get_or_create(&ResultLabel { result: result.into() }).inc();
     }
 
     /// The text exposition of every metric.

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::ServiceError;
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 
 /// What asking for a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,7 @@ pub struct Supervisor {
     journal: Arc<dyn Journal>,
     runbooks: BTreeMap<String, Arc<LoadedRunbook>>,
     metrics: Arc<Metrics>,
+    notifier: Arc<Notifier>,
     tasks: Mutex<JoinSet<()>>,
     driving: Mutex<HashSet<String>>,
 }
@@ -66,8 +68,9 @@ impl Supervisor {
         journal: Arc<dyn Journal>,
         runbooks: BTreeMap<String, Arc<LoadedRunbook>>,
         metrics: Arc<Metrics>,
+        notifier: Arc<Notifier>,
     ) -> Arc<Self> {
-        Arc::new(Supervisor { engine, journal, runbooks, metrics, tasks: Mutex::new(JoinSet::new()), driving: Default::default() })
+        Arc::new(Supervisor { engine, journal, runbooks, metrics, notifier, tasks: Mutex::new(JoinSet::new()), driving: Default::default() })
     }
 
     /// The run store.
@@ -137,7 +140,11 @@ impl Supervisor {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.spawn(async move {
             let (tx, rx) = mpsc::unbounded_channel();
-            let watcher = tokio::spawn(watch(rx, me.metrics.clone()));
+            let name = match &runbook {
+                Some(rb) => rb.info.name.clone(),
+                None => me.journal.run(&run_id).await.ok().flatten().map(|r| r.runbook.name).unwrap_or_default(),
+            };
+            let watcher = tokio::spawn(watch(rx, me.metrics.clone(), me.notifier.clone(), name));
             let observer = Observer::channel(tx);
             let journal = me.journal.clone();
             let outcome = match &runbook {
@@ -157,6 +164,21 @@ impl Supervisor {
             Ok(run) => {
                 tracing::info!(run_id, runbook = %run.runbook.name, status = %run.status, "run ended");
                 self.metrics.run_ended(&run);
+                if run.status.is_final() {
+                    self.notifier.send(
+                        "ended",
+                        serde_json::json!({
+                            "event": "run-ended",
+                            "run_id": run.run_id,
+                            "runbook": run.runbook.name,
+                            "status": run.status,
+                            "result": run.result,
+                            "error": run.error,
+                            "origin": run.origin,
+                            "report": format!("drover report {}", run.run_id),
+                        }),
+                    );
+                }
             }
             Err(EngineError::Suspended { .. }) => tracing::info!(run_id, "run suspended; it resumes when the agent starts again"),
             Err(e) => {
@@ -190,7 +212,7 @@ impl Supervisor {
 }
 
 /// Turns a run's events into metrics and logs.
-async fn watch(mut rx: mpsc::UnboundedReceiver<RunEvent>, metrics: Arc<Metrics>) {
+async fn watch(mut rx: mpsc::UnboundedReceiver<RunEvent>, metrics: Arc<Metrics>, notifier: Arc<Notifier>, runbook: String) {
     let mut started: BTreeMap<String, std::time::Instant> = BTreeMap::new();
     let mut run = String::new();
     while let Some(ev) = rx.recv().await {
@@ -206,6 +228,20 @@ async fn watch(mut rx: mpsc::UnboundedReceiver<RunEvent>, metrics: Arc<Metrics>)
             }
             RunEvent::AwaitingApproval { gate, message, deadline } => {
                 tracing::warn!(run_id = %run, gate = %gate, deadline = ?deadline, "waiting for approval: {message}");
+                notifier.send(
+                    "approval",
+                    serde_json::json!({
+                        "event": "approval-requested",
+                        "run_id": run,
+                        "runbook": runbook,
+                        "gate": gate,
+                        "message": message,
+                        "deadline": deadline,
+                        "approve": format!("drover approve {run} {gate}"),
+                        "reject": format!("drover approve {run} {gate} --reject"),
+                        "api": format!("POST /v1/runs/{run}/approvals/{gate}"),
+                    }),
+                );
             }
             RunEvent::Decided { gate, decision } => {
                 tracing::info!(run_id = %run, gate = %gate, verdict = decision.verdict.as_str(), by = %decision.by, "approval gate decided");
