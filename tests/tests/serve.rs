@@ -241,11 +241,20 @@ fn two_simultaneous_alerts_start_one_run_approved_over_the_api_and_sigterm_loses
     assert_eq!(left["status"], "waiting", "{left:#}");
     assert!(std::fs::read_to_string(&log).unwrap().contains("run suspended"));
 
-    // The next agent resumes it at its gate; `drover approve` lets it finish.
+    // The next agent resumes it at its gate; `drover approve --agent` (the
+    // CLI through the agent's API) lets it finish.
     let s = Served::start(&agent, &cfg, &addr, &log);
     let (_, health) = s.call("GET", "/v1/health", &[], b"");
     assert!(health["driving"].as_array().unwrap().iter().any(|d| d == second.as_str()), "{health}");
-    let out = agent.output(&["approve", &second, "g1"]);
+    let url = format!("http://{addr}");
+    let remote = |args: &[&str], token: &str| agent.command(args).env("DROVER_API_TOKEN", token).output().unwrap();
+    let out = remote(&["approvals", "--agent", &url, "--json"], API_TOKEN);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["run_id"], second.as_str(), "{listed}");
+    let out = remote(&["approve", &second, "g1", "--agent", &url], "not-the-token-0123456789");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the API token"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = remote(&["approve", &second, "g1", "--agent", &url, "--comment", "from my laptop"], API_TOKEN);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     agent.wait_for_status(&second, "succeeded", Duration::from_secs(30)).unwrap();
     assert_eq!(agent.attempt_count(&second, "s1"), 1, "the step before the gate ran once");

@@ -10,6 +10,7 @@ mod config;
 mod drill_report;
 mod home;
 mod progress;
+mod remote;
 mod render;
 mod telemetry;
 

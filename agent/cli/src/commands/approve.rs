@@ -25,6 +25,10 @@ pub struct Args {
     /// Why, recorded with the decision.
     #[arg(long, default_value = "")]
     pub comment: String,
+    /// Decide through a running agent's HTTP API instead of the local store
+    /// (token in $DROVER_API_TOKEN).
+    #[arg(long, env = "DROVER_AGENT", value_name = "URL")]
+    pub agent: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -37,9 +41,16 @@ pub struct ListArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Ask a running agent's HTTP API instead of the local store (token in
+    /// $DROVER_API_TOKEN).
+    #[arg(long, env = "DROVER_AGENT", value_name = "URL")]
+    pub agent: Option<String>,
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
+    if let Some(url) = &args.agent {
+        return remote_decide(url, &args).await;
+    }
     let journal = home.journal()?;
     let run = journal.run(&args.run_id).await?.ok_or_else(|| JournalError::UnknownRun(args.run_id.clone()))?;
     let verdict = if args.reject { Verdict::Rejected } else { Verdict::Approved };
@@ -71,8 +82,18 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
 }
 
 pub async fn list(home: &Home, args: ListArgs) -> Result<ExitCode> {
-    let journal = home.journal()?;
-    let gates = journal.approvals(args.run_id.as_deref(), !args.all).await?;
+    let gates: Vec<Approval> = match &args.agent {
+        Some(url) => {
+            let path = if args.all { "/v1/approvals?all=true" } else { "/v1/approvals" };
+            let (status, v) = crate::remote::Remote::new(url)?.call(reqwest::Method::GET, path, None).await?;
+            if status != 200 {
+                anyhow::bail!("the agent at {url} answered {status}: {}", v["error"].as_str().unwrap_or("no detail"));
+            }
+            let all: Vec<Approval> = serde_json::from_value(v["approvals"].clone())?;
+            all.into_iter().filter(|g| args.run_id.as_ref().is_none_or(|id| &g.run_id == id)).collect()
+        }
+        None => home.journal()?.approvals(args.run_id.as_deref(), !args.all).await?,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&gates)?);
         return Ok(ExitCode::SUCCESS);
@@ -84,6 +105,30 @@ pub async fn list(home: &Home, args: ListArgs) -> Result<ExitCode> {
         println!("{}", line(g));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn remote_decide(url: &str, args: &Args) -> Result<ExitCode> {
+    let body = serde_json::json!({"approve": !args.reject, "by": super::who(), "comment": args.comment});
+    let path = format!("/v1/runs/{}/approvals/{}", args.run_id, args.gate);
+    let (status, v) = crate::remote::Remote::new(url)?.call(reqwest::Method::POST, &path, Some(&body)).await?;
+    match status {
+        200 => {
+            println!("gate {} of run {}: {}", args.gate, args.run_id, if args.reject { "rejected" } else { "approved" });
+            Ok(ExitCode::SUCCESS)
+        }
+        409 => {
+            let d = &v["approval"]["decision"];
+            eprintln!(
+                "gate {} of run {} was already decided: {} by {}; your decision changes nothing",
+                args.gate,
+                args.run_id,
+                d["verdict"].as_str().unwrap_or("?"),
+                d["by"].as_str().unwrap_or("?")
+            );
+            Ok(ExitCode::from(1))
+        }
+        _ => anyhow::bail!("the agent at {url} answered {status}: {}", v["error"].as_str().unwrap_or("no detail")),
+    }
 }
 
 fn line(g: &Approval) -> String {
