@@ -270,16 +270,13 @@ fn a_cron_drill_fires_and_succeeds() {
     let agent = agent(dir.path());
     let slot = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 4;
     let (h, m, sec) = ((slot / 3600) % 24, (slot / 60) % 60, slot % 60);
-    let params: Vec<String> = seeded.topology.drill_params().iter().map(|p| {
-        let (k, v) = p.split_once('=').unwrap();
-        format!("{k} = {}", toml_value(v))
-    }).collect();
+    let params = toml_params(&seeded.topology.drill_params());
     let cfg = config(
         dir.path(),
         &format!(
             "{}\n[[serve.drill]]\nname = \"nightly\"\nrunbook = \"dr-drill\"\ncron = \"{sec} {m} {h} * * *\"\nscope = \"orders\"\nparams = {{ {} }}\n",
             runbook(artifacts::DR_DRILL),
-            params.join(", ")
+            params
         ),
     );
     let s = Served::start(&agent, &cfg, &format!("127.0.0.1:{}", free_port()), &dir.path().join("serve.log"));
@@ -343,8 +340,17 @@ fn prometheus_scrapes_the_run_metrics() {
     assert_eq!(series[0]["value"][1], "1");
 }
 
-fn toml_value(v: &str) -> String {
-    if v.parse::<i64>().is_ok() || v == "true" || v == "false" { v.to_string() } else { format!("{v:?}") }
+/// `NAME=VALUE` parameters as the inside of a TOML inline table.
+fn toml_params(params: &[String]) -> String {
+    let value = |v: &str| if v.parse::<i64>().is_ok() || v == "true" || v == "false" { v.to_string() } else { format!("{v:?}") };
+    params
+        .iter()
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap();
+            format!("{k} = {}", value(v))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A real Prometheus Alertmanager on loopback, stopped when dropped.
@@ -408,17 +414,14 @@ fn an_alertmanager_alert_fails_over_after_approval_even_across_sigkill() {
     let (c, seeded) = seeded("am");
     let dir = tempfile::tempdir().unwrap();
     let agent = agent(dir.path());
-    let params: Vec<String> = seeded.topology.params().iter().map(|p| {
-        let (k, v) = p.split_once('=').unwrap();
-        format!("{k} = {}", toml_value(v))
-    }).collect();
+    let params = toml_params(&seeded.topology.params());
     let cfg = config(
         dir.path(),
         &format!(
             "{}\n[[serve.trigger]]\nname = \"orders\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nmatch = {{ alertname = \"OrdersPrimaryDown\" }}\n\
              runbook = \"regional-failover\"\nscope = \"app:{{app}}\"\nparams = {{ {}, approval = true }}\n",
             runbook(artifacts::REGIONAL_FAILOVER),
-            params.join(", ")
+            params
         ),
     );
     let addr = format!("127.0.0.1:{}", free_port());

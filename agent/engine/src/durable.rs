@@ -688,6 +688,19 @@ impl Durable {
         Ok(v["hex"].as_str().and_then(|s| hex::decode(s).ok()).unwrap_or_default())
     }
 
+    /// A wait (sleep or approval gate) at `seq` is over: its entry is
+    /// recorded as done, the run shows as running again, and the cursor
+    /// moves past it.
+    async fn end_wait(&mut self, seq: usize, mut entry: Entry, durability: Durability) -> Result<()> {
+        entry.status = EntryStatus::Succeeded;
+        entry.finished_at = Some(Utc::now());
+        let running = Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None };
+        self.commit(vec![Op::PutEntry(entry.clone()), running], durability).await?;
+        self.put(entry);
+        self.cursor = seq + 1;
+        Ok(())
+    }
+
     /// Back in a wait after a resume: the run shows as `waiting` again.
     async fn show_waiting(&mut self) -> Result<()> {
         let waiting = Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None };
@@ -699,7 +712,7 @@ impl Durable {
         let label = self.open.as_ref().map(|o| o.key.clone()).unwrap_or_default();
         let recorded = self.recorded(EntryKind::Sleep, None)?;
         let seq = self.cursor;
-        let mut entry = match recorded {
+        let entry = match recorded {
             Some(e) if e.status == EntryStatus::Succeeded => {
                 self.cursor += 1;
                 return Ok(());
@@ -729,18 +742,7 @@ impl Durable {
         if let Some(wake) = entry.next_attempt_at {
             self.wait_until(&label, wake).await?;
         }
-        entry.status = EntryStatus::Succeeded;
-        entry.finished_at = Some(Utc::now());
-        self.commit(
-            vec![
-                Op::PutEntry(entry.clone()),
-                Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None },
-            ],
-            Durability::Buffered,
-        )
-        .await?;
-        self.put(entry);
-        self.cursor = seq + 1;
+        self.end_wait(seq, entry, Durability::Buffered).await?;
         self.observer.send(RunEvent::Woke);
         Ok(())
     }
@@ -797,20 +799,10 @@ impl Durable {
             }
         };
         let decision = self.await_decision(gate, entry.next_attempt_at).await?;
-        entry.status = EntryStatus::Succeeded;
-        entry.finished_at = Some(Utc::now());
         let message = entry.output.as_ref().map(|o| o["message"].clone()).unwrap_or_default();
         entry.output = Some(json!({"message": message, "decision": decision}));
-        self.commit(
-            vec![
-                Op::PutEntry(entry.clone()),
-                Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None },
-            ],
-            Durability::Durable,
-        )
-        .await?;
-        self.put(entry);
-        self.cursor = seq + 1;
+        // Durable: the run goes on from the decision, which must not be lost.
+        self.end_wait(seq, entry, Durability::Durable).await?;
         self.observer.send(RunEvent::Decided { gate: gate.into(), decision: decision.clone() });
         Ok(decision)
     }
