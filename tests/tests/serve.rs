@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use drover_chaos::Agent;
 use drover_e2e::{Served, free_port, rt, seeded};
 use drover_test_artifacts as artifacts;
@@ -481,7 +482,7 @@ fn an_alertmanager_alert_fails_over_after_approval_even_across_sigkill() {
 fn a_cloudwatch_alarm_through_sns_starts_the_runbook_after_the_handshake() {
     drover_e2e::emulators_configured();
     const SNS_TOKEN: &str = "sns-subscription-token-0123";
-    let suffix = format!("{:06x}", rand_suffix());
+    let suffix = format!("{:06x}", rand::random::<u32>() & 0xffffff);
     let dir = tempfile::tempdir().unwrap();
     let agent = agent(dir.path()).with_env("T_SNS", SNS_TOKEN);
     let rt = rt();
@@ -501,11 +502,13 @@ fn a_cloudwatch_alarm_through_sns_starts_the_runbook_after_the_handshake() {
     // Subscribing makes SNS post the confirmation; the agent confirms it.
     let endpoint = format!("http://drover:{SNS_TOKEN}@{}/v1/triggers/cw", s.addr);
     rt.block_on(sns.subscribe().topic_arn(&topic).protocol("http").endpoint(&endpoint).send()).unwrap();
-    wait_until("the subscription to be confirmed", Duration::from_secs(30), || {
+    // SNS lists the subscription as confirmed as soon as its API has taken
+    // the agent's ConfirmSubscription, a moment before the agent logs it.
+    wait_until("the subscription to be confirmed, by the agent", Duration::from_secs(30), || {
         let subs = rt.block_on(sns.list_subscriptions_by_topic().topic_arn(&topic).send()).ok()?;
-        subs.subscriptions().iter().any(|x| x.subscription_arn().is_some_and(|a| a.starts_with("arn:"))).then_some(())
+        let confirmed = subs.subscriptions().iter().any(|x| x.subscription_arn().is_some_and(|a| a.starts_with("arn:")));
+        (confirmed && s.log_text().contains("SNS subscription confirmed")).then_some(())
     });
-    assert!(s.log_text().contains("SNS subscription confirmed"), "{}", s.log_text());
 
     // The alarm fires: SNS delivers it, and the runbook starts.
     rt.block_on(
@@ -529,30 +532,9 @@ fn a_cloudwatch_alarm_through_sns_starts_the_runbook_after_the_handshake() {
     agent.wait_for_status(run["run_id"].as_str().unwrap(), "succeeded", Duration::from_secs(30)).unwrap();
 
     // A message of another topic is refused, even with the token.
-    let basic = format!("Basic {}", base64_encode(&format!("drover:{SNS_TOKEN}")));
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("drover:{SNS_TOKEN}")));
     let other = json!({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:000000000000:elsewhere", "Message": format!("{{\"AlarmName\":\"{alarm}\",\"NewStateValue\":\"ALARM\"}}")});
     let (code, _) = s.call("POST", "/v1/triggers/cw", &[("authorization", &basic), ("x-amz-sns-message-type", "Notification")], other.to_string().as_bytes());
     assert_eq!(code, 403);
     assert_eq!(runs(&s).len(), 1);
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() & 0xffffff
-}
-
-fn base64_encode(s: &str) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::new();
-    for chunk in b.chunks(3) {
-        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
