@@ -143,6 +143,17 @@ impl Drop for Served {
 /// A minimal HTTP/1.1 request (one per connection) to `addr`, returning the
 /// status and the body parsed as JSON (`Null` when it is not JSON).
 pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, serde_json::Value)> {
+    let (status, text) = http_raw(addr, method, path, headers, body)?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+}
+
+/// `GET path` on `addr`, the body as text (for `/metrics`).
+pub fn http_text(addr: &str, path: &str) -> std::io::Result<String> {
+    Ok(http_raw(addr, "GET", path, &[], b"")?.1)
+}
+
+/// One request, one connection: the status and the body as text.
+fn http_raw(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
@@ -159,7 +170,7 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
-    Ok((status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)))
+    Ok((status, body))
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -175,18 +186,6 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// `GET path` on `addr`, the body as text (for `/metrics`).
-pub fn http_text(addr: &str, path: &str) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    Ok(if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() })
-}
 
 /// One HTTP request a [`Capture`] server received.
 #[derive(Debug, Clone)]

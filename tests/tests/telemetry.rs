@@ -13,14 +13,12 @@ use serde_json::Value;
 /// An OTLP/HTTP receiver: a server that answers every export with 200 and
 /// keeps the OTLP/JSON export requests.
 struct Receiver {
-    addr: String,
     capture: Capture,
 }
 
 impl Receiver {
     fn start() -> Receiver {
-        let capture = Capture::start();
-        Receiver { addr: capture.addr.clone(), capture }
+        Receiver { capture: Capture::start() }
     }
 
     /// Every span received: (span, its resource's service.name).
@@ -51,7 +49,7 @@ fn attr(v: &Value, key: &str) -> Option<String> {
 
 fn otel_env(agent: Agent, receiver: &Receiver) -> Agent {
     agent
-        .with_env("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{}", receiver.addr))
+        .with_env("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{}", receiver.capture.addr))
         .with_env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
         .with_env("OTEL_SERVICE_NAME", "drover-test")
 }

@@ -179,8 +179,13 @@ fn unattended_by(run: &RunRecord) -> Option<String> {
 /// A failure of the journal (or another infrastructure failure) while the
 /// driver itself calls into `Durable`.
 fn infra(e: DurableError) -> EngineError {
+    infra_ref(&e)
+}
+
+fn infra_ref(e: &DurableError) -> EngineError {
     match e {
-        DurableError::Journal(j) => EngineError::Journal(j),
+        DurableError::Journal(j) => EngineError::Journal(j.clone()),
+        // `drive` fills in the run id.
         DurableError::Suspended => EngineError::Suspended { run_id: String::new() },
         other => EngineError::Internal(other.to_string()),
     }
@@ -188,11 +193,10 @@ fn infra(e: DurableError) -> EngineError {
 
 /// If a trap came from the journal failing (or the claim being lost), or
 /// from the agent stopping, the driver must stop without recording an
-/// outcome: the run stays resumable.
-fn stops_without_outcome(trap: &wasmtime::Error, run_id: &str) -> Option<EngineError> {
+/// outcome: the run stays resumable. (`drive` names the run in `Suspended`.)
+fn stops_without_outcome(trap: &wasmtime::Error) -> Option<EngineError> {
     match trap.downcast_ref::<DurableError>() {
-        Some(DurableError::Journal(j)) => Some(EngineError::Journal(j.clone())),
-        Some(DurableError::Suspended) => Some(EngineError::Suspended { run_id: run_id.into() }),
+        Some(e @ (DurableError::Journal(_) | DurableError::Suspended)) => Some(infra_ref(e)),
         _ => None,
     }
 }
@@ -521,7 +525,7 @@ impl Engine {
             },
             Ok(Err(e)) => Ending::Failed(durable.mask_error(from_wit(e))),
             Err(trap) => {
-                if let Some(e) = stops_without_outcome(&trap, &run.run_id) {
+                if let Some(e) = stops_without_outcome(&trap) {
                     tracing::warn!(error = %e, "run stopped without an outcome; left resumable");
                     return Err(e);
                 }
@@ -585,7 +589,7 @@ impl Engine {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(durable.mask_error(from_wit(e))),
                     Err(trap) => {
-                        if let Some(e) = stops_without_outcome(&trap, run_id) {
+                        if let Some(e) = stops_without_outcome(&trap) {
                             return Err(e);
                         }
                         Err(durable.mask_error(trap_record(&trap, &stderr)))

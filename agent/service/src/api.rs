@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use drover_journal::{CancelRequest, Decision, JournalError, RunFilter, RunStatus, Verdict};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::auth::Verifier;
 use crate::supervisor::Supervisor;
@@ -61,14 +61,19 @@ fn journal_error(e: JournalError) -> Response {
     }
 }
 
-/// Checks the API token; the 401 says why, never what the token is.
+/// A 401 that says why (never what the secret is) and how to authenticate.
+pub fn unauthorized(message: impl Into<String>) -> Response {
+    let mut resp = error(StatusCode::UNAUTHORIZED, message);
+    resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+    resp
+}
+
+/// Checks the API token.
 fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     state.api_token.check(header, b"", Utc::now().timestamp()).map_err(|r| {
         tracing::warn!(reason = %r, "API request refused");
-        let mut resp = error(StatusCode::UNAUTHORIZED, format!("unauthorized: {r}"));
-        resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
-        resp
+        unauthorized(format!("unauthorized: {r}"))
     })
 }
 
@@ -194,9 +199,4 @@ async fn cancel(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id)
         Ok(run) => (StatusCode::ACCEPTED, Json(json!({"run": run}))).into_response(),
         Err(e) => journal_error(e),
     }
-}
-
-/// `Value` for `null`-free JSON responses.
-pub fn ok(v: Value) -> Response {
-    Json(v).into_response()
 }

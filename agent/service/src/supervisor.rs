@@ -101,7 +101,7 @@ impl Supervisor {
         match self.engine.admit(&self.journal, &runbook, req).await? {
             Admitted::New(id) => {
                 tracing::info!(run_id = %id, runbook = %s.runbook, "run started");
-                self.drive(id.clone(), Some(runbook));
+                self.drive(id.clone(), s.runbook.clone(), Some(runbook));
                 Ok(Admission::Started(id))
             }
             Admitted::Joined(holder) => {
@@ -123,16 +123,16 @@ impl Supervisor {
                     continue;
                 }
                 tracing::info!(run_id = %run.run_id, status = %run.status, "resuming a run left in flight");
-                self.drive(run.run_id.clone(), None);
+                self.drive(run.run_id.clone(), run.runbook.name.clone(), None);
                 ids.push(run.run_id);
             }
         }
         Ok(ids)
     }
 
-    /// Drives `run_id` in the background: with `runbook`, or the component
-    /// the run is pinned to.
-    fn drive(self: &Arc<Self>, run_id: String, runbook: Option<Arc<LoadedRunbook>>) {
+    /// Drives `run_id` (of runbook `name`) in the background: with
+    /// `runbook`, or the component the run is pinned to.
+    fn drive(self: &Arc<Self>, run_id: String, name: String, runbook: Option<Arc<LoadedRunbook>>) {
         if !self.driving.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.clone()) {
             return;
         }
@@ -140,10 +140,6 @@ impl Supervisor {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.spawn(async move {
             let (tx, rx) = mpsc::unbounded_channel();
-            let name = match &runbook {
-                Some(rb) => rb.info.name.clone(),
-                None => me.journal.run(&run_id).await.ok().flatten().map(|r| r.runbook.name).unwrap_or_default(),
-            };
             let watcher = tokio::spawn(watch(rx, me.metrics.clone(), me.notifier.clone(), name));
             let observer = Observer::channel(tx);
             let journal = me.journal.clone();

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::ServiceError;
 use crate::alerts::{self, Alert};
-use crate::api::{AppState, error};
+use crate::api::{AppState, error, unauthorized};
 use crate::auth::Verifier;
 use crate::config::{TriggerConfig, TriggerKind, param_text};
 use crate::supervisor::{Admission, Start};
@@ -69,9 +69,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, Path(name): Path<String>
     if let Err(r) = trigger.verifier.check(header, &body, Utc::now().timestamp()) {
         tracing::warn!(trigger = %name, reason = %r, "trigger request refused: not authenticated");
         metrics.trigger(&name, "unauthorized");
-        let mut resp = error(StatusCode::UNAUTHORIZED, format!("unauthorized: {r}; nothing was started"));
-        resp.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
-        return resp;
+        return unauthorized(format!("unauthorized: {r}; nothing was started"));
     }
     let parsed = match trigger.config.kind {
         TriggerKind::Alertmanager => alerts::alertmanager(&body).map(Parsed::Alerts),

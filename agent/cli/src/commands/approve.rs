@@ -60,15 +60,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         anyhow::bail!("the decision on gate '{}' of run {} was not recorded; try again", args.gate, args.run_id);
     };
     if recorded != ours {
-        eprintln!(
-            "gate {} of run {} was already decided: {} by {} at {}; your decision changes nothing",
-            args.gate,
-            args.run_id,
-            recorded.verdict.as_str(),
-            recorded.by,
-            rfc3339(&recorded.at)
-        );
-        return Ok(ExitCode::from(1));
+        return Ok(already_decided(&args, &recorded));
     }
     println!("gate {} of run {}: {}", args.gate, args.run_id, verdict.as_str());
     match run.owner.as_ref().filter(|o| owner_is_alive(o)) {
@@ -117,18 +109,25 @@ async fn remote_decide(url: &str, args: &Args) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         409 => {
-            let d = &v["approval"]["decision"];
-            eprintln!(
-                "gate {} of run {} was already decided: {} by {}; your decision changes nothing",
-                args.gate,
-                args.run_id,
-                d["verdict"].as_str().unwrap_or("?"),
-                d["by"].as_str().unwrap_or("?")
-            );
-            Ok(ExitCode::from(1))
+            let gate: Approval = serde_json::from_value(v["approval"].clone())?;
+            let recorded = gate.decision.ok_or_else(|| anyhow::anyhow!("the agent at {url} answered 409 without the decision"))?;
+            Ok(already_decided(args, &recorded))
         }
         _ => anyhow::bail!("the agent at {url} answered {status}: {}", v["error"].as_str().unwrap_or("no detail")),
     }
+}
+
+/// Says that the gate was decided before, by whom; exit code 1.
+fn already_decided(args: &Args, recorded: &Decision) -> ExitCode {
+    eprintln!(
+        "gate {} of run {} was already decided: {} by {} at {}; your decision changes nothing",
+        args.gate,
+        args.run_id,
+        recorded.verdict.as_str(),
+        recorded.by,
+        rfc3339(&recorded.at)
+    );
+    ExitCode::from(1)
 }
 
 fn line(g: &Approval) -> String {
