@@ -16,6 +16,26 @@ use aws_types::region::Region;
 use crate::call_observer::CallTimer;
 use crate::request_ids::RequestIds;
 
+/// A client of SDK crate `$krate` for `$region`, from `$sdk`, with the
+/// interceptors every drover client has (request ids in the logs, request
+/// timings for the metrics).
+macro_rules! client {
+    ($krate:ident, $sdk:expr, $region:expr) => {
+        $krate::Client::from_conf(
+            $krate::config::Builder::from($sdk)
+                .region(Region::new($region.to_string()))
+                .interceptor(RequestIds)
+                .interceptor(CallTimer)
+                .build(),
+        )
+    };
+}
+
+/// The client for `region` in `map`, made by `make` the first time.
+fn per_region<C: Clone>(map: &Mutex<HashMap<String, C>>, region: &str, make: impl FnOnce() -> C) -> C {
+    map.lock().unwrap_or_else(|p| p.into_inner()).entry(region.to_string()).or_insert_with(make).clone()
+}
+
 /// Shared configuration and one client per (service, region).
 pub struct Clients {
     sdk: SdkConfig,
@@ -49,9 +69,8 @@ impl Clients {
     /// Clients from an explicit configuration.
     pub fn from_config(sdk: SdkConfig) -> Self {
         // Route 53 is global; its API lives in us-east-1.
-        let r53 = aws_sdk_route53::config::Builder::from(&sdk).region(Region::new("us-east-1")).interceptor(RequestIds).interceptor(CallTimer).build();
         Clients {
-            route53: aws_sdk_route53::Client::from_conf(r53),
+            route53: client!(aws_sdk_route53, &sdk, "us-east-1"),
             rds: Mutex::default(),
             ec2: Mutex::default(),
             cloudwatch: Mutex::default(),
@@ -62,47 +81,23 @@ impl Clients {
 
     /// The RDS client for `region`.
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
-        let mut map = self.rds.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(region.to_string())
-            .or_insert_with(|| {
-                let conf = aws_sdk_rds::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).interceptor(CallTimer).build();
-                aws_sdk_rds::Client::from_conf(conf)
-            })
-            .clone()
+        per_region(&self.rds, region, || client!(aws_sdk_rds, &self.sdk, region))
     }
 
     /// The EC2 client for `region`.
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
-        let mut map = self.ec2.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(region.to_string())
-            .or_insert_with(|| {
-                let conf = aws_sdk_ec2::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).interceptor(CallTimer).build();
-                aws_sdk_ec2::Client::from_conf(conf)
-            })
-            .clone()
+        per_region(&self.ec2, region, || client!(aws_sdk_ec2, &self.sdk, region))
     }
 
     /// The CloudWatch client for `region`.
     pub fn cloudwatch(&self, region: &str) -> aws_sdk_cloudwatch::Client {
-        let mut map = self.cloudwatch.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(region.to_string())
-            .or_insert_with(|| {
-                let conf = aws_sdk_cloudwatch::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).interceptor(CallTimer).build();
-                aws_sdk_cloudwatch::Client::from_conf(conf)
-            })
-            .clone()
+        per_region(&self.cloudwatch, region, || client!(aws_sdk_cloudwatch, &self.sdk, region))
     }
 
     /// The SNS client for `region` (the agent's own use: confirming the
     /// subscriptions of its incident triggers).
     pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
-        let mut map = self.sns.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(region.to_string())
-            .or_insert_with(|| {
-                let conf = aws_sdk_sns::config::Builder::from(&self.sdk).region(Region::new(region.to_string())).interceptor(RequestIds).interceptor(CallTimer).build();
-                aws_sdk_sns::Client::from_conf(conf)
-            })
-            .clone()
+        per_region(&self.sns, region, || client!(aws_sdk_sns, &self.sdk, region))
     }
 
     /// The endpoint URL configured for `service` (`rds`, `ec2`, ...) in place
