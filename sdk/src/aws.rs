@@ -17,7 +17,7 @@ fn secs(d: Duration) -> u32 {
 /// Amazon RDS.
 pub mod rds {
     use super::*;
-    use crate::bindings::drover::runbook::rds as wit;
+    use crate::host::rds as wit;
 
     pub use wit::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, GlobalMember, LagReading, SnapshotInfo};
 
@@ -122,7 +122,7 @@ pub mod rds {
 /// Amazon EC2.
 pub mod ec2 {
     use super::*;
-    use crate::bindings::drover::runbook::ec2 as wit;
+    use crate::host::ec2 as wit;
 
     pub use wit::{Image, Instance, Snapshot};
 
@@ -191,7 +191,7 @@ pub mod ec2 {
 /// Amazon Route 53.
 pub mod route53 {
     use super::*;
-    use crate::bindings::drover::runbook::route53 as wit;
+    use crate::host::route53 as wit;
 
     pub use wit::{FailoverRole, HealthCheck, RecordSet, WeightedTarget};
 
@@ -244,7 +244,7 @@ pub mod route53 {
 /// Amazon CloudWatch alarms, the signals a health gate reads.
 pub mod cloudwatch {
     use super::*;
-    use crate::bindings::drover::runbook::cloudwatch as wit;
+    use crate::host::cloudwatch as wit;
 
     pub use wit::{Alarm, AlarmState};
 

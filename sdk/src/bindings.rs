@@ -12,4 +12,7 @@ wit_bindgen::generate!({
     export_macro_name: "__export_runbook_world",
     default_bindings_module: "drover_sdk::bindings",
     runtime_path: "drover_sdk::__private::wit_bindgen::rt",
+    // The simulated cloud keeps these records as its state, and
+    // `drover test` hands them to the agent's own types as JSON.
+    additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
 });

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bindings::drover::runbook::{approval, cleanup, clock, log, random, run_context, steps};
+use crate::host::{approval, cleanup, clock, log, random, run_context, steps};
 use crate::{Error, Retry};
 
 /// Severity of a log event.

@@ -199,7 +199,10 @@ mod ctx;
 mod describe;
 mod error;
 mod finalize;
+mod host;
 pub mod aws;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 mod readiness;
 mod retry;
 mod secret;

@@ -119,3 +119,6 @@ impl Runbook for AmiReplicate {
 }
 
 export_runbook!(AmiReplicate);
+
+#[cfg(test)]
+mod tests;

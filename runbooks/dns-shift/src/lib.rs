@@ -333,3 +333,6 @@ impl Runbook for DnsShift {
 }
 
 export_runbook!(DnsShift);
+
+#[cfg(test)]
+mod tests;

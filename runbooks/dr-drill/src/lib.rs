@@ -280,3 +280,6 @@ impl Runbook for DrDrill {
 }
 
 export_runbook!(DrDrill);
+
+#[cfg(test)]
+mod tests;

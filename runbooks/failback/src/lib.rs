@@ -136,3 +136,6 @@ impl Runbook for Failback {
 }
 
 export_runbook!(Failback);
+
+#[cfg(test)]
+mod tests;

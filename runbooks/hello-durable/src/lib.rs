@@ -77,3 +77,6 @@ impl Runbook for HelloDurable {
 }
 
 export_runbook!(HelloDurable);
+
+#[cfg(test)]
+mod tests;

@@ -480,3 +480,6 @@ impl Runbook for RegionalFailover {
 }
 
 export_runbook!(RegionalFailover);
+
+#[cfg(test)]
+mod tests;

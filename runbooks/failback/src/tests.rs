@@ -1,0 +1,68 @@
+//! `failback` against the simulated demo topology after a failover:
+//! `cargo test` in `runbooks/`.
+
+use drover_sdk::testing::{Fault, Scenario, TestRun};
+use serde_json::Value;
+
+use super::Failback;
+
+/// The demo topology as `regional-failover` leaves it: the replica promoted
+/// and serving, the primary region back but without a database.
+fn after_failover() -> Scenario {
+    let mut s = Scenario::from_toml(include_str!("../../scenarios/demo.toml")).unwrap();
+    s = s.without_rds_instance("us-east-1", "orders-db");
+    for i in &mut s.rds.instances {
+        i.replica_of = None;
+        i.lag_seconds = None;
+    }
+    for r in &mut s.route53.records {
+        if r.name.starts_with("db.") {
+            r.values = vec!["orders-db-replica.c0ffee.us-west-2.rds.amazonaws.com".into()];
+        }
+        if let Some(set) = &r.set_identifier {
+            r.weight = Some(if set == "us-west-2" { 100 } else { 0 });
+        }
+    }
+    s
+}
+
+#[test]
+fn fails_back_to_the_home_region() {
+    let r = TestRun::new(&after_failover()).run::<Failback>();
+    assert!(r.succeeded(), "{r}");
+    let out: Value = r.output();
+    assert_eq!(out["endpoint"], "orders-db-home.c0ffee.us-east-1.rds.amazonaws.com");
+    for call in ["rds.create-read-replica", "rds.promote-read-replica", "route53.upsert-cname", "route53.set-weights"] {
+        assert_eq!(r.cloud.changes(call), 1, "{call}\n{r}");
+    }
+    let home = &r.cloud.state()["rds"]["instances"]["us-east-1"]["orders-db-home"]["instance"];
+    assert_eq!(home["replica_source"], Value::Null, "{home}");
+}
+
+#[test]
+fn a_throttled_replica_creation_is_retried_and_creates_one() {
+    let scenario = after_failover().fault(Fault::new("rds.create-read-replica", "Throttling").times(2));
+    let r = TestRun::new(&scenario).run::<Failback>();
+    assert!(r.succeeded(), "{r}");
+    assert_eq!(r.step("create-home-replica").attempts, 3);
+    assert_eq!(r.cloud.changes("rds.create-read-replica"), 1);
+}
+
+#[test]
+fn a_missing_serving_instance_changes_nothing() {
+    let scenario = after_failover().without_rds_instance("us-west-2", "orders-db-replica");
+    let r = TestRun::new(&scenario).run::<Failback>();
+    assert_eq!(r.error().code(), "DBInstanceNotFound", "{r}");
+    assert!(r.calls().iter().all(|c| !c.changed));
+}
+
+#[test]
+fn a_crash_after_each_side_effect_replays_without_repeating_it() {
+    for step in ["create-home-replica", "wait-home-replica", "promote-home", "point-db-record", "shift-app-weights"] {
+        let r = TestRun::new(&after_failover()).crash_before_complete(step).run::<Failback>();
+        assert!(r.succeeded(), "crash in {step}: {r}");
+        for call in ["rds.create-read-replica", "rds.promote-read-replica", "route53.upsert-cname", "route53.set-weights"] {
+            assert_eq!(r.cloud.changes(call), 1, "crash in {step}: {call}\n{r}");
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The simulated cloud: an in-memory model of the RDS, EC2, Route 53 and
+//! CloudWatch resources the capabilities touch, with the behaviour a runbook
+//! relies on (idempotent creation that adopts an earlier attempt's resource,
+//! instances and snapshots that take time to become available, replicas that
+//! lag, record sets and their weights) and scripted failures.
+//!
+//! Every call is recorded ([`Cloud::calls`]): tests assert what was called,
+//! what changed ([`Cloud::changes`]) and the final state.
+
+mod cloudwatch;
+mod ec2;
+mod rds;
+mod route53;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::scenario::{Fault, Scenario};
+use crate::bindings::drover::runbook::types::{Error as WitError, Timestamp};
+
+pub use ec2::{Ec2Image, Ec2Instance, Ec2Snapshot};
+pub use rds::{Db, DbSnap};
+
+/// The account every simulated ARN is in.
+pub(crate) const ACCOUNT: &str = "123456789012";
+
+/// One call a runbook made to the simulated cloud.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Call {
+    /// `service.operation`, with the operation's WIT name:
+    /// `rds.promote-read-replica`, `route53.set-weights`.
+    pub call: String,
+    /// The region (Route 53 is global: `global`).
+    pub region: String,
+    /// The resource named by the call.
+    pub resource: String,
+    /// The step the call was made in, and which attempt of it.
+    pub step: Option<String>,
+    /// The attempt number of that step.
+    pub attempt: u32,
+    /// Whether the call changed anything (a creation an earlier attempt had
+    /// already made is adopted: it is a call, not a change).
+    pub changed: bool,
+    /// The error code, when the call failed.
+    pub error: Option<String>,
+    /// Simulated time of the call, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+}
+
+/// A fault of the scenario and how often it has fired.
+#[derive(Debug, Clone)]
+struct ArmedFault {
+    fault: Fault,
+    seen: u32,
+    fired: u32,
+}
+
+/// The simulated cloud. Build it from a [`Scenario`]; a [`super::TestRun`]
+/// drives a runbook against it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cloud {
+    /// Simulated time, milliseconds since the Unix epoch.
+    pub(crate) now_ms: i64,
+    /// How long a creation, a promotion or a copy takes to become available.
+    #[serde(skip)]
+    settle_ms: i64,
+    pub(crate) rds: rds::Rds,
+    pub(crate) ec2: ec2::Ec2,
+    pub(crate) route53: route53::Route53,
+    pub(crate) cloudwatch: cloudwatch::CloudWatch,
+    /// Regions that do not answer (every call there fails, retryable).
+    down: BTreeSet<String>,
+    #[serde(skip)]
+    faults: Vec<ArmedFault>,
+    #[serde(skip)]
+    calls: Vec<Call>,
+    #[serde(skip)]
+    next_id: u64,
+    /// Who is calling: the step and attempt, set by the test run.
+    #[serde(skip)]
+    pub(crate) caller: Option<(String, u32)>,
+}
+
+/// Where a call is going, checked against the scenario's faults and down
+/// regions before the call does anything.
+pub(crate) struct Target<'a> {
+    pub service: &'static str,
+    /// The WIT operation name (`promote-read-replica`).
+    pub operation: &'static str,
+    /// The AWS API name, for error messages (`PromoteReadReplica`).
+    pub api: &'static str,
+    pub region: &'a str,
+    pub resource: &'a str,
+}
+
+impl Cloud {
+    /// The cloud a scenario describes, before any call.
+    pub fn new(scenario: &Scenario) -> Result<Cloud, String> {
+        let now_ms = scenario.settings.start_unix.saturating_mul(1000);
+        let mut cloud = Cloud {
+            now_ms,
+            settle_ms: i64::from(scenario.settings.settle_seconds) * 1000,
+            rds: rds::Rds::default(),
+            ec2: ec2::Ec2::default(),
+            route53: route53::Route53::default(),
+            cloudwatch: cloudwatch::CloudWatch::default(),
+            down: scenario.down_regions.iter().cloned().collect(),
+            faults: scenario.faults.iter().cloned().map(|fault| ArmedFault { fault, seen: 0, fired: 0 }).collect(),
+            calls: Vec::new(),
+            next_id: 1,
+            caller: None,
+        };
+        cloud.rds.load(&scenario.rds, now_ms)?;
+        cloud.ec2.load(&scenario.ec2, now_ms)?;
+        cloud.route53.load(&scenario.route53, now_ms)?;
+        cloud.cloudwatch.load(&scenario.cloudwatch, now_ms)?;
+        Ok(cloud)
+    }
+
+    /// Every call made so far, in order.
+    pub fn calls(&self) -> &[Call] {
+        &self.calls
+    }
+
+    /// The calls named `call` (`rds.promote-read-replica`) that changed
+    /// something: how many times the side effect really happened.
+    pub fn changes(&self, call: &str) -> usize {
+        self.calls.iter().filter(|c| c.call == call && c.changed).count()
+    }
+
+    /// The calls named `call`, whatever their outcome.
+    pub fn count(&self, call: &str) -> usize {
+        self.calls.iter().filter(|c| c.call == call).count()
+    }
+
+    /// Simulated time now, in milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// Moves simulated time forward (waits, backoffs and sleeps do).
+    pub fn advance_ms(&mut self, ms: i64) {
+        self.now_ms = self.now_ms.saturating_add(ms.max(0));
+    }
+
+    pub(crate) fn fresh_id(&mut self, prefix: &str) -> String {
+        let id = format!("{prefix}-{:017x}", self.next_id);
+        self.next_id += 1;
+        id
+    }
+
+    pub(crate) fn ready_at(&self) -> i64 {
+        self.now_ms + self.settle_ms
+    }
+
+    /// Checks a call against the down regions and the faults (each fault
+    /// counts the calls it matches). `Err` is what the runbook gets.
+    pub(crate) fn enter(&mut self, t: &Target) -> Result<(), WitError> {
+        if self.down.contains(t.region) {
+            let e = aws_error(t, "unreachable", "could not connect to the endpoint (the region is down in this scenario)", true);
+            self.record(t, false, Some(&e));
+            return Err(e);
+        }
+        let call = format!("{}.{}", t.service, t.operation);
+        for armed in &mut self.faults {
+            let f = &armed.fault;
+            if !glob(&f.call, &call) || f.region.as_deref().is_some_and(|r| r != t.region) || f.resource.as_deref().is_some_and(|r| !glob(r, t.resource)) {
+                continue;
+            }
+            armed.seen += 1;
+            if armed.seen <= f.after || (f.times != 0 && armed.fired >= f.times) {
+                continue;
+            }
+            armed.fired += 1;
+            let message = f.message.clone().unwrap_or_else(|| format!("injected by the scenario ({} of {})", armed.fired, if f.times == 0 { "every call".into() } else { f.times.to_string() }));
+            let retryable = f.retryable.unwrap_or_else(|| retryable_code(&f.error));
+            let e = aws_error(t, &f.error, &message, retryable);
+            let when = self.now_ms;
+            self.calls.push(Call {
+                call,
+                region: t.region.to_string(),
+                resource: t.resource.to_string(),
+                step: self.caller.as_ref().map(|c| c.0.clone()),
+                attempt: self.caller.as_ref().map_or(0, |c| c.1),
+                changed: false,
+                error: Some(e.code.clone()),
+                at_ms: when,
+            });
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Records a call that got past [`Cloud::enter`].
+    pub(crate) fn record(&mut self, t: &Target, changed: bool, error: Option<&WitError>) {
+        self.calls.push(Call {
+            call: format!("{}.{}", t.service, t.operation),
+            region: t.region.to_string(),
+            resource: t.resource.to_string(),
+            step: self.caller.as_ref().map(|c| c.0.clone()),
+            attempt: self.caller.as_ref().map_or(0, |c| c.1),
+            changed,
+            error: error.map(|e| e.code.clone()),
+            at_ms: self.now_ms,
+        });
+    }
+
+    /// Runs a call: faults first, then `body`, which says whether it changed
+    /// anything; the call is recorded either way.
+    pub(crate) fn call<T>(&mut self, t: Target, body: impl FnOnce(&mut Cloud, &Target) -> Result<(T, bool), WitError>) -> Result<T, WitError> {
+        self.enter(&t)?;
+        match body(self, &t) {
+            Ok((v, changed)) => {
+                self.record(&t, changed, None);
+                Ok(v)
+            }
+            Err(e) => {
+                self.record(&t, false, Some(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// A wait: the resource becomes ready at `ready_at`; simulated time moves
+    /// to it if that is within `timeout_seconds`, or by the whole timeout.
+    pub(crate) fn wait_until(&mut self, t: &Target, ready_at: i64, timeout_seconds: u32, what: &str) -> Result<(), WitError> {
+        let deadline = self.now_ms + i64::from(timeout_seconds) * 1000;
+        if ready_at <= deadline {
+            self.now_ms = self.now_ms.max(ready_at);
+            Ok(())
+        } else {
+            self.now_ms = deadline;
+            Err(aws_error(t, "timeout", &format!("{what} is still not available after {timeout_seconds} s"), false))
+        }
+    }
+
+    /// Says which step and attempt the next calls come from (the agent's
+    /// `drover test` does; a [`super::TestRun`] sets it itself).
+    pub fn set_caller(&mut self, caller: Option<(String, u32)>) {
+        self.caller = caller;
+    }
+
+    /// The state as JSON (what `drover test` prints).
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// An error as the agent hands it to a runbook: what failed, on what, where.
+pub(crate) fn aws_error(t: &Target, code: &str, message: &str, retryable: bool) -> WitError {
+    WitError {
+        code: code.to_string(),
+        message: format!("{} {} on {} in {} failed: {code}: {message} (simulated)", t.service, t.api, t.resource, t.region),
+        retryable,
+        resource: Some(t.resource.to_string()),
+    }
+}
+
+/// Error codes AWS uses for throttling and transient failures.
+pub(crate) fn retryable_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "TooManyRequestsException"
+            | "PriorRequestNotComplete"
+            | "InternalFailure"
+            | "InternalError"
+            | "ServiceUnavailable"
+            | "unreachable"
+            | "timeout"
+    )
+}
+
+pub(crate) fn ms_timestamp(ms: i64) -> Timestamp {
+    Timestamp { seconds: ms.div_euclid(1000), nanoseconds: (ms.rem_euclid(1000) * 1_000_000) as u32 }
+}
+
+/// `*` matches any run of characters; everything else literally.
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Resources by region and name.
+pub(crate) type Regional<T> = BTreeMap<String, BTreeMap<String, T>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("rds.*", "rds.promote-read-replica"));
+        assert!(glob("*", "anything"));
+        assert!(glob("orders-*-final", "orders-db-final"));
+        assert!(!glob("orders-*-final", "orders-db"));
+        assert!(glob("exact", "exact"));
+        assert!(!glob("exact", "exactly"));
+    }
+}

@@ -1,0 +1,220 @@
+//! Simulated Amazon Route 53: hosted zones, record sets (simple, weighted,
+//! failover) and health checks. Changes are INSYNC at once; a change that
+//! would leave things as they are changes nothing, as with the real
+//! capability.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Cloud, Target, aws_error};
+use crate::bindings::drover::runbook::route53::{FailoverRole, HealthCheck, RecordSet, WeightedTarget};
+use crate::bindings::drover::runbook::types::Error as WitError;
+use crate::testing::scenario::Route53Seed;
+
+const GLOBAL: &str = "global";
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Route53 {
+    /// Zone name (no trailing dot) → its record sets.
+    pub(crate) zones: BTreeMap<String, Vec<RecordSet>>,
+    pub(crate) health_checks: BTreeMap<String, HealthCheck>,
+    /// Health checks that turn unhealthy at a given simulated time (ms).
+    #[serde(skip)]
+    fails_at: BTreeMap<String, i64>,
+}
+
+/// `name` fully qualified, with the trailing dot Route 53 answers with.
+pub(crate) fn fqdn(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
+}
+
+fn zone_key(zone: &str) -> String {
+    zone.trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+impl Route53 {
+    pub(crate) fn load(&mut self, seed: &Route53Seed, now: i64) -> Result<(), String> {
+        for z in &seed.zones {
+            self.zones.entry(zone_key(&z.name)).or_default();
+        }
+        for r in &seed.records {
+            let sets = self.zones.get_mut(&zone_key(&r.zone)).ok_or_else(|| format!("route53 record {}: zone {} is not in the scenario", r.name, r.zone))?;
+            sets.push(RecordSet {
+                name: fqdn(&r.name),
+                record_type: r.record_type.clone(),
+                ttl: Some(r.ttl),
+                set_identifier: r.set_identifier.clone(),
+                weight: r.weight,
+                values: r.values.clone(),
+            });
+        }
+        for h in &seed.health_checks {
+            let check = HealthCheck {
+                id: h.id.clone(),
+                kind: h.kind.clone(),
+                target: h.target.clone(),
+                port: Some(443),
+                path: Some("/health".into()),
+                disabled: h.disabled,
+                inverted: h.inverted,
+                status: h.status.clone(),
+                reports: vec![format!("us-east-1: {}", if h.status == "unhealthy" { "Failure: HTTP 503" } else { "Success: HTTP 200" })],
+            };
+            self.health_checks.insert(h.id.clone(), check);
+            if let Some(after) = h.unhealthy_after_seconds {
+                self.fails_at.insert(h.id.clone(), now + (after as i64) * 1000);
+            }
+        }
+        Ok(())
+    }
+
+    fn zone(&mut self, t: &Target, zone: &str) -> Result<&mut Vec<RecordSet>, WitError> {
+        self.zones.get_mut(&zone_key(zone)).ok_or_else(|| aws_error(t, "NoSuchHostedZone", &format!("no hosted zone named {}", fqdn(zone)), false))
+    }
+}
+
+fn target<'a>(operation: &'static str, api: &'static str, resource: &'a str) -> Target<'a> {
+    Target { service: "route53", operation, api, region: GLOBAL, resource }
+}
+
+/// Replaces the record set `name`/`set_identifier` (or adds it); whether it changed.
+fn upsert(sets: &mut Vec<RecordSet>, new: RecordSet) -> bool {
+    match sets.iter_mut().find(|r| r.name == new.name && r.set_identifier == new.set_identifier && r.record_type == new.record_type) {
+        Some(r) if *r == new => false,
+        Some(r) => {
+            *r = new;
+            true
+        }
+        None => {
+            sets.push(new);
+            true
+        }
+    }
+}
+
+impl Cloud {
+    /// `route53.get-records`, as the agent's capability behaves, on the simulated cloud.
+    pub fn route53_get_records(&mut self, zone: &str, name: &str) -> Result<Vec<RecordSet>, WitError> {
+        self.call(target("get-records", "ListResourceRecordSets", name), |c, t| {
+            let want = fqdn(name);
+            Ok((c.route53.zone(t, zone)?.iter().filter(|r| r.name == want).cloned().collect(), false))
+        })
+    }
+
+    /// `route53.upsert-cname`, as the agent's capability behaves, on the simulated cloud.
+    pub fn route53_upsert_cname(&mut self, zone: &str, name: &str, value: &str, ttl: u32, timeout_seconds: u32) -> Result<(), WitError> {
+        let _ = timeout_seconds;
+        self.call(target("upsert-cname", "ChangeResourceRecordSets", name), |c, t| {
+            let want = fqdn(name);
+            let sets = c.route53.zone(t, zone)?;
+            if sets.iter().any(|r| r.name == want && r.set_identifier.is_some()) {
+                return Err(aws_error(
+                    t,
+                    "InvalidChangeBatch",
+                    &format!("RRSet of type CNAME with DNS name {want} is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists"),
+                    false,
+                ));
+            }
+            if sets.iter().any(|r| r.name == want && r.record_type == "CNAME" && r.values.iter().any(|v| same_host(v, value))) {
+                return Ok(((), false));
+            }
+            let new = RecordSet { name: want, record_type: "CNAME".into(), ttl: Some(ttl), set_identifier: None, weight: None, values: vec![value.to_string()] };
+            Ok(((), upsert(sets, new)))
+        })
+    }
+
+    /// `route53.set-weights`, as the agent's capability behaves, on the simulated cloud.
+    pub fn route53_set_weights(&mut self, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32) -> Result<(), WitError> {
+        self.call(target("set-weights", "ChangeResourceRecordSets", name), |c, t| {
+            let want = fqdn(name);
+            let sets = c.route53.zone(t, zone)?;
+            if sets.iter().any(|r| r.name == want && r.set_identifier.is_none()) {
+                return Err(aws_error(t, "InvalidChangeBatch", &format!("{want} has a simple record; weighted records cannot share its name"), false));
+            }
+            let mut changed = false;
+            for w in targets {
+                let current = sets.iter().find(|r| r.name == want && r.set_identifier.as_deref() == Some(w.set_identifier.as_str()));
+                if current.is_some_and(|r| r.weight == Some(w.weight) && r.values.iter().any(|v| same_host(v, &w.value))) {
+                    continue;
+                }
+                let new = RecordSet {
+                    name: want.clone(),
+                    record_type: "CNAME".into(),
+                    ttl: Some(ttl),
+                    set_identifier: Some(w.set_identifier.clone()),
+                    weight: Some(w.weight),
+                    values: vec![w.value.clone()],
+                };
+                changed |= upsert(sets, new);
+            }
+            Ok(((), changed))
+        })
+    }
+
+    /// `route53.delete-cname`, as the agent's capability behaves, on the simulated cloud.
+    pub fn route53_delete_cname(&mut self, zone: &str, name: &str) -> Result<(), WitError> {
+        self.call(target("delete-cname", "ChangeResourceRecordSets", name), |c, _| {
+            let want = fqdn(name);
+            let Some(sets) = c.route53.zones.get_mut(&zone_key(zone)) else {
+                return Ok(((), false));
+            };
+            let before = sets.len();
+            sets.retain(|r| !(r.name == want && r.record_type == "CNAME" && r.set_identifier.is_none()));
+            Ok(((), sets.len() != before))
+        })
+    }
+
+    /// `route53.get-health-check`, as the agent's capability behaves, on the simulated cloud.
+    pub fn route53_get_health_check(&mut self, id: &str) -> Result<HealthCheck, WitError> {
+        if self.route53.fails_at.get(id).is_some_and(|at| *at <= self.now_ms) {
+            self.route53.fails_at.remove(id);
+            if let Some(h) = self.route53.health_checks.get_mut(id) {
+                h.status = "unhealthy".into();
+                h.reports = vec!["us-east-1: Failure: HTTP 503 (simulated incident)".into()];
+            }
+        }
+        self.call(target("get-health-check", "GetHealthCheck", id), |c, t| {
+            let h = c.route53.health_checks.get(id).ok_or_else(|| aws_error(t, "NoSuchHealthCheck", &format!("no health check {id}"), false))?;
+            Ok((h.clone(), false))
+        })
+    }
+
+    /// `route53.update-health-check`, as the agent's capability behaves, on the simulated cloud.
+    pub fn route53_update_health_check(&mut self, id: &str, disabled: bool, inverted: bool) -> Result<HealthCheck, WitError> {
+        self.call(target("update-health-check", "UpdateHealthCheck", id), |c, t| {
+            let h = c.route53.health_checks.get_mut(id).ok_or_else(|| aws_error(t, "NoSuchHealthCheck", &format!("no health check {id}"), false))?;
+            let changed = h.disabled != disabled || h.inverted != inverted;
+            h.disabled = disabled;
+            h.inverted = inverted;
+            Ok((h.clone(), changed))
+        })
+    }
+
+    /// `route53.upsert-failover`, as the agent's capability behaves, on the simulated cloud.
+    #[allow(clippy::too_many_arguments)]
+    pub fn route53_upsert_failover(&mut self, zone: &str, name: &str, role: FailoverRole, set_identifier: &str, value: &str, health_check: Option<&str>, ttl: u32) -> Result<(), WitError> {
+        self.call(target("upsert-failover", "ChangeResourceRecordSets", name), |c, t| {
+            if let Some(h) = health_check {
+                if !c.route53.health_checks.contains_key(h) {
+                    return Err(aws_error(t, "NoSuchHealthCheck", &format!("no health check {h}"), false));
+                }
+            }
+            let _ = role;
+            let new = RecordSet {
+                name: fqdn(name),
+                record_type: "CNAME".into(),
+                ttl: Some(ttl),
+                set_identifier: Some(set_identifier.to_string()),
+                weight: None,
+                values: vec![value.to_string()],
+            };
+            let sets = c.route53.zone(t, zone)?;
+            Ok(((), upsert(sets, new)))
+        })
+    }
+}

@@ -1,0 +1,489 @@
+//! A scenario: the simulated cloud's starting state, the faults to inject,
+//! and the run's parameters and approvals. Written in TOML, so the same file
+//! serves `cargo test` ([`Scenario::from_toml`]) and
+//! `drover test RUNBOOK.wasm --scenario FILE`.
+//!
+//! ```toml
+//! [settings]
+//! settle_seconds = 60          # how long a creation or promotion takes
+//!
+//! [params]                     # the run's parameters (defaults fill the rest)
+//! rpo_seconds = 300
+//!
+//! [[rds.instance]]
+//! region = "us-east-1"
+//! identifier = "orders-db"
+//!
+//! [[rds.instance]]
+//! region = "us-west-2"
+//! identifier = "orders-db-replica"
+//! replica_of = "us-east-1/orders-db"
+//! lag_seconds = 4.0
+//!
+//! [[route53.zone]]
+//! name = "orders.example.internal"
+//!
+//! [[route53.record]]
+//! zone = "orders.example.internal"
+//! name = "app.orders.example.internal"
+//! set_identifier = "us-east-1"
+//! weight = 100
+//! values = ["app-use1.orders.example.internal"]
+//!
+//! [[fault]]                    # throttle the first two promotions
+//! call = "rds.promote-read-replica"
+//! error = "Throttling"
+//! times = 2
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Everything a simulated run starts from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Time and pace of the simulated cloud.
+    #[serde(default)]
+    pub settings: Settings,
+    /// The run's parameters, as in `--param` (the runbook's defaults fill in
+    /// the others).
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// RDS instances and snapshots.
+    #[serde(default)]
+    pub rds: RdsSeed,
+    /// EC2 instances, snapshots and images.
+    #[serde(default)]
+    pub ec2: Ec2Seed,
+    /// Route 53 zones, records and health checks.
+    #[serde(default)]
+    pub route53: Route53Seed,
+    /// CloudWatch alarms.
+    #[serde(default)]
+    pub cloudwatch: CloudWatchSeed,
+    /// Regions that do not answer at all: every call there fails with the
+    /// retryable code `unreachable`.
+    #[serde(default)]
+    pub down_regions: Vec<String>,
+    /// Scripted failures.
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<Fault>,
+    /// Decisions at approval gates (a gate not listed is approved).
+    #[serde(default, rename = "approval")]
+    pub approvals: Vec<ApprovalSeed>,
+}
+
+impl Scenario {
+    /// Reads a scenario from TOML; the error says what is wrong and where.
+    pub fn from_toml(text: &str) -> Result<Scenario, String> {
+        toml::from_str(text).map_err(|e| format!("the scenario is not valid: {e}"))
+    }
+
+    /// An empty cloud: nothing exists, nothing fails.
+    pub fn empty() -> Scenario {
+        Scenario::default()
+    }
+}
+
+/// Time and pace of the simulated cloud.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Simulated time when the run starts, seconds since the Unix epoch.
+    pub start_unix: i64,
+    /// How long a creation, a promotion, a restore or a copy takes before it
+    /// is available (waits move simulated time forward, they do not sleep).
+    pub settle_seconds: u32,
+    /// The run's id.
+    pub run_id: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        // 2026-01-01T00:00:00Z
+        Settings { start_unix: 1_767_225_600, settle_seconds: 60, run_id: "test-run".into() }
+    }
+}
+
+/// A scripted failure: calls that match fail with `error` instead of doing
+/// anything.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    /// `service.operation` with the operation's WIT name, `*` as wildcard:
+    /// `rds.promote-read-replica`, `route53.*`.
+    pub call: String,
+    /// Only calls in this region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Only calls naming this resource (`*` as wildcard).
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// The AWS error code (`Throttling`, `InternalFailure`,
+    /// `InvalidDBInstanceState`...).
+    pub error: String,
+    /// The error message (a default one says it was injected).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Whether retrying may help; by default, as AWS would say for the code
+    /// (throttling and internal errors are retryable).
+    #[serde(default)]
+    pub retryable: Option<bool>,
+    /// Let this many matching calls through before failing ("fail the third
+    /// poll": `after = 2`).
+    #[serde(default)]
+    pub after: u32,
+    /// How many matching calls fail; 0 means every one from then on.
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+impl Fault {
+    /// Calls `call` (`rds.promote-read-replica`, `route53.*`) fail once with
+    /// AWS error `error`.
+    pub fn new(call: &str, error: &str) -> Fault {
+        Fault { call: call.into(), region: None, resource: None, error: error.into(), message: None, retryable: None, after: 0, times: 1 }
+    }
+
+    /// Fail `n` matching calls (0: every one).
+    pub fn times(mut self, n: u32) -> Fault {
+        self.times = n;
+        self
+    }
+
+    /// Let `n` matching calls through first.
+    pub fn after(mut self, n: u32) -> Fault {
+        self.after = n;
+        self
+    }
+
+    /// Only calls naming `resource`.
+    pub fn resource(mut self, resource: &str) -> Fault {
+        self.resource = Some(resource.into());
+        self
+    }
+}
+
+impl Scenario {
+    /// Adds a scripted failure.
+    pub fn fault(mut self, fault: Fault) -> Scenario {
+        self.faults.push(fault);
+        self
+    }
+
+    /// Takes region `region` down: every call there fails (`unreachable`).
+    pub fn region_down(mut self, region: &str) -> Scenario {
+        self.down_regions.push(region.into());
+        self
+    }
+
+    /// Decides approval gate `gate`: `approve`, `reject` or `timeout`.
+    pub fn approval(mut self, gate: &str, decision: &str) -> Scenario {
+        self.approvals.push(ApprovalSeed { gate: gate.into(), decision: decision.into(), by: None, comment: None });
+        self
+    }
+
+    /// Removes RDS instance `identifier` from `region` (a replica that was
+    /// never made, a primary that is gone).
+    pub fn without_rds_instance(mut self, region: &str, identifier: &str) -> Scenario {
+        self.rds.instances.retain(|i| !(i.region == region && i.identifier == identifier));
+        self
+    }
+
+    /// Sets the replica lag of RDS instance `identifier` (`None`: no reading).
+    pub fn lag(mut self, identifier: &str, seconds: Option<f64>) -> Scenario {
+        for i in self.rds.instances.iter_mut().filter(|i| i.identifier == identifier) {
+            i.lag_seconds = seconds;
+        }
+        self
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A decision at an approval gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalSeed {
+    /// The gate.
+    pub gate: String,
+    /// `approve`, `reject` or `timeout` (nobody decides).
+    pub decision: String,
+    /// Who decided.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Their comment.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// RDS resources.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsSeed {
+    /// DB instances.
+    #[serde(default, rename = "instance")]
+    pub instances: Vec<RdsInstanceSeed>,
+    /// DB snapshots.
+    #[serde(default, rename = "snapshot")]
+    pub snapshots: Vec<RdsSnapshotSeed>,
+    /// Aurora clusters.
+    #[serde(default, rename = "cluster")]
+    pub clusters: Vec<RdsClusterSeed>,
+    /// Aurora global databases.
+    #[serde(default, rename = "global_cluster")]
+    pub global_clusters: Vec<GlobalClusterSeed>,
+}
+
+/// A DB instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsInstanceSeed {
+    /// Its region.
+    pub region: String,
+    /// Its identifier.
+    pub identifier: String,
+    /// `available` unless said otherwise.
+    #[serde(default = "available")]
+    pub status: String,
+    /// The engine.
+    #[serde(default = "postgres")]
+    pub engine: String,
+    /// The engine version.
+    #[serde(default = "pg_version")]
+    pub engine_version: String,
+    /// `REGION/IDENTIFIER` of the instance this one replicates.
+    #[serde(default)]
+    pub replica_of: Option<String>,
+    /// Its replica lag, in seconds (no reading when absent).
+    #[serde(default)]
+    pub lag_seconds: Option<f64>,
+}
+
+/// A DB snapshot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsSnapshotSeed {
+    /// Its region.
+    pub region: String,
+    /// Its identifier.
+    pub identifier: String,
+    /// The instance it was taken of.
+    pub instance: String,
+    /// How long ago it was taken.
+    #[serde(default)]
+    pub age_seconds: u64,
+    /// `available` unless said otherwise.
+    #[serde(default = "available")]
+    pub status: String,
+}
+
+/// An Aurora cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsClusterSeed {
+    /// Its region.
+    pub region: String,
+    /// Its identifier.
+    pub identifier: String,
+    /// The global database it belongs to.
+    #[serde(default)]
+    pub global_cluster: Option<String>,
+    /// Whether it is the global database's writer.
+    #[serde(default)]
+    pub writer: bool,
+}
+
+/// An Aurora global database; its members are the clusters naming it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalClusterSeed {
+    /// Its identifier.
+    pub identifier: String,
+}
+
+/// EC2 resources.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2Seed {
+    /// Instances.
+    #[serde(default, rename = "instance")]
+    pub instances: Vec<Ec2InstanceSeed>,
+    /// AMIs.
+    #[serde(default, rename = "image")]
+    pub images: Vec<Ec2ImageSeed>,
+}
+
+/// An EC2 instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2InstanceSeed {
+    /// Its region.
+    pub region: String,
+    /// Its id (`i-...`).
+    pub id: String,
+    /// The AMI it runs.
+    #[serde(default = "default_ami")]
+    pub image_id: String,
+    /// Its EBS volumes.
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// `running` unless said otherwise.
+    #[serde(default = "running")]
+    pub state: String,
+}
+
+/// An AMI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2ImageSeed {
+    /// Its region.
+    pub region: String,
+    /// Its id (`ami-...`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The lineage it belongs to (`drover:lineage` tag).
+    #[serde(default)]
+    pub lineage: Option<String>,
+    /// How long ago it was created.
+    #[serde(default)]
+    pub age_seconds: u64,
+}
+
+/// Route 53 resources.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route53Seed {
+    /// Hosted zones.
+    #[serde(default, rename = "zone")]
+    pub zones: Vec<ZoneSeed>,
+    /// Record sets.
+    #[serde(default, rename = "record")]
+    pub records: Vec<RecordSeed>,
+    /// Health checks.
+    #[serde(default, rename = "health_check")]
+    pub health_checks: Vec<HealthCheckSeed>,
+}
+
+/// A hosted zone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneSeed {
+    /// Its name (`orders.example.internal`).
+    pub name: String,
+}
+
+/// A record set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSeed {
+    /// The zone it is in.
+    pub zone: String,
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    #[serde(default = "cname", rename = "type")]
+    pub record_type: String,
+    /// TTL in seconds.
+    #[serde(default = "sixty")]
+    pub ttl: u32,
+    /// Set identifier (weighted and failover records).
+    #[serde(default)]
+    pub set_identifier: Option<String>,
+    /// Weight (weighted records).
+    #[serde(default)]
+    pub weight: Option<u8>,
+    /// Values.
+    pub values: Vec<String>,
+}
+
+/// A health check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSeed {
+    /// Its id.
+    pub id: String,
+    /// What it checks (`HTTPS`, `TCP`...).
+    #[serde(default = "https")]
+    pub kind: String,
+    /// The host it checks.
+    pub target: String,
+    /// `healthy`, `unhealthy` or `unknown`.
+    #[serde(default = "healthy")]
+    pub status: String,
+    /// Disabled.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Inverted.
+    #[serde(default)]
+    pub inverted: bool,
+    /// The check turns unhealthy this many simulated seconds after the run
+    /// starts.
+    #[serde(default)]
+    pub unhealthy_after_seconds: Option<u64>,
+}
+
+/// CloudWatch resources.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudWatchSeed {
+    /// Metric alarms.
+    #[serde(default, rename = "alarm")]
+    pub alarms: Vec<AlarmSeed>,
+}
+
+/// A metric alarm.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmSeed {
+    /// Its region.
+    pub region: String,
+    /// Its name.
+    pub name: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    #[serde(default = "ok")]
+    pub state: String,
+    /// Why it is in that state.
+    #[serde(default)]
+    pub reason: String,
+    /// The alarm fires (goes to `ALARM`) this many simulated seconds after
+    /// the run starts: an incident during a soak.
+    #[serde(default)]
+    pub alarm_after_seconds: Option<u64>,
+}
+
+fn available() -> String {
+    "available".into()
+}
+fn running() -> String {
+    "running".into()
+}
+fn postgres() -> String {
+    "postgres".into()
+}
+fn pg_version() -> String {
+    "16.3".into()
+}
+fn default_ami() -> String {
+    "ami-00000000000000001".into()
+}
+fn cname() -> String {
+    "CNAME".into()
+}
+fn sixty() -> u32 {
+    60
+}
+fn https() -> String {
+    "HTTPS".into()
+}
+fn healthy() -> String {
+    "healthy".into()
+}
+fn ok() -> String {
+    "OK".into()
+}
