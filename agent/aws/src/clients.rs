@@ -67,6 +67,19 @@ impl Clients {
     }
 
     /// Clients from an explicit configuration.
+    /// Clients that reach nothing (every endpoint is 127.0.0.1:9, static
+    /// dummy credentials): for `drover test`, where a call that reached for
+    /// AWS would be a bug, and must fail, not touch an account.
+    pub fn unreachable() -> Self {
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(aws_sdk_rds::config::SharedCredentialsProvider::new(aws_sdk_rds::config::Credentials::new("simulated", "simulated", None, None, "drover-test")))
+            .build();
+        Self::from_config(sdk)
+    }
+
     pub fn from_config(sdk: SdkConfig) -> Self {
         // Route 53 is global; its API lives in us-east-1.
         Clients {

@@ -74,6 +74,10 @@ enum Command {
     /// Create a runbook crate that builds to a component: Cargo.toml,
     /// src/lib.rs with a two-step example, README.
     New(commands::new::Args),
+    /// Run a compiled runbook against a simulated cloud (no AWS, no
+    /// emulators, simulated time): prints the run, its calls and the state
+    /// it leaves. The scenario (TOML) gives the resources and the faults.
+    Test(commands::test::Args),
     /// Static checks before deploying a runbook: contract version,
     /// description, documented parameters, narrow capabilities, grants,
     /// signature (exit 0 ready, 1 not).
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
             Command::Readiness(a) => commands::readiness::exec(&home, a).await,
             Command::Report(a) => commands::report::exec(&home, a).await,
             Command::Check(a) => commands::check::exec(&home, a).await,
+            Command::Test(a) => commands::test::exec(&home, a).await,
             Command::New(a) => commands::new::exec(a),
             Command::Serve(a) => commands::serve::exec(&home, a).await,
             Command::Keygen(a) => commands::keygen::exec(a),

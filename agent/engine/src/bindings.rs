@@ -9,6 +9,8 @@ wasmtime::component::bindgen!({
     world: "runbook",
     imports: { default: async | trappable },
     exports: { default: async },
+    // `drover test` receives the simulated cloud's records as JSON.
+    additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
 pub use drover::runbook::{approval, cleanup, clock, cloudwatch, ec2, log, random, rds, route53, run_context, steps, types};

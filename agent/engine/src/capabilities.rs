@@ -54,6 +54,22 @@ macro_rules! allowed {
     };
 }
 
+/// Under `drover test`: answers the call from the simulated cloud, after the
+/// gate (policy, durability) and before anything could reach AWS.
+macro_rules! simulated {
+    ($self:ident, |$s:ident| $call:expr) => {
+        if let Some(sim) = $self.sim.clone() {
+            return sim.call($self.sim_caller(), |$s| $call).map(|r| r.map_err(|e| $self.mask(e)));
+        }
+    };
+    ($self:ident, |$s:ident, $key:ident, $run_id:ident| $call:expr) => {
+        if let Some(sim) = $self.sim.clone() {
+            let ($key, $run_id) = $self.sim_ids();
+            return sim.call($self.sim_caller(), |$s| $call).map(|r| r.map_err(|e| $self.mask(e)));
+        }
+    };
+}
+
 fn access(service: &'static str, operation: &'static str, regions: &[&String], resources: Vec<Resource>, mutating: bool) -> Access {
     Access { service, operation, regions: regions.iter().map(|r| r.to_string()).collect(), resources, mutating }
 }
@@ -107,6 +123,30 @@ impl HostState {
         let turn = gate.host_calls.clone().acquire_owned().await.map_err(|e| wasmtime::Error::msg(format!("the agent is stopping: {e}")))?;
         let c = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
         Ok(Ok(Call { c, key, run_id: gate.run_id.clone(), _turn: turn }))
+    }
+
+    /// The step (and attempt) making a call, for the simulated cloud's record.
+    fn sim_caller(&self) -> Option<(String, u32)> {
+        let d = self.durable.as_ref()?;
+        let attempt = d.current_attempt()?.number;
+        Some((d.open_step().unwrap_or("").to_string(), attempt))
+    }
+
+    /// The idempotency key of the step making a call, and the run's id.
+    fn sim_ids(&self) -> (String, String) {
+        let key = self.durable.as_ref().and_then(|d| d.current_attempt()).map(|a| a.idempotency_key).unwrap_or_default();
+        let run_id = self.gate.as_ref().map(|g| g.run_id.clone()).unwrap_or_default();
+        (key, run_id)
+    }
+
+    /// A simulated call's error, masked like any other.
+    fn mask(&self, e: types::Error) -> types::Error {
+        let record = drover_journal::ErrorRecord { code: e.code, message: e.message, retryable: e.retryable, resource: e.resource };
+        let record = match &self.durable {
+            Some(d) => d.mask_error(record),
+            None => record,
+        };
+        types::Error { code: record.code, message: record.message, retryable: record.retryable, resource: record.resource }
     }
 
     /// The span of the step making a capability call (its `aws` span's parent).
@@ -245,6 +285,7 @@ fn snapshot(s: aws_rds::DbSnapshot) -> rds::DbSnapshot {
 impl rds::Host for HostState {
     async fn describe_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-instance", &[&region], vec![Resource::new("db", &identifier)], false));
+        simulated!(self, |s| s.rds_describe_instance(&region, &identifier));
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
@@ -254,6 +295,7 @@ impl rds::Host for HostState {
 
     async fn create_snapshot(&mut self, region: String, inst: String, snap: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
         let Call { c, key, _turn, .. } = allowed!(self, access("rds", "create-snapshot", &[&region], vec![Resource::new("db", &inst), Resource::new("snapshot", &snap)], true));
+        simulated!(self, |s, key, _run| s.rds_create_snapshot(&region, &inst, &snap, &key));
         if let Some((plan, step)) = self.dry_run() {
             plan.record(PlannedChange { step, service: "rds", operation: "CreateDBSnapshot", region: region.clone(), resource: snap.clone(), detail: format!("snapshot {inst} as {snap}") });
             plan.plan_snapshot(&region, &snap);
@@ -273,6 +315,7 @@ impl rds::Host for HostState {
         let source_region = aws_rds::arn_region(&source_arn).unwrap_or_default().to_string();
         let resources = vec![Resource::new("snapshot", aws_rds::arn_name(&source_arn)), Resource::new("snapshot", &target)];
         let Call { c, key, _turn, .. } = allowed!(self, access("rds", "copy-snapshot", &[&source_region, &target_region], resources, true));
+        simulated!(self, |s, key, _run| s.rds_copy_snapshot(&source_arn, &target_region, &target, &key));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("copy {source_arn} into {target_region} as {target}{}", kms_key.as_deref().map(|k| format!(" (KMS key {k})")).unwrap_or_default());
             plan.record(PlannedChange { step, service: "rds", operation: "CopyDBSnapshot", region: target_region.clone(), resource: target.clone(), detail });
@@ -289,6 +332,7 @@ impl rds::Host for HostState {
 
     async fn describe_snapshot(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-snapshot", &[&region], vec![Resource::new("snapshot", &identifier)], false));
+        simulated!(self, |s| s.rds_describe_snapshot(&region, &identifier));
         if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
             return Ok(Ok(planned_snapshot(&region, &identifier, "")));
         }
@@ -305,6 +349,7 @@ impl rds::Host for HostState {
         let source_region = aws_rds::arn_region(&source_arn).unwrap_or_default().to_string();
         let resources = vec![Resource::new("db", aws_rds::arn_name(&source_arn)), Resource::new("db", &identifier)];
         let Call { c, key, _turn, .. } = allowed!(self, access("rds", "create-read-replica", &[&source_region, &region], resources, true));
+        simulated!(self, |s, key, run_id| s.rds_create_read_replica(&source_arn, &region, &identifier, &key, &run_id));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("create read replica {identifier} in {region} of {source_arn}");
             plan.record(PlannedChange { step, service: "rds", operation: "CreateDBInstanceReadReplica", region: region.clone(), resource: identifier.clone(), detail });
@@ -322,6 +367,7 @@ impl rds::Host for HostState {
 
     async fn promote_read_replica(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let Call { c, key, _turn, .. } = allowed!(self, access("rds", "promote-read-replica", &[&region], vec![Resource::new("db", &identifier)], true));
+        simulated!(self, |s, key, _run| s.rds_promote_read_replica(&region, &identifier, &key));
         if let Some((plan, step)) = self.dry_run() {
             let current = match plan.planned_instance(&region, &identifier) {
                 Some(i) => i,
@@ -350,6 +396,7 @@ impl rds::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "wait-instance-available", &[&region], vec![Resource::new("db", &identifier)], false));
+        simulated!(self, |s| s.rds_wait_instance_available(&region, &identifier, timeout_seconds));
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
@@ -364,6 +411,7 @@ impl rds::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "wait-snapshot-available", &[&region], vec![Resource::new("snapshot", &identifier)], false));
+        simulated!(self, |s| s.rds_wait_snapshot_available(&region, &identifier, timeout_seconds));
         if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
             return Ok(Ok(planned_snapshot(&region, &identifier, "")));
         }
@@ -373,6 +421,7 @@ impl rds::Host for HostState {
 
     async fn latest_snapshot(&mut self, region: String, inst: String) -> wasmtime::Result<Result<Option<rds::SnapshotInfo>, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "latest-snapshot", &[&region], vec![Resource::new("db", &inst)], false));
+        simulated!(self, |s| s.rds_latest_snapshot(&region, &inst));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBSnapshots", region = %region, resource = %inst);
         Ok(aws_rds::latest_snapshot(&c, &region, &inst)
             .instrument(span)
@@ -390,6 +439,7 @@ impl rds::Host for HostState {
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let resources = vec![Resource::new("snapshot", &snap), Resource::new("db", &identifier)];
         let Call { c, key, run_id, _turn } = allowed!(self, access("rds", "restore-from-snapshot", &[&region], resources, true));
+        simulated!(self, |s, key, run_id| s.rds_restore_from_snapshot(&region, &snap, &identifier, &key, &run_id));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("restore snapshot {snap} into a new instance {identifier}");
             plan.record(PlannedChange { step, service: "rds", operation: "RestoreDBInstanceFromDBSnapshot", region: region.clone(), resource: identifier.clone(), detail });
@@ -412,6 +462,7 @@ impl rds::Host for HostState {
 
     async fn delete_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<(), types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("rds", "delete-instance", &[&region], vec![Resource::new("db", &identifier)], true));
+        simulated!(self, |s, _key, run_id| s.rds_delete_instance(&region, &identifier, &run_id));
         if let Some((plan, step)) = self.dry_run() {
             if plan.plan_delete_instance(&region, &identifier) {
                 let detail = format!("delete instance {identifier} (made by this run), no final snapshot");
@@ -425,6 +476,7 @@ impl rds::Host for HostState {
 
     async fn replica_lag(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<Option<rds::LagReading>, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "replica-lag", &[&region], vec![Resource::new("db", &identifier)], false));
+        simulated!(self, |s| s.rds_replica_lag(&region, &identifier));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "cloudwatch", operation = "GetMetricStatistics", region = %region, resource = %identifier);
         Ok(aws_cw::replica_lag(&c, &region, &identifier)
             .instrument(span)
@@ -435,6 +487,7 @@ impl rds::Host for HostState {
 
     async fn describe_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbCluster, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false));
+        simulated!(self, |s| s.rds_describe_cluster(&region, &identifier));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBClusters", region = %region, resource = %identifier);
         let described = aws_aurora::describe_cluster(&c, &region, &identifier).instrument(span).await;
         Ok(described
@@ -454,6 +507,7 @@ impl rds::Host for HostState {
 
     async fn describe_global_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::GlobalCluster, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-global-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false));
+        simulated!(self, |s| s.rds_describe_global_cluster(&region, &identifier));
         if let Some(g) = self.dry_run().and_then(|(plan, _)| plan.planned_global(&identifier)) {
             return Ok(Ok(global_cluster(g)));
         }
@@ -471,6 +525,10 @@ impl rds::Host for HostState {
         let target = aws_rds::arn_name(&target_cluster_arn).to_string();
         let resources = vec![Resource::new("cluster", &identifier), Resource::new("cluster", &target)];
         let Call { c, _turn, .. } = allowed!(self, access("rds", "failover-global-cluster", &[&region], resources, true));
+        if self.sim.is_some() {
+            let mode = crate::simulation::convert(&mode)?;
+            simulated!(self, |s| s.rds_failover_global_cluster(&region, &identifier, &target_cluster_arn, mode));
+        }
         let mode = match mode {
             rds::GlobalFailoverMode::Switchover => aws_aurora::GlobalFailoverMode::Switchover,
             rds::GlobalFailoverMode::Failover => aws_aurora::GlobalFailoverMode::Failover,
@@ -509,6 +567,7 @@ impl rds::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::GlobalCluster, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "wait-global-writer", &[&region], vec![Resource::new("cluster", &identifier)], false));
+        simulated!(self, |s| s.rds_wait_global_writer(&region, &identifier, &target_cluster_arn, timeout_seconds));
         if let Some(g) = self.dry_run().and_then(|(plan, _)| plan.planned_global(&identifier)) {
             return Ok(Ok(global_cluster(g)));
         }
@@ -528,6 +587,7 @@ impl rds::Host for HostState {
         let cluster = aws_rds::arn_name(&cluster_arn).to_string();
         let resources = vec![Resource::new("cluster", &identifier), Resource::new("cluster", &cluster)];
         let Call { c, _turn, .. } = allowed!(self, access("rds", "detach-from-global-cluster", &[&region], resources, true));
+        simulated!(self, |s| s.rds_detach_from_global_cluster(&region, &identifier, &cluster_arn));
         if let Some((plan, step)) = self.dry_run() {
             let mut g = match planned_or_real_global(&plan, &c, &region, &identifier).await {
                 Ok(g) => g,
@@ -550,6 +610,7 @@ impl rds::Host for HostState {
 
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("rds", "run-instances", &[&region], vec![], false));
+        simulated!(self, |s, _key, run_id| s.rds_run_instances(&region, &run_id));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBInstances", region = %region);
         Ok(aws_rds::run_instances(&c, &region, &run_id).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
@@ -583,6 +644,7 @@ impl HostState {
 impl ec2::Host for HostState {
     async fn describe_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("ec2", "describe-instance", &[&region], vec![Resource::new("instance", &instance_id)], false));
+        simulated!(self, |s| s.ec2_describe_instance(&region, &instance_id));
         if self.dry_run().is_some() && instance_id.starts_with("i-planned-") {
             return Ok(Ok(ec2::Instance { id: instance_id, region, state: "running".into(), image_id: String::new(), volumes: vec![] }));
         }
@@ -591,6 +653,7 @@ impl ec2::Host for HostState {
 
     async fn snapshot_volume(&mut self, region: String, volume_id: String, name: String, lineage: Option<String>) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
         let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "snapshot-volume", &[&region], vec![Resource::new("volume", &volume_id), Resource::new("snapshot", &name)], true));
+        simulated!(self, |s| s.ec2_snapshot_volume(&region, &volume_id, &name, lineage.as_deref()));
         if self.plan_ec2("CreateSnapshot", &region, &name, format!("snapshot volume {volume_id} as {name}")) {
             return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region, state: "completed".into(), volume_id }));
         }
@@ -607,6 +670,7 @@ impl ec2::Host for HostState {
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
         let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "copy-snapshot", &[&source_region, &target_region], vec![Resource::new("snapshot", &snapshot_id), Resource::new("snapshot", &name)], true));
+        simulated!(self, |s| s.ec2_copy_snapshot(&source_region, &snapshot_id, &target_region, &name, lineage.as_deref()));
         if self.plan_ec2("CopySnapshot", &target_region, &name, format!("copy snapshot {snapshot_id} from {source_region} as {name}")) {
             return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region: target_region, state: "completed".into(), volume_id: String::new() }));
         }
@@ -620,6 +684,7 @@ impl ec2::Host for HostState {
 
     async fn create_image(&mut self, region: String, instance_id: String, name: String, lineage: Option<String>) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
         let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "create-image", &[&region], vec![Resource::new("instance", &instance_id), Resource::new("image", &name)], true));
+        simulated!(self, |s| s.ec2_create_image(&region, &instance_id, &name, lineage.as_deref()));
         if self.plan_ec2("CreateImage", &region, &name, format!("create AMI {name} from instance {instance_id}")) {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region, name, state: "available".into(), created: String::new() }));
         }
@@ -636,6 +701,7 @@ impl ec2::Host for HostState {
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
         let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "copy-image", &[&source_region, &target_region], vec![Resource::new("image", &image_id), Resource::new("image", &name)], true));
+        simulated!(self, |s| s.ec2_copy_image(&source_region, &image_id, &target_region, &name, lineage.as_deref()));
         if self.plan_ec2("CopyImage", &target_region, &name, format!("copy AMI {image_id} from {source_region} as {name}")) {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region: target_region, name, state: "available".into(), created: String::new() }));
         }
@@ -649,6 +715,7 @@ impl ec2::Host for HostState {
 
     async fn wait_image_available(&mut self, region: String, image_id: String, timeout_seconds: u32) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("ec2", "wait-image-available", &[&region], vec![Resource::new("image", &image_id)], false));
+        simulated!(self, |s| s.ec2_wait_image_available(&region, &image_id, timeout_seconds));
         if self.dry_run().is_some() && image_id.starts_with("ami-planned-") {
             let name = image_id.trim_start_matches("ami-planned-").to_string();
             return Ok(Ok(ec2::Image { id: image_id, region, name, state: "available".into(), created: String::new() }));
@@ -659,6 +726,7 @@ impl ec2::Host for HostState {
 
     async fn run_instance(&mut self, region: String, image_id: String, instance_type: String, name: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
         let Call { c, key, run_id, _turn } = allowed!(self, access("ec2", "run-instance", &[&region], vec![Resource::new("image", &image_id), Resource::new("instance", &name)], true));
+        simulated!(self, |s, _key, run_id| s.ec2_run_instance(&region, &image_id, &name, &run_id));
         if self.plan_ec2("RunInstances", &region, &name, format!("launch {instance_type} {name} from {image_id}")) {
             let id = format!("i-planned-{name}");
             if let Some((plan, _)) = self.dry_run() {
@@ -672,6 +740,7 @@ impl ec2::Host for HostState {
 
     async fn prune_images(&mut self, region: String, lineage: String, keep: u32) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("ec2", "prune-images", &[&region], vec![Resource::new("lineage", &lineage)], true));
+        simulated!(self, |s| s.ec2_prune_images(&region, &lineage, keep));
         if self.plan_ec2("DeregisterImage", &region, &lineage, format!("keep the newest {keep} AMIs of lineage {lineage}, deregister the rest")) {
             return Ok(Ok(vec![]));
         }
@@ -681,12 +750,14 @@ impl ec2::Host for HostState {
 
     async fn latest_image(&mut self, region: String, lineage: String) -> wasmtime::Result<Result<Option<ec2::Image>, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("ec2", "latest-image", &[&region], vec![Resource::new("lineage", &lineage)], false));
+        simulated!(self, |s| s.ec2_latest_image(&region, &lineage));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "DescribeImages", region = %region, resource = %lineage);
         Ok(aws_ec2::latest_image(&c, &region, &lineage).instrument(span).await.map(|i| i.map(ec2_image)).map_err(|e| self.to_wit(e)))
     }
 
     async fn terminate_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<(), types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("ec2", "terminate-instance", &[&region], vec![Resource::new("instance", &instance_id)], true));
+        simulated!(self, |s, _key, run_id| s.ec2_terminate_instance(&region, &instance_id, &run_id));
         if self.plan_ec2("TerminateInstances", &region, &instance_id, format!("terminate {instance_id} (launched by this run)")) {
             if let Some((plan, _)) = self.dry_run() {
                 plan.plan_terminate(&region, &instance_id);
@@ -707,6 +778,7 @@ impl ec2::Host for HostState {
             }));
         };
         let Call { c, _turn, .. } = allowed!(self, access("ec2", "tag", &[&region], vec![Resource::new(kind, &id)], true));
+        simulated!(self, |s| s.ec2_tag(&region, &id, &tags));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("tag {id}: {}", tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
             plan.record(PlannedChange { step, service: "ec2", operation: "CreateTags", region: region.clone(), resource: id.clone(), detail });
@@ -718,6 +790,7 @@ impl ec2::Host for HostState {
 
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("ec2", "run-instances", &[&region], vec![], false));
+        simulated!(self, |s, _key, run_id| s.ec2_run_instances(&region, &run_id));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "DescribeInstances", region = %region);
         let planned = self.dry_run().map(|(plan, _)| plan.launched_in(&region)).unwrap_or_default();
         Ok(aws_ec2::run_instances(&c, &region, &run_id).instrument(span).await.map(|real| [real, planned].concat()).map_err(|e| self.to_wit(e)))
@@ -727,6 +800,7 @@ impl ec2::Host for HostState {
 impl route53::Host for HostState {
     async fn get_records(&mut self, zone: String, name: String) -> wasmtime::Result<Result<Vec<route53::RecordSet>, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("route53", "get-records", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], false));
+        simulated!(self, |s| s.route53_get_records(&zone, &name));
         let sets = match self.dry_run().and_then(|(plan, _)| plan.records(&zone, &name)) {
             Some(planned) => Ok(planned),
             None => aws_r53::get_records(&c, &zone, &name).await,
@@ -743,6 +817,7 @@ impl route53::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("route53", "upsert-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
+        simulated!(self, |s| s.route53_upsert_cname(&zone, &name, &target, ttl, timeout_seconds));
         if let Some((plan, step)) = self.dry_run() {
             let current = match planned_or_real(&plan, &c, &zone, &name).await {
                 Ok(sets) => sets,
@@ -781,6 +856,10 @@ impl route53::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("route53", "set-weights", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
+        if self.sim.is_some() {
+            let targets: Vec<_> = crate::simulation::convert(&targets)?;
+            simulated!(self, |s| s.route53_set_weights(&zone, &name, &targets, ttl));
+        }
         let targets: Vec<aws_r53::WeightedTarget> = targets
             .into_iter()
             .map(|t| aws_r53::WeightedTarget { set_identifier: t.set_identifier, weight: t.weight, value: t.value })
@@ -828,12 +907,14 @@ impl route53::Host for HostState {
 
     async fn get_health_check(&mut self, id: String) -> wasmtime::Result<Result<route53::HealthCheck, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("route53", "get-health-check", &[], vec![Resource::new("healthcheck", &id)], false));
+        simulated!(self, |s| s.route53_get_health_check(&id));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "GetHealthCheck", resource = %id);
         Ok(aws_r53::get_health_check(&c, &id).instrument(span).await.map(health_check).map_err(|e| self.to_wit(e)))
     }
 
     async fn update_health_check(&mut self, id: String, disabled: bool, inverted: bool) -> wasmtime::Result<Result<route53::HealthCheck, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("route53", "update-health-check", &[], vec![Resource::new("healthcheck", &id)], true));
+        simulated!(self, |s| s.route53_update_health_check(&id, disabled, inverted));
         if let Some((plan, step)) = self.dry_run() {
             let now = match aws_r53::get_health_check(&c, &id).await {
                 Ok(h) => h,
@@ -864,6 +945,10 @@ impl route53::Host for HostState {
         let mut resources = vec![Resource::new("zone", &zone), Resource::new("record", &name)];
         resources.extend(health_check.iter().map(|h| Resource::new("healthcheck", h)));
         let Call { c, _turn, .. } = allowed!(self, access("route53", "upsert-failover", &[], resources, true));
+        if self.sim.is_some() {
+            let role = crate::simulation::convert(&role)?;
+            simulated!(self, |s| s.route53_upsert_failover(&zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl));
+        }
         let role = match role {
             route53::FailoverRole::Primary => aws_r53::FailoverRole::Primary,
             route53::FailoverRole::Secondary => aws_r53::FailoverRole::Secondary,
@@ -902,6 +987,7 @@ impl route53::Host for HostState {
     async fn delete_cname(&mut self, zone: String, name: String, timeout_seconds: u32) -> wasmtime::Result<Result<(), types::Error>> {
         let Call { c, _turn, .. } =
             allowed!(self, access("route53", "delete-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
+        simulated!(self, |s| s.route53_delete_cname(&zone, &name));
         if let Some((plan, step)) = self.dry_run() {
             let current = match planned_or_real(&plan, &c, &zone, &name).await {
                 Ok(sets) => sets,
@@ -924,6 +1010,7 @@ impl cloudwatch::Host for HostState {
     async fn describe_alarms(&mut self, region: String, names: Vec<String>) -> wasmtime::Result<Result<Vec<cloudwatch::Alarm>, types::Error>> {
         let resources = names.iter().map(|n| Resource::new("alarm", n)).collect();
         let Call { c, _turn, .. } = allowed!(self, access("cloudwatch", "describe-alarms", &[&region], resources, false));
+        simulated!(self, |s| s.cloudwatch_describe_alarms(&region, &names));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "cloudwatch", operation = "DescribeAlarms", region = %region, resource = %names.join(","));
         Ok(aws_cw::describe_alarms(&c, &region, &names).instrument(span).await.map(|alarms| alarms.into_iter().map(alarm).collect()).map_err(|e| self.to_wit(e)))
     }

@@ -225,6 +225,7 @@ impl Engine {
             limits,
             cpu_ticks: 0,
             aws: self.aws.clone(),
+            sim: self.sim.clone(),
             gate,
             step_ticks: (0, 0),
             log_bytes: 0,
@@ -469,7 +470,8 @@ impl Engine {
             Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel)
                 .with_plan(plan)
                 .with_unattended(unattended_by(&run))
-                .with_shutdown(self.shutdown.clone());
+                .with_shutdown(self.shutdown.clone())
+                .with_simulation(self.sim.clone());
 
         let ending = match durable.recorded_end() {
             // The main part ended before a crash: go straight to the actions.

@@ -275,6 +275,8 @@ pub struct Durable {
     /// drill configured unattended): who the decision is recorded as.
     unattended: Option<String>,
     shutdown: Arc<crate::shutdown::Shutdown>,
+    /// The simulation whose time the run keeps (`drover test`).
+    sim: Option<Arc<crate::simulation::Simulation>>,
 }
 
 /// How often a run at an approval gate looks for a decision in the journal.
@@ -346,6 +348,7 @@ impl Durable {
             clock: StepClock::default(),
             unattended: None,
             shutdown: Default::default(),
+            sim: None,
         }
     }
 
@@ -354,6 +357,21 @@ impl Durable {
     pub fn with_shutdown(mut self, shutdown: Arc<crate::shutdown::Shutdown>) -> Self {
         self.shutdown = shutdown;
         self
+    }
+
+    /// Runs on a simulation's time (`drover test`): waits move its clock
+    /// instead of sleeping.
+    pub fn with_simulation(mut self, sim: Option<Arc<crate::simulation::Simulation>>) -> Self {
+        self.sim = sim;
+        self
+    }
+
+    /// Now: the wall clock, or the simulation's.
+    fn time(&self) -> DateTime<Utc> {
+        match &self.sim {
+            Some(sim) => sim.now(),
+            None => Utc::now(),
+        }
     }
 
     /// Fails with `Suspended` once the agent is stopping.
@@ -473,7 +491,7 @@ impl Durable {
         failpoints::hit(Failpoint::BeforeStep, key);
         let seq = self.cursor;
         let idem = idempotency_key(self.run_id(), key);
-        let now = Utc::now();
+        let now = self.time();
         let (entry, number, ops) = match self.recorded(EntryKind::Step, Some(key))? {
             Some(e) if e.status != EntryStatus::Running => {
                 self.cursor = e.end_seq.map(|s| s as usize + 1).unwrap_or(seq + 1);
@@ -559,7 +577,7 @@ impl Durable {
         failpoints::hit(Failpoint::BeforeComplete, key);
         let mut entry = self.entries[open.seq].clone();
         entry.status = EntryStatus::Succeeded;
-        entry.finished_at = Some(Utc::now());
+        entry.finished_at = Some(self.time());
         entry.output = Some(value);
         entry.error = None;
         entry.end_seq = Some(self.cursor as u64 - 1);
@@ -576,7 +594,7 @@ impl Durable {
         self.clock.stop();
         let error = self.mask_error(error);
         let mut entry = self.entries[open.seq].clone();
-        let now = Utc::now();
+        let now = self.time();
         if error.retryable && open.attempt < open.retry.max_attempts {
             let backoff = open.retry.backoff(open.attempt + 1, rand::random::<f64>());
             let at = now + chrono::Duration::from_std(backoff).unwrap_or_default();
@@ -611,7 +629,7 @@ impl Durable {
                         key: key.into(),
                         number,
                         idempotency_key: open.idempotency_key.clone(),
-                        started_at: Utc::now(),
+                        started_at: self.time(),
                     }),
                 ],
                 Durability::Buffered,
@@ -645,7 +663,7 @@ impl Durable {
             return Ok(e.output.unwrap_or(Value::Null));
         }
         let value = make();
-        let mut entry = Entry::new(self.cursor as u64, kind, None, EntryStatus::Succeeded, Utc::now());
+        let mut entry = Entry::new(self.cursor as u64, kind, None, EntryStatus::Succeeded, self.time());
         entry.output = Some(value.clone());
         self.defer(Op::PutEntry(entry.clone())).await?;
         self.put(entry);
@@ -655,12 +673,8 @@ impl Durable {
 
     /// `clock.now`: (seconds, nanoseconds) since the Unix epoch.
     pub async fn now(&mut self) -> Result<(i64, u32)> {
-        let v = self
-            .value(EntryKind::Now, || {
-                let t = Utc::now();
-                json!({"seconds": t.timestamp(), "nanoseconds": t.timestamp_subsec_nanos()})
-            })
-            .await?;
+        let t = self.time();
+        let v = self.value(EntryKind::Now, || json!({"seconds": t.timestamp(), "nanoseconds": t.timestamp_subsec_nanos()})).await?;
         let seconds = v["seconds"].as_i64().unwrap_or(0);
         let nanos = v["nanoseconds"].as_u64().unwrap_or(0).min(999_999_999) as u32;
         Ok((seconds, nanos))
@@ -693,7 +707,7 @@ impl Durable {
     /// moves past it.
     async fn end_wait(&mut self, seq: usize, mut entry: Entry, durability: Durability) -> Result<()> {
         entry.status = EntryStatus::Succeeded;
-        entry.finished_at = Some(Utc::now());
+        entry.finished_at = Some(self.time());
         let running = Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None };
         self.commit(vec![Op::PutEntry(entry.clone()), running], durability).await?;
         self.put(entry);
@@ -722,7 +736,7 @@ impl Durable {
                 e
             }
             None => {
-                let now = Utc::now();
+                let now = self.time();
                 let wake = now + chrono::Duration::milliseconds(millis.min(i64::MAX as u64) as i64);
                 let mut e = Entry::new(seq as u64, EntryKind::Sleep, None, EntryStatus::Running, now);
                 e.next_attempt_at = Some(wake);
@@ -779,7 +793,7 @@ impl Durable {
                 e
             }
             None => {
-                let now = Utc::now();
+                let now = self.time();
                 let deadline = timeout.map(|t| now + chrono::Duration::from_std(t).unwrap_or(chrono::TimeDelta::MAX));
                 let message = self.secrets.mask(message);
                 let mut e = Entry::new(seq as u64, EntryKind::Approval, Some(gate.into()), EntryStatus::Running, now);
@@ -813,7 +827,7 @@ impl Durable {
     /// timeout into two outcomes.
     async fn await_decision(&self, gate: &str, deadline: Option<DateTime<Utc>>) -> Result<Decision> {
         let run_id = self.lease.run_id.clone();
-        let decide = |verdict, by: &str, comment: &str| Decision { verdict, by: by.into(), comment: comment.into(), at: Utc::now() };
+        let decide = |verdict, by: &str, comment: &str| Decision { verdict, by: by.into(), comment: comment.into(), at: self.time() };
         if let Some(by) = &self.unattended {
             self.journal.decide(&run_id, gate, &decide(Verdict::Approved, by, "approved by the agent's configuration")).await?;
         } else if self.plan.is_some() {
@@ -828,7 +842,7 @@ impl Durable {
             if let Some(d) = approval.as_ref().and_then(|a| a.decision.clone()) {
                 return Ok(d);
             }
-            if deadline.is_some_and(|d| Utc::now() >= d) {
+            if deadline.is_some_and(|d| self.time() >= d) {
                 let timed_out = decide(Verdict::TimedOut, "drover (deadline)", "nobody decided before the gate's deadline");
                 let a = self.journal.decide(&run_id, gate, &timed_out).await?;
                 return Ok(a.decision.unwrap_or(timed_out));
@@ -840,7 +854,7 @@ impl Durable {
             }
             let mut wait = APPROVAL_POLL;
             if let Some(d) = deadline {
-                wait = wait.min((d - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+                wait = wait.min((d - self.time()).to_std().unwrap_or(Duration::ZERO));
             }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -853,7 +867,12 @@ impl Durable {
     /// Waits until `at`; in the main part of a run, a cancel ends the wait.
     async fn wait_until(&self, label: &str, at: DateTime<Utc>) -> Result<()> {
         self.check_cancel()?;
-        let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        if let Some(sim) = &self.sim {
+            sim.advance_to(at);
+            tokio::task::yield_now().await;
+            return Ok(());
+        }
+        let left = (at - self.time()).to_std().unwrap_or(Duration::ZERO);
         if left.is_zero() {
             return Ok(());
         }
@@ -922,7 +941,7 @@ impl Durable {
             self.cursor += 1;
             return Ok(());
         }
-        let mut entry = Entry::new(self.cursor as u64, EntryKind::Register, Some(step_key), EntryStatus::Succeeded, Utc::now());
+        let mut entry = Entry::new(self.cursor as u64, EntryKind::Register, Some(step_key), EntryStatus::Succeeded, self.time());
         entry.output = Some(json!({"payload": payload, "retry": retry}));
         // Durable: the action must survive any crash that follows.
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
@@ -962,7 +981,7 @@ impl Durable {
         if self.recorded_end().is_none() {
             // Steps left in flight (a crash, then a cancel before they re-ran)
             // did not finish: say so rather than leave them running forever.
-            let now = Utc::now();
+            let now = self.time();
             for e in self.entries.iter_mut().filter(|e| e.kind == EntryKind::Step && e.status == EntryStatus::Running) {
                 let why = error.cloned().unwrap_or_else(|| {
                     ErrorRecord::terminal("not-finished", "the run ended before this step finished")
@@ -1028,7 +1047,7 @@ impl Durable {
         let message = self.secrets.mask(&message);
         let fields = fields.into_iter().map(|(k, v)| (self.secrets.mask(&k), self.secrets.mask(&v))).collect();
         tracing::event!(target: "drover::runbook", tracing::Level::INFO, run_id = self.run_id(), level = level.as_str(), "{message}");
-        let ev = Event { at: Utc::now(), level, step: self.open.as_ref().map(|o| o.key.clone()), message, fields };
+        let ev = Event { at: self.time(), level, step: self.open.as_ref().map(|o| o.key.clone()), message, fields };
         self.observer.send(RunEvent::Log(ev.clone()));
         self.defer(Op::AddEvent(ev)).await?;
         Ok(bytes)
@@ -1051,7 +1070,7 @@ impl Durable {
         self.clock.stop();
         let Some(open) = self.open.take() else { return vec![] };
         let mut entry = self.entries[open.seq].clone();
-        entry.fail(error.clone(), Utc::now());
+        entry.fail(error.clone(), self.time());
         entry.end_seq = Some(self.cursor.saturating_sub(1) as u64);
         self.put(entry.clone());
         vec![Op::PutEntry(entry)]

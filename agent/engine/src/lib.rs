@@ -41,6 +41,7 @@ pub mod policy;
 mod sandbox;
 pub mod secrets;
 mod shutdown;
+pub mod simulation;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -84,6 +85,8 @@ pub struct Engine {
     host_calls: Arc<tokio::sync::Semaphore>,
     shutdown: Arc<shutdown::Shutdown>,
     span_hook: Option<SpanHook>,
+    /// Under `drover test`: the simulated cloud every run calls instead of AWS.
+    sim: Option<Arc<simulation::Simulation>>,
 }
 
 impl Engine {
@@ -128,6 +131,7 @@ impl Engine {
             host_calls,
             shutdown: Default::default(),
             span_hook: None,
+            sim: None,
         })
     }
 
@@ -145,6 +149,14 @@ impl Engine {
     }
 
     /// The operator's grants.
+    /// Runs every runbook against `sim` instead of AWS, on its time
+    /// (`drover test`). AWS is never reached: the clients point nowhere.
+    pub fn with_simulation(mut self, sim: Arc<simulation::Simulation>) -> Self {
+        self.aws = Arc::new(tokio::sync::OnceCell::new_with(Some(Arc::new(drover_aws::Clients::unreachable()))));
+        self.sim = Some(sim);
+        self
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
