@@ -17,7 +17,7 @@ fn a_new_runbook_builds_checks_and_runs() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("created runbook team-failover"), "{stdout}");
     let root = dir.path().join("team-failover");
-    for f in ["Cargo.toml", "src/lib.rs", "README.md", ".gitignore"] {
+    for f in ["Cargo.toml", "src/lib.rs", "src/tests.rs", "README.md", ".gitignore"] {
         assert!(root.join(f).exists(), "{f}");
     }
     let (code, _, stderr) = drover(&agent, &["new", "team-failover", "--dir", parent]);
@@ -28,19 +28,13 @@ fn a_new_runbook_builds_checks_and_runs() {
     assert!(stderr.contains("lowercase letters, digits and '-'"), "{stderr}");
     assert!(!dir.path().join("Team_Failover").exists());
 
-    // Build it as its README says, into a target directory kept between runs.
+    // Test and build it as its README says, into a target directory kept between runs.
     let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build.current_dir(&root).args(["build", "--release", "--target", "wasm32-wasip2"]).env("CARGO_TARGET_DIR", &target);
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().to_string();
-        if key == "RUSTFLAGS" || (key.starts_with("CARGO_") && !key.starts_with("CARGO_HOME") && !key.starts_with("CARGO_NET") && !key.starts_with("CARGO_HTTP") && !key.starts_with("CARGO_REGISTRIES")) {
-            build.env_remove(&key);
-        }
-    }
-    build.env("CARGO_TARGET_DIR", &target);
-    let out = build.output().unwrap();
+    let out = cargo(&root, &target, &["test"]);
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let tests = String::from_utf8_lossy(&out.stdout);
+    assert!(tests.contains("test result: ok. 3 passed"), "{tests}");
+    let out = cargo(&root, &target, &["build", "--release", "--target", "wasm32-wasip2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let wasm = target.join("wasm32-wasip2/release/team_failover.wasm");
     assert!(wasm.exists());
@@ -50,4 +44,19 @@ fn a_new_runbook_builds_checks_and_runs() {
     let (status, run) = agent.json(&["run", wasm.to_str().unwrap(), "-p", "target=payments", "--json", "--quiet"]).unwrap();
     assert!(status.success(), "{run:#}");
     assert_eq!(run["result"], "acted on payments (inspected at ".to_string() + &run["steps"][0]["output"]["at_unix"].to_string() + ")", "{run:#}");
+}
+
+/// Runs cargo in the new crate as its author would: none of this test's own
+/// cargo settings leak in, only where the registry and its network are.
+fn cargo(root: &std::path::Path, target: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root).args(args);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().to_string();
+        if key == "RUSTFLAGS" || (key.starts_with("CARGO_") && !key.starts_with("CARGO_HOME") && !key.starts_with("CARGO_NET") && !key.starts_with("CARGO_HTTP") && !key.starts_with("CARGO_REGISTRIES")) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("CARGO_TARGET_DIR", target);
+    cmd.output().unwrap()
 }

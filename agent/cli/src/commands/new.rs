@@ -1,7 +1,8 @@
 //! `drover new NAME [--dir PARENT] [--sdk PATH]`: a runbook crate that
 //! builds to a component out of the box: Cargo.toml, src/lib.rs with a
-//! two-step example (the second step uses the first's output), a README
-//! with the commands to build, check, dry-run and run it.
+//! two-step example (the second step uses the first's output), its tests
+//! against the simulated cloud (src/tests.rs, `cargo test`), a README with
+//! the commands to test, build, check, dry-run and run it.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,9 +44,11 @@ pub fn exec(args: Args) -> Result<ExitCode> {
     let ty = name.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect::<String>();
     write(&root, "Cargo.toml", &cargo_toml(name, &sdk))?;
     write(&root, "src/lib.rs", &LIB_RS.replace("{name}", name).replace("{Type}", &ty))?;
+    write(&root, "src/tests.rs", &TESTS_RS.replace("{name}", name).replace("{Type}", &ty))?;
     write(&root, "README.md", &README.replace("{name}", name).replace("{crate}", &name.replace('-', "_")))?;
     write(&root, ".gitignore", "/target\n")?;
     println!("created runbook {name} in {}", root.display());
+    println!("test it:   cd {} && cargo test", root.display());
     println!("build it:  cd {} && cargo build --release --target wasm32-wasip2", root.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -136,6 +139,43 @@ impl Runbook for {Type} {
 }
 
 export_runbook!({Type});
+
+#[cfg(test)]
+mod tests;
+"#;
+
+const TESTS_RS: &str = r#"//! Tests of `{name}`: `cargo test` compiles the runbook natively and runs it
+//! against drover's simulated cloud (drover_sdk::testing), with the agent's
+//! journal, retries and replay, and crashes where a test asks for them. Give
+//! the cloud resources and scripted failures with a Scenario (TOML, see the
+//! drover_sdk::testing docs); assert on the result, the steps and the calls.
+
+use drover_sdk::testing::{Scenario, TestRun};
+
+use super::{Type};
+
+#[test]
+fn acts_on_what_it_inspected() {
+    let r = TestRun::new(&Scenario::empty()).param("target", "payments").run::<{Type}>();
+    assert!(r.succeeded(), "{r}");
+    let out: String = r.output();
+    assert!(out.starts_with("acted on payments"), "{out}");
+}
+
+#[test]
+fn a_crash_before_act_is_journaled_runs_only_act_again() {
+    let r = TestRun::new(&Scenario::empty()).crash_before_complete("act").run::<{Type}>();
+    assert!(r.succeeded(), "{r}");
+    assert_eq!(r.crashes, 1);
+    assert_eq!(r.step("inspect").attempts, 1, "{r}");
+    assert_eq!(r.step("act").attempts, 2, "{r}");
+}
+
+#[test]
+fn an_empty_target_fails_with_a_clear_error() {
+    let r = TestRun::new(&Scenario::empty()).param("target", "").run::<{Type}>();
+    assert_eq!(r.error().code(), "no-target", "{r}");
+}
 "#;
 
 const README: &str = r#"# {name}
@@ -143,8 +183,10 @@ const README: &str = r#"# {name}
 A drover runbook (a WebAssembly component the drover agent runs durably).
 
 ```sh
+cargo test                                          # natively, against the simulated cloud
 rustup target add wasm32-wasip2                     # once
 cargo build --release --target wasm32-wasip2        # -> target/wasm32-wasip2/release/{crate}.wasm
+drover test target/wasm32-wasip2/release/{crate}.wasm --scenario SCENARIO.toml  # the component, simulated
 drover check target/wasm32-wasip2/release/{crate}.wasm               # ready to deploy?
 drover run target/wasm32-wasip2/release/{crate}.wasm --dry-run       # what it would change
 drover run target/wasm32-wasip2/release/{crate}.wasm -p target=payments
@@ -157,4 +199,10 @@ a step and declare the capability in `describe()`
 (`.capability(Capability::new("rds").operations([...]).regions([...]).resources([...]))`);
 the operator grants it in the agent's configuration. `drover inspect`
 shows what the runbook declares and what is granted.
+
+`src/tests.rs` tests the runbook with `cargo test`, against an in-memory
+cloud (`drover_sdk::testing`): describe the resources in a scenario, script
+failures (`Fault::new("rds.promote-read-replica", "Throttling").times(2)`),
+crash it after any step (`crash_before_complete("act")`), and assert on the
+result, the journaled steps and the calls made (`report.cloud.changes(...)`).
 "#;
