@@ -695,6 +695,12 @@ fn trap_record(trap: &wasmtime::Error, stderr: &MemoryOutputPipe) -> ErrorRecord
             "the runbook tried to grow its memory past the limit (limit memory_mib); it was stopped. Fix the runbook, or raise memory_mib under [limits] in the agent's configuration".to_string(),
         );
     }
+    // A Python runbook (componentize-py) prints the exception's traceback,
+    // then panics: the traceback is what says what went wrong.
+    if let Some(at) = tail.find("Traceback (most recent call last):") {
+        let traceback: Vec<&str> = tail[at..].lines().take_while(|l| !l.contains("panicked at")).collect();
+        return ErrorRecord::terminal("panic", format!("the runbook raised an uncaught exception: {}", traceback.join("\n").trim()));
+    }
     if tail.contains("panicked at") {
         let panic: Vec<&str> = tail.lines().skip_while(|l| !l.contains("panicked at")).take(4).collect();
         return ErrorRecord::terminal("panic", format!("the runbook panicked: {}", panic.join(" ").trim()));
