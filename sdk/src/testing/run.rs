@@ -731,12 +731,7 @@ impl fmt::Display for Report {
         }
         writeln!(f, "calls:")?;
         for c in self.cloud.calls() {
-            let what = match (&c.error, c.changed) {
-                (Some(code), _) => format!("failed: {code}"),
-                (None, true) => "changed".into(),
-                (None, false) => "ok".into(),
-            };
-            writeln!(f, "  {:<36} {:<10} {:<32} {}{}", c.call, c.region, c.resource, what, c.step.as_deref().map(|s| format!("  [{s} #{}]", c.attempt)).unwrap_or_default())?;
+            writeln!(f, "  {:<36} {:<10} {:<32} {}{}", c.call, c.region, c.resource, c.outcome(), c.step.as_deref().map(|s| format!("  [{s} #{}]", c.attempt)).unwrap_or_default())?;
         }
         if !self.logs.is_empty() {
             writeln!(f, "log:")?;

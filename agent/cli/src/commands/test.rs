@@ -81,13 +81,8 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     if !args.json {
         println!("\ncalls to the simulated cloud ({}, {} changed something):", cloud.calls().len(), cloud.calls().iter().filter(|c| c.changed).count());
         for c in cloud.calls() {
-            let what = match (&c.error, c.changed) {
-                (Some(code), _) => format!("FAILED {code}"),
-                (None, true) => "CHANGED".into(),
-                (None, false) => "read".into(),
-            };
             let step = c.step.as_deref().filter(|s| !s.is_empty()).map(|s| format!("[{s} #{}]", c.attempt)).unwrap_or_default();
-            println!("  {:<34} {:<10} {:<40} {:<8} {step}", c.call, c.region, c.resource, what);
+            println!("  {:<34} {:<10} {:<40} {:<8} {step}", c.call, c.region, c.resource, c.outcome());
         }
         println!("\nfinal state:");
         print_state(&cloud.state());

@@ -48,6 +48,18 @@ pub struct Call {
     pub at_ms: i64,
 }
 
+impl Call {
+    /// What came of it, in a word: `CHANGED`, `read` (or a no-op), or
+    /// `FAILED <code>`.
+    pub fn outcome(&self) -> String {
+        match (&self.error, self.changed) {
+            (Some(code), _) => format!("FAILED {code}"),
+            (None, true) => "CHANGED".into(),
+            (None, false) => "read".into(),
+        }
+    }
+}
+
 /// A fault of the scenario and how often it has fired.
 #[derive(Debug, Clone)]
 struct ArmedFault {
