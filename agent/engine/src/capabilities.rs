@@ -62,12 +62,6 @@ macro_rules! simulated {
             return sim.call($self.sim_caller(), |$s| $call).map(|r| r.map_err(|e| $self.mask(e)));
         }
     };
-    ($self:ident, |$s:ident, $key:ident, $run_id:ident| $call:expr) => {
-        if let Some(sim) = $self.sim.clone() {
-            let ($key, $run_id) = $self.sim_ids();
-            return sim.call($self.sim_caller(), |$s| $call).map(|r| r.map_err(|e| $self.mask(e)));
-        }
-    };
 }
 
 fn access(service: &'static str, operation: &'static str, regions: &[&String], resources: Vec<Resource>, mutating: bool) -> Access {
@@ -132,14 +126,7 @@ impl HostState {
         Some((d.open_step().unwrap_or("").to_string(), attempt))
     }
 
-    /// The idempotency key of the step making a call, and the run's id.
-    fn sim_ids(&self) -> (String, String) {
-        let key = self.durable.as_ref().and_then(|d| d.current_attempt()).map(|a| a.idempotency_key).unwrap_or_default();
-        let run_id = self.gate.as_ref().map(|g| g.run_id.clone()).unwrap_or_default();
-        (key, run_id)
-    }
-
-    /// A simulated call's error, masked like any other.
+    /// A capability's error as the runbook gets it: secret values masked.
     fn mask(&self, e: types::Error) -> types::Error {
         let record = drover_journal::ErrorRecord { code: e.code, message: e.message, retryable: e.retryable, resource: e.resource };
         let record = match &self.durable {
@@ -167,12 +154,7 @@ impl HostState {
 
     fn to_wit(&self, e: CapabilityError) -> types::Error {
         tracing::warn!(service = e.service, operation = e.operation, region = %e.region, resource = %e.resource, code = %e.code, request_id = ?e.request_id, "AWS call failed");
-        let record = drover_journal::ErrorRecord { code: e.code.clone(), message: e.to_string(), retryable: e.retryable, resource: Some(e.resource.clone()) };
-        let record = match &self.durable {
-            Some(d) => d.mask_error(record),
-            None => record,
-        };
-        types::Error { code: record.code, message: record.message, retryable: record.retryable, resource: record.resource }
+        self.mask(types::Error { code: e.code.clone(), message: e.to_string(), retryable: e.retryable, resource: Some(e.resource.clone()) })
     }
 }
 
@@ -295,7 +277,7 @@ impl rds::Host for HostState {
 
     async fn create_snapshot(&mut self, region: String, inst: String, snap: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
         let Call { c, key, _turn, .. } = allowed!(self, access("rds", "create-snapshot", &[&region], vec![Resource::new("db", &inst), Resource::new("snapshot", &snap)], true));
-        simulated!(self, |s, key, _run| s.rds_create_snapshot(&region, &inst, &snap, &key));
+        simulated!(self, |s| s.rds_create_snapshot(&region, &inst, &snap, &key));
         if let Some((plan, step)) = self.dry_run() {
             plan.record(PlannedChange { step, service: "rds", operation: "CreateDBSnapshot", region: region.clone(), resource: snap.clone(), detail: format!("snapshot {inst} as {snap}") });
             plan.plan_snapshot(&region, &snap);
@@ -315,7 +297,7 @@ impl rds::Host for HostState {
         let source_region = aws_rds::arn_region(&source_arn).unwrap_or_default().to_string();
         let resources = vec![Resource::new("snapshot", aws_rds::arn_name(&source_arn)), Resource::new("snapshot", &target)];
         let Call { c, key, _turn, .. } = allowed!(self, access("rds", "copy-snapshot", &[&source_region, &target_region], resources, true));
-        simulated!(self, |s, key, _run| s.rds_copy_snapshot(&source_arn, &target_region, &target, &key));
+        simulated!(self, |s| s.rds_copy_snapshot(&source_arn, &target_region, &target, &key));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("copy {source_arn} into {target_region} as {target}{}", kms_key.as_deref().map(|k| format!(" (KMS key {k})")).unwrap_or_default());
             plan.record(PlannedChange { step, service: "rds", operation: "CopyDBSnapshot", region: target_region.clone(), resource: target.clone(), detail });
@@ -348,8 +330,8 @@ impl rds::Host for HostState {
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let source_region = aws_rds::arn_region(&source_arn).unwrap_or_default().to_string();
         let resources = vec![Resource::new("db", aws_rds::arn_name(&source_arn)), Resource::new("db", &identifier)];
-        let Call { c, key, _turn, .. } = allowed!(self, access("rds", "create-read-replica", &[&source_region, &region], resources, true));
-        simulated!(self, |s, key, run_id| s.rds_create_read_replica(&source_arn, &region, &identifier, &key, &run_id));
+        let Call { c, key, run_id, _turn } = allowed!(self, access("rds", "create-read-replica", &[&source_region, &region], resources, true));
+        simulated!(self, |s| s.rds_create_read_replica(&source_arn, &region, &identifier, &key, &run_id));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("create read replica {identifier} in {region} of {source_arn}");
             plan.record(PlannedChange { step, service: "rds", operation: "CreateDBInstanceReadReplica", region: region.clone(), resource: identifier.clone(), detail });
@@ -367,7 +349,7 @@ impl rds::Host for HostState {
 
     async fn promote_read_replica(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let Call { c, key, _turn, .. } = allowed!(self, access("rds", "promote-read-replica", &[&region], vec![Resource::new("db", &identifier)], true));
-        simulated!(self, |s, key, _run| s.rds_promote_read_replica(&region, &identifier, &key));
+        simulated!(self, |s| s.rds_promote_read_replica(&region, &identifier, &key));
         if let Some((plan, step)) = self.dry_run() {
             let current = match plan.planned_instance(&region, &identifier) {
                 Some(i) => i,
@@ -439,7 +421,7 @@ impl rds::Host for HostState {
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let resources = vec![Resource::new("snapshot", &snap), Resource::new("db", &identifier)];
         let Call { c, key, run_id, _turn } = allowed!(self, access("rds", "restore-from-snapshot", &[&region], resources, true));
-        simulated!(self, |s, key, run_id| s.rds_restore_from_snapshot(&region, &snap, &identifier, &key, &run_id));
+        simulated!(self, |s| s.rds_restore_from_snapshot(&region, &snap, &identifier, &key, &run_id));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("restore snapshot {snap} into a new instance {identifier}");
             plan.record(PlannedChange { step, service: "rds", operation: "RestoreDBInstanceFromDBSnapshot", region: region.clone(), resource: identifier.clone(), detail });
@@ -462,7 +444,7 @@ impl rds::Host for HostState {
 
     async fn delete_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<(), types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("rds", "delete-instance", &[&region], vec![Resource::new("db", &identifier)], true));
-        simulated!(self, |s, _key, run_id| s.rds_delete_instance(&region, &identifier, &run_id));
+        simulated!(self, |s| s.rds_delete_instance(&region, &identifier, &run_id));
         if let Some((plan, step)) = self.dry_run() {
             if plan.plan_delete_instance(&region, &identifier) {
                 let detail = format!("delete instance {identifier} (made by this run), no final snapshot");
@@ -610,7 +592,7 @@ impl rds::Host for HostState {
 
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("rds", "run-instances", &[&region], vec![], false));
-        simulated!(self, |s, _key, run_id| s.rds_run_instances(&region, &run_id));
+        simulated!(self, |s| s.rds_run_instances(&region, &run_id));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBInstances", region = %region);
         Ok(aws_rds::run_instances(&c, &region, &run_id).instrument(span).await.map_err(|e| self.to_wit(e)))
     }
@@ -726,7 +708,7 @@ impl ec2::Host for HostState {
 
     async fn run_instance(&mut self, region: String, image_id: String, instance_type: String, name: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
         let Call { c, key, run_id, _turn } = allowed!(self, access("ec2", "run-instance", &[&region], vec![Resource::new("image", &image_id), Resource::new("instance", &name)], true));
-        simulated!(self, |s, _key, run_id| s.ec2_run_instance(&region, &image_id, &name, &run_id));
+        simulated!(self, |s| s.ec2_run_instance(&region, &image_id, &name, &run_id));
         if self.plan_ec2("RunInstances", &region, &name, format!("launch {instance_type} {name} from {image_id}")) {
             let id = format!("i-planned-{name}");
             if let Some((plan, _)) = self.dry_run() {
@@ -757,7 +739,7 @@ impl ec2::Host for HostState {
 
     async fn terminate_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<(), types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("ec2", "terminate-instance", &[&region], vec![Resource::new("instance", &instance_id)], true));
-        simulated!(self, |s, _key, run_id| s.ec2_terminate_instance(&region, &instance_id, &run_id));
+        simulated!(self, |s| s.ec2_terminate_instance(&region, &instance_id, &run_id));
         if self.plan_ec2("TerminateInstances", &region, &instance_id, format!("terminate {instance_id} (launched by this run)")) {
             if let Some((plan, _)) = self.dry_run() {
                 plan.plan_terminate(&region, &instance_id);
@@ -790,7 +772,7 @@ impl ec2::Host for HostState {
 
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
         let Call { c, run_id, _turn, .. } = allowed!(self, access("ec2", "run-instances", &[&region], vec![], false));
-        simulated!(self, |s, _key, run_id| s.ec2_run_instances(&region, &run_id));
+        simulated!(self, |s| s.ec2_run_instances(&region, &run_id));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "DescribeInstances", region = %region);
         let planned = self.dry_run().map(|(plan, _)| plan.launched_in(&region)).unwrap_or_default();
         Ok(aws_ec2::run_instances(&c, &region, &run_id).instrument(span).await.map(|real| [real, planned].concat()).map_err(|e| self.to_wit(e)))

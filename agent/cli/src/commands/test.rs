@@ -40,9 +40,10 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&args.scenario).with_context(|| format!("cannot read scenario {label}"))?;
     let mut scenario = Scenario::from_toml(&text).map_err(|e| anyhow!("scenario {label}: {e}"))?;
     // Simulated time starts now, so the run's timeline reads like a real one.
-    scenario.settings.start_unix = chrono::Utc::now().timestamp();
+    let now = chrono::Utc::now();
+    scenario.settings.start_unix = now.timestamp();
     let sim = Simulation::new(&scenario).map_err(|e| anyhow!("scenario {label}: {e}"))?;
-    sim.advance_to(chrono::Utc::now());
+    sim.advance_to(now);
     // A throwaway store: a simulated run leaves nothing in the agent's.
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the simulated run")?;
     let engine = Engine::new(scratch.path(), home.config.limits()?)?.with_simulation(sim.clone());
