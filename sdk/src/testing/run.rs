@@ -17,7 +17,7 @@ use super::cloud::{Call, Cloud};
 use super::scenario::{ApprovalSeed, Scenario};
 use crate::bindings::drover::runbook::steps::{AfterFailure, Attempt, RetryPolicy, Started};
 use crate::bindings::drover::runbook::types::Error as WitError;
-use crate::{Action, Ctx, Ending, Error, Mode, Runbook};
+use crate::{Ending, Error, Mode, Runbook};
 
 /// Where a test crashes the "agent": the process dies and everything not
 /// journaled is lost; the cloud keeps what was done to it.
@@ -486,7 +486,7 @@ impl TestRun {
             rng: seed,
         };
         LIVE.with(|l| *l.borrow_mut() = Some(live));
-        let params = Value::Object(params);
+        let params = Value::Object(params).to_string();
         let mut executions = 0;
         let mut crashes = 0;
         loop {
@@ -532,7 +532,7 @@ impl TestRun {
 }
 
 /// One execution of the runbook, from the top (a resumed run replays).
-fn execute<R: Runbook>(params: &Value) {
+fn execute<R: Runbook>(params: &str) {
     let ended = with_live(|l| {
         l.step_cursor = if l.journal.ended.is_some() { l.journal.main_steps } else { 0 };
         l.event_cursor = 0;
@@ -540,8 +540,8 @@ fn execute<R: Runbook>(params: &Value) {
         l.journal.ended.clone()
     });
     if ended.is_none() {
-        let ctx = Ctx::new();
-        let outcome = catch_unwind(AssertUnwindSafe(|| main::<R>(&ctx, params)));
+        // What the component's `run` export does, natively.
+        let outcome = catch_unwind(AssertUnwindSafe(|| crate::__private::run::<R>(params)));
         let (ending, result) = match outcome {
             Ok(r) => (if r.is_ok() { Ending::Succeeded } else { Ending::Failed }, r),
             Err(payload) => match payload.downcast_ref::<Interrupt>() {
@@ -570,19 +570,6 @@ fn execute<R: Runbook>(params: &Value) {
         });
     }
     finalize::<R>();
-}
-
-fn main<R: Runbook>(ctx: &Ctx, params: &Value) -> Result<String, WitError> {
-    let p: R::Params = serde_json::from_value(params.clone())
-        .map_err(|e| Error::new("bad-params", format!("parameters do not fit the runbook's type: {e}")).to_wit())?;
-    if ctx.mode() == Mode::Readiness {
-        if let Some(found) = R::readiness(ctx, &p) {
-            let found = found.map_err(|e| e.to_wit())?;
-            return serde_json::to_string(&found).map_err(|e| Error::new("output-not-serializable", e.to_string()).to_wit());
-        }
-    }
-    let out = R::run(ctx, p).map_err(|e| e.to_wit())?;
-    serde_json::to_string(&out).map_err(|e| Error::new("output-not-serializable", e.to_string()).to_wit())
 }
 
 /// Undos (newest first, only when the run did not succeed), then cleanups
@@ -614,21 +601,18 @@ fn finalize<R: Runbook>() {
                     Ending::Cancelled => crate::bindings::Ending::Cancelled,
                 },
             };
-            let ctx = Ctx::new();
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                ctx.current_attempt_from_host(&r.key);
-                Action::from_wit(action).and_then(|a| R::finalize(&ctx, a)).map_err(|e| e.to_wit())
-            }));
+            // What the component's `finalize` export does, natively.
+            let result = catch_unwind(AssertUnwindSafe(|| crate::__private::finalize::<R>(action)));
             let result = match result {
                 Ok(r) => r,
                 Err(payload) if payload.downcast_ref::<Interrupt>().is_some() => resume_unwind(payload),
                 Err(_) => Err(WitError { code: "trap".into(), message: format!("the runbook panicked in finalize({})", r.key), retryable: false, resource: None }),
             };
-            let index = with_live(|l| {
+            // The action's step is open again to take its outcome.
+            with_live(|l| {
                 l.action_attempt = None;
-                l.step_cursor - 1
+                l.open = Some(Open { index: l.step_cursor - 1, key: key.clone() });
             });
-            with_live(|l| l.open = Some(Open { index, key: key.clone() }));
             match result {
                 Ok(()) => {
                     with_live(|l| l.complete(&key, "null"));

@@ -168,11 +168,9 @@ impl Cloud {
 
     /// Checks a call against the down regions and the faults (each fault
     /// counts the calls it matches). `Err` is what the runbook gets.
-    pub(crate) fn enter(&mut self, t: &Target) -> Result<(), WitError> {
+    fn enter(&mut self, t: &Target) -> Result<(), WitError> {
         if self.down.contains(t.region) {
-            let e = aws_error(t, "unreachable", "could not connect to the endpoint (the region is down in this scenario)", true);
-            self.record(t, false, Some(&e));
-            return Err(e);
+            return Err(aws_error(t, "unreachable", "could not connect to the endpoint (the region is down in this scenario)", true));
         }
         let call = format!("{}.{}", t.service, t.operation);
         for armed in &mut self.faults {
@@ -187,25 +185,13 @@ impl Cloud {
             armed.fired += 1;
             let message = f.message.clone().unwrap_or_else(|| format!("injected by the scenario ({} of {})", armed.fired, if f.times == 0 { "every call".into() } else { f.times.to_string() }));
             let retryable = f.retryable.unwrap_or_else(|| retryable_code(&f.error));
-            let e = aws_error(t, &f.error, &message, retryable);
-            let when = self.now_ms;
-            self.calls.push(Call {
-                call,
-                region: t.region.to_string(),
-                resource: t.resource.to_string(),
-                step: self.caller.as_ref().map(|c| c.0.clone()),
-                attempt: self.caller.as_ref().map_or(0, |c| c.1),
-                changed: false,
-                error: Some(e.code.clone()),
-                at_ms: when,
-            });
-            return Err(e);
+            return Err(aws_error(t, &f.error, &message, retryable));
         }
         Ok(())
     }
 
-    /// Records a call that got past [`Cloud::enter`].
-    pub(crate) fn record(&mut self, t: &Target, changed: bool, error: Option<&WitError>) {
+    /// Records a call, whatever came of it.
+    fn record(&mut self, t: &Target, changed: bool, error: Option<&WitError>) {
         self.calls.push(Call {
             call: format!("{}.{}", t.service, t.operation),
             region: t.region.to_string(),
@@ -221,7 +207,10 @@ impl Cloud {
     /// Runs a call: faults first, then `body`, which says whether it changed
     /// anything; the call is recorded either way.
     pub(crate) fn call<T>(&mut self, t: Target, body: impl FnOnce(&mut Cloud, &Target) -> Result<(T, bool), WitError>) -> Result<T, WitError> {
-        self.enter(&t)?;
+        if let Err(e) = self.enter(&t) {
+            self.record(&t, false, Some(&e));
+            return Err(e);
+        }
         match body(self, &t) {
             Ok((v, changed)) => {
                 self.record(&t, changed, None);
