@@ -98,6 +98,15 @@ pub enum JournalError {
         detail: String,
     },
 
+    /// The shared store cannot be reached, or refused a request.
+    #[error("run store {store}: {detail}")]
+    Unavailable {
+        /// The store (`dynamodb table T in REGION`).
+        store: String,
+        /// What failed, and what to do.
+        detail: String,
+    },
+
     /// The store's writer thread is gone (the agent is shutting down).
     #[error("the run store is closed")]
     Closed,

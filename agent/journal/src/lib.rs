@@ -16,6 +16,8 @@
 //!   that arrived meanwhile: group commit). [`Durability::Buffered`] commits
 //!   are ordered with the durable ones and become durable with the next one.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod error;
 mod owner;
 mod sqlite;
@@ -86,8 +88,9 @@ pub struct Lease {
 }
 
 /// One change inside a [`Journal::commit`]. All changes of one commit apply
-/// together or not at all.
-#[derive(Debug, Clone)]
+/// together or not at all. Serializable, so a store may keep commits as a log.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     /// Insert the entry at its `seq`, or replace the one there.
     PutEntry(Entry),
@@ -146,6 +149,24 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Gives up a claim (the run stays as it is).
     async fn release(&self, lease: &Lease) -> Result<()>;
+
+    /// How long a claim lasts unless [renewed](Journal::renew): `None` when
+    /// it lasts as long as the driver's process (the embedded store, where a
+    /// live process on this host is never taken over). With a lease, a
+    /// driver that stops renewing (crashed, paused, cut off) loses the run to
+    /// any agent that [claims](Journal::claim) it after the lease ran out.
+    fn lease_ttl(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Extends the claim by [`lease_ttl`](Journal::lease_ttl) from now.
+    /// Fails with [`JournalError::LeaseLost`] when another driver took it.
+    async fn renew(&self, lease: &Lease) -> Result<()>;
+
+    /// The fencing check before a side effect outside the store (a mutating
+    /// AWS call): a strongly consistent read that `lease` still holds the
+    /// run and has not run out. Fails with [`JournalError::LeaseLost`].
+    async fn check_lease(&self, lease: &Lease) -> Result<()>;
 
     /// Applies `ops` atomically, if `lease` still holds the run.
     async fn commit(&self, lease: &Lease, ops: Vec<Op>, durability: Durability) -> Result<()>;

@@ -535,6 +535,7 @@ fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
         error: json_col::<ErrorRecord>(row, 9)?,
         owner: json_col::<Owner>(row, 10)?,
         fence: row.get::<_, i64>(11)? as u64,
+        lease_expires_at: None,
         cancel: json_col::<CancelRequest>(row, 12)?,
         policy_override: json_col::<Value>(row, 13)?,
         origin: json_col::<Value>(row, 14)?,
@@ -606,6 +607,23 @@ impl Journal for SqliteJournal {
 
     async fn release(&self, lease: &Lease) -> Result<()> {
         self.write(Job::Release(lease.clone())).await.map(|_| ())
+    }
+
+    async fn renew(&self, lease: &Lease) -> Result<()> {
+        // A claim lasts as long as its process: renewing is checking it.
+        self.check_lease(lease).await
+    }
+
+    async fn check_lease(&self, lease: &Lease) -> Result<()> {
+        let id = lease.run_id.clone();
+        let fence: Option<i64> = self
+            .read(move |c| c.query_row("SELECT fence FROM runs WHERE run_id = ?1", params![id], |r| r.get(0)).optional())
+            .await?;
+        match fence {
+            None => Err(JournalError::UnknownRun(lease.run_id.clone())),
+            Some(f) if f as u64 != lease.fence => Err(JournalError::LeaseLost { run_id: lease.run_id.clone(), fence: lease.fence }),
+            Some(_) => Ok(()),
+        }
     }
 
     async fn commit(&self, lease: &Lease, ops: Vec<Op>, durability: Durability) -> Result<()> {
@@ -733,6 +751,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_embedded_store_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let j: Arc<dyn Journal> = Arc::new(SqliteJournal::open(dir.path().join("runs.db")).unwrap());
+        crate::conformance::all(&j, "c").await;
+    }
+
+    #[tokio::test]
     async fn a_scope_held_by_an_unfinished_run_is_joined_not_doubled() {
         let dir = tempfile::tempdir().unwrap();
         let j = Arc::new(SqliteJournal::open(dir.path().join("runs.db")).unwrap());
@@ -822,6 +847,8 @@ mod tests {
         let fresh = j.commit(&l2, vec![Op::PutEntry(step(0, "a", EntryStatus::Running))], Durability::Durable);
         let (stale, fresh) = tokio::join!(stale, fresh);
         assert!(matches!(stale, Err(JournalError::LeaseLost { .. })), "{stale:?}");
+        assert!(matches!(j.check_lease(&old).await, Err(JournalError::LeaseLost { .. })));
+        j.check_lease(&new).await.unwrap();
         fresh.unwrap();
         assert!(j.entries("r1").await.unwrap().is_empty());
         assert_eq!(j.entries("r2").await.unwrap().len(), 1);

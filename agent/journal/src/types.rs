@@ -133,6 +133,10 @@ pub struct RunRecord {
     pub owner: Option<Owner>,
     /// Fencing token: incremented by every claim; writes carry it.
     pub fence: u64,
+    /// When the driver's lease runs out unless renewed (shared store only;
+    /// the embedded store's claims last as long as the driver's process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<DateTime<Utc>>,
     /// The operator's request to cancel the run, once made.
     pub cancel: Option<CancelRequest>,
     /// Set when the run was started with declared capabilities not granted
@@ -148,6 +152,18 @@ pub struct RunRecord {
     /// the run has not ended, no other run with the same scope starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+impl RunRecord {
+    /// Whether nobody drives the run now: no owner, an owner whose lease ran
+    /// out at `now`, or (embedded store, no lease) an owner process that died.
+    pub fn driver_gone(&self, now: DateTime<Utc>) -> bool {
+        match (&self.owner, self.lease_expires_at) {
+            (None, _) => true,
+            (Some(_), Some(expires)) => expires <= now,
+            (Some(owner), None) => !crate::owner_is_alive(owner),
+        }
+    }
 }
 
 /// Who asked to cancel a run, when, and why.

@@ -1,0 +1,698 @@
+//! drover's shared run store on DynamoDB, for agents in several regions.
+//!
+//! [`DynamoJournal`] implements [`drover_journal::Journal`], the trait the
+//! embedded store implements, so the engine and the service do not know
+//! which one they use. What it adds is what several agents sharing one
+//! store need:
+//!
+//! - **Leases.** A claim lasts [`lease_ttl`](Journal::lease_ttl) unless
+//!   renewed; the driver renews it (and every commit extends it). A driver
+//!   that stops renewing (crashed, paused, cut off from the store) loses the
+//!   run to the first agent that claims it after the lease ran out.
+//! - **Fencing.** Every claim increments the run's fence. Every write of a
+//!   driver is a conditional write on its fence, so a driver that lost its
+//!   claim cannot write; [`check_lease`](Journal::check_lease), a strongly
+//!   consistent read, is the fencing check the engine makes before every
+//!   mutating AWS call.
+//! - **One write decides each transition.** Only single-item conditional
+//!   writes are used, never cross-item transactions, so the design holds on
+//!   a DynamoDB global table in multi-Region strong consistency mode, which
+//!   offers conditional writes and consistent reads but no transactions.
+//!   A commit writes its chunk items (`log#V#PART`), then makes them count
+//!   with one conditional update of the run item (`log_version` V-1 → V,
+//!   fence unchanged); see [`log`]. A scope lock is one item naming its
+//!   holder; see [`Journal::create_run`] below.
+//!
+//! Reads: the run item, gates and commit log are read with strongly
+//! consistent reads (`ConsistentRead`). Listings (`drover runs`, every
+//! pending approval, the takeover scan) go through the secondary index,
+//! which is eventually consistent: a run created a moment ago may be missing
+//! from a listing, never from a read by id, and every claim re-checks the
+//! run item with a conditional write.
+
+mod items;
+pub mod log;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ReturnValue, ScalarAttributeType, TableStatus,
+};
+use chrono::Utc;
+use drover_journal::{
+    Approval, AttemptRecord, CancelRequest, Created, Decision, Durability, Entry, Event, Journal, JournalError, Lease,
+    NewRun, Op, Owner, Result, RunFilter, RunRecord,
+};
+
+use items::*;
+
+/// Where the shared store is, and how long a claim lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    /// The table (created by [`DynamoJournal::init`], `drover store init`).
+    pub table: String,
+    /// Its region.
+    pub region: String,
+    /// How long a claim lasts without renewal: the longest a run waits for
+    /// a survivor after its driver died.
+    pub lease: Duration,
+}
+
+impl DynamoConfig {
+    /// The default lease: 15 s.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+}
+
+/// The shared store. Cheap to share (`Arc`); every call is a few DynamoDB
+/// requests.
+pub struct DynamoJournal {
+    client: Client,
+    config: DynamoConfig,
+    /// The log version each claim of this process has reached, by run (a
+    /// driver's commits are sequential).
+    versions: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+/// How many times a DynamoDB request is tried (throttling, 5xx, timeouts)
+/// before the store reports it unavailable.
+const MAX_ATTEMPTS: u32 = 8;
+
+impl DynamoJournal {
+    /// A store on `config.table` in `config.region`, with the standard AWS
+    /// credential chain (and `AWS_ENDPOINT_URL_DYNAMODB`, for emulators).
+    /// Does not check that the table exists (the first call says so).
+    pub async fn open(config: DynamoConfig) -> Self {
+        let retry = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(Duration::from_millis(50))
+            .with_max_backoff(Duration::from_secs(2));
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_attempt_timeout(Duration::from_secs(5))
+            .operation_timeout(Duration::from_secs(30))
+            .build();
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(config.region.clone()))
+            .retry_config(retry)
+            .timeout_config(timeouts)
+            .load()
+            .await;
+        DynamoJournal { client: Client::new(&shared), config, versions: Mutex::new(HashMap::new()) }
+    }
+
+    /// The store's name in messages: `dynamodb table T in REGION`.
+    pub fn name(&self) -> String {
+        format!("dynamodb table '{}' in {}", self.config.table, self.config.region)
+    }
+
+    fn table(&self) -> &str {
+        &self.config.table
+    }
+
+    /// Creates the table (on-demand capacity, keys and index as this store
+    /// uses them) and waits until it is active. Returns `false` when it
+    /// existed already with the right keys; an existing table with other
+    /// keys is an error.
+    pub async fn init(&self) -> Result<bool> {
+        if let Ok(out) = self.client.describe_table().table_name(self.table()).send().await {
+            let keys: Vec<String> =
+                out.table().map(|t| t.key_schema().iter().map(|k| k.attribute_name().to_string()).collect()).unwrap_or_default();
+            let index = out.table().is_some_and(|t| t.global_secondary_indexes().iter().any(|i| i.index_name() == Some(INDEX)));
+            if keys != ["pk", "sk"] || !index {
+                return Err(self.unavailable(format!(
+                    "the table exists but is not a drover store (keys {keys:?}, index {INDEX}: {index}); \
+                     pick another table name in the configuration's store setting"
+                )));
+            }
+            return Ok(false);
+        }
+        let attr = |name: &str| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().expect("complete")
+        };
+        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete");
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(INDEX)
+            .key_schema(key("g1pk", KeyType::Hash))
+            .key_schema(key("g1sk", KeyType::Range))
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .expect("complete");
+        self.client
+            .create_table()
+            .table_name(self.table())
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk"))
+            .attribute_definitions(attr("sk"))
+            .attribute_definitions(attr("g1pk"))
+            .attribute_definitions(attr("g1sk"))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .global_secondary_indexes(index)
+            .send()
+            .await
+            .map_err(|e| self.sdk("CreateTable", e))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let out = self.client.describe_table().table_name(self.table()).send().await.map_err(|e| self.sdk("DescribeTable", e))?;
+            if out.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(self.unavailable("the table was created but is not active after 120 s; check it in the console".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn unavailable(&self, detail: String) -> JournalError {
+        JournalError::Unavailable { store: self.name(), detail }
+    }
+
+    fn sdk<E, R>(&self, op: &str, e: SdkError<E, R>) -> JournalError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let what = match (e.code(), e.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            _ => DisplayErrorContext(&e).to_string(),
+        };
+        let detail = match e.code() {
+            Some("ResourceNotFoundException") => {
+                format!("{op}: the table does not exist; create it with `drover store init`")
+            }
+            Some("AccessDeniedException" | "UnrecognizedClientException") => format!(
+                "{op} was refused ({what}); grant the agent's role dynamodb:GetItem, PutItem, UpdateItem and Query on the table and its index"
+            ),
+            Some("ValidationException") => format!("{op} was rejected ({what})"),
+            _ => format!(
+                "{op} failed, {MAX_ATTEMPTS} attempts made ({what}); the region's DynamoDB may be unreachable or throttling: the run stays resumable"
+            ),
+        };
+        self.unavailable(detail)
+    }
+
+    fn lease_expiry(&self) -> i64 {
+        millis(Utc::now()) + self.config.lease.as_millis() as i64
+    }
+
+    async fn get(&self, key: Item) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.sdk("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Option<Item>> {
+        self.get(run_key(run_id)).await
+    }
+
+    /// Every item of a query (all pages).
+    async fn query(&self, index: Option<&str>, pk_name: &str, pk: &str, sk_prefix: Option<&str>, newest_first: bool) -> Result<Vec<Item>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let cond = match sk_prefix {
+                Some(_) => format!("{pk_name} = :pk AND begins_with(sk, :p)"),
+                None => format!("{pk_name} = :pk"),
+            };
+            let mut q = self
+                .client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression(cond)
+                .expression_attribute_values(":pk", s(pk))
+                .scan_index_forward(!newest_first)
+                .set_exclusive_start_key(start.take());
+            if let Some(p) = sk_prefix {
+                q = q.expression_attribute_values(":p", s(p));
+            }
+            q = match index {
+                Some(i) => q.index_name(i),
+                None => q.consistent_read(true),
+            };
+            let page = q.send().await.map_err(|e| self.sdk("Query", e))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The run's journal as its committed log folds up.
+    async fn folded(&self, run_id: &str) -> Result<log::Folded> {
+        let Some(run) = self.get_run(run_id).await? else { return Ok(log::Folded::default()) };
+        let version = get_n(&run, "log_version")?;
+        if version == 0 {
+            return Ok(log::Folded::default());
+        }
+        let items = self.query(None, "pk", &run_pk(run_id), Some("log#"), false).await?;
+        log::fold(&items, version)
+    }
+
+    /// The run holding `scope` now, if it has not ended. Waits briefly for a
+    /// holder being created; takes over a lock whose holder was never created.
+    async fn scope_holder(&self, scope: &str) -> Result<(Option<RunRecord>, Option<String>)> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let Some(lock) = self.get(scope_key(scope)).await? else { return Ok((None, None)) };
+            let holder = get_s(&lock, "scope_holder").unwrap_or_default().to_string();
+            match self.get_run(&holder).await? {
+                Some(item) => {
+                    let run = run_from_item(&item)?;
+                    return Ok((if run.status.is_final() { None } else { Some(run) }, Some(holder)));
+                }
+                // Its creator is between its two writes, or died there.
+                None if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+                None => return Ok((None, Some(holder))),
+            }
+        }
+    }
+
+    async fn take_scope(&self, scope: &str, run_id: &str, previous: Option<&str>) -> Result<bool> {
+        let mut item = scope_key(scope);
+        item.insert("scope_holder".into(), s(run_id));
+        item.insert("scope_at".into(), s(drover_journal::rfc3339(&Utc::now())));
+        let mut put = self.client.put_item().table_name(self.table()).set_item(Some(item));
+        put = match previous {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(p) => put.condition_expression("scope_holder = :prev").expression_attribute_values(":prev", s(p)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(self.sdk("PutItem", e)),
+        }
+    }
+
+    fn known_version(&self, lease: &Lease) -> Option<u64> {
+        let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        versions.get(&lease.run_id).filter(|(fence, _)| *fence == lease.fence).map(|(_, v)| *v)
+    }
+
+    fn set_version(&self, lease: &Lease, version: u64) {
+        self.versions.lock().unwrap_or_else(|p| p.into_inner()).insert(lease.run_id.clone(), (lease.fence, version));
+    }
+
+    fn lost(lease: &Lease) -> JournalError {
+        JournalError::LeaseLost { run_id: lease.run_id.clone(), fence: lease.fence }
+    }
+
+    /// The log version `lease` commits after: known from its claim, or read.
+    async fn version_for(&self, lease: &Lease) -> Result<u64> {
+        if let Some(v) = self.known_version(lease) {
+            return Ok(v);
+        }
+        let item = self.get_run(&lease.run_id).await?.ok_or_else(|| JournalError::UnknownRun(lease.run_id.clone()))?;
+        if get_n(&item, "run_fence")? != lease.fence {
+            return Err(Self::lost(lease));
+        }
+        let v = get_n(&item, "log_version")?;
+        self.set_version(lease, v);
+        Ok(v)
+    }
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+fn nonce() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[async_trait]
+impl Journal for DynamoJournal {
+    /// The run item is created with a conditional put (absent), so one id is
+    /// one run. With a scope, the lock item is taken first (a conditional put
+    /// on the lock, absent or still naming the holder just read, which must
+    /// have ended), then the run item: of two creators for one scope, one
+    /// takes the lock and the other finds it held and joins. A lock whose
+    /// holder does not exist 5 s later (its creator died between the two
+    /// writes) is taken over.
+    async fn create_run(&self, run: &NewRun) -> Result<Created> {
+        if let Some(item) = self.get_run(&run.run_id).await? {
+            return Ok(Created::Existing(run_from_item(&item)?));
+        }
+        if let Some(scope) = &run.scope {
+            loop {
+                let (holder, named) = self.scope_holder(scope).await?;
+                if let Some(holder) = holder {
+                    if holder.run_id == run.run_id {
+                        return Ok(Created::Existing(holder));
+                    }
+                    return Ok(Created::Joined(holder));
+                }
+                if named.as_deref() == Some(run.run_id.as_str()) || self.take_scope(scope, &run.run_id, named.as_deref()).await? {
+                    break;
+                }
+            }
+        }
+        let doc = RunDoc {
+            run_id: run.run_id.clone(),
+            runbook: run.runbook.clone(),
+            params: run.params.clone(),
+            created_at: run.created_at,
+            policy_override: run.policy_override.clone(),
+            origin: run.origin.clone(),
+            scope: run.scope.clone(),
+        };
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(new_run_item(&doc)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Created::New),
+            Err(e) if is_condition_failure(&e) => {
+                let item = self.get_run(&run.run_id).await?.ok_or_else(|| JournalError::UnknownRun(run.run_id.clone()))?;
+                Ok(Created::Existing(run_from_item(&item)?))
+            }
+            Err(e) => Err(self.sdk("PutItem", e)),
+        }
+    }
+
+    /// A conditional update of the run item: the fence and lease read a
+    /// moment before must be unchanged, and the lease must have run out (or
+    /// be this process's own).
+    async fn claim(&self, run_id: &str, owner: &Owner) -> Result<Lease> {
+        let id = nonce();
+        for _ in 0..10 {
+            let item = self.get_run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+            let run = run_from_item(&item)?;
+            if let Some(current) = &run.owner
+                && current != owner
+                && !run.driver_gone(Utc::now())
+            {
+                return Err(JournalError::RunBusy { run_id: run_id.into(), host: current.host.clone(), pid: current.pid });
+            }
+            let fence = run.fence + 1;
+            let seen_lease = get_n(&item, "lease_ms")?;
+            let update = self
+                .client
+                .update_item()
+                .table_name(self.table())
+                .set_key(Some(run_key(run_id)))
+                .update_expression("SET run_owner = :o, run_fence = :f1, lease_ms = :exp, claim_id = :id")
+                .condition_expression("run_fence = :f0 AND (attribute_not_exists(lease_ms) OR lease_ms = :l0)")
+                .expression_attribute_values(":o", json(owner))
+                .expression_attribute_values(":f1", n(fence))
+                .expression_attribute_values(":f0", n(run.fence))
+                .expression_attribute_values(":l0", n(seen_lease))
+                .expression_attribute_values(":exp", n(self.lease_expiry()))
+                .expression_attribute_values(":id", s(&id))
+                .send()
+                .await;
+            match update {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {
+                    // Ours after all (an earlier attempt of this request landed)?
+                    match self.get_run(run_id).await? {
+                        Some(now) if get_s(&now, "claim_id") == Some(id.as_str()) => {}
+                        _ => continue,
+                    }
+                }
+                Err(e) => return Err(self.sdk("UpdateItem", e)),
+            }
+            let lease = Lease { run_id: run_id.into(), fence };
+            self.set_version(&lease, get_n(&item, "log_version")?);
+            return Ok(lease);
+        }
+        Err(JournalError::RunBusy { run_id: run_id.into(), host: "another agent".into(), pid: 0 })
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<()> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(run_key(&lease.run_id)))
+            .update_expression("REMOVE run_owner, lease_ms")
+            .condition_expression("run_fence = :f")
+            .expression_attribute_values(":f", n(lease.fence))
+            .send()
+            .await;
+        self.versions.lock().unwrap_or_else(|p| p.into_inner()).remove(&lease.run_id);
+        match update {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(self.sdk("UpdateItem", e)),
+        }
+    }
+
+    fn lease_ttl(&self) -> Option<Duration> {
+        Some(self.config.lease)
+    }
+
+    async fn renew(&self, lease: &Lease) -> Result<()> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(run_key(&lease.run_id)))
+            .update_expression("SET lease_ms = :exp")
+            .condition_expression("run_fence = :f AND attribute_exists(run_owner)")
+            .expression_attribute_values(":f", n(lease.fence))
+            .expression_attribute_values(":exp", n(self.lease_expiry()))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(Self::lost(lease)),
+            Err(e) => Err(self.sdk("UpdateItem", e)),
+        }
+    }
+
+    async fn check_lease(&self, lease: &Lease) -> Result<()> {
+        let item = self.get_run(&lease.run_id).await?.ok_or_else(|| JournalError::UnknownRun(lease.run_id.clone()))?;
+        let held = get_n(&item, "run_fence")? == lease.fence
+            && item.contains_key("run_owner")
+            && get_n(&item, "lease_ms")? as i64 > millis(Utc::now());
+        if held { Ok(()) } else { Err(Self::lost(lease)) }
+    }
+
+    /// Gates opened by the commit are put first (absent only: a gate opened
+    /// again keeps its decision). Then the commit's chunks, each absent or
+    /// written by this fence or an older one. Then the one write that makes
+    /// the commit count: the run item's `log_version` moves on by one, on
+    /// condition that the fence and the version are the ones this driver
+    /// holds; it also sets the status the commit changes and extends the lease.
+    async fn commit(&self, lease: &Lease, ops: Vec<Op>, _durability: Durability) -> Result<()> {
+        let version = self.version_for(lease).await?;
+        for op in &ops {
+            if let Op::OpenApproval { gate, message, requested_at, deadline } = op {
+                let approval = Approval {
+                    run_id: lease.run_id.clone(),
+                    gate: gate.clone(),
+                    message: message.clone(),
+                    requested_at: *requested_at,
+                    deadline: *deadline,
+                    decision: None,
+                };
+                let put = self
+                    .client
+                    .put_item()
+                    .table_name(self.table())
+                    .set_item(Some(gate_item(&approval)))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+                    .await;
+                match put {
+                    Ok(_) => {}
+                    Err(e) if is_condition_failure(&e) => {}
+                    Err(e) => return Err(self.sdk("PutItem", e)),
+                }
+            }
+        }
+        for chunk in log::chunks(&lease.run_id, version + 1, lease.fence, &ops) {
+            let put = self
+                .client
+                .put_item()
+                .table_name(self.table())
+                .set_item(Some(chunk))
+                .condition_expression("attribute_not_exists(pk) OR chunk_fence <= :f")
+                .expression_attribute_values(":f", n(lease.fence))
+                .send()
+                .await;
+            match put {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => return Err(Self::lost(lease)),
+                Err(e) => return Err(self.sdk("PutItem", e)),
+            }
+        }
+        let id = nonce();
+        let mut set = vec!["log_version = :v1", "commit_id = :id", "lease_ms = :exp"];
+        let mut remove = Vec::new();
+        let mut values: Item = Item::from([
+            (":v1".into(), n(version + 1)),
+            (":v0".into(), n(version)),
+            (":f".into(), n(lease.fence)),
+            (":id".into(), s(&id)),
+            (":exp".into(), n(self.lease_expiry())),
+        ]);
+        if let Some(Op::SetStatus { status, finished_at, result, error }) = ops.iter().rev().find(|o| matches!(o, Op::SetStatus { .. })) {
+            set.extend(["run_status = :st", "g1pk = :g"]);
+            values.insert(":st".into(), s(status.as_str()));
+            values.insert(":g".into(), s(runs_partition(*status)));
+            for (attr, placeholder, value) in [
+                ("run_finished", ":fin", finished_at.as_ref().map(json)),
+                ("run_result", ":res", result.as_ref().map(json)),
+                ("run_error", ":err", error.as_ref().map(json)),
+            ] {
+                match value {
+                    Some(v) => {
+                        values.insert(placeholder.into(), v);
+                        set.push(match attr {
+                            "run_finished" => "run_finished = :fin",
+                            "run_result" => "run_result = :res",
+                            _ => "run_error = :err",
+                        });
+                    }
+                    None => remove.push(attr),
+                }
+            }
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(run_key(&lease.run_id)))
+            .update_expression(expr)
+            .condition_expression("run_fence = :f AND log_version = :v0 AND attribute_exists(run_owner)")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match update {
+            Ok(_) => {}
+            Err(e) if is_condition_failure(&e) => match self.get_run(&lease.run_id).await? {
+                // An earlier attempt of this very request landed.
+                Some(now) if get_s(&now, "commit_id") == Some(id.as_str()) => {}
+                _ => return Err(Self::lost(lease)),
+            },
+            Err(e) => return Err(self.sdk("UpdateItem", e)),
+        }
+        self.set_version(lease, version + 1);
+        Ok(())
+    }
+
+    async fn request_cancel(&self, run_id: &str, request: &CancelRequest) -> Result<RunRecord> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(run_key(run_id)))
+            .update_expression("SET cancel_req = :c")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(cancel_req) AND g1pk = :active")
+            .expression_attribute_values(":c", json(request))
+            .expression_attribute_values(":active", s(RUNS_ACTIVE))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match update {
+            Ok(out) => run_from_item(&out.attributes.unwrap_or_default()),
+            Err(e) if is_condition_failure(&e) => {
+                let item = self.get_run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+                run_from_item(&item)
+            }
+            Err(e) => Err(self.sdk("UpdateItem", e)),
+        }
+    }
+
+    async fn decide(&self, run_id: &str, gate: &str, decision: &Decision) -> Result<Approval> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(gate_key(run_id, gate)))
+            .update_expression("SET gate_decision = :d, g1pk = :decided")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(gate_decision)")
+            .expression_attribute_values(":d", json(decision))
+            .expression_attribute_values(":decided", s(GATES_DECIDED))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        let unknown = || JournalError::UnknownGate { run_id: run_id.into(), gate: gate.into() };
+        match update {
+            Ok(out) => gate_from_item(&out.attributes.unwrap_or_default()),
+            Err(e) if is_condition_failure(&e) => gate_from_item(&self.get(gate_key(run_id, gate)).await?.ok_or_else(unknown)?),
+            Err(e) => Err(self.sdk("UpdateItem", e)),
+        }
+    }
+
+    async fn approvals(&self, run_id: Option<&str>, pending_only: bool) -> Result<Vec<Approval>> {
+        let items = match run_id {
+            Some(id) => self.query(None, "pk", &run_pk(id), Some("gate#"), false).await?,
+            None => {
+                let mut all = self.query(Some(INDEX), "g1pk", GATES_PENDING, None, false).await?;
+                if !pending_only {
+                    all.extend(self.query(Some(INDEX), "g1pk", GATES_DECIDED, None, false).await?);
+                }
+                all
+            }
+        };
+        let mut gates = items.iter().map(gate_from_item).collect::<Result<Vec<_>>>()?;
+        gates.retain(|g| !pending_only || g.decision.is_none());
+        gates.sort_by(|a, b| (a.requested_at, &a.run_id, &a.gate).cmp(&(b.requested_at, &b.run_id, &b.gate)));
+        Ok(gates)
+    }
+
+    async fn run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        self.get_run(run_id).await?.as_ref().map(run_from_item).transpose()
+    }
+
+    async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let partitions: &[&str] = match filter.status {
+            None => &[RUNS_ACTIVE, RUNS_ENDED],
+            Some(st) => &[runs_partition(st)],
+        };
+        let mut runs = Vec::new();
+        for p in partitions {
+            for item in self.query(Some(INDEX), "g1pk", p, None, true).await? {
+                let run = run_from_item(&item)?;
+                if filter.status.is_none_or(|st| st == run.status) {
+                    runs.push(run);
+                }
+            }
+        }
+        runs.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
+        if let Some(limit) = filter.limit {
+            runs.truncate(limit);
+        }
+        Ok(runs)
+    }
+
+    async fn entries(&self, run_id: &str) -> Result<Vec<Entry>> {
+        Ok(self.folded(run_id).await?.entries.into_values().collect())
+    }
+
+    async fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRecord>> {
+        Ok(self.folded(run_id).await?.attempts.into_values().collect())
+    }
+
+    async fn events(&self, run_id: &str) -> Result<Vec<Event>> {
+        Ok(self.folded(run_id).await?.events)
+    }
+}
+
+#[cfg(test)]
+mod tests;

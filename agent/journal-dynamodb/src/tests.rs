@@ -1,0 +1,95 @@
+//! The store against an emulated DynamoDB (moto's server, started by
+//! `scripts/test`; `AWS_ENDPOINT_URL_DYNAMODB` points at it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_journal::{Durability, EntryKind, EntryStatus, Journal, JournalError, Op, Owner, conformance, current_owner};
+
+use super::*;
+
+/// A store on a table of its own, created for the test.
+async fn store(lease: Duration) -> (Arc<DynamoJournal>, DynamoConfig) {
+    let ep = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default();
+    assert!(
+        ep.starts_with("http://127.0.0.1"),
+        "these tests need the emulated DynamoDB: run them through scripts/test (AWS_ENDPOINT_URL_DYNAMODB='{ep}')"
+    );
+    let config = DynamoConfig { table: format!("drover-test-{:08x}", rand::random::<u32>()), region: "us-east-1".into(), lease };
+    let j = DynamoJournal::open(config.clone()).await;
+    assert!(j.init().await.unwrap(), "a new table is created");
+    assert!(!j.init().await.unwrap(), "an existing table is left as it is");
+    (Arc::new(j), config)
+}
+
+async fn drop_table(j: &DynamoJournal) {
+    let _ = j.client.delete_table().table_name(j.table()).send().await;
+}
+
+fn agent_b() -> Owner {
+    Owner { host: "agent-b.invalid".into(), pid: 2, start_ticks: 3 }
+}
+
+#[tokio::test]
+async fn the_dynamodb_store_conforms() {
+    let (j, _) = store(DynamoConfig::DEFAULT_LEASE).await;
+    let dynj: Arc<dyn Journal> = j.clone();
+    conformance::all(&dynj, "c").await;
+    drop_table(&j).await;
+}
+
+#[tokio::test]
+async fn a_lease_that_runs_out_is_taken_over_and_the_old_driver_is_fenced_out() {
+    let (a, config) = store(Duration::from_secs(1)).await;
+    // Agent B: another process with its own client, on the same table.
+    let b = DynamoJournal::open(config).await;
+    a.create_run(&conformance::new_run("r")).await.unwrap();
+    let held = a.claim("r", &current_owner()).await.unwrap();
+    let busy = b.claim("r", &agent_b()).await.unwrap_err();
+    assert!(matches!(busy, JournalError::RunBusy { .. }), "{busy}");
+    // Renewals keep it.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        a.renew(&held).await.unwrap();
+    }
+    assert!(matches!(b.claim("r", &agent_b()).await, Err(JournalError::RunBusy { .. })));
+    // A stops renewing (paused, crashed): once the lease ran out, B takes it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(matches!(a.check_lease(&held).await, Err(JournalError::LeaseLost { .. })), "an expired lease fails the fencing check");
+    let taken = b.claim("r", &agent_b()).await.unwrap();
+    assert_eq!(taken.fence, held.fence + 1);
+    let run = b.run("r").await.unwrap().unwrap();
+    assert_eq!(run.owner, Some(agent_b()));
+    assert!(run.lease_expires_at.unwrap() > chrono::Utc::now());
+    let step = |key: &str| Op::PutEntry(drover_journal::Entry::new(0, EntryKind::Step, Some(key.into()), EntryStatus::Succeeded, chrono::Utc::now()));
+    // A wakes up: every write it tries is refused.
+    assert!(matches!(a.commit(&held, vec![step("from-a")], Durability::Durable).await, Err(JournalError::LeaseLost { .. })));
+    assert!(matches!(a.renew(&held).await, Err(JournalError::LeaseLost { .. })));
+    b.commit(&taken, vec![step("from-b")], Durability::Durable).await.unwrap();
+    assert_eq!(a.entries("r").await.unwrap()[0].key.as_deref(), Some("from-b"));
+    drop_table(&a).await;
+}
+
+#[tokio::test]
+async fn two_agents_asking_for_one_scope_start_one_run() {
+    let (a, config) = store(DynamoConfig::DEFAULT_LEASE).await;
+    let b = DynamoJournal::open(config).await;
+    for round in 0..5 {
+        let scoped = |id: String| NewRun { scope: Some(format!("app:orders-{round}")), ..conformance::new_run(&id) };
+        let (ra, rb) = (scoped(format!("a{round}")), scoped(format!("b{round}")));
+        let (x, y) = tokio::join!(a.create_run(&ra), b.create_run(&rb));
+        let new = [&x, &y].iter().filter(|c| matches!(c, Ok(Created::New))).count();
+        let joined = [&x, &y].iter().filter(|c| matches!(c, Ok(Created::Joined(_)))).count();
+        assert_eq!((new, joined), (1, 1), "round {round}: {x:?} {y:?}");
+    }
+    drop_table(&a).await;
+}
+
+#[tokio::test]
+async fn a_missing_table_is_named_with_what_to_do() {
+    let ep = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default();
+    assert!(ep.starts_with("http://127.0.0.1"), "run through scripts/test");
+    let j = DynamoJournal::open(DynamoConfig { table: "drover-no-such-table".into(), region: "us-east-1".into(), lease: Duration::from_secs(5) }).await;
+    let err = j.run("x").await.unwrap_err().to_string();
+    assert!(err.contains("drover-no-such-table") && err.contains("drover store init"), "{err}");
+}
