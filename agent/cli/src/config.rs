@@ -20,6 +20,9 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `store`: where runs are kept (a top-level key, before any section).
+    #[serde(default)]
+    pub store: StoreConfig,
     /// `[limits]`.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -34,6 +37,47 @@ pub struct Config {
     /// Where it was read from (`None`: no file, defaults).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+}
+
+/// `store = "embedded"` (the default: `runs.db` in the home) or
+/// `store = { dynamodb = { table = "T", region = "R", lease_seconds = 15 } }`
+/// (shared by agents in several regions; `drover store init` creates it).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreConfig {
+    #[default]
+    Embedded,
+    Dynamodb(DynamoStore),
+}
+
+/// The shared store's table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamoStore {
+    pub table: String,
+    pub region: String,
+    /// How long a driver's claim lasts without renewal (default 15): the
+    /// longest a run waits for a survivor after its driver died.
+    pub lease_seconds: Option<f64>,
+}
+
+impl DynamoStore {
+    /// The store's settings, checked.
+    pub fn settings(&self) -> Result<drover_journal_dynamodb::DynamoConfig> {
+        let t = &self.table;
+        if !(3..=255).contains(&t.len()) || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            bail!("store.dynamodb.table '{t}' is not a DynamoDB table name: 3 to 255 letters, digits, '_', '-' or '.'");
+        }
+        if self.region.is_empty() || !self.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            bail!("store.dynamodb.region '{}' is not a region name (like eu-west-1)", self.region);
+        }
+        let lease = match self.lease_seconds {
+            None => drover_journal_dynamodb::DynamoConfig::DEFAULT_LEASE,
+            Some(s) if s.is_finite() && (1.0..=300.0).contains(&s) => Duration::from_secs_f64(s),
+            Some(s) => bail!("store.dynamodb.lease_seconds must be between 1 and 300, not {s}"),
+        };
+        Ok(drover_journal_dynamodb::DynamoConfig { table: t.clone(), region: self.region.clone(), lease })
+    }
 }
 
 /// `[limits]`: every key optional; a missing key keeps its default.
@@ -89,6 +133,9 @@ impl Config {
         let config: Config = toml::from_str(text)?;
         config.policy().validate().map_err(anyhow::Error::msg)?;
         config.limits()?;
+        if let StoreConfig::Dynamodb(d) = &config.store {
+            d.settings()?;
+        }
         if let Some(serve) = &config.serve {
             serve.validate()?;
         }
@@ -201,5 +248,23 @@ mod tests {
         assert!(format!("{e:#}").contains("runbooks.x.grants[0]: unknown service 's3'"), "{e:#}");
         let e = Config::parse("[runbooks.x]\ngrants = [{ service = \"rds\", operations = [\"nuke\"] }]\n").unwrap_err();
         assert!(format!("{e:#}").contains("unknown rds operation 'nuke'"), "{e:#}");
+        let e = Config::parse("store = \"sqlite\"\n").unwrap_err();
+        assert!(format!("{e:#}").contains("unknown variant `sqlite`, expected `embedded` or `dynamodb`"), "{e:#}");
+        let e = Config::parse("store = { dynamodb = { table = \"t\", region = \"us-east-1\" } }\n").unwrap_err();
+        assert!(format!("{e:#}").contains("table 't' is not a DynamoDB table name"), "{e:#}");
+        let e = Config::parse("store = { dynamodb = { table = \"drover\", region = \"us-east-1\", lease_seconds = 0.1 } }\n").unwrap_err();
+        assert!(format!("{e:#}").contains("lease_seconds must be between 1 and 300"), "{e:#}");
+        let e = Config::parse("store = { dynamodb = { table = \"drover\" } }\n").unwrap_err();
+        assert!(format!("{e:#}").contains("missing field `region`"), "{e:#}");
+    }
+
+    #[test]
+    fn the_store_is_embedded_unless_a_table_is_named() {
+        assert_eq!(Config::parse("").unwrap().store, StoreConfig::Embedded);
+        assert_eq!(Config::parse("store = \"embedded\"\n").unwrap().store, StoreConfig::Embedded);
+        let c = Config::parse("store = { dynamodb = { table = \"drover-runs\", region = \"eu-west-1\", lease_seconds = 5 } }\n").unwrap();
+        let StoreConfig::Dynamodb(d) = &c.store else { panic!("{:?}", c.store) };
+        let settings = d.settings().unwrap();
+        assert_eq!((settings.table.as_str(), settings.region.as_str(), settings.lease.as_secs()), ("drover-runs", "eu-west-1", 5));
     }
 }

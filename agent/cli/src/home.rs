@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use drover_engine::{Engine, LoadedRunbook};
 
-use crate::config::Config;
+use crate::config::{Config, StoreConfig};
+use drover_journal_dynamodb::DynamoJournal;
 use drover_journal::{Journal, SqliteJournal};
 
 /// The resolved home: `runs.db` (the journal), `runbooks/`, `cache/`,
@@ -31,9 +32,13 @@ impl Home {
         Ok(Home { dir, config })
     }
 
-    /// The run journal.
-    pub fn journal(&self) -> Result<Arc<dyn Journal>> {
-        Ok(Arc::new(SqliteJournal::open(self.dir.join("runs.db"))?))
+    /// The run store the configuration names: `runs.db` in the home, or
+    /// the shared DynamoDB table.
+    pub async fn journal(&self) -> Result<Arc<dyn Journal>> {
+        Ok(match &self.config.store {
+            StoreConfig::Embedded => Arc::new(SqliteJournal::open(self.dir.join("runs.db"))?),
+            StoreConfig::Dynamodb(d) => Arc::new(DynamoJournal::open(d.settings()?).await),
+        })
     }
 
     /// The engine, with the configured limits and grants.

@@ -90,6 +90,9 @@ enum Command {
     /// configuration. Resumes the runs left in flight; SIGTERM stops it
     /// without losing a step.
     Serve(commands::serve::Args),
+    /// The run store: `drover store init` creates the one the configuration
+    /// names (the shared DynamoDB table of agents in several regions).
+    Store(commands::store::Args),
     /// Make an ed25519 key pair for signing runbooks: PREFIX.key and PREFIX.pub.
     Keygen(commands::keygen::Args),
     /// Sign a runbook component: writes RUNBOOK.wasm.sig over its exact bytes.
@@ -133,6 +136,7 @@ fn main() -> ExitCode {
             Command::Test(a) => commands::test::exec(&home, a).await,
             Command::New(a) => commands::new::exec(a),
             Command::Serve(a) => commands::serve::exec(&home, a).await,
+            Command::Store(a) => commands::store::exec(&home, a).await,
             Command::Keygen(a) => commands::keygen::exec(a),
             Command::Sign(a) => commands::sign::exec(a),
             Command::Verify(a) => commands::verify::exec(a),

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use drover_journal::{CancelRequest, Entry, EntryKind, EntryStatus, ErrorRecord, RunRecord, owner_is_alive, rfc3339};
+use drover_journal::{CancelRequest, Entry, EntryKind, EntryStatus, ErrorRecord, RunRecord, rfc3339};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -174,7 +174,7 @@ impl RunView {
             result: run.result.clone(),
             error: run.error.clone(),
             waits,
-            driver: run.owner.as_ref().map(|o| DriverView { host: o.host.clone(), pid: o.pid, alive: owner_is_alive(o) }),
+            driver: run.owner.as_ref().map(|o| DriverView { host: o.host.clone(), pid: o.pid, alive: !run.driver_gone(chrono::Utc::now()) }),
             cancel: run.cancel.clone(),
             policy_override: run.policy_override.clone(),
             cleanup: cleanup_view(run, entries),
@@ -205,7 +205,7 @@ fn compact(v: &Value, max: usize) -> String {
 
 /// Whether a non-final run has lost its driver (crashed) and needs a resume.
 pub fn orphaned(run: &RunRecord) -> bool {
-    !run.status.is_final() && run.owner.as_ref().is_none_or(|o| !owner_is_alive(o))
+    !run.status.is_final() && run.driver_gone(chrono::Utc::now())
 }
 
 /// The human timeline of a run.

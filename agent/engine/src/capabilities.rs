@@ -112,7 +112,12 @@ impl HostState {
         }
         if a.mutating {
             let durable = self.durable.as_mut().expect("checked above");
-            durable.before_side_effect().await.map_err(wasmtime::Error::new)?;
+            if let Err(e) = durable.before_side_effect().await {
+                if matches!(e, DurableError::Journal(drover_journal::JournalError::LeaseLost { .. })) {
+                    tracing::warn!(operation = %what, run_id = %gate.run_id, "fencing: refused {what}: this driver no longer holds the run");
+                }
+                return Err(wasmtime::Error::new(e));
+            }
         }
         let turn = gate.host_calls.clone().acquire_owned().await.map_err(|e| wasmtime::Error::msg(format!("the agent is stopping: {e}")))?;
         let c = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();

@@ -415,7 +415,9 @@ impl Engine {
     ) -> Result<RunRecord, EngineError> {
         let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
         let secrets = Arc::new(Secrets::resolve(&run.params)?);
+        let claimed_at = std::time::Instant::now();
         let lease = journal.claim(run_id, &current_owner()).await?;
+        let keeper = crate::lease::LeaseKeeper::start(journal.clone(), lease.clone(), claimed_at);
         let cancel = Arc::new(CancelSignal::default());
         let watcher = tokio::spawn(watch_for_cancel(journal.clone(), run_id.to_string(), cancel.clone()));
         let span = tracing::info_span!(
@@ -430,10 +432,11 @@ impl Engine {
             hook(&span, &run);
         }
         let result = self
-            .execute(journal.clone(), runbook, run, lease.clone(), secrets, cancel, observer, plan)
+            .execute(journal.clone(), runbook, run, lease.clone(), keeper.guard(), secrets, cancel, observer, plan)
             .instrument(span)
             .await;
         watcher.abort();
+        drop(keeper);
         // Giving up the claim is a courtesy: a dead driver's claim is taken over anyway.
         let _ = journal.release(&lease).await;
         result.map_err(|e| match e {
@@ -450,6 +453,7 @@ impl Engine {
         runbook: &LoadedRunbook,
         run: RunRecord,
         lease: Lease,
+        guard: crate::lease::LeaseGuard,
         secrets: Arc<Secrets>,
         cancel: Arc<CancelSignal>,
         observer: Observer,
@@ -471,7 +475,8 @@ impl Engine {
                 .with_plan(plan)
                 .with_unattended(unattended_by(&run))
                 .with_shutdown(self.shutdown.clone())
-                .with_simulation(self.sim.clone());
+                .with_simulation(self.sim.clone())
+                .with_lease_guard(guard);
 
         let ending = match durable.recorded_end() {
             // The main part ended before a crash: go straight to the actions.

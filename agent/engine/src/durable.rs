@@ -277,6 +277,8 @@ pub struct Durable {
     shutdown: Arc<crate::shutdown::Shutdown>,
     /// The simulation whose time the run keeps (`drover test`).
     sim: Option<Arc<crate::simulation::Simulation>>,
+    /// The driver's local view of its lease (checked before side effects).
+    lease_guard: Option<crate::lease::LeaseGuard>,
 }
 
 /// How often a run at an approval gate looks for a decision in the journal.
@@ -349,7 +351,16 @@ impl Durable {
             unattended: None,
             shutdown: Default::default(),
             sim: None,
+            lease_guard: None,
         }
+    }
+
+    /// The driver's lease as its keeper sees it: a side effect, a wait or a
+    /// step boundary after the lease was lost (or not renewed in time) stops
+    /// the run without writing.
+    pub fn with_lease_guard(mut self, guard: crate::lease::LeaseGuard) -> Self {
+        self.lease_guard = Some(guard);
+        self
     }
 
     /// The engine's shutdown signal: once raised, the run stops at its next
@@ -376,6 +387,9 @@ impl Durable {
 
     /// Fails with `Suspended` once the agent is stopping.
     fn check_suspend(&self) -> Result<()> {
+        if let Some(g) = &self.lease_guard {
+            g.check()?;
+        }
         if self.shutdown.is_raised() { Err(DurableError::Suspended) } else { Ok(()) }
     }
 
@@ -1014,6 +1028,12 @@ impl Durable {
     /// begin (and everything before it) must be on disk first, so that after
     /// any crash the journal shows the attempt may have had an effect.
     pub async fn before_side_effect(&mut self) -> Result<()> {
+        // The fencing check: this driver still holds the run, as it knows
+        // (lease renewed in time) and as the store says (consistent read).
+        if let Some(g) = &self.lease_guard {
+            g.check()?;
+        }
+        self.journal.check_lease(&self.lease).await?;
         let Some(open) = &self.open else { return Ok(()) };
         if open.durable_begin {
             return Ok(());

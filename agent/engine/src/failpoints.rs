@@ -8,8 +8,13 @@
 //! outcome not yet journaled), `after-step` (the outcome is durable) and
 //! `in-sleep` (the wake-up time of a sleep is durable; STEP is the enclosing
 //! step, or `-` outside any step). Unset, every check is one relaxed load.
+//!
+//! `POINT:STEP=stop` freezes the process with SIGSTOP instead, once, as a
+//! paused VM or a stalled host would; SIGCONT lets it go on. Agents sharing
+//! a store use it to show that a driver waking from a pause is fenced out.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A point where a crash can be injected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,32 +58,54 @@ impl Failpoint {
 /// The environment variable that arms failpoints.
 pub const ENV: &str = "DROVER_FAILPOINTS";
 
-fn armed() -> &'static [(Failpoint, String)] {
-    static ARMED: OnceLock<Vec<(Failpoint, String)>> = OnceLock::new();
+/// What an armed failpoint does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// SIGKILL: a crash.
+    Kill,
+    /// SIGSTOP, once: a pause until SIGCONT.
+    Stop,
+}
+
+fn armed() -> &'static [(Failpoint, String, Action)] {
+    static ARMED: OnceLock<Vec<(Failpoint, String, Action)>> = OnceLock::new();
     ARMED.get_or_init(|| std::env::var(ENV).map(|v| parse(&v)).unwrap_or_default())
 }
 
 /// Parses a `DROVER_FAILPOINTS` value; unknown points are reported on stderr
 /// and ignored, so a typo never kills a production run.
-pub fn parse(spec: &str) -> Vec<(Failpoint, String)> {
+pub fn parse(spec: &str) -> Vec<(Failpoint, String, Action)> {
     let mut out = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match item.split_once(':').and_then(|(p, k)| Some((Failpoint::parse(p)?, k.to_string()))) {
-            Some(fp) => out.push(fp),
-            None => eprintln!("drover: ignoring malformed {ENV} entry '{item}'"),
+        let (target, action) = match item.split_once('=') {
+            None => (item, Some(Action::Kill)),
+            Some((t, "stop")) => (t, Some(Action::Stop)),
+            Some((t, "kill")) => (t, Some(Action::Kill)),
+            Some((t, _)) => (t, None),
+        };
+        match (target.split_once(':').and_then(|(p, k)| Some((Failpoint::parse(p)?, k.to_string()))), action) {
+            (Some((p, k)), Some(a)) => out.push((p, k, a)),
+            _ => eprintln!("drover: ignoring malformed {ENV} entry '{item}'"),
         }
     }
     out
 }
 
-/// Kills this process with SIGKILL if `point` is armed for `step`.
+/// Kills (or freezes) this process if `point` is armed for `step`.
 pub fn hit(point: Failpoint, step: &str) {
+    static STOPPED: AtomicBool = AtomicBool::new(false);
     let step = if step.is_empty() { "-" } else { step };
-    if armed().iter().any(|(p, k)| *p == point && k == step) {
-        eprintln!("drover: failpoint {}:{step} hit, killing this process (SIGKILL)", point.name());
+    for (_, _, action) in armed().iter().filter(|(p, k, _)| *p == point && k == step) {
+        let signal = match action {
+            Action::Kill => libc::SIGKILL,
+            Action::Stop if !STOPPED.swap(true, Ordering::SeqCst) => libc::SIGSTOP,
+            Action::Stop => continue,
+        };
+        let what = if signal == libc::SIGKILL { "killing this process (SIGKILL)" } else { "freezing this process (SIGSTOP) until SIGCONT" };
+        eprintln!("drover: failpoint {}:{step} hit, {what}", point.name());
         // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
         unsafe {
-            libc::kill(libc::getpid(), libc::SIGKILL);
+            libc::kill(libc::getpid(), signal);
         }
     }
 }
@@ -89,8 +116,15 @@ mod tests {
 
     #[test]
     fn parses_points_and_ignores_junk() {
-        let v = parse("after-step:plan, in-sleep:-,bogus:x,nocolon");
-        assert_eq!(v, vec![(Failpoint::AfterStep, "plan".into()), (Failpoint::InSleep, "-".into())]);
+        let v = parse("after-step:plan, in-sleep:-,bogus:x,nocolon,in-step:promote=stop,in-step:x=maybe");
+        assert_eq!(
+            v,
+            vec![
+                (Failpoint::AfterStep, "plan".into(), Action::Kill),
+                (Failpoint::InSleep, "-".into(), Action::Kill),
+                (Failpoint::InStep, "promote".into(), Action::Stop),
+            ]
+        );
         for p in [Failpoint::BeforeStep, Failpoint::InStep, Failpoint::BeforeComplete, Failpoint::AfterStep, Failpoint::InSleep] {
             assert_eq!(Failpoint::parse(p.name()), Some(p));
         }

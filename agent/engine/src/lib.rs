@@ -15,7 +15,9 @@
 //! - `artifacts`: component bytes by digest, and the compile cache.
 //! - `loader`: validating a component and reading its description.
 //! - `driver`: claiming a run, executing it, running its undos and cleanups,
-//!   recording how it ended; `cancel`: how a cancel request reaches it.
+//!   recording how it ended; `cancel`: how a cancel request reaches it;
+//!   [`lease`]: keeping the claim on a run in a shared store, and the
+//!   fencing check before every side effect.
 //! - [`secrets`]: secret parameters and the mask over runbook output.
 //! - [`policy`]: what a runbook declared, what the operator granted, and the
 //!   check of every capability call; [`audit`]: the log of those decisions;
@@ -34,6 +36,7 @@ pub mod events;
 pub mod failpoints;
 mod host;
 mod info;
+pub mod lease;
 mod limits;
 mod loader;
 pub mod plan;

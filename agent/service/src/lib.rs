@@ -90,7 +90,12 @@ pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'st
     let notifier = Arc::new(notify::Notifier::new(&config.notify, metrics.clone())?);
     let supervisor = supervisor::Supervisor::new(engine, journal, runbooks, metrics, notifier);
     let resumed = supervisor.resume_in_flight().await?;
-    let schedules: Vec<_> = config.drills.iter().map(|d| tokio::spawn(schedule::run_schedule(d.clone(), supervisor.clone()))).collect();
+    let mut background: Vec<_> = config.drills.iter().map(|d| tokio::spawn(schedule::run_schedule(d.clone(), supervisor.clone()))).collect();
+    if let Some(ttl) = supervisor.journal().lease_ttl() {
+        // Takeover time after a driver dies: its lease, plus up to this.
+        let every = (ttl / 5).clamp(Duration::from_millis(250), Duration::from_secs(5));
+        background.push(tokio::spawn(supervisor.clone().take_over_orphans(every)));
+    }
     let state = Arc::new(api::AppState { supervisor: supervisor.clone(), api_token, triggers });
     tracing::info!(
         listen = %config.listen,
@@ -102,8 +107,8 @@ pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'st
     eprintln!("drover serving on http://{} ({} drill(s), {} trigger(s), {} run(s) resumed)", config.listen, config.drills.len(), config.triggers.len(), resumed.len());
     let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(stop);
     let served = server.await;
-    for s in schedules {
-        s.abort();
+    for task in background {
+        task.abort();
     }
     eprintln!("drover stopping: runs stop at their next step boundary (up to {} s)", config.shutdown_grace_seconds);
     supervisor.shutdown(Duration::from_secs(config.shutdown_grace_seconds)).await;

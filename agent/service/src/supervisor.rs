@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drover_engine::{Admitted, Engine, EngineError, LoadedRunbook, Observer, RunEvent, RunRequest};
-use drover_journal::{Journal, RunFilter, RunRecord, RunStatus, owner_is_alive};
+use drover_journal::{Journal, JournalError, RunFilter, RunRecord, RunStatus};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -114,20 +114,45 @@ impl Supervisor {
     }
 
     /// Resumes every run left unfinished with no live driver (the agent, or
-    /// a `drover run`, stopped or crashed while it ran). Returns their ids.
+    /// a `drover run`, stopped or crashed while it ran; with a shared store,
+    /// another agent whose lease ran out). Returns their ids.
     pub async fn resume_in_flight(self: &Arc<Self>) -> Result<Vec<String>, ServiceError> {
         let mut ids = Vec::new();
+        let now = chrono::Utc::now();
+        // A run never claimed yet is its creator's for one lease: it is
+        // about to drive it (with a shared store, another agent created it).
+        let grace = self.journal.lease_ttl().and_then(|t| chrono::Duration::from_std(t).ok()).unwrap_or_default();
         for status in [RunStatus::Running, RunStatus::Waiting] {
             for run in self.journal.runs(&RunFilter { status: Some(status), limit: None }).await? {
-                if run.owner.as_ref().is_some_and(owner_is_alive) {
+                let unclaimed = run.owner.is_none() && run.fence == 0 && now - run.created_at < grace;
+                if !run.driver_gone(now) || unclaimed || self.is_driving(&run.run_id) {
                     continue;
                 }
-                tracing::info!(run_id = %run.run_id, status = %run.status, "resuming a run left in flight");
+                tracing::info!(run_id = %run.run_id, status = %run.status, owner = ?run.owner, "resuming a run left in flight");
                 self.drive(run.run_id.clone(), run.runbook.name.clone(), None);
                 ids.push(run.run_id);
             }
         }
         Ok(ids)
+    }
+
+    /// With a shared store (whose claims are leases): looks every `every`
+    /// for runs whose driver's lease ran out (an agent that crashed, froze
+    /// or lost the store) and takes them over. The store's conditional claim
+    /// makes sure one agent wins each run.
+    pub async fn take_over_orphans(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            match self.resume_in_flight().await {
+                Ok(ids) if !ids.is_empty() => tracing::info!(runs = ?ids, "taking over runs whose driver's lease ran out"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not look for runs to take over; retrying"),
+            }
+        }
+    }
+
+    fn is_driving(&self, run_id: &str) -> bool {
+        self.driving.lock().unwrap_or_else(|p| p.into_inner()).contains(run_id)
     }
 
     /// Drives `run_id` (of runbook `name`) in the background: with
@@ -177,6 +202,12 @@ impl Supervisor {
                 }
             }
             Err(EngineError::Suspended { .. }) => tracing::info!(run_id, "run suspended; it resumes when the agent starts again"),
+            Err(EngineError::Journal(JournalError::RunBusy { host, pid, .. })) => {
+                tracing::info!(run_id, host, pid, "another agent claimed the run first; it drives it")
+            }
+            Err(EngineError::Journal(e @ JournalError::LeaseLost { .. })) => {
+                tracing::warn!(run_id, error = %e, "lost the run to another agent (fenced out): stopped without writing")
+            }
             Err(e) => {
                 tracing::error!(run_id, error = %e, "run stopped with an error; it stays resumable");
                 if let Ok(Some(run)) = self.journal.run(run_id).await {

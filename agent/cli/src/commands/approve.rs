@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use chrono::Utc;
-use drover_journal::{Approval, Decision, JournalError, Verdict, owner_is_alive, rfc3339};
+use drover_journal::{Approval, Decision, JournalError, Verdict, rfc3339};
 
 use crate::home::Home;
 
@@ -51,7 +51,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     if let Some(url) = &args.agent {
         return remote_decide(url, &args).await;
     }
-    let journal = home.journal()?;
+    let journal = home.journal().await?;
     let run = journal.run(&args.run_id).await?.ok_or_else(|| JournalError::UnknownRun(args.run_id.clone()))?;
     let verdict = if args.reject { Verdict::Rejected } else { Verdict::Approved };
     let ours = Decision { verdict, by: super::who(), comment: args.comment.clone(), at: Utc::now() };
@@ -63,7 +63,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         return Ok(already_decided(&args, &recorded));
     }
     println!("gate {} of run {}: {}", args.gate, args.run_id, verdict.as_str());
-    match run.owner.as_ref().filter(|o| owner_is_alive(o)) {
+    match run.owner.as_ref().filter(|_| !run.driver_gone(chrono::Utc::now())) {
         Some(o) => eprintln!("the driver (pid {} on {}) goes on from the gate", o.pid, o.host),
         None if !run.status.is_final() => {
             eprintln!("no live process drives run {} now: `drover resume {}` goes on from the gate", args.run_id, args.run_id)
@@ -84,7 +84,7 @@ pub async fn list(home: &Home, args: ListArgs) -> Result<ExitCode> {
             let all: Vec<Approval> = serde_json::from_value(v["approvals"].clone())?;
             all.into_iter().filter(|g| args.run_id.as_ref().is_none_or(|id| &g.run_id == id)).collect()
         }
-        None => home.journal()?.approvals(args.run_id.as_deref(), !args.all).await?,
+        None => home.journal().await?.approvals(args.run_id.as_deref(), !args.all).await?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&gates)?);

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use chrono::Utc;
-use drover_journal::{CancelRequest, JournalError, owner_is_alive};
+use drover_journal::{CancelRequest, JournalError};
 
 use crate::home::Home;
 
@@ -28,7 +28,7 @@ pub struct Args {
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
-    let journal = home.journal()?;
+    let journal = home.journal().await?;
     let id = args.run_id.as_str();
     let run = journal.run(id).await?.ok_or_else(|| JournalError::UnknownRun(id.into()))?;
     if run.status.is_final() {
@@ -41,7 +41,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         eprintln!("run {id} ended ({}) before the cancel took effect; cancel changes nothing", run.status);
         return Ok(ExitCode::SUCCESS);
     }
-    match run.owner.as_ref().filter(|o| owner_is_alive(o)) {
+    match run.owner.as_ref().filter(|_| !run.driver_gone(chrono::Utc::now())) {
         Some(owner) => {
             if !args.quiet {
                 eprintln!(

@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
-    let journal = home.journal()?;
+    let journal = home.journal().await?;
     let run = journal.run(&args.run_id).await?.ok_or_else(|| JournalError::UnknownRun(args.run_id.clone()))?;
     let entries = journal.entries(&run.run_id).await?;
     let audit_path = home.dir.join("audit.jsonl");

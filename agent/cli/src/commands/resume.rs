@@ -25,7 +25,7 @@ pub struct Args {
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
-    let journal = home.journal()?;
+    let journal = home.journal().await?;
     let engine = home.engine()?;
     let replacement = match &args.runbook {
         Some(path) => Some(home.load_runbook(&engine, path).await?),

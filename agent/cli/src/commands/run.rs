@@ -52,7 +52,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     if args.dry_run {
         return dry_run(&engine, &runbook, params, args.json, args.quiet).await;
     }
-    let journal = home.journal()?;
+    let journal = home.journal().await?;
     let run_id = args.run_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let req = RunRequest { accept_missing_grants: args.accept_missing_grants, ..RunRequest::new(run_id.clone(), params) };
     let j = journal.clone();

@@ -30,7 +30,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     }
     config.validate()?;
     let engine = Arc::new(home.engine()?);
-    let journal = home.journal()?;
+    let journal = home.journal().await?;
     let mut runbooks = BTreeMap::new();
     for entry in &config.runbooks {
         let path = home.config.relative(&entry.path);

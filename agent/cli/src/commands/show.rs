@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
-    let journal = home.journal()?;
+    let journal = home.journal().await?;
     let run = journal.run(&args.run_id).await?.ok_or_else(|| JournalError::UnknownRun(args.run_id.clone()))?;
     // `show` reports a run; the run's outcome is not this command's failure.
     super::report(&journal, &run, args.json).await?;

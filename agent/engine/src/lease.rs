@@ -1,0 +1,160 @@
+//! The driver's hold on its run: with a shared store, the lease is renewed
+//! in the background while the run is driven, and a driver that cannot tell
+//! it still holds the lease does nothing more.
+//!
+//! Two checks stand before every side effect outside the store (a mutating
+//! AWS call), in [`crate::durable::Durable::before_side_effect`]:
+//! - [`LeaseGuard::check`], local and instant: the lease was lost, or has not
+//!   been renewed within its time less a safety margin, measured on the
+//!   monotonic clock, which keeps counting while the process is paused
+//!   (SIGSTOP, a frozen VM, a long GC), so a driver waking from a pause
+//!   knows at once that it may no longer act;
+//! - [`drover_journal::Journal::check_lease`], a strongly consistent read of
+//!   the run's fence in the store.
+//!
+//! Every write to the store is itself conditional on the fence. What no
+//! check can close is the moment between the last check and the AWS request
+//! leaving the process; AWS takes no fencing token. The step's idempotency
+//! key (the same for the next driver) makes a request sent twice adopt what
+//! the first one made.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use drover_journal::{Journal, JournalError, Lease};
+
+/// The part of its lease a driver gives up as a safety margin for clocks
+/// (the store compares expiry times written by one agent's clock with
+/// another's): a lease of 15 s is used for 12 s after each renewal.
+const MARGIN_DIVISOR: u32 = 5;
+
+#[derive(Debug)]
+struct State {
+    lease: Lease,
+    /// Until when this driver may act, if the lease expires at all.
+    valid_until: Mutex<Option<Instant>>,
+    lost: AtomicBool,
+}
+
+/// The local view of a lease, shared by the driver and its keeper.
+#[derive(Debug, Clone)]
+pub struct LeaseGuard(Arc<State>);
+
+impl LeaseGuard {
+    /// A guard for `lease`, claimed at `claimed_at`, lasting `ttl` (none: it
+    /// lasts as long as the process).
+    pub fn new(lease: Lease, claimed_at: Instant, ttl: Option<Duration>) -> Self {
+        LeaseGuard(Arc::new(State {
+            lease,
+            valid_until: Mutex::new(ttl.map(|t| claimed_at + usable(t))),
+            lost: AtomicBool::new(false),
+        }))
+    }
+
+    /// `Ok` while this driver may act on the run.
+    pub fn check(&self) -> Result<(), JournalError> {
+        let lost = || JournalError::LeaseLost { run_id: self.0.lease.run_id.clone(), fence: self.0.lease.fence };
+        if self.0.lost.load(Ordering::Acquire) {
+            return Err(lost());
+        }
+        match *self.0.valid_until.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(until) if Instant::now() >= until => Err(lost()),
+            _ => Ok(()),
+        }
+    }
+
+    fn renewed(&self, sent_at: Instant, ttl: Duration) {
+        *self.0.valid_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(sent_at + usable(ttl));
+    }
+
+    fn lose(&self) {
+        self.0.lost.store(true, Ordering::Release);
+    }
+}
+
+fn usable(ttl: Duration) -> Duration {
+    ttl - ttl / MARGIN_DIVISOR
+}
+
+/// Renews a lease every third of its time until dropped.
+pub struct LeaseKeeper {
+    guard: LeaseGuard,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LeaseKeeper {
+    /// Starts keeping `lease` (claimed at `claimed_at`) in `journal`; keeps
+    /// nothing when the store's claims do not expire.
+    pub fn start(journal: Arc<dyn Journal>, lease: Lease, claimed_at: Instant) -> Self {
+        let ttl = journal.lease_ttl();
+        let guard = LeaseGuard::new(lease.clone(), claimed_at, ttl);
+        let task = ttl.map(|ttl| tokio::spawn(renew(journal, lease, ttl, guard.clone())));
+        LeaseKeeper { guard, task }
+    }
+
+    /// The guard the driver checks.
+    pub fn guard(&self) -> LeaseGuard {
+        self.guard.clone()
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+async fn renew(journal: Arc<dyn Journal>, lease: Lease, ttl: Duration, guard: LeaseGuard) {
+    let every = ttl / 3;
+    let mut next = tokio::time::Instant::now() + every;
+    loop {
+        tokio::time::sleep_until(next).await;
+        let sent = Instant::now();
+        match journal.renew(&lease).await {
+            Ok(()) => {
+                guard.renewed(sent, ttl);
+                next = tokio::time::Instant::from_std(sent) + every;
+            }
+            Err(e @ (JournalError::LeaseLost { .. } | JournalError::UnknownRun(_))) => {
+                tracing::warn!(run_id = %lease.run_id, fence = lease.fence, error = %e, "lost the lease on the run: another agent drives it now; this driver stops");
+                guard.lose();
+                return;
+            }
+            Err(e) => {
+                // The lease still runs out on time if this keeps failing.
+                tracing::warn!(run_id = %lease.run_id, error = %e, "could not renew the lease; retrying");
+                next = tokio::time::Instant::now() + (ttl / 10).max(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease() -> Lease {
+        Lease { run_id: "r".into(), fence: 3 }
+    }
+
+    #[test]
+    fn a_lease_not_renewed_in_time_stops_the_driver() {
+        let g = LeaseGuard::new(lease(), Instant::now() - Duration::from_secs(9), Some(Duration::from_secs(10)));
+        assert!(matches!(g.check(), Err(JournalError::LeaseLost { fence: 3, .. })), "8 s of a 10 s lease are usable");
+        g.renewed(Instant::now(), Duration::from_secs(10));
+        g.check().unwrap();
+        g.lose();
+        assert!(g.check().is_err());
+    }
+
+    #[test]
+    fn a_lease_without_expiry_holds_until_lost() {
+        let g = LeaseGuard::new(lease(), Instant::now() - Duration::from_secs(3600), None);
+        g.check().unwrap();
+        g.lose();
+        assert!(g.check().is_err());
+    }
+}
