@@ -63,7 +63,8 @@ impl Counted {
 fn store_and_config(dir: &Path, counted: &Counted, serve: &str) -> (PathBuf, DynamoConfig) {
     let table = format!("drover-ha-{:08x}", rand::random::<u32>());
     let demo = std::fs::read_to_string(drover_e2e::demo_config()).unwrap();
-    let grants = demo.split("\n[serve]").next().unwrap();
+    // The example's grants and limits (before its `[serve]`), without its `store`.
+    let grants: String = demo.split("\n[serve]").next().unwrap().lines().filter(|l| !l.starts_with("store =")).map(|l| format!("{l}\n")).collect();
     let path = dir.join("drover.toml");
     std::fs::write(
         &path,

@@ -139,7 +139,7 @@ async fn main() {
     // Wait until all are asleep in their durable sleep.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let waiting = journal.runs(&drover_journal::RunFilter { status: Some(RunStatus::Waiting), limit: None }).await.unwrap().len();
+        let waiting = journal.runs(&drover_journal::RunFilter { status: Some(RunStatus::Waiting), ..Default::default() }).await.unwrap().len();
         if waiting >= n || Instant::now() > deadline {
             break;
         }

@@ -662,6 +662,7 @@ impl Journal for DynamoJournal {
 
     async fn runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
         let partitions: &[&str] = match filter.status {
+            None if filter.unfinished => &[RUNS_ACTIVE],
             None => &[RUNS_ACTIVE, RUNS_ENDED],
             Some(st) => &[runs_partition(st)],
         };
@@ -669,7 +670,7 @@ impl Journal for DynamoJournal {
         for p in partitions {
             for item in self.query(Some(INDEX), "g1pk", p, None, true).await? {
                 let run = run_from_item(&item)?;
-                if filter.status.is_none_or(|st| st == run.status) {
+                if filter.status.is_none_or(|st| st == run.status) && !(filter.unfinished && run.status.is_final()) {
                     runs.push(run);
                 }
             }

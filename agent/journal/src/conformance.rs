@@ -242,12 +242,15 @@ pub async fn runs_are_listed_newest_first(j: &Arc<dyn Journal>, prefix: &str) {
     j.commit(&lease, vec![ended(RunStatus::Succeeded)], Durability::Durable).await.unwrap();
     let mine = |runs: Vec<crate::RunRecord>| runs.into_iter().map(|r| r.run_id).filter(|r| ids.contains(r)).collect::<Vec<_>>();
     assert_eq!(mine(j.runs(&RunFilter::default()).await.unwrap()), [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
-    let succeeded = j.runs(&RunFilter { status: Some(RunStatus::Succeeded), limit: None }).await.unwrap();
+    let succeeded = j.runs(&RunFilter { status: Some(RunStatus::Succeeded), ..Default::default() }).await.unwrap();
     assert!(succeeded.iter().all(|r| r.status == RunStatus::Succeeded));
     assert_eq!(mine(succeeded), [ids[1].clone()]);
-    let running = j.runs(&RunFilter { status: Some(RunStatus::Running), limit: None }).await.unwrap();
+    let running = j.runs(&RunFilter { status: Some(RunStatus::Running), ..Default::default() }).await.unwrap();
     assert_eq!(mine(running), [ids[2].clone(), ids[0].clone()]);
-    let newest = j.runs(&RunFilter { status: None, limit: Some(1) }).await.unwrap();
+    let unfinished = j.runs(&RunFilter { unfinished: true, ..Default::default() }).await.unwrap();
+    assert!(unfinished.iter().all(|r| !r.status.is_final()));
+    assert_eq!(mine(unfinished), [ids[2].clone(), ids[0].clone()]);
+    let newest = j.runs(&RunFilter { limit: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(newest.len(), 1);
     assert!(newest[0].created_at >= t0 + Duration::milliseconds(2));
 }

@@ -131,6 +131,8 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// At most this many, newest first.
     pub limit: Option<usize>,
+    /// Only runs that have not ended (running or waiting).
+    pub unfinished: bool,
 }
 
 /// The store behind the engine. Small on purpose: a shared store for agents

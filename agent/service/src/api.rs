@@ -101,7 +101,7 @@ async fn runs(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): 
         Some(s) => s,
         None => None,
     };
-    match state.supervisor.journal().runs(&RunFilter { status, limit: Some(q.limit.unwrap_or(100).min(1000)) }).await {
+    match state.supervisor.journal().runs(&RunFilter { status, limit: Some(q.limit.unwrap_or(100).min(1000)), ..Default::default() }).await {
         Ok(runs) => Json(json!({"runs": runs})).into_response(),
         Err(e) => journal_error(e),
     }

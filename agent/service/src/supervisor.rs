@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drover_engine::{Admitted, Engine, EngineError, LoadedRunbook, Observer, RunEvent, RunRequest};
-use drover_journal::{Journal, JournalError, RunFilter, RunRecord, RunStatus};
+use drover_journal::{Journal, JournalError, RunFilter, RunRecord};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -122,16 +122,14 @@ impl Supervisor {
         // A run never claimed yet is its creator's for one lease: it is
         // about to drive it (with a shared store, another agent created it).
         let grace = self.journal.lease_ttl().and_then(|t| chrono::Duration::from_std(t).ok()).unwrap_or_default();
-        for status in [RunStatus::Running, RunStatus::Waiting] {
-            for run in self.journal.runs(&RunFilter { status: Some(status), limit: None }).await? {
-                let unclaimed = run.owner.is_none() && run.fence == 0 && now - run.created_at < grace;
-                if !run.driver_gone(now) || unclaimed || self.is_driving(&run.run_id) {
-                    continue;
-                }
-                tracing::info!(run_id = %run.run_id, status = %run.status, owner = ?run.owner, "resuming a run left in flight");
-                self.drive(run.run_id.clone(), run.runbook.name.clone(), None);
-                ids.push(run.run_id);
+        for run in self.journal.runs(&RunFilter { unfinished: true, ..Default::default() }).await? {
+            let unclaimed = run.owner.is_none() && run.fence == 0 && now - run.created_at < grace;
+            if !run.driver_gone(now) || unclaimed || self.is_driving(&run.run_id) {
+                continue;
             }
+            tracing::info!(run_id = %run.run_id, status = %run.status, owner = ?run.owner, "resuming a run left in flight");
+            self.drive(run.run_id.clone(), run.runbook.name.clone(), None);
+            ids.push(run.run_id);
         }
         Ok(ids)
     }

@@ -28,7 +28,7 @@ fn parse_status(s: &str) -> Result<RunStatus, String> {
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let journal = home.journal().await?;
-    let runs = journal.runs(&RunFilter { status: args.status, limit: Some(args.limit) }).await?;
+    let runs = journal.runs(&RunFilter { status: args.status, limit: Some(args.limit), ..Default::default() }).await?;
     if args.json {
         let list: Vec<_> = runs
             .iter()
