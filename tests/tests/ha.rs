@@ -121,6 +121,12 @@ fn toml_params(params: &[String]) -> String {
     params.iter().map(|p| p.split_once('=').unwrap()).map(|(k, v)| format!("{k} = {}", value(v))).collect::<Vec<_>>().join(", ")
 }
 
+/// The value of the metric line starting with `prefix` on `s`'s `/metrics`.
+fn metric(s: &Served, prefix: &str) -> f64 {
+    let text = drover_e2e::http_text(&s.addr, "/metrics").unwrap();
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+}
+
 fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
@@ -224,6 +230,8 @@ fn the_driver_of_a_failover_is_killed_and_a_survivor_finishes_it_with_one_promot
     assert_eq!(done["result"]["rto_met"], true, "{done:#}");
     let took: Vec<&Served> = survivors.iter().filter(|s| s.log_text().contains("taking over runs")).collect();
     assert!(!took.is_empty(), "a survivor took the run over");
+    let resumed: f64 = survivors.iter().map(|s| metric(s, "drover_runs_resumed_total{runbook=\"regional-failover\"}")).sum();
+    assert_eq!(resumed, 1.0, "one survivor resumed it");
     eprintln!("takeover: the run succeeded {takeover:?} after its driver died (lease {LEASE_SECONDS} s)");
 
     assert_eq!(counted.accepted("rds", "PromoteReadReplica"), 1, "no second promotion: {:?}", counted.faults().accepted());
@@ -282,9 +290,9 @@ fn a_driver_frozen_past_its_lease_is_fenced_out_when_it_wakes() {
     });
     std::thread::sleep(Duration::from_secs(1));
     let log = driver.log_text();
-    assert!(log.contains("lost the claim on run"), "{log}");
     assert!(log.contains("fencing: refused rds.promote-read-replica"), "the promotion was refused before it left: {log}");
     assert!(!log.contains("run ended"), "the woken driver did not finish the run: {log}");
+    assert_eq!(metric(&driver, "drover_runs_fenced_out_total{runbook=\"regional-failover\"}"), 1.0);
     assert_eq!(counted.writes(), accepted_before, "no AWS mutation and no store write of the woken driver went through");
     assert_eq!(counted.accepted("rds", "PromoteReadReplica"), 1);
     let after = rt.block_on(async { (journal.run(&id).await.unwrap(), journal.entries(&id).await.unwrap(), journal.attempts(&id).await.unwrap()) });

@@ -65,6 +65,9 @@ pub struct DriverView {
     pub host: String,
     pub pid: u32,
     pub alive: bool,
+    /// With the shared store: when the driver's lease runs out unless renewed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<String>,
 }
 
 /// A run, as `show --json` prints it. The first seven fields are the stable
@@ -174,7 +177,12 @@ impl RunView {
             result: run.result.clone(),
             error: run.error.clone(),
             waits,
-            driver: run.owner.as_ref().map(|o| DriverView { host: o.host.clone(), pid: o.pid, alive: !run.driver_gone(chrono::Utc::now()) }),
+            driver: run.owner.as_ref().map(|o| DriverView {
+                host: o.host.clone(),
+                pid: o.pid,
+                alive: !run.driver_gone(chrono::Utc::now()),
+                lease_expires_at: run.lease_expires_at.as_ref().map(rfc3339),
+            }),
             cancel: run.cancel.clone(),
             policy_override: run.policy_override.clone(),
             cleanup: cleanup_view(run, entries),

@@ -113,7 +113,7 @@ impl HostState {
         if a.mutating {
             let durable = self.durable.as_mut().expect("checked above");
             if let Err(e) = durable.before_side_effect().await {
-                if matches!(e, DurableError::Journal(drover_journal::JournalError::LeaseLost { .. })) {
+                if matches!(&e, DurableError::Journal(j) if j.is_fenced()) {
                     tracing::warn!(operation = %what, run_id = %gate.run_id, "fencing: refused {what}: this driver no longer holds the run");
                 }
                 return Err(wasmtime::Error::new(e));

@@ -54,12 +54,12 @@ impl LeaseGuard {
 
     /// `Ok` while this driver may act on the run.
     pub fn check(&self) -> Result<(), JournalError> {
-        let lost = || JournalError::LeaseLost { run_id: self.0.lease.run_id.clone(), fence: self.0.lease.fence };
+        let (run_id, fence) = (self.0.lease.run_id.clone(), self.0.lease.fence);
         if self.0.lost.load(Ordering::Acquire) {
-            return Err(lost());
+            return Err(JournalError::LeaseLost { run_id, fence });
         }
         match *self.0.valid_until.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(until) if Instant::now() >= until => Err(lost()),
+            Some(until) if Instant::now() >= until => Err(JournalError::LeaseExpired { run_id, fence }),
             _ => Ok(()),
         }
     }
@@ -143,11 +143,11 @@ mod tests {
     #[test]
     fn a_lease_not_renewed_in_time_stops_the_driver() {
         let g = LeaseGuard::new(lease(), Instant::now() - Duration::from_secs(9), Some(Duration::from_secs(10)));
-        assert!(matches!(g.check(), Err(JournalError::LeaseLost { fence: 3, .. })), "8 s of a 10 s lease are usable");
+        assert!(matches!(g.check(), Err(JournalError::LeaseExpired { fence: 3, .. })), "8 s of a 10 s lease are usable");
         g.renewed(Instant::now(), Duration::from_secs(10));
         g.check().unwrap();
         g.lose();
-        assert!(g.check().is_err());
+        assert!(matches!(g.check(), Err(JournalError::LeaseLost { .. })));
     }
 
     #[test]

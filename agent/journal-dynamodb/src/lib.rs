@@ -265,11 +265,15 @@ impl DynamoJournal {
 
     /// The run holding `scope` now, if it has not ended. Waits briefly for a
     /// holder being created; takes over a lock whose holder was never created.
-    async fn scope_holder(&self, scope: &str) -> Result<(Option<RunRecord>, Option<String>)> {
+    async fn scope_holder(&self, scope: &str, me: &str) -> Result<(Option<RunRecord>, Option<String>)> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             let Some(lock) = self.get(scope_key(scope)).await? else { return Ok((None, None)) };
             let holder = get_s(&lock, "scope_holder").unwrap_or_default().to_string();
+            if holder == me {
+                // Taken by an earlier attempt of this very creation.
+                return Ok((None, Some(holder)));
+            }
             match self.get_run(&holder).await? {
                 Some(item) => {
                     let run = run_from_item(&item)?;
@@ -349,11 +353,8 @@ impl Journal for DynamoJournal {
         }
         if let Some(scope) = &run.scope {
             loop {
-                let (holder, named) = self.scope_holder(scope).await?;
+                let (holder, named) = self.scope_holder(scope, &run.run_id).await?;
                 if let Some(holder) = holder {
-                    if holder.run_id == run.run_id {
-                        return Ok(Created::Existing(holder));
-                    }
                     return Ok(Created::Joined(holder));
                 }
                 if named.as_deref() == Some(run.run_id.as_str()) || self.take_scope(scope, &run.run_id, named.as_deref()).await? {
@@ -481,10 +482,13 @@ impl Journal for DynamoJournal {
 
     async fn check_lease(&self, lease: &Lease) -> Result<()> {
         let item = self.get_run(&lease.run_id).await?.ok_or_else(|| JournalError::UnknownRun(lease.run_id.clone()))?;
-        let held = get_n(&item, "run_fence")? == lease.fence
-            && item.contains_key("run_owner")
-            && get_n(&item, "lease_ms")? as i64 > millis(Utc::now());
-        if held { Ok(()) } else { Err(Self::lost(lease)) }
+        if get_n(&item, "run_fence")? != lease.fence {
+            return Err(Self::lost(lease));
+        }
+        if !item.contains_key("run_owner") || get_n(&item, "lease_ms")? as i64 <= millis(Utc::now()) {
+            return Err(JournalError::LeaseExpired { run_id: lease.run_id.clone(), fence: lease.fence });
+        }
+        Ok(())
     }
 
     /// Gates opened by the commit are put first (absent only: a gate opened

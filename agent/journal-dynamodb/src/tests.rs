@@ -55,7 +55,7 @@ async fn a_lease_that_runs_out_is_taken_over_and_the_old_driver_is_fenced_out() 
     assert!(matches!(b.claim("r", &agent_b()).await, Err(JournalError::RunBusy { .. })));
     // A stops renewing (paused, crashed): once the lease ran out, B takes it.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert!(matches!(a.check_lease(&held).await, Err(JournalError::LeaseLost { .. })), "an expired lease fails the fencing check");
+    assert!(matches!(a.check_lease(&held).await, Err(JournalError::LeaseExpired { .. })), "an expired lease fails the fencing check");
     let taken = b.claim("r", &agent_b()).await.unwrap();
     assert_eq!(taken.fence, held.fence + 1);
     let run = b.run("r").await.unwrap().unwrap();

@@ -74,6 +74,20 @@ pub enum JournalError {
         fence: u64,
     },
 
+    /// The driver's lease ran out before it could be renewed (the store was
+    /// unreachable, or this process was paused): it may no longer act.
+    #[error(
+        "the lease on run '{run_id}' (fence {fence}) ran out before it was renewed: the run store was unreachable \
+         or this process was paused; this driver stops without acting, and the run resumes from its journal \
+         (another agent, or this one, takes it up)"
+    )]
+    LeaseExpired {
+        /// The run.
+        run_id: String,
+        /// The fencing token of the expired lease.
+        fence: u64,
+    },
+
     /// The run has no approval gate of that name.
     #[error(
         "run '{run_id}' has no approval gate '{gate}'; `drover approvals` lists the gates waiting for a decision"
@@ -110,4 +124,12 @@ pub enum JournalError {
     /// The store's writer thread is gone (the agent is shutting down).
     #[error("the run store is closed")]
     Closed,
+}
+
+impl JournalError {
+    /// Whether this driver no longer holds the run (lost or expired lease):
+    /// it must stop without acting.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, JournalError::LeaseLost { .. } | JournalError::LeaseExpired { .. })
+    }
 }

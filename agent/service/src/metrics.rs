@@ -60,6 +60,8 @@ pub struct Metrics {
     drill_rto: Family<RunbookLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     triggers: Family<TriggerLabels, Counter>,
     notifications: Family<ResultLabel, Counter>,
+    resumed: Family<RunbookLabel, Counter>,
+    fenced_out: Family<RunbookLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -93,7 +95,27 @@ impl Metrics {
         registry.register("trigger_requests", "Incident trigger requests, by trigger and result", triggers.clone());
         let notifications = Family::<ResultLabel, Counter>::default();
         registry.register("notifications", "Webhook notifications, sent or failed (after 3 attempts)", notifications.clone());
-        Metrics { registry: Mutex::new(registry), runs, joined, steps, aws_latency, aws_errors, drill_rto, triggers, notifications }
+        let resumed = Family::<RunbookLabel, Counter>::default();
+        registry.register(
+            "runs_resumed",
+            "Runs this agent took up from a driver that stopped, died or (shared store) let its lease run out",
+            resumed.clone(),
+        );
+        let fenced_out = Family::<RunbookLabel, Counter>::default();
+        registry.register("runs_fenced_out", "Runs this agent stopped driving because its lease was lost or ran out", fenced_out.clone());
+        Metrics {
+            registry: Mutex::new(registry),
+            runs,
+            joined,
+            steps,
+            aws_latency,
+            aws_errors,
+            drill_rto,
+            triggers,
+            notifications,
+            resumed,
+            fenced_out,
+        }
     }
 
     /// A run ended (or stopped with an error).
@@ -110,6 +132,16 @@ impl Metrics {
     /// A request joined the run holding its scope.
     pub fn joined(&self, runbook: &str) {
         self.joined.get_or_create(&RunbookLabel { runbook: runbook.into() }).inc();
+    }
+
+    /// This agent took up a run another driver had left.
+    pub fn resumed(&self, runbook: &str) {
+        self.resumed.get_or_create(&RunbookLabel { runbook: runbook.into() }).inc();
+    }
+
+    /// This agent stopped driving a run it no longer holds.
+    pub fn fenced_out(&self, runbook: &str) {
+        self.fenced_out.get_or_create(&RunbookLabel { runbook: runbook.into() }).inc();
     }
 
     /// A step attempt finished.

@@ -128,6 +128,7 @@ impl Supervisor {
                 continue;
             }
             tracing::info!(run_id = %run.run_id, status = %run.status, owner = ?run.owner, "resuming a run left in flight");
+            self.metrics.resumed(&run.runbook.name);
             self.drive(run.run_id.clone(), run.runbook.name.clone(), None);
             ids.push(run.run_id);
         }
@@ -203,8 +204,11 @@ impl Supervisor {
             Err(EngineError::Journal(JournalError::RunBusy { host, pid, .. })) => {
                 tracing::info!(run_id, host, pid, "another agent claimed the run first; it drives it")
             }
-            Err(EngineError::Journal(e @ JournalError::LeaseLost { .. })) => {
-                tracing::warn!(run_id, error = %e, "lost the run to another agent (fenced out): stopped without writing")
+            Err(EngineError::Journal(e)) if e.is_fenced() => {
+                tracing::warn!(run_id, error = %e, "this agent no longer holds the run (fenced out): stopped without writing");
+                if let Ok(Some(run)) = self.journal.run(run_id).await {
+                    self.metrics.fenced_out(&run.runbook.name);
+                }
             }
             Err(e) => {
                 tracing::error!(run_id, error = %e, "run stopped with an error; it stays resumable");
