@@ -9,7 +9,7 @@
 # 2. Takeover: K times, a run (janitor, durable sleep of 2 s after step 1) is
 #    started on one agent, which is SIGKILLed while the run sleeps; prints the
 #    time from the kill to another agent's claim, and to the run succeeded.
-#    The lease is LEASE seconds; the takeover scan runs every LEASE/5.
+#    The lease is LEASE seconds; the takeover scan runs every LEASE/10 (at most 2 s).
 #
 #   chaos/bench/ha.sh [N] [K] [LEASE]   (defaults 60 5 5; needs `cargo build -p drover`
 #                                        and the runbooks built: scripts/drill does both)

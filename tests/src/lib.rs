@@ -272,3 +272,33 @@ fn capture_connection(conn: std::net::TcpStream, sink: std::sync::Arc<std::sync:
         let _ = write!(writer, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}");
     }
 }
+
+/// Calls `f` every 50 ms until it gives a value; fails the test after
+/// `timeout`, naming `what` it waited for.
+pub fn wait_until<T>(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `NAME=VALUE` parameters as the inside of a TOML inline table.
+pub fn toml_params(params: &[String]) -> String {
+    let value = |v: &str| if v.parse::<i64>().is_ok() || v == "true" || v == "false" { v.to_string() } else { format!("{v:?}") };
+    params
+        .iter()
+        .map(|p| p.split_once('=').expect("NAME=VALUE"))
+        .map(|(k, v)| format!("{k} = {}", value(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The value of the first line of `s`'s `/metrics` starting with `prefix`.
+pub fn metric(s: &Served, prefix: &str) -> Option<f64> {
+    let text = http_text(&s.addr, "/metrics").expect("/metrics answers");
+    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}

@@ -12,7 +12,7 @@ use drover_chaos::Agent;
 use drover_chaos::faults::{Fault, Faults, Rule};
 use drover_chaos::hypothesis::{Probe, check};
 use drover_chaos::proxy::{Proxy, Upstreams};
-use drover_e2e::{Served, free_port, rt, seeded};
+use drover_e2e::{Served, free_port, metric, rt, seeded, toml_params, wait_until};
 use drover_journal::Journal;
 use drover_journal_dynamodb::{DynamoConfig, DynamoJournal};
 use drover_test_artifacts as artifacts;
@@ -115,29 +115,6 @@ fn trigger(runbook: &str, params: &str) -> String {
     )
 }
 
-/// `NAME=VALUE` parameters as the inside of a TOML inline table.
-fn toml_params(params: &[String]) -> String {
-    let value = |v: &str| if v.parse::<i64>().is_ok() || v == "true" || v == "false" { v.to_string() } else { format!("{v:?}") };
-    params.iter().map(|p| p.split_once('=').unwrap()).map(|(k, v)| format!("{k} = {}", value(v))).collect::<Vec<_>>().join(", ")
-}
-
-/// The value of the metric line starting with `prefix` on `s`'s `/metrics`.
-fn metric(s: &Served, prefix: &str) -> f64 {
-    let text = drover_e2e::http_text(&s.addr, "/metrics").unwrap();
-    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
-}
-
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The store itself, read by the test (attempts, the journal).
 /// It is reached directly (`AWS_ENDPOINT_URL_DYNAMODB` of `scripts/test`),
 /// not through the proxy, so that its reads are not counted.
@@ -230,7 +207,7 @@ fn the_driver_of_a_failover_is_killed_and_a_survivor_finishes_it_with_one_promot
     assert_eq!(done["result"]["rto_met"], true, "{done:#}");
     let took: Vec<&Served> = survivors.iter().filter(|s| s.log_text().contains("taking over runs")).collect();
     assert!(!took.is_empty(), "a survivor took the run over");
-    let resumed: f64 = survivors.iter().map(|s| metric(s, "drover_runs_resumed_total{runbook=\"regional-failover\"}")).sum();
+    let resumed: f64 = survivors.iter().filter_map(|s| metric(s, "drover_runs_resumed_total{runbook=\"regional-failover\"}")).sum();
     assert_eq!(resumed, 1.0, "one survivor resumed it");
     eprintln!("takeover: the run succeeded {takeover:?} after its driver died (lease {LEASE_SECONDS} s)");
 
@@ -292,7 +269,7 @@ fn a_driver_frozen_past_its_lease_is_fenced_out_when_it_wakes() {
     let log = driver.log_text();
     assert!(log.contains("fencing: refused rds.promote-read-replica"), "the promotion was refused before it left: {log}");
     assert!(!log.contains("run ended"), "the woken driver did not finish the run: {log}");
-    assert_eq!(metric(&driver, "drover_runs_fenced_out_total{runbook=\"regional-failover\"}"), 1.0);
+    assert_eq!(metric(&driver, "drover_runs_fenced_out_total{runbook=\"regional-failover\"}"), Some(1.0));
     assert_eq!(counted.writes(), accepted_before, "no AWS mutation and no store write of the woken driver went through");
     assert_eq!(counted.accepted("rds", "PromoteReadReplica"), 1);
     let after = rt.block_on(async { (journal.run(&id).await.unwrap(), journal.entries(&id).await.unwrap(), journal.attempts(&id).await.unwrap()) });

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use drover_chaos::Agent;
-use drover_e2e::{Served, free_port, rt, seeded};
+use drover_e2e::{Served, free_port, metric, rt, seeded, toml_params, wait_until};
 use drover_test_artifacts as artifacts;
 use serde_json::{Value, json};
 
@@ -55,27 +55,11 @@ fn runs(s: &Served) -> Vec<Value> {
     v["runs"].as_array().unwrap().clone()
 }
 
-fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn alertmanager_body(labels: Value, status: &str) -> Vec<u8> {
     json!({"version": "4", "status": status, "receiver": "drover", "groupKey": "{}:{}",
            "alerts": [{"status": status, "labels": labels, "annotations": {}, "fingerprint": "f1"}]})
     .to_string()
     .into_bytes()
-}
-
-fn metric(s: &Served, line_prefix: &str) -> Option<f64> {
-    let text = drover_e2e::http_text(&s.addr, "/metrics").unwrap();
-    text.lines().find(|l| l.starts_with(line_prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 #[test]
@@ -339,19 +323,6 @@ fn prometheus_scrapes_the_run_metrics() {
     let metric = &series[0]["metric"];
     assert_eq!((metric["runbook"].as_str(), metric["outcome"].as_str(), metric["job"].as_str()), (Some("janitor"), Some("failed"), Some("drover")), "{series:?}");
     assert_eq!(series[0]["value"][1], "1");
-}
-
-/// `NAME=VALUE` parameters as the inside of a TOML inline table.
-fn toml_params(params: &[String]) -> String {
-    let value = |v: &str| if v.parse::<i64>().is_ok() || v == "true" || v == "false" { v.to_string() } else { format!("{v:?}") };
-    params
-        .iter()
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap();
-            format!("{k} = {}", value(v))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A real Prometheus Alertmanager on loopback, stopped when dropped.

@@ -93,7 +93,7 @@ pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'st
     let mut background: Vec<_> = config.drills.iter().map(|d| tokio::spawn(schedule::run_schedule(d.clone(), supervisor.clone()))).collect();
     if let Some(ttl) = supervisor.journal().lease_ttl() {
         // Takeover time after a driver dies: its lease, plus up to this.
-        let every = (ttl / 5).clamp(Duration::from_millis(250), Duration::from_secs(5));
+        let every = (ttl / 10).clamp(Duration::from_millis(250), Duration::from_secs(2));
         background.push(tokio::spawn(supervisor.clone().take_over_orphans(every)));
     }
     let state = Arc::new(api::AppState { supervisor: supervisor.clone(), api_token, triggers });
