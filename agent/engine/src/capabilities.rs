@@ -121,6 +121,15 @@ impl HostState {
         }
         let turn = gate.host_calls.clone().acquire_owned().await.map_err(|e| wasmtime::Error::msg(format!("the agent is stopping: {e}")))?;
         let c = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
+        if a.mutating {
+            // The last check, as close to the request as it gets: the waits
+            // above (a commit, a turn among the agent's AWS calls) may have
+            // outlasted the lease.
+            if let Err(e) = self.durable.as_ref().expect("checked above").check_held() {
+                tracing::warn!(operation = %what, run_id = %gate.run_id, "fencing: refused {what}: this driver no longer holds the run");
+                return Err(wasmtime::Error::new(DurableError::Journal(e)));
+            }
+        }
         Ok(Ok(Call { c, key, run_id: gate.run_id.clone(), _turn: turn }))
     }
 

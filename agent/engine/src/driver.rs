@@ -415,9 +415,17 @@ impl Engine {
     ) -> Result<RunRecord, EngineError> {
         let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
         let secrets = Arc::new(Secrets::resolve(&run.params)?);
-        let claimed_at = std::time::Instant::now();
+        let claimed_at = crate::lease::now();
         let lease = journal.claim(run_id, &current_owner()).await?;
         let keeper = crate::lease::LeaseKeeper::start(journal.clone(), lease.clone(), claimed_at);
+        // What the run is now that it is ours (another driver may have ended
+        // it between the read above and the claim).
+        let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+        if run.status.is_final() {
+            drop(keeper);
+            let _ = journal.release(&lease).await;
+            return Ok(run);
+        }
         let cancel = Arc::new(CancelSignal::default());
         let watcher = tokio::spawn(watch_for_cancel(journal.clone(), run_id.to_string(), cancel.clone()));
         let span = tracing::info_span!(

@@ -1046,6 +1046,12 @@ impl Durable {
         Ok(())
     }
 
+    /// Whether this driver may still act, as its lease keeper knows it (no
+    /// round trip): the last check before a side effect leaves the process.
+    pub fn check_held(&self) -> std::result::Result<(), drover_journal::JournalError> {
+        self.lease_guard.as_ref().map_or(Ok(()), |g| g.check())
+    }
+
     /// The attempt running now (a step body, or a cleanup or undo).
     pub fn current_attempt(&self) -> Option<AttemptGrant> {
         self.open.as_ref().map(|o| AttemptGrant { idempotency_key: o.idempotency_key.clone(), number: o.attempt })

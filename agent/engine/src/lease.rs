@@ -6,9 +6,10 @@
 //! AWS call), in [`crate::durable::Durable::before_side_effect`]:
 //! - [`LeaseGuard::check`], local and instant: the lease was lost, or has not
 //!   been renewed within its time less a safety margin, measured on the
-//!   monotonic clock, which keeps counting while the process is paused
-//!   (SIGSTOP, a frozen VM, a long GC), so a driver waking from a pause
-//!   knows at once that it may no longer act;
+//!   boot-time clock ([`now`]), which keeps counting while the process is
+//!   paused (SIGSTOP, a long GC) and while the machine is suspended (a
+//!   frozen VM), so a driver waking from a pause knows at once that it may
+//!   no longer act;
 //! - [`drover_journal::Journal::check_lease`], a strongly consistent read of
 //!   the run's fence in the store.
 //!
@@ -20,7 +21,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use drover_journal::{Journal, JournalError, Lease};
 
@@ -29,11 +30,39 @@ use drover_journal::{Journal, JournalError, Lease};
 /// another's): a lease of 15 s is used for 12 s after each renewal.
 const MARGIN_DIVISOR: u32 = 5;
 
+/// A point on the boot-time clock (`CLOCK_BOOTTIME`): like `Instant`, but
+/// it also counts the time the machine spent suspended, which a lease does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BootInstant(Duration);
+
+impl std::ops::Add<Duration> for BootInstant {
+    type Output = BootInstant;
+    fn add(self, d: Duration) -> BootInstant {
+        BootInstant(self.0 + d)
+    }
+}
+
+impl std::ops::Sub<Duration> for BootInstant {
+    type Output = BootInstant;
+    fn sub(self, d: Duration) -> BootInstant {
+        BootInstant(self.0.saturating_sub(d))
+    }
+}
+
+/// Now, on the boot-time clock.
+pub fn now() -> BootInstant {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we pass; CLOCK_BOOTTIME exists on Linux >= 2.6.39.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_BOOTTIME) failed");
+    BootInstant(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
 #[derive(Debug)]
 struct State {
     lease: Lease,
     /// Until when this driver may act, if the lease expires at all.
-    valid_until: Mutex<Option<Instant>>,
+    valid_until: Mutex<Option<BootInstant>>,
     lost: AtomicBool,
 }
 
@@ -44,7 +73,7 @@ pub struct LeaseGuard(Arc<State>);
 impl LeaseGuard {
     /// A guard for `lease`, claimed at `claimed_at`, lasting `ttl` (none: it
     /// lasts as long as the process).
-    pub fn new(lease: Lease, claimed_at: Instant, ttl: Option<Duration>) -> Self {
+    pub fn new(lease: Lease, claimed_at: BootInstant, ttl: Option<Duration>) -> Self {
         LeaseGuard(Arc::new(State {
             lease,
             valid_until: Mutex::new(ttl.map(|t| claimed_at + usable(t))),
@@ -59,12 +88,12 @@ impl LeaseGuard {
             return Err(JournalError::LeaseLost { run_id, fence });
         }
         match *self.0.valid_until.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(until) if Instant::now() >= until => Err(JournalError::LeaseExpired { run_id, fence }),
+            Some(until) if now() >= until => Err(JournalError::LeaseExpired { run_id, fence }),
             _ => Ok(()),
         }
     }
 
-    fn renewed(&self, sent_at: Instant, ttl: Duration) {
+    fn renewed(&self, sent_at: BootInstant, ttl: Duration) {
         *self.0.valid_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(sent_at + usable(ttl));
     }
 
@@ -86,7 +115,7 @@ pub struct LeaseKeeper {
 impl LeaseKeeper {
     /// Starts keeping `lease` (claimed at `claimed_at`) in `journal`; keeps
     /// nothing when the store's claims do not expire.
-    pub fn start(journal: Arc<dyn Journal>, lease: Lease, claimed_at: Instant) -> Self {
+    pub fn start(journal: Arc<dyn Journal>, lease: Lease, claimed_at: BootInstant) -> Self {
         let ttl = journal.lease_ttl();
         let guard = LeaseGuard::new(lease.clone(), claimed_at, ttl);
         let task = ttl.map(|ttl| tokio::spawn(renew(journal, lease, ttl, guard.clone())));
@@ -112,11 +141,12 @@ async fn renew(journal: Arc<dyn Journal>, lease: Lease, ttl: Duration, guard: Le
     let mut next = tokio::time::Instant::now() + every;
     loop {
         tokio::time::sleep_until(next).await;
-        let sent = Instant::now();
+        let sent = now();
+        let sent_tokio = tokio::time::Instant::now();
         match journal.renew(&lease).await {
             Ok(()) => {
                 guard.renewed(sent, ttl);
-                next = tokio::time::Instant::from_std(sent) + every;
+                next = sent_tokio + every;
             }
             Err(e @ (JournalError::LeaseLost { .. } | JournalError::UnknownRun(_))) => {
                 tracing::warn!(run_id = %lease.run_id, fence = lease.fence, error = %e, "lost the lease on the run: another agent drives it now; this driver stops");
@@ -142,9 +172,9 @@ mod tests {
 
     #[test]
     fn a_lease_not_renewed_in_time_stops_the_driver() {
-        let g = LeaseGuard::new(lease(), Instant::now() - Duration::from_secs(9), Some(Duration::from_secs(10)));
+        let g = LeaseGuard::new(lease(), now() - Duration::from_secs(9), Some(Duration::from_secs(10)));
         assert!(matches!(g.check(), Err(JournalError::LeaseExpired { fence: 3, .. })), "8 s of a 10 s lease are usable");
-        g.renewed(Instant::now(), Duration::from_secs(10));
+        g.renewed(now(), Duration::from_secs(10));
         g.check().unwrap();
         g.lose();
         assert!(matches!(g.check(), Err(JournalError::LeaseLost { .. })));
@@ -152,7 +182,7 @@ mod tests {
 
     #[test]
     fn a_lease_without_expiry_holds_until_lost() {
-        let g = LeaseGuard::new(lease(), Instant::now() - Duration::from_secs(3600), None);
+        let g = LeaseGuard::new(lease(), now() - Duration::from_secs(3600), None);
         g.check().unwrap();
         g.lose();
         assert!(g.check().is_err());

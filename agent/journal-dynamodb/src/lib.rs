@@ -263,32 +263,60 @@ impl DynamoJournal {
         log::fold(&items, version)
     }
 
-    /// The run holding `scope` now, if it has not ended. Waits briefly for a
-    /// holder being created; takes over a lock whose holder was never created.
+    /// The run holding `scope` now, if it has not ended, and the run id the
+    /// lock names. A holder whose creator took the lock but has not (or
+    /// never) put its run item is created here from the lock, exactly as its
+    /// creator would have (a put that only succeeds once), so a lock always
+    /// names a run that exists and the run it names is the one that runs.
     async fn scope_holder(&self, scope: &str, me: &str) -> Result<(Option<RunRecord>, Option<String>)> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let Some(lock) = self.get(scope_key(scope)).await? else { return Ok((None, None)) };
-            let holder = get_s(&lock, "scope_holder").unwrap_or_default().to_string();
-            if holder == me {
-                // Taken by an earlier attempt of this very creation.
-                return Ok((None, Some(holder)));
+        let Some(lock) = self.get(scope_key(scope)).await? else { return Ok((None, None)) };
+        let holder = get_s(&lock, "scope_holder").unwrap_or_default().to_string();
+        if holder == me {
+            // Taken by an earlier attempt of this very creation.
+            return Ok((None, Some(holder)));
+        }
+        let item = match self.get_run(&holder).await? {
+            Some(item) => item,
+            None => {
+                let doc: RunDoc = get_json(&lock, "scope_run")?
+                    .ok_or_else(|| JournalError::Malformed(format!("scope lock '{scope}' without its run")))?;
+                let creation = get_s(&lock, "creation_id").unwrap_or_default().to_string();
+                self.put_run(&doc, &creation).await?;
+                self.get_run(&holder).await?.ok_or_else(|| JournalError::UnknownRun(holder.clone()))?
             }
-            match self.get_run(&holder).await? {
-                Some(item) => {
-                    let run = run_from_item(&item)?;
-                    return Ok((if run.status.is_final() { None } else { Some(run) }, Some(holder)));
-                }
-                // Its creator is between its two writes, or died there.
-                None if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-                None => return Ok((None, Some(holder))),
+        };
+        let run = run_from_item(&item)?;
+        Ok((if run.status.is_final() { None } else { Some(run) }, Some(holder)))
+    }
+
+    /// Puts a new run item unless one exists: `true` when this put (or an
+    /// earlier attempt of the same creation, `creation`) made it.
+    async fn put_run(&self, doc: &RunDoc, creation: &str) -> Result<bool> {
+        let mut item = new_run_item(doc);
+        item.insert("creation_id".into(), s(creation));
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => {
+                let item = self.get_run(&doc.run_id).await?.ok_or_else(|| JournalError::UnknownRun(doc.run_id.clone()))?;
+                Ok(get_s(&item, "creation_id") == Some(creation))
             }
+            Err(e) => Err(self.sdk("PutItem", e)),
         }
     }
 
-    async fn take_scope(&self, scope: &str, run_id: &str, previous: Option<&str>) -> Result<bool> {
+    async fn take_scope(&self, scope: &str, doc: &RunDoc, creation: &str, previous: Option<&str>) -> Result<bool> {
         let mut item = scope_key(scope);
-        item.insert("scope_holder".into(), s(run_id));
+        item.insert("scope_holder".into(), s(&doc.run_id));
+        item.insert("scope_run".into(), json(doc));
+        item.insert("creation_id".into(), s(creation));
         item.insert("scope_at".into(), s(drover_journal::rfc3339(&Utc::now())));
         let mut put = self.client.put_item().table_name(self.table()).set_item(Some(item));
         put = match previous {
@@ -309,6 +337,10 @@ impl DynamoJournal {
 
     fn set_version(&self, lease: &Lease, version: u64) {
         self.versions.lock().unwrap_or_else(|p| p.into_inner()).insert(lease.run_id.clone(), (lease.fence, version));
+    }
+
+    fn forget_version(&self, lease: &Lease) {
+        self.versions.lock().unwrap_or_else(|p| p.into_inner()).remove(&lease.run_id);
     }
 
     fn lost(lease: &Lease) -> JournalError {
@@ -343,24 +375,13 @@ impl Journal for DynamoJournal {
     /// The run item is created with a conditional put (absent), so one id is
     /// one run. With a scope, the lock item is taken first (a conditional put
     /// on the lock, absent or still naming the holder just read, which must
-    /// have ended), then the run item: of two creators for one scope, one
-    /// takes the lock and the other finds it held and joins. A lock whose
-    /// holder does not exist 5 s later (its creator died between the two
-    /// writes) is taken over.
+    /// have ended), carrying the whole new run; then the run item: of two
+    /// creators for one scope, one takes the lock and the other finds it held
+    /// and joins, creating the holder's run item from the lock if its creator
+    /// has not yet (whichever put lands first makes it; the other finds it).
     async fn create_run(&self, run: &NewRun) -> Result<Created> {
         if let Some(item) = self.get_run(&run.run_id).await? {
             return Ok(Created::Existing(run_from_item(&item)?));
-        }
-        if let Some(scope) = &run.scope {
-            loop {
-                let (holder, named) = self.scope_holder(scope, &run.run_id).await?;
-                if let Some(holder) = holder {
-                    return Ok(Created::Joined(holder));
-                }
-                if named.as_deref() == Some(run.run_id.as_str()) || self.take_scope(scope, &run.run_id, named.as_deref()).await? {
-                    break;
-                }
-            }
         }
         let doc = RunDoc {
             run_id: run.run_id.clone(),
@@ -371,22 +392,23 @@ impl Journal for DynamoJournal {
             origin: run.origin.clone(),
             scope: run.scope.clone(),
         };
-        let put = self
-            .client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(new_run_item(&doc)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(Created::New),
-            Err(e) if is_condition_failure(&e) => {
-                let item = self.get_run(&run.run_id).await?.ok_or_else(|| JournalError::UnknownRun(run.run_id.clone()))?;
-                Ok(Created::Existing(run_from_item(&item)?))
+        let creation = nonce();
+        if let Some(scope) = &run.scope {
+            loop {
+                let (holder, named) = self.scope_holder(scope, &run.run_id).await?;
+                if let Some(holder) = holder {
+                    return Ok(if holder.run_id == run.run_id { Created::Existing(holder) } else { Created::Joined(holder) });
+                }
+                if named.as_deref() == Some(run.run_id.as_str()) || self.take_scope(scope, &doc, &creation, named.as_deref()).await? {
+                    break;
+                }
             }
-            Err(e) => Err(self.sdk("PutItem", e)),
         }
+        if self.put_run(&doc, &creation).await? {
+            return Ok(Created::New);
+        }
+        let item = self.get_run(&run.run_id).await?.ok_or_else(|| JournalError::UnknownRun(run.run_id.clone()))?;
+        Ok(Created::Existing(run_from_item(&item)?))
     }
 
     /// A conditional update of the run item: the fence and lease read a
@@ -411,7 +433,10 @@ impl Journal for DynamoJournal {
                 .table_name(self.table())
                 .set_key(Some(run_key(run_id)))
                 .update_expression("SET run_owner = :o, run_fence = :f1, lease_ms = :exp, claim_id = :id")
-                .condition_expression("run_fence = :f0 AND (attribute_not_exists(lease_ms) OR lease_ms = :l0)")
+                .condition_expression(
+                    "run_fence = :f0 AND log_version = :lv0 AND (attribute_not_exists(lease_ms) OR lease_ms = :l0)",
+                )
+                .expression_attribute_values(":lv0", n(get_n(&item, "log_version")?))
                 .expression_attribute_values(":o", json(owner))
                 .expression_attribute_values(":f1", n(fence))
                 .expression_attribute_values(":f0", n(run.fence))
@@ -492,11 +517,14 @@ impl Journal for DynamoJournal {
     }
 
     /// Gates opened by the commit are put first (absent only: a gate opened
-    /// again keeps its decision). Then the commit's chunks, each absent or
-    /// written by this fence or an older one. Then the one write that makes
-    /// the commit count: the run item's `log_version` moves on by one, on
-    /// condition that the fence and the version are the ones this driver
-    /// holds; it also sets the status the commit changes and extends the lease.
+    /// again keeps its decision; a gate put by a commit that then failed is
+    /// listed, and opened for real when the run reaches it again). Then the
+    /// commit's chunks, each absent or left by an older fence. Then the one
+    /// write that makes the commit count: the run item's `log_version` moves
+    /// on by one, on condition that the fence and the version are the ones
+    /// this driver holds; it also sets the status the commit changes. (Only
+    /// [`renew`](Journal::renew) extends the lease: a commit retried late
+    /// must not move the expiry back.)
     async fn commit(&self, lease: &Lease, ops: Vec<Op>, _durability: Durability) -> Result<()> {
         let version = self.version_for(lease).await?;
         for op in &ops {
@@ -524,31 +552,40 @@ impl Journal for DynamoJournal {
                 }
             }
         }
-        for chunk in log::chunks(&lease.run_id, version + 1, lease.fence, &ops) {
+        let id = nonce();
+        for mut chunk in log::chunks(&lease.run_id, version + 1, lease.fence, &ops) {
+            chunk.insert("chunk_commit".into(), s(&id));
+            // Absent, or left by an older driver that never made it count,
+            // or this very request landing twice: never a committed chunk.
             let put = self
                 .client
                 .put_item()
                 .table_name(self.table())
                 .set_item(Some(chunk))
-                .condition_expression("attribute_not_exists(pk) OR chunk_fence <= :f")
+                .condition_expression("attribute_not_exists(pk) OR chunk_fence < :f OR chunk_commit = :id")
                 .expression_attribute_values(":f", n(lease.fence))
+                .expression_attribute_values(":id", s(&id))
                 .send()
                 .await;
             match put {
                 Ok(_) => {}
-                Err(e) if is_condition_failure(&e) => return Err(Self::lost(lease)),
-                Err(e) => return Err(self.sdk("PutItem", e)),
+                Err(e) if is_condition_failure(&e) => {
+                    self.forget_version(lease);
+                    return Err(Self::lost(lease));
+                }
+                Err(e) => {
+                    self.forget_version(lease);
+                    return Err(self.sdk("PutItem", e));
+                }
             }
         }
-        let id = nonce();
-        let mut set = vec!["log_version = :v1", "commit_id = :id", "lease_ms = :exp"];
+        let mut set = vec!["log_version = :v1", "commit_id = :id"];
         let mut remove = Vec::new();
         let mut values: Item = Item::from([
             (":v1".into(), n(version + 1)),
             (":v0".into(), n(version)),
             (":f".into(), n(lease.fence)),
             (":id".into(), s(&id)),
-            (":exp".into(), n(self.lease_expiry())),
         ]);
         if let Some(Op::SetStatus { status, finished_at, result, error }) = ops.iter().rev().find(|o| matches!(o, Op::SetStatus { .. })) {
             set.extend(["run_status = :st", "g1pk = :g"]);
@@ -591,9 +628,16 @@ impl Journal for DynamoJournal {
             Err(e) if is_condition_failure(&e) => match self.get_run(&lease.run_id).await? {
                 // An earlier attempt of this very request landed.
                 Some(now) if get_s(&now, "commit_id") == Some(id.as_str()) => {}
-                _ => return Err(Self::lost(lease)),
+                _ => {
+                    self.forget_version(lease);
+                    return Err(Self::lost(lease));
+                }
             },
-            Err(e) => return Err(self.sdk("UpdateItem", e)),
+            Err(e) => {
+                // It may have landed: the next commit reads the version again.
+                self.forget_version(lease);
+                return Err(self.sdk("UpdateItem", e));
+            }
         }
         self.set_version(lease, version + 1);
         Ok(())

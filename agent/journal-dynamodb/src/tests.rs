@@ -7,6 +7,7 @@ use std::time::Duration;
 use drover_journal::{Durability, EntryKind, EntryStatus, Journal, JournalError, Op, Owner, conformance, current_owner};
 
 use super::*;
+use crate::items::RunDoc;
 
 /// A store on a table of its own, created for the test.
 async fn store(lease: Duration) -> (Arc<DynamoJournal>, DynamoConfig) {
@@ -92,4 +93,33 @@ async fn a_missing_table_is_named_with_what_to_do() {
     let j = DynamoJournal::open(DynamoConfig { table: "drover-no-such-table".into(), region: "us-east-1".into(), lease: Duration::from_secs(5) }).await;
     let err = j.run("x").await.unwrap_err().to_string();
     assert!(err.contains("drover-no-such-table") && err.contains("drover store init"), "{err}");
+}
+
+#[tokio::test]
+async fn a_scope_lock_whose_creator_stalled_names_the_run_that_runs() {
+    let (j, config) = store(DynamoConfig::DEFAULT_LEASE).await;
+    let other = DynamoJournal::open(config).await;
+    // X took the lock and stalled before putting its run item.
+    let x = NewRun { scope: Some("app:stalled".into()), ..conformance::new_run("x") };
+    let doc = RunDoc {
+        run_id: x.run_id.clone(),
+        runbook: x.runbook.clone(),
+        params: x.params.clone(),
+        created_at: x.created_at,
+        policy_override: None,
+        origin: x.origin.clone(),
+        scope: x.scope.clone(),
+    };
+    assert!(j.take_scope("app:stalled", &doc, "creation-x", None).await.unwrap());
+    // Y, on another agent, finds X's run missing: it creates it from the lock and joins it.
+    let y = NewRun { scope: Some("app:stalled".into()), ..conformance::new_run("y") };
+    match other.create_run(&y).await.unwrap() {
+        Created::Joined(holder) => assert_eq!(holder.run_id, "x"),
+        c => panic!("expected to join x, got {c:?}"),
+    }
+    assert!(other.run("y").await.unwrap().is_none());
+    // X wakes up and puts its run item: it is the one already there, made for it.
+    assert!(j.put_run(&doc, "creation-x").await.unwrap(), "x's creation counts as x's");
+    assert!(!j.put_run(&doc, "someone-else").await.unwrap());
+    drop_table(&j).await;
 }

@@ -2,7 +2,7 @@
 //! or the API), resuming the ones in flight when the agent last stopped, and
 //! stopping them all without losing a step when it stops again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +59,11 @@ pub struct Supervisor {
     notifier: Arc<Notifier>,
     tasks: Mutex<JoinSet<()>>,
     driving: Mutex<HashSet<String>>,
+    /// Runs that stopped with an error, by id: how often in a row, and when
+    /// they may be taken up again (so a run that cannot go on here, say its
+    /// runbook or a secret is missing on this agent, is not retried on every
+    /// takeover scan).
+    backoff: Mutex<HashMap<String, (u32, std::time::Instant)>>,
 }
 
 impl Supervisor {
@@ -70,7 +75,16 @@ impl Supervisor {
         metrics: Arc<Metrics>,
         notifier: Arc<Notifier>,
     ) -> Arc<Self> {
-        Arc::new(Supervisor { engine, journal, runbooks, metrics, notifier, tasks: Mutex::new(JoinSet::new()), driving: Default::default() })
+        Arc::new(Supervisor {
+            engine,
+            journal,
+            runbooks,
+            metrics,
+            notifier,
+            tasks: Mutex::new(JoinSet::new()),
+            driving: Default::default(),
+            backoff: Default::default(),
+        })
     }
 
     /// The run store.
@@ -124,7 +138,7 @@ impl Supervisor {
         let grace = self.journal.lease_ttl().and_then(|t| chrono::Duration::from_std(t).ok()).unwrap_or_default();
         for run in self.journal.runs(&RunFilter { unfinished: true, ..Default::default() }).await? {
             let unclaimed = run.owner.is_none() && run.fence == 0 && now - run.created_at < grace;
-            if !run.driver_gone(now) || unclaimed || self.is_driving(&run.run_id) {
+            if !run.driver_gone(now) || unclaimed || self.is_driving(&run.run_id) || self.backing_off(&run.run_id) {
                 continue;
             }
             tracing::info!(run_id = %run.run_id, status = %run.status, owner = ?run.owner, "resuming a run left in flight");
@@ -148,6 +162,24 @@ impl Supervisor {
                 Err(e) => tracing::warn!(error = %e, "could not look for runs to take over; retrying"),
             }
         }
+    }
+
+    fn backing_off(&self, run_id: &str) -> bool {
+        let backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        backoff.get(run_id).is_some_and(|(_, until)| std::time::Instant::now() < *until)
+    }
+
+    /// Records how driving `run_id` ended: an error puts it in backoff (5 s,
+    /// doubling up to 5 minutes); anything else clears it.
+    fn note_outcome(&self, run_id: &str, failed: bool) {
+        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        if !failed {
+            backoff.remove(run_id);
+            return;
+        }
+        let n = backoff.get(run_id).map_or(0, |(n, _)| *n) + 1;
+        let wait = Duration::from_secs(5).saturating_mul(1 << (n - 1).min(6)).min(Duration::from_secs(300));
+        backoff.insert(run_id.to_string(), (n, std::time::Instant::now() + wait));
     }
 
     fn is_driving(&self, run_id: &str) -> bool {
@@ -180,6 +212,12 @@ impl Supervisor {
     }
 
     async fn finished(&self, run_id: &str, outcome: Result<RunRecord, EngineError>) {
+        let failed = match &outcome {
+            Ok(_) | Err(EngineError::Suspended { .. }) => false,
+            Err(EngineError::Journal(e)) => !(e.is_fenced() || matches!(e, JournalError::RunBusy { .. })),
+            Err(_) => true,
+        };
+        self.note_outcome(run_id, failed);
         match outcome {
             Ok(run) => {
                 tracing::info!(run_id, runbook = %run.runbook.name, status = %run.status, "run ended");
