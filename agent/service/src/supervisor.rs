@@ -142,7 +142,6 @@ impl Supervisor {
                 continue;
             }
             tracing::info!(run_id = %run.run_id, status = %run.status, owner = ?run.owner, "resuming a run left in flight");
-            self.metrics.resumed(&run.runbook.name);
             self.drive(run.run_id.clone(), run.runbook.name.clone(), None);
             ids.push(run.run_id);
         }
@@ -196,7 +195,7 @@ impl Supervisor {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.spawn(async move {
             let (tx, rx) = mpsc::unbounded_channel();
-            let watcher = tokio::spawn(watch(rx, me.metrics.clone(), me.notifier.clone(), name));
+            let watcher = tokio::spawn(watch(rx, me.metrics.clone(), me.notifier.clone(), name, runbook.is_none()));
             let observer = Observer::channel(tx);
             let journal = me.journal.clone();
             let outcome = match &runbook {
@@ -279,12 +278,19 @@ impl Supervisor {
 }
 
 /// Turns a run's events into metrics and logs.
-async fn watch(mut rx: mpsc::UnboundedReceiver<RunEvent>, metrics: Arc<Metrics>, notifier: Arc<Notifier>, runbook: String) {
+/// Follows a run's events for the metrics and notifications; `resumed`: the
+/// run was taken up from another driver (counted once this agent holds it).
+async fn watch(mut rx: mpsc::UnboundedReceiver<RunEvent>, metrics: Arc<Metrics>, notifier: Arc<Notifier>, runbook: String, resumed: bool) {
     let mut started: BTreeMap<String, std::time::Instant> = BTreeMap::new();
     let mut run = String::new();
     while let Some(ev) = rx.recv().await {
         match ev {
-            RunEvent::Started { run_id, .. } => run = run_id,
+            RunEvent::Started { run_id, .. } => {
+                if resumed {
+                    metrics.resumed(&runbook);
+                }
+                run = run_id
+            }
             RunEvent::StepStarted { key, .. } => {
                 started.insert(key, std::time::Instant::now());
             }
