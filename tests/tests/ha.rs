@@ -176,53 +176,87 @@ fn one_alert_sent_to_three_agents_starts_one_run() {
     assert_ne!(v["runs"][0]["run_id"].as_str(), Some(id.as_str()));
 }
 
+/// A failover on three agents: a seeded demo topology, a new table, agents
+/// b and c serving, and agent a serving with `failpoints` armed.
+struct Failover {
+    counted: Counted,
+    clients: drover_aws::Clients,
+    seeded: drover_chaos::topology::Seeded,
+    store: DynamoConfig,
+    survivors: Vec<Served>,
+    a: Agent,
+    driver: Served,
+    _dir: tempfile::TempDir,
+}
+
+impl Failover {
+    fn start(name: &str, failpoints: &str) -> Failover {
+        let counted = Counted::start();
+        let (clients, seeded) = seeded(name);
+        let dir = tempfile::tempdir().unwrap();
+        let params = toml_params(&seeded.topology.params());
+        let (cfg, store) = store_and_config(dir.path(), &counted, &trigger(artifacts::REGIONAL_FAILOVER, &params));
+        let survivors = ["b", "c"].iter().map(|n| serve(dir.path(), &agent(dir.path(), n, &counted, &cfg), n, &cfg)).collect();
+        let a = agent(dir.path(), "a", &counted, &cfg).with_env("DROVER_FAILPOINTS", failpoints);
+        let driver = serve(dir.path(), &a, "a", &cfg);
+        Failover { counted, clients, seeded, store, survivors, a, driver, _dir: dir }
+    }
+
+    /// Sends the outage's alert to agent a, which starts the run: its id.
+    fn alert_the_driver(&self) -> String {
+        let (code, v) = alert(&self.driver, &self.seeded.topology.db_instance);
+        assert_eq!((code, v["runs"][0]["joined"].as_bool()), (202, Some(false)), "{v}");
+        v["runs"][0]["run_id"].as_str().unwrap().to_string()
+    }
+
+    /// Waits for a survivor to finish run `id`.
+    fn succeeded(&self, id: &str) -> Value {
+        self.a.wait_for_status(id, "succeeded", Duration::from_secs(120)).unwrap_or_else(|e| {
+            panic!("{e}\n--- b ---\n{}\n--- c ---\n{}", self.survivors[0].log_text(), self.survivors[1].log_text())
+        })
+    }
+
+    /// The probes of a failover done once.
+    fn failed_over(&self) {
+        rt().block_on(async {
+            for p in [Probe::ReplicaPromotedOnce, Probe::DbRecordOnReplica, Probe::AppWeightsOnDr] {
+                let k = check(&self.clients, &self.seeded, p).await;
+                assert!(k.ok, "{:?}: {}", k.probe, k.detail);
+            }
+        });
+    }
+}
+
 /// The failover's driver dies right after promoting the replica (before
 /// the promotion is journaled). A survivor takes the lease once it runs out
 /// and finishes from the journal: the promotion is sent once, each DNS
 /// change once.
 #[test]
 fn the_driver_of_a_failover_is_killed_and_a_survivor_finishes_it_with_one_promotion() {
-    let counted = Counted::start();
-    let (c, seeded) = seeded("ha-kill");
-    let dir = tempfile::tempdir().unwrap();
-    let params = toml_params(&seeded.topology.params());
-    let (cfg, store_cfg) = store_and_config(dir.path(), &counted, &trigger(artifacts::REGIONAL_FAILOVER, &params));
-    let survivors: Vec<Served> = ["b", "c"].iter().map(|n| serve(dir.path(), &agent(dir.path(), n, &counted, &cfg), n, &cfg)).collect();
-    let a = agent(dir.path(), "a", &counted, &cfg).with_env("DROVER_FAILPOINTS", "before-complete:promote");
-    let mut driver = serve(dir.path(), &a, "a", &cfg);
-
-    let (code, v) = alert(&driver, &seeded.topology.db_instance);
-    assert_eq!((code, v["runs"][0]["joined"].as_bool()), (202, Some(false)), "{v}");
-    let id = v["runs"][0]["run_id"].as_str().unwrap().to_string();
+    let mut f = Failover::start("ha-kill", "before-complete:promote");
+    let id = f.alert_the_driver();
     let died = wait_until("the driver to die at its failpoint", Duration::from_secs(120), || {
-        driver.child.as_mut().unwrap().try_wait().unwrap().map(|_| Instant::now())
+        f.driver.child.as_mut().unwrap().try_wait().unwrap().map(|_| Instant::now())
     });
-    assert!(driver.log_text().contains("failpoint before-complete:promote hit"), "{}", driver.log_text());
-    assert_eq!(counted.accepted("rds", "PromoteReadReplica"), 1, "the driver promoted before dying");
+    assert!(f.driver.log_text().contains("failpoint before-complete:promote hit"), "{}", f.driver.log_text());
+    assert_eq!(f.counted.accepted("rds", "PromoteReadReplica"), 1, "the driver promoted before dying");
 
-    let done = a.wait_for_status(&id, "succeeded", Duration::from_secs(120)).unwrap_or_else(|e| {
-        panic!("{e}\n--- b ---\n{}\n--- c ---\n{}", survivors[0].log_text(), survivors[1].log_text())
-    });
+    let done = f.succeeded(&id);
     let takeover = died.elapsed();
     assert_eq!(done["result"]["rto_met"], true, "{done:#}");
-    let took: Vec<&Served> = survivors.iter().filter(|s| s.log_text().contains("taking over runs")).collect();
-    assert!(!took.is_empty(), "a survivor took the run over");
-    let resumed: f64 = survivors.iter().filter_map(|s| metric(s, "drover_runs_resumed_total{runbook=\"regional-failover\"}")).sum();
+    assert!(f.survivors.iter().any(|s| s.log_text().contains("taking over runs")), "a survivor took the run over");
+    let resumed: f64 = f.survivors.iter().filter_map(|s| metric(s, "drover_runs_resumed_total{runbook=\"regional-failover\"}")).sum();
     assert_eq!(resumed, 1.0, "one survivor resumed it");
     eprintln!("takeover: the run succeeded {takeover:?} after its driver died (lease {LEASE_SECONDS} s)");
 
-    assert_eq!(counted.accepted("rds", "PromoteReadReplica"), 1, "no second promotion: {:?}", counted.faults().accepted());
-    assert_eq!(attempts_of(&store_cfg, &id, "promote"), 2, "the promotion step was re-entered once, with its idempotency key");
+    let accepted = f.counted.faults().accepted();
+    assert_eq!(f.counted.accepted("rds", "PromoteReadReplica"), 1, "no second promotion: {accepted:?}");
+    assert_eq!(attempts_of(&f.store, &id, "promote"), 2, "the promotion step was re-entered once, with its idempotency key");
     for step in ["preflight", "point-db-record", "shift-app-weights", "verify"] {
-        assert_eq!(attempts_of(&store_cfg, &id, step), 1, "{step} ran once");
+        assert_eq!(attempts_of(&f.store, &id, step), 1, "{step} ran once");
     }
-    assert_eq!(counted.accepted("route53", "ChangeResourceRecordSets"), 2, "one DNS change per DNS step: {:?}", counted.faults().accepted());
-    rt().block_on(async {
-        for p in [Probe::ReplicaPromotedOnce, Probe::DbRecordOnReplica, Probe::AppWeightsOnDr] {
-            let k = check(&c, &seeded, p).await;
-            assert!(k.ok, "{:?}: {}", k.probe, k.detail);
-        }
-    });
+    assert_eq!(f.counted.accepted("route53", "ChangeResourceRecordSets"), 2, "one DNS change per DNS step: {accepted:?}");
+    f.failed_over();
 }
 
 /// The failover's driver freezes (SIGSTOP) after journaling the promotion
@@ -232,30 +266,20 @@ fn the_driver_of_a_failover_is_killed_and_a_survivor_finishes_it_with_one_promot
 /// it writes nothing; the final state is the survivor's.
 #[test]
 fn a_driver_frozen_past_its_lease_is_fenced_out_when_it_wakes() {
-    let counted = Counted::start();
-    let (c, seeded) = seeded("ha-stop");
-    let dir = tempfile::tempdir().unwrap();
-    let params = toml_params(&seeded.topology.params());
-    let (cfg, store_cfg) = store_and_config(dir.path(), &counted, &trigger(artifacts::REGIONAL_FAILOVER, &params));
-    let survivors: Vec<Served> = ["b", "c"].iter().map(|n| serve(dir.path(), &agent(dir.path(), n, &counted, &cfg), n, &cfg)).collect();
-    let a = agent(dir.path(), "a", &counted, &cfg).with_env("DROVER_FAILPOINTS", "in-step:promote=stop");
-    let driver = serve(dir.path(), &a, "a", &cfg);
-    let pid = driver.child.as_ref().unwrap().id();
-
-    let (code, v) = alert(&driver, &seeded.topology.db_instance);
-    assert_eq!(code, 202, "{v}");
-    let id = v["runs"][0]["run_id"].as_str().unwrap().to_string();
+    let f = Failover::start("ha-stop", "in-step:promote=stop");
+    let pid = f.driver.child.as_ref().unwrap().id();
+    let id = f.alert_the_driver();
     wait_until("the driver to freeze at its failpoint", Duration::from_secs(120), || {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('T')).then_some(())
     });
-    let done = a.wait_for_status(&id, "succeeded", Duration::from_secs(120)).unwrap_or_else(|e| {
-        panic!("{e}\n--- b ---\n{}\n--- c ---\n{}", survivors[0].log_text(), survivors[1].log_text())
-    });
-    assert_eq!(counted.accepted("rds", "PromoteReadReplica"), 1, "the survivor promoted");
-    let (rt, journal) = store(&store_cfg);
-    let before = rt.block_on(async { (journal.run(&id).await.unwrap(), journal.entries(&id).await.unwrap(), journal.attempts(&id).await.unwrap()) });
-    let accepted_before = counted.writes();
+    let done = f.succeeded(&id);
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(f.counted.accepted("rds", "PromoteReadReplica"), 1, "the survivor promoted");
+    let (rt, journal) = store(&f.store);
+    let snapshot = || rt.block_on(async { (journal.run(&id).await.unwrap(), journal.entries(&id).await.unwrap(), journal.attempts(&id).await.unwrap()) });
+    let before = snapshot();
+    let writes_before = f.counted.writes();
 
     // The frozen driver wakes.
     // SAFETY: kill(2) on a child we spawned and have not reaped.
@@ -263,25 +287,16 @@ fn a_driver_frozen_past_its_lease_is_fenced_out_when_it_wakes() {
         libc::kill(pid as libc::pid_t, libc::SIGCONT);
     }
     wait_until("the woken driver to find itself fenced out", Duration::from_secs(30), || {
-        driver.log_text().contains("fenced out").then_some(())
+        f.driver.log_text().contains("fenced out").then_some(())
     });
     std::thread::sleep(Duration::from_secs(1));
-    let log = driver.log_text();
+    let log = f.driver.log_text();
     assert!(log.contains("fencing: refused rds.promote-read-replica"), "the promotion was refused before it left: {log}");
     assert!(!log.contains("run ended"), "the woken driver did not finish the run: {log}");
-    assert_eq!(metric(&driver, "drover_runs_fenced_out_total{runbook=\"regional-failover\"}"), Some(1.0));
-    assert_eq!(counted.writes(), accepted_before, "no AWS mutation and no store write of the woken driver went through");
-    assert_eq!(counted.accepted("rds", "PromoteReadReplica"), 1);
-    let after = rt.block_on(async { (journal.run(&id).await.unwrap(), journal.entries(&id).await.unwrap(), journal.attempts(&id).await.unwrap()) });
-    assert_eq!(before, after, "the journal is the survivor's, unchanged");
-    assert_eq!(done["status"], "succeeded");
-    rt.block_on(async {
-        for p in [Probe::ReplicaPromotedOnce, Probe::DbRecordOnReplica, Probe::AppWeightsOnDr] {
-            let k = check(&c, &seeded, p).await;
-            assert!(k.ok, "{:?}: {}", k.probe, k.detail);
-        }
-    });
-    drop(driver);
+    assert_eq!(metric(&f.driver, "drover_runs_fenced_out_total{runbook=\"regional-failover\"}"), Some(1.0));
+    assert_eq!(f.counted.writes(), writes_before, "no AWS mutation and no store write of the woken driver went through");
+    assert_eq!(snapshot(), before, "the journal is the survivor's, unchanged");
+    f.failed_over();
 }
 
 /// DynamoDB throttles and fails a share of the store's requests: runs go
