@@ -3,8 +3,10 @@
 //! Every run, every journaled call a runbook makes (steps, `now`, random,
 //! durable sleeps), every attempt of a step body and every event is recorded
 //! here. The engine writes through the small [`Journal`] trait, so the
-//! embedded store ([`SqliteJournal`], the default) and a shared store for
-//! agents in several regions can both serve it.
+//! embedded store ([`SqliteJournal`], the default) and the shared store for
+//! agents in several regions (`drover-journal-dynamodb`, on DynamoDB, with
+//! leases that run out) both serve it. The `conformance` module (feature
+//! `conformance`) is the behaviour both are tested against.
 //!
 //! Two rules hold for every implementation:
 //! - **One driver per run.** A driver [`claim`](Journal::claim)s a run and
