@@ -41,7 +41,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ReturnValue, ScalarAttributeType, TableStatus,
 };
 use chrono::Utc;
@@ -219,6 +219,45 @@ impl DynamoJournal {
         self.get(run_key(run_id)).await
     }
 
+    /// Puts `item` if `condition` (with `values`) holds: `false` when it did not.
+    async fn put_if(&self, item: Item, condition: &str, values: &[(&str, AttributeValue)]) -> Result<bool> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values((!values.is_empty()).then(|| placeholders(values)))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(self.sdk("PutItem", e)),
+        }
+    }
+
+    /// Applies `update` to the item at `key` if `condition` (with `values`)
+    /// holds: the item as it is after, or `None` when the condition did not hold.
+    async fn update_if(&self, key: Item, update: &str, condition: &str, values: &[(&str, AttributeValue)]) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_values((!values.is_empty()).then(|| placeholders(values)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(self.sdk("UpdateItem", e)),
+        }
+    }
+
     /// Every item of a query (all pages).
     async fn query(&self, index: Option<&str>, pk_name: &str, pk: &str, sk_prefix: Option<&str>, newest_first: bool) -> Result<Vec<Item>> {
         let mut out = Vec::new();
@@ -294,22 +333,11 @@ impl DynamoJournal {
     async fn put_run(&self, doc: &RunDoc, creation: &str) -> Result<bool> {
         let mut item = new_run_item(doc);
         item.insert("creation_id".into(), s(creation));
-        let put = self
-            .client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => {
-                let item = self.get_run(&doc.run_id).await?.ok_or_else(|| JournalError::UnknownRun(doc.run_id.clone()))?;
-                Ok(get_s(&item, "creation_id") == Some(creation))
-            }
-            Err(e) => Err(self.sdk("PutItem", e)),
+        if self.put_if(item, "attribute_not_exists(pk)", &[]).await? {
+            return Ok(true);
         }
+        let item = self.get_run(&doc.run_id).await?.ok_or_else(|| JournalError::UnknownRun(doc.run_id.clone()))?;
+        Ok(get_s(&item, "creation_id") == Some(creation))
     }
 
     async fn take_scope(&self, scope: &str, doc: &RunDoc, creation: &str, previous: Option<&str>) -> Result<bool> {
@@ -318,15 +346,9 @@ impl DynamoJournal {
         item.insert("scope_run".into(), json(doc));
         item.insert("creation_id".into(), s(creation));
         item.insert("scope_at".into(), s(drover_journal::rfc3339(&Utc::now())));
-        let mut put = self.client.put_item().table_name(self.table()).set_item(Some(item));
-        put = match previous {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(p) => put.condition_expression("scope_holder = :prev").expression_attribute_values(":prev", s(p)),
-        };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(self.sdk("PutItem", e)),
+        match previous {
+            None => self.put_if(item, "attribute_not_exists(pk)", &[]).await,
+            Some(p) => self.put_if(item, "scope_holder = :prev", &[(":prev", s(p))]).await,
         }
     }
 
@@ -364,6 +386,11 @@ impl DynamoJournal {
 
 fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.code() == Some("ConditionalCheckFailedException")
+}
+
+/// Expression placeholders and their values, as the SDK takes them.
+fn placeholders(values: &[(&str, AttributeValue)]) -> Item {
+    values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
 }
 
 fn nonce() -> String {
@@ -426,60 +453,40 @@ impl Journal for DynamoJournal {
                 return Err(JournalError::RunBusy { run_id: run_id.into(), host: current.host.clone(), pid: current.pid });
             }
             let fence = run.fence + 1;
-            let seen_lease = get_n(&item, "lease_ms")?;
-            let update = self
-                .client
-                .update_item()
-                .table_name(self.table())
-                .set_key(Some(run_key(run_id)))
-                .update_expression("SET run_owner = :o, run_fence = :f1, lease_ms = :exp, claim_id = :id")
-                .condition_expression(
+            let version = get_n(&item, "log_version")?;
+            let claimed = self
+                .update_if(
+                    run_key(run_id),
+                    "SET run_owner = :o, run_fence = :f1, lease_ms = :exp, claim_id = :id",
                     "run_fence = :f0 AND log_version = :lv0 AND (attribute_not_exists(lease_ms) OR lease_ms = :l0)",
+                    &[
+                        (":o", json(owner)),
+                        (":f1", n(fence)),
+                        (":f0", n(run.fence)),
+                        (":lv0", n(version)),
+                        (":l0", n(get_n(&item, "lease_ms")?)),
+                        (":exp", n(self.lease_expiry())),
+                        (":id", s(&id)),
+                    ],
                 )
-                .expression_attribute_values(":lv0", n(get_n(&item, "log_version")?))
-                .expression_attribute_values(":o", json(owner))
-                .expression_attribute_values(":f1", n(fence))
-                .expression_attribute_values(":f0", n(run.fence))
-                .expression_attribute_values(":l0", n(seen_lease))
-                .expression_attribute_values(":exp", n(self.lease_expiry()))
-                .expression_attribute_values(":id", s(&id))
-                .send()
-                .await;
-            match update {
-                Ok(_) => {}
-                Err(e) if is_condition_failure(&e) => {
-                    // Ours after all (an earlier attempt of this request landed)?
-                    match self.get_run(run_id).await? {
-                        Some(now) if get_s(&now, "claim_id") == Some(id.as_str()) => {}
-                        _ => continue,
-                    }
-                }
-                Err(e) => return Err(self.sdk("UpdateItem", e)),
+                .await?
+                .is_some();
+            // Ours after all, when an earlier attempt of this request landed.
+            if !claimed && self.get_run(run_id).await?.is_none_or(|now| get_s(&now, "claim_id") != Some(id.as_str())) {
+                continue;
             }
             let lease = Lease { run_id: run_id.into(), fence };
-            self.set_version(&lease, get_n(&item, "log_version")?);
+            self.set_version(&lease, version);
             return Ok(lease);
         }
         Err(JournalError::RunBusy { run_id: run_id.into(), host: "another agent".into(), pid: 0 })
     }
 
     async fn release(&self, lease: &Lease) -> Result<()> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(run_key(&lease.run_id)))
-            .update_expression("REMOVE run_owner, lease_ms")
-            .condition_expression("run_fence = :f")
-            .expression_attribute_values(":f", n(lease.fence))
-            .send()
-            .await;
-        self.versions.lock().unwrap_or_else(|p| p.into_inner()).remove(&lease.run_id);
-        match update {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(self.sdk("UpdateItem", e)),
-        }
+        self.forget_version(lease);
+        // Refused when another driver holds the run now: nothing to give up.
+        self.update_if(run_key(&lease.run_id), "REMOVE run_owner, lease_ms", "run_fence = :f", &[(":f", n(lease.fence))]).await?;
+        Ok(())
     }
 
     fn lease_ttl(&self) -> Option<Duration> {
@@ -487,22 +494,15 @@ impl Journal for DynamoJournal {
     }
 
     async fn renew(&self, lease: &Lease) -> Result<()> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(run_key(&lease.run_id)))
-            .update_expression("SET lease_ms = :exp")
-            .condition_expression("run_fence = :f AND attribute_exists(run_owner)")
-            .expression_attribute_values(":f", n(lease.fence))
-            .expression_attribute_values(":exp", n(self.lease_expiry()))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(Self::lost(lease)),
-            Err(e) => Err(self.sdk("UpdateItem", e)),
-        }
+        let renewed = self
+            .update_if(
+                run_key(&lease.run_id),
+                "SET lease_ms = :exp",
+                "run_fence = :f AND attribute_exists(run_owner)",
+                &[(":f", n(lease.fence)), (":exp", n(self.lease_expiry()))],
+            )
+            .await?;
+        renewed.map(|_| ()).ok_or_else(|| Self::lost(lease))
     }
 
     async fn check_lease(&self, lease: &Lease) -> Result<()> {
@@ -537,19 +537,8 @@ impl Journal for DynamoJournal {
                     deadline: *deadline,
                     decision: None,
                 };
-                let put = self
-                    .client
-                    .put_item()
-                    .table_name(self.table())
-                    .set_item(Some(gate_item(&approval)))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .send()
-                    .await;
-                match put {
-                    Ok(_) => {}
-                    Err(e) if is_condition_failure(&e) => {}
-                    Err(e) => return Err(self.sdk("PutItem", e)),
-                }
+                // Refused when the gate is open already: it keeps its decision.
+                self.put_if(gate_item(&approval), "attribute_not_exists(pk)", &[]).await?;
             }
         }
         let id = nonce();
@@ -558,52 +547,28 @@ impl Journal for DynamoJournal {
             // Absent, or left by an older driver that never made it count,
             // or this very request landing twice: never a committed chunk.
             let put = self
-                .client
-                .put_item()
-                .table_name(self.table())
-                .set_item(Some(chunk))
-                .condition_expression("attribute_not_exists(pk) OR chunk_fence < :f OR chunk_commit = :id")
-                .expression_attribute_values(":f", n(lease.fence))
-                .expression_attribute_values(":id", s(&id))
-                .send()
+                .put_if(chunk, "attribute_not_exists(pk) OR chunk_fence < :f OR chunk_commit = :id", &[(":f", n(lease.fence)), (":id", s(&id))])
                 .await;
-            match put {
-                Ok(_) => {}
-                Err(e) if is_condition_failure(&e) => {
-                    self.forget_version(lease);
-                    return Err(Self::lost(lease));
-                }
-                Err(e) => {
-                    self.forget_version(lease);
-                    return Err(self.sdk("PutItem", e));
-                }
+            if !matches!(put, Ok(true)) {
+                self.forget_version(lease);
+                return Err(put.err().unwrap_or_else(|| Self::lost(lease)));
             }
         }
         let mut set = vec!["log_version = :v1", "commit_id = :id"];
         let mut remove = Vec::new();
-        let mut values: Item = Item::from([
-            (":v1".into(), n(version + 1)),
-            (":v0".into(), n(version)),
-            (":f".into(), n(lease.fence)),
-            (":id".into(), s(&id)),
-        ]);
+        let mut values = vec![(":v1", n(version + 1)), (":v0", n(version)), (":f", n(lease.fence)), (":id", s(&id))];
         if let Some(Op::SetStatus { status, finished_at, result, error }) = ops.iter().rev().find(|o| matches!(o, Op::SetStatus { .. })) {
             set.extend(["run_status = :st", "g1pk = :g"]);
-            values.insert(":st".into(), s(status.as_str()));
-            values.insert(":g".into(), s(runs_partition(*status)));
-            for (attr, placeholder, value) in [
-                ("run_finished", ":fin", finished_at.as_ref().map(json)),
-                ("run_result", ":res", result.as_ref().map(json)),
-                ("run_error", ":err", error.as_ref().map(json)),
+            values.extend([(":st", s(status.as_str())), (":g", s(runs_partition(*status)))]);
+            for (attr, assign, placeholder, value) in [
+                ("run_finished", "run_finished = :fin", ":fin", finished_at.as_ref().map(json)),
+                ("run_result", "run_result = :res", ":res", result.as_ref().map(json)),
+                ("run_error", "run_error = :err", ":err", error.as_ref().map(json)),
             ] {
                 match value {
                     Some(v) => {
-                        values.insert(placeholder.into(), v);
-                        set.push(match attr {
-                            "run_finished" => "run_finished = :fin",
-                            "run_result" => "run_result = :res",
-                            _ => "run_error = :err",
-                        });
+                        set.push(assign);
+                        values.push((placeholder, v));
                     }
                     None => remove.push(attr),
                 }
@@ -613,78 +578,57 @@ impl Journal for DynamoJournal {
         if !remove.is_empty() {
             expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        let update = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(run_key(&lease.run_id)))
-            .update_expression(expr)
-            .condition_expression("run_fence = :f AND log_version = :v0 AND attribute_exists(run_owner)")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        match update {
-            Ok(_) => {}
-            Err(e) if is_condition_failure(&e) => match self.get_run(&lease.run_id).await? {
-                // An earlier attempt of this very request landed.
-                Some(now) if get_s(&now, "commit_id") == Some(id.as_str()) => {}
-                _ => {
-                    self.forget_version(lease);
-                    return Err(Self::lost(lease));
-                }
-            },
+        let condition = "run_fence = :f AND log_version = :v0 AND attribute_exists(run_owner)";
+        let counted = match self.update_if(run_key(&lease.run_id), &expr, condition, &values).await {
+            Ok(Some(_)) => true,
+            // An earlier attempt of this very request may have landed.
+            Ok(None) => self.get_run(&lease.run_id).await?.is_some_and(|now| get_s(&now, "commit_id") == Some(id.as_str())),
             Err(e) => {
                 // It may have landed: the next commit reads the version again.
                 self.forget_version(lease);
-                return Err(self.sdk("UpdateItem", e));
+                return Err(e);
             }
+        };
+        if !counted {
+            self.forget_version(lease);
+            return Err(Self::lost(lease));
         }
         self.set_version(lease, version + 1);
         Ok(())
     }
 
     async fn request_cancel(&self, run_id: &str, request: &CancelRequest) -> Result<RunRecord> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(run_key(run_id)))
-            .update_expression("SET cancel_req = :c")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(cancel_req) AND g1pk = :active")
-            .expression_attribute_values(":c", json(request))
-            .expression_attribute_values(":active", s(RUNS_ACTIVE))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match update {
-            Ok(out) => run_from_item(&out.attributes.unwrap_or_default()),
-            Err(e) if is_condition_failure(&e) => {
-                let item = self.get_run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
-                run_from_item(&item)
-            }
-            Err(e) => Err(self.sdk("UpdateItem", e)),
-        }
+        let recorded = self
+            .update_if(
+                run_key(run_id),
+                "SET cancel_req = :c",
+                "attribute_exists(pk) AND attribute_not_exists(cancel_req) AND g1pk = :active",
+                &[(":c", json(request)), (":active", s(RUNS_ACTIVE))],
+            )
+            .await?;
+        // Refused: an earlier request, an ended run, or no such run.
+        let item = match recorded {
+            Some(item) => item,
+            None => self.get_run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?,
+        };
+        run_from_item(&item)
     }
 
     async fn decide(&self, run_id: &str, gate: &str, decision: &Decision) -> Result<Approval> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(gate_key(run_id, gate)))
-            .update_expression("SET gate_decision = :d, g1pk = :decided")
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(gate_decision)")
-            .expression_attribute_values(":d", json(decision))
-            .expression_attribute_values(":decided", s(GATES_DECIDED))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let unknown = || JournalError::UnknownGate { run_id: run_id.into(), gate: gate.into() };
-        match update {
-            Ok(out) => gate_from_item(&out.attributes.unwrap_or_default()),
-            Err(e) if is_condition_failure(&e) => gate_from_item(&self.get(gate_key(run_id, gate)).await?.ok_or_else(unknown)?),
-            Err(e) => Err(self.sdk("UpdateItem", e)),
-        }
+        let recorded = self
+            .update_if(
+                gate_key(run_id, gate),
+                "SET gate_decision = :d, g1pk = :decided",
+                "attribute_exists(pk) AND attribute_not_exists(gate_decision)",
+                &[(":d", json(decision)), (":decided", s(GATES_DECIDED))],
+            )
+            .await?;
+        // Refused: decided already, or no such gate.
+        let item = match recorded {
+            Some(item) => item,
+            None => self.get(gate_key(run_id, gate)).await?.ok_or_else(|| JournalError::UnknownGate { run_id: run_id.into(), gate: gate.into() })?,
+        };
+        gate_from_item(&item)
     }
 
     async fn approvals(&self, run_id: Option<&str>, pending_only: bool) -> Result<Vec<Approval>> {
