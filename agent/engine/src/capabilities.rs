@@ -110,14 +110,15 @@ impl HostState {
                 resource: Some(denial.subject.clone()),
             }));
         }
-        if a.mutating {
-            let durable = self.durable.as_mut().expect("checked above");
-            if let Err(e) = durable.before_side_effect().await {
-                if matches!(&e, DurableError::Journal(j) if j.is_fenced()) {
-                    tracing::warn!(operation = %what, run_id = %gate.run_id, "fencing: refused {what}: this driver no longer holds the run");
-                }
-                return Err(wasmtime::Error::new(e));
+        // A side effect's refusal stops the run; a fenced driver says why.
+        let refuse = |e: DurableError| {
+            if matches!(&e, DurableError::Journal(j) if j.is_fenced()) {
+                tracing::warn!(operation = %what, run_id = %gate.run_id, "fencing: refused {what}: this driver no longer holds the run");
             }
+            wasmtime::Error::new(e)
+        };
+        if a.mutating {
+            self.durable.as_mut().expect("checked above").before_side_effect().await.map_err(refuse)?;
         }
         let turn = gate.host_calls.clone().acquire_owned().await.map_err(|e| wasmtime::Error::msg(format!("the agent is stopping: {e}")))?;
         let c = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
@@ -125,10 +126,7 @@ impl HostState {
             // The last check, as close to the request as it gets: the waits
             // above (a commit, a turn among the agent's AWS calls) may have
             // outlasted the lease.
-            if let Err(e) = self.durable.as_ref().expect("checked above").check_held() {
-                tracing::warn!(operation = %what, run_id = %gate.run_id, "fencing: refused {what}: this driver no longer holds the run");
-                return Err(wasmtime::Error::new(DurableError::Journal(e)));
-            }
+            self.durable.as_ref().expect("checked above").check_held().map_err(|e| refuse(DurableError::Journal(e)))?;
         }
         Ok(Ok(Call { c, key, run_id: gate.run_id.clone(), _turn: turn }))
     }

@@ -387,9 +387,7 @@ impl Durable {
 
     /// Fails with `Suspended` once the agent is stopping.
     fn check_suspend(&self) -> Result<()> {
-        if let Some(g) = &self.lease_guard {
-            g.check()?;
-        }
+        self.check_held()?;
         if self.shutdown.is_raised() { Err(DurableError::Suspended) } else { Ok(()) }
     }
 
@@ -1027,12 +1025,11 @@ impl Durable {
     /// Called before a call that changes the world: the running attempt's
     /// begin (and everything before it) must be on disk first, so that after
     /// any crash the journal shows the attempt may have had an effect.
+    /// It is also the fencing check (see [`crate::lease`]): this driver still
+    /// holds the run as it knows it, then as the store says; the capability
+    /// makes the local check ([`Durable::check_held`]) once more, last.
     pub async fn before_side_effect(&mut self) -> Result<()> {
-        // The fencing check: this driver still holds the run, as it knows
-        // (lease renewed in time) and as the store says (consistent read).
-        if let Some(g) = &self.lease_guard {
-            g.check()?;
-        }
+        self.check_held()?;
         self.journal.check_lease(&self.lease).await?;
         let Some(open) = &self.open else { return Ok(()) };
         if open.durable_begin {

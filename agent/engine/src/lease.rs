@@ -3,13 +3,16 @@
 //! it still holds the lease does nothing more.
 //!
 //! Two checks stand before every side effect outside the store (a mutating
-//! AWS call), in [`crate::durable::Durable::before_side_effect`]:
-//! - [`LeaseGuard::check`], local and instant: the lease was lost, or has not
+//! AWS call), in [`crate::durable::Durable::before_side_effect`]; the local
+//! one is made again last, right before the request leaves:
+//! - [`LeaseGuard::check`] ([`crate::durable::Durable::check_held`]), local
+//!   and instant: the lease was lost, or has not
 //!   been renewed within its time less a safety margin, measured on the
 //!   boot-time clock ([`now`]), which keeps counting while the process is
 //!   paused (SIGSTOP, a long GC) and while the machine is suspended (a
 //!   frozen VM), so a driver waking from a pause knows at once that it may
-//!   no longer act;
+//!   no longer act, even after waiting for the store or for a turn among
+//!   the agent's AWS calls;
 //! - [`drover_journal::Journal::check_lease`], a strongly consistent read of
 //!   the run's fence in the store.
 //!

@@ -32,11 +32,13 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
                 println!("embedded store ready: {}", path.display());
             }
             StoreConfig::Dynamodb(d) => {
-                let store = DynamoJournal::open(d.settings()?).await;
+                let settings = d.settings()?;
+                let lease = settings.lease;
+                let store = DynamoJournal::open(settings).await;
                 let created = store.init().await?;
                 let what = if created { "created" } else { "exists already; left as it is" };
                 println!("{}: {what}", store.name());
-                println!("agents configured with it share runs, leases ({} s) and scope locks", d.settings()?.lease.as_secs_f64());
+                println!("agents configured with it share runs, leases ({} s) and scope locks", lease.as_secs_f64());
             }
         },
     }
