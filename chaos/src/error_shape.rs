@@ -37,6 +37,11 @@ pub fn answer(req: &AwsRequest, what: Injected, request_id: &str) -> Answer {
         (Injected::ServerError, Protocol::Json) => ("InternalServerError", "Internal server error", 500),
         (Injected::ServerError, _) => ("ServiceUnavailable", "Service is unavailable. Try again later.", 503),
     };
+    error_answer(req, code, message, status, request_id)
+}
+
+/// An error answer to `req` in its service's shape: `code`, `message`, HTTP `status`.
+pub fn error_answer(req: &AwsRequest, code: &str, message: &str, status: u16, request_id: &str) -> Answer {
     let id = ("x-amzn-requestid", request_id.to_string());
     match req.protocol {
         Protocol::Query | Protocol::RestXml => {

@@ -25,10 +25,12 @@ pub enum Probe {
     AppWeightsSum100,
     /// The replica exists, is available and replicates.
     ReplicaAvailable,
-    /// The replica is available, promoted exactly once by drover (its
-    /// `drover:promoted-by` tag).
+    /// The replica is available, no longer replicates (promoted: what AWS
+    /// shows, and the emulators as the tests run them), and drover announced
+    /// the promotion (its `drover:promoted-by` tag). Exactly once is the
+    /// proxy's count of accepted `PromoteReadReplica` requests.
     ReplicaPromotedOnce,
-    /// The replica was not promoted (or is gone).
+    /// The replica was not promoted: it still replicates (or is gone).
     ReplicaNotPromoted,
     /// Exactly one final snapshot of the primary was copied to the DR region.
     OneFinalSnapshotCopy,
@@ -59,7 +61,13 @@ pub async fn check(c: &Clients, s: &Seeded, probe: Probe) -> Check {
 async fn weights(c: &Clients, s: &Seeded) -> Result<(Option<u8>, Option<u8>), drover_aws::CapabilityError> {
     let t = &s.topology;
     let app = route53::get_records(c, &t.hosted_zone, &t.app_record).await?;
-    let w = |set: &str| app.iter().find(|r| r.set_identifier.as_deref() == Some(set)).and_then(|r| r.weight);
+    // Every record of a set identifier (an A and an AAAA set, say) must
+    // carry the same weight; a set whose records disagree has none.
+    let w = |set: &str| {
+        let mut found = app.iter().filter(|r| r.set_identifier.as_deref() == Some(set)).map(|r| r.weight);
+        let first = found.next().flatten()?;
+        found.all(|w| w == Some(first)).then_some(first)
+    };
     Ok((w(&t.primary_region), w(&t.dr_region)))
 }
 
@@ -127,12 +135,14 @@ async fn evaluate(c: &Clients, s: &Seeded, probe: Probe) -> Result<(bool, String
             None => (false, format!("{} does not exist", t.replica)),
         },
         Probe::ReplicaPromotedOnce => match promotions(c, s).await? {
-            // moto keeps a promoted replica's source: drover's promotion tag is the record.
-            Some((r, n)) => (r.status == "available" && n == 1, format!("{} is '{}', promoted by drover {n} time(s)", t.replica, r.status)),
+            Some((r, n)) => (
+                r.status == "available" && r.replica_source.is_none() && n == 1,
+                format!("{} is '{}', replication source {:?}, drover promotion tag {}", t.replica, r.status, r.replica_source, if n == 1 { "present" } else { "absent" }),
+            ),
             None => (false, format!("{} does not exist", t.replica)),
         },
         Probe::ReplicaNotPromoted => match promotions(c, s).await? {
-            Some((_, n)) => (n == 0, format!("{} promoted by drover {n} time(s)", t.replica)),
+            Some((r, _)) => (r.replica_source.is_some(), format!("{} is '{}', replication source {:?}", t.replica, r.status, r.replica_source)),
             None => (true, format!("{} does not exist", t.replica)),
         },
         Probe::OneFinalSnapshotCopy | Probe::NoFinalSnapshotCopy => {

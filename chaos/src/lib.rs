@@ -14,6 +14,7 @@ pub mod hypothesis;
 pub mod proxy;
 pub mod report;
 pub mod scenario;
+pub mod states;
 pub mod topology;
 
 use std::path::PathBuf;

@@ -25,8 +25,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::aws_request::AwsRequest;
-use crate::error_shape::answer;
+use crate::error_shape::{answer, error_answer};
 use crate::faults::{Faults, Outcome};
+use crate::states::{StateAction, States, refusal, show_status};
 
 /// Where each service's requests go when no fault stops them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,7 @@ impl Upstreams {
 pub struct Proxy {
     addr: SocketAddr,
     faults: Arc<Faults>,
+    states: Arc<States>,
     stop: watch::Sender<bool>,
 }
 
@@ -81,7 +83,14 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
-        let shared = Arc::new(Shared { upstreams, faults: faults.clone(), client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()), seq: AtomicU64::new(0) });
+        let states = Arc::new(States::default());
+        let shared = Arc::new(Shared {
+            upstreams,
+            faults: faults.clone(),
+            states: states.clone(),
+            client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+            seq: AtomicU64::new(0),
+        });
         tokio::spawn(async move {
             loop {
                 let (stream, _) = tokio::select! {
@@ -108,7 +117,7 @@ impl Proxy {
                 });
             }
         });
-        Ok(Proxy { addr, faults, stop })
+        Ok(Proxy { addr, faults, states, stop })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -119,6 +128,11 @@ impl Proxy {
     /// The rules in force and their counts.
     pub fn faults(&self) -> &Arc<Faults> {
         &self.faults
+    }
+
+    /// The resource states it shows in place of the emulators' (see [`States`]).
+    pub fn states(&self) -> &Arc<States> {
+        &self.states
     }
 }
 
@@ -131,6 +145,7 @@ impl Drop for Proxy {
 struct Shared {
     upstreams: Upstreams,
     faults: Arc<Faults>,
+    states: Arc<States>,
     client: Client<HttpConnector, Full<Bytes>>,
     seq: AtomicU64,
 }
@@ -155,20 +170,35 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         parts.uri.path(),
         &body,
     );
+    let state = shared.states.action(&aws, &body);
+    if let StateAction::Refuse { instance, status } = &state {
+        let (code, message) = refusal(instance, status);
+        let id = format!("chaos-{:08}", shared.seq.fetch_add(1, Ordering::Relaxed));
+        return Ok(respond(error_answer(&aws, code, &message, 400, &id)));
+    }
     let decision = shared.faults.decide(&aws);
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
     }
     match decision.outcome {
-        Outcome::Forward => Ok(forward(&shared, &aws, parts, body).await),
+        Outcome::Forward => {
+            let response = forward(&shared, &aws, parts, body).await;
+            Ok(match state {
+                StateAction::Show { status } if response.status().is_success() => {
+                    let (mut rparts, rbody) = response.into_parts();
+                    let shown = match rbody.collect().await {
+                        Ok(b) => show_status(&b.to_bytes(), &status),
+                        Err(e) => match e {},
+                    };
+                    rparts.headers.remove(hyper::header::CONTENT_LENGTH);
+                    Response::from_parts(rparts, Full::new(Bytes::from(shown)))
+                }
+                _ => response,
+            })
+        }
         Outcome::Answer(what) => {
             let id = format!("chaos-{:08}", shared.seq.fetch_add(1, Ordering::Relaxed));
-            let a = answer(&aws, what, &id);
-            let mut resp = Response::builder().status(a.status);
-            for (k, v) in a.headers {
-                resp = resp.header(k, v);
-            }
-            Ok(resp.body(Full::new(Bytes::from(a.body))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+            Ok(respond(answer(&aws, what, &id)))
         }
         Outcome::Reset => Err(Dropped("reset")),
         Outcome::Hang(d) => {
@@ -176,6 +206,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             Err(Dropped("hang"))
         }
     }
+}
+
+/// An injected answer as an HTTP response.
+fn respond(a: crate::error_shape::Answer) -> Response<Full<Bytes>> {
+    let mut resp = Response::builder().status(a.status);
+    for (k, v) in a.headers {
+        resp = resp.header(k, v);
+    }
+    resp.body(Full::new(Bytes::from(a.body))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 /// Passes the request to its emulator and relays the answer; an emulator

@@ -56,6 +56,32 @@ pub mod rds {
         wit::wait_instance_available(region, identifier, secs(timeout)).map_err(Error::from_wit)
     }
 
+    /// Waits until instance `identifier` is `available` and no longer a read
+    /// replica: a promotion has finished. An instance that is `available` but
+    /// still replicates is not promoted (yet: RDS may take a moment to show
+    /// a promotion it accepted, or the promotion never happened): that is a
+    /// retryable `not-promoted-yet` error, so run it in a step whose retry
+    /// policy gives the promotion time, and never treat "available" alone as
+    /// "promoted".
+    pub fn wait_promoted(region: &str, identifier: &str, timeout: Duration) -> Result<DbInstance, Error> {
+        let i = wait_instance_available(region, identifier, timeout)?;
+        promoted(&i)?;
+        Ok(i)
+    }
+
+    /// `Ok` if `i` is a promoted (standalone) instance: it has no
+    /// replication source any more. Else the retryable `not-promoted-yet`.
+    pub fn promoted(i: &DbInstance) -> Result<(), Error> {
+        match &i.replica_source {
+            None => Ok(()),
+            Some(src) => Err(Error::retryable(
+                "not-promoted-yet",
+                format!("{} in {} is '{}' but still replicates from {src}: it is not promoted (yet), so it is not writable", i.identifier, i.region, i.status),
+            )
+            .with_resource(i.arn.clone())),
+        }
+    }
+
     /// Waits until snapshot `identifier` is `available`.
     pub fn wait_snapshot_available(region: &str, identifier: &str, timeout: Duration) -> Result<DbSnapshot, Error> {
         wit::wait_snapshot_available(region, identifier, secs(timeout)).map_err(Error::from_wit)
@@ -205,9 +231,56 @@ pub mod route53 {
         wit::upsert_cname(zone, name, target, ttl, secs(timeout)).map_err(Error::from_wit)
     }
 
-    /// Sets the weights of the weighted CNAMEs `name`, in one change batch.
+    /// Sets the weights of the weighted records `name`, in one change batch,
+    /// on the records of whatever type holds the name (A, AAAA, alias or
+    /// CNAME: each keeps its type and values; see [`weighted_targets`]).
     pub fn set_weights(zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<(), Error> {
         wit::set_weights(zone, name, targets, ttl, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// The weighted sets among `sets` (as [`get_records`] returns them), one
+    /// per set identifier, with their weight and first value (empty for an
+    /// alias): what [`set_weights`] takes to give each set a new weight.
+    pub fn weighted_targets(sets: &[RecordSet]) -> Vec<WeightedTarget> {
+        let mut out: Vec<WeightedTarget> = Vec::new();
+        for r in sets {
+            let (Some(set), Some(weight)) = (&r.set_identifier, r.weight) else { continue };
+            if out.iter().any(|t| t.set_identifier == *set) {
+                continue;
+            }
+            out.push(WeightedTarget { set_identifier: set.clone(), weight, value: r.values.first().cloned().unwrap_or_default() });
+        }
+        out
+    }
+
+    /// Checks that the weighted records `sets` (as read back) carry the
+    /// weights of `expected`, on every record type that holds weighted sets
+    /// (an A and an AAAA set of one identifier both), that every such type
+    /// has a set for each expected identifier with weight above 0 (else
+    /// that type's clients would still be served by the others), and that
+    /// no CNAME stands beside records of another type. `Err` says what is off.
+    pub fn check_weights(name: &str, sets: &[RecordSet], expected: &[WeightedTarget]) -> Result<(), String> {
+        let mut types: Vec<&str> = sets.iter().filter(|r| r.weight.is_some()).map(|r| r.record_type.as_str()).collect();
+        types.sort_unstable();
+        types.dedup();
+        if types.is_empty() {
+            return Err(format!("{name} has no weighted records"));
+        }
+        if types.contains(&"CNAME") && types.len() > 1 {
+            return Err(format!("{name} has weighted CNAME records beside {} records: Route 53 serves either, not both", types.join(", ")));
+        }
+        for kind in &types {
+            for t in expected {
+                let found = sets.iter().find(|r| r.record_type == *kind && r.set_identifier.as_deref() == Some(t.set_identifier.as_str()));
+                match found.and_then(|r| r.weight) {
+                    Some(w) if w == t.weight => {}
+                    Some(w) => return Err(format!("the {kind} record '{}' of {name} has weight {w}, not {}", t.set_identifier, t.weight)),
+                    None if t.weight == 0 => {}
+                    None => return Err(format!("{name} has no weighted {kind} record '{}' (weight {} expected): its {kind} clients are not shifted", t.set_identifier, t.weight)),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Deletes the simple CNAME `name` in `zone` if there is one, and waits for INSYNC.

@@ -1,10 +1,13 @@
 //! Amazon RDS: describe, snapshot, cross-region copy, promote, wait.
 //!
 //! Emulator notes (moto's server, which serves RDS for the tests): instances
-//! are `available` at once (AWS takes minutes; the waiters handle both), and
-//! after `PromoteReadReplica` moto still reports the old replica source. So
-//! a promotion is recorded with a `drover:promoted-by` tag, which is also an
-//! audit trail on AWS, and a repeated attempt that finds the tag adopts it.
+//! are `available` at once (AWS takes minutes; the waiters handle both).
+//! moto 5.1 keeps a promoted replica's source field, which AWS drops; the
+//! emulators script starts moto with that corrected
+//! (`chaos/emulators/moto_server.py`), so that a test sees what AWS shows.
+//! A promotion is announced with a `drover:promoted-by` tag carrying the
+//! step's idempotency key (also an audit trail on AWS): a repeated attempt
+//! of the same step adopts only its own promotion under way.
 //! A second `CreateDBInstanceReadReplica` of an existing name makes moto
 //! replace the instance (AWS refuses with `DBInstanceAlreadyExists`), so
 //! replicas are looked up before they are created.
@@ -283,48 +286,129 @@ fn adopt_replica(existing: DbInstance, source_arn: &str, region: &str, id: &str)
     Ok(existing)
 }
 
-async fn promoted_by(c: &Clients, region: &str, inst: &DbInstance) -> Result<Option<String>, CapabilityError> {
-    let tags = tags_of(c, region, &inst.arn, &inst.identifier).await?;
-    Ok(tag_value(&tags, PROMOTED_TAG).map(str::to_string))
+/// Instance `id` in `region` and its tags, from one `DescribeDBInstances`
+/// (the answer carries the tag list: no second round trip).
+async fn describe_tagged(c: &Clients, region: &str, id: &str) -> Result<(DbInstance, Vec<Tag>), CapabilityError> {
+    let out = c
+        .rds(region)
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .map_err(|e| from_sdk("rds", "DescribeDBInstances", region, id, e))?;
+    out.db_instances()
+        .first()
+        .map(|i| (instance(region, i), i.tag_list().to_vec()))
+        .ok_or_else(|| CapabilityError::new("rds", "DescribeDBInstances", region, id, "DBInstanceNotFound", format!("no DB instance {id} in {region}")))
 }
 
-/// Promotes read replica `id` to a standalone instance. An instance that is
-/// not a replica, or that an earlier attempt promoted, is left as it is.
+/// What a promotion attempt finds when it looks at the replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromotionState {
+    /// No replication source: the instance is standalone (promoted, or never
+    /// a replica). Nothing to send.
+    Standalone,
+    /// Still a replica, in a transition, and tagged with this step's
+    /// idempotency key: the promotion an earlier attempt of this step asked
+    /// for is under way. Nothing to send; wait for it.
+    OursUnderWay,
+    /// Still a replica and `available`: a promotion can be requested.
+    Promotable,
+    /// Still a replica, but busy with something else (`backing-up`,
+    /// `modifying`, `rebooting`, ...): RDS refuses a promotion now.
+    Busy,
+}
+
+/// Decides what a promotion attempt of the step with idempotency key `idem`
+/// does, from the instance as described and its `drover:promoted-by` tag.
+/// Only a tag equal to `idem` counts: a tag left by another run, or by hand,
+/// proves nothing about this one.
+pub fn promotion_state(i: &DbInstance, promoted_by: Option<&str>, idem: &str) -> PromotionState {
+    if i.replica_source.is_none() {
+        return PromotionState::Standalone;
+    }
+    let ours = promoted_by == Some(idem);
+    match i.status.as_str() {
+        "available" => PromotionState::Promotable,
+        _ if ours => PromotionState::OursUnderWay,
+        _ => PromotionState::Busy,
+    }
+}
+
+fn busy(region: &str, i: &DbInstance, why: &str) -> CapabilityError {
+    CapabilityError::new(
+        "rds",
+        "PromoteReadReplica",
+        region,
+        &i.identifier,
+        "replica-busy",
+        format!(
+            "replica {} in {region} is '{}' and still replicates from {}: RDS cannot promote it now{why}. Nothing was changed; \
+             the step retries. If it stays busy, look at its RDS events and resume the run once it is available",
+            i.identifier,
+            i.status,
+            i.replica_source.as_deref().unwrap_or("?"),
+        ),
+    )
+    .retryable()
+}
+
+/// Promotes read replica `id` to a standalone instance, once per step:
+/// - an instance that is already standalone is left as it is (whether it
+///   was promoted or never a replica is for the runbook to judge: see
+///   `regional-failover`'s preflight);
+/// - a replica that is busy (backing-up, modifying, ...) is not promoted:
+///   the error (`replica-busy`) is retryable, and nothing is sent;
+/// - before the request, the replica is tagged `drover:promoted-by` with
+///   the step's idempotency key, so a later attempt of the same step can
+///   tell its own promotion under way (the tag, and a transition state)
+///   from someone else's operation; a tag with any other value is ignored;
+/// - a refusal (`InvalidDBInstanceState`) is re-described: adopted only if
+///   the replica is then standalone or its own promotion is under way.
+///
+/// Whether the promotion finished (no replication source any more) is for
+/// the caller to wait for: the instance returned may still be a replica in
+/// transition.
 pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &str) -> Result<DbInstance, CapabilityError> {
-    let before = describe_instance(c, region, id).await?;
-    if before.replica_source.is_none() {
-        return Ok(before);
+    let (before, tags) = describe_tagged(c, region, id).await?;
+    match promotion_state(&before, tag_value(&tags, PROMOTED_TAG), idem) {
+        PromotionState::Standalone => return Ok(before),
+        PromotionState::OursUnderWay => {
+            tracing::info!(instance = id, region, status = %before.status, "the promotion this step asked for is under way; waiting for it, not asking again");
+            return Ok(before);
+        }
+        PromotionState::Busy => return Err(busy(region, &before, "")),
+        PromotionState::Promotable => {}
     }
-    if let Some(by) = promoted_by(c, region, &before).await? {
-        tracing::info!(instance = id, region, promoted_by = %by, "already promoted by an earlier attempt");
-        return Ok(before);
-    }
+    // The intent first: if the answer to the promotion is lost, the next
+    // attempt knows the request may have gone through.
+    c.rds(region)
+        .add_tags_to_resource()
+        .resource_name(&before.arn)
+        .tags(tag(PROMOTED_TAG, idem))
+        .send()
+        .await
+        .map_err(|e| from_sdk("rds", "AddTagsToResource", region, id, e))?;
     let sent = c.rds(region).promote_read_replica().db_instance_identifier(id).send().await;
-    if let Err(e) = sent {
-        let err = from_sdk("rds", "PromoteReadReplica", region, id, e);
-        // A promotion already under way (an earlier attempt's request went
-        // through, but its answer was lost): RDS refuses a second one.
-        if !err.is("InvalidDBInstanceState") {
-            return Err(err);
+    match sent {
+        Ok(out) => Ok(out.db_instance().map(|i| instance(region, i)).unwrap_or(before)),
+        Err(e) => {
+            let err = from_sdk("rds", "PromoteReadReplica", region, id, e);
+            if !err.is("InvalidDBInstanceState") {
+                return Err(err);
+            }
+            // Refused: either this step's promotion already runs (an
+            // earlier request went through and its answer was lost), or the
+            // replica is busy with something else. Look before adopting.
+            let (now, tags) = describe_tagged(c, region, id).await?;
+            match promotion_state(&now, tag_value(&tags, PROMOTED_TAG), idem) {
+                PromotionState::Standalone | PromotionState::OursUnderWay => {
+                    tracing::info!(instance = id, region, status = %now.status, "RDS refused a second promotion: the first is under way or done; adopting it");
+                    Ok(now)
+                }
+                PromotionState::Promotable | PromotionState::Busy => Err(busy(region, &now, &format!(" ({})", err.message))),
+            }
         }
-        tracing::info!(instance = id, region, error = %err, "a promotion is already under way; adopting it");
-    }
-    // The tag lets a later attempt see the promotion where the endpoint
-    // does not (moto keeps a promoted replica's source). The promotion is
-    // done whether or not the tag lands: failing the step here would make
-    // its retry promote again.
-    let tagged = c.rds(region).add_tags_to_resource().resource_name(&before.arn).tags(tag(PROMOTED_TAG, idem)).send().await;
-    if let Err(e) = tagged {
-        tracing::warn!(instance = id, region, error = %from_sdk("rds", "AddTagsToResource", region, id, e), "promoted, but the promotion tag could not be written");
-    }
-    match describe_instance(c, region, id).await {
-        Ok(now) => Ok(now),
-        // Promoted: the describe is only to report the instance as it is now.
-        Err(e) if e.retryable => {
-            tracing::warn!(instance = id, region, error = %e, "promoted, but the instance could not be read back");
-            Ok(before)
-        }
-        Err(e) => Err(e),
     }
 }
 
@@ -518,4 +602,42 @@ pub async fn run_instances(c: &Clients, region: &str, run_id: &str) -> Result<Ve
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(status: &str, source: Option<&str>) -> DbInstance {
+        DbInstance {
+            identifier: "orders-db-replica".into(),
+            arn: "arn:aws:rds:us-west-2:1:db:orders-db-replica".into(),
+            region: "us-west-2".into(),
+            status: status.into(),
+            engine: "postgres".into(),
+            engine_version: "16".into(),
+            endpoint: None,
+            port: None,
+            replica_source: source.map(str::to_string),
+            replicas: vec![],
+        }
+    }
+
+    #[test]
+    fn a_busy_replica_is_never_taken_for_a_promotion() {
+        let src = Some("arn:aws:rds:us-east-1:1:db:orders-db");
+        for status in ["backing-up", "modifying", "rebooting", "storage-optimization"] {
+            assert_eq!(promotion_state(&replica(status, src), None, "k1"), PromotionState::Busy, "{status}");
+            // A tag from another run, or another step, proves nothing.
+            assert_eq!(promotion_state(&replica(status, src), Some("k0"), "k1"), PromotionState::Busy, "{status}");
+            // Only this step's own tag, on a replica in transition, is its promotion under way.
+            assert_eq!(promotion_state(&replica(status, src), Some("k1"), "k1"), PromotionState::OursUnderWay, "{status}");
+        }
+        // Tagged by this step but still available and replicating: the
+        // request did not take (yet); it is sent (again).
+        assert_eq!(promotion_state(&replica("available", src), Some("k1"), "k1"), PromotionState::Promotable);
+        assert_eq!(promotion_state(&replica("available", src), None, "k1"), PromotionState::Promotable);
+        assert_eq!(promotion_state(&replica("available", None), None, "k1"), PromotionState::Standalone);
+        assert_eq!(promotion_state(&replica("modifying", None), Some("k0"), "k1"), PromotionState::Standalone);
+    }
 }

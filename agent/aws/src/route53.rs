@@ -1,4 +1,5 @@
-//! Amazon Route 53: read record sets, point a CNAME, shift weights, UPSERT
+//! Amazon Route 53: read record sets, point a CNAME, shift weights (on the
+//! records of whatever type holds the name: A, AAAA, alias or CNAME), UPSERT
 //! failover records, read and update health checks, wait until a change is
 //! INSYNC. Every change is a no-op when the records
 //! already say what is asked, so a repeated attempt changes nothing.
@@ -55,12 +56,6 @@ impl RecordSet {
         self.record_type == "CNAME" && self.set_identifier.is_none() && self.values.iter().any(|v| same_host(v, target))
     }
 
-    /// Whether this is weighted set `t`, with its weight and value: what
-    /// [`set_weights`] would leave.
-    pub fn is_weighted(&self, t: &WeightedTarget) -> bool {
-        self.set_identifier.as_deref() == Some(t.set_identifier.as_str()) && self.weight == Some(t.weight) && self.values.iter().any(|v| same_host(v, &t.value))
-    }
-
     /// Whether this is the failover record `set_identifier` with `role`,
     /// pointing at `target`, tied to `health_check`: what
     /// [`upsert_failover`] would leave.
@@ -111,6 +106,25 @@ pub async fn get_records(c: &Clients, zone: &str, name: &str) -> Result<Vec<Reco
 }
 
 async fn records_in(c: &Clients, zone_id: &str, name: &str) -> Result<Vec<RecordSet>, CapabilityError> {
+    Ok(raw_sets_in(c, zone_id, name).await?.iter().map(record_set).collect())
+}
+
+fn record_set(r: &ResourceRecordSet) -> RecordSet {
+    RecordSet {
+        name: fqdn(r.name()),
+        record_type: r.r#type().as_str().to_string(),
+        ttl: r.ttl().and_then(|t| u32::try_from(t).ok()),
+        set_identifier: r.set_identifier().map(str::to_string),
+        weight: r.weight().and_then(|w| u8::try_from(w).ok()),
+        values: r.resource_records().iter().map(|v| v.value().to_string()).collect(),
+        failover: r.failover().map(|f| f.as_str().to_string()),
+        health_check: r.health_check_id().map(str::to_string),
+    }
+}
+
+/// The record sets named `name` in zone `zone_id`, as Route 53 has them
+/// (alias targets and all).
+async fn raw_sets_in(c: &Clients, zone_id: &str, name: &str) -> Result<Vec<ResourceRecordSet>, CapabilityError> {
     let want = fqdn(name);
     let mut out = Vec::new();
     let mut start: Option<(String, Option<String>)> = Some((want.clone(), None));
@@ -130,16 +144,7 @@ async fn records_in(c: &Clients, zone_id: &str, name: &str) -> Result<Vec<Record
                 past = true;
                 continue;
             }
-            out.push(RecordSet {
-                name: fqdn(r.name()),
-                record_type: r.r#type().as_str().to_string(),
-                ttl: r.ttl().and_then(|t| u32::try_from(t).ok()),
-                set_identifier: r.set_identifier().map(str::to_string),
-                weight: r.weight().and_then(|w| u8::try_from(w).ok()),
-                values: r.resource_records().iter().map(|v| v.value().to_string()).collect(),
-                failover: r.failover().map(|f| f.as_str().to_string()),
-                health_check: r.health_check_id().map(str::to_string),
-            });
+            out.push(r.clone());
         }
         if page.is_truncated() && !past && page.next_record_name().is_some_and(|n| fqdn(n) == want) {
             start = Some((want.clone(), page.next_record_identifier().map(str::to_string)));
@@ -206,16 +211,110 @@ pub async fn upsert_cname(c: &Clients, zone: &str, name: &str, target: &str, ttl
     Ok(true)
 }
 
-/// Sets the weights of the weighted CNAMEs `name`, in one change batch.
-/// Returns whether it changed anything.
+/// One weighted record set to write: the set `set_identifier` of type
+/// `record_type` at weight `weight`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightChange {
+    /// The set identifier.
+    pub set_identifier: String,
+    /// The record type it has (or gets, for a new set: `CNAME`).
+    pub record_type: String,
+    /// The new weight.
+    pub weight: u8,
+    /// A new value, for a CNAME only (records of other types keep theirs).
+    pub value: Option<String>,
+    /// No set of that identifier exists yet: a weighted CNAME is created.
+    pub create: bool,
+}
+
+/// What [`set_weights`] writes to give `targets` their weights, given the
+/// record sets now at `name`. Weights are shifted on the records of the
+/// type that is there: every weighted set with a target's identifier, of
+/// each type present (A, AAAA, an alias, CNAME), keeps its type, values,
+/// alias target, TTL and health check and gets the new weight. An identifier
+/// with no record yet becomes a weighted CNAME to the target's value, unless
+/// records of another type hold the name (Route 53 allows no CNAME beside
+/// other records): that is refused, as is a target without a value. Sets
+/// already at their weight (and, for a CNAME, value) are left out.
+pub fn weight_changes(name: &str, current: &[RecordSet], targets: &[WeightedTarget]) -> Result<Vec<WeightChange>, CapabilityError> {
+    let mut out = Vec::new();
+    for t in targets {
+        let sets: Vec<&RecordSet> = current.iter().filter(|r| r.set_identifier.as_deref() == Some(t.set_identifier.as_str())).collect();
+        if sets.is_empty() {
+            let others: Vec<&str> = current.iter().filter(|r| r.record_type != "CNAME").map(|r| r.record_type.as_str()).collect();
+            if !others.is_empty() {
+                return Err(CapabilityError::new(
+                    "route53",
+                    "ChangeResourceRecordSets",
+                    REGION,
+                    name,
+                    "no-such-weighted-set",
+                    format!(
+                        "{name} has no weighted record with set identifier '{}', and its records are of type {}: a CNAME cannot stand beside them. \
+                         Nothing was changed; create the weighted {} record for '{}' first, or name an existing set identifier",
+                        t.set_identifier,
+                        others.join(", "),
+                        others[0],
+                        t.set_identifier
+                    ),
+                ));
+            }
+            if t.value.trim().is_empty() {
+                return Err(bad("ChangeResourceRecordSets", name, format!("no weighted record '{}' at {name} and no value to create it with", t.set_identifier)));
+            }
+            out.push(WeightChange { set_identifier: t.set_identifier.clone(), record_type: "CNAME".into(), weight: t.weight, value: Some(t.value.clone()), create: true });
+            continue;
+        }
+        for r in sets {
+            let new_value = (r.record_type == "CNAME" && !t.value.trim().is_empty() && !r.values.iter().any(|v| same_host(v, &t.value))).then(|| t.value.clone());
+            if r.weight == Some(t.weight) && new_value.is_none() {
+                continue;
+            }
+            out.push(WeightChange { set_identifier: t.set_identifier.clone(), record_type: r.record_type.clone(), weight: t.weight, value: new_value, create: false });
+        }
+    }
+    Ok(out)
+}
+
+/// `current` (a set Route 53 has) with the weight (and, for a CNAME, the
+/// value) of `w`; everything else as it is.
+fn reweighted(name: &str, current: &ResourceRecordSet, w: &WeightChange) -> Result<ResourceRecordSet, CapabilityError> {
+    let records = match &w.value {
+        Some(v) => vec![ResourceRecord::builder().value(v).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?],
+        None => current.resource_records().to_vec(),
+    };
+    ResourceRecordSet::builder()
+        .name(current.name())
+        .r#type(current.r#type().clone())
+        .set_identifier(w.set_identifier.clone())
+        .weight(i64::from(w.weight))
+        .set_ttl(current.ttl())
+        .set_resource_records((!records.is_empty()).then_some(records))
+        .set_alias_target(current.alias_target().cloned())
+        .set_health_check_id(current.health_check_id().map(str::to_string))
+        .build()
+        .map_err(|e| bad("ChangeResourceRecordSets", name, e))
+}
+
+/// Sets the weights of the weighted records `name`, of whatever type they
+/// are (see [`weight_changes`]), in one change batch. Returns whether it
+/// changed anything.
 pub async fn set_weights(c: &Clients, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
     let id = zone_id(c, zone).await?;
-    let current = records_in(c, &id, name).await?;
+    let raw = raw_sets_in(c, &id, name).await?;
+    let current: Vec<RecordSet> = raw.iter().map(record_set).collect();
     let mut changes = Vec::new();
-    for t in targets {
-        if !current.iter().any(|r| r.is_weighted(t)) {
-            changes.push(upsert(cname(name, &t.value, ttl, Some((&t.set_identifier, t.weight)))?)?);
-        }
+    for w in weight_changes(name, &current, targets)? {
+        let set = if w.create {
+            cname(name, w.value.as_deref().unwrap_or_default(), ttl, Some((&w.set_identifier, w.weight)))?
+        } else {
+            let existing = raw
+                .iter()
+                .find(|r| r.set_identifier() == Some(w.set_identifier.as_str()) && r.r#type().as_str() == w.record_type)
+                .ok_or_else(|| bad("ChangeResourceRecordSets", name, format!("the {} set '{}' vanished while it was read", w.record_type, w.set_identifier)))?;
+            reweighted(name, existing, &w)?
+        };
+        changes.push(upsert(set)?);
     }
     if changes.is_empty() {
         return Ok(false);
@@ -387,4 +486,53 @@ pub async fn upsert_failover(
     let comment = format!("drover: {} failover record {name} ({set_identifier}) at {target}", role.as_str());
     change(c, &id, name, vec![upsert(set)?], &comment, timeout).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(kind: &str, id: &str, weight: u8, values: &[&str]) -> RecordSet {
+        RecordSet {
+            name: "app.example.internal.".into(),
+            record_type: kind.into(),
+            ttl: Some(60),
+            set_identifier: Some(id.into()),
+            weight: Some(weight),
+            values: values.iter().map(|v| v.to_string()).collect(),
+            failover: None,
+            health_check: None,
+        }
+    }
+
+    fn target(id: &str, weight: u8, value: &str) -> WeightedTarget {
+        WeightedTarget { set_identifier: id.into(), weight, value: value.into() }
+    }
+
+    #[test]
+    fn weights_shift_on_the_records_of_the_type_that_is_there() {
+        // Weighted A records (and an AAAA twin): no CNAME is written beside them.
+        let current = [set("A", "east", 100, &["10.0.0.1", "10.0.0.2"]), set("A", "west", 0, &["10.1.0.1"]), set("AAAA", "west", 0, &["fd00::1"])];
+        let changes = weight_changes("app.example.internal", &current, &[target("east", 0, "10.0.0.1"), target("west", 100, "10.1.0.1")]).unwrap();
+        let got: Vec<(&str, &str, u8, bool)> = changes.iter().map(|c| (c.set_identifier.as_str(), c.record_type.as_str(), c.weight, c.value.is_some() || c.create)).collect();
+        assert_eq!(got, [("east", "A", 0, false), ("west", "A", 100, false), ("west", "AAAA", 100, false)]);
+        // Alias records have no values: the target's value is not needed.
+        let alias = [set("A", "east", 100, &[]), set("A", "west", 0, &[])];
+        assert_eq!(weight_changes("app", &alias, &[target("west", 100, "")]).unwrap().len(), 1);
+        // A set identifier that is not there is not invented as a CNAME beside A records.
+        let err = weight_changes("app", &current, &[target("eu-west-1", 100, "app.eu.example.internal")]).unwrap_err();
+        assert_eq!(err.code, "no-such-weighted-set");
+        assert!(err.message.contains("type A"), "{err}");
+    }
+
+    #[test]
+    fn cname_weights_keep_today_s_behaviour() {
+        let current = [set("CNAME", "east", 100, &["app.east."]), set("CNAME", "west", 0, &["app.west."])];
+        let same = weight_changes("app", &current, &[target("east", 100, "app.east"), target("west", 0, "app.west")]).unwrap();
+        assert!(same.is_empty(), "nothing to change: {same:?}");
+        let moved = weight_changes("app", &current, &[target("west", 100, "app.west-new")]).unwrap();
+        assert_eq!(moved, [WeightChange { set_identifier: "west".into(), record_type: "CNAME".into(), weight: 100, value: Some("app.west-new".into()), create: false }]);
+        let new = weight_changes("app", &current, &[target("eu", 0, "app.eu")]).unwrap();
+        assert!(new[0].create);
+    }
 }

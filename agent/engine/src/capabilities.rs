@@ -863,28 +863,29 @@ impl route53::Host for HostState {
                 Ok(sets) => sets,
                 Err(e) => return Ok(Err(self.to_wit(e))),
             };
+            let planned = match aws_r53::weight_changes(&name, &current, &targets) {
+                Ok(w) => w,
+                Err(e) => return Ok(Err(self.to_wit(e))),
+            };
             let mut changed = Vec::new();
-            for t in &targets {
-                let existing = current.iter_mut().find(|r| r.set_identifier.as_deref() == Some(t.set_identifier.as_str()));
-                match existing {
-                    Some(r) if r.is_weighted(t) => {}
-                    Some(r) => {
-                        changed.push(format!("{} {} -> {}", t.set_identifier, r.weight.map(|w| w.to_string()).unwrap_or_default(), t.weight));
-                        r.weight = Some(t.weight);
-                        r.values = vec![t.value.clone()];
-                    }
-                    None => {
-                        changed.push(format!("{} new at {}", t.set_identifier, t.weight));
-                        current.push(aws_r53::RecordSet {
-                            name: aws_r53::fqdn(&name),
-                            record_type: "CNAME".into(),
-                            ttl: Some(ttl),
-                            set_identifier: Some(t.set_identifier.clone()),
-                            weight: Some(t.weight),
-                            values: vec![t.value.clone()],
-                            failover: None,
-                            health_check: None,
-                        });
+            for w in &planned {
+                if w.create {
+                    changed.push(format!("{} new at {}", w.set_identifier, w.weight));
+                    current.push(aws_r53::RecordSet {
+                        name: aws_r53::fqdn(&name),
+                        record_type: "CNAME".into(),
+                        ttl: Some(ttl),
+                        set_identifier: Some(w.set_identifier.clone()),
+                        weight: Some(w.weight),
+                        values: w.value.iter().cloned().collect(),
+                        failover: None,
+                        health_check: None,
+                    });
+                } else if let Some(r) = current.iter_mut().find(|r| r.set_identifier.as_deref() == Some(w.set_identifier.as_str()) && r.record_type == w.record_type) {
+                    changed.push(format!("{} ({}) {} -> {}", w.set_identifier, r.record_type, r.weight.map(|w| w.to_string()).unwrap_or_default(), w.weight));
+                    r.weight = Some(w.weight);
+                    if let Some(v) = &w.value {
+                        r.values = vec![v.clone()];
                     }
                 }
             }

@@ -107,9 +107,11 @@ fn names(list: &str) -> Vec<String> {
 }
 
 fn read_targets(p: &Params) -> Result<Vec<Target>, Error> {
-    Ok(route53::get_records(&p.hosted_zone, &p.record)?
+    // One target per set identifier, whatever the record type (A, AAAA,
+    // alias, CNAME): set-weights shifts every record of the set.
+    Ok(route53::weighted_targets(&route53::get_records(&p.hosted_zone, &p.record)?)
         .into_iter()
-        .filter_map(|r| Some(Target { set: r.set_identifier?, weight: r.weight?, value: r.values.first()?.clone() }))
+        .map(|t| Target { set: t.set_identifier, weight: t.weight, value: t.value })
         .collect())
 }
 

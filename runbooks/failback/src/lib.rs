@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use drover_sdk::aws::{rds, route53};
-use drover_sdk::{Capability, Ctx, Describe, Error, Param, Runbook, export_runbook};
+use drover_sdk::{Capability, Ctx, Describe, Error, Param, Retry, Runbook, export_runbook};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -83,11 +83,16 @@ impl Runbook for Failback {
             if i.status != "available" {
                 return Err(Error::new("not-available", format!("{} is '{}', not available", p.current, i.status)).with_resource(i.arn));
             }
+            if let Some(src) = &i.replica_source {
+                return Err(Error::new(
+                    "not-the-writer",
+                    format!("{} in {} still replicates from {src}: it is not the writer, so there is nothing to fail back from. Nothing was changed", p.current, p.dr_region),
+                )
+                .with_resource(i.arn));
+            }
             let app = route53::get_records(&p.hosted_zone, &p.app_record)?;
-            let targets: Vec<(String, u8, String)> = app
-                .iter()
-                .filter_map(|r| Some((r.set_identifier.clone()?, r.weight?, r.values.first()?.clone())))
-                .collect();
+            let targets: Vec<(String, u8, String)> =
+                route53::weighted_targets(&app).into_iter().map(|t| (t.set_identifier, t.weight, t.value)).collect();
             if !targets.iter().any(|(set, _, _)| *set == p.home_region) {
                 return Err(Error::new("record-not-found", format!("no weighted record for {} under {}", p.home_region, p.app_record)));
             }
@@ -97,25 +102,25 @@ impl Runbook for Failback {
             Ok(rds::create_read_replica(&current.arn, &p.home_region, &p.home_instance, None)?.arn)
         })?;
         ctx.step("wait-home-replica", || Ok(rds::wait_instance_available(&p.home_region, &p.home_instance, wait)?.arn))?;
-        ctx.step("promote-home", || Ok(rds::promote_read_replica(&p.home_region, &p.home_instance)?.arn))?;
-        let endpoint: String = ctx.step("wait-promoted", || {
-            let i = rds::wait_instance_available(&p.home_region, &p.home_instance, wait)?;
+        // A busy replica refuses a promotion: wait for it, never take it for promoted.
+        ctx.step_with("promote-home", Retry::attempts(8).backoff(Duration::from_secs(2), Duration::from_secs(60)), || {
+            Ok(rds::promote_read_replica(&p.home_region, &p.home_instance)?.arn)
+        })?;
+        // Promoted means available and no replication source any more.
+        let endpoint: String = ctx.step_with("wait-promoted", Retry::attempts(20).backoff(Duration::from_secs(5), Duration::from_secs(30)), || {
+            let i = rds::wait_promoted(&p.home_region, &p.home_instance, wait)?;
             i.endpoint.ok_or_else(|| Error::retryable("no-endpoint", format!("{} has no endpoint yet", p.home_instance)))
         })?;
         ctx.step("point-db-record", || {
             route53::upsert_cname(&p.hosted_zone, &p.db_record, &endpoint, 60, wait)?;
             Ok(())
         })?;
+        let to: Vec<route53::WeightedTarget> = current
+            .targets
+            .iter()
+            .map(|(set, _, v)| route53::WeightedTarget { set_identifier: set.clone(), weight: if *set == p.home_region { 100 } else { 0 }, value: v.clone() })
+            .collect();
         ctx.step("shift-app-weights", || {
-            let to: Vec<route53::WeightedTarget> = current
-                .targets
-                .iter()
-                .map(|(set, _, v)| route53::WeightedTarget {
-                    set_identifier: set.clone(),
-                    weight: if *set == p.home_region { 100 } else { 0 },
-                    value: v.clone(),
-                })
-                .collect();
             route53::set_weights(&p.hosted_zone, &p.app_record, &to, 60, wait)?;
             Ok(())
         })?;
@@ -124,9 +129,15 @@ impl Runbook for Failback {
             if !db.iter().any(|r| r.values.iter().any(|v| v.trim_end_matches('.') == endpoint.trim_end_matches('.'))) {
                 return Err(Error::new("verify-failed", format!("{} does not point at {endpoint}", p.db_record)));
             }
+            let app = route53::get_records(&p.hosted_zone, &p.app_record)?;
+            route53::check_weights(&p.app_record, &app, &to).map_err(|why| Error::new("verify-failed", why))?;
             let home = rds::describe_instance(&p.home_region, &p.home_instance)?;
             if home.status != "available" {
                 return Err(Error::retryable("verify-failed", format!("{} is '{}'", p.home_instance, home.status)));
+            }
+            if let Some(src) = &home.replica_source {
+                return Err(Error::new("verify-failed", format!("{} still replicates from {src}: it is not promoted, so the database record points at a read-only replica", p.home_instance))
+                    .with_resource(home.arn));
             }
             Ok(())
         })?;

@@ -2,26 +2,38 @@
 //! region to the DR region.
 //!
 //! 1. `preflight`: the replica in the DR region exists, is available and is
-//!    a replica; its lag (CloudWatch `ReplicaLag`, the data a promotion would
-//!    lose: the estimated RPO) is within `rpo_seconds`, else the failover is
-//!    refused unless the operator passes `accept_replica_lag=true` (recorded
-//!    with the run's parameters); the DNS records exist; the primary is
-//!    reachable or not.
+//!    a read replica of the primary (a standalone target is refused unless
+//!    the operator says it already is the writer: `target_is_writer=true`);
+//!    its lag (CloudWatch `ReplicaLag`, the data a promotion would lose: the
+//!    estimated RPO) is known, fresh and within `rpo_seconds`. A lag over
+//!    the RPO is refused unless the operator passes `accept_replica_lag=true`;
+//!    a lag that is unknown (no reading, a reading older than
+//!    `max_lag_age_seconds`, or `-1`: replication not running) is refused
+//!    unless the operator passes `accept_unknown_lag=true`. Both overrides are
+//!    recorded with the run's parameters and named in its result. The DNS
+//!    records exist; the primary is reachable or not.
 //! 2. `final-snapshot` (only when the primary answers): a last snapshot of
 //!    the primary is requested, and not waited for: AWS takes it while the
 //!    replica is promoted, so the snapshot does not add to the RTO. An
 //!    unreachable primary (the region is down, or goes down during the
 //!    failover) skips it with a recorded warning.
-//! 3. `promote` the replica and `wait-promoted` until it is available.
+//! 3. `promote` the replica (a busy replica is waited for, never taken for
+//!    promoted) and `wait-promoted` until it is available **and no longer
+//!    replicates**: "available" alone is not "promoted".
 //! 4. `point-db-record`: the database CNAME points at the promoted instance.
 //! 5. `shift-app-weights`: the application's weighted records send all
-//!    traffic to the DR region (undone if verification fails).
+//!    traffic to the DR region, on the records of whatever type they are (A,
+//!    AAAA, alias or CNAME) (undone if verification fails).
 //! 6. `copy-final-snapshot`: once the final snapshot is available, copy it
 //!    into the DR region. Traffic already runs in the DR region, so a copy
 //!    that fails (the primary region went down meanwhile) is a recorded
 //!    warning, not a failed failover that would send traffic back.
-//! 7. `verify`: read everything back. The result carries the measured RTO
-//!    (start to DNS shifted) against the objective.
+//! 7. `verify`: read everything back from the cloud: the DB record points at
+//!    the promoted instance, which is available and has no replication
+//!    source; every weighted record type of the app gives the DR region all
+//!    the weight. The result carries the measured RTO (start to DNS
+//!    shifted) against the objective, and the lag reading the RPO estimate
+//!    rests on, with its age.
 //!
 //! Every step is idempotent: a crash anywhere, then `drover resume`, ends in
 //! the same state with one snapshot copy, one promotion and one DNS change.
@@ -48,6 +60,9 @@ struct Params {
     rto_seconds: u32,
     rpo_seconds: u32,
     accept_replica_lag: bool,
+    accept_unknown_lag: bool,
+    max_lag_age_seconds: u32,
+    target_is_writer: bool,
     max_copy_age_seconds: u32,
     #[serde(default)]
     approval: bool,
@@ -63,9 +78,15 @@ struct Preflight {
     primary_arn: Option<String>,
     primary_unreachable: Option<String>,
     app_targets: Vec<(String, u8, String)>,
-    /// The replica's lag when the failover began: the estimated RPO.
+    /// The replica's lag when the failover began: the estimated RPO (none
+    /// when it is unknown and the operator accepted that).
     replica_lag_seconds: Option<f64>,
+    /// The age of the reading it comes from.
+    lag_reading_age_seconds: Option<u64>,
     lag_warning: Option<String>,
+    /// The target is standalone already and the operator said it is the
+    /// writer: nothing to promote.
+    already_writer: bool,
 }
 
 /// The final snapshot, as requested.
@@ -103,20 +124,47 @@ struct Outcome {
     rto_objective_seconds: u32,
     rto_met: bool,
     estimated_rpo_seconds: Option<f64>,
+    /// How old the `ReplicaLag` reading behind `estimated_rpo_seconds` was
+    /// when the failover began.
+    lag_reading_age_seconds: Option<u64>,
     rpo_objective_seconds: u32,
     warnings: Vec<String>,
 }
 
 struct RegionalFailover;
 
+/// The name in an RDS ARN (`arn:aws:rds:REGION:ACCOUNT:db:NAME`), or the
+/// identifier itself.
+fn rds_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
 fn unix_ms(ctx: &Ctx) -> u128 {
     ctx.now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
 }
 
 fn targets(sets: &[route53::RecordSet]) -> Vec<(String, u8, String)> {
-    sets.iter()
-        .filter_map(|r| Some((r.set_identifier.clone()?, r.weight?, r.values.first()?.clone())))
-        .collect()
+    route53::weighted_targets(sets).into_iter().map(|t| (t.set_identifier, t.weight, t.value)).collect()
+}
+
+/// What the replica's lag says about the data a promotion now would lose.
+enum Lag {
+    /// A fresh reading within the budget, or over it: seconds and age.
+    Known(f64, u64),
+    /// Nothing trustworthy: why.
+    Unknown(String),
+}
+
+fn lag(reading: Option<rds::LagReading>, replica: &str, max_age: u32) -> Lag {
+    match reading {
+        None => Lag::Unknown(format!("no ReplicaLag reading for {replica} in CloudWatch for the last 5 minutes")),
+        Some(l) if l.seconds < 0.0 => Lag::Unknown(format!("ReplicaLag of {replica} is {} (replication is not running)", l.seconds)),
+        Some(l) if l.age_seconds > u64::from(max_age) => Lag::Unknown(format!(
+            "the newest ReplicaLag reading of {replica} ({:.0} s) is {} s old, older than max_lag_age_seconds={max_age}",
+            l.seconds, l.age_seconds
+        )),
+        Some(l) => Lag::Known(l.seconds, l.age_seconds),
+    }
 }
 
 fn weighted(t: &[(String, u8, String)]) -> Vec<route53::WeightedTarget> {
@@ -147,6 +195,9 @@ impl Runbook for RegionalFailover {
             .param(Param::integer("rto_seconds", "Recovery time objective, in seconds").default(900))
             .param(Param::integer("rpo_seconds", "Most replica lag (seconds of writes lost) a promotion may accept").default(300))
             .param(Param::boolean("accept_replica_lag", "Promote even when the lag is over rpo_seconds (recorded)").default(false))
+            .param(Param::boolean("accept_unknown_lag", "Promote even when the lag is unknown: no ReplicaLag reading, a stale one, or -1 (replication not running) (recorded)").default(false))
+            .param(Param::integer("max_lag_age_seconds", "Oldest ReplicaLag reading the lag gate trusts").default(180))
+            .param(Param::boolean("target_is_writer", "The DR instance is standalone already and is the writer (promoted before this run): skip its promotion (recorded). Without it a target that is not a read replica is refused").default(false))
             .param(Param::integer("max_copy_age_seconds", "Readiness: oldest acceptable snapshot copy in the DR region").default(93600))
             .param(Param::boolean("approval", "Wait at gate `failover` for an operator's approval before changing anything (what the preflight found is in the question)").default(false))
             .param(Param::integer("approval_timeout_seconds", "With approval: fail the run (nothing changed) when nobody decides within this many seconds; 0 waits forever").default(1800))
@@ -181,31 +232,91 @@ impl Runbook for RegionalFailover {
                 return Err(Error::new("replica-not-available", format!("replica {} is '{}', not available; DNS left unchanged", p.replica, replica.status))
                     .with_resource(replica.arn));
             }
+            let already_writer = match (&replica.replica_source, p.target_is_writer) {
+                (None, false) => {
+                    return Err(Error::new(
+                        "not-a-replica",
+                        format!(
+                            "{} in {} is not a read replica (it has no replication source): promoting it would change nothing, and DNS would move to an \
+                             instance that may not hold {}'s data. Nothing was changed. Point --param replica at the cross-region replica of {}, or, if {} \
+                             already is the writer (promoted earlier), pass --param target_is_writer=true (recorded with the run)",
+                            p.replica, p.dr_region, p.db_instance, p.db_instance, p.replica
+                        ),
+                    )
+                    .with_resource(replica.arn));
+                }
+                (None, true) => true,
+                (Some(src), true) => {
+                    return Err(Error::new(
+                        "not-the-writer",
+                        format!("target_is_writer=true, but {} still replicates from {src}: it is not the writer. Nothing was changed; drop target_is_writer to promote it", p.replica),
+                    )
+                    .with_resource(replica.arn));
+                }
+                (Some(src), false) if rds_name(src) != p.db_instance => {
+                    return Err(Error::new(
+                        "wrong-replica-source",
+                        format!("{} replicates from {src}, not from the primary {}: promoting it would serve another database's data. Nothing was changed", p.replica, p.db_instance),
+                    )
+                    .with_resource(replica.arn));
+                }
+                (Some(_), false) => false,
+            };
             let db = route53::get_records(&p.hosted_zone, &p.db_record)?;
             if db.is_empty() {
                 return Err(Error::new("record-not-found", format!("no record {} in zone {}; DNS left unchanged", p.db_record, p.hosted_zone)));
             }
-            let app = targets(&route53::get_records(&p.hosted_zone, &p.app_record)?);
+            let app_sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
+            // Every record type that holds weighted sets (A and AAAA, say)
+            // needs one for the DR region, or its clients cannot be moved.
+            let mut kinds: Vec<&str> = app_sets.iter().filter(|r| r.weight.is_some()).map(|r| r.record_type.as_str()).collect();
+            kinds.dedup();
+            for kind in &kinds {
+                if !app_sets.iter().any(|r| r.record_type == *kind && r.weight.is_some() && r.set_identifier.as_deref() == Some(p.dr_region.as_str())) {
+                    return Err(Error::new(
+                        "record-not-found",
+                        format!("the weighted {kind} records of {} have no set for {}: its {kind} clients could not be moved; DNS left unchanged", p.app_record, p.dr_region),
+                    ));
+                }
+            }
+            let app = targets(&app_sets);
             if !app.iter().any(|(set, _, _)| *set == p.dr_region) {
                 return Err(Error::new("record-not-found", format!("no weighted record for {} under {}; DNS left unchanged", p.dr_region, p.app_record)));
             }
-            let (replica_lag_seconds, lag_warning) = match rds::replica_lag(&p.dr_region, &p.replica)? {
-                Some(lag) if lag.seconds > f64::from(p.rpo_seconds) && !p.accept_replica_lag => {
-                    return Err(Error::new(
-                        "replica-lag-over-rpo",
-                        format!(
-                            "replica {} lags {:.0} s behind its source, over the RPO budget of {} s: promoting now would lose up to {:.0} s of writes. \
-                             Nothing was changed. Wait for it to catch up, or fail over anyway with --param accept_replica_lag=true (recorded with the run)",
-                            p.replica, lag.seconds, p.rpo_seconds, lag.seconds
-                        ),
-                    )
-                    .with_resource(replica.arn.clone()));
+            let (replica_lag_seconds, lag_reading_age_seconds, lag_warning) = if already_writer {
+                let w = format!("{} is standalone and target_is_writer=true: no promotion, no lag gate (the data it holds is what it holds)", p.replica);
+                (None, None, Some(w))
+            } else {
+                match lag(rds::replica_lag(&p.dr_region, &p.replica)?, &p.replica, p.max_lag_age_seconds) {
+                    Lag::Known(seconds, _) if seconds > f64::from(p.rpo_seconds) && !p.accept_replica_lag => {
+                        return Err(Error::new(
+                            "replica-lag-over-rpo",
+                            format!(
+                                "replica {} lags {:.0} s behind its source, over the RPO budget of {} s: promoting now would lose up to {:.0} s of writes. \
+                                 Nothing was changed. Wait for it to catch up, or fail over anyway with --param accept_replica_lag=true (recorded with the run)",
+                                p.replica, seconds, p.rpo_seconds, seconds
+                            ),
+                        )
+                        .with_resource(replica.arn.clone()));
+                    }
+                    Lag::Known(seconds, age) if seconds > f64::from(p.rpo_seconds) => (
+                        Some(seconds),
+                        Some(age),
+                        Some(format!("replica lag {seconds:.0} s (read {age} s ago) over the RPO budget of {} s, accepted by the operator", p.rpo_seconds)),
+                    ),
+                    Lag::Known(seconds, age) => (Some(seconds), Some(age), None),
+                    Lag::Unknown(why) if !p.accept_unknown_lag => {
+                        return Err(Error::new(
+                            "replica-lag-unknown",
+                            format!(
+                                "{why}: the data a promotion now would lose is unknown. Nothing was changed. Check the replication (RDS events, \
+                                 ReplicaLag in CloudWatch) and run again, or fail over anyway with --param accept_unknown_lag=true (recorded with the run)"
+                            ),
+                        )
+                        .with_resource(replica.arn.clone()));
+                    }
+                    Lag::Unknown(why) => (None, None, Some(format!("{why}: the data lost is unknown, accepted by the operator"))),
                 }
-                Some(lag) if lag.seconds > f64::from(p.rpo_seconds) => {
-                    (Some(lag.seconds), Some(format!("replica lag {:.0} s over the RPO budget of {} s, accepted by the operator", lag.seconds, p.rpo_seconds)))
-                }
-                Some(lag) => (Some(lag.seconds), None),
-                None => (None, Some(format!("no ReplicaLag reading for {} in the last 5 minutes: the data lost is unknown", p.replica))),
             };
             let (primary_arn, primary_unreachable) = match rds::describe_instance(&p.primary_region, &p.db_instance) {
                 Ok(i) => (Some(i.arn), None),
@@ -220,7 +331,9 @@ impl Runbook for RegionalFailover {
                 primary_unreachable,
                 app_targets: app,
                 replica_lag_seconds,
+                lag_reading_age_seconds,
                 lag_warning,
+                already_writer,
             })
         })?;
         let mut warnings = Vec::new();
@@ -233,9 +346,9 @@ impl Runbook for RegionalFailover {
             warnings.push(format!("final snapshot skipped: {why}"));
         }
         if p.approval {
-            let lag = match pre.replica_lag_seconds {
-                Some(l) => format!("replica lag {l:.0} s (RPO budget {} s)", p.rpo_seconds),
-                None => "replica lag unknown".to_string(),
+            let lag = match (pre.replica_lag_seconds, pre.lag_reading_age_seconds) {
+                (Some(l), Some(age)) => format!("replica lag {l:.0} s, read {age} s ago (RPO budget {} s)", p.rpo_seconds),
+                _ => "replica lag unknown".to_string(),
             };
             let primary = if pre.primary_unreachable.is_some() { "the primary does not answer" } else { "the primary still answers" };
             let question = format!(
@@ -271,12 +384,18 @@ impl Runbook for RegionalFailover {
             }
         };
 
-        ctx.step("promote", || {
-            let i = rds::promote_read_replica(&p.dr_region, &p.replica)?;
-            Ok(i.arn)
-        })?;
-        let endpoint: String = ctx.step("wait-promoted", || {
-            let i = rds::wait_instance_available(&p.dr_region, &p.replica, wait)?;
+        if !pre.already_writer {
+            // A busy replica (backing-up, modifying) refuses a promotion: the
+            // step waits for it, a few minutes at most, and never takes it
+            // for promoted.
+            ctx.step_with("promote", Retry::attempts(8).backoff(Duration::from_secs(2), Duration::from_secs(60)), || {
+                let i = rds::promote_read_replica(&p.dr_region, &p.replica)?;
+                Ok(i.arn)
+            })?;
+        }
+        // Promoted means available and no replication source any more.
+        let endpoint: String = ctx.step_with("wait-promoted", Retry::attempts(20).backoff(Duration::from_secs(5), Duration::from_secs(30)), || {
+            let i = rds::wait_promoted(&p.dr_region, &p.replica, wait)?;
             i.endpoint.ok_or_else(|| Error::retryable("no-endpoint", format!("{} has no endpoint yet", p.replica)))
         })?;
 
@@ -334,15 +453,15 @@ impl Runbook for RegionalFailover {
             if !points {
                 return Err(Error::new("verify-failed", format!("{} does not point at {endpoint}", p.db_record)));
             }
-            let app = targets(&route53::get_records(&p.hosted_zone, &p.app_record)?);
-            for (set, w, _) in &shifted.targets {
-                if !app.iter().any(|(s, aw, _)| s == set && aw == w) {
-                    return Err(Error::new("verify-failed", format!("weight of {set} under {} is not {w}", p.app_record)));
-                }
-            }
+            let app = route53::get_records(&p.hosted_zone, &p.app_record)?;
+            route53::check_weights(&p.app_record, &app, &weighted(&shifted.targets)).map_err(|why| Error::new("verify-failed", why))?;
             let db_now = rds::describe_instance(&p.dr_region, &p.replica)?;
             if db_now.status != "available" {
                 return Err(Error::retryable("verify-failed", format!("{} is '{}'", p.replica, db_now.status)));
+            }
+            if let Some(src) = &db_now.replica_source {
+                return Err(Error::new("verify-failed", format!("{} still replicates from {src}: it is not promoted, so the database record points at a read-only replica", p.replica))
+                    .with_resource(db_now.arn));
             }
             Ok(())
         })?;
@@ -357,6 +476,7 @@ impl Runbook for RegionalFailover {
             rto_objective_seconds: p.rto_seconds,
             rto_met: rto <= f64::from(p.rto_seconds),
             estimated_rpo_seconds: pre.replica_lag_seconds,
+            lag_reading_age_seconds: pre.lag_reading_age_seconds,
             rpo_objective_seconds: p.rpo_seconds,
             warnings,
         })
@@ -381,7 +501,7 @@ impl Runbook for RegionalFailover {
                     r.problem("the DR replica is available", format!("{} is '{}'", p.replica, replica.status), replica.arn.clone(), "wait until it is available, or look at its RDS events");
                 }
                 match &replica.replica_source {
-                    Some(src) if src.rsplit(':').next() == Some(p.db_instance.as_str()) => {
+                    Some(src) if rds_name(src) == p.db_instance => {
                         r.ok("it replicates from the primary", format!("source {src}"), replica.arn.clone());
                     }
                     Some(src) => r.problem(
@@ -398,21 +518,21 @@ impl Runbook for RegionalFailover {
                     ),
                 }
             }
-            match rds::replica_lag(&p.dr_region, &p.replica) {
-                Ok(Some(lag)) if lag.seconds <= f64::from(p.rpo_seconds) => {
-                    r.ok("replica lag within the RPO budget", format!("{:.0} s behind (budget {} s), read {} s ago", lag.seconds, p.rpo_seconds, lag.age_seconds), p.replica.clone());
+            match rds::replica_lag(&p.dr_region, &p.replica).map(|r| lag(r, &p.replica, p.max_lag_age_seconds)) {
+                Ok(Lag::Known(seconds, age)) if seconds <= f64::from(p.rpo_seconds) => {
+                    r.ok("replica lag within the RPO budget", format!("{seconds:.0} s behind (budget {} s), read {age} s ago", p.rpo_seconds), p.replica.clone());
                 }
-                Ok(Some(lag)) => r.problem(
+                Ok(Lag::Known(seconds, age)) => r.problem(
                     "replica lag within the RPO budget",
-                    format!("{:.0} s behind, over the budget of {} s: a failover now would lose up to {:.0} s of writes", lag.seconds, p.rpo_seconds, lag.seconds),
+                    format!("{seconds:.0} s behind (read {age} s ago), over the budget of {} s: a failover now would lose up to {seconds:.0} s of writes", p.rpo_seconds),
                     p.replica.clone(),
                     "find why replication is slow (write load, instance size, network); a failover now is refused unless accept_replica_lag=true",
                 ),
-                Ok(None) => r.problem(
+                Ok(Lag::Unknown(why)) => r.problem(
                     "replica lag within the RPO budget",
-                    "no ReplicaLag reading in CloudWatch for the last 5 minutes",
+                    why,
                     p.replica.clone(),
-                    "check that the replica is replicating and that RDS metrics reach CloudWatch",
+                    "check that the replica is replicating and that RDS metrics reach CloudWatch; a failover now is refused unless accept_unknown_lag=true",
                 ),
                 Err(e) => r.problem("replica lag within the RPO budget", e.message().to_string(), p.replica.clone(), "check CloudWatch access from the agent"),
             }

@@ -153,3 +153,167 @@ fn the_approval_gate_rejected_changes_nothing() {
     assert_eq!(r.error().code(), "rejected", "{r}");
     assert!(r.calls().iter().all(|c| !c.changed), "{r}");
 }
+
+/// What a `succeeded` failover claims, checked against the simulated
+/// cloud's state, not against what the runbook believes it did: the DB
+/// record points at an instance that is available and no longer replicates,
+/// and every weighted record type of the app gives the DR region all the
+/// weight. Returns whether the run succeeded.
+fn truthful(r: &Report) -> bool {
+    if !r.succeeded() {
+        return false;
+    }
+    let state = r.cloud.state();
+    let target = db_record(r);
+    let instances = state["rds"]["instances"].as_object().unwrap();
+    let promoted = instances.values().flat_map(|m| m.as_object().unwrap().values()).find(|d| {
+        d["instance"]["endpoint"].as_str().is_some_and(|e| e.trim_end_matches('.') == target.trim_end_matches('.'))
+    });
+    let promoted = promoted.unwrap_or_else(|| panic!("{target} is no instance's endpoint\n{r}"));
+    assert_eq!(promoted["instance"]["replica_source"], Value::Null, "succeeded, but {target} still replicates\n{r}");
+    assert!(promoted["promoting_from"].is_null() || r.cloud.now_ms() >= promoted["ready_at"].as_i64().unwrap(), "succeeded before the promotion finished\n{r}");
+    let zone = state["route53"]["zones"]["orders.example.internal"].as_array().unwrap();
+    let app: Vec<&Value> = zone.iter().filter(|s| s["name"] == "app.orders.example.internal." && !s["weight"].is_null()).collect();
+    let mut types: Vec<&str> = app.iter().map(|s| s["record_type"].as_str().unwrap()).collect();
+    types.dedup();
+    assert!(!(types.contains(&"CNAME") && types.iter().any(|t| *t != "CNAME")), "a CNAME beside other records\n{r}");
+    for kind in types {
+        for s in app.iter().filter(|s| s["record_type"] == kind) {
+            let want = if s["set_identifier"] == "us-west-2" { 100 } else { 0 };
+            assert_eq!(s["weight"], want, "succeeded, but {kind} {} has weight {}\n{r}", s["set_identifier"], s["weight"]);
+        }
+    }
+    true
+}
+
+/// Nothing the run did changed the cloud.
+fn changed_nothing(r: &Report) -> bool {
+    r.calls().iter().all(|c| !c.changed)
+}
+
+#[test]
+fn a_busy_replica_is_waited_for_and_never_taken_for_promoted() {
+    // Busy when the failover starts: refused, nothing changed.
+    for scenario in [demo().busy("orders-db-replica", "backing-up", Some(20)), demo().busy("orders-db-replica", "modifying", None)] {
+        let r = TestRun::new(&scenario).run::<RegionalFailover>();
+        assert_eq!(r.error().code(), "replica-not-available", "{r}");
+        assert!(changed_nothing(&r), "{r}");
+    }
+    // Busy by the time of the promotion (the capability answers
+    // `replica-busy`, retryable): the step waits, then promotes once.
+    let scenario = demo().fault(Fault::new("rds.promote-read-replica", "replica-busy").times(3));
+    let r = TestRun::new(&scenario).run::<RegionalFailover>();
+    assert!(truthful(&r), "{r}");
+    assert_eq!(r.cloud.changes("rds.promote-read-replica"), 1, "{r}");
+    assert_eq!(r.step("promote").attempts, 4, "{r}");
+    // Busy for good: the run fails before any DNS change.
+    let scenario = demo().fault(Fault::new("rds.promote-read-replica", "replica-busy").times(0));
+    let r = TestRun::new(&scenario).run::<RegionalFailover>();
+    assert!(!r.succeeded(), "{r}");
+    assert_eq!(r.cloud.changes("rds.promote-read-replica"), 0, "{r}");
+    assert_eq!(r.cloud.changes("route53.upsert-cname"), 0, "{r}");
+    assert_eq!(r.cloud.changes("route53.set-weights"), 0, "{r}");
+}
+
+#[test]
+fn the_simulated_cloud_promotes_as_rds_does() {
+    // A promotion takes time, during which RDS still shows the source: the
+    // runbook's wait-promoted waits for the source to go, not for "available".
+    let r = TestRun::new(&demo()).run::<RegionalFailover>();
+    assert!(truthful(&r), "{r}");
+    let promote = r.calls().iter().position(|c| c.call == "rds.promote-read-replica").unwrap();
+    let pointed = r.calls().iter().position(|c| c.call == "route53.upsert-cname").unwrap();
+    let promoted_at = r.calls()[promote].at_ms;
+    assert!(r.calls()[pointed].at_ms >= promoted_at + 120_000, "DNS moved before the promotion finished\n{r}");
+    // A replica that refuses its promotion is never "promoted" by a later attempt.
+    let mut cloud = drover_sdk::testing::Cloud::new(&demo().busy("orders-db-replica", "backing-up", None)).unwrap();
+    let err = cloud.rds_promote_read_replica("us-west-2", "orders-db-replica", "k1").unwrap_err();
+    assert_eq!((err.code.as_str(), err.retryable), ("replica-busy", true));
+    let i = cloud.rds_describe_instance("us-west-2", "orders-db-replica").unwrap();
+    assert!(i.replica_source.is_some() && i.status == "backing-up", "{i:?}");
+}
+
+#[test]
+fn a_refused_promotion_never_ends_succeeded() {
+    // RDS answers InvalidDBInstanceState to every promotion: no DNS change, no success.
+    let scenario = demo().fault(Fault::new("rds.promote-read-replica", "InvalidDBInstanceState").times(0));
+    let r = TestRun::new(&scenario).run::<RegionalFailover>();
+    assert!(!r.succeeded(), "{r}");
+    assert_eq!(r.cloud.changes("route53.upsert-cname"), 0, "{r}");
+    assert_eq!(weights(&r), [("us-east-1".to_string(), 100), ("us-west-2".to_string(), 0)]);
+}
+
+#[test]
+fn an_unknown_lag_is_refused_unless_the_operator_accepts_it() {
+    let cases = [
+        ("replication not running", demo().lag("orders-db-replica", Some(-1.0))),
+        ("no reading", demo().lag("orders-db-replica", None)),
+        ("a stale reading", demo().lag("orders-db-replica", Some(1.0)).lag_age("orders-db-replica", 900)),
+    ];
+    for (what, scenario) in cases {
+        let r = TestRun::new(&scenario).run::<RegionalFailover>();
+        assert_eq!(r.error().code(), "replica-lag-unknown", "{what}: {r}");
+        assert!(r.error().message().contains("accept_unknown_lag"), "{what}: {}", r.error());
+        assert!(changed_nothing(&r), "{what}: {r}");
+        let r = TestRun::new(&scenario).param("accept_unknown_lag", true).run::<RegionalFailover>();
+        assert!(truthful(&r), "{what}: {r}");
+        let out: Value = r.output();
+        assert_eq!(out["estimated_rpo_seconds"], Value::Null, "{what}: never -1, never a guess: {out}");
+        assert!(out["warnings"].to_string().contains("accepted by the operator"), "{what}: {out}");
+    }
+    // A fresh reading: the result says how old it was.
+    let r = TestRun::new(&demo().lag_age("orders-db-replica", 45)).run::<RegionalFailover>();
+    assert!(truthful(&r), "{r}");
+    let out: Value = r.output();
+    assert_eq!(out["lag_reading_age_seconds"], 45, "{out}");
+}
+
+#[test]
+fn a_target_that_is_not_a_replica_is_refused_unless_it_is_declared_the_writer() {
+    let scenario = demo().standalone("orders-db-replica");
+    let r = TestRun::new(&scenario).run::<RegionalFailover>();
+    assert_eq!(r.error().code(), "not-a-replica", "{r}");
+    assert!(r.error().message().contains("target_is_writer"), "{}", r.error());
+    assert!(changed_nothing(&r), "{r}");
+    let r = TestRun::new(&scenario).param("target_is_writer", true).run::<RegionalFailover>();
+    assert!(truthful(&r), "{r}");
+    assert_eq!(r.cloud.count("rds.promote-read-replica"), 0, "{r}");
+    // Declared the writer while it still replicates: refused.
+    let r = TestRun::new(&demo()).param("target_is_writer", true).run::<RegionalFailover>();
+    assert_eq!(r.error().code(), "not-the-writer", "{r}");
+    assert!(changed_nothing(&r), "{r}");
+}
+
+#[test]
+fn weighted_a_records_are_shifted_as_a_records() {
+    let zone = "orders.example.internal";
+    let app = "app.orders.example.internal";
+    let scenario = demo().records(
+        zone,
+        app,
+        &[
+            ("A", Some("us-east-1"), Some(100), &["10.0.0.10", "10.0.0.11"]),
+            ("A", Some("us-west-2"), Some(0), &["10.1.0.10"]),
+            ("AAAA", Some("us-east-1"), Some(100), &["fd00::10"]),
+            ("AAAA", Some("us-west-2"), Some(0), &["fd01::10"]),
+        ],
+    );
+    let r = TestRun::new(&scenario).run::<RegionalFailover>();
+    assert!(truthful(&r), "{r}");
+    let sets = r.cloud.state()["route53"]["zones"][zone].clone();
+    let app_sets: Vec<&Value> = sets.as_array().unwrap().iter().filter(|s| s["name"] == "app.orders.example.internal.").collect();
+    assert_eq!(app_sets.len(), 4, "no CNAME added beside the A records: {app_sets:?}");
+    assert!(app_sets.iter().all(|s| s["record_type"] != "CNAME"), "{app_sets:?}");
+    let east_a = app_sets.iter().find(|s| s["record_type"] == "A" && s["set_identifier"] == "us-east-1").unwrap();
+    assert_eq!(east_a["values"], serde_json::json!(["10.0.0.10", "10.0.0.11"]), "values kept");
+    // An AAAA type without a DR set: its clients would not move. Refused before any change.
+    let scenario = demo().records(
+        zone,
+        app,
+        &[("A", Some("us-east-1"), Some(100), &["10.0.0.10"]), ("A", Some("us-west-2"), Some(0), &["10.1.0.10"]), ("AAAA", Some("us-east-1"), Some(100), &["fd00::10"])],
+    );
+    let r = TestRun::new(&scenario).run::<RegionalFailover>();
+    assert_eq!(r.error().code(), "record-not-found", "{r}");
+    assert!(r.error().message().contains("AAAA"), "{}", r.error());
+    assert!(changed_nothing(&r), "{r}");
+}

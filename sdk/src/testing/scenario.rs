@@ -199,6 +199,51 @@ impl Scenario {
         }
         self
     }
+
+    /// Makes the newest lag reading of RDS instance `identifier` `age_seconds` old.
+    pub fn lag_age(mut self, identifier: &str, age_seconds: u64) -> Scenario {
+        for i in self.rds.instances.iter_mut().filter(|i| i.identifier == identifier) {
+            i.lag_age_seconds = age_seconds;
+        }
+        self
+    }
+
+    /// Makes RDS instance `identifier` busy in `status` (`backing-up`,
+    /// `modifying`) for `seconds` (`None`: for good).
+    pub fn busy(mut self, identifier: &str, status: &str, seconds: Option<u64>) -> Scenario {
+        for i in self.rds.instances.iter_mut().filter(|i| i.identifier == identifier) {
+            i.status = status.to_string();
+            i.busy_seconds = seconds;
+        }
+        self
+    }
+
+    /// Makes RDS instance `identifier` standalone (not a read replica).
+    pub fn standalone(mut self, identifier: &str) -> Scenario {
+        for i in self.rds.instances.iter_mut().filter(|i| i.identifier == identifier) {
+            i.replica_of = None;
+        }
+        self
+    }
+
+    /// Replaces the record sets named `name` with `records` (type, set
+    /// identifier, weight, values) in zone `zone`.
+    pub fn records(mut self, zone: &str, name: &str, records: &[(&str, Option<&str>, Option<u8>, &[&str])]) -> Scenario {
+        let fq = |n: &str| n.trim_end_matches('.').to_ascii_lowercase();
+        self.route53.records.retain(|r| !(fq(&r.zone) == fq(zone) && fq(&r.name) == fq(name)));
+        for (kind, set, weight, values) in records {
+            self.route53.records.push(RecordSeed {
+                zone: zone.to_string(),
+                name: name.to_string(),
+                record_type: kind.to_string(),
+                ttl: 60,
+                set_identifier: set.map(str::to_string),
+                weight: *weight,
+                values: values.iter().map(|v| v.to_string()).collect(),
+            });
+        }
+        self
+    }
 }
 
 fn one() -> u32 {
@@ -259,9 +304,19 @@ pub struct RdsInstanceSeed {
     /// `REGION/IDENTIFIER` of the instance this one replicates.
     #[serde(default)]
     pub replica_of: Option<String>,
-    /// Its replica lag, in seconds (no reading when absent).
+    /// Its replica lag, in seconds (no reading when absent; `-1` is what
+    /// CloudWatch reports when replication is not running).
     #[serde(default)]
     pub lag_seconds: Option<f64>,
+    /// How old that reading is, in seconds (60 unless said otherwise).
+    #[serde(default = "a_minute")]
+    pub lag_age_seconds: u64,
+    /// With a `status` other than `available`: the instance is busy in that
+    /// status for this many seconds, then `available` (a backup, a
+    /// modification). Without it, the status holds for good. RDS refuses to
+    /// promote or snapshot an instance that is not `available`.
+    #[serde(default)]
+    pub busy_seconds: Option<u64>,
 }
 
 /// A DB snapshot.
@@ -475,6 +530,10 @@ fn default_ami() -> String {
 fn cname() -> String {
     "CNAME".into()
 }
+fn a_minute() -> u64 {
+    60
+}
+
 fn sixty() -> u32 {
     60
 }

@@ -268,6 +268,7 @@ pub(crate) fn retryable_code(code: &str) -> bool {
             | "RequestThrottled"
             | "TooManyRequestsException"
             | "PriorRequestNotComplete"
+            | "replica-busy"
             | "InternalFailure"
             | "InternalError"
             | "ServiceUnavailable"

@@ -18,8 +18,14 @@ use crate::testing::scenario::RdsSeed;
 pub struct Db {
     /// What `describe-instance` returns once it is available.
     pub instance: DbInstance,
-    /// Replica lag in seconds, if CloudWatch has a reading.
+    /// Replica lag in seconds, if CloudWatch has a reading (`-1`:
+    /// replication not running).
     pub lag_seconds: Option<f64>,
+    /// How old the newest lag reading is, in seconds.
+    pub lag_age_seconds: u64,
+    /// During a promotion: the source it still replicates from until the
+    /// promotion is done (`ready_at`), as RDS shows it.
+    pub promoting_from: Option<String>,
     /// When a creation or promotion under way is done (ms).
     pub ready_at: i64,
     /// The status until then.
@@ -82,8 +88,14 @@ impl Db {
         let mut i = self.instance.clone();
         if now < self.ready_at {
             i.status = self.pending_status.clone();
-            i.endpoint = None;
-            i.port = None;
+            if self.pending_status == "creating" {
+                i.endpoint = None;
+                i.port = None;
+            }
+            // A promotion under way: still a replica until it is done.
+            if let Some(src) = &self.promoting_from {
+                i.replica_source = Some(src.clone());
+            }
         }
         i
     }
@@ -121,7 +133,23 @@ impl Rds {
                 replica_source: source,
                 replicas: Vec::new(),
             };
-            let db = Db { instance, lag_seconds: i.lag_seconds, ready_at: now, pending_status: i.status.clone(), tags: BTreeMap::new() };
+            // Busy for a while (then available), or in its status for good.
+            let (instance, ready_at) = match i.busy_seconds {
+                Some(secs) if i.status != "available" => {
+                    let busy_ms = i64::try_from(secs).unwrap_or(i64::MAX / 4).saturating_mul(1000);
+                    (DbInstance { status: "available".into(), ..instance }, now.saturating_add(busy_ms))
+                }
+                _ => (instance, now),
+            };
+            let db = Db {
+                instance,
+                lag_seconds: i.lag_seconds,
+                lag_age_seconds: i.lag_age_seconds,
+                promoting_from: None,
+                ready_at,
+                pending_status: i.status.clone(),
+                tags: BTreeMap::new(),
+            };
             self.instances.entry(i.region.clone()).or_default().insert(i.identifier.clone(), db);
         }
         // Sources list their replicas.
@@ -244,9 +272,9 @@ impl Cloud {
                 }
                 return Err(aws_error(t, "DBSnapshotAlreadyExists", &format!("a snapshot named {name} already exists in {region}"), false));
             }
-            let db = c.rds.db(t, region, inst)?;
-            if c.now_ms < db.ready_at {
-                return Err(aws_error(t, "InvalidDBInstanceState", &format!("{inst} is '{}', not available", db.pending_status), false));
+            let db = c.rds.db(t, region, inst)?.view(c.now_ms);
+            if db.status != "available" {
+                return Err(aws_error(t, "InvalidDBInstanceState", &format!("{inst} is '{}', not available", db.status), false));
             }
             let snap = DbSnap {
                 snapshot: DbSnapshot {
@@ -331,6 +359,8 @@ impl Cloud {
                     replicas: Vec::new(),
                 },
                 lag_seconds: Some(0.0),
+                lag_age_seconds: 60,
+                promoting_from: None,
                 ready_at: c.ready_at(),
                 pending_status: "creating".into(),
                 tags: [("drover:run".to_string(), run_id.to_string()), ("drover:idempotency-key".to_string(), key.to_string())].into(),
@@ -342,20 +372,35 @@ impl Cloud {
         })
     }
 
-    /// `rds.promote-read-replica`, as the agent's capability behaves, on the simulated cloud.
+    /// `rds.promote-read-replica`, as the agent's capability behaves, on the
+    /// simulated cloud: a standalone instance is left as it is; this step's
+    /// own promotion under way is adopted; a replica busy with anything else
+    /// is refused (`replica-busy`, retryable; RDS answers
+    /// `InvalidDBInstanceState`); a promotion takes `settle_seconds`, during
+    /// which the instance is `modifying` and still shows its source, as RDS does.
     pub fn rds_promote_read_replica(&mut self, region: &str, id: &str, key: &str) -> Result<DbInstance, WitError> {
         self.call(target("promote-read-replica", "PromoteReadReplica", region, id), |c, t| {
             let now = c.now_ms;
             let ready = c.ready_at();
             let db = c.rds.db_mut(t, region, id)?;
-            if db.instance.replica_source.is_none() {
+            let view = db.view(now);
+            let Some(source) = view.replica_source.clone() else {
                 // Not a replica (any more): left as it is, as the real capability does.
-                return Ok((db.view(now), false));
+                return Ok((view, false));
+            };
+            if view.status != "available" {
+                if db.tags.get("drover:promoted-by").map(String::as_str) == Some(key) {
+                    return Ok((view, false));
+                }
+                return Err(aws_error(
+                    t,
+                    "replica-busy",
+                    &format!("replica {id} in {region} is '{}' and still replicates from {source}: RDS cannot promote it now (InvalidDBInstanceState)", view.status),
+                    true,
+                ));
             }
-            if now < db.ready_at {
-                return Err(aws_error(t, "InvalidDBInstanceState", &format!("{id} is '{}', not available", db.pending_status), false));
-            }
-            let source = db.instance.replica_source.take().expect("checked above");
+            db.instance.replica_source = None;
+            db.promoting_from = Some(source.clone());
             db.tags.insert("drover:promoted-by".into(), key.into());
             db.lag_seconds = None;
             db.ready_at = ready;
@@ -374,7 +419,9 @@ impl Cloud {
     /// `rds.wait-instance-available`, as the agent's capability behaves, on the simulated cloud.
     pub fn rds_wait_instance_available(&mut self, region: &str, id: &str, timeout_seconds: u32) -> Result<DbInstance, WitError> {
         self.call(target("wait-instance-available", "DescribeDBInstances", region, id), |c, t| {
-            let ready_at = c.rds.db(t, region, id)?.ready_at;
+            let db = c.rds.db(t, region, id)?;
+            // A status that holds for good never becomes available.
+            let ready_at = if db.view(i64::MAX).status == "available" { db.ready_at } else { i64::MAX };
             c.wait_until(t, ready_at, timeout_seconds, id)?;
             Ok((c.rds.db(t, region, id)?.view(c.now_ms), false))
         })
@@ -435,6 +482,8 @@ impl Cloud {
                     replicas: Vec::new(),
                 },
                 lag_seconds: None,
+                lag_age_seconds: 60,
+                promoting_from: None,
                 ready_at: c.ready_at(),
                 pending_status: "creating".into(),
                 tags: [("drover:run".to_string(), run_id.to_string()), ("drover:idempotency-key".to_string(), key.to_string())].into(),
@@ -484,7 +533,7 @@ impl Cloud {
     pub fn rds_replica_lag(&mut self, region: &str, id: &str) -> Result<Option<LagReading>, WitError> {
         self.call(Target { service: "rds", operation: "replica-lag", api: "GetMetricStatistics", region, resource: id }, |c, t| {
             let db = c.rds.db(t, region, id)?;
-            Ok((db.lag_seconds.map(|seconds| LagReading { seconds, age_seconds: 60 }), false))
+            Ok((db.lag_seconds.map(|seconds| LagReading { seconds, age_seconds: db.lag_age_seconds }), false))
         })
     }
 

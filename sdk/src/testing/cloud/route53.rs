@@ -120,6 +120,14 @@ impl Cloud {
                     false,
                 ));
             }
+            if let Some(other) = sets.iter().find(|r| r.name == want && r.record_type != "CNAME") {
+                return Err(aws_error(
+                    t,
+                    "InvalidChangeBatch",
+                    &format!("RRSet of type CNAME with DNS name {want} is not permitted as it conflicts with other records ({}) with the same DNS name", other.record_type),
+                    false,
+                ));
+            }
             if sets.iter().any(|r| r.name == want && r.record_type == "CNAME" && r.values.iter().any(|v| same_host(v, value))) {
                 return Ok(((), false));
             }
@@ -128,7 +136,10 @@ impl Cloud {
         })
     }
 
-    /// `route53.set-weights`, as the agent's capability behaves, on the simulated cloud.
+    /// `route53.set-weights`, as the agent's capability behaves, on the
+    /// simulated cloud: weights shift on the records of the type that is
+    /// there (A, AAAA, alias, CNAME); a set identifier with no record becomes
+    /// a weighted CNAME, which Route 53 refuses beside records of another type.
     pub fn route53_set_weights(&mut self, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32) -> Result<(), WitError> {
         self.call(target("set-weights", "ChangeResourceRecordSets", name), |c, t| {
             let want = fqdn(name);
@@ -138,9 +149,28 @@ impl Cloud {
             }
             let mut changed = false;
             for w in targets {
-                let current = sets.iter().find(|r| r.name == want && r.set_identifier.as_deref() == Some(w.set_identifier.as_str()));
-                if current.is_some_and(|r| r.weight == Some(w.weight) && r.values.iter().any(|v| same_host(v, &w.value))) {
+                let mut found = false;
+                for r in sets.iter_mut().filter(|r| r.name == want && r.set_identifier.as_deref() == Some(w.set_identifier.as_str())) {
+                    found = true;
+                    if r.weight != Some(w.weight) {
+                        r.weight = Some(w.weight);
+                        changed = true;
+                    }
+                    if r.record_type == "CNAME" && !w.value.is_empty() && !r.values.iter().any(|v| same_host(v, &w.value)) {
+                        r.values = vec![w.value.clone()];
+                        changed = true;
+                    }
+                }
+                if found {
                     continue;
+                }
+                if let Some(other) = sets.iter().find(|r| r.name == want && r.record_type != "CNAME") {
+                    return Err(aws_error(
+                        t,
+                        "no-such-weighted-set",
+                        &format!("{want} has no weighted record '{}', and its records are of type {}: a CNAME cannot stand beside them", w.set_identifier, other.record_type),
+                        false,
+                    ));
                 }
                 let new = RecordSet {
                     name: want.clone(),

@@ -1,0 +1,46 @@
+"""moto's server as drover's tests run it: moto 5.1.21 with its RDS read
+replica promotion corrected to what AWS documents.
+
+A green test against an emulator is worth what the emulator's truth is worth.
+moto answers `PromoteReadReplica` but keeps the promoted instance's
+`ReadReplicaSourceDBInstanceIdentifier` (and the source keeps listing it as a
+replica), and it "promotes" an instance that is not a read replica at all.
+AWS does neither: a promoted instance is standalone (no source, no longer in
+its source's replica list), and promoting a non-replica is refused with
+`InvalidDBInstanceState`. drover proves a failover by reading the source back,
+so the emulator must tell the truth here. Run as moto's own `moto_server`:
+`python moto_server.py -H 127.0.0.1 -p PORT` (see scripts/emulators).
+"""
+
+import sys
+
+from moto.rds import models as rds_models
+from moto.rds.exceptions import RDSClientError
+from moto.server import main
+
+
+def _promote_read_replica(self, db_kwargs):
+    database_id = db_kwargs["db_instance_identifier"]
+    database = self.describe_db_instances(database_id)[0]
+    if not database.is_replica:
+        raise RDSClientError("InvalidDBInstanceState", "DB Instance is not a read replica.")
+    source_id = database.source_db_instance_identifier
+    database.is_replica = False
+    database.update(**db_kwargs)
+    if source_id:
+        try:
+            source = self.find_db_from_id(source_id)
+        except RDSClientError:
+            source = None
+        if source is not None:
+            for ref in (database.db_instance_arn, database.db_instance_identifier):
+                if ref in source.replicas:
+                    source.replicas.remove(ref)
+    database.source_db_instance_identifier = None
+    return database
+
+
+rds_models.RDSBackend.promote_read_replica = _promote_read_replica
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+//! A failover that says "succeeded" must mean traffic is on a promoted,
+//! writable database. `regional-failover` through the real `drover` binary
+//! against what the emulators alone never show: a replica that RDS refuses
+//! to promote because it is busy (held in `backing-up` by the proxy), an
+//! application whose weighted records are A records, a target that is no
+//! read replica, a replica lag of -1. Every claim is checked against the
+//! cloud's state, read back from the emulators, never against what the
+//! agent says it did.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_aws::{Clients, route53};
+use drover_chaos::Agent;
+use drover_chaos::faults::Faults;
+use drover_chaos::hypothesis::{Probe, check};
+use drover_chaos::proxy::{Proxy, Upstreams};
+use drover_chaos::topology::{Seeded, Topology};
+use drover_e2e::{args, demo_config, rt, seeded};
+use drover_test_artifacts as artifacts;
+use serde_json::Value;
+
+/// A proxy in front of the emulators, on a runtime of its own.
+struct Proxied {
+    proxy: Proxy,
+    upstreams: Upstreams,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Proxied {
+    fn start() -> Proxied {
+        drover_e2e::emulators_configured();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let upstreams = Upstreams::from_env().expect("the emulators' endpoints are set");
+        let proxy = rt.block_on(Proxy::start(upstreams.clone(), Arc::new(Faults::new(17)))).unwrap();
+        Proxied { proxy, upstreams, _rt: rt }
+    }
+
+    /// An agent with a home of its own whose AWS calls all go through the proxy.
+    fn agent(&self) -> (tempfile::TempDir, Agent) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Agent::new(dir.path().join("home")).with_env("DROVER_CONFIG", &demo_config());
+        for (k, v) in self.upstreams.env_for(&self.proxy.url()) {
+            a = a.with_env(&k, &v);
+        }
+        (dir, a)
+    }
+}
+
+fn holds(c: &Clients, s: &Seeded, probes: &[Probe]) -> Vec<String> {
+    rt().block_on(async {
+        let mut broken = Vec::new();
+        for p in probes {
+            let k = check(c, s, *p).await;
+            if !k.ok {
+                broken.push(format!("{:?}: {}", k.probe, k.detail));
+            }
+        }
+        broken
+    })
+}
+
+fn assert_failed_over(c: &Clients, s: &Seeded, context: &str) {
+    let broken = holds(c, s, &[Probe::ReplicaPromotedOnce, Probe::DbRecordOnReplica, Probe::AppWeightsOnDr]);
+    assert!(broken.is_empty(), "{context}: the run said succeeded, the cloud says {broken:?}");
+}
+
+fn assert_untouched(c: &Clients, s: &Seeded, context: &str) {
+    let broken = holds(c, s, &[Probe::DbRecordOnPrimary, Probe::AppWeightsOnPrimary, Probe::ReplicaNotPromoted]);
+    assert!(broken.is_empty(), "{context}: {broken:?}");
+}
+
+/// Publishes a `ReplicaLag` reading that is the newest one (a minute after
+/// the seeded reading's minute; CloudWatch takes the maximum per minute).
+async fn newest_replica_lag(c: &Clients, t: &Topology, seconds: f64) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    let at = std::time::SystemTime::now() + Duration::from_secs(60);
+    let datum = MetricDatum::builder()
+        .metric_name("ReplicaLag")
+        .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(&t.replica).build())
+        .value(seconds)
+        .unit(StandardUnit::Seconds)
+        .timestamp(at.into())
+        .build();
+    c.cloudwatch(&t.dr_region).put_metric_data().namespace("AWS/RDS").metric_data(datum).send().await.unwrap();
+}
+
+fn run(agent: &Agent, id: &str, params: &[String]) -> Value {
+    let mut a = args(artifacts::REGIONAL_FAILOVER, id, params);
+    a.push("--json");
+    agent.json(&a).unwrap().1
+}
+
+#[test]
+fn a_replica_busy_at_its_promotion_is_waited_for_never_taken_for_promoted() {
+    let (c, s) = seeded("busy");
+    let p = Proxied::start();
+    let (_d, agent) = p.agent();
+    let mut params = s.topology.params();
+    params.push("approval=true".into());
+    let mut a = args(artifacts::REGIONAL_FAILOVER, "busy", &params);
+    a.push("--json");
+    let child = agent.spawn(&a, "").unwrap();
+    agent.wait_for_status("busy", "waiting", Duration::from_secs(60)).unwrap();
+    // While the operator reads the question, a backup starts on the replica:
+    // RDS shows it `backing-up` and refuses a promotion for the next seconds.
+    p.proxy.states().hold(&s.topology.replica, "backing-up", Duration::from_secs(5));
+    let out = agent.output(&["approve", "busy", "failover"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = child.wait_with_output().unwrap();
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(run["status"], "succeeded", "{run:#}\n{}", String::from_utf8_lossy(&out.stderr));
+    // The promotion happened once the backup was over, once.
+    assert_eq!(p.proxy.faults().accepted_count("rds", "PromoteReadReplica"), 1, "accepted: {:?}", p.proxy.faults().accepted());
+    let promote = run["steps"].as_array().unwrap().iter().find(|s| s["key"] == "promote").unwrap();
+    assert!(promote["attempts"].as_u64().unwrap() > 1, "the busy replica was waited for: {promote}");
+    assert_failed_over(&c, &s, "busy");
+}
+
+#[test]
+fn a_target_that_is_not_a_replica_is_refused_and_dns_is_left_alone() {
+    let (c, s) = seeded("standalone");
+    let t = &s.topology;
+    let standalone = format!("{}-standalone", t.db_instance);
+    rt().block_on(async {
+        c.rds(&t.dr_region)
+            .create_db_instance()
+            .db_instance_identifier(&standalone)
+            .engine("postgres")
+            .db_instance_class("db.t3.micro")
+            .allocated_storage(20)
+            .master_username("orders")
+            .master_user_password("seeded-demo-only")
+            .send()
+            .await
+            .unwrap();
+    });
+    let (_d, agent) = drover_e2e::agent();
+    let mut params = t.params();
+    params.push(format!("replica={standalone}"));
+    let run = run(&agent, "standalone", &params);
+    assert_eq!(run["status"], "failed", "{run:#}");
+    assert_eq!(run["error"]["code"], "not-a-replica", "{run:#}");
+    assert!(run["error"]["message"].as_str().unwrap().contains("target_is_writer"), "{run:#}");
+    let broken = holds(&c, &s, &[Probe::DbRecordOnPrimary, Probe::AppWeightsOnPrimary]);
+    assert!(broken.is_empty(), "{broken:?}");
+}
+
+#[test]
+fn replication_not_running_is_refused_unless_accepted() {
+    let (c, s) = seeded("lagm1");
+    rt().block_on(newest_replica_lag(&c, &s.topology, -1.0));
+    let (_d, agent) = drover_e2e::agent();
+    let run1 = run(&agent, "lagm1", &s.topology.params());
+    assert_eq!(run1["status"], "failed", "{run1:#}");
+    assert_eq!(run1["error"]["code"], "replica-lag-unknown", "{run1:#}");
+    assert_untouched(&c, &s, "lag -1");
+    let mut params = s.topology.params();
+    params.push("accept_unknown_lag=true".into());
+    let run2 = run(&agent, "lagm1-accepted", &params);
+    assert_eq!(run2["status"], "succeeded", "{run2:#}");
+    assert_eq!(run2["result"]["estimated_rpo_seconds"], Value::Null, "never -1: {run2:#}");
+    assert_failed_over(&c, &s, "lag -1 accepted");
+}
+
+#[test]
+fn weighted_a_records_are_shifted_as_a_records() {
+    let (c, s) = seeded("arec");
+    let t = &s.topology;
+    // The application's weighted records are A records, not CNAMEs.
+    rt().block_on(async {
+        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+        let zone = route53::zone_id(&c, &t.hosted_zone).await.unwrap();
+        let current = route53::get_records(&c, &t.hosted_zone, &t.app_record).await.unwrap();
+        let mut changes = Vec::new();
+        for r in &current {
+            let old = ResourceRecordSet::builder()
+                .name(&r.name)
+                .r#type(RrType::Cname)
+                .ttl(i64::from(r.ttl.unwrap_or(60)))
+                .set_identifier(r.set_identifier.clone().unwrap())
+                .weight(i64::from(r.weight.unwrap()))
+                .resource_records(ResourceRecord::builder().value(&r.values[0]).build().unwrap())
+                .build()
+                .unwrap();
+            changes.push(Change::builder().action(ChangeAction::Delete).resource_record_set(old).build().unwrap());
+        }
+        for (set, weight, ip) in [(&t.primary_region, 100, "10.0.0.10"), (&t.dr_region, 0, "10.1.0.10")] {
+            let a = ResourceRecordSet::builder()
+                .name(route53::fqdn(&t.app_record))
+                .r#type(RrType::A)
+                .ttl(60)
+                .set_identifier(set)
+                .weight(weight)
+                .resource_records(ResourceRecord::builder().value(ip).build().unwrap())
+                .build()
+                .unwrap();
+            changes.push(Change::builder().action(ChangeAction::Create).resource_record_set(a).build().unwrap());
+        }
+        c.route53()
+            .change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(ChangeBatch::builder().set_changes(Some(changes)).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    });
+    let (_d, agent) = drover_e2e::agent();
+    let run = run(&agent, "arec", &t.params());
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let app = rt().block_on(route53::get_records(&c, &t.hosted_zone, &t.app_record)).unwrap();
+    let mut seen: Vec<(String, String, Option<u8>)> = app.iter().map(|r| (r.record_type.clone(), r.set_identifier.clone().unwrap_or_default(), r.weight)).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [("A".to_string(), t.dr_region.clone(), Some(100)), ("A".to_string(), t.primary_region.clone(), Some(0))],
+        "the A records shifted, no CNAME written beside them"
+    );
+    assert_failed_over(&c, &s, "A records");
+}
