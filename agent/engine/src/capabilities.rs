@@ -882,7 +882,8 @@ impl route53::Host for HostState {
                         health_check: None,
                     });
                 } else if let Some(r) = current.iter_mut().find(|r| r.set_identifier.as_deref() == Some(w.set_identifier.as_str()) && r.record_type == w.record_type) {
-                    changed.push(format!("{} ({}) {} -> {}", w.set_identifier, r.record_type, r.weight.map(|w| w.to_string()).unwrap_or_default(), w.weight));
+                    let kind = if r.record_type == "CNAME" { String::new() } else { format!(" ({})", r.record_type) };
+                    changed.push(format!("{} {} -> {}{kind}", w.set_identifier, r.weight.map(|w| w.to_string()).unwrap_or_default(), w.weight));
                     r.weight = Some(w.weight);
                     if let Some(v) = &w.value {
                         r.values = vec![v.clone()];
