@@ -122,17 +122,7 @@ pub fn arn_name(arn: &str) -> &str {
 
 /// Describes instance `id` in `region`.
 pub async fn describe_instance(c: &Clients, region: &str, id: &str) -> Result<DbInstance, CapabilityError> {
-    let out = c
-        .rds(region)
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-        .map_err(|e| from_sdk("rds", "DescribeDBInstances", region, id, e))?;
-    out.db_instances()
-        .first()
-        .map(|i| instance(region, i))
-        .ok_or_else(|| CapabilityError::new("rds", "DescribeDBInstances", region, id, "DBInstanceNotFound", format!("no DB instance {id} in {region}")))
+    describe_tagged(c, region, id).await.map(|(i, _)| i)
 }
 
 /// Describes snapshot `id` in `region`.
