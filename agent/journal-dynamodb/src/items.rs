@@ -147,7 +147,8 @@ pub fn run_from_item(item: &Item) -> Result<RunRecord, JournalError> {
     let lease_ms = get_n(item, "lease_ms")?;
     Ok(RunRecord {
         run_id: doc.run_id,
-        runbook: doc.runbook,
+        // A replacement build (`Op::SetRunbook`) overrides the one it was created with.
+        runbook: get_json(item, "run_runbook")?.unwrap_or(doc.runbook),
         params: doc.params,
         status: RunStatus::parse(status).ok_or_else(|| JournalError::Malformed(format!("run status '{status}'")))?,
         created_at: doc.created_at,

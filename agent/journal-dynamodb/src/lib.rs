@@ -574,6 +574,10 @@ impl Journal for DynamoJournal {
                 }
             }
         }
+        if let Some(Op::SetRunbook(r)) = ops.iter().rev().find(|o| matches!(o, Op::SetRunbook(_))) {
+            set.push("run_runbook = :rb");
+            values.push((":rb", json(r)));
+        }
         let mut expr = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expr.push_str(&format!(" REMOVE {}", remove.join(", ")));

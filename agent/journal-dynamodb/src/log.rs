@@ -109,7 +109,7 @@ fn apply(f: &mut Folded, op: Op) {
         }
         Op::AddEvent(e) => f.events.push(e),
         // Kept on the run item and the gate items.
-        Op::OpenApproval { .. } | Op::SetStatus { .. } => {}
+        Op::OpenApproval { .. } | Op::SetStatus { .. } | Op::SetRunbook(_) => {}
     }
 }
 

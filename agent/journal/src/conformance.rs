@@ -22,6 +22,7 @@ pub async fn all(j: &Arc<dyn Journal>, prefix: &str) {
     the_first_cancel_request_wins(j, prefix).await;
     the_first_decision_on_a_gate_wins(j, prefix).await;
     runs_are_listed_newest_first(j, prefix).await;
+    a_run_is_repinned_and_stopped_without_an_outcome(j, prefix).await;
 }
 
 /// A new run named `id`.
@@ -253,4 +254,29 @@ pub async fn runs_are_listed_newest_first(j: &Arc<dyn Journal>, prefix: &str) {
     let newest = j.runs(&RunFilter { limit: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(newest.len(), 1);
     assert!(newest[0].created_at >= t0 + Duration::milliseconds(2));
+}
+
+/// `SetRunbook` pins the run to another build, kept across reads and later
+/// commits (until pinned again); an unfinished status with an error (a run
+/// stopped without an outcome) keeps the run unfinished and is cleared by
+/// the next status.
+pub async fn a_run_is_repinned_and_stopped_without_an_outcome(j: &Arc<dyn Journal>, prefix: &str) {
+    let id = format!("{prefix}-repin");
+    j.create_run(&new_run(&id)).await.unwrap();
+    let lease = j.claim(&id, &current_owner()).await.unwrap();
+    let fixed = RunbookRef { name: "conformance".into(), version: "1.0.1".into(), digest: "cd".repeat(32) };
+    j.commit(&lease, vec![Op::SetRunbook(fixed.clone())], Durability::Durable).await.unwrap();
+    j.commit(&lease, vec![Op::PutEntry(step(0, "a", EntryStatus::Succeeded))], Durability::Durable).await.unwrap();
+    assert_eq!(j.run(&id).await.unwrap().unwrap().runbook, fixed);
+    let why = crate::ErrorRecord::terminal("non-determinism", "stopped: resume with the build it started with");
+    let stopped = Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: Some(why.clone()) };
+    j.commit(&lease, vec![stopped], Durability::Durable).await.unwrap();
+    let run = j.run(&id).await.unwrap().unwrap();
+    assert_eq!((run.status, run.error.as_ref(), run.finished_at), (RunStatus::Running, Some(&why), None));
+    assert!(j.runs(&RunFilter { unfinished: true, ..Default::default() }).await.unwrap().iter().any(|r| r.run_id == id));
+    let back = RunbookRef { name: "conformance".into(), version: "1.0.0".into(), digest: "ab".repeat(32) };
+    let resumed = Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None };
+    j.commit(&lease, vec![Op::SetRunbook(back.clone()), resumed], Durability::Durable).await.unwrap();
+    let run = j.run(&id).await.unwrap().unwrap();
+    assert_eq!((run.runbook, run.error), (back, None));
 }

@@ -113,7 +113,12 @@ pub enum Op {
         /// When it times out, if it does.
         deadline: Option<DateTime<Utc>>,
     },
-    /// Change the run's status; final statuses carry the result or error.
+    /// Pin the run to another build of its runbook (`drover resume RUN
+    /// --runbook FIXED.wasm`): later resumes and takeovers run that one.
+    SetRunbook(RunbookRef),
+    /// Change the run's status; final statuses carry the result or error. An
+    /// unfinished status with an error marks a run stopped without an
+    /// outcome (resumable; the error says why and what to do).
     SetStatus {
         /// The new status.
         status: RunStatus,

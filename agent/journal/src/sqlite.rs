@@ -489,6 +489,12 @@ fn apply_op(conn: &Connection, run_id: &str, op: &Op) -> rusqlite::Result<()> {
                 params![run_id, gate, message, rfc3339(requested_at), deadline.as_ref().map(rfc3339)],
             )?;
         }
+        Op::SetRunbook(r) => {
+            conn.execute(
+                "UPDATE runs SET runbook_name = ?2, runbook_version = ?3, runbook_digest = ?4 WHERE run_id = ?1",
+                params![run_id, r.name, r.version, r.digest],
+            )?;
+        }
         Op::SetStatus { status, finished_at, result, error } => {
             conn.execute(
                 "UPDATE runs SET status = ?2, finished_at = ?3, result = ?4, error = ?5 WHERE run_id = ?1",

@@ -127,7 +127,9 @@ pub struct RunRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// The runbook's result, on success.
     pub result: Option<Value>,
-    /// What ended the run, on failure.
+    /// What ended the run, on failure; on a run that has not ended, why it
+    /// stopped without an outcome (non-determinism, an unwritable audit log)
+    /// and what to do: it stays resumable.
     pub error: Option<ErrorRecord>,
     /// The driver holding the run, if any.
     pub owner: Option<Owner>,
