@@ -362,16 +362,25 @@ impl Runbook for RegionalFailover {
         // Requested, not waited for: AWS takes it while the replica is promoted.
         // Best effort: the primary's region may die while the failover runs
         // (that is why it runs); then the failover goes on without it.
-        // One attempt (the SDK's own retries are inside it): a dead region
-        // must not hold the failover through step retries.
-        let snapshot = ctx.step_with("final-snapshot", Retry::none(), || {
+        // Its errors are not retried (the SDK's own retries are inside the
+        // call): a dead region must not hold the failover through step
+        // retries. Two attempts all the same, so that one interrupted by a
+        // crash runs again: the agent counts an interrupted attempt, and a
+        // second request adopts the snapshot by name.
+        let snapshot = ctx.step_with("final-snapshot", Retry::attempts(2), || {
             if pre.primary_arn.is_none() {
                 return Ok(Final { snapshot: None, arn: None });
             }
             // Unique to this run and stable across its attempts: the step's idempotency key.
             let key = ctx.attempt().map(|a| a.idempotency_key).unwrap_or_default();
             let name = format!("{}-final-{}", p.db_instance, &key[..key.len().min(12)]);
-            let snap = rds::create_snapshot(&p.primary_region, &p.db_instance, &name)?;
+            let snap = rds::create_snapshot(&p.primary_region, &p.db_instance, &name).map_err(|e| {
+                let once = Error::new(e.code(), e.message());
+                match e.resource() {
+                    Some(r) => once.with_resource(r),
+                    None => once,
+                }
+            })?;
             Ok(Final { snapshot: Some(name), arn: Some(snap.arn) })
         });
         let last = match snapshot {

@@ -45,3 +45,67 @@ mod scenario;
 pub use cloud::{Call, Cloud, Db, DbSnap, Ec2Image, Ec2Instance, Ec2Snapshot};
 pub use run::{LogLine, Report, StepRecord, TestRun};
 pub use scenario::*;
+
+use crate::bindings::drover::runbook::types::Error as WitError;
+
+/// The replay rule for a step (or a cleanup or undo) found in flight after a
+/// crash, shared by the agent and this harness: the interrupted attempt
+/// counts against the step's retry policy. `attempts` is how many attempts
+/// were begun (the interrupted one included), `max_attempts` what the policy
+/// allows. Returns the error that fails the step for good once they are used
+/// up (its body is not run again: its side effect may have happened), or
+/// `None` when it may run again.
+pub fn interrupted_step(key: &str, attempts: u32, max_attempts: u32) -> Option<WitError> {
+    let max = max_attempts.max(1);
+    (attempts >= max).then(|| WitError {
+        code: "interrupted".into(),
+        message: format!(
+            "step '{key}' was interrupted (the agent crashed or was stopped) during attempt {attempts}, and its retry \
+             policy allows {max} attempt{s} in all: it was not run again, since what it does may or may not have \
+             happened. Check whether it did (the resource it acts on; `drover show` lists its attempts, the audit log \
+             its calls) before acting on it; if re-running it is safe (it is idempotent), give it more attempts",
+            s = if max == 1 { "" } else { "s" }
+        ),
+        retryable: false,
+        resource: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Scenario, TestRun};
+    use crate::{Ctx, Describe, Error, Retry, Runbook};
+
+    /// A step with no retry, then one with two attempts.
+    struct Interrupted;
+
+    impl Runbook for Interrupted {
+        type Params = serde_json::Value;
+        type Output = Vec<String>;
+
+        fn describe() -> Describe {
+            Describe::new("interrupted", "0.1.0").description("a step with one attempt, then one with two")
+        }
+
+        fn run(ctx: &Ctx, _: serde_json::Value) -> Result<Vec<String>, Error> {
+            let once = ctx.step_with("once", Retry::none(), || Ok("ran".to_string()));
+            let twice: String = ctx.step_with("twice", Retry::attempts(2), || Ok("ran".to_string()))?;
+            Ok(vec![format!("{:?}", once.map_err(|e| e.code().to_string())), twice])
+        }
+    }
+
+    #[test]
+    fn an_interrupted_attempt_counts_against_the_retry_policy() {
+        // One attempt, used up by the crash: failed for good, not run again.
+        let r = TestRun::new(&Scenario::empty()).crash_before_complete("once").run::<Interrupted>();
+        assert_eq!(r.result.as_ref().map_err(|e| e.code().to_string()), Ok(&r#"["Err(\"interrupted\")","ran"]"#.to_string()));
+        let once = r.steps.iter().find(|s| s.key == "once").unwrap();
+        assert_eq!((once.status.as_str(), once.attempts), ("failed", 1));
+        assert!(once.error.as_deref().unwrap().contains("allows 1 attempt in all"), "{once:?}");
+        // Two attempts: the crash used one, the second runs.
+        let r = TestRun::new(&Scenario::empty()).crash_before_complete("twice").run::<Interrupted>();
+        assert!(r.succeeded());
+        let twice = r.steps.iter().find(|s| s.key == "twice").unwrap();
+        assert_eq!((twice.status.as_str(), twice.attempts), ("completed", 2));
+    }
+}

@@ -203,7 +203,14 @@ impl Live {
                 "completed" => return Started::Completed(rec.output.clone().unwrap_or_default()),
                 "failed" => return Started::Failed(rec.error_record.clone().expect("a failed step has its error")),
                 _ => {
-                    rec.attempts += 1;
+                    // In flight when the "agent" crashed: that attempt counts.
+                    if let Some(e) = super::interrupted_step(key, rec.attempts, retry.max_attempts) {
+                        rec.status = "failed".into();
+                        rec.error = Some(format!("{}: {}", e.code, e.message));
+                        rec.error_record = Some(e.clone());
+                        return Started::Failed(e);
+                    }
+                    rec.attempts = rec.attempts.saturating_add(1);
                     self.open = Some(Open { index, key: key.to_string() });
                     self.retry.insert(key.to_string(), retry);
                     return Started::Run(Attempt { idempotency_key: rec.idempotency_key.clone(), number: rec.attempts });
