@@ -78,7 +78,9 @@ fn sigkill_between_two_steps_then_resume() {
 #[test]
 fn sigkill_inside_a_step_reruns_only_that_step_with_the_same_key() {
     let (_d, agent) = agent();
-    let mut child = agent.spawn(&["run", artifacts::PROBE, "--run-id", "inside", "--quiet"], "before-complete:s2").unwrap();
+    // Two attempts per step: the one the crash interrupted counts.
+    let mut child =
+        agent.spawn(&["run", artifacts::PROBE, "--run-id", "inside", "-p", "max_attempts=2", "--quiet"], "before-complete:s2").unwrap();
     assert!(killed_by_sigkill(&child.wait().unwrap()));
     let orphan = agent.show("inside").unwrap();
     assert_eq!(step(&orphan, "s2")["status"], "running");
@@ -97,6 +99,32 @@ fn sigkill_inside_a_step_reruns_only_that_step_with_the_same_key() {
 }
 
 #[test]
+fn a_step_interrupted_with_its_attempts_used_up_is_not_run_again() {
+    let (_d, agent) = agent();
+    // One attempt per step (probe's default): the crash used it up.
+    let mut child = agent.spawn(&["run", artifacts::PROBE, "--run-id", "once-only", "--quiet"], "before-complete:s2").unwrap();
+    assert!(killed_by_sigkill(&child.wait().unwrap()));
+
+    let (status, run) = agent.json(&["resume", "once-only", "--json", "--quiet"]).unwrap();
+    assert_eq!(status.code(), Some(1), "{run:#}");
+    assert_eq!(run["status"], "failed");
+    let s2 = step(&run, "s2");
+    assert_eq!(s2["status"], "failed");
+    assert_eq!(s2["attempts"], 1);
+    let err = &run["error"];
+    assert_eq!(err["code"], "interrupted", "{err:#}");
+    let msg = err["message"].as_str().unwrap();
+    for w in ["step 's2' was interrupted", "during attempt 1", "allows 1 attempt in all", "Check whether it did"] {
+        assert!(msg.contains(w), "'{w}' not in: {msg}");
+    }
+    // The body did not run again, and nothing after it ran.
+    let a = agent.attempts("once-only");
+    assert_eq!((count(&a, "s1"), count(&a, "s2"), count(&a, "s3")), (1, 1, 0));
+    let said = run["events"].as_array().unwrap().iter().any(|e| e["step"] == "s2" && e["level"] == "error" && e["message"].as_str().unwrap().contains("interrupted"));
+    assert!(said, "the run's events say why: {:#}", run["events"]);
+}
+
+#[test]
 fn resume_of_a_finished_run_and_rerun_of_its_id_execute_nothing() {
     let (_d, agent) = agent();
     let (status, first) = agent.json(&["run", artifacts::PROBE, "--run-id", "once", "--json", "--quiet"]).unwrap();
@@ -110,19 +138,39 @@ fn resume_of_a_finished_run_and_rerun_of_its_id_execute_nothing() {
 }
 
 #[test]
-fn resume_with_a_reordered_runbook_is_refused_as_non_determinism() {
+fn resume_with_a_reordered_runbook_stops_resumable_on_non_determinism() {
     let (_d, agent) = agent();
     let mut child = agent.spawn(&["run", artifacts::PROBE, "--run-id", "nd", "--quiet"], "after-step:s1").unwrap();
     assert!(killed_by_sigkill(&child.wait().unwrap()));
+    let pinned = agent.show("nd").unwrap()["runbook_digest"].clone();
     let (status, run) =
         agent.json(&["resume", "nd", "--runbook", artifacts::PROBE_REORDERED, "--json", "--quiet"]).unwrap();
-    assert_eq!(status.code(), Some(1));
-    assert_eq!(run["status"], "failed");
+    // Stopped, not ended: no outcome recorded, no undo, resumable.
+    assert_eq!(status.code(), Some(2), "{run:#}");
+    assert_eq!(run["status"], "running", "{run:#}");
+    assert!(run["finished_at"].is_null());
+    assert_eq!(run["stopped"], "non-determinism");
     assert_eq!(run["error"]["code"], "non-determinism");
     let msg = run["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("journal position 0") && msg.contains("step 's1'") && msg.contains("step 's3'"), "{msg}");
+    for w in ["journal position 0", "step 's1'", "step 's3'", "drover resume nd", "--runbook", "drover cancel nd"] {
+        assert!(msg.contains(w), "'{w}' not in: {msg}");
+    }
     let a = agent.attempts("nd");
     assert_eq!((count(&a, "s1"), count(&a, "s2"), count(&a, "s3")), (1, 0, 0));
+    // The diverging build did not take the pin: the run is still probe's.
+    assert_eq!(run["runbook_digest"], pinned);
+    assert!(run["events"].as_array().unwrap().iter().any(|e| e["message"].as_str().unwrap().contains("drover resume nd")), "{:#}", run["events"]);
+    let listed = agent.output(&["runs", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["stopped"], "non-determinism", "{listed:#}");
+
+    // The build it started with replays and finishes it.
+    let (status, run) = agent.json(&["resume", "nd", "--json", "--quiet"]).unwrap();
+    assert!(status.success(), "{run:#}");
+    assert_eq!(run["status"], "succeeded");
+    assert!(run["error"].is_null() && run["stopped"].is_null(), "{run:#}");
+    let a = agent.attempts("nd");
+    assert_eq!((count(&a, "s1"), count(&a, "s2"), count(&a, "s3")), (1, 1, 1));
 }
 
 #[test]

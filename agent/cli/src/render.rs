@@ -85,6 +85,10 @@ pub struct RunView {
     pub params: Value,
     pub result: Option<Value>,
     pub error: Option<ErrorRecord>,
+    /// Set while the run is stopped without an outcome (resumable): the
+    /// code of why (`non-determinism`, `audit-log`); `error` says what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     pub waits: Vec<WaitView>,
     pub driver: Option<DriverView>,
     pub cancel: Option<CancelRequest>,
@@ -176,6 +180,7 @@ impl RunView {
             params: run.params.clone(),
             result: run.result.clone(),
             error: run.error.clone(),
+            stopped: stopped(run).map(|e| e.code.clone()),
             waits,
             driver: run.owner.as_ref().map(|o| DriverView {
                 host: o.host.clone(),
@@ -211,6 +216,12 @@ fn compact(v: &Value, max: usize) -> String {
     format!("{}… ({} bytes)", &s[..cut], s.len())
 }
 
+/// Why a run that has not ended stopped without an outcome (non-determinism,
+/// an unwritable audit log), if it did: it waits for an operator's resume or cancel.
+pub fn stopped(run: &RunRecord) -> Option<&drover_journal::ErrorRecord> {
+    if run.status.is_final() { None } else { run.error.as_ref() }
+}
+
 /// Whether a non-final run has lost its driver (crashed) and needs a resume.
 pub fn orphaned(run: &RunRecord) -> bool {
     !run.status.is_final() && run.driver_gone(chrono::Utc::now())
@@ -230,7 +241,9 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
     );
     let took = run.finished_at.map(|f| format!("  (took {})", secs(f - start))).unwrap_or_default();
     let mut status = format!("{}{took}", run.status);
-    if orphaned(run) {
+    if let Some(why) = stopped(run) {
+        status.push_str(&format!("  (stopped on {}: {})", why.code, why.message));
+    } else if orphaned(run) {
         status.push_str(&format!("  (no live driver: `drover resume {}` continues it)", run.run_id));
     }
     let _ = writeln!(out, "status    {status}");

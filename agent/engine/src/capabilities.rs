@@ -243,8 +243,13 @@ async fn planned_or_real_global(plan: &Plan, c: &Clients, region: &str, id: &str
     }
 }
 
+/// Longest wait a capability call may ask for (`timeout-seconds`); a longer
+/// one is cut to it (the step's wall-clock limit usually ends it sooner).
+const MAX_CAPABILITY_WAIT_SECS: u32 = 24 * 3600;
+
+/// A capability call's `timeout-seconds`: at least 1 s, at most a day.
 fn secs(s: u32) -> Duration {
-    Duration::from_secs(u64::from(s.max(1)))
+    Duration::from_secs(u64::from(s.clamp(1, MAX_CAPABILITY_WAIT_SECS)))
 }
 
 fn instance(i: aws_rds::DbInstance) -> rds::DbInstance {
@@ -1042,5 +1047,15 @@ mod tests {
         assert_eq!(cancelled.to_string(), "cancelled by sre: stop");
         // Without a watch (the finalize phase), the wait runs to its end.
         assert_eq!(cancellable(None, async { 7 }).await.unwrap(), 7);
+    }
+
+    #[test]
+    fn capability_timeouts_are_bounded() {
+        assert_eq!(secs(0), Duration::from_secs(1));
+        assert_eq!(secs(30), Duration::from_secs(30));
+        assert_eq!(secs(u32::MAX), Duration::from_secs(u64::from(MAX_CAPABILITY_WAIT_SECS)));
+        // What a waiter does with it must not overflow.
+        assert!(std::time::Instant::now().checked_add(secs(u32::MAX)).is_some());
+        assert!(chrono::Duration::from_std(secs(u32::MAX)).is_ok());
     }
 }

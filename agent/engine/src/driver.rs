@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use drover_journal::{
-    Created, Durability, ErrorRecord, Journal, JournalError, Lease, NewRun, Op, RunRecord, RunStatus, RunbookRef,
+    Created, Durability, ErrorRecord, Event, Journal, JournalError, Lease, Level, NewRun, Op, RunRecord, RunStatus, RunbookRef,
     current_owner,
 };
 use serde_json::{Value, json};
@@ -191,6 +191,17 @@ fn infra_ref(e: &DurableError) -> EngineError {
     }
 }
 
+/// Whether a trap stops the run resumable, with the stop recorded (the
+/// journal works, so the run can say why): a replay that diverged from the
+/// journal (non-determinism), or an audit log that cannot be written. No
+/// outcome is recorded and no undo or cleanup runs.
+fn stops_resumable(trap: &wasmtime::Error) -> Option<ErrorRecord> {
+    if let Some(e @ (DurableError::NonDeterminism { .. } | DurableError::UnreplayedEntries { .. })) = trap.downcast_ref::<DurableError>() {
+        return Some(ErrorRecord::terminal(e.code(), e.to_string()));
+    }
+    trap.downcast_ref::<crate::audit::AuditError>().map(|e| ErrorRecord::terminal("audit-log", e.to_string()))
+}
+
 /// If a trap came from the journal failing (or the claim being lost), or
 /// from the agent stopping, the driver must stop without recording an
 /// outcome: the run stays resumable. (`drive` names the run in `Suspended`.)
@@ -355,8 +366,11 @@ impl Engine {
     }
 
     /// Resumes run `run_id` with the runbook it is pinned to, or with
-    /// `replacement` (a fixed build: its replay is checked against the
-    /// journal, and a divergence fails the run before anything executes).
+    /// `replacement` (a fixed build, pinned to the run before anything runs:
+    /// later resumes and takeovers run it). Its replay is checked against
+    /// the journal: a divergence stops the run before anything executes
+    /// ([`EngineError::Stopped`]: no outcome, no undo, resumable) and the pin
+    /// goes back to the build before it.
     pub async fn resume(
         &self,
         journal: Arc<dyn Journal>,
@@ -470,13 +484,36 @@ impl Engine {
         let run_id = run.run_id.as_str();
         let entries = journal.entries(run_id).await?;
         observer.send(RunEvent::Started { run_id: run_id.into(), journaled_entries: entries.len() });
-        if run.runbook.digest != runbook.info.digest {
+        let mut resumed = Vec::new();
+        if run.runbook.digest != runbook.info.digest && plan.is_none() {
+            // Persisted before anything runs: a later resume, or another
+            // agent taking the run over, runs this build (its bytes are kept
+            // by digest, as `load` keeps every component).
             tracing::warn!(from = %run.runbook.digest, to = %runbook.info.digest, "resuming with a replacement runbook");
+            let me = current_owner();
+            let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+            resumed.push(replacement_event(
+                format!(
+                    "resumed with a replacement runbook: {} {} (sha256 {}) in place of {} {} (sha256 {}), by {user}@{} (pid {}); \
+                     the run is pinned to it from now on",
+                    runbook.info.name, runbook.info.version, runbook.info.digest, run.runbook.name, run.runbook.version, run.runbook.digest,
+                    me.host, me.pid
+                ),
+                &run.runbook,
+                &runbook_ref(runbook),
+            ));
+            resumed.push(Op::SetRunbook(runbook_ref(runbook)));
+        }
+        if run.error.is_some() {
+            // It stopped without an outcome (see `stops_resumable`) and goes on now.
+            resumed.push(Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None });
+        }
+        if !resumed.is_empty() {
+            journal.commit(&lease, resumed, Durability::Durable).await?;
         }
         if let Some(req) = run.cancel.clone() {
             cancel.raise(req);
         }
-        let created = run.created_at.timestamp();
         let gate = self.gate(runbook, run_id, &run.params)?;
         let mut durable =
             Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel)
@@ -503,7 +540,7 @@ impl Engine {
             }
         };
 
-        let mut durable = self.finalize(runbook, run_id, created, &ending, durable, gate).await?;
+        let mut durable = self.finalize(runbook, &run, &ending, durable, gate).await?;
         let mut ops = durable.take_pending();
         ops.push(ending.final_status());
         durable.finish(ops).await.map_err(infra)?;
@@ -536,7 +573,11 @@ impl Engine {
                     let result = durable.mask(&result);
                     Ending::Succeeded(serde_json::from_str::<Value>(&result).unwrap_or(Value::String(result)))
                 }
-                Err(e) => Ending::Failed(ErrorRecord::terminal(e.code(), e.to_string())),
+                Err(e) => match durable.cancel_request() {
+                    // A cancel of a run that cannot replay ends it all the same.
+                    Some(r) => Ending::Cancelled(ErrorRecord::terminal("cancelled", durable.mask(&format!("cancelled by {}: {}", r.by, r.reason)))),
+                    None => return Err(stop(&mut durable, run, runbook, ops, ErrorRecord::terminal(e.code(), e.to_string())).await?),
+                },
             },
             Ok(Err(e)) => Ending::Failed(durable.mask_error(from_wit(e))),
             Err(trap) => {
@@ -544,12 +585,20 @@ impl Engine {
                     tracing::warn!(error = %e, "run stopped without an outcome; left resumable");
                     return Err(e);
                 }
+                let cancelled = |durable: &Durable, by: &str, reason: &str| {
+                    Ending::Cancelled(ErrorRecord::terminal("cancelled", durable.mask(&format!("cancelled by {by}: {reason}"))))
+                };
+                if let Some(why) = stops_resumable(&trap) {
+                    match durable.cancel_request() {
+                        // A cancel of a run that cannot replay ends it all the same.
+                        Some(r) if why.code == "non-determinism" => cancelled(&durable, &r.by, &r.reason),
+                        _ => return Err(stop(&mut durable, run, runbook, ops, why).await?),
+                    }
+                } else {
                 match trap.downcast_ref::<DurableError>() {
-                    Some(DurableError::Cancelled { by, reason }) => Ending::Cancelled(ErrorRecord::terminal(
-                        "cancelled",
-                        durable.mask(&format!("cancelled by {by}: {reason}")),
-                    )),
+                    Some(DurableError::Cancelled { by, reason }) => cancelled(&durable, by, reason),
                     _ => Ending::Failed(durable.mask_error(trap_record(&trap, &stderr))),
+                }
                 }
             }
         };
@@ -568,12 +617,12 @@ impl Engine {
     async fn finalize(
         &self,
         runbook: &LoadedRunbook,
-        run_id: &str,
-        created: i64,
+        run: &RunRecord,
         ending: &Ending,
         mut durable: Durable,
         gate: Arc<Gate>,
     ) -> Result<Durable, EngineError> {
+        let (run_id, created) = (run.run_id.as_str(), run.created_at.timestamp());
         let registrations = durable.registrations();
         let undos = registrations.iter().filter(|r| r.undo && !matches!(ending, Ending::Succeeded(_))).rev();
         let cleanups = registrations.iter().filter(|r| !r.undo).rev();
@@ -607,6 +656,9 @@ impl Engine {
                         if let Some(e) = stops_without_outcome(&trap) {
                             return Err(e);
                         }
+                        if let Some(why) = stops_resumable(&trap) {
+                            return Err(stop(&mut durable, run, runbook, vec![], why).await?);
+                        }
                         Err(durable.mask_error(trap_record(&trap, &stderr)))
                     }
                 };
@@ -627,6 +679,69 @@ impl Engine {
         }
         Ok(durable)
     }
+}
+
+/// The run's pin on `runbook`.
+fn runbook_ref(runbook: &LoadedRunbook) -> RunbookRef {
+    RunbookRef { name: runbook.info.name.clone(), version: runbook.info.version.clone(), digest: runbook.info.digest.clone() }
+}
+
+/// The event recording a change of the runbook a run is pinned to.
+fn replacement_event(message: String, from: &RunbookRef, to: &RunbookRef) -> Op {
+    Op::AddEvent(Event {
+        at: Utc::now(),
+        level: Level::Warn,
+        step: None,
+        message,
+        fields: vec![("from_sha256".into(), from.digest.clone()), ("to_sha256".into(), to.digest.clone())],
+    })
+}
+
+/// Stops `run` without an outcome, resumable, for `why` (see
+/// [`stops_resumable`]): nothing is recorded as how it ended and no undo or
+/// cleanup runs; the stop is recorded (an event, and `why` as the run's
+/// error while it stays unfinished) so that `drover show` says why and what
+/// to do. A replacement build that diverged gives the pin back to the
+/// build the run had before it. Returns the error the driver reports, or
+/// the journal's if the stop could not be recorded.
+async fn stop(durable: &mut Durable, run: &RunRecord, runbook: &LoadedRunbook, mut ops: Vec<Op>, why: ErrorRecord) -> Result<EngineError, EngineError> {
+    let run_id = run.run_id.as_str();
+    let todo = if why.code == "non-determinism" {
+        format!(
+            "Nothing further ran and no undo or cleanup ran; the run is stopped, resumable. Resume it with the build it \
+             started with (`drover resume {run_id}`), or with a fixed build whose replay matches \
+             (`drover resume {run_id} --runbook FIXED.wasm`), or cancel it (`drover cancel {run_id}`: its undos and cleanups then run)"
+        )
+    } else {
+        format!("The run is stopped without an outcome, resumable: once fixed, `drover resume {run_id}` continues it")
+    };
+    let mut why = durable.mask_error(why);
+    why.message = format!("{} {todo}", why.message.trim_end_matches('.').to_string() + ".");
+    let replaced = why.code == "non-determinism" && run.runbook.digest != runbook.info.digest;
+    if replaced {
+        ops.push(replacement_event(
+            format!(
+                "the replacement runbook (sha256 {}) does not replay this run's journal; the run stays pinned to sha256 {}",
+                runbook.info.digest, run.runbook.digest
+            ),
+            &runbook_ref(runbook),
+            &run.runbook,
+        ));
+        ops.push(Op::SetRunbook(run.runbook.clone()));
+    }
+    ops.push(Op::AddEvent(Event {
+        at: Utc::now(),
+        level: Level::Error,
+        step: durable.open_step().map(str::to_string),
+        message: why.message.clone(),
+        fields: vec![("code".into(), why.code.clone())],
+    }));
+    ops.push(Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: Some(why.clone()) });
+    let mut all = durable.take_pending();
+    all.extend(ops);
+    durable.finish(all).await.map_err(infra)?;
+    tracing::warn!(code = %why.code, "run stopped without an outcome; left resumable");
+    Ok(EngineError::Stopped { run_id: run_id.to_string(), code: why.code, message: why.message })
 }
 
 impl Engine {

@@ -44,6 +44,13 @@ use crate::secrets::Secrets;
 pub const MAX_KEY_LEN: usize = 128;
 /// Most random bytes one call may ask for.
 pub const MAX_RANDOM_BYTES: u32 = 4096;
+/// Longest durable wait one call may ask for: a `clock.sleep`, or an
+/// approval gate's timeout (366 days).
+pub const MAX_WAIT: Duration = Duration::from_secs(366 * 24 * 3600);
+/// Longest backoff a retry policy may ask for (one day).
+pub const MAX_BACKOFF_MS: u64 = 24 * 3600 * 1000;
+/// Longest approval question, in bytes.
+pub const MAX_APPROVAL_MESSAGE: usize = 16 * 1024;
 
 /// What went wrong in a journaled call. Each of these traps the runbook.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +59,7 @@ pub enum DurableError {
     #[error(
         "non-determinism at journal position {seq}: the journal recorded {recorded}, \
          but the runbook now asks for {requested}. The runbook's code or inputs changed \
-         since the run started; nothing further was executed. Resume with the runbook \
-         the run started with, or start a new run"
+         since the run started"
     )]
     NonDeterminism {
         /// Journal position.
@@ -176,6 +182,19 @@ pub struct RetrySpec {
 }
 
 impl RetrySpec {
+    /// Checks the policy `call` (e.g. `steps.begin 'promote'`) passed: a
+    /// backoff above [`MAX_BACKOFF_MS`] is refused, naming the limit.
+    pub fn check(&self, call: &str) -> Result<()> {
+        for (name, ms) in [("initial-backoff-ms", self.initial_backoff_ms), ("max-backoff-ms", self.max_backoff_ms)] {
+            if ms > MAX_BACKOFF_MS {
+                return Err(DurableError::BadRequest(format!(
+                    "{call}: retry policy {name} is {ms}; at most {MAX_BACKOFF_MS} ms (one day) per backoff"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The backoff before attempt `next` (2 or more): exponential, capped, with
     /// up to 20% jitter so that many runs do not retry in lockstep.
     pub fn backoff(&self, next: u32, jitter: f64) -> Duration {
@@ -312,6 +331,23 @@ fn check_key(key: &str) -> Result<()> {
         return bad("use lowercase letters, digits, '-', '_', '.' and '/'");
     }
     Ok(())
+}
+
+/// `now + wait` for a wait `call` asked for, refused (bad request, naming
+/// the call and the limit) past `limit` or past what a timestamp can hold.
+fn wait_deadline(now: DateTime<Utc>, wait: Duration, limit: Duration, call: &str) -> Result<DateTime<Utc>> {
+    let refused = || {
+        DurableError::BadRequest(format!(
+            "{call} asked to wait {} ms; at most {} ms ({} days) per call",
+            wait.as_millis(),
+            limit.as_millis(),
+            limit.as_secs() / 86_400
+        ))
+    };
+    if wait > limit {
+        return Err(refused());
+    }
+    chrono::Duration::from_std(wait).ok().and_then(|d| now.checked_add_signed(d)).ok_or_else(refused)
 }
 
 fn describe_entry(e: &Entry) -> String {
@@ -481,6 +517,7 @@ impl Durable {
     /// `steps.begin`: replay a finished step, or grant an attempt.
     pub async fn begin_step(&mut self, key: &str, retry: RetrySpec) -> Result<StepStart> {
         check_key(key)?;
+        retry.check(&format!("steps.begin '{key}'"))?;
         if self.phase == Phase::Finalize {
             return Err(DurableError::StepInFinalize { key: key.into() });
         }
@@ -519,10 +556,18 @@ impl Durable {
                 // In flight when the last driver stopped: run it again, same key.
                 self.check_cancel()?;
                 self.check_suspend()?;
-                if let Some(at) = e.next_attempt_at {
-                    self.wait_until(key, at).await?;
+                match e.next_attempt_at {
+                    // A retry was due: its attempt was counted when it was granted.
+                    Some(at) => self.wait_until(key, at).await?,
+                    // The attempt in flight was interrupted: it counts.
+                    None => {
+                        if let Some(g) = drover_sdk::testing::interrupted_step(key, e.attempts, retry.max_attempts) {
+                            let error = ErrorRecord { code: g.code, message: g.message, retryable: g.retryable, resource: g.resource };
+                            return self.give_up_interrupted(seq, e, error).await;
+                        }
+                    }
                 }
-                e.attempts += 1;
+                e.attempts = e.attempts.saturating_add(1);
                 e.next_attempt_at = None;
                 let number = e.attempts;
                 self.entries.truncate(seq + 1);
@@ -556,6 +601,30 @@ impl Durable {
         self.clock.start(key);
         failpoints::hit(Failpoint::InStep, key);
         Ok(StepStart::Run(AttemptGrant { idempotency_key: idem, number }))
+    }
+
+    /// Fails step entry `e` at `seq` for good: its interrupted attempt used
+    /// up its retry policy (see [`drover_sdk::testing::interrupted_step`]).
+    /// The run's events say so; the body is not run again.
+    async fn give_up_interrupted(&mut self, seq: usize, mut e: Entry, error: ErrorRecord) -> Result<StepStart> {
+        let now = self.time();
+        e.fail(error.clone(), now);
+        e.end_seq = Some(seq as u64);
+        let key = e.key.clone().unwrap_or_default();
+        let event = Event {
+            at: now,
+            level: Level::Error,
+            step: Some(key.clone()),
+            message: error.message.clone(),
+            fields: vec![("code".into(), error.code.clone()), ("attempts".into(), e.attempts.to_string())],
+        };
+        self.entries.truncate(seq + 1);
+        self.commit(vec![Op::TruncateAfter(seq as u64), Op::PutEntry(e.clone()), Op::AddEvent(event)], Durability::Durable).await?;
+        self.put(e);
+        self.cursor = seq + 1;
+        tracing::warn!(step = %key, "step interrupted with its attempts used up; not run again");
+        self.observer.send(RunEvent::StepFinished { key, status: EntryStatus::Failed, error: Some(error.clone()) });
+        Ok(StepStart::Failed(error))
     }
 
     fn take_open(&mut self, key: &str) -> Result<OpenStep> {
@@ -609,7 +678,7 @@ impl Durable {
         let now = self.time();
         if error.retryable && open.attempt < open.retry.max_attempts {
             let backoff = open.retry.backoff(open.attempt + 1, rand::random::<f64>());
-            let at = now + chrono::Duration::from_std(backoff).unwrap_or_default();
+            let at = wait_deadline(now, backoff, Duration::from_millis(MAX_BACKOFF_MS), &format!("the retry backoff of step '{key}'"))?;
             entry.error = Some(error.clone());
             entry.next_attempt_at = Some(at);
             // The failed attempt's own entries go; the retry state is durable.
@@ -630,7 +699,7 @@ impl Durable {
                 self.open = Some(open);
                 return Err(e);
             }
-            entry.attempts += 1;
+            entry.attempts = entry.attempts.saturating_add(1);
             entry.next_attempt_at = None;
             let number = entry.attempts;
             self.commit(
@@ -749,7 +818,7 @@ impl Durable {
             }
             None => {
                 let now = self.time();
-                let wake = now + chrono::Duration::milliseconds(millis.min(i64::MAX as u64) as i64);
+                let wake = wait_deadline(now, Duration::from_millis(millis), MAX_WAIT, "clock.sleep")?;
                 let mut e = Entry::new(seq as u64, EntryKind::Sleep, None, EntryStatus::Running, now);
                 e.next_attempt_at = Some(wake);
                 self.commit(
@@ -806,7 +875,14 @@ impl Durable {
             }
             None => {
                 let now = self.time();
-                let deadline = timeout.map(|t| now + chrono::Duration::from_std(t).unwrap_or(chrono::TimeDelta::MAX));
+                let call = format!("approval gate '{gate}'");
+                let deadline = timeout.map(|t| wait_deadline(now, t, MAX_WAIT, &call)).transpose()?;
+                if message.len() > MAX_APPROVAL_MESSAGE {
+                    return Err(DurableError::BadRequest(format!(
+                        "{call}: the message is {} bytes; at most {MAX_APPROVAL_MESSAGE} bytes",
+                        message.len()
+                    )));
+                }
                 let message = self.secrets.mask(message);
                 let mut e = Entry::new(seq as u64, EntryKind::Approval, Some(gate.into()), EntryStatus::Running, now);
                 e.next_attempt_at = deadline;
@@ -914,6 +990,11 @@ impl Durable {
         Ok(())
     }
 
+    /// The operator's cancel request, if one was made (in any phase).
+    pub fn cancel_request(&self) -> Option<drover_journal::CancelRequest> {
+        self.cancel.request()
+    }
+
     /// `error` with every secret value masked.
     pub fn mask_error(&self, mut error: ErrorRecord) -> ErrorRecord {
         if !self.secrets.is_empty() {
@@ -945,6 +1026,15 @@ impl Durable {
         }
         if !self.registered.insert(step_key.clone()) {
             return Err(DurableError::DuplicateAction { kind, key: key.into() });
+        }
+        retry.check(&format!("cleanup.{} '{key}'", if undo { "compensate" } else { "defer" }))?;
+        if payload.len() > self.max_output_bytes {
+            return Err(DurableError::BadRequest(format!(
+                "payload of {kind} '{key}' is {} bytes, more than the step output limit of {} bytes (output_kib); \
+                 register a small payload (identifiers), not the data itself",
+                payload.len(),
+                self.max_output_bytes
+            )));
         }
         let payload = self.secrets.mask(payload);
         let payload: Value = serde_json::from_str(&payload)
@@ -1131,5 +1221,30 @@ mod tests {
         assert_eq!(r.backoff(9, 0.0), Duration::from_millis(1000));
         assert_eq!(r.backoff(40, 0.0), Duration::from_millis(1000));
         assert_eq!(r.backoff(2, 1.0), Duration::from_millis(80));
+    }
+
+    #[test]
+    fn extreme_retry_policies_neither_overflow_nor_pass() {
+        let max = RetrySpec { max_attempts: u32::MAX, initial_backoff_ms: u64::MAX, max_backoff_ms: u64::MAX };
+        assert_eq!(max.backoff(u32::MAX, 0.0), Duration::from_millis(u64::MAX));
+        let err = max.check("steps.begin 'x'").unwrap_err().to_string();
+        assert!(err.contains("steps.begin 'x': retry policy initial-backoff-ms is 18446744073709551615; at most 86400000 ms"), "{err}");
+        let day = RetrySpec { max_attempts: 0, initial_backoff_ms: MAX_BACKOFF_MS, max_backoff_ms: MAX_BACKOFF_MS };
+        assert!(day.check("x").is_ok());
+        assert_eq!(day.backoff(0, 0.5), Duration::from_millis(MAX_BACKOFF_MS * 9 / 10));
+    }
+
+    #[test]
+    fn waits_past_the_limit_or_the_calendar_are_refused() {
+        let now = Utc::now();
+        assert_eq!(wait_deadline(now, Duration::ZERO, MAX_WAIT, "clock.sleep").unwrap(), now);
+        assert!(wait_deadline(now, MAX_WAIT, MAX_WAIT, "clock.sleep").is_ok());
+        for wait in [MAX_WAIT + Duration::from_millis(1), Duration::from_millis(u64::MAX), Duration::MAX] {
+            let err = wait_deadline(now, wait, MAX_WAIT, "clock.sleep").unwrap_err();
+            assert!(matches!(err, DurableError::BadRequest(_)), "{err}");
+            assert!(err.to_string().contains("at most 31622400000 ms (366 days)"), "{err}");
+        }
+        // Even under a limit that allows it, a time past the calendar is refused, not a panic.
+        assert!(wait_deadline(DateTime::<Utc>::MAX_UTC, Duration::from_secs(1), MAX_WAIT, "x").is_err());
     }
 }

@@ -159,6 +159,18 @@ pub enum EngineError {
         /// The run.
         run_id: String,
     },
+    /// The run stopped without an outcome and stays resumable: its replay
+    /// diverged from the journal, or the audit log cannot be written. The
+    /// stop is recorded with the run; `message` says why and what to do.
+    #[error("run '{run_id}' stopped ({code}): {message}")]
+    Stopped {
+        /// The run.
+        run_id: String,
+        /// `non-determinism` or `audit-log`.
+        code: String,
+        /// Why, and what to do.
+        message: String,
+    },
     /// The component a run is pinned to is gone from the agent's home.
     #[error("the runbook (sha256 {digest}) this run is pinned to cannot be loaded: {detail}; pass it again with --runbook FILE")]
     RunbookMissing {

@@ -143,14 +143,7 @@ impl log::Host for HostState {
         mut message: String,
         fields: Vec<(String, String)>,
     ) -> wasmtime::Result<()> {
-        if message.len() > MAX_LOG_MESSAGE {
-            let mut cut = MAX_LOG_MESSAGE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" [truncated]");
-        }
+        truncate_marked(&mut message, MAX_LOG_MESSAGE);
         let level = match level {
             log::Level::Trace => Level::Trace,
             log::Level::Debug => Level::Debug,
@@ -206,9 +199,28 @@ impl cleanup::Host for HostState {
     }
 }
 
-/// A WIT error as journaled.
+/// Cuts `text` to at most `max` bytes (on a character boundary), marking the cut.
+pub(crate) fn truncate_marked(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" [truncated]");
+    }
+}
+
+/// A WIT error as journaled: its text cut to sizes a journal and a
+/// terminal can hold (a runbook's error is a message, not a payload).
 pub fn from_wit(e: types::Error) -> ErrorRecord {
-    ErrorRecord { code: e.code, message: e.message, retryable: e.retryable, resource: e.resource }
+    let (mut code, mut message, mut resource) = (e.code, e.message, e.resource);
+    truncate_marked(&mut code, crate::durable::MAX_KEY_LEN);
+    truncate_marked(&mut message, MAX_LOG_MESSAGE);
+    if let Some(r) = resource.as_mut() {
+        truncate_marked(r, crate::durable::MAX_KEY_LEN * 8);
+    }
+    ErrorRecord { code, message, retryable: e.retryable, resource }
 }
 
 fn to_wit(e: ErrorRecord) -> types::Error {

@@ -131,22 +131,90 @@ async fn a_panicking_runbook_fails_with_its_panic_message() {
     assert_eq!(ok.status, RunStatus::Succeeded);
 }
 
+/// Starts run `id` of probe with a 2 s durable sleep after s1 and stops
+/// driving it at that sleep (as a crash would).
+async fn probe_left_at_its_sleep(f: &Fixture, rb: &drover_engine::LoadedRunbook, id: &str) {
+    let p = rb.info.validate_params(&params(&[("sleep_after", "1"), ("sleep_ms", "2000")])).unwrap();
+    let drive = f.engine.start(f.journal.clone(), rb, RunRequest::new(id, p), Observer::none());
+    assert!(tokio::time::timeout(Duration::from_millis(600), drive).await.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn resuming_with_reordered_steps_is_non_determinism_and_runs_nothing() {
+async fn resuming_with_reordered_steps_stops_resumable_and_runs_nothing() {
     let f = fixture();
     let rb = load(&f, artifacts::PROBE).await;
-    let p = rb.info.validate_params(&params(&[("sleep_after", "1"), ("sleep_ms", "2000")])).unwrap();
-    let drive = f.engine.start(f.journal.clone(), &rb, RunRequest::new("nd-1", p), Observer::none());
-    assert!(tokio::time::timeout(Duration::from_millis(600), drive).await.is_err());
+    probe_left_at_its_sleep(&f, &rb, "nd-1").await;
 
     let reordered = load(&f, artifacts::PROBE_REORDERED).await;
-    let run = f.engine.resume(f.journal.clone(), "nd-1", Some(&reordered), Observer::none()).await.unwrap();
-    assert_eq!(run.status, RunStatus::Failed);
-    let err = run.error.unwrap();
-    assert_eq!(err.code, "non-determinism");
-    assert!(err.message.contains("position 0") && err.message.contains("step 's1'") && err.message.contains("step 's3'"), "{}", err.message);
+    let err = f.engine.resume(f.journal.clone(), "nd-1", Some(&reordered), Observer::none()).await.unwrap_err();
+    let EngineError::Stopped { code, message, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(code, "non-determinism");
+    assert!(message.contains("position 0") && message.contains("step 's1'") && message.contains("step 's3'"), "{message}");
+    assert!(message.contains("no undo or cleanup ran") && message.contains("drover resume nd-1"), "{message}");
+    // No outcome: the run is unfinished, says why, and is still pinned to probe.
+    let run = f.journal.run("nd-1").await.unwrap().unwrap();
+    assert!(!run.status.is_final(), "{run:?}");
+    assert_eq!(run.error.as_ref().map(|e| e.code.as_str()), Some("non-determinism"));
+    assert_eq!(run.runbook.digest, rb.info.digest);
+    assert!(f.journal.entries("nd-1").await.unwrap().iter().all(|e| e.kind != EntryKind::End));
     assert_eq!(attempts_of(&f, "nd-1", "s3").await, 0);
     assert_eq!(attempts_of(&f, "nd-1", "s1").await, 1);
+
+    // The build it started with continues it.
+    let run = f.engine.resume(f.journal.clone(), "nd-1", None, Observer::none()).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.error, None);
+    assert_eq!((attempts_of(&f, "nd-1", "s1").await, attempts_of(&f, "nd-1", "s3").await), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_stopped_on_non_determinism_can_be_cancelled() {
+    let f = fixture();
+    let rb = load(&f, artifacts::PROBE).await;
+    probe_left_at_its_sleep(&f, &rb, "nd-cancel").await;
+    let reordered = load(&f, artifacts::PROBE_REORDERED).await;
+    // Even a build that cannot replay ends the run once it is cancelled.
+    let err = f.engine.resume(f.journal.clone(), "nd-cancel", Some(&reordered), Observer::none()).await.unwrap_err();
+    assert!(matches!(err, EngineError::Stopped { .. }), "{err:?}");
+    let request = drover_journal::CancelRequest { by: "sre".into(), reason: "diverged".into(), at: chrono::Utc::now() };
+    f.journal.request_cancel("nd-cancel", &request).await.unwrap();
+    let run = f.engine.resume(f.journal.clone(), "nd-cancel", Some(&reordered), Observer::none()).await.unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
+    assert_eq!(attempts_of(&f, "nd-cancel", "s3").await, 0);
+}
+
+/// `resume --runbook FIXED` pins the run to the fixed build before driving
+/// it: a later resume without it (or another agent's takeover) runs the
+/// fixed build, and the events say who changed it from what to what.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replacement_runbook_is_persisted_for_later_resumes() {
+    let f = fixture();
+    let rb = load(&f, artifacts::PROBE).await;
+    probe_left_at_its_sleep(&f, &rb, "fixed-1").await;
+    // A "fixed build": the same code with a custom section appended, so
+    // another digest with the same replay.
+    let mut bytes = std::fs::read(artifacts::PROBE).unwrap();
+    let (name, payload) = (b"drover-test-fix", b"v2");
+    bytes.extend([0u8, (1 + name.len() + payload.len()) as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes.extend(payload);
+    let fixed = f.engine.load("probe-fixed.wasm", &bytes).await.unwrap();
+    assert_ne!(fixed.info.digest, rb.info.digest);
+
+    // Resumed with the fix, and interrupted again during the sleep.
+    let drive = f.engine.resume(f.journal.clone(), "fixed-1", Some(&fixed), Observer::none());
+    assert!(tokio::time::timeout(Duration::from_millis(300), drive).await.is_err());
+    let run = f.journal.run("fixed-1").await.unwrap().unwrap();
+    assert_eq!(run.runbook.digest, fixed.info.digest, "the replacement is the run's runbook now");
+    let events = f.journal.events("fixed-1").await.unwrap();
+    let said = events.iter().find(|e| e.message.contains("resumed with a replacement runbook")).expect("an event names the change");
+    assert!(said.message.contains(&fixed.info.digest) && said.message.contains(&rb.info.digest) && said.message.contains(" by "), "{}", said.message);
+
+    // A plain resume runs the pinned build: the fixed one.
+    let run = f.engine.resume(f.journal.clone(), "fixed-1", None, Observer::none()).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.runbook.digest, fixed.info.digest);
+    assert_eq!((attempts_of(&f, "fixed-1", "s1").await, attempts_of(&f, "fixed-1", "s3").await), (1, 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -152,3 +152,98 @@ async fn a_runbook_reaching_for_the_host_gets_nothing() {
     let err = a.engine.load("future-contract.wasm", &bytes).await.err().expect("a future contract is refused").to_string();
     assert!(err.contains("drover:runbook@0.9.0"), "{err}");
 }
+
+/// An agent whose runs call the simulated cloud (no AWS), on its time.
+fn simulated_agent(limits: Limits) -> Agent {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().to_path_buf();
+    let sim = drover_engine::simulation::Simulation::new(&drover_sdk::testing::Scenario::empty()).unwrap();
+    let engine = Arc::new(Engine::new(&home, limits).unwrap().with_policy(policy()).with_simulation(sim));
+    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(home.join("runs.db")).unwrap());
+    Agent { _dir: dir, home, engine, journal }
+}
+
+/// No guest value may panic the agent: extreme durations, timeouts, lengths
+/// and retry policies handed to every host function of the contract get a
+/// clear error naming the call and its limit, or a sane result; the agent
+/// and its journal work on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_values_to_every_host_function_get_a_clear_answer() {
+    let a = simulated_agent(limits());
+    let rb = load(&a, artifacts::EXTREMES).await;
+    // (mode, how the run ends, the error's code, words its message (or the result) must contain)
+    let refused = Some("contract-violation");
+    let cases: &[(&str, RunStatus, Option<&str>, &[&str])] = &[
+        ("sleep-max", RunStatus::Failed, refused, &["clock.sleep asked to wait 18446744073709551615 ms", "at most 31622400000 ms (366 days)"]),
+        ("sleep-zero", RunStatus::Succeeded, None, &["woke at"]),
+        ("approval-max", RunStatus::Failed, refused, &["approval gate 'gate' asked to wait", "at most 31622400000 ms"]),
+        ("approval-u32", RunStatus::Failed, refused, &["approval gate 'gate' asked to wait 4294967295000 ms"]),
+        ("approval-message", RunStatus::Failed, refused, &["approval gate 'gate': the message is 2097152 bytes; at most 16384 bytes"]),
+        ("random-zero", RunStatus::Succeeded, None, &["0 bytes"]),
+        ("random-max", RunStatus::Failed, refused, &["random-bytes asked for 4294967295 bytes; at most 4096"]),
+        ("log", RunStatus::Succeeded, None, &["logged"]),
+        ("retry-zero", RunStatus::Succeeded, None, &["Err", "flake"]),
+        ("retry-many", RunStatus::Succeeded, None, &["4"]),
+        ("retry-max", RunStatus::Failed, refused, &["steps.begin 'max': retry policy initial-backoff-ms is 18446744073709551615; at most 86400000 ms"]),
+        ("cleanup-max", RunStatus::Failed, refused, &["cleanup.defer 'max': retry policy initial-backoff-ms"]),
+        ("cleanup-payload", RunStatus::Failed, refused, &["payload of undo 'big' is 2097154 bytes", "output_kib"]),
+        ("error-huge", RunStatus::Failed, None, &["[truncated]"]),
+        ("wait-max", RunStatus::Succeeded, None, &["ami-0000000000missing"]),
+    ];
+    for (mode, status, code, words) in cases {
+        let run = spawn(&a, &rb, &format!("x-{mode}"), &[("mode", mode)]).await.unwrap_or_else(|e| panic!("{mode}: the agent panicked: {e}"));
+        assert_eq!(run.status, *status, "{mode}: {run:?}");
+        let text = match &run.error {
+            Some(e) => {
+                if let Some(code) = code {
+                    assert_eq!(e.code, *code, "{mode}: {e:?}");
+                }
+                // Whatever a runbook writes, what is journaled stays small.
+                assert!(e.code.len() <= 140 && e.message.len() <= 17 * 1024, "{mode}: {} / {} bytes", e.code.len(), e.message.len());
+                e.message.clone()
+            }
+            None => run.result.clone().unwrap_or_default().to_string(),
+        };
+        for w in *words {
+            assert!(text.contains(w), "{mode}: '{w}' not in: {}", &text[..text.len().min(600)]);
+        }
+    }
+    // The agent works on: the journal answers, and a run after all that finishes.
+    let after = spawn(&a, &rb, "x-after", &[("mode", "sleep-zero")]).await.unwrap();
+    assert_eq!(after.status, RunStatus::Succeeded, "{after:?}");
+}
+
+/// A failed write of the audit log stops the run like a failed journal
+/// write: no outcome, resumable, the error naming the log and what to do;
+/// once the log can be written, a resume goes on and makes the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_audit_log_stops_the_run_resumable() {
+    let a = simulated_agent(limits());
+    let rb = load(&a, artifacts::EXTREMES).await;
+    let audit = a.home.join("audit.jsonl");
+    // A directory where the log should be: every append fails.
+    std::fs::create_dir_all(audit.join("blocked")).unwrap();
+    let params = rb.info.validate_params(&[("mode".to_string(), "tag".to_string())]).unwrap();
+    let err = a.engine.start(a.journal.clone(), &rb, RunRequest::new("audited", params), Observer::none()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, drover_engine::EngineError::Stopped { .. }), "{err:?}");
+    for w in ["cannot write the audit log", "audit.jsonl", "the call was not made", "drover resume audited"] {
+        assert!(text.contains(w), "'{w}' not in: {text}");
+    }
+    let run = a.journal.run("audited").await.unwrap().unwrap();
+    assert!(!run.status.is_final(), "{run:?}");
+    assert_eq!(run.error.as_ref().map(|e| e.code.as_str()), Some("audit-log"), "{run:?}");
+    assert!(a.engine.audit_path() == audit.as_path());
+    let events = a.journal.events("audited").await.unwrap();
+    assert!(events.iter().any(|e| e.message.contains("cannot write the audit log")), "{events:?}");
+    // No undo or cleanup ran, nothing was recorded as the run's end.
+    assert!(a.journal.entries("audited").await.unwrap().iter().all(|e| e.kind != drover_journal::EntryKind::End));
+
+    std::fs::remove_dir_all(&audit).unwrap();
+    let run = a.engine.resume(a.journal.clone(), "audited", None, Observer::none()).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.error, None);
+    let records = AuditLog::read(&audit).unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!((records[0].operation.as_str(), records[0].decision.as_str()), ("ec2.tag", "allow"));
+}

@@ -138,7 +138,10 @@ impl Supervisor {
         let grace = self.journal.lease_ttl().and_then(|t| chrono::Duration::from_std(t).ok()).unwrap_or_default();
         for run in self.journal.runs(&RunFilter { unfinished: true, ..Default::default() }).await? {
             let unclaimed = run.owner.is_none() && run.fence == 0 && now - run.created_at < grace;
-            if !run.driver_gone(now) || unclaimed || self.is_driving(&run.run_id) || self.backing_off(&run.run_id) {
+            // Stopped on non-determinism: it waits for an operator (a resume
+            // with a build whose replay matches, or a cancel), not a takeover.
+            let diverged = !run.status.is_final() && run.error.as_ref().is_some_and(|e| e.code == "non-determinism");
+            if !run.driver_gone(now) || unclaimed || diverged || self.is_driving(&run.run_id) || self.backing_off(&run.run_id) {
                 continue;
             }
             tracing::info!(run_id = %run.run_id, status = %run.status, owner = ?run.owner, "resuming a run left in flight");

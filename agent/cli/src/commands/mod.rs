@@ -100,6 +100,15 @@ where
                 "run '{run_id}' is being driven by process {pid} on {host}; wait for it, or stop that process and run `drover resume {run_id}`"
             )
         }
+        Some(Err(e @ EngineError::Stopped { .. })) => {
+            // Stopped without an outcome, resumable: the run as it stands,
+            // then why and what to do.
+            if let Some(run) = journal.run(run_id).await? {
+                report(journal, &run, json).await?;
+            }
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
         Some(Err(e)) => Err(e.into()),
     }
 }

@@ -12,8 +12,10 @@ pub struct Args {
     /// The run to resume (`drover runs` lists them).
     pub run_id: String,
     /// Resume with this build of the runbook instead of the one the run is
-    /// pinned to (a hotfix). Its replay is checked against the journal: if it
-    /// asks for different steps, the run fails before anything executes.
+    /// pinned to (a hotfix); the run is pinned to it (journaled) before
+    /// anything runs. Its replay is checked against the journal: if it asks
+    /// for different steps, the run stops before anything executes (no
+    /// outcome, no undo), resumable, and stays pinned to the build before.
     #[arg(long, value_name = "FILE")]
     pub runbook: Option<PathBuf>,
     /// Print the run as JSON.

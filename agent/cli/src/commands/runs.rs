@@ -7,7 +7,7 @@ use drover_journal::{RunFilter, RunStatus, rfc3339};
 use serde_json::json;
 
 use crate::home::Home;
-use crate::render::orphaned;
+use crate::render::{orphaned, stopped};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,6 +41,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
                     "started_at": rfc3339(&r.created_at),
                     "finished_at": r.finished_at.as_ref().map(rfc3339),
                     "needs_resume": orphaned(r),
+                    "stopped": stopped(r).map(|e| e.code.as_str()),
                 })
             })
             .collect();
@@ -55,7 +56,11 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let rw = runs.iter().map(|r| r.runbook.name.len()).max().unwrap_or(7).max(7);
     println!("{:<w$}  {:<rw$}  {:<9}  {:<27}  NOTE", "RUN ID", "RUNBOOK", "STATUS", "STARTED");
     for r in &runs {
-        let note = if orphaned(r) { "driver gone: `drover resume` it".to_string() } else { String::new() };
+        let note = match stopped(r) {
+            Some(why) => format!("stopped on {}: `drover show {}` says what to do", why.code, r.run_id),
+            None if orphaned(r) => "driver gone: `drover resume` it".to_string(),
+            None => String::new(),
+        };
         println!("{:<w$}  {:<rw$}  {:<9}  {:<27}  {note}", r.run_id, r.runbook.name, r.status.as_str(), rfc3339(&r.created_at));
     }
     Ok(ExitCode::SUCCESS)

@@ -26,7 +26,7 @@ pub fn fixture_with(limits: Limits) -> Fixture {
     Fixture { _dir: dir, engine, journal }
 }
 
-/// The fixtures' grants: `hog` gets exactly what it declares.
+/// The fixtures' grants: `hog` and `extremes` get exactly what they declare.
 pub fn policy() -> Policy {
     let mut p = Policy::default();
     let grants = vec![Grant {
@@ -36,6 +36,13 @@ pub fn policy() -> Policy {
         resources: vec!["db/allowed-*".into()],
     }];
     p.runbooks.insert("hog".into(), RunbookGrants { sha256: None, grants });
+    let grants = vec![Grant {
+        service: "ec2".into(),
+        operations: vec!["wait-image-available".into(), "tag".into()],
+        regions: vec!["us-east-1".into()],
+        resources: vec!["image/ami-*".into()],
+    }];
+    p.runbooks.insert("extremes".into(), RunbookGrants { sha256: None, grants });
     p
 }
 
