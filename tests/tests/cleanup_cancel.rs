@@ -40,8 +40,10 @@ fn sigkill_during_cleanup_then_resume_finishes_the_rest_and_repeats_none() {
         assert_eq!(agent.attempt_count("kc", key), 1, "{key}");
     }
 
-    // Killed inside a cleanup: that cleanup runs again, with the same key.
-    let mut child = agent.spawn(&["run", artifacts::JANITOR, "--run-id", "kc2", "--quiet"], "before-complete:cleanup:c2").unwrap();
+    // Killed inside a cleanup that may take two attempts: it runs again, with the same key.
+    let mut child = agent
+        .spawn(&["run", artifacts::JANITOR, "--run-id", "kc2", "-p", "cleanup_attempts=2", "--quiet"], "before-complete:cleanup:c2")
+        .unwrap();
     assert!(killed_by_sigkill(&child.wait().unwrap()));
     let (status, run) = agent.json(&["resume", "kc2", "--json", "--quiet"]).unwrap();
     assert!(status.success(), "{run:#}");
@@ -49,6 +51,19 @@ fn sigkill_during_cleanup_then_resume_finishes_the_rest_and_repeats_none() {
     assert_eq!(agent.attempt_count("kc2", "cleanup:c2"), 2);
     assert_eq!(agent.attempt_count("kc2", "cleanup:c1"), 1);
     assert!(actions(&run).iter().all(|(k, s)| if k.starts_with("undo") { s == "skipped" } else { s == "succeeded" }), "{:?}", actions(&run));
+
+    // Killed inside a cleanup allowed one attempt: it is not run blind a
+    // second time; the cleanup is reported failed, interrupted, and the
+    // others still run.
+    let mut child = agent.spawn(&["run", artifacts::JANITOR, "--run-id", "kc3", "--quiet"], "before-complete:cleanup:c2").unwrap();
+    assert!(killed_by_sigkill(&child.wait().unwrap()));
+    let (_, run) = agent.json(&["resume", "kc3", "--json", "--quiet"]).unwrap();
+    assert_eq!(run["cleanup"]["status"], "failed", "{run:#}");
+    assert_eq!(agent.attempt_count("kc3", "cleanup:c2"), 1);
+    let c2 = run["cleanup"]["actions"].as_array().unwrap().iter().find(|a| a["key"] == "c2").unwrap();
+    assert_eq!(c2["error"]["code"], "interrupted", "{c2:#}");
+    assert_eq!(agent.attempt_count("kc3", "cleanup:c1"), 1);
+    assert_eq!(agent.attempt_count("kc3", "cleanup:c3"), 1);
 }
 
 #[test]
