@@ -39,15 +39,68 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
-/// `store = "embedded"` (the default: `runs.db` in the home) or
+/// `store = "embedded"` (the default: `runs.db` in the home; or
+/// `store = { embedded = { lease_seconds = 15 } }`) or
 /// `store = { dynamodb = { table = "T", region = "R", lease_seconds = 15 } }`
 /// (shared by agents in several regions; `drover store init` creates it).
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StoreConfig {
-    #[default]
-    Embedded,
+    Embedded(EmbeddedStore),
     Dynamodb(DynamoStore),
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::Embedded(EmbeddedStore::default())
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Tagged {
+            Embedded(EmbeddedStore),
+            Dynamodb(DynamoStore),
+        }
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(name) if name == "embedded" => Ok(StoreConfig::default()),
+            toml::Value::String(name) => {
+                Err(serde::de::Error::custom(format!("unknown variant `{name}`, expected `embedded` or `dynamodb`")))
+            }
+            table => match Tagged::deserialize(table).map_err(serde::de::Error::custom)? {
+                Tagged::Embedded(e) => Ok(StoreConfig::Embedded(e)),
+                Tagged::Dynamodb(d) => Ok(StoreConfig::Dynamodb(d)),
+            },
+        }
+    }
+}
+
+/// The embedded store's settings.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedStore {
+    /// How long a driver's claim lasts without renewal (default 15): the
+    /// longest a run waits after its driver stopped on another host (a
+    /// container re-created under a new host name). A driver on this host
+    /// whose process exited is taken over at once.
+    pub lease_seconds: Option<f64>,
+}
+
+impl EmbeddedStore {
+    /// The lease, checked.
+    pub fn lease(&self) -> Result<Duration> {
+        lease_setting("store.embedded", self.lease_seconds, drover_journal::SqliteJournal::DEFAULT_LEASE)
+    }
+}
+
+/// `NAME.lease_seconds`: between 1 and 300 s, `default` when not set.
+fn lease_setting(name: &str, seconds: Option<f64>, default: Duration) -> Result<Duration> {
+    match seconds {
+        None => Ok(default),
+        Some(s) if s.is_finite() && (1.0..=300.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Some(s) => bail!("{name}.lease_seconds must be between 1 and 300, not {s}"),
+    }
 }
 
 /// The shared store's table.
@@ -71,11 +124,7 @@ impl DynamoStore {
         if self.region.is_empty() || !self.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
             bail!("store.dynamodb.region '{}' is not a region name (like eu-west-1)", self.region);
         }
-        let lease = match self.lease_seconds {
-            None => drover_journal_dynamodb::DynamoConfig::DEFAULT_LEASE,
-            Some(s) if s.is_finite() && (1.0..=300.0).contains(&s) => Duration::from_secs_f64(s),
-            Some(s) => bail!("store.dynamodb.lease_seconds must be between 1 and 300, not {s}"),
-        };
+        let lease = lease_setting("store.dynamodb", self.lease_seconds, drover_journal_dynamodb::DynamoConfig::DEFAULT_LEASE)?;
         Ok(drover_journal_dynamodb::DynamoConfig { table: t.clone(), region: self.region.clone(), lease })
     }
 }
@@ -133,8 +182,13 @@ impl Config {
         let config: Config = toml::from_str(text)?;
         config.policy().validate().map_err(anyhow::Error::msg)?;
         config.limits()?;
-        if let StoreConfig::Dynamodb(d) = &config.store {
-            d.settings()?;
+        match &config.store {
+            StoreConfig::Embedded(e) => {
+                e.lease()?;
+            }
+            StoreConfig::Dynamodb(d) => {
+                d.settings()?;
+            }
         }
         if let Some(serve) = &config.serve {
             serve.validate()?;
@@ -260,8 +314,16 @@ mod tests {
 
     #[test]
     fn the_store_is_embedded_unless_a_table_is_named() {
-        assert_eq!(Config::parse("").unwrap().store, StoreConfig::Embedded);
-        assert_eq!(Config::parse("store = \"embedded\"\n").unwrap().store, StoreConfig::Embedded);
+        let default = StoreConfig::Embedded(EmbeddedStore::default());
+        assert_eq!(Config::parse("").unwrap().store, default);
+        assert_eq!(Config::parse("store = \"embedded\"\n").unwrap().store, default);
+        let c = Config::parse("store = { embedded = { lease_seconds = 4 } }\n").unwrap();
+        let StoreConfig::Embedded(e) = &c.store else { panic!("{:?}", c.store) };
+        assert_eq!(e.lease().unwrap(), Duration::from_secs(4));
+        let e = Config::parse("store = { embedded = { lease_seconds = 0 } }\n").unwrap_err();
+        assert!(format!("{e:#}").contains("store.embedded.lease_seconds must be between 1 and 300"), "{e:#}");
+        let e = Config::parse("store = { embedded = { lease = 4 } }\n").unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field `lease`"), "{e:#}");
         let c = Config::parse("store = { dynamodb = { table = \"drover-runs\", region = \"eu-west-1\", lease_seconds = 5 } }\n").unwrap();
         let StoreConfig::Dynamodb(d) = &c.store else { panic!("{:?}", c.store) };
         let settings = d.settings().unwrap();

@@ -36,7 +36,7 @@ impl Home {
     /// the shared DynamoDB table.
     pub async fn journal(&self) -> Result<Arc<dyn Journal>> {
         Ok(match &self.config.store {
-            StoreConfig::Embedded => Arc::new(SqliteJournal::open(self.dir.join("runs.db"))?),
+            StoreConfig::Embedded(e) => Arc::new(SqliteJournal::open_with_lease(self.dir.join("runs.db"), e.lease()?)?),
             StoreConfig::Dynamodb(d) => Arc::new(DynamoJournal::open(d.settings()?).await),
         })
     }

@@ -65,7 +65,7 @@ pub struct DriverView {
     pub host: String,
     pub pid: u32,
     pub alive: bool,
-    /// With the shared store: when the driver's lease runs out unless renewed.
+    /// When the driver's lease runs out unless renewed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_expires_at: Option<String>,
 }

@@ -1,6 +1,9 @@
 //! The audit log: one JSON line per capability call that changes something
 //! (allowed or denied) and per denied call of any kind, appended to
-//! `audit.jsonl` in the agent's home and made durable before the call goes on.
+//! `audit.jsonl` in the agent's home and made durable before the call goes on;
+//! and one per operator takeover of a run (`drover takeover`: operation
+//! `drover.takeover`, resource `run/ID`, not `mutating` since it changes
+//! nothing in AWS; `deny` when refused for a live lease).
 //! The file is only ever appended to; a record is one `write` of one line.
 
 use std::fs::{File, OpenOptions};

@@ -1,6 +1,6 @@
-//! The driver's hold on its run: with a shared store, the lease is renewed
-//! in the background while the run is driven, and a driver that cannot tell
-//! it still holds the lease does nothing more.
+//! The driver's hold on its run: the lease (both stores' claims are leases)
+//! is renewed in the background while the run is driven, and a driver that
+//! cannot tell it still holds the lease does nothing more.
 //!
 //! Two checks stand before every side effect outside the store (a mutating
 //! AWS call), in [`crate::durable::Durable::before_side_effect`]; the local

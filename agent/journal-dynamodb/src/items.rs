@@ -12,14 +12,73 @@
 //! | scope lock | `scope#SCOPE` | `scope` | — |
 //!
 //! Attribute names carry a prefix so that none is a DynamoDB reserved word.
+//!
+//! DynamoDB holds 400 KB an item. Commits are chunked (see [`crate::log`]);
+//! the few free-text fields kept on a run or gate item (a run's result and
+//! error, a gate's question, a decision's comment, a cancel request's
+//! reason) are capped at [`FIELD_BYTES`] each, with a marker in the stored
+//! value saying so and how long the original was (see [`capped_text`]).
+//! The run's journal keeps a result and an error whole (in its `End` entry).
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use drover_journal::{Approval, JournalError, RunRecord, RunStatus, RunbookRef, rfc3339};
+use drover_journal::{Approval, CancelRequest, Decision, ErrorRecord, JournalError, RunRecord, RunStatus, RunbookRef, rfc3339};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json as json_value};
+
+/// The most bytes one free-text field of a run or gate item keeps.
+pub const FIELD_BYTES: usize = 32 * 1024;
+
+/// `text` as an item keeps it: whole up to [`FIELD_BYTES`], else its
+/// beginning (cut on a character boundary) and a marker with its length.
+pub fn capped_text(text: &str) -> String {
+    if text.len() <= FIELD_BYTES {
+        return text.to_string();
+    }
+    let mut cut = FIELD_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}… [truncated by the run store: {} bytes in all, the first {cut} kept]", &text[..cut], text.len())
+}
+
+/// A run's result as its item keeps it: whole when its JSON text fits in
+/// [`FIELD_BYTES`], else `{"truncated_by_run_store": {"original_bytes": N,
+/// "json_prefix": "…"}}`.
+pub fn capped_result(result: &Value) -> Value {
+    let text = result.to_string();
+    if text.len() <= FIELD_BYTES {
+        return result.clone();
+    }
+    json_value!({"truncated_by_run_store": {"original_bytes": text.len(), "json_prefix": capped_text(&text)}})
+}
+
+/// A run's error as its item keeps it (each text capped).
+pub fn capped_error(e: &ErrorRecord) -> ErrorRecord {
+    ErrorRecord {
+        code: capped_text(&e.code),
+        message: capped_text(&e.message),
+        retryable: e.retryable,
+        resource: e.resource.as_deref().map(capped_text),
+    }
+}
+
+/// A decision as its gate item keeps it (who and the comment capped).
+pub fn capped_decision(d: &Decision) -> Decision {
+    Decision { by: capped_text(&d.by), comment: capped_text(&d.comment), ..d.clone() }
+}
+
+/// A cancel request as its run item keeps it (who and why capped).
+pub fn capped_cancel(c: &CancelRequest) -> CancelRequest {
+    CancelRequest { by: capped_text(&c.by), reason: capped_text(&c.reason), at: c.at }
+}
+
+/// An item's key, for messages: `pk=… sk=…`.
+pub fn describe_key(item: &Item) -> String {
+    format!("pk={} sk={}", get_s(item, "pk").unwrap_or("?"), get_s(item, "sk").unwrap_or("?"))
+}
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -167,10 +226,10 @@ pub fn run_from_item(item: &Item) -> Result<RunRecord, JournalError> {
     })
 }
 
-/// A gate's item, undecided.
+/// A gate's item, undecided (its question capped).
 pub fn gate_item(approval: &Approval) -> Item {
     let mut item = gate_key(&approval.run_id, &approval.gate);
-    item.insert("gate_doc".into(), json(approval));
+    item.insert("gate_doc".into(), json(&Approval { message: capped_text(&approval.message), ..approval.clone() }));
     item.insert("g1pk".into(), s(GATES_PENDING));
     item.insert(
         "g1sk".into(),

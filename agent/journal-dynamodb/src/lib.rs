@@ -352,6 +352,52 @@ impl DynamoJournal {
         }
     }
 
+    /// Claims `run_id` for `owner`: a conditional update of the run item (the
+    /// fence, log version and lease read a moment before must be unchanged).
+    /// Unless `force` (an operator's takeover), another owner's lease must
+    /// have run out.
+    async fn claim_as(&self, run_id: &str, owner: &Owner, force: bool) -> Result<Lease> {
+        let id = nonce();
+        for _ in 0..10 {
+            let item = self.get_run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+            let run = run_from_item(&item)?;
+            if let Some(current) = &run.owner
+                && !force
+                && current != owner
+                && !run.driver_gone(Utc::now())
+            {
+                return Err(JournalError::RunBusy { run_id: run_id.into(), host: current.host.clone(), pid: current.pid });
+            }
+            let fence = run.fence + 1;
+            let version = get_n(&item, "log_version")?;
+            let claimed = self
+                .update_if(
+                    run_key(run_id),
+                    "SET run_owner = :o, run_fence = :f1, lease_ms = :exp, claim_id = :id",
+                    "run_fence = :f0 AND log_version = :lv0 AND (attribute_not_exists(lease_ms) OR lease_ms = :l0)",
+                    &[
+                        (":o", json(owner)),
+                        (":f1", n(fence)),
+                        (":f0", n(run.fence)),
+                        (":lv0", n(version)),
+                        (":l0", n(get_n(&item, "lease_ms")?)),
+                        (":exp", n(self.lease_expiry())),
+                        (":id", s(&id)),
+                    ],
+                )
+                .await?
+                .is_some();
+            // Ours after all, when an earlier attempt of this request landed.
+            if !claimed && self.get_run(run_id).await?.is_none_or(|now| get_s(&now, "claim_id") != Some(id.as_str())) {
+                continue;
+            }
+            let lease = Lease { run_id: run_id.into(), fence };
+            self.set_version(&lease, version);
+            return Ok(lease);
+        }
+        Err(JournalError::RunBusy { run_id: run_id.into(), host: "another agent".into(), pid: 0 })
+    }
+
     fn known_version(&self, lease: &Lease) -> Option<u64> {
         let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
         versions.get(&lease.run_id).filter(|(fence, _)| *fence == lease.fence).map(|(_, v)| *v)
@@ -381,6 +427,23 @@ impl DynamoJournal {
         let v = get_n(&item, "log_version")?;
         self.set_version(lease, v);
         Ok(v)
+    }
+}
+
+/// `item` decoded by `decode`, or `None` (with a warning naming the item)
+/// when it cannot be: one damaged item must not hide every other run or
+/// gate from a listing (nor stop the takeover scan).
+fn decoded<T>(item: &Item, decode: impl Fn(&Item) -> Result<T>) -> Option<T> {
+    match decode(item) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(
+                item = %describe_key(item),
+                error = %e,
+                "skipping an item of the run store that cannot be decoded; fix or delete it (the other runs are listed)"
+            );
+            None
+        }
     }
 }
 
@@ -442,44 +505,12 @@ impl Journal for DynamoJournal {
     /// moment before must be unchanged, and the lease must have run out (or
     /// be this process's own).
     async fn claim(&self, run_id: &str, owner: &Owner) -> Result<Lease> {
-        let id = nonce();
-        for _ in 0..10 {
-            let item = self.get_run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
-            let run = run_from_item(&item)?;
-            if let Some(current) = &run.owner
-                && current != owner
-                && !run.driver_gone(Utc::now())
-            {
-                return Err(JournalError::RunBusy { run_id: run_id.into(), host: current.host.clone(), pid: current.pid });
-            }
-            let fence = run.fence + 1;
-            let version = get_n(&item, "log_version")?;
-            let claimed = self
-                .update_if(
-                    run_key(run_id),
-                    "SET run_owner = :o, run_fence = :f1, lease_ms = :exp, claim_id = :id",
-                    "run_fence = :f0 AND log_version = :lv0 AND (attribute_not_exists(lease_ms) OR lease_ms = :l0)",
-                    &[
-                        (":o", json(owner)),
-                        (":f1", n(fence)),
-                        (":f0", n(run.fence)),
-                        (":lv0", n(version)),
-                        (":l0", n(get_n(&item, "lease_ms")?)),
-                        (":exp", n(self.lease_expiry())),
-                        (":id", s(&id)),
-                    ],
-                )
-                .await?
-                .is_some();
-            // Ours after all, when an earlier attempt of this request landed.
-            if !claimed && self.get_run(run_id).await?.is_none_or(|now| get_s(&now, "claim_id") != Some(id.as_str())) {
-                continue;
-            }
-            let lease = Lease { run_id: run_id.into(), fence };
-            self.set_version(&lease, version);
-            return Ok(lease);
-        }
-        Err(JournalError::RunBusy { run_id: run_id.into(), host: "another agent".into(), pid: 0 })
+        self.claim_as(run_id, owner, false).await
+    }
+
+    /// As [`claim`](Journal::claim), whatever the current lease.
+    async fn take_over(&self, run_id: &str, owner: &Owner) -> Result<Lease> {
+        self.claim_as(run_id, owner, true).await
     }
 
     async fn release(&self, lease: &Lease) -> Result<()> {
@@ -562,8 +593,8 @@ impl Journal for DynamoJournal {
             values.extend([(":st", s(status.as_str())), (":g", s(runs_partition(*status)))]);
             for (attr, assign, placeholder, value) in [
                 ("run_finished", "run_finished = :fin", ":fin", finished_at.as_ref().map(json)),
-                ("run_result", "run_result = :res", ":res", result.as_ref().map(json)),
-                ("run_error", "run_error = :err", ":err", error.as_ref().map(json)),
+                ("run_result", "run_result = :res", ":res", result.as_ref().map(|r| json(&capped_result(r)))),
+                ("run_error", "run_error = :err", ":err", error.as_ref().map(|e| json(&capped_error(e)))),
             ] {
                 match value {
                     Some(v) => {
@@ -607,7 +638,7 @@ impl Journal for DynamoJournal {
                 run_key(run_id),
                 "SET cancel_req = :c",
                 "attribute_exists(pk) AND attribute_not_exists(cancel_req) AND g1pk = :active",
-                &[(":c", json(request)), (":active", s(RUNS_ACTIVE))],
+                &[(":c", json(&capped_cancel(request))), (":active", s(RUNS_ACTIVE))],
             )
             .await?;
         // Refused: an earlier request, an ended run, or no such run.
@@ -624,7 +655,7 @@ impl Journal for DynamoJournal {
                 gate_key(run_id, gate),
                 "SET gate_decision = :d, g1pk = :decided",
                 "attribute_exists(pk) AND attribute_not_exists(gate_decision)",
-                &[(":d", json(decision)), (":decided", s(GATES_DECIDED))],
+                &[(":d", json(&capped_decision(decision))), (":decided", s(GATES_DECIDED))],
             )
             .await?;
         // Refused: decided already, or no such gate.
@@ -646,7 +677,7 @@ impl Journal for DynamoJournal {
                 all
             }
         };
-        let mut gates = items.iter().map(gate_from_item).collect::<Result<Vec<_>>>()?;
+        let mut gates: Vec<Approval> = items.iter().filter_map(|item| decoded(item, gate_from_item)).collect();
         gates.retain(|g| !pending_only || g.decision.is_none());
         gates.sort_by(|a, b| (a.requested_at, &a.run_id, &a.gate).cmp(&(b.requested_at, &b.run_id, &b.gate)));
         Ok(gates)
@@ -665,7 +696,7 @@ impl Journal for DynamoJournal {
         let mut runs = Vec::new();
         for p in partitions {
             for item in self.query(Some(INDEX), "g1pk", p, None, true).await? {
-                let run = run_from_item(&item)?;
+                let Some(run) = decoded(&item, run_from_item) else { continue };
                 if filter.status.is_none_or(|st| st == run.status) && !(filter.unfinished && run.status.is_final()) {
                     runs.push(run);
                 }

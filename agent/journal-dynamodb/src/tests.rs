@@ -123,3 +123,89 @@ async fn a_scope_lock_whose_creator_stalled_names_the_run_that_runs() {
     assert!(!j.put_run(&doc, "someone-else").await.unwrap());
     drop_table(&j).await;
 }
+
+#[tokio::test]
+async fn an_expired_lease_of_another_host_is_taken_over() {
+    let (j, _) = store(Duration::from_secs(1)).await;
+    let dynj: Arc<dyn Journal> = j.clone();
+    conformance::an_expired_lease_is_taken_over(&dynj, "x").await;
+    drop_table(&j).await;
+}
+
+/// DynamoDB holds 400 KB an item: a megabyte of result, error, gate
+/// question, decision comment or cancel reason must not make a run
+/// impossible to end; the stored value says it was cut and how long it was.
+#[tokio::test]
+async fn a_run_with_a_megabyte_result_error_or_gate_message_ends() {
+    use drover_journal::{CancelRequest, Decision, ErrorRecord, RunStatus, Verdict};
+    let (j, _) = store(DynamoConfig::DEFAULT_LEASE).await;
+    let big = "x".repeat(1 << 20);
+    let end = |status, result, error| Op::SetStatus { status, finished_at: Some(chrono::Utc::now()), result, error };
+
+    j.create_run(&conformance::new_run("big-result")).await.unwrap();
+    let lease = j.claim("big-result", &current_owner()).await.unwrap();
+    j.commit(&lease, vec![end(RunStatus::Succeeded, Some(serde_json::json!({"report": big})), None)], Durability::Durable)
+        .await
+        .unwrap();
+    let run = j.run("big-result").await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let kept = &run.result.unwrap()["truncated_by_run_store"];
+    assert!(kept["original_bytes"].as_u64().unwrap() > 1 << 20, "{kept}");
+    assert!(kept["json_prefix"].as_str().unwrap().starts_with("{\"report\":\"xxx"), "{kept}");
+
+    j.create_run(&conformance::new_run("big-error")).await.unwrap();
+    let lease = j.claim("big-error", &current_owner()).await.unwrap();
+    j.commit(&lease, vec![end(RunStatus::Failed, None, Some(ErrorRecord::terminal("step-failed", big.clone())))], Durability::Durable)
+        .await
+        .unwrap();
+    let error = j.run("big-error").await.unwrap().unwrap().error.unwrap();
+    assert_eq!(error.code, "step-failed");
+    assert!(error.message.len() <= items::FIELD_BYTES + 200, "{}", error.message.len());
+    assert!(error.message.ends_with(&format!("[truncated by the run store: {} bytes in all, the first {} kept]", big.len(), items::FIELD_BYTES)));
+
+    j.create_run(&conformance::new_run("big-gate")).await.unwrap();
+    let lease = j.claim("big-gate", &current_owner()).await.unwrap();
+    let open = Op::OpenApproval { gate: "promote".into(), message: big.clone(), requested_at: chrono::Utc::now(), deadline: None };
+    j.commit(&lease, vec![open], Durability::Durable).await.unwrap();
+    let gate = &j.approvals(Some("big-gate"), true).await.unwrap()[0];
+    assert!(gate.message.starts_with("xxx") && gate.message.contains("truncated by the run store"), "{}", gate.message.len());
+    let decision = Decision { verdict: Verdict::Approved, by: "alice".into(), comment: big.clone(), at: chrono::Utc::now() };
+    let decided = j.decide("big-gate", "promote", &decision).await.unwrap().decision.unwrap();
+    assert_eq!((decided.verdict, decided.by.as_str()), (Verdict::Approved, "alice"));
+    assert!(decided.comment.contains("truncated by the run store"));
+    let cancel = CancelRequest { by: "bob".into(), reason: big.clone(), at: chrono::Utc::now() };
+    assert!(j.request_cancel("big-gate", &cancel).await.unwrap().cancel.unwrap().reason.contains("truncated by the run store"));
+    j.commit(&lease, vec![end(RunStatus::Cancelled, None, None)], Durability::Durable).await.unwrap();
+    assert_eq!(j.run("big-gate").await.unwrap().unwrap().status, RunStatus::Cancelled);
+    drop_table(&j).await;
+}
+
+/// One item that cannot be decoded (written by hand, by a newer agent, or
+/// damaged) must not hide every other run from the takeover scan and the
+/// listings: it is skipped, with a warning naming it.
+#[tokio::test]
+async fn a_corrupt_item_does_not_stop_the_takeover_scan() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (j, _) = store(DynamoConfig::DEFAULT_LEASE).await;
+    j.create_run(&conformance::new_run("good")).await.unwrap();
+    let bad = |pk: &str, sk: &str, g1pk: &str| {
+        let mut item = crate::items::Item::new();
+        item.insert("pk".into(), AttributeValue::S(pk.into()));
+        item.insert("sk".into(), AttributeValue::S(sk.into()));
+        item.insert("g1pk".into(), AttributeValue::S(g1pk.into()));
+        item.insert("g1sk".into(), AttributeValue::S("2026-01-01T00:00:00Z#bad".into()));
+        item.insert("run_doc".into(), AttributeValue::S("{not json".into()));
+        item.insert("gate_doc".into(), AttributeValue::S("{not json".into()));
+        item
+    };
+    for item in [bad("run#bad", "run", RUNS_ACTIVE), bad("run#bad", "gate#g", GATES_PENDING)] {
+        j.client.put_item().table_name(j.table()).set_item(Some(item)).send().await.unwrap();
+    }
+    let ids = |runs: Vec<drover_journal::RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    assert_eq!(ids(j.runs(&RunFilter { unfinished: true, ..Default::default() }).await.unwrap()), ["good"]);
+    assert_eq!(ids(j.runs(&RunFilter::default()).await.unwrap()), ["good"]);
+    assert!(j.approvals(None, true).await.unwrap().is_empty());
+    // Read by id, the damaged run says what is wrong with it.
+    assert!(matches!(j.run("bad").await, Err(JournalError::Malformed(_))));
+    drop_table(&j).await;
+}

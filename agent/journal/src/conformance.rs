@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::{
     AttemptRecord, CancelRequest, Created, Decision, Durability, Entry, EntryKind, EntryStatus, Event, Journal,
-    JournalError, Level, NewRun, Op, RunFilter, RunStatus, RunbookRef, Verdict, current_owner,
+    JournalError, Level, NewRun, Op, Owner, RunFilter, RunStatus, RunbookRef, Verdict, current_owner,
 };
 
 /// Runs every check against `j`.
@@ -23,6 +23,7 @@ pub async fn all(j: &Arc<dyn Journal>, prefix: &str) {
     the_first_decision_on_a_gate_wins(j, prefix).await;
     runs_are_listed_newest_first(j, prefix).await;
     a_run_is_repinned_and_stopped_without_an_outcome(j, prefix).await;
+    claims_are_leases_and_an_operator_can_take_over(j, prefix).await;
 }
 
 /// A new run named `id`.
@@ -279,4 +280,74 @@ pub async fn a_run_is_repinned_and_stopped_without_an_outcome(j: &Arc<dyn Journa
     j.commit(&lease, vec![Op::SetRunbook(back.clone()), resumed], Durability::Durable).await.unwrap();
     let run = j.run(&id).await.unwrap().unwrap();
     assert_eq!((run.runbook, run.error), (back, None));
+}
+
+/// A driver on a host that is gone for good (a container re-created under
+/// a new host name, with the same volume) as the store records it: its
+/// process cannot be looked up from here.
+fn gone_host() -> Owner {
+    Owner { host: "old-host.invalid".into(), pid: 1, start_ticks: 1 }
+}
+
+/// Claims are leases: a claim records when it runs out and a renewal moves
+/// that on; another host's live lease refuses a claim, naming the holder;
+/// the operator's takeover takes the run anyway and fences the holder out;
+/// a release ends the lease.
+pub async fn claims_are_leases_and_an_operator_can_take_over(j: &Arc<dyn Journal>, prefix: &str) {
+    let ttl = j.lease_ttl().expect("every store's claims are leases");
+    let ttl = Duration::from_std(ttl).unwrap();
+    let id = format!("{prefix}-lease");
+    j.create_run(&new_run(&id)).await.unwrap();
+    let held = j.claim(&id, &gone_host()).await.unwrap();
+    let run = j.run(&id).await.unwrap().unwrap();
+    let expires = run.lease_expires_at.expect("a claim records when it runs out");
+    assert!(expires > Utc::now() && expires <= Utc::now() + ttl, "{expires} within {ttl} from now");
+    assert!(!run.driver_gone(Utc::now()), "another host's live lease holds the run");
+    match j.claim(&id, &current_owner()).await {
+        Err(JournalError::RunBusy { host, .. }) => assert_eq!(host, gone_host().host),
+        other => panic!("a claim of a run under another host's live lease must be refused, got {other:?}"),
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    j.renew(&held).await.unwrap();
+    j.check_lease(&held).await.unwrap();
+    assert!(j.run(&id).await.unwrap().unwrap().lease_expires_at.unwrap() >= expires, "a renewal moves the expiry on");
+    // The operator knows that host is gone: the takeover does not wait.
+    let taken = j.take_over(&id, &current_owner()).await.unwrap();
+    assert!(taken.fence > held.fence, "{taken:?} after {held:?}");
+    assert_eq!(j.run(&id).await.unwrap().unwrap().owner, Some(current_owner()));
+    assert!(matches!(j.check_lease(&held).await, Err(JournalError::LeaseLost { .. })));
+    assert!(matches!(j.renew(&held).await, Err(JournalError::LeaseLost { .. })));
+    let stale = j.commit(&held, vec![Op::PutEntry(step(0, "stale", EntryStatus::Succeeded))], Durability::Durable).await;
+    assert!(matches!(stale, Err(JournalError::LeaseLost { .. })), "{stale:?}");
+    j.commit(&taken, vec![Op::PutEntry(step(0, "mine", EntryStatus::Succeeded))], Durability::Durable).await.unwrap();
+    j.release(&taken).await.unwrap();
+    let run = j.run(&id).await.unwrap().unwrap();
+    assert_eq!((run.owner, run.lease_expires_at), (None, None));
+    assert!(matches!(j.check_lease(&taken).await, Err(JournalError::LeaseExpired { .. })), "a released claim may not act");
+    assert!(matches!(j.take_over(&format!("{prefix}-nope"), &current_owner()).await, Err(JournalError::UnknownRun(_))));
+}
+
+/// For a store whose lease is at most 2 s: a claim of a driver on another
+/// host that stopped renewing (its container was re-created under a new
+/// host name, or it froze) is taken over once its lease ran out; the old
+/// claim's fencing check fails from then on.
+pub async fn an_expired_lease_is_taken_over(j: &Arc<dyn Journal>, prefix: &str) {
+    let ttl = j.lease_ttl().expect("every store's claims are leases");
+    assert!(ttl <= std::time::Duration::from_secs(2), "open the store with a short lease for this check, not {ttl:?}");
+    let id = format!("{prefix}-expired");
+    j.create_run(&NewRun { scope: Some(format!("app:{prefix}-expired")), ..new_run(&id) }).await.unwrap();
+    let old = j.claim(&id, &gone_host()).await.unwrap();
+    tokio::time::sleep(ttl + std::time::Duration::from_millis(200)).await;
+    assert!(matches!(j.check_lease(&old).await, Err(JournalError::LeaseExpired { .. })), "an expired lease fails the fencing check");
+    let run = j.run(&id).await.unwrap().unwrap();
+    assert!(run.driver_gone(Utc::now()), "{run:?}");
+    // A new alert for its scope joins it (it has not ended); whoever drives it now may.
+    let joiner = NewRun { scope: run.scope.clone(), ..new_run(&format!("{prefix}-expired-joiner")) };
+    assert!(matches!(j.create_run(&joiner).await.unwrap(), Created::Joined(h) if h.run_id == id));
+    let new = j.claim(&id, &current_owner()).await.unwrap();
+    assert!(new.fence > old.fence);
+    j.check_lease(&new).await.unwrap();
+    assert!(matches!(j.commit(&old, vec![ended(RunStatus::Succeeded)], Durability::Durable).await, Err(JournalError::LeaseLost { .. })));
+    j.commit(&new, vec![ended(RunStatus::Cancelled)], Durability::Durable).await.unwrap();
+    assert_eq!(j.run(&id).await.unwrap().unwrap().status, RunStatus::Cancelled);
 }

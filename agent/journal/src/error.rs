@@ -51,7 +51,8 @@ pub enum JournalError {
     /// Another live driver holds the run.
     #[error(
         "run '{run_id}' is being driven by process {pid} on {host}; \
-         wait for it to finish or stop that process first"
+         wait for it to finish or stop that process first (if that host is gone for good, its lease runs out \
+         by itself, or `drover takeover {run_id} --reason TEXT --force` takes the run over now)"
     )]
     RunBusy {
         /// The run.

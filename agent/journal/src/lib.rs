@@ -12,7 +12,9 @@
 //! - **One driver per run.** A driver [`claim`](Journal::claim)s a run and
 //!   gets a [`Lease`] carrying a fencing token; every [`commit`](Journal::commit)
 //!   carries the lease, and a commit from a driver that lost its claim is
-//!   refused with [`JournalError::LeaseLost`].
+//!   refused with [`JournalError::LeaseLost`]. Claims are leases: a driver
+//!   [renews](Journal::renew) its claim, and one that stops (dead, frozen,
+//!   its container re-created) loses the run once the lease has run out.
 //! - **Durable means durable.** A commit with [`Durability::Durable`] returns
 //!   only once the write is on disk (one fdatasync, shared by every commit
 //!   that arrived meanwhile: group commit). [`Durability::Buffered`] commits
@@ -26,7 +28,7 @@ mod sqlite;
 mod types;
 
 pub use error::JournalError;
-pub use owner::{current_owner, owner_is_alive};
+pub use owner::{HOST_NAME_ENV, current_owner, owner_is_alive};
 pub use sqlite::SqliteJournal;
 pub use types::*;
 
@@ -156,14 +158,22 @@ pub trait Journal: Send + Sync + 'static {
     /// another live driver holds it; a dead driver's claim is taken over.
     async fn claim(&self, run_id: &str, owner: &Owner) -> Result<Lease>;
 
+    /// Claims a run for `owner` whoever holds it now, live lease or not:
+    /// the operator's explicit takeover (`drover takeover --force`), for a
+    /// driver known to be gone before its lease has run out. The fence moves
+    /// on, so every later write or fencing check of the previous driver is
+    /// refused.
+    async fn take_over(&self, run_id: &str, owner: &Owner) -> Result<Lease>;
+
     /// Gives up a claim (the run stays as it is).
     async fn release(&self, lease: &Lease) -> Result<()>;
 
-    /// How long a claim lasts unless [renewed](Journal::renew): `None` when
-    /// it lasts as long as the driver's process (the embedded store, where a
-    /// live process on this host is never taken over). With a lease, a
-    /// driver that stops renewing (crashed, paused, cut off) loses the run to
-    /// any agent that [claims](Journal::claim) it after the lease ran out.
+    /// How long a claim lasts unless [renewed](Journal::renew) (both stores
+    /// have leases; `None` would mean a claim lasts as long as the driver's
+    /// process). A driver that stops renewing (crashed, paused, cut off, its
+    /// container re-created under another host name) loses the run to any
+    /// agent that [claims](Journal::claim) it after the lease ran out; a
+    /// driver on the same host whose process exited loses it at once.
     fn lease_ttl(&self) -> Option<std::time::Duration> {
         None
     }

@@ -9,7 +9,8 @@ pub fn current_owner() -> Owner {
 }
 
 /// Whether `owner` is a live process. An owner on another host is assumed
-/// alive: only a shared store with leases can tell, and it does so itself.
+/// alive: only its lease can tell (every store's claims are leases, see
+/// [`crate::RunRecord::driver_gone`]).
 pub fn owner_is_alive(owner: &Owner) -> bool {
     if owner.host != host_name() {
         return true;
@@ -21,7 +22,15 @@ pub fn owner_is_alive(owner: &Owner) -> bool {
     }
 }
 
+/// The environment variable that overrides the host name a driver records
+/// (a test hook: the end-to-end tests play a container re-created under
+/// another host name with it). Unset, the kernel's host name is used.
+pub const HOST_NAME_ENV: &str = "DROVER_HOST_NAME";
+
 fn host_name() -> String {
+    if let Some(name) = std::env::var(HOST_NAME_ENV).ok().filter(|s| !s.trim().is_empty()) {
+        return name.trim().to_string();
+    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

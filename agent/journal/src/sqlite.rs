@@ -7,6 +7,14 @@
 //! batch runs in its own savepoint, so one refused commit (a stale lease)
 //! does not undo the others. Reads use a second connection; WAL lets them run
 //! beside the writer.
+//!
+//! Claims are leases, as in the shared store: a claim records its expiry
+//! (`lease_expires`), the driver renews it, and a claim whose lease ran out
+//! is taken over by the next claim, whatever host the driver was on (a
+//! container re-created with the same volume gets a new host name, and the
+//! old one never comes back). A driver on this host whose process exited is
+//! taken over at once. A renewal is not fsynced: it only matters while the
+//! driver's process lives, and a crash of the machine ends that process too.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -18,7 +26,6 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::owner::owner_is_alive;
 use crate::types::rfc3339;
 use crate::{
     Approval, AttemptRecord, CancelRequest, Decision, Created, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event,
@@ -27,7 +34,7 @@ use crate::{
 };
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 /// How long a write waits for another process's lock on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most commits one group commit takes.
@@ -50,7 +57,8 @@ CREATE TABLE runs (
     cancel          TEXT,
     policy_override TEXT,
     origin          TEXT,
-    scope           TEXT
+    scope           TEXT,
+    lease_expires   TEXT
 );
 CREATE INDEX runs_by_created ON runs(created_at);
 CREATE INDEX runs_by_scope ON runs(scope) WHERE scope IS NOT NULL;
@@ -103,6 +111,7 @@ CREATE INDEX events_by_run ON events(run_id, id);
 /// The embedded journal: a SQLite file (`runs.db` under the agent's home).
 pub struct SqliteJournal {
     path: PathBuf,
+    lease: Duration,
     writer: mpsc::Sender<WriteRequest>,
     reader: Arc<Mutex<Connection>>,
 }
@@ -111,7 +120,9 @@ enum Job {
     Create(NewRun),
     Cancel(String, CancelRequest),
     Decide(String, String, Decision),
-    Claim(String, Owner),
+    /// Claim a run; `true`: whatever its current lease (an operator's takeover).
+    Claim(String, Owner, bool),
+    Renew(Lease),
     Release(Lease),
     Commit(Lease, Vec<Op>, Durability),
 }
@@ -130,9 +141,21 @@ struct WriteRequest {
 }
 
 impl SqliteJournal {
-    /// Opens (creating if needed) the store at `path`. Fails with a clear
-    /// error if the file is not a drover store, is damaged, or is locked.
+    /// The default lease: 15 s, as the shared store's.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+    /// Opens (creating if needed) the store at `path`, with the default
+    /// lease. Fails with a clear error if the file is not a drover store, is
+    /// damaged, or is locked.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_lease(path, Self::DEFAULT_LEASE)
+    }
+
+    /// Opens the store at `path`; this process's claims last `lease` unless
+    /// renewed. Claims made before leases existed (a store written by an
+    /// older drover) are given one `lease` from the migration: a driver
+    /// still running under the old version is taken over after that.
+    pub fn open_with_lease(path: impl AsRef<Path>, lease: Duration) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| JournalError::Io {
@@ -141,15 +164,15 @@ impl SqliteJournal {
             })?;
         }
         let writer_conn = open_connection(&path)?;
-        migrate(&writer_conn, &path)?;
+        migrate(&writer_conn, &path, lease)?;
         let reader = open_connection(&path)?;
         let (tx, rx) = mpsc::channel();
         let thread_path = path.clone();
         std::thread::Builder::new()
             .name("drover-journal-writer".into())
-            .spawn(move || writer_loop(writer_conn, thread_path, rx))
+            .spawn(move || writer_loop(writer_conn, thread_path, lease, rx))
             .map_err(|e| JournalError::Io { path: path.clone(), detail: format!("cannot start writer thread: {e}") })?;
-        Ok(SqliteJournal { path, writer: tx, reader: Arc::new(Mutex::new(reader)) })
+        Ok(SqliteJournal { path, lease, writer: tx, reader: Arc::new(Mutex::new(reader)) })
     }
 
     /// The store file.
@@ -192,7 +215,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+fn migrate(conn: &Connection, path: &Path, lease: Duration) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| map_err(path, e))?;
     if version > SCHEMA_VERSION {
         return Err(JournalError::SchemaTooNew { path: path.into(), found: version, supported: SCHEMA_VERSION });
@@ -233,7 +256,27 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         )
         .map_err(|e| map_err(path, e))?;
     }
+    if version <= 3 {
+        // 4: claims are leases. A claim an older drover made has no expiry:
+        // it gets one lease from now (its driver, if it still runs, does not
+        // renew, and is taken over after that).
+        let expires = rfc3339(&lease_expiry(Utc::now(), lease));
+        let step = || -> rusqlite::Result<()> {
+            conn.execute_batch("BEGIN IMMEDIATE; ALTER TABLE runs ADD COLUMN lease_expires TEXT;")?;
+            conn.execute("UPDATE runs SET lease_expires = ?1 WHERE owner IS NOT NULL", params![expires])?;
+            conn.execute_batch("PRAGMA user_version = 4; COMMIT;")
+        };
+        if let Err(e) = step() {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(map_err(path, e));
+        }
+    }
     Ok(())
+}
+
+/// When a claim made or renewed at `now` runs out.
+fn lease_expiry(now: DateTime<Utc>, lease: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(lease).ok().and_then(|d| now.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn map_err(path: &Path, e: rusqlite::Error) -> JournalError {
@@ -258,7 +301,7 @@ fn map_err(path: &Path, e: rusqlite::Error) -> JournalError {
     }
 }
 
-fn writer_loop(conn: Connection, path: PathBuf, rx: mpsc::Receiver<WriteRequest>) {
+fn writer_loop(conn: Connection, path: PathBuf, lease: Duration, rx: mpsc::Receiver<WriteRequest>) {
     let mut synchronous_full = true;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -268,7 +311,8 @@ fn writer_loop(conn: Connection, path: PathBuf, rx: mpsc::Receiver<WriteRequest>
                 Err(_) => break,
             }
         }
-        let durable = batch.iter().any(|r| !matches!(r.job, Job::Commit(_, _, Durability::Buffered)));
+        // A renewal needs no fsync: it matters only while its driver lives.
+        let durable = batch.iter().any(|r| !matches!(r.job, Job::Commit(_, _, Durability::Buffered) | Job::Renew(_)));
         if durable != synchronous_full {
             let pragma = if durable { "PRAGMA synchronous=FULL" } else { "PRAGMA synchronous=NORMAL" };
             if let Err(e) = conn.execute_batch(pragma) {
@@ -288,7 +332,7 @@ fn writer_loop(conn: Connection, path: PathBuf, rx: mpsc::Receiver<WriteRequest>
                 fatal = Some(map_err(&path, e));
                 break;
             }
-            let r = apply(&conn, &path, &req.job);
+            let r = apply(&conn, &path, lease, &req.job);
             let end = if r.is_ok() { "RELEASE one" } else { "ROLLBACK TO one; RELEASE one" };
             if let Err(e) = conn.execute_batch(end) {
                 fatal = Some(map_err(&path, e));
@@ -321,7 +365,7 @@ fn fail_all(batch: Vec<WriteRequest>, err: &JournalError) {
     }
 }
 
-fn apply(conn: &Connection, path: &Path, job: &Job) -> Result<Reply> {
+fn apply(conn: &Connection, path: &Path, lease: Duration, job: &Job) -> Result<Reply> {
     let sql = |e| map_err(path, e);
     match job {
         Job::Create(run) => {
@@ -389,26 +433,46 @@ fn apply(conn: &Connection, path: &Path, job: &Job) -> Result<Reply> {
                 .ok_or_else(|| JournalError::UnknownGate { run_id: run_id.clone(), gate: gate.clone() })?;
             Ok(Reply::Approval(Box::new(approval)))
         }
-        Job::Claim(run_id, owner) => {
+        Job::Claim(run_id, owner, force) => {
             let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
-            if let Some(current) = &run.owner {
-                if current != owner && owner_is_alive(current) {
-                    return Err(JournalError::RunBusy {
-                        run_id: run_id.clone(),
-                        host: current.host.clone(),
-                        pid: current.pid,
-                    });
-                }
+            let now = Utc::now();
+            if let Some(current) = &run.owner
+                && !force
+                && current != owner
+                && !run.driver_gone(now)
+            {
+                return Err(JournalError::RunBusy { run_id: run_id.clone(), host: current.host.clone(), pid: current.pid });
             }
-            let fence = run.fence + 1;
+            let fence = run.fence.checked_add(1).ok_or_else(|| JournalError::Malformed(format!("run '{run_id}': fence overflow")))?;
             let owner_json = serde_json::to_string(owner).map_err(|e| JournalError::Malformed(e.to_string()))?;
-            conn.execute("UPDATE runs SET owner = ?2, fence = ?3 WHERE run_id = ?1", params![run_id, owner_json, fence as i64])
-                .map_err(sql)?;
+            conn.execute(
+                "UPDATE runs SET owner = ?2, fence = ?3, lease_expires = ?4 WHERE run_id = ?1",
+                params![run_id, owner_json, fence as i64, rfc3339(&lease_expiry(now, lease))],
+            )
+            .map_err(sql)?;
             Ok(Reply::Lease(Lease { run_id: run_id.clone(), fence }))
         }
-        Job::Release(lease) => {
-            conn.execute("UPDATE runs SET owner = NULL WHERE run_id = ?1 AND fence = ?2", params![lease.run_id, lease.fence as i64])
+        Job::Renew(held) => {
+            let renewed = conn
+                .execute(
+                    "UPDATE runs SET lease_expires = ?3 WHERE run_id = ?1 AND fence = ?2 AND owner IS NOT NULL",
+                    params![held.run_id, held.fence as i64, rfc3339(&lease_expiry(Utc::now(), lease))],
+                )
                 .map_err(sql)?;
+            if renewed == 0 {
+                return Err(match read_run(conn, &held.run_id).map_err(sql)? {
+                    None => JournalError::UnknownRun(held.run_id.clone()),
+                    Some(_) => JournalError::LeaseLost { run_id: held.run_id.clone(), fence: held.fence },
+                });
+            }
+            Ok(Reply::Unit)
+        }
+        Job::Release(lease) => {
+            conn.execute(
+                "UPDATE runs SET owner = NULL, lease_expires = NULL WHERE run_id = ?1 AND fence = ?2",
+                params![lease.run_id, lease.fence as i64],
+            )
+            .map_err(sql)?;
             Ok(Reply::Unit)
         }
         Job::Commit(lease, ops, _) => {
@@ -526,10 +590,11 @@ fn json_col<T: serde::de::DeserializeOwned>(row: &Row, col: usize) -> rusqlite::
 }
 
 const RUN_COLUMNS: &str = "run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at,
-     finished_at, result, error, owner, fence, cancel, policy_override, origin, scope";
+     finished_at, result, error, owner, fence, cancel, policy_override, origin, scope, lease_expires";
 
 fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
     let status: String = row.get(5)?;
+    let owner = json_col::<Owner>(row, 10)?;
     Ok(RunRecord {
         run_id: row.get(0)?,
         runbook: RunbookRef { name: row.get(1)?, version: row.get(2)?, digest: row.get(3)? },
@@ -539,9 +604,9 @@ fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
         finished_at: opt_time_col(row, 7)?,
         result: json_col(row, 8)?,
         error: json_col::<ErrorRecord>(row, 9)?,
-        owner: json_col::<Owner>(row, 10)?,
+        lease_expires_at: if owner.is_some() { opt_time_col(row, 16)? } else { None },
+        owner,
         fence: row.get::<_, i64>(11)? as u64,
-        lease_expires_at: None,
         cancel: json_col::<CancelRequest>(row, 12)?,
         policy_override: json_col::<Value>(row, 13)?,
         origin: json_col::<Value>(row, 14)?,
@@ -605,10 +670,21 @@ impl Journal for SqliteJournal {
     }
 
     async fn claim(&self, run_id: &str, owner: &Owner) -> Result<Lease> {
-        match self.write(Job::Claim(run_id.to_string(), owner.clone())).await? {
+        match self.write(Job::Claim(run_id.to_string(), owner.clone(), false)).await? {
             Reply::Lease(l) => Ok(l),
             _ => unreachable!("claim answers Lease"),
         }
+    }
+
+    async fn take_over(&self, run_id: &str, owner: &Owner) -> Result<Lease> {
+        match self.write(Job::Claim(run_id.to_string(), owner.clone(), true)).await? {
+            Reply::Lease(l) => Ok(l),
+            _ => unreachable!("claim answers Lease"),
+        }
+    }
+
+    fn lease_ttl(&self) -> Option<Duration> {
+        Some(self.lease)
     }
 
     async fn release(&self, lease: &Lease) -> Result<()> {
@@ -616,19 +692,33 @@ impl Journal for SqliteJournal {
     }
 
     async fn renew(&self, lease: &Lease) -> Result<()> {
-        // A claim lasts as long as its process: renewing is checking it.
-        self.check_lease(lease).await
+        self.write(Job::Renew(lease.clone())).await.map(|_| ())
     }
 
     async fn check_lease(&self, lease: &Lease) -> Result<()> {
         let id = lease.run_id.clone();
-        let fence: Option<i64> = self
-            .read(move |c| c.query_row("SELECT fence FROM runs WHERE run_id = ?1", params![id], |r| r.get(0)).optional())
+        let held: Option<(i64, Option<String>)> = self
+            .read(move |c| {
+                c.query_row(
+                    "SELECT fence, CASE WHEN owner IS NULL THEN NULL ELSE lease_expires END FROM runs WHERE run_id = ?1",
+                    params![id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+            })
             .await?;
-        match fence {
-            None => Err(JournalError::UnknownRun(lease.run_id.clone())),
-            Some(f) if f as u64 != lease.fence => Err(JournalError::LeaseLost { run_id: lease.run_id.clone(), fence: lease.fence }),
-            Some(_) => Ok(()),
+        let (run_id, fence) = (lease.run_id.clone(), lease.fence);
+        match held {
+            None => Err(JournalError::UnknownRun(run_id)),
+            Some((f, _)) if f as u64 != fence => Err(JournalError::LeaseLost { run_id, fence }),
+            Some((_, expires)) => {
+                let expires = expires.and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.with_timezone(&Utc));
+                match expires {
+                    Some(t) if t > Utc::now() => Ok(()),
+                    // Released, run out, or unreadable: this driver may no longer act.
+                    _ => Err(JournalError::LeaseExpired { run_id, fence }),
+                }
+            }
         }
     }
 
@@ -763,6 +853,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let j: Arc<dyn Journal> = Arc::new(SqliteJournal::open(dir.path().join("runs.db")).unwrap());
         crate::conformance::all(&j, "c").await;
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_of_another_host_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let j: Arc<dyn Journal> = Arc::new(SqliteJournal::open_with_lease(dir.path().join("runs.db"), Duration::from_secs(1)).unwrap());
+        crate::conformance::an_expired_lease_is_taken_over(&j, "x").await;
+    }
+
+    #[tokio::test]
+    async fn a_version_3_claim_gets_one_lease_from_the_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runs.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            let v3 = SCHEMA.replace(",\n    lease_expires   TEXT", "");
+            assert!(!v3.contains("lease_expires"), "{v3}");
+            c.execute_batch(&format!("{v3} PRAGMA user_version = 3;")).unwrap();
+            // Claimed by an older drover in a container since re-created under another host name.
+            c.execute(
+                "INSERT INTO runs (run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at, owner, fence, scope)
+                 VALUES ('stuck', 't', '1.0.0', 'ab', '{}', 'waiting', '2026-11-01T00:00:00Z',
+                         '{\"host\":\"old-host\",\"pid\":7,\"start_ticks\":9}', 1, 'app:shop')",
+                [],
+            )
+            .unwrap();
+        }
+        let before = Utc::now();
+        let j = SqliteJournal::open_with_lease(&path, Duration::from_secs(30)).unwrap();
+        let run = j.run("stuck").await.unwrap().unwrap();
+        let expires = run.lease_expires_at.expect("an old claim gets an expiry");
+        assert!(expires >= before + chrono::Duration::seconds(30) && expires <= Utc::now() + chrono::Duration::seconds(30), "{expires}");
+        assert!(!run.driver_gone(Utc::now()));
+        assert!(run.driver_gone(expires), "once that lease ran out, the old claim is gone");
+        assert!(matches!(j.claim("stuck", &current_owner()).await, Err(JournalError::RunBusy { .. })));
+        let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[tokio::test]
@@ -913,13 +1040,13 @@ mod tests {
             let c = Connection::open(&path).unwrap();
             // The schema as version 1 had it: no override, origin, scope or approvals.
             let v1 = SCHEMA
-                .replace(",\n    policy_override TEXT,\n    origin          TEXT,\n    scope           TEXT", "")
+                .replace(",\n    policy_override TEXT,\n    origin          TEXT,\n    scope           TEXT,\n    lease_expires   TEXT", "")
                 .split("CREATE INDEX runs_by_scope")
                 .next()
                 .unwrap()
                 .to_string()
                 + SCHEMA.split_once("CREATE TABLE entries").map(|(_, rest)| format!("CREATE TABLE entries{rest}")).unwrap().as_str();
-            assert!(!v1.contains("origin") && !v1.contains("approvals") && v1.contains("CREATE TABLE events"), "{v1}");
+            assert!(!v1.contains("origin") && !v1.contains("lease_expires") && !v1.contains("approvals") && v1.contains("CREATE TABLE events"), "{v1}");
             c.execute_batch(&format!("{v1} PRAGMA user_version = 1;")).unwrap();
             c.execute(
                 "INSERT INTO runs (run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at)

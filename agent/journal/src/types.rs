@@ -135,8 +135,8 @@ pub struct RunRecord {
     pub owner: Option<Owner>,
     /// Fencing token: incremented by every claim; writes carry it.
     pub fence: u64,
-    /// When the driver's lease runs out unless renewed (shared store only;
-    /// the embedded store's claims last as long as the driver's process).
+    /// When the driver's lease runs out unless renewed (every store's
+    /// claims are leases; `None` with no owner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// The operator's request to cancel the run, once made.
@@ -158,11 +158,15 @@ pub struct RunRecord {
 
 impl RunRecord {
     /// Whether nobody drives the run now: no owner, an owner whose lease ran
-    /// out at `now`, or (embedded store, no lease) an owner process that died.
+    /// out at `now` (whatever host it is on: a container re-created under a
+    /// new host name, an agent that froze), or an owner on this host whose
+    /// process has exited (taken over at once, without waiting for its
+    /// lease). A claim without an expiry (none is written any more) lasts
+    /// as long as its process.
     pub fn driver_gone(&self, now: DateTime<Utc>) -> bool {
         match (&self.owner, self.lease_expires_at) {
             (None, _) => true,
-            (Some(_), Some(expires)) => expires <= now,
+            (Some(owner), Some(expires)) => expires <= now || !crate::owner_is_alive(owner),
             (Some(owner), None) => !crate::owner_is_alive(owner),
         }
     }

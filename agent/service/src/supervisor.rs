@@ -121,6 +121,12 @@ impl Supervisor {
             Admitted::Joined(holder) => {
                 tracing::info!(run_id = %holder.run_id, scope = ?holder.scope, "scope held by an unfinished run: joined it");
                 self.metrics.joined(&s.runbook);
+                if self.orphaned(&holder, chrono::Utc::now()) {
+                    // Its driver is gone (its lease ran out, or its process
+                    // here exited): take it up now, not at the next scan.
+                    tracing::info!(run_id = %holder.run_id, owner = ?holder.owner, "the run holding the scope has no live driver: resuming it");
+                    self.drive(holder.run_id.clone(), holder.runbook.name.clone(), None);
+                }
                 Ok(Admission::Joined(holder.run_id))
             }
             Admitted::Existing(run) => Ok(Admission::Existing(run.run_id)),
@@ -133,15 +139,8 @@ impl Supervisor {
     pub async fn resume_in_flight(self: &Arc<Self>) -> Result<Vec<String>, ServiceError> {
         let mut ids = Vec::new();
         let now = chrono::Utc::now();
-        // A run never claimed yet is its creator's for one lease: it is
-        // about to drive it (with a shared store, another agent created it).
-        let grace = self.journal.lease_ttl().and_then(|t| chrono::Duration::from_std(t).ok()).unwrap_or_default();
         for run in self.journal.runs(&RunFilter { unfinished: true, ..Default::default() }).await? {
-            let unclaimed = run.owner.is_none() && run.fence == 0 && now - run.created_at < grace;
-            // Stopped on non-determinism: it waits for an operator (a resume
-            // with a build whose replay matches, or a cancel), not a takeover.
-            let diverged = !run.status.is_final() && run.error.as_ref().is_some_and(|e| e.code == "non-determinism");
-            if !run.driver_gone(now) || unclaimed || diverged || self.is_driving(&run.run_id) || self.backing_off(&run.run_id) {
+            if !self.orphaned(&run, now) {
                 continue;
             }
             tracing::info!(run_id = %run.run_id, status = %run.status, owner = ?run.owner, "resuming a run left in flight");
@@ -164,6 +163,20 @@ impl Supervisor {
                 Err(e) => tracing::warn!(error = %e, "could not look for runs to take over; retrying"),
             }
         }
+    }
+
+    /// Whether `run` (unfinished) is left without a driver and this agent
+    /// should take it up: its driver is gone, it is not driven here already
+    /// nor backing off. A run never claimed yet is its creator's for one
+    /// lease: it is about to drive it (with a shared store, another agent
+    /// created it).
+    fn orphaned(&self, run: &RunRecord, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let grace = self.journal.lease_ttl().and_then(|t| chrono::Duration::from_std(t).ok()).unwrap_or_default();
+        let unclaimed = run.owner.is_none() && run.fence == 0 && now - run.created_at < grace;
+        // Stopped on non-determinism: it waits for an operator (a resume
+        // with a build whose replay matches, or a cancel), not a takeover.
+        let diverged = !run.status.is_final() && run.error.as_ref().is_some_and(|e| e.code == "non-determinism");
+        run.driver_gone(now) && !unclaimed && !diverged && !self.is_driving(&run.run_id) && !self.backing_off(&run.run_id)
     }
 
     fn backing_off(&self, run_id: &str) -> bool {

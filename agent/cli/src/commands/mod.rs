@@ -15,6 +15,7 @@ pub mod serve;
 pub mod show;
 pub mod sign;
 pub mod store;
+pub mod takeover;
 pub mod test;
 pub mod verify;
 
@@ -97,7 +98,8 @@ where
         Some(Ok(run)) => report(journal, &run, json).await,
         Some(Err(EngineError::Journal(JournalError::RunBusy { run_id, host, pid }))) => {
             anyhow::bail!(
-                "run '{run_id}' is being driven by process {pid} on {host}; wait for it, or stop that process and run `drover resume {run_id}`"
+                "run '{run_id}' is being driven by process {pid} on {host}; wait for it, or stop that process and run `drover resume {run_id}` \
+                 (if that host is gone for good: `drover takeover {run_id} --reason TEXT --force`, or wait for its lease to run out)"
             )
         }
         Some(Err(e @ EngineError::Stopped { .. })) => {

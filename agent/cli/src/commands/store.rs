@@ -26,9 +26,9 @@ pub enum StoreCommand {
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     match args.command {
         StoreCommand::Init => match &home.config.store {
-            StoreConfig::Embedded => {
+            StoreConfig::Embedded(e) => {
                 let path = home.dir.join("runs.db");
-                SqliteJournal::open(&path)?;
+                SqliteJournal::open_with_lease(&path, e.lease()?)?;
                 println!("embedded store ready: {}", path.display());
             }
             StoreConfig::Dynamodb(d) => {
