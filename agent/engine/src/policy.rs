@@ -224,10 +224,26 @@ fn substitute(pattern: &str, params: &Value) -> String {
         out.push_str(&rest[..open]);
         let name = &rest[open + 1..open + close];
         let value = params.get(name).and_then(Value::as_str).unwrap_or_default();
-        out.push_str(&globset::escape(value));
+        out.push_str(&escape(value));
         rest = &rest[open + close + 1..];
     }
     out.push_str(rest);
+    out
+}
+
+/// `value` as a glob that matches exactly `value`: every character the glob
+/// syntax gives a meaning outside a class (`*`, `?`, `[`, `]`, `{`, `}` and,
+/// since globs are compiled with backslash escapes, `\` itself) is preceded
+/// by a backslash. (`globset::escape` leaves `\` alone, so a value ending in
+/// `\`, or holding `\*`, would escape or unescape what follows it.)
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
     out
 }
 
@@ -540,6 +556,64 @@ mod tests {
         // An empty parameter declares nothing (rather than `db/`).
         let g = Guard::new(&rb, &json!({"db": "", "dr": "us-west-2"}), &pol).unwrap();
         assert_eq!(g.check(&promote("us-west-2", "")).unwrap_err().subject, "resource db/");
+    }
+
+    /// Values as they come from alert labels (`params_from_labels` of a
+    /// trigger) or `--param`: whatever the value, the pattern it fills
+    /// matches that value and nothing else, wherever it sits in the pattern.
+    #[test]
+    fn a_hostile_parameter_value_matches_only_itself() {
+        let hostile = [
+            "*", "?", "[", "]", "[*]", "{", "}", "{a,b}", "\\", "\\*", "\\?", "a\\", "a\\\\", "\\[*]", "**", "a/**", "/", "a/b",
+            "ä*ß", "日本\\", "!", "[!a]", "a-z", "[a-z]", "*\\", "\\\\*", "a,b", "\\{a,b\\}",
+        ];
+        let probes: Vec<String> = hostile
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["", "a", "ab", "b", "x", "[x]", "{x}", "orders-db", "a-replica", "-replica", "pre-", "pre-a", "\\a", "a\\b", "\\x", "aa", "ä", "日本"].map(String::from))
+            .collect();
+        let pol = policy(vec![grant("rds", &["*"], &["*"], &["*"])], None);
+        for (before, after) in [("", ""), ("", "-replica"), ("pre-", ""), ("pre-", "-replica")] {
+            let rb = info(vec![cap("rds", &["promote-read-replica"], &["{dr}"], &[&format!("db/{before}{{db}}{after}")])]);
+            for value in hostile {
+                let g = Guard::new(&rb, &json!({"db": value, "dr": value}), &pol)
+                    .unwrap_or_else(|e| panic!("value {value:?} in db/{before}{{db}}{after}: {e}"));
+                g.check(&promote(value, &format!("{before}{value}{after}"))).unwrap_or_else(|e| panic!("{value:?}: {e}"));
+                for probe in probes.iter().filter(|p| p.as_str() != value) {
+                    let name = format!("{before}{probe}{after}");
+                    assert!(g.check(&promote(value, &name)).is_err(), "value {value:?} in db/{before}{{db}}{after} widened the grant to db/{name}");
+                    assert!(g.check(&promote(probe, &format!("{before}{value}{after}"))).is_err(), "region value {value:?} matched region {probe:?}");
+                }
+            }
+        }
+    }
+
+    /// A zone is checked as the call names it: a grant of the plain name
+    /// does not cover `private:NAME`, `public:NAME` or an id (the plain name
+    /// itself only resolves when exactly one zone has it).
+    #[test]
+    fn zones_are_granted_in_the_form_the_call_names_them() {
+        let rb = info(vec![cap("route53", &["upsert-cname"], &[], &["zone/*", "record/*"])]);
+        let call = |zone: &str| Access {
+            service: "route53",
+            operation: "upsert-cname",
+            regions: vec![],
+            resources: vec![Resource::new("zone", zone), Resource::new("record", "db.orders.example.internal")],
+            mutating: true,
+        };
+        let guard = |zones: &[&str]| {
+            let mut resources = zones.to_vec();
+            resources.push("record/*");
+            Guard::new(&rb, &json!({}), &policy(vec![grant("route53", &["upsert-cname"], &[], &resources)], None)).unwrap()
+        };
+        let forms = ["orders.example.internal", "private:orders.example.internal", "public:orders.example.internal", "Z0PRIVATE1", "/hostedzone/Z0PRIVATE1"];
+        let allowed = |g: &Guard| forms.iter().filter(|z| g.check(&call(z)).is_ok()).copied().collect::<Vec<_>>();
+        assert_eq!(allowed(&guard(&["zone/orders.example.internal"])), ["orders.example.internal"]);
+        assert_eq!(allowed(&guard(&["zone/orders*.example.internal"])), ["orders.example.internal"]);
+        assert_eq!(allowed(&guard(&["zone/private:orders.example.internal"])), ["private:orders.example.internal"]);
+        assert_eq!(allowed(&guard(&["zone/Z0PRIVATE1"])), ["Z0PRIVATE1"]);
+        assert_eq!(allowed(&guard(&["zone/private:*", "zone/Z0PRIVATE1"])), ["private:orders.example.internal", "Z0PRIVATE1"]);
+        assert_eq!(allowed(&guard(&["zone/*"])), forms);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct ServeConfig {
     /// The environment variable holding the bearer token of the HTTP API
     /// (runs, approvals, cancel). Health and metrics need no token.
     pub api_token_env: String,
+    /// Who holds the API token (e.g. "oncall-chatops"): the identity
+    /// recorded for approvals and cancels made through the API. Default:
+    /// `token:` and the first 8 hex digits of the token's SHA-256.
+    pub api_token_name: Option<String>,
     /// How long a stopping agent (SIGTERM) waits for steps in flight.
     #[serde(default = "default_grace")]
     pub shutdown_grace_seconds: u64,
@@ -144,13 +148,25 @@ pub struct TriggerConfig {
 }
 
 impl TriggerConfig {
-    /// The scope of a run for an alert with `labels`.
+    /// The scope of a run for an alert with `labels`: each `{label}` of the
+    /// template replaced, in one pass, by that label's value (a value is
+    /// never read as a template, so a label holding `{app}` cannot move the
+    /// alert into another scope); a `{name}` the alert has no label for stays.
     pub fn scope_for(&self, labels: &BTreeMap<String, String>) -> String {
         let template = self.scope.clone().unwrap_or_else(|| format!("trigger:{}", self.name));
-        let mut out = template.clone();
-        for (k, v) in labels {
-            out = out.replace(&format!("{{{k}}}"), v);
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else { break };
+            out.push_str(&rest[..open]);
+            let placeholder = &rest[open..open + close + 1];
+            match labels.get(&placeholder[1..placeholder.len() - 1]) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(placeholder),
+            }
+            rest = &rest[open + close + 1..];
         }
+        out.push_str(rest);
         out
     }
 }
@@ -261,6 +277,10 @@ mod tests {
         .unwrap();
         let labels = BTreeMap::from([("app".to_string(), "orders".to_string()), ("region".to_string(), "us-east-1".to_string())]);
         assert_eq!(t.scope_for(&labels), "app:orders/us-east-1");
+        // A label's value is taken as text, never as part of the template.
+        let hostile = BTreeMap::from([("app".to_string(), "{region}".to_string()), ("region".to_string(), "us-east-1".to_string())]);
+        assert_eq!(t.scope_for(&hostile), "app:{region}/us-east-1");
+        assert_eq!(t.scope_for(&BTreeMap::new()), "app:{app}/{region}");
         let t = TriggerConfig { scope: None, ..t };
         assert_eq!(t.scope_for(&labels), "trigger:t");
     }
