@@ -1,17 +1,30 @@
 //! A planted secret value must appear nowhere: not in the store's files, not
 //! in any output or log of the agent, not in `show --json`, after a run that
 //! uses it, one that fails with it in an error path, one that panics with it,
-//! and one that is killed and resumed.
+//! and one that is killed and resumed. The value holds what JSON escapes (a
+//! quote, a backslash, a newline, a tab) and non-ASCII text, and is looked
+//! for as it is, JSON-escaped and Debug-escaped.
 
 use drover_chaos::{Agent, killed_by_sigkill};
 use drover_test_artifacts as artifacts;
 
-const PLANTED: &str = "pl4nted-S3cret-9f2c1e";
-const PART1: &str = "pl4nted-S3c";
-const PART2: &str = "ret-9f2c1e";
+const PLANTED: &str = "pl4nted\"S3\\cret\n\t\u{e9}\u{65e5}-9f2c1e";
+const PART1: &str = "pl4nted\"S3\\c";
+const PART2: &str = "ret\n\t\u{e9}\u{65e5}-9f2c1e";
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// The planted value as it is, as it reads inside a JSON string, and as
+/// Rust's `{:?}` writes it.
+fn leaked_forms() -> Vec<String> {
+    let json = serde_json::Value::String(PLANTED.into()).to_string();
+    vec![PLANTED.to_string(), json[1..json.len() - 1].to_string(), PLANTED.escape_debug().to_string()]
+}
+
+fn leaks(haystack: &[u8]) -> Option<String> {
+    leaked_forms().into_iter().find(|f| contains(haystack, f))
 }
 
 fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
@@ -39,13 +52,16 @@ fn a_planted_secret_is_found_nowhere() {
         out
     };
 
-    // Succeeds, using the secret and writing the reconstructed value everywhere.
-    let out = run(&["run", artifacts::SECRETIVE, "--run-id", "ok", "-p", secret, "-p", &p1, "-p", &p2, "--json"], "");
+    // Succeeds, using the secret and writing the reconstructed value
+    // everywhere (an approval gate's question too: it times out, the run goes on).
+    let out = run(&["run", artifacts::SECRETIVE, "--run-id", "ok", "-p", secret, "-p", &p1, "-p", &p2, "-p", "gate=true", "--json"], "");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let result = shown["result"].as_str().unwrap();
     assert!(result.contains("[secret password]"), "the runbook sees a handle: {result}");
     assert!(result.contains("[masked:password]"), "the value it rebuilt is masked: {result}");
+    let gate = shown["waits"].as_array().unwrap().iter().find(|w| w["gate"] == "confirm").cloned();
+    assert!(gate.is_some_and(|g| g["decision"]["verdict"] == "timed-out"), "the gate asked with the note: {shown:#}");
     assert_eq!(shown["params"]["password"], serde_json::json!({"$secret": "password", "source": "env:DROVER_TEST_DB_PASSWORD"}));
 
     // Fails with the value in its error message and resource.
@@ -85,12 +101,12 @@ fn a_planted_secret_is_found_nowhere() {
     }
     run(&["runs", "--json"], "");
 
-    assert!(!contains(&seen, PLANTED), "the secret leaked into the agent's output:\n{}", String::from_utf8_lossy(&seen));
+    assert_eq!(leaks(&seen), None, "the secret leaked into the agent's output:\n{}", String::from_utf8_lossy(&seen));
     let mut files = Vec::new();
     files_under(&agent.home, &mut files);
     assert!(files.iter().any(|f| f.ends_with("runs.db")));
     for f in files {
         let bytes = std::fs::read(&f).unwrap();
-        assert!(!contains(&bytes, PLANTED), "the secret leaked into {}", f.display());
+        assert_eq!(leaks(&bytes), None, "the secret leaked into {}", f.display());
     }
 }

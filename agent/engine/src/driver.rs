@@ -570,7 +570,7 @@ impl Engine {
         let ending = match outcome {
             Ok(Ok(result)) => match durable.check_fully_replayed() {
                 Ok(()) => {
-                    let result = durable.mask(&result);
+                    let result = durable.mask_json(&result);
                     Ending::Succeeded(serde_json::from_str::<Value>(&result).unwrap_or(Value::String(result)))
                 }
                 Err(e) => match durable.cancel_request() {

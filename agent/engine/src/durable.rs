@@ -640,7 +640,7 @@ impl Durable {
     /// `steps.complete`: journal the output durably.
     pub async fn complete_step(&mut self, key: &str, output: &str) -> Result<()> {
         let open = self.take_open(key)?;
-        let output = self.secrets.mask(output);
+        let output = self.secrets.mask_json(output);
         let output = output.as_str();
         if output.len() > self.max_output_bytes {
             self.open = Some(open);
@@ -1010,6 +1010,11 @@ impl Durable {
         self.secrets.mask(text)
     }
 
+    /// JSON text (a run's result) with every secret value masked in its strings.
+    pub fn mask_json(&self, text: &str) -> String {
+        self.secrets.mask_json(text)
+    }
+
     /// The cancel signal, while a cancel can still stop the run (the main
     /// part; never the finalize phase). Long capability waits race it.
     pub fn cancel_watch(&self) -> Option<Arc<CancelSignal>> {
@@ -1036,7 +1041,7 @@ impl Durable {
                 self.max_output_bytes
             )));
         }
-        let payload = self.secrets.mask(payload);
+        let payload = self.secrets.mask_json(payload);
         let payload: Value = serde_json::from_str(&payload)
             .map_err(|e| DurableError::BadRequest(format!("payload of {kind} '{key}' is not JSON: {e}")))?;
         if self.recorded(EntryKind::Register, Some(&step_key))?.is_some() {

@@ -90,30 +90,76 @@ impl Secrets {
                 if v.get(SECRET_KEY).is_some() {
                     return (k.clone(), v.clone());
                 }
-                let text = v.to_string();
-                let m = self.mask(&text);
-                if m == text {
-                    return (k.clone(), v.clone());
+                let m = self.mask_value(v);
+                if m != *v {
+                    tracing::warn!(param = %k, "a plain parameter holds a secret's value; it was masked before being journaled");
                 }
-                tracing::warn!(param = %k, "a plain parameter holds a secret's value; it was masked before being journaled");
-                (k.clone(), serde_json::from_str(&m).unwrap_or(Value::String(m)))
+                (k.clone(), m)
             })
             .collect();
         Value::Object(masked)
     }
 
-    /// `text` with every secret value replaced by `[masked:NAME]`.
+    /// `text` with every secret value replaced by `[masked:NAME]`: the value
+    /// as it is, and as it reads once escaped in JSON or in Rust's `{:?}`
+    /// (a runbook that serializes a secret into a log line or an error
+    /// writes `\"` for `"`, `\n` for a newline).
     pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_string();
+        if self.is_empty() {
+            return text.to_string();
+        }
+        let mut forms: Vec<(String, &String)> = Vec::new();
+        for (name, value) in &self.values {
+            let json = Value::String(value.clone()).to_string();
+            let json = json[1..json.len() - 1].to_string();
+            for form in [value.clone(), json, value.escape_debug().to_string()] {
+                if !forms.iter().any(|(f, _)| *f == form) {
+                    forms.push((form, name));
+                }
+            }
+        }
         // Longest first, so a secret containing another is masked whole.
-        let mut secrets: Vec<(&String, &String)> = self.values.iter().collect();
-        secrets.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
-        for (name, value) in secrets {
-            if out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), &format!("[masked:{name}]"));
+        forms.sort_by_key(|(f, _)| std::cmp::Reverse(f.len()));
+        let mut out = text.to_string();
+        for (form, name) in forms {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), &format!("[masked:{name}]"));
             }
         }
         out
+    }
+
+    /// `value` with every secret masked in each of its strings (object keys
+    /// included), before it is serialized: masking the JSON text instead
+    /// would miss a value JSON escapes (`"`, `\`, control characters).
+    pub fn mask_value(&self, value: &Value) -> Value {
+        if self.is_empty() {
+            return value.clone();
+        }
+        match value {
+            Value::String(s) => Value::String(self.mask(s)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.mask_value(v)).collect()),
+            Value::Object(obj) => Value::Object(obj.iter().map(|(k, v)| (self.mask(k), self.mask_value(v))).collect()),
+            Value::Number(n) => {
+                let text = n.to_string();
+                let masked = self.mask(&text);
+                if masked == text { value.clone() } else { Value::String(masked) }
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// JSON text a runbook handed over (a step output, a payload, a result)
+    /// with every secret masked in its strings ([`Secrets::mask_value`]);
+    /// text that is not JSON is masked as text ([`Secrets::mask`]).
+    pub fn mask_json(&self, text: &str) -> String {
+        if self.is_empty() {
+            return text.to_string();
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(v) => self.mask_value(&v).to_string(),
+            Err(_) => self.mask(text),
+        }
     }
 }
 
@@ -166,5 +212,42 @@ mod tests {
         let missing = json!({"pw": parse_reference("pw", "env:DROVER_TEST_SECRET_UNSET").unwrap()});
         let e = Secrets::resolve(&missing).err().unwrap().to_string();
         assert!(e.contains("DROVER_TEST_SECRET_UNSET is not set"), "{e}");
+    }
+
+    /// A secret JSON would escape (`"`, `\`, control characters) or that is
+    /// not ASCII is masked in every form a runbook can hand it back in.
+    #[test]
+    fn a_secret_json_escapes_is_masked_before_serializing() {
+        let value = "q\"uo\\te\nnl\ttab\u{1}é-日本-s3cr3t";
+        let s = Secrets { values: BTreeMap::from([("pw".to_string(), value.to_string())]) };
+        let json_form = {
+            let t = Value::String(value.to_string()).to_string();
+            t[1..t.len() - 1].to_string()
+        };
+        assert_ne!(json_form, value);
+        let leaks = |text: &str| [value.to_string(), json_form.clone(), value.escape_debug().to_string()].iter().any(|f| text.contains(f.as_str()));
+        // A step output, a payload, a result: JSON text.
+        let output = serde_json::to_string(&json!({"note": format!("a {value} b"), value: [value, 1], "n": {"deep": value}})).unwrap();
+        assert!(leaks(&output));
+        let masked = s.mask_json(&output);
+        assert!(!leaks(&masked), "{masked}");
+        let v: Value = serde_json::from_str(&masked).unwrap();
+        assert_eq!(v["note"], "a [masked:pw] b");
+        assert_eq!(v["[masked:pw]"], json!(["[masked:pw]", 1]));
+        assert_eq!(v["n"]["deep"], "[masked:pw]");
+        // A string result (JSON text of a string), and text that is not JSON.
+        assert_eq!(s.mask_json(&Value::String(value.into()).to_string()), "\"[masked:pw]\"");
+        assert_eq!(s.mask_json(&format!("not json {value}")), "not json [masked:pw]");
+        // Plain text (a log line, an error message) holding the value raw,
+        // JSON-escaped or Debug-formatted.
+        for text in [format!("raw {value}."), format!("json {output}"), format!("debug {value:?}")] {
+            let m = s.mask(&text);
+            assert!(!leaks(&m), "{text} -> {m}");
+            assert!(m.contains("[masked:pw]"), "{m}");
+        }
+        // Parameters: a string or a number pasted in.
+        let num = Secrets { values: BTreeMap::from([("pin".to_string(), "20261205".to_string())]) };
+        assert_eq!(num.mask_params(&json!({"n": 20261205, "m": 3})), json!({"n": "[masked:pin]", "m": 3}));
+        assert_eq!(s.mask_params(&json!({"note": value})), json!({"note": "[masked:pw]"}));
     }
 }
