@@ -101,8 +101,14 @@ fn serve(dir: &Path, agent: &Agent, name: &str, config: &Path) -> Served {
 }
 
 fn alert(s: &Served, app: &str) -> (u16, Value) {
+    alert_firing_since(s, app, "2026-12-05T10:00:00Z")
+}
+
+/// The alert of a firing that started at `starts_at` (an agent takes a
+/// notification it has already received as a duplicate).
+fn alert_firing_since(s: &Served, app: &str, starts_at: &str) -> (u16, Value) {
     let body = json!({"version": "4", "status": "firing", "receiver": "drover", "groupKey": "{}:{}",
-                      "alerts": [{"status": "firing", "labels": {"alertname": "PrimaryDown", "app": app}, "annotations": {}, "fingerprint": "f1"}]});
+                      "alerts": [{"status": "firing", "labels": {"alertname": "PrimaryDown", "app": app}, "annotations": {}, "fingerprint": "f1", "startsAt": starts_at}]});
     let auth = format!("Bearer {AM_TOKEN}");
     s.call("POST", "/v1/triggers/am", &[("authorization", &auth)], body.to_string().as_bytes())
 }
@@ -170,8 +176,8 @@ fn one_alert_sent_to_three_agents_starts_one_run() {
         let (code, v) = s.call("GET", &format!("/v1/runs/{id}"), &[("authorization", &auth)], b"");
         assert_eq!((code, v["run"]["status"].as_str()), (200, Some("succeeded")), "{v}");
     }
-    // The outage is over: the next alert, to any agent, starts a new run.
-    let (code, v) = alert(&served[2], "orders");
+    // The outage is over: the next alert (a new firing), to any agent, starts a new run.
+    let (code, v) = alert_firing_since(&served[2], "orders", "2026-12-05T11:00:00Z");
     assert_eq!((code, v["runs"][0]["joined"].as_bool()), (202, Some(false)), "{v}");
     assert_ne!(v["runs"][0]["run_id"].as_str(), Some(id.as_str()));
 }

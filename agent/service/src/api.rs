@@ -7,9 +7,14 @@
 //! | `GET /v1/runs?status=S&limit=N` | API token | runs, newest first |
 //! | `GET /v1/runs/{id}` | API token | one run with its journal entries |
 //! | `GET /v1/approvals?all=true` | API token | approval gates waiting (or all) |
-//! | `POST /v1/runs/{id}/approvals/{gate}` | API token | `{"approve": bool, "by": "...", "comment": "..."}` |
-//! | `POST /v1/runs/{id}/cancel` | API token | `{"by": "...", "reason": "..."}` |
+//! | `POST /v1/runs/{id}/approvals/{gate}` | API token | `{"approve": bool, "comment": "...", "by": "..."}` |
+//! | `POST /v1/runs/{id}/cancel` | API token | `{"reason": "...", "by": "..."}` |
 //! | `POST /v1/triggers/{name}` | the trigger's own | an incident: see `triggers.rs` |
+//!
+//! Who decided or cancelled is who authenticated: the API token's name
+//! (`[serve] api_token_name`, else a label of the token). A `"by"` in the
+//! body is what the caller says of itself (e.g. the person behind a chat
+//! bot) and is recorded as a claim beside it, never instead of it.
 
 use std::sync::Arc;
 
@@ -32,6 +37,8 @@ use crate::triggers::Triggers;
 pub struct AppState {
     pub supervisor: Arc<Supervisor>,
     pub api_token: Verifier,
+    /// Who holds the API token: recorded for every decision and cancel made with it.
+    pub api_identity: String,
     pub triggers: Triggers,
 }
 
@@ -75,6 +82,15 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         tracing::warn!(reason = %r, "API request refused");
         unauthorized(format!("unauthorized: {r}"))
     })
+}
+
+/// Who is acting through the API: the token's identity, with what the
+/// caller says of itself (`claimed`, unverified) beside it.
+fn caller(state: &AppState, claimed: Option<&str>) -> String {
+    match claimed.map(str::trim).filter(|c| !c.is_empty() && *c != state.api_identity) {
+        Some(c) => format!("{} (API; claimed: {c})", state.api_identity),
+        None => format!("{} (API)", state.api_identity),
+    }
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
@@ -144,7 +160,8 @@ async fn approvals(State(state): State<Arc<AppState>>, headers: HeaderMap, Query
 #[serde(deny_unknown_fields)]
 struct DecideBody {
     approve: bool,
-    by: String,
+    #[serde(default)]
+    by: Option<String>,
     #[serde(default)]
     comment: String,
 }
@@ -160,13 +177,10 @@ async fn decide(
     }
     let body: DecideBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected {{\"approve\": true|false, \"by\": \"who\", \"comment\": \"why\"}}: {e}")),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected {{\"approve\": true|false, \"comment\": \"why\"}}: {e}")),
     };
-    if body.by.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "\"by\" must say who decides");
-    }
     let verdict = if body.approve { Verdict::Approved } else { Verdict::Rejected };
-    let ours = Decision { verdict, by: format!("{} (API)", body.by.trim()), comment: body.comment, at: Utc::now() };
+    let ours = Decision { verdict, by: caller(&state, body.by.as_deref()), comment: body.comment, at: Utc::now() };
     match state.supervisor.journal().decide(&id, &gate, &ours).await {
         Ok(a) => {
             let recorded = a.decision.as_ref() == Some(&ours);
@@ -181,7 +195,8 @@ async fn decide(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CancelBody {
-    by: String,
+    #[serde(default)]
+    by: Option<String>,
     #[serde(default)]
     reason: String,
 }
@@ -192,9 +207,9 @@ async fn cancel(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id)
     }
     let body: CancelBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected {{\"by\": \"who\", \"reason\": \"why\"}}: {e}")),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected {{\"reason\": \"why\"}}: {e}")),
     };
-    let req = CancelRequest { by: format!("{} (API)", body.by), reason: body.reason, at: Utc::now() };
+    let req = CancelRequest { by: caller(&state, body.by.as_deref()), reason: body.reason, at: Utc::now() };
     match state.supervisor.journal().request_cancel(&id, &req).await {
         Ok(run) => (StatusCode::ACCEPTED, Json(json!({"run": run}))).into_response(),
         Err(e) => journal_error(e),

@@ -101,6 +101,17 @@ impl Verifier {
     }
 }
 
+impl Verifier {
+    /// A stable label of the secret that never reveals it: `token:` and the
+    /// first 8 hex digits of its SHA-256 (who authenticated, when the
+    /// configuration gives the token no name).
+    pub fn label(&self) -> String {
+        use sha2::Digest as _;
+        let (Verifier::Bearer(secret) | Verifier::Hmac(secret)) = self;
+        format!("token:{}", &hex::encode(Sha256::digest(secret))[..8])
+    }
+}
+
 fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
     let (s, rest) = value.trim().split_once(' ')?;
     s.eq_ignore_ascii_case(scheme).then(|| rest.trim())
@@ -135,6 +146,15 @@ mod tests {
             assert!(v.check(headers(&[("authorization", bad)]), b"", 0).is_err(), "{bad}");
         }
         assert_eq!(v.check(headers(&[]), b"", 0).unwrap_err().0, "no Authorization header");
+    }
+
+    #[test]
+    fn a_token_is_labelled_without_revealing_it() {
+        let v = Verifier::Bearer(b"0123456789abcdef".to_vec());
+        let label = v.label();
+        assert_eq!(label, "token:9f9f5111", "{label}");
+        assert_eq!(label, Verifier::Bearer(b"0123456789abcdef".to_vec()).label(), "stable");
+        assert_ne!(label, Verifier::Bearer(b"0123456789abcdeX".to_vec()).label());
     }
 
     #[test]

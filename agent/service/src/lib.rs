@@ -3,8 +3,9 @@
 //! - [`config`]: the `[serve]` section: listener, runbooks, drills, triggers.
 //! - [`supervisor`]: starts, resumes and stops runs.
 //! - [`schedule`]: drills on cron schedules.
-//! - [`triggers`], [`alerts`], [`auth`]: incident triggers (Alertmanager,
-//!   SNS, generic JSON), their payloads and their authentication.
+//! - [`triggers`], [`alerts`], [`auth`], [`replay`]: incident triggers
+//!   (Alertmanager, SNS, generic JSON), their payloads, their authentication
+//!   and the deliveries already received.
 //! - [`api`]: the HTTP API (runs, approvals, cancel, health, metrics).
 //! - [`metrics`]: what `/metrics` exposes.
 //! - [`notify`]: webhooks told of approvals awaited and runs ended.
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod config;
 pub mod metrics;
 pub mod notify;
+pub mod replay;
 pub mod schedule;
 pub mod supervisor;
 pub mod triggers;
@@ -96,7 +98,8 @@ pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'st
         let every = (ttl / 10).clamp(Duration::from_millis(250), Duration::from_secs(2));
         background.push(tokio::spawn(supervisor.clone().take_over_orphans(every)));
     }
-    let state = Arc::new(api::AppState { supervisor: supervisor.clone(), api_token, triggers });
+    let api_identity = config.api_token_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| api_token.label());
+    let state = Arc::new(api::AppState { supervisor: supervisor.clone(), api_token, api_identity, triggers });
     tracing::info!(
         listen = %config.listen,
         drills = config.drills.len(),

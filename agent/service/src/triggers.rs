@@ -5,7 +5,9 @@
 //! firing alerts matching the trigger's labels each ask for a run of its
 //! runbook in their scope; a scope already held by an unfinished run is
 //! joined, so two alerts for one outage start one failover. The answer (202)
-//! names each run and whether it was joined.
+//! names each run and whether it was joined. A delivery received before (a
+//! replay, or the sender's retry) starts nothing: 200 with `"duplicate":
+//! true` and the runs the first one started (see `replay.rs`).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,6 +26,7 @@ use crate::alerts::{self, Alert};
 use crate::api::{AppState, error, unauthorized};
 use crate::auth::Verifier;
 use crate::config::{TriggerConfig, TriggerKind, param_text};
+use crate::replay::{self, Claim, Seen};
 use crate::supervisor::{Admission, Start};
 
 /// Confirms an SNS subscription: `(topic ARN, token)`. Done with the SNS
@@ -40,6 +43,7 @@ pub struct Trigger {
 pub struct Triggers {
     by_name: BTreeMap<String, Trigger>,
     sns_confirm: Option<SnsConfirm>,
+    seen: Seen,
 }
 
 impl Triggers {
@@ -50,7 +54,7 @@ impl Triggers {
             let verifier = Verifier::from_config(&c.auth, &format!("trigger '{}'", c.name))?;
             by_name.insert(c.name.clone(), Trigger { config: c.clone(), verifier });
         }
-        Ok(Triggers { by_name, sns_confirm })
+        Ok(Triggers { by_name, sns_confirm, seen: Seen::new() })
     }
 }
 
@@ -91,6 +95,18 @@ pub async fn handle(State(state): State<Arc<AppState>>, Path(name): Path<String>
         metrics.trigger(&name, "ignored");
         return (StatusCode::OK, Json(json!({"runs": [], "ignored": total, "reason": "no firing alert matches the trigger"}))).into_response();
     }
+    let deliveries = replay::delivery_keys(&trigger.config, &headers, &body);
+    let now = Utc::now().timestamp();
+    if let Claim::Duplicate { first_seen, runs } = state.triggers.seen.claim(&deliveries, now) {
+        tracing::warn!(trigger = %name, first_seen, "duplicate trigger delivery ignored: nothing was started");
+        metrics.trigger(&name, "duplicate");
+        let reason = format!(
+            "this delivery was already received {} s ago{}; nothing was started (a replay, or a retry of a delivery that was served)",
+            now.saturating_sub(first_seen),
+            if runs.is_none() { " and is still being handled" } else { "" }
+        );
+        return (StatusCode::OK, Json(json!({"duplicate": true, "runs": runs.unwrap_or_else(|| json!([])), "reason": reason}))).into_response();
+    }
     let traceparent = header("traceparent").map(str::to_string);
     // One run per scope: the first matching alert of each scope gives the parameters.
     let mut by_scope: BTreeMap<String, Vec<Alert>> = BTreeMap::new();
@@ -108,11 +124,15 @@ pub async fn handle(State(state): State<Arc<AppState>>, Path(name): Path<String>
             Err(e) => {
                 tracing::error!(trigger = %name, scope = %scope, error = %e, "trigger could not start its runbook");
                 metrics.trigger(&name, "refused");
+                // The sender retries a failed delivery: serve the retry (the
+                // scopes this one did start are joined while their runs last).
+                state.triggers.seen.release(&deliveries);
                 let status = if matches!(e, ServiceError::Engine(_)) { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::INTERNAL_SERVER_ERROR };
                 return error(status, format!("trigger '{name}' could not start runbook '{}': {e}", trigger.config.runbook));
             }
         }
     }
+    state.triggers.seen.finish(&deliveries, &json!(runs));
     (StatusCode::ACCEPTED, Json(json!({"runs": runs}))).into_response()
 }
 
