@@ -80,23 +80,123 @@ fn bad(op: &'static str, resource: &str, e: impl std::fmt::Display) -> Capabilit
     CapabilityError::new("route53", op, REGION, resource, "bad-request", e.to_string())
 }
 
-/// The id of the hosted zone named `zone`.
+/// How a runbook names a hosted zone: by id, or by name, optionally only
+/// the private or only the public zone of that name. A private and a public
+/// zone may share a name (split-horizon DNS); a plain name must then not be
+/// guessed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZoneRef {
+    /// `Z0123456789ABC` or `/hostedzone/Z0123456789ABC`.
+    Id(String),
+    /// `NAME`, `private:NAME` or `public:NAME`.
+    Name {
+        /// The zone's name (as written).
+        name: String,
+        /// Only the private (true) or only the public (false) zone.
+        private: Option<bool>,
+    },
+}
+
+impl ZoneRef {
+    /// Reads `zone` as a runbook passes it.
+    pub fn parse(zone: &str) -> Result<ZoneRef, String> {
+        let zone = zone.trim();
+        let id_like = |id: &str| !id.is_empty() && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if let Some(id) = zone.strip_prefix("/hostedzone/") {
+            return if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                Ok(ZoneRef::Id(id.to_string()))
+            } else {
+                Err(format!("'{zone}' is not a hosted zone id (/hostedzone/ followed by letters and digits)"))
+            };
+        }
+        let (private, name) = match zone.split_once(':') {
+            Some(("private", n)) => (Some(true), n),
+            Some(("public", n)) => (Some(false), n),
+            Some((q, _)) => return Err(format!("'{zone}' has the qualifier '{q}:'; write private:NAME, public:NAME, NAME or a zone id")),
+            None if zone.starts_with('Z') && id_like(zone) => return Ok(ZoneRef::Id(zone.to_string())),
+            None => (None, zone),
+        };
+        if name.trim_end_matches('.').is_empty() {
+            return Err(format!("'{zone}' names no zone; write NAME, private:NAME, public:NAME or a zone id"));
+        }
+        Ok(ZoneRef::Name { name: name.to_string(), private })
+    }
+}
+
+fn kind(private: bool) -> &'static str {
+    if private { "private" } else { "public" }
+}
+
+/// The one zone among `found` (id, private) named `want` that `zone`
+/// (`private` as parsed from it) can mean; none, or more than one, is an
+/// error that says how to choose.
+fn choose(zone: &str, want: &str, private: Option<bool>, found: &[(String, bool)]) -> Result<String, CapabilityError> {
+    let fits: Vec<&(String, bool)> = found.iter().filter(|(_, p)| private.is_none_or(|want_private| *p == want_private)).collect();
+    let list = |zs: &[&(String, bool)]| zs.iter().map(|(id, p)| format!("{id} ({})", kind(*p))).collect::<Vec<_>>().join(", ");
+    match fits.as_slice() {
+        [(id, _)] => Ok(id.clone()),
+        [] => {
+            let what = private.map(|p| format!("{} ", kind(p))).unwrap_or_default();
+            let others = if found.is_empty() { String::new() } else { format!(" (there is: {})", list(&found.iter().collect::<Vec<_>>())) };
+            Err(CapabilityError::new("route53", "ListHostedZonesByName", REGION, zone, "NoSuchHostedZone", format!("no {what}hosted zone named {want}{others}")))
+        }
+        many => {
+            let how = if private.is_none() && many.iter().any(|(_, p)| *p) && many.iter().any(|(_, p)| !*p) {
+                format!("name the one to change as private:{want} or public:{want}, or by its id")
+            } else {
+                "name the one to change by its id".to_string()
+            };
+            Err(CapabilityError::new(
+                "route53",
+                "ListHostedZonesByName",
+                REGION,
+                zone,
+                "AmbiguousHostedZone",
+                format!("{} hosted zones are named {want}: {}; nothing was changed; {how} (and grant that form: zone/private:NAME, zone/ID)", many.len(), list(many)),
+            ))
+        }
+    }
+}
+
+/// The id of the hosted zone `zone` names (see [`ZoneRef`]): an id is
+/// checked to exist; a name must name exactly one zone (of the kind a
+/// `private:`/`public:` qualifier asks for), else nothing is changed.
 pub async fn zone_id(c: &Clients, zone: &str) -> Result<String, CapabilityError> {
-    let want = fqdn(zone);
-    let out = c
-        .route53()
-        .list_hosted_zones_by_name()
-        .dns_name(&want)
-        .send()
-        .await
-        .map_err(|e| from_sdk("route53", "ListHostedZonesByName", REGION, zone, e))?;
-    out.hosted_zones()
-        .iter()
-        .find(|z| fqdn(z.name()) == want)
-        .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
-        .ok_or_else(|| {
-            CapabilityError::new("route53", "ListHostedZonesByName", REGION, zone, "NoSuchHostedZone", format!("no hosted zone named {want}"))
-        })
+    let (name, private) = match ZoneRef::parse(zone).map_err(|e| bad("ListHostedZonesByName", zone, e))? {
+        ZoneRef::Id(id) => {
+            c.route53().get_hosted_zone().id(&id).send().await.map_err(|e| from_sdk("route53", "GetHostedZone", REGION, zone, e))?;
+            return Ok(id);
+        }
+        ZoneRef::Name { name, private } => (name, private),
+    };
+    let want = fqdn(&name);
+    let mut found: Vec<(String, bool)> = Vec::new();
+    let mut next: Option<(String, Option<String>)> = None;
+    // Zones come sorted by name: read pages while they may hold more of `want`.
+    for _ in 0..20 {
+        let (dns_name, zone_id) = next.take().unwrap_or_else(|| (want.clone(), None));
+        let out = c
+            .route53()
+            .list_hosted_zones_by_name()
+            .dns_name(&dns_name)
+            .set_hosted_zone_id(zone_id)
+            .send()
+            .await
+            .map_err(|e| from_sdk("route53", "ListHostedZonesByName", REGION, zone, e))?;
+        let zones = out.hosted_zones();
+        found.extend(
+            zones
+                .iter()
+                .filter(|z| fqdn(z.name()) == want)
+                .map(|z| (z.id().trim_start_matches("/hostedzone/").to_string(), z.config().is_some_and(|k| k.private_zone()))),
+        );
+        let more = out.is_truncated() && zones.last().is_some_and(|z| fqdn(z.name()) == want);
+        match (more, out.next_dns_name()) {
+            (true, Some(n)) => next = Some((n.to_string(), out.next_hosted_zone_id().map(str::to_string))),
+            _ => break,
+        }
+    }
+    choose(zone, &want, private, &found)
 }
 
 /// The record sets named `name` in zone `zone`.
@@ -534,5 +634,44 @@ mod tests {
         assert_eq!(moved, [WeightChange { set_identifier: "west".into(), record_type: "CNAME".into(), weight: 100, value: Some("app.west-new".into()), create: false }]);
         let new = weight_changes("app", &current, &[target("eu", 0, "app.eu")]).unwrap();
         assert!(new[0].create);
+    }
+
+    #[test]
+    fn a_zone_is_named_by_id_by_name_or_by_kind_and_name() {
+        let name = |n: &str, private: Option<bool>| ZoneRef::Name { name: n.into(), private };
+        assert_eq!(ZoneRef::parse("Z0123ABC").unwrap(), ZoneRef::Id("Z0123ABC".into()));
+        assert_eq!(ZoneRef::parse("/hostedzone/Z0123ABC").unwrap(), ZoneRef::Id("Z0123ABC".into()));
+        assert_eq!(ZoneRef::parse("/hostedzone/0DF7C94Elx").unwrap(), ZoneRef::Id("0DF7C94Elx".into()));
+        assert_eq!(ZoneRef::parse("orders.example.internal").unwrap(), name("orders.example.internal", None));
+        assert_eq!(ZoneRef::parse("private:orders.example.internal.").unwrap(), name("orders.example.internal.", Some(true)));
+        assert_eq!(ZoneRef::parse("public:orders.example.internal").unwrap(), name("orders.example.internal", Some(false)));
+        assert_eq!(ZoneRef::parse("Zebra.example").unwrap(), name("Zebra.example", None), "a name with a dot is a name");
+        for bad in ["", "private:", "public:.", "secret:orders.example.internal", "/hostedzone/", "/hostedzone/Z1/x"] {
+            assert!(ZoneRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_name_two_zones_share_is_refused_naming_both() {
+        let want = "orders.example.internal.";
+        let both = [("ZPRIV1".to_string(), true), ("ZPUB1".to_string(), false)];
+        let e = choose("orders.example.internal", want, None, &both).unwrap_err();
+        assert_eq!(e.code, "AmbiguousHostedZone");
+        assert!(!e.retryable);
+        for part in ["ZPRIV1 (private)", "ZPUB1 (public)", "private:orders.example.internal.", "public:orders.example.internal.", "nothing was changed"] {
+            assert!(e.message.contains(part), "{part}: {e}");
+        }
+        assert_eq!(choose("private:x", want, Some(true), &both).unwrap(), "ZPRIV1");
+        assert_eq!(choose("public:x", want, Some(false), &both).unwrap(), "ZPUB1");
+        // One zone of that name: the plain name is enough; the wrong kind is not found.
+        assert_eq!(choose("x", want, None, &both[1..]).unwrap(), "ZPUB1");
+        let e = choose("private:x", want, Some(true), &both[1..]).unwrap_err();
+        assert_eq!(e.code, "NoSuchHostedZone");
+        assert!(e.message.contains("no private hosted zone named orders.example.internal. (there is: ZPUB1 (public))"), "{e}");
+        // Two private zones (two VPCs): only an id tells them apart.
+        let two = [("ZA".to_string(), true), ("ZB".to_string(), true)];
+        let e = choose("private:x", want, Some(true), &two).unwrap_err();
+        assert!(e.message.contains("by its id") && !e.message.contains("public:"), "{e}");
+        assert_eq!(choose("x", want, None, &[]).unwrap_err().code, "NoSuchHostedZone");
     }
 }

@@ -291,6 +291,58 @@ async fn a_cname_is_deleted_once_and_a_missing_zone_or_record_is_left_alone() {
     assert!(!route53::delete_cname(&c, "no-such-zone.example.internal", &name, t).await.unwrap());
 }
 
+/// Split-horizon DNS: a private zone (tied to a VPC) and a public zone with
+/// the same name. A plain name is refused, naming both; `private:NAME`,
+/// `public:NAME` and the zone's id each reach exactly their zone.
+#[tokio::test]
+async fn a_private_and_a_public_zone_of_one_name_are_never_confused() {
+    use aws_sdk_route53::types::{HostedZoneConfig, Vpc, VpcRegion};
+    let c = clients().await;
+    let zone = format!("{}.example.internal", unique("split"));
+    let vpc = c.ec2("us-east-1").create_vpc().cidr_block("10.42.0.0/16").send().await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string();
+    let made = |private: bool| {
+        let mut req = c.route53().create_hosted_zone().name(&zone).caller_reference(unique("ref"));
+        if private {
+            req = req
+                .hosted_zone_config(HostedZoneConfig::builder().private_zone(true).build())
+                .vpc(Vpc::builder().vpc_id(&vpc).vpc_region(VpcRegion::UsEast1).build());
+        }
+        async move { req.send().await.unwrap().hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string() }
+    };
+    let private_id = made(true).await;
+    let public_id = made(false).await;
+    let name = format!("db.{zone}");
+    let t = Duration::from_secs(30);
+
+    // By name alone: refused, naming both zones and how to choose; nothing written.
+    let err = route53::upsert_cname(&c, &zone, &name, "wrong.example.internal", 60, t).await.unwrap_err();
+    assert_eq!(err.code, "AmbiguousHostedZone", "{err}");
+    assert!(!err.retryable);
+    for part in [format!("{private_id} (private)"), format!("{public_id} (public)"), format!("private:{zone}.")] {
+        assert!(err.message.contains(&part), "{part}: {err}");
+    }
+    assert_eq!(route53::get_records(&c, &zone, &name).await.unwrap_err().code, "AmbiguousHostedZone");
+    assert_eq!(route53::delete_cname(&c, &zone, &name, t).await.unwrap_err().code, "AmbiguousHostedZone");
+    for id in [&private_id, &public_id] {
+        assert!(route53::get_records(&c, id, &name).await.unwrap().is_empty(), "nothing was written to {id}");
+    }
+
+    // Qualified: each change lands in its own zone.
+    assert!(route53::upsert_cname(&c, &format!("private:{zone}"), &name, "inside.example.internal", 60, t).await.unwrap());
+    assert!(route53::upsert_cname(&c, &format!("public:{zone}"), &name, "outside.example.com", 60, t).await.unwrap());
+    let inside = route53::get_records(&c, &format!("/hostedzone/{private_id}"), &name).await.unwrap();
+    assert!(inside.len() == 1 && inside[0].is_cname_to("inside.example.internal"), "{inside:?}");
+    let outside = route53::get_records(&c, &public_id, &name).await.unwrap();
+    assert!(outside.len() == 1 && outside[0].is_cname_to("outside.example.com"), "{outside:?}");
+    assert_eq!(route53::zone_id(&c, &format!("private:{zone}")).await.unwrap(), private_id);
+    // By id: that zone, whatever its name.
+    assert!(route53::delete_cname(&c, &public_id, &name, t).await.unwrap());
+    assert!(route53::get_records(&c, &format!("public:{zone}"), &name).await.unwrap().is_empty());
+    assert_eq!(route53::get_records(&c, &format!("private:{zone}"), &name).await.unwrap().len(), 1, "the private zone's record is untouched");
+    let err = route53::zone_id(&c, "ZNOSUCHZONE0000").await.unwrap_err();
+    assert_eq!(err.code, "NoSuchHostedZone", "{err}");
+}
+
 #[tokio::test]
 async fn health_checks_are_read_and_updated_once_and_failover_records_upserted_once() {
     use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};

@@ -431,6 +431,13 @@ pub struct Route53Seed {
 pub struct ZoneSeed {
     /// Its name (`orders.example.internal`).
     pub name: String,
+    /// A private zone (tied to a VPC). A private and a public zone may share
+    /// a name; records and calls then name one as `private:NAME` or
+    /// `public:NAME` (or by `id`), and a plain name is refused as ambiguous.
+    #[serde(default)]
+    pub private: bool,
+    /// Its id (`Z0123456789ABC`), for runbooks that name zones by id.
+    pub id: Option<String>,
 }
 
 /// A record set.

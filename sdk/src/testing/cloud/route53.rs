@@ -16,8 +16,12 @@ const GLOBAL: &str = "global";
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct Route53 {
-    /// Zone name (no trailing dot) → its record sets.
+    /// Zone name (no trailing dot; `private:NAME` for a private zone) → its
+    /// record sets.
     pub(crate) zones: BTreeMap<String, Vec<RecordSet>>,
+    /// Zone id → its key in `zones`.
+    #[serde(skip)]
+    ids: BTreeMap<String, String>,
     pub(crate) health_checks: BTreeMap<String, HealthCheck>,
     /// Health checks that turn unhealthy at a given simulated time (ms).
     #[serde(skip)]
@@ -40,10 +44,19 @@ fn same_host(a: &str, b: &str) -> bool {
 impl Route53 {
     pub(crate) fn load(&mut self, seed: &Route53Seed, now: i64) -> Result<(), String> {
         for z in &seed.zones {
-            self.zones.entry(zone_key(&z.name)).or_default();
+            let key = if z.private { format!("private:{}", zone_key(&z.name)) } else { zone_key(&z.name) };
+            if let Some(id) = &z.id {
+                self.ids.insert(id.clone(), key.clone());
+            }
+            self.zones.entry(key).or_default();
         }
         for r in &seed.records {
-            let sets = self.zones.get_mut(&zone_key(&r.zone)).ok_or_else(|| format!("route53 record {}: zone {} is not in the scenario", r.name, r.zone))?;
+            let key = match self.key(&r.zone) {
+                Ok(Some(key)) => key,
+                Ok(None) => return Err(format!("route53 record {}: zone {} is not in the scenario", r.name, r.zone)),
+                Err((_, e)) => return Err(format!("route53 record {}: {e}", r.name)),
+            };
+            let sets = self.zones.entry(key).or_default();
             sets.push(RecordSet {
                 name: fqdn(&r.name),
                 record_type: r.record_type.clone(),
@@ -73,8 +86,39 @@ impl Route53 {
         Ok(())
     }
 
+    /// The key of the zone `zone` names, as the agent resolves it: an id
+    /// (`Z...`, `/hostedzone/...`), `private:NAME`, `public:NAME`, or a name
+    /// only one zone has (two: `AmbiguousHostedZone`). None: no such zone.
+    fn key(&self, zone: &str) -> Result<Option<String>, (&'static str, String)> {
+        let zone = zone.trim();
+        let by_id = |id: &str| self.ids.get(id).cloned();
+        if let Some(id) = zone.strip_prefix("/hostedzone/") {
+            return Ok(by_id(id));
+        }
+        if zone.starts_with('Z') && zone.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+            return Ok(by_id(zone));
+        }
+        let exists = |k: String| self.zones.contains_key(&k).then_some(k);
+        match zone.split_once(':') {
+            Some(("private", n)) => Ok(exists(format!("private:{}", zone_key(n)))),
+            Some(("public", n)) => Ok(exists(zone_key(n))),
+            Some((q, _)) => Err(("bad-request", format!("'{zone}' has the qualifier '{q}:'; write private:NAME, public:NAME, NAME or a zone id"))),
+            None => match (exists(zone_key(zone)), exists(format!("private:{}", zone_key(zone)))) {
+                (Some(_), Some(_)) => Err((
+                    "AmbiguousHostedZone",
+                    format!(
+                        "2 hosted zones are named {}: a private and a public one; nothing was changed; name the one to change as private:{0} or public:{0}, or by its id",
+                        fqdn(zone)
+                    ),
+                )),
+                (public, private) => Ok(public.or(private)),
+            },
+        }
+    }
+
     fn zone(&mut self, t: &Target, zone: &str) -> Result<&mut Vec<RecordSet>, WitError> {
-        self.zones.get_mut(&zone_key(zone)).ok_or_else(|| aws_error(t, "NoSuchHostedZone", &format!("no hosted zone named {}", fqdn(zone)), false))
+        let key = self.key(zone).map_err(|(code, e)| aws_error(t, code, &e, false))?;
+        key.and_then(|k| self.zones.get_mut(&k)).ok_or_else(|| aws_error(t, "NoSuchHostedZone", &format!("no hosted zone {zone}"), false))
     }
 }
 
@@ -188,9 +232,10 @@ impl Cloud {
 
     /// `route53.delete-cname`, as the agent's capability behaves, on the simulated cloud.
     pub fn route53_delete_cname(&mut self, zone: &str, name: &str) -> Result<(), WitError> {
-        self.call(target("delete-cname", "ChangeResourceRecordSets", name), |c, _| {
+        self.call(target("delete-cname", "ChangeResourceRecordSets", name), |c, t| {
             let want = fqdn(name);
-            let Some(sets) = c.route53.zones.get_mut(&zone_key(zone)) else {
+            let key = c.route53.key(zone).map_err(|(code, e)| aws_error(t, code, &e, false))?;
+            let Some(sets) = key.and_then(|k| c.route53.zones.get_mut(&k)) else {
                 return Ok(((), false));
             };
             let before = sets.len();
@@ -246,5 +291,45 @@ impl Cloud {
             let sets = c.route53.zone(t, zone)?;
             Ok(((), upsert(sets, new)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::Scenario;
+    use crate::testing::cloud::Cloud;
+
+    /// As the agent does: a name a private and a public zone share is
+    /// refused; a qualifier or an id reaches exactly one zone.
+    #[test]
+    fn a_private_and_a_public_zone_of_one_name_are_told_apart() {
+        let scenario = Scenario::from_toml(
+            r#"
+            [[route53.zone]]
+            name = "orders.example.internal"
+            id = "ZPUBLIC1"
+            [[route53.zone]]
+            name = "orders.example.internal"
+            private = true
+            id = "ZPRIVATE1"
+            [[route53.record]]
+            zone = "private:orders.example.internal"
+            name = "db.orders.example.internal"
+            values = ["inside.example.internal"]
+            "#,
+        )
+        .unwrap();
+        let mut cloud = Cloud::new(&scenario).unwrap();
+        let name = "db.orders.example.internal";
+        let e = cloud.route53_upsert_cname("orders.example.internal", name, "x.example", 60, 30).unwrap_err();
+        assert_eq!(e.code, "AmbiguousHostedZone", "{}", e.message);
+        assert_eq!(cloud.route53_delete_cname("orders.example.internal", name).unwrap_err().code, "AmbiguousHostedZone");
+        assert_eq!(cloud.route53_get_records("ZPRIVATE1", name).unwrap()[0].values, ["inside.example.internal"]);
+        assert!(cloud.route53_get_records("public:orders.example.internal", name).unwrap().is_empty());
+        cloud.route53_upsert_cname("/hostedzone/ZPUBLIC1", name, "outside.example.com", 60, 30).unwrap();
+        assert_eq!(cloud.route53_get_records("public:orders.example.internal", name).unwrap()[0].values, ["outside.example.com"]);
+        assert_eq!(cloud.route53_get_records("private:orders.example.internal", name).unwrap()[0].values, ["inside.example.internal"]);
+        assert_eq!(cloud.route53_get_records("ZNOSUCH", name).unwrap_err().code, "NoSuchHostedZone");
+        assert_eq!(cloud.route53_get_records("secret:orders.example.internal", name).unwrap_err().code, "bad-request");
     }
 }
