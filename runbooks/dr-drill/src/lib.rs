@@ -79,11 +79,16 @@ struct Outcome {
 
 struct DrDrill;
 
-/// A name for a throwaway resource of this run: `{base}-drill-{tail of the run id}`.
-fn drill_name(base: &str, run_id: &str) -> String {
-    let tail: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect();
-    let tail = &tail[tail.len().saturating_sub(12)..];
-    format!("{base}-drill-{tail}")
+/// A name for a throwaway resource of this run: `{base}-drill-{run hash}`,
+/// the hash (16 hex digits, FNV-1a 64) over the whole run id. Unique per run
+/// (scheduled drills' ids differ in any part, not only at their end), the
+/// same on every attempt and replay of the run, and within RDS's limit of 63
+/// characters (the base is shortened if it has to be).
+pub(crate) fn drill_name(base: &str, run_id: &str) -> String {
+    const SUFFIX: usize = "-drill-".len() + 16;
+    let hash = run_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    let base: String = base.chars().take(63 - SUFFIX).collect();
+    format!("{}-drill-{hash:016x}", base.trim_end_matches('-'))
 }
 
 /// Terminates every instance this run launched in `region`.

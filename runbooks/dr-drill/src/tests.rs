@@ -4,7 +4,7 @@
 use drover_sdk::testing::{Fault, Report, Scenario, TestRun};
 use serde_json::Value;
 
-use super::DrDrill;
+use super::{DrDrill, drill_name};
 
 fn demo() -> Scenario {
     Scenario::from_toml(include_str!("../../scenarios/demo.toml")).unwrap()
@@ -105,4 +105,36 @@ fn a_cancel_mid_drill_cleans_up() {
     assert_eq!(r.ending, drover_sdk::Ending::Cancelled, "{r}");
     assert!(!r.has_step("launch-app"));
     assert_clean(&r);
+}
+
+/// The names of what a drill restores and launches (from its changes).
+fn made(r: &Report) -> Vec<String> {
+    r.calls().iter().filter(|c| c.changed && (c.call == "rds.restore-from-snapshot" || c.call == "ec2.run-instance")).map(|c| c.resource.clone()).collect()
+}
+
+#[test]
+fn drills_a_year_apart_use_their_own_names_and_a_replay_the_same() {
+    // Scheduled slots a year apart: the same last 12 characters.
+    let (a, b) = ("drill-nightly-20250105T033000Z", "drill-nightly-20260105T033000Z");
+    assert_eq!(a[a.len() - 12..], b[b.len() - 12..]);
+    assert_ne!(drill_name("orders-db", a), drill_name("orders-db", b));
+    assert_eq!(drill_name("orders-db", a), drill_name("orders-db", a));
+    let run = |id: &str| {
+        let mut scenario = demo();
+        scenario.settings.run_id = id.into();
+        scenario
+    };
+    let first = TestRun::new(&run(a)).run::<DrDrill>();
+    let second = TestRun::new(&run(b)).run::<DrDrill>();
+    assert!(first.succeeded() && second.succeeded(), "{first}\n{second}");
+    let (names_a, names_b) = (made(&first), made(&second));
+    assert_eq!(names_a.len(), 2, "{first}");
+    assert!(names_a.iter().all(|n| !names_b.contains(n)), "{names_a:?} vs {names_b:?}");
+    // The same run, crashed after the restore and resumed: the same names.
+    let replayed = TestRun::new(&run(a)).crash_before_complete("launch-app").run::<DrDrill>();
+    assert!(replayed.succeeded(), "{replayed}");
+    assert_eq!(made(&replayed), names_a);
+    // Within RDS's 63 characters, however long the base.
+    let long = drill_name(&"d".repeat(80), a);
+    assert!(long.len() <= 63 && long.ends_with(&drill_name("x", a)[1..]), "{long}");
 }
