@@ -35,6 +35,14 @@ pub enum Fault {
     /// The region is gone: every matching call's connection is closed
     /// unanswered (a region outage as the client sees it: unreachable).
     Blackhole,
+    /// The request took effect, the answer was lost: the request is passed
+    /// to the emulator (and counted as it answers), and the client gets the
+    /// service's 5xx error instead of the answer.
+    LoseAnswer,
+    /// The request is passed to the emulator and every `find` in its answer
+    /// is replaced by `replace` (a resource shown in a state the emulator
+    /// cannot produce: a `failed` image, a global database `failing-over`).
+    Rewrite,
 }
 
 impl Fault {
@@ -47,6 +55,8 @@ impl Fault {
             Fault::Reset => "reset",
             Fault::Hang => "hang",
             Fault::Blackhole => "blackhole",
+            Fault::LoseAnswer => "lose-answer",
+            Fault::Rewrite => "rewrite",
         }
     }
 }
@@ -81,6 +91,12 @@ pub struct Rule {
     /// (`pass_first = 1`), exactly, whatever the timing.
     #[serde(default)]
     pub pass_first: u64,
+    /// For `rewrite`: the text to replace in the answer.
+    #[serde(default)]
+    pub find: Option<String>,
+    /// For `rewrite`: what replaces it.
+    #[serde(default)]
+    pub replace: Option<String>,
 }
 
 fn always() -> f64 {
@@ -101,6 +117,8 @@ impl Rule {
             return Err(format!("rate {} is not between 0 and 1", self.rate));
         }
         match self.kind {
+            Fault::Rewrite if self.find.as_deref().is_none_or(str::is_empty) || self.replace.is_none() => Err("a rewrite fault needs find (not empty) and replace".into()),
+            _ if self.kind != Fault::Rewrite && (self.find.is_some() || self.replace.is_some()) => Err(format!("find and replace mean nothing to a {} fault", self.kind.kind())),
             Fault::Latency | Fault::Hang if self.ms == 0 => Err(format!("a {} fault needs ms > 0", self.kind.kind())),
             Fault::Latency | Fault::Hang => Ok(()),
             _ if self.ms != 0 || self.jitter_ms != 0 => Err(format!("ms and jitter_ms mean nothing to a {} fault", self.kind.kind())),
@@ -131,6 +149,11 @@ pub enum Outcome {
     Reset,
     /// Hold it, then close the connection.
     Hang(Duration),
+    /// Pass it to the emulator, then answer with an error in the service's
+    /// shape instead of the emulator's answer.
+    LoseAnswer(Injected),
+    /// Pass it to the emulator and replace `.0` by `.1` in its answer.
+    Rewrite(String, String),
 }
 
 /// The proxy's decision: wait this long, then do that.
@@ -237,6 +260,17 @@ impl Faults {
                     outcome = Outcome::Hang(Duration::from_millis(a.rule.ms));
                     true
                 }
+                Fault::LoseAnswer => {
+                    outcome = Outcome::LoseAnswer(Injected::ServerError);
+                    true
+                }
+                Fault::Rewrite => match (&a.rule.find, &a.rule.replace) {
+                    (Some(find), Some(replace)) if !find.is_empty() => {
+                        outcome = Outcome::Rewrite(find.clone(), replace.clone());
+                        true
+                    }
+                    _ => false,
+                },
             };
             if fired {
                 *injected.entry(a.rule.kind.kind().to_string()).or_default() += 1;
@@ -300,6 +334,9 @@ mod tests {
         assert!(rule("kind = \"throttle\"\nrate = 1.5").validate().is_err());
         assert!(rule("kind = \"latency\"").validate().is_err(), "latency without ms");
         assert!(rule("kind = \"throttle\"\nms = 5").validate().is_err(), "ms on a throttle");
+        assert!(rule("kind = \"rewrite\"\nfind = \"x\"").validate().is_err(), "rewrite without replace");
+        assert!(rule("kind = \"rewrite\"\nfind = \"x\"\nreplace = \"y\"").validate().is_ok());
+        assert!(rule("kind = \"lose-answer\"\nfind = \"x\"").validate().is_err(), "find on a lose-answer");
     }
 
     #[test]
@@ -321,6 +358,18 @@ mod tests {
         assert_eq!(f.refused(), BTreeMap::from([("rds:CreateDBSnapshot".into(), 1)]));
         f.clear();
         assert_eq!(f.decide(&req("rds", "us-east-1", "X")), Decision { delay: Duration::ZERO, outcome: Outcome::Forward });
+    }
+
+    #[test]
+    fn a_lost_answer_and_a_rewrite_pass_the_request_on() {
+        let f = Faults::new(1);
+        let lose = f.add(rule("operation = \"CreateSnapshot\"\nkind = \"lose-answer\""));
+        assert_eq!(f.decide(&req("ec2", "us-east-1", "CreateSnapshot")).outcome, Outcome::LoseAnswer(Injected::ServerError));
+        assert_eq!(f.decide(&req("ec2", "us-east-1", "DescribeSnapshots")).outcome, Outcome::Forward);
+        f.remove(lose);
+        f.add(rule("operation = \"DescribeImages\"\nkind = \"rewrite\"\nfind = \"available\"\nreplace = \"failed\""));
+        assert_eq!(f.decide(&req("ec2", "us-east-1", "DescribeImages")).outcome, Outcome::Rewrite("available".into(), "failed".into()));
+        assert_eq!(f.injected(), BTreeMap::from([("lose-answer".into(), 1), ("rewrite".into(), 1)]));
     }
 
     #[test]

@@ -196,9 +196,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 _ => response,
             })
         }
-        Outcome::Answer(what) => {
-            let id = format!("chaos-{:08}", shared.seq.fetch_add(1, Ordering::Relaxed));
-            Ok(respond(answer(&aws, what, &id)))
+        Outcome::Answer(what) => Ok(injected(&shared, &aws, what)),
+        Outcome::LoseAnswer(what) => {
+            // The emulator executes it; the client never learns.
+            let _ = forward(&shared, &aws, parts, body).await;
+            Ok(injected(&shared, &aws, what))
+        }
+        Outcome::Rewrite(find, replace) => {
+            let (rparts, rbody) = forward(&shared, &aws, parts, body).await.into_parts();
+            let text = String::from_utf8_lossy(&rbody.collect().await.map(|b| b.to_bytes()).unwrap_or_default()).replace(&find, &replace);
+            let mut rparts = rparts;
+            rparts.headers.remove(hyper::header::CONTENT_LENGTH);
+            Ok(Response::from_parts(rparts, Full::new(Bytes::from(text))))
         }
         Outcome::Reset => Err(Dropped("reset")),
         Outcome::Hang(d) => {
@@ -206,6 +215,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             Err(Dropped("hang"))
         }
     }
+}
+
+/// An error in the service's shape, under a `chaos-` request id.
+fn injected(shared: &Shared, aws: &AwsRequest, what: crate::error_shape::Injected) -> Response<Full<Bytes>> {
+    let id = format!("chaos-{:08}", shared.seq.fetch_add(1, Ordering::Relaxed));
+    respond(answer(aws, what, &id))
 }
 
 /// An injected answer as an HTTP response.

@@ -77,3 +77,512 @@ async fn latency_is_added_to_matching_calls_only() {
     route53::zone_id(&c, "no-such-zone.example.internal").await.unwrap_err();
     assert!(t.elapsed() < Duration::from_millis(300), "{:?}", t.elapsed());
 }
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand::random::<u32>())
+}
+
+/// "The request took effect, the answer was lost", for every
+/// non-idempotent create: the SDK must not resend it, and the capability
+/// adopts what the one request made.
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_made_once_and_adopted() {
+    let (proxy, c) = through_proxy().await;
+    let f = proxy.faults();
+    let lose = |op: &str| {
+        f.add(rule(&format!(
+            "operation = \"{op}\"\nkind = \"lose-answer\""
+        )))
+    };
+    let name = unique("lost");
+    let east = c.ec2("us-east-1");
+    let run = east
+        .run_instances()
+        .image_id("ami-0a1b2c3d4e5f60001")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let inst = run.instances()[0].instance_id().unwrap().to_string();
+    let vol = east
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(8)
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string();
+
+    let id = lose("CreateSnapshot");
+    let snap = ec2::snapshot_volume(
+        &c,
+        "us-east-1",
+        &vol,
+        &format!("{name}-data"),
+        Some(&name),
+        "k1",
+    )
+    .await
+    .unwrap();
+    f.remove(id);
+    let id = lose("CopySnapshot");
+    let copy = ec2::copy_snapshot(
+        &c,
+        "us-east-1",
+        &snap.id,
+        "us-west-2",
+        &format!("{name}-data-dr"),
+        Some(&name),
+        "k2",
+    )
+    .await
+    .unwrap();
+    f.remove(id);
+    let id = lose("CreateImage");
+    let ami = ec2::create_image(
+        &c,
+        "us-east-1",
+        &inst,
+        &format!("{name}-ami"),
+        Some(&name),
+        "k3",
+    )
+    .await
+    .unwrap();
+    f.remove(id);
+    let id = lose("CopyImage");
+    let ami_copy = ec2::copy_image(
+        &c,
+        "us-east-1",
+        &ami.id,
+        "us-west-2",
+        &format!("{name}-ami"),
+        Some(&name),
+        "k4",
+    )
+    .await
+    .unwrap();
+    f.remove(id);
+    for op in ["CreateSnapshot", "CopySnapshot", "CreateImage", "CopyImage"] {
+        assert_eq!(f.accepted_count("ec2", op), 1, "{op}: {:?}", f.accepted());
+    }
+    assert!(
+        [&snap.id, &copy.id, &ami.id, &ami_copy.id]
+            .iter()
+            .all(|id| !id.is_empty())
+    );
+    let west = c.ec2("us-west-2");
+    let by_name = |n: String| {
+        aws_sdk_ec2::types::Filter::builder()
+            .name(format!("tag:{}", ec2::NAME_TAG))
+            .values(n)
+            .build()
+    };
+    assert_eq!(
+        west.describe_snapshots()
+            .filters(by_name(format!("{name}-data-dr")))
+            .send()
+            .await
+            .unwrap()
+            .snapshots()
+            .len(),
+        1
+    );
+    assert_eq!(
+        west.describe_images()
+            .filters(by_name(format!("{name}-ami")))
+            .send()
+            .await
+            .unwrap()
+            .images()
+            .len(),
+        1
+    );
+
+    // RDS: a restore whose answer was lost.
+    let db = unique("lost-db");
+    c.rds("us-west-2")
+        .create_db_instance()
+        .db_instance_identifier(&db)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("drover")
+        .master_user_password("not-a-real-password")
+        .send()
+        .await
+        .unwrap();
+    let dbsnap = rds::create_snapshot(&c, "us-west-2", &db, &format!("{db}-snap"), "k5")
+        .await
+        .unwrap();
+    let id = lose("RestoreDBInstanceFromDBSnapshot");
+    let restored = rds::restore_from_snapshot(
+        &c,
+        "us-west-2",
+        &dbsnap.identifier,
+        &format!("{db}-drill"),
+        None,
+        "run-lost",
+        "k6",
+    )
+    .await
+    .unwrap();
+    f.remove(id);
+    assert_eq!(restored.identifier, format!("{db}-drill"));
+    assert_eq!(
+        f.accepted_count("rds", "RestoreDBInstanceFromDBSnapshot"),
+        1,
+        "{:?}",
+        f.accepted()
+    );
+
+    // Route 53: a DELETE whose answer was lost is not sent again (it would
+    // fail on the record it already deleted).
+    let zone = format!("{}.example.internal", unique("lost"));
+    c.route53()
+        .create_hosted_zone()
+        .name(&zone)
+        .caller_reference(unique("ref"))
+        .send()
+        .await
+        .unwrap();
+    let record = format!("drill.{zone}");
+    let t = Duration::from_secs(30);
+    route53::upsert_cname(&c, &zone, &record, "target.example.internal", 60, t)
+        .await
+        .unwrap();
+    let before = f.accepted_count("route53", "ChangeResourceRecordSets");
+    lose("ChangeResourceRecordSets");
+    assert!(route53::delete_cname(&c, &zone, &record, t).await.unwrap());
+    assert_eq!(
+        f.accepted_count("route53", "ChangeResourceRecordSets") - before,
+        1,
+        "{:?}",
+        f.accepted()
+    );
+    assert!(
+        route53::get_records(&c, &zone, &record)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Resources that failed (shown so by the proxy: the emulators cannot fail
+/// one) are never adopted, and waiting on one ends at once.
+#[tokio::test]
+async fn failed_snapshots_and_images_are_not_adopted_and_not_waited_for() {
+    let (proxy, c) = through_proxy().await;
+    let f = proxy.faults();
+    let name = unique("failed");
+    let east = c.ec2("us-east-1");
+    let run = east
+        .run_instances()
+        .image_id("ami-0a1b2c3d4e5f60001")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let inst = run.instances()[0].instance_id().unwrap().to_string();
+    let vol = east
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(8)
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string();
+    let wait = Duration::from_secs(20);
+
+    // EBS: the snapshot of that name failed; the step makes a new one.
+    let data = format!("{name}-data");
+    let first = ec2::snapshot_volume(&c, "us-east-1", &vol, &data, Some(&name), "k1")
+        .await
+        .unwrap();
+    let failed = f.add(rule("operation = \"DescribeSnapshots\"\nkind = \"rewrite\"\nfind = \"<status>completed</status>\"\nreplace = \"<status>error</status>\""));
+    let again = ec2::snapshot_volume(&c, "us-east-1", &vol, &data, Some(&name), "k1")
+        .await
+        .unwrap();
+    f.remove(failed);
+    assert_ne!(again.id, first.id, "the failed snapshot was adopted");
+    assert_eq!(f.accepted_count("ec2", "CreateSnapshot"), 2);
+
+    // AMI: waiting on a failed one ends at once; a new one gets its own name.
+    let ami = format!("{name}-ami");
+    let first = ec2::create_image(&c, "us-east-1", &inst, &ami, Some(&name), "k2")
+        .await
+        .unwrap();
+    let failed = f.add(rule("operation = \"DescribeImages\"\nkind = \"rewrite\"\nfind = \"<imageState>available</imageState>\"\nreplace = \"<imageState>failed</imageState>\""));
+    let err = ec2::wait_image_available(&c, "us-east-1", &first.id, wait)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "image-failed", "{err}");
+    assert!(
+        err.message.contains(&first.id) && err.message.contains("'failed'"),
+        "{err}"
+    );
+    let again = ec2::create_image(&c, "us-east-1", &inst, &ami, Some(&name), "k2")
+        .await
+        .unwrap();
+    f.remove(failed);
+    assert_ne!(again.id, first.id, "the failed image was adopted");
+    assert_eq!(again.name, format!("{ami}-r1"));
+    assert_eq!(f.accepted_count("ec2", "CreateImage"), 2);
+
+    // RDS: a failed snapshot of that name is refused, and not waited for.
+    let db = unique("failed-db");
+    c.rds("us-east-1")
+        .create_db_instance()
+        .db_instance_identifier(&db)
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("drover")
+        .master_user_password("not-a-real-password")
+        .send()
+        .await
+        .unwrap();
+    let snap = format!("{db}-snap");
+    rds::create_snapshot(&c, "us-east-1", &db, &snap, "k3")
+        .await
+        .unwrap();
+    f.add(rule("operation = \"DescribeDBSnapshots\"\nkind = \"rewrite\"\nfind = \"<Status>available</Status>\"\nreplace = \"<Status>failed</Status>\""));
+    let err = rds::create_snapshot(&c, "us-east-1", &db, &snap, "k3")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "snapshot-failed", "{err}");
+    assert!(err.message.contains("delete-db-snapshot"), "{err}");
+    let err = rds::wait_snapshot_available(&c, "us-east-1", &snap, wait)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "resource-failed", "{err}");
+}
+
+/// An Aurora global database seen `failing-over` (the proxy rewrites moto's
+/// answer: moto has no such state): a failover to the same target adopts it
+/// and sends nothing; one to another cluster, or a detach, is refused.
+#[tokio::test]
+async fn a_global_failover_under_way_is_adopted_not_sent_again() {
+    use drover_aws::aurora::{self, GlobalFailoverMode};
+    let (proxy, c) = through_proxy().await;
+    let f = proxy.faults();
+    let (global, primary, secondary) = (
+        unique("moving-global"),
+        unique("moving-aurora"),
+        unique("moving-aurora-dr"),
+    );
+    c.rds("us-east-1")
+        .create_global_cluster()
+        .global_cluster_identifier(&global)
+        .engine("aurora-postgresql")
+        .engine_version("16.4")
+        .send()
+        .await
+        .unwrap();
+    let mut arns = Vec::new();
+    for (region, id) in [("us-east-1", &primary), ("us-west-2", &secondary)] {
+        let made = c
+            .rds(region)
+            .create_db_cluster()
+            .db_cluster_identifier(id)
+            .engine("aurora-postgresql")
+            .engine_version("16.4")
+            .master_username("orders")
+            .master_user_password("seeded-demo-only")
+            .global_cluster_identifier(&global)
+            .send()
+            .await
+            .unwrap();
+        arns.push(
+            made.db_cluster()
+                .unwrap()
+                .db_cluster_arn()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let (primary_arn, secondary_arn) = (arns[0].clone(), arns[1].clone());
+    let moving = format!(
+        "<Status>failing-over</Status><FailoverState><Status>failing-over</Status><FromDbClusterArn>{primary_arn}</FromDbClusterArn><ToDbClusterArn>{secondary_arn}</ToDbClusterArn><IsDataLossAllowed>true</IsDataLossAllowed></FailoverState>"
+    );
+    f.add(Rule {
+        find: Some("<Status>available</Status>".into()),
+        replace: Some(moving),
+        ..rule("operation = \"DescribeGlobalClusters\"\nkind = \"rewrite\"")
+    });
+    let g = aurora::describe_global_cluster(&c, "us-east-1", &global)
+        .await
+        .unwrap();
+    assert_eq!(
+        (g.status.as_str(), g.moving_to.as_deref()),
+        ("failing-over", Some(secondary_arn.as_str())),
+        "{g:?}"
+    );
+
+    let (sent, _) = aurora::failover_global_cluster(
+        &c,
+        "us-east-1",
+        &global,
+        &secondary_arn,
+        GlobalFailoverMode::Failover,
+    )
+    .await
+    .unwrap();
+    assert!(!sent);
+    let err = aurora::failover_global_cluster(
+        &c,
+        "us-east-1",
+        &global,
+        &primary_arn,
+        GlobalFailoverMode::Switchover,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, "move-in-progress", "{err}");
+    let err = aurora::detach_from_global_cluster(
+        &c,
+        "us-east-1",
+        &global,
+        &secondary_arn,
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, "move-in-progress", "{err}");
+    let sent: u64 = [
+        "FailoverGlobalCluster",
+        "SwitchoverGlobalCluster",
+        "RemoveFromGlobalCluster",
+    ]
+    .iter()
+    .map(|op| {
+        f.accepted_count("rds", op) + f.refused().get(&format!("rds:{op}")).copied().unwrap_or(0)
+    })
+    .sum();
+    assert_eq!(
+        sent,
+        0,
+        "accepted {:?}, refused {:?}",
+        f.accepted(),
+        f.refused()
+    );
+}
+
+/// A lease that holds for the first `allowed` attempts, then is lost (and
+/// tells the ones in flight).
+#[derive(Debug)]
+struct FlippingLease {
+    allowed: std::sync::atomic::AtomicI64,
+    lost: tokio::sync::watch::Sender<bool>,
+}
+
+impl FlippingLease {
+    fn new(allowed: i64) -> Arc<Self> {
+        Arc::new(FlippingLease {
+            allowed: allowed.into(),
+            lost: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    fn lose(&self) {
+        self.allowed.store(0, std::sync::atomic::Ordering::SeqCst);
+        self.lost.send_replace(true);
+    }
+}
+
+impl drover_aws::fence::Fence for FlippingLease {
+    fn check(&self) -> Result<(), String> {
+        if self
+            .allowed
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
+            Ok(())
+        } else {
+            Err("the lease on run r was lost (fence 3)".into())
+        }
+    }
+
+    fn lost(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + 'static>> {
+        let mut lost = self.lost.subscribe();
+        Box::pin(async move {
+            let _ = lost.wait_for(|l| *l).await;
+            "the lease on run r was lost (fence 3)".to_string()
+        })
+    }
+}
+
+/// Fencing on the wire: after the lease is lost, no attempt goes out (not
+/// the SDK's retry, not a call's next request), and one in flight ends at
+/// once with `fenced`.
+#[tokio::test]
+async fn a_lost_lease_stops_every_attempt_on_the_wire() {
+    let (proxy, c) = through_proxy().await;
+    let f = proxy.faults();
+    let zone = format!("{}.example.internal", unique("fenced"));
+    c.route53()
+        .create_hosted_zone()
+        .name(&zone)
+        .caller_reference(unique("ref"))
+        .send()
+        .await
+        .unwrap();
+    let record = format!("db.{zone}");
+    let t = Duration::from_secs(30);
+
+    // The change's first attempt fails with a 5xx; the lease is lost before
+    // the SDK's retry: the retry is not sent.
+    f.add(rule(
+        "operation = \"ChangeResourceRecordSets\"\nkind = \"server-error\"",
+    ));
+    // Zone lookup, record read, the change's first attempt; then lost.
+    let lease = FlippingLease::new(3);
+    let fenced = c.fenced(lease.clone(), None);
+    let err = route53::upsert_cname(&fenced, &zone, &record, "a.example.internal", 60, t)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code.as_str(), err.retryable),
+        ("fenced", false),
+        "{err}"
+    );
+    assert!(
+        err.message.contains("not sent") && err.message.contains("lost"),
+        "{err}"
+    );
+    assert_eq!(
+        f.injected().get("server-error"),
+        Some(&1),
+        "the SDK's retry went out: {:?}",
+        f.injected()
+    );
+    f.clear();
+
+    // A request held in flight when the lease is lost: the call ends with
+    // `fenced`, not when the request would.
+    f.add(rule(
+        "operation = \"ChangeResourceRecordSets\"\nkind = \"hang\"\nms = 600000",
+    ));
+    let lease = FlippingLease::new(100);
+    let fenced = c.fenced(lease.clone(), None);
+    let call = tokio::spawn(async move {
+        route53::upsert_cname(&fenced, &zone, &record, "b.example.internal", 60, t).await
+    });
+    while f.injected().get("hang").is_none() {
+        tokio::task::yield_now().await;
+    }
+    lease.lose();
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.code, "fenced", "{err}");
+    assert!(err.message.contains("abandoned in flight"), "{err}");
+}

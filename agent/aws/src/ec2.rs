@@ -14,7 +14,11 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+
 use crate::error::from_sdk;
+use crate::once::{create_or_adopt, no_sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG, RUN_TAG};
 
@@ -160,112 +164,208 @@ pub async fn describe_instance(c: &Clients, region: &str, id: &str) -> Result<In
         .ok_or_else(|| CapabilityError::new("ec2", "DescribeInstances", region, id, "InvalidInstanceID.NotFound", format!("no instance {id} in {region}")))
 }
 
+/// EBS snapshot states that will never become `completed`.
+const FAILED_SNAPSHOT: &[&str] = &["error"];
+/// AMI states that will never become `available`.
+const FAILED_IMAGE: &[&str] = &["failed", "error", "invalid"];
+
+/// The snapshot tagged `name` to adopt: one that failed (`error`) is never
+/// adopted (a new one is made under the same tag; the failed one is left for
+/// the operator to inspect).
 async fn snapshot_named(c: &Clients, region: &str, name: &str) -> Result<Option<Snapshot>, CapabilityError> {
     let out = c.ec2(region).describe_snapshots().filters(by_tag(NAME_TAG, name)).send().await.map_err(|e| from_sdk("ec2", "DescribeSnapshots", region, name, e))?;
-    Ok(out.snapshots().first().map(|s| snapshot(region, s)))
+    let (failed, usable): (Vec<Snapshot>, Vec<Snapshot>) = out.snapshots().iter().map(|s| snapshot(region, s)).partition(|s| FAILED_SNAPSHOT.contains(&s.state.as_str()));
+    if !failed.is_empty() {
+        tracing::warn!(snapshot = name, region, failed = ?failed.iter().map(|s| &s.id).collect::<Vec<_>>(), "ignoring failed snapshots of this name");
+    }
+    Ok(usable.into_iter().next())
 }
 
 /// Snapshots EBS volume `volume_id` as `name`; adopts the snapshot of that
-/// name an earlier attempt made.
+/// name an earlier attempt made (not a failed one). The request goes out
+/// once per attempt: a lost answer is looked up, not sent again.
 pub async fn snapshot_volume(c: &Clients, region: &str, volume_id: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Snapshot, CapabilityError> {
-    if let Some(s) = snapshot_named(c, region, name).await? {
-        return Ok(s);
-    }
-    let out = c
-        .ec2(region)
-        .create_snapshot()
-        .volume_id(volume_id)
-        .description(format!("drover {name}"))
-        .tag_specifications(spec(ResourceType::Snapshot, tags(name, idem, lineage)))
-        .send()
-        .await
-        .map_err(|e| from_sdk("ec2", "CreateSnapshot", region, name, e))?;
-    Ok(Snapshot {
-        id: out.snapshot_id().unwrap_or_default().to_string(),
-        region: region.to_string(),
-        state: out.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
-        volume_id: volume_id.to_string(),
-    })
+    let send = || async move {
+        let out = c
+            .ec2(region)
+            .create_snapshot()
+            .volume_id(volume_id)
+            .description(format!("drover {name}"))
+            .tag_specifications(spec(ResourceType::Snapshot, tags(name, idem, lineage)))
+            .customize()
+            .config_override(aws_sdk_ec2::Config::builder().retry_config(no_sdk_retries()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2", "CreateSnapshot", region, name, e))?;
+        Ok::<_, CapabilityError>(Snapshot {
+            id: out.snapshot_id().unwrap_or_default().to_string(),
+            region: region.to_string(),
+            state: out.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            volume_id: volume_id.to_string(),
+        })
+    };
+    create_or_adopt(|| snapshot_named(c, region, name), send).await
 }
 
 /// Copies snapshot `snapshot_id` from `source_region` into `target_region`
-/// as `name`; adopts a copy of that name.
+/// as `name`; adopts a copy of that name (not a failed one). The request
+/// goes out once per attempt: a lost answer is looked up, not sent again.
 pub async fn copy_snapshot(c: &Clients, source_region: &str, snapshot_id: &str, target_region: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Snapshot, CapabilityError> {
-    if let Some(s) = snapshot_named(c, target_region, name).await? {
-        return Ok(s);
-    }
-    let out = c
-        .ec2(target_region)
-        .copy_snapshot()
-        .source_region(source_region)
-        .source_snapshot_id(snapshot_id)
-        .description(format!("drover {name}"))
-        .tag_specifications(spec(ResourceType::Snapshot, tags(name, idem, lineage)))
-        .send()
-        .await
-        .map_err(|e| from_sdk("ec2", "CopySnapshot", target_region, name, e))?;
-    let id = out.snapshot_id().unwrap_or_default().to_string();
-    Ok(Snapshot { id, region: target_region.to_string(), state: "pending".into(), volume_id: String::new() })
+    let send = || async move {
+        let out = c
+            .ec2(target_region)
+            .copy_snapshot()
+            .source_region(source_region)
+            .source_snapshot_id(snapshot_id)
+            .description(format!("drover {name}"))
+            .tag_specifications(spec(ResourceType::Snapshot, tags(name, idem, lineage)))
+            .customize()
+            .config_override(aws_sdk_ec2::Config::builder().retry_config(no_sdk_retries()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2", "CopySnapshot", target_region, name, e))?;
+        let id = out.snapshot_id().unwrap_or_default().to_string();
+        Ok::<_, CapabilityError>(Snapshot { id, region: target_region.to_string(), state: "pending".into(), volume_id: String::new() })
+    };
+    create_or_adopt(|| snapshot_named(c, target_region, name), send).await
 }
 
-async fn image_named(c: &Clients, region: &str, name: &str) -> Result<Option<Image>, CapabilityError> {
-    let out = c.ec2(region).describe_images().filters(by_tag(NAME_TAG, name)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, name, e))?;
-    Ok(out.images().iter().find(|i| i.state().map(|s| s.as_str()) != Some("deregistered")).map(|i| image(region, i)))
+/// The AMI name for drover's image `name` when `failed` earlier images of
+/// that name failed: `name`, then `name-r1`, `name-r2`, ... A failed AMI
+/// keeps its name, so a new one needs another; counting the failed ones
+/// keeps the name the same across attempts of a step.
+fn ami_name(name: &str, failed: usize) -> String {
+    if failed == 0 { name.to_string() } else { format!("{name}-r{failed}") }
 }
 
-/// Creates AMI `name` from instance `instance_id`; adopts the AMI of that name.
-pub async fn create_image(c: &Clients, region: &str, instance_id: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Image, CapabilityError> {
-    if let Some(i) = image_named(c, region, name).await? {
-        return Ok(i);
-    }
-    let out = c
+/// Whether `ami` is an AMI name drover gives its image `name` ([`ami_name`]).
+fn is_ami_name_of(ami: &str, name: &str) -> bool {
+    ami == name || ami.strip_prefix(name).and_then(|r| r.strip_prefix("-r")).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The image to adopt for drover's image `name` (tagged so, or, where an
+/// endpoint dropped the tags of a copy, owned by this account under one of
+/// its AMI names), and how many of them failed. Failed and deregistered
+/// images are never adopted.
+async fn image_named(c: &Clients, region: &str, name: &str) -> Result<(Option<Image>, usize), CapabilityError> {
+    let tagged = c.ec2(region).describe_images().filters(by_tag(NAME_TAG, name)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, name, e))?;
+    let by_name = c
         .ec2(region)
-        .create_image()
-        .instance_id(instance_id)
-        .name(name)
-        .no_reboot(true)
-        .tag_specifications(spec(ResourceType::Image, tags(name, idem, lineage)))
+        .describe_images()
+        .owners("self")
+        .filters(Filter::builder().name("name").values(name).values(format!("{name}-r*")).build())
         .send()
         .await
-        .map_err(|e| from_sdk("ec2", "CreateImage", region, name, e))?;
-    let id = out.image_id().unwrap_or_default().to_string();
-    Ok(Image { id, region: region.to_string(), name: name.to_string(), state: "pending".into(), created: String::new() })
+        .map_err(|e| from_sdk("ec2", "DescribeImages", region, name, e))?;
+    let mut seen = std::collections::BTreeSet::new();
+    let images: Vec<Image> = tagged
+        .images()
+        .iter()
+        .chain(by_name.images().iter().filter(|i| is_ami_name_of(i.name().unwrap_or_default(), name)))
+        .filter(|i| seen.insert(i.image_id().unwrap_or_default().to_string()))
+        .map(|i| image(region, i))
+        .filter(|i| i.state != "deregistered")
+        .collect();
+    let failed = images.iter().filter(|i| FAILED_IMAGE.contains(&i.state.as_str())).count();
+    if failed > 0 {
+        tracing::warn!(image = name, region, failed, "ignoring failed images of this name");
+    }
+    Ok((images.into_iter().find(|i| !FAILED_IMAGE.contains(&i.state.as_str())), failed))
+}
+
+/// Creates AMI `name` from instance `instance_id`; adopts the AMI of that
+/// name (not a failed one: after one failed, a new one is made as
+/// `name-r1`, ...). The request goes out once per attempt: a lost answer is
+/// looked up, not sent again.
+pub async fn create_image(c: &Clients, region: &str, instance_id: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Image, CapabilityError> {
+    let failed = &AtomicUsize::new(0);
+    let lookup = || async move {
+        let (found, f) = image_named(c, region, name).await?;
+        failed.store(f, Relaxed);
+        Ok::<_, CapabilityError>(found)
+    };
+    let send = || async move {
+        let ami = ami_name(name, failed.load(Relaxed));
+        let out = c
+            .ec2(region)
+            .create_image()
+            .instance_id(instance_id)
+            .name(&ami)
+            .no_reboot(true)
+            .tag_specifications(spec(ResourceType::Image, tags(name, idem, lineage)))
+            .customize()
+            .config_override(aws_sdk_ec2::Config::builder().retry_config(no_sdk_retries()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2", "CreateImage", region, name, e))?;
+        let id = out.image_id().unwrap_or_default().to_string();
+        Ok::<_, CapabilityError>(Image { id, region: region.to_string(), name: ami, state: "pending".into(), created: String::new() })
+    };
+    create_or_adopt(lookup, send).await
 }
 
 /// Copies AMI `image_id` from `source_region` into `target_region` as
-/// `name`; adopts a copy of that name.
+/// `name`; adopts a copy of that name (not a failed one, as
+/// [`create_image`]). The request goes out once per attempt.
 pub async fn copy_image(c: &Clients, source_region: &str, image_id: &str, target_region: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Image, CapabilityError> {
-    if let Some(i) = image_named(c, target_region, name).await? {
-        return Ok(i);
-    }
-    let out = c
-        .ec2(target_region)
-        .copy_image()
-        .source_region(source_region)
-        .source_image_id(image_id)
-        .name(name)
-        .client_token(idem)
-        .tag_specifications(spec(ResourceType::Image, tags(name, idem, lineage)))
-        .send()
-        .await
-        .map_err(|e| from_sdk("ec2", "CopyImage", target_region, name, e))?;
-    let id = out.image_id().unwrap_or_default().to_string();
-    // Some endpoints drop tag specifications on copies: tag explicitly.
+    let failed = &AtomicUsize::new(0);
+    let lookup = || async move {
+        let (found, f) = image_named(c, target_region, name).await?;
+        failed.store(f, Relaxed);
+        Ok::<_, CapabilityError>(found)
+    };
+    let send = || async move {
+        let n = failed.load(Relaxed);
+        let ami = ami_name(name, n);
+        let out = c
+            .ec2(target_region)
+            .copy_image()
+            .source_region(source_region)
+            .source_image_id(image_id)
+            .name(&ami)
+            .client_token(if n == 0 { idem.to_string() } else { format!("{idem}-r{n}") })
+            .tag_specifications(spec(ResourceType::Image, tags(name, idem, lineage)))
+            .customize()
+            .config_override(aws_sdk_ec2::Config::builder().retry_config(no_sdk_retries()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("ec2", "CopyImage", target_region, name, e))?;
+        let id = out.image_id().unwrap_or_default().to_string();
+        Ok::<_, CapabilityError>(Image { id, region: target_region.to_string(), name: ami, state: "pending".into(), created: String::new() })
+    };
+    let copy = create_or_adopt(lookup, send).await?;
+    // Some endpoints drop tag specifications on copies: tag explicitly (a
+    // copy adopted by its AMI name included). Tagging is idempotent.
     c.ec2(target_region)
         .create_tags()
-        .resources(&id)
+        .resources(&copy.id)
         .set_tags(Some(tags(name, idem, lineage)))
         .send()
         .await
-        .map_err(|e| from_sdk("ec2", "CreateTags", target_region, &id, e))?;
-    Ok(Image { id, region: target_region.to_string(), name: name.to_string(), state: "pending".into(), created: String::new() })
+        .map_err(|e| from_sdk("ec2", "CreateTags", target_region, &copy.id, e))?;
+    Ok(copy)
 }
 
-/// Waits until image `id` is `available`.
+/// Waits until image `id` is `available`. An image that failed (`failed`,
+/// `error`, `invalid`) or was deregistered never will: that is an error at
+/// once, naming the image, its state and the reason EC2 gives.
 pub async fn wait_image_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<Image, CapabilityError> {
     let found = poll(timeout, || async move {
         let out = c.ec2(region).describe_images().image_ids(id).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, id, e))?;
-        Ok::<_, CapabilityError>(out.images().first().map(|i| image(region, i)).filter(|i| i.state == "available"))
+        let Some(raw) = out.images().first() else { return Ok(None) };
+        let i = image(region, raw);
+        if FAILED_IMAGE.contains(&i.state.as_str()) || i.state == "deregistered" {
+            let reason = raw.state_reason().and_then(|r| r.message()).unwrap_or("EC2 gives no reason");
+            return Err(CapabilityError::new(
+                "ec2",
+                "DescribeImages",
+                region,
+                id,
+                "image-failed",
+                format!("image {id} ({}) in {region} is '{}' and will never become available ({reason}); make a new one (drover makes a new copy when the step runs again) and deregister this one once its cause is understood", i.name, i.state),
+            ));
+        }
+        Ok::<_, CapabilityError>((i.state == "available").then_some(i))
     })
     .await?;
     found.ok_or_else(|| CapabilityError::new("ec2", "DescribeImages", region, id, "timeout", format!("image {id} is not available after {} s", timeout.as_secs())).retryable())
@@ -303,14 +403,28 @@ pub async fn run_instance(c: &Clients, region: &str, image_id: &str, instance_ty
         .ok_or_else(|| CapabilityError::new("ec2", "RunInstances", region, name, "bad-response", "no instance in the answer").retryable())
 }
 
-/// Deregisters the images of `lineage` in `region` beyond the newest `keep`
-/// (by creation time), and deletes their snapshots. Returns the ids removed.
+/// The images retention removes: of the `available` images, those beyond
+/// the newest `keep` (by creation time, then name). Images in any other
+/// state are neither counted nor removed: a pending copy may be the next
+/// newest, and a failed one must not push an available one out.
+fn beyond_keep(images: &[aws_sdk_ec2::types::Image], keep: u32) -> Vec<&aws_sdk_ec2::types::Image> {
+    let mut available: Vec<&aws_sdk_ec2::types::Image> = images.iter().filter(|i| i.state().map(|s| s.as_str()) == Some("available")).collect();
+    available.sort_by(|a, b| b.creation_date().unwrap_or_default().cmp(a.creation_date().unwrap_or_default()).then(b.name().cmp(&a.name())));
+    available.into_iter().skip(usize::try_from(keep).unwrap_or(usize::MAX)).collect()
+}
+
+/// Deregisters the available images of `lineage` in `region` beyond the
+/// newest `keep` (by creation time), and deletes their snapshots. Returns
+/// the ids removed. Failed images are not counted and left in place (logged,
+/// for the operator to look into); pending ones are not counted either.
 pub async fn prune_images(c: &Clients, region: &str, lineage: &str, keep: u32) -> Result<Vec<String>, CapabilityError> {
     let out = c.ec2(region).describe_images().filters(by_tag(LINEAGE_TAG, lineage)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, lineage, e))?;
-    let mut images: Vec<&aws_sdk_ec2::types::Image> = out.images().iter().filter(|i| i.state().map(|s| s.as_str()) != Some("deregistered")).collect();
-    images.sort_by(|a, b| b.creation_date().unwrap_or_default().cmp(a.creation_date().unwrap_or_default()).then(b.name().cmp(&a.name())));
+    let failed: Vec<&str> = out.images().iter().filter(|i| i.state().is_some_and(|s| FAILED_IMAGE.contains(&s.as_str()))).filter_map(|i| i.image_id()).collect();
+    if !failed.is_empty() {
+        tracing::warn!(lineage, region, ?failed, "failed images of this lineage are not counted for retention and are left in place");
+    }
     let mut removed = Vec::new();
-    for old in images.iter().skip(keep as usize) {
+    for old in beyond_keep(out.images(), keep) {
         let id = old.image_id().unwrap_or_default();
         c.ec2(region).deregister_image().image_id(id).send().await.map_err(|e| from_sdk("ec2", "DeregisterImage", region, id, e))?;
         for snap in old.block_device_mappings().iter().filter_map(|m| m.ebs().and_then(|e| e.snapshot_id())) {
@@ -382,4 +496,63 @@ pub async fn run_instances(c: &Clients, region: &str, run_id: &str) -> Result<Ve
         .filter(|i| !gone(&i.state))
         .map(|i| i.id)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::types::{Image as Ami, ImageState};
+
+    use super::*;
+
+    fn ami(id: &str, state: &str, created: &str) -> Ami {
+        Ami::builder()
+            .image_id(id)
+            .state(ImageState::from(state))
+            .creation_date(created)
+            .name(id)
+            .build()
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_available_images_whatever_failed_or_pending_ones_exist() {
+        let images = [
+            ami("ami-old", "available", "2026-01-01T00:00:00Z"),
+            ami("ami-mid", "available", "2026-01-02T00:00:00Z"),
+            ami("ami-failed-1", "failed", "2026-01-03T00:00:00Z"),
+            ami("ami-failed-2", "failed", "2026-01-04T00:00:00Z"),
+            ami("ami-pending", "pending", "2026-01-05T00:00:00Z"),
+        ];
+        let ids = |keep| {
+            beyond_keep(&images, keep)
+                .iter()
+                .filter_map(|i| i.image_id())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(2),
+            Vec::<String>::new(),
+            "two available images, keep 2: nothing goes"
+        );
+        assert_eq!(
+            ids(1),
+            ["ami-old"],
+            "only an available one beyond the newest available"
+        );
+        assert_eq!(ids(0), ["ami-mid", "ami-old"]);
+    }
+
+    #[test]
+    fn a_new_image_after_failed_ones_gets_a_name_of_its_own_that_attempts_agree_on() {
+        assert_eq!(ami_name("app-copy", 0), "app-copy");
+        assert_eq!(ami_name("app-copy", 2), "app-copy-r2");
+        assert!(
+            is_ami_name_of("app-copy", "app-copy") && is_ami_name_of("app-copy-r2", "app-copy")
+        );
+        assert!(
+            !is_ami_name_of("app-copy-restore", "app-copy")
+                && !is_ami_name_of("app-copy-r", "app-copy")
+                && !is_ami_name_of("app", "app-copy")
+        );
+    }
 }

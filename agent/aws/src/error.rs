@@ -71,10 +71,14 @@ const THROTTLING: &[&str] = &[
 pub fn from_sdk<E, R>(service: &'static str, operation: &'static str, region: &str, resource: &str, err: SdkError<E, R>) -> CapabilityError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
     SdkError<E, R>: ProvideErrorMetadata + RequestId,
 {
     let request_id = err.request_id().map(str::to_string);
+    if let Some(why) = crate::fence::fenced_reason(&err) {
+        let message = format!("{why}; this agent no longer holds the run (another driver may have taken it over), so it sends nothing more for it");
+        return CapabilityError { service, operation, region: region.into(), resource: resource.into(), code: "fenced".into(), message, retryable: false, request_id };
+    }
     let (code, message, retryable) = match &err {
         SdkError::TimeoutError(_) => ("timeout".to_string(), "the request timed out".to_string(), true),
         SdkError::DispatchFailure(d) => {

@@ -16,15 +16,18 @@ mod call_observer;
 mod clients;
 pub mod ec2;
 mod error;
+pub mod fence;
+mod once;
 pub mod cloudwatch;
 pub mod rds;
 mod request_ids;
 pub mod route53;
 pub mod sns;
+pub mod turns;
 mod wait;
 
 pub use call_observer::{CallObserver, observe_calls};
-pub use clients::Clients;
+pub use clients::{Clients, timeouts_within};
 pub use error::{CapabilityError, from_sdk};
 
 /// The tag key every resource drover creates carries.

@@ -17,6 +17,7 @@ use std::time::Duration;
 use aws_sdk_rds::types::Tag;
 
 use crate::error::from_sdk;
+use crate::once::{create_or_adopt, no_sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG, RUN_TAG};
 
@@ -140,8 +141,34 @@ pub async fn describe_snapshot(c: &Clients, region: &str, id: &str) -> Result<Db
         .ok_or_else(|| CapabilityError::new("rds", "DescribeDBSnapshots", region, id, "DBSnapshotNotFound", format!("no DB snapshot {id} in {region}")))
 }
 
+/// Snapshot statuses that will never become `available`.
+const FAILED_SNAPSHOT: &[&str] = &["failed"];
+/// Instance statuses that will not become `available` by waiting.
+const FAILED_INSTANCE: &[&str] = &["failed", "incompatible-restore", "incompatible-network", "incompatible-parameters", "inaccessible-encryption-credentials"];
+
+/// `existing`, found under the name a create asked for, if it can be
+/// adopted: a failed snapshot cannot. Its identifier is taken, so drover
+/// refuses (a snapshot under another name would not be the one the runbook
+/// names in its next calls) and says what to do.
+fn usable_snapshot(existing: DbSnapshot, operation: &'static str) -> Result<DbSnapshot, CapabilityError> {
+    if !FAILED_SNAPSHOT.contains(&existing.status.as_str()) {
+        return Ok(existing);
+    }
+    let DbSnapshot { identifier: id, region, status, .. } = &existing;
+    Err(CapabilityError::new(
+        "rds",
+        operation,
+        region,
+        id,
+        "snapshot-failed",
+        format!(
+            "snapshot {id} in {region} exists but is '{status}' and cannot be used; delete it (aws rds delete-db-snapshot --db-snapshot-identifier {id} --region {region}) and run the step again"
+        ),
+    ))
+}
+
 /// Takes snapshot `name` of instance `inst`; adopts an existing snapshot of
-/// that name taken from that instance.
+/// that name taken from that instance (a failed one is refused).
 pub async fn create_snapshot(c: &Clients, region: &str, inst: &str, name: &str, idem: &str) -> Result<DbSnapshot, CapabilityError> {
     let sent = c
         .rds(region)
@@ -161,7 +188,7 @@ pub async fn create_snapshot(c: &Clients, region: &str, inst: &str, name: &str, 
             if !err.is("DBSnapshotAlreadyExists") {
                 return Err(err);
             }
-            let existing = describe_snapshot(c, region, name).await?;
+            let existing = usable_snapshot(describe_snapshot(c, region, name).await?, "CreateDBSnapshot")?;
             if existing.instance != inst {
                 return Err(CapabilityError::new(
                     "rds",
@@ -179,7 +206,7 @@ pub async fn create_snapshot(c: &Clients, region: &str, inst: &str, name: &str, 
 }
 
 /// Copies snapshot `source_arn` into `target_region` as `target`; adopts an
-/// existing copy of that name. The call goes to the target region's client
+/// existing copy of that name (a failed one is refused). The call goes to the target region's client
 /// with the source ARN (RDS needs no presigned URL between commercial regions).
 pub async fn copy_snapshot(
     c: &Clients,
@@ -208,8 +235,9 @@ pub async fn copy_snapshot(
             if !err.is("DBSnapshotAlreadyExists") {
                 return Err(err);
             }
+            let existing = usable_snapshot(describe_snapshot(c, target_region, target).await?, "CopyDBSnapshot")?;
             tracing::info!(snapshot = target, region = target_region, "adopting the copy an earlier attempt made");
-            describe_snapshot(c, target_region, target).await
+            Ok(existing)
         }
     }
 }
@@ -402,7 +430,8 @@ pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &st
     }
 }
 
-/// Polls `describe` until what it returns has status `available`.
+/// Polls `describe` until what it returns has status `available`; a status
+/// in `failed` ends the wait at once with an error: it will never be.
 async fn wait_available<T, F, Fut>(
     operation: &'static str,
     region: &str,
@@ -410,6 +439,7 @@ async fn wait_available<T, F, Fut>(
     timeout: Duration,
     describe: F,
     status: fn(&T) -> &str,
+    failed: &[&str],
 ) -> Result<T, CapabilityError>
 where
     F: Fn() -> Fut,
@@ -421,6 +451,16 @@ where
         async move {
             let item = describe().await?;
             *last.lock().unwrap_or_else(|p| p.into_inner()) = status(&item).to_string();
+            if failed.contains(&status(&item)) {
+                return Err(CapabilityError::new(
+                    "rds",
+                    operation,
+                    region,
+                    id,
+                    "resource-failed",
+                    format!("{id} in {region} is '{}' and will not become available by waiting; see its events (aws rds describe-events --source-identifier {id} --region {region}), remove it and run the step again", status(&item)),
+                ));
+            }
             Ok::<_, CapabilityError>((status(&item) == "available").then_some(item))
         }
     })
@@ -432,14 +472,15 @@ where
     })
 }
 
-/// Waits until instance `id` is `available`.
+/// Waits until instance `id` is `available`; one that failed (`failed`,
+/// `incompatible-*`, `inaccessible-encryption-credentials`) is an error at once.
 pub async fn wait_instance_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<DbInstance, CapabilityError> {
-    wait_available("DescribeDBInstances", region, id, timeout, || describe_instance(c, region, id), |i: &DbInstance| &i.status).await
+    wait_available("DescribeDBInstances", region, id, timeout, || describe_instance(c, region, id), |i: &DbInstance| &i.status, FAILED_INSTANCE).await
 }
 
-/// Waits until snapshot `id` is `available`.
+/// Waits until snapshot `id` is `available`; a `failed` one is an error at once.
 pub async fn wait_snapshot_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<DbSnapshot, CapabilityError> {
-    wait_available("DescribeDBSnapshots", region, id, timeout, || describe_snapshot(c, region, id), |s: &DbSnapshot| &s.status).await
+    wait_available("DescribeDBSnapshots", region, id, timeout, || describe_snapshot(c, region, id), |s: &DbSnapshot| &s.status, FAILED_SNAPSHOT).await
 }
 
 
@@ -489,7 +530,9 @@ fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
 
 /// Restores snapshot `snap` into a new instance `id` in `region`, tagged with
 /// the run and the idempotency key; adopts the instance an earlier attempt
-/// restored (same idempotency key), and refuses any other of that name.
+/// restored (same idempotency key), and refuses any other of that name. The
+/// request goes out once per attempt: a lost answer is looked up, not sent
+/// again (a second restore would fail on the name, or make a duplicate).
 pub async fn restore_from_snapshot(
     c: &Clients,
     region: &str,
@@ -500,39 +543,49 @@ pub async fn restore_from_snapshot(
     idem: &str,
 ) -> Result<DbInstance, CapabilityError> {
     const OP: &str = "RestoreDBInstanceFromDBSnapshot";
-    match describe_instance(c, region, id).await {
-        Ok(existing) => {
-            let tags = tags_of(c, region, &existing.arn, id).await?;
-            if tag_value(&tags, IDEMPOTENCY_TAG) == Some(idem) {
-                tracing::info!(instance = id, region, "adopting the instance an earlier attempt restored");
-                return Ok(existing);
-            }
-            return Err(CapabilityError::new(
-                "rds",
-                OP,
-                region,
-                id,
-                "DBInstanceAlreadyExists",
-                format!("instance {id} already exists in {region} and was not restored by this step; choose another name or remove it"),
-            ));
+    let lookup = || async move {
+        let existing = match describe_instance(c, region, id).await {
+            Ok(existing) => existing,
+            Err(e) if e.is("DBInstanceNotFound") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let tags = tags_of(c, region, &existing.arn, id).await?;
+        if tag_value(&tags, IDEMPOTENCY_TAG) == Some(idem) {
+            tracing::info!(instance = id, region, "adopting the instance an earlier attempt restored");
+            return Ok(Some(existing));
         }
-        Err(e) if e.is("DBInstanceNotFound") => {}
-        Err(e) => return Err(e),
-    }
-    let mut req = c
-        .rds(region)
-        .restore_db_instance_from_db_snapshot()
-        .db_instance_identifier(id)
-        .db_snapshot_identifier(snap)
-        .tags(tag(IDEMPOTENCY_TAG, idem))
-        .tags(tag(RUN_TAG, run_id));
-    if let Some(class) = instance_class {
-        req = req.db_instance_class(class);
-    }
-    let out = req.send().await.map_err(|e| from_sdk("rds", OP, region, id, e))?;
-    out.db_instance()
-        .map(|i| instance(region, i))
-        .ok_or_else(|| CapabilityError::new("rds", OP, region, id, "bad-response", "no instance in the answer").retryable())
+        Err::<Option<DbInstance>, _>(CapabilityError::new(
+            "rds",
+            OP,
+            region,
+            id,
+            "DBInstanceAlreadyExists",
+            format!("instance {id} already exists in {region} and was not restored by this step; choose another name or remove it"),
+        ))
+    };
+    // Not idempotent: sent once per attempt, a lost answer looked up.
+    let send = || async move {
+        let mut req = c
+            .rds(region)
+            .restore_db_instance_from_db_snapshot()
+            .db_instance_identifier(id)
+            .db_snapshot_identifier(snap)
+            .tags(tag(IDEMPOTENCY_TAG, idem))
+            .tags(tag(RUN_TAG, run_id));
+        if let Some(class) = instance_class {
+            req = req.db_instance_class(class);
+        }
+        let out = req
+            .customize()
+            .config_override(aws_sdk_rds::Config::builder().retry_config(no_sdk_retries()))
+            .send()
+            .await
+            .map_err(|e| from_sdk("rds", OP, region, id, e))?;
+        out.db_instance()
+            .map(|i| instance(region, i))
+            .ok_or_else(|| CapabilityError::new("rds", OP, region, id, "bad-response", "no instance in the answer").retryable())
+    };
+    create_or_adopt(lookup, send).await
 }
 
 /// Deletes instance `id` (no final snapshot), which must carry run `run_id`'s

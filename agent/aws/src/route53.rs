@@ -12,6 +12,7 @@ use std::time::Duration;
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, ResourceRecordSetFailover, RrType};
 
 use crate::error::from_sdk;
+use crate::once::{create_or_adopt, no_sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients};
 
@@ -254,28 +255,28 @@ async fn raw_sets_in(c: &Clients, zone_id: &str, name: &str) -> Result<Vec<Resou
 }
 
 async fn change(c: &Clients, zone_id: &str, name: &str, changes: Vec<Change>, comment: &str, timeout: Duration) -> Result<(), CapabilityError> {
+    let change_id = submit(c, zone_id, name, changes, comment, false).await?;
+    wait_in_sync(c, name, &change_id, timeout).await
+}
+
+/// Sends a change batch; returns its change id. `once`: with the SDK's
+/// retries off, for a change that is not idempotent (a `DELETE`), whose
+/// caller looks the records up after a failure instead.
+async fn submit(c: &Clients, zone_id: &str, name: &str, changes: Vec<Change>, comment: &str, once: bool) -> Result<String, CapabilityError> {
     let batch = ChangeBatch::builder().set_changes(Some(changes)).comment(comment).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
-    let out = c
-        .route53()
-        .change_resource_record_sets()
-        .hosted_zone_id(zone_id)
-        .change_batch(batch)
-        .send()
-        .await
-        .map_err(|e| from_sdk("route53", "ChangeResourceRecordSets", REGION, name, e))?;
-    let change_id = out.change_info().map(|i| i.id().to_string()).unwrap_or_default();
-    let in_sync = poll(timeout, || {
-        let change_id = change_id.clone();
-        async move {
-            let out = c
-                .route53()
-                .get_change()
-                .id(&change_id)
-                .send()
-                .await
-                .map_err(|e| from_sdk("route53", "GetChange", REGION, name, e))?;
-            Ok::<_, CapabilityError>(out.change_info().is_some_and(|i| *i.status() == ChangeStatus::Insync).then_some(()))
-        }
+    let mut req = c.route53().change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch).customize();
+    if once {
+        req = req.config_override(aws_sdk_route53::Config::builder().retry_config(no_sdk_retries()));
+    }
+    let out = req.send().await.map_err(|e| from_sdk("route53", "ChangeResourceRecordSets", REGION, name, e))?;
+    Ok(out.change_info().map(|i| i.id().to_string()).unwrap_or_default())
+}
+
+/// Waits until change `change_id` is INSYNC.
+async fn wait_in_sync(c: &Clients, name: &str, change_id: &str, timeout: Duration) -> Result<(), CapabilityError> {
+    let in_sync = poll(timeout, || async move {
+        let out = c.route53().get_change().id(change_id).send().await.map_err(|e| from_sdk("route53", "GetChange", REGION, name, e))?;
+        Ok::<_, CapabilityError>(out.change_info().is_some_and(|i| *i.status() == ChangeStatus::Insync).then_some(()))
     })
     .await?;
     in_sync.ok_or_else(|| {
@@ -433,14 +434,24 @@ pub async fn delete_cname(c: &Clients, zone: &str, name: &str, timeout: Duration
         Err(e) if e.is("NoSuchHostedZone") => return Ok(false),
         Err(e) => return Err(e),
     };
+    let simple_cname = |r: &RecordSet| r.record_type == "CNAME" && r.set_identifier.is_none();
     let current = records_in(c, &id, name).await?;
-    let Some(existing) = current.iter().find(|r| r.record_type == "CNAME" && r.set_identifier.is_none()) else {
+    let Some(existing) = current.iter().find(|r| simple_cname(r)) else {
         return Ok(false);
     };
     let value = existing.values.first().cloned().unwrap_or_default();
     let set = cname(name, &value, existing.ttl.unwrap_or(60), None)?;
     let delete = Change::builder().action(ChangeAction::Delete).resource_record_set(set).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
-    change(c, &id, name, vec![delete], &format!("drover: delete {name}"), timeout).await?;
+    // A DELETE is not idempotent: resent after Route 53 applied it (its
+    // answer lost), it fails on the missing record. So it goes out once per
+    // attempt, and a failed attempt reads the records first: a record gone
+    // is deleted (its change id went with the lost answer: no INSYNC wait).
+    let (id, delete, comment) = (&id, &delete, &format!("drover: delete {name}"));
+    let gone = || async move { Ok::<Option<Option<String>>, CapabilityError>((!records_in(c, id, name).await?.iter().any(simple_cname)).then_some(None)) };
+    let send = || async move { submit(c, id, name, vec![delete.clone()], comment, true).await.map(Some) };
+    if let Some(change_id) = create_or_adopt(gone, send).await? {
+        wait_in_sync(c, name, &change_id, timeout).await?;
+    }
     Ok(true)
 }
 

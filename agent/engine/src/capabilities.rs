@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_aws::{CapabilityError, Clients, aurora as aws_aurora, cloudwatch as aws_cw, ec2 as aws_ec2, rds as aws_rds, route53 as aws_r53};
-use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OnceCell;
 use tracing::Instrument;
 
 use crate::audit::{AuditLog, AuditRecord};
@@ -17,6 +17,7 @@ use crate::bindings::{cloudwatch, ec2, rds, route53, types};
 use crate::cancel::CancelSignal;
 use crate::durable::DurableError;
 use crate::host::HostState;
+use crate::host_calls::{HostCalls, LentTurn, Priority};
 use crate::plan::{Plan, PlannedChange};
 use crate::policy::{Access, Guard, Resource};
 
@@ -31,17 +32,20 @@ pub(crate) struct Gate {
     pub run_id: String,
     pub runbook: String,
     pub digest: String,
-    pub host_calls: Arc<Semaphore>,
+    pub host_calls: Arc<HostCalls>,
+    /// Whose calls are served first when the cap is reached.
+    pub priority: Priority,
 }
 
 /// A call that passed the gate: the clients, the step's idempotency key, and
-/// its turn among the agent's concurrent host calls.
+/// its turn among the agent's concurrent host calls (lent to the waiters in
+/// it with [`lent`], which give it back while they sleep).
 pub(crate) struct Call {
     pub c: Arc<Clients>,
     pub key: String,
     /// The run's id, which tags what the run creates (`drover:run`).
     pub run_id: String,
-    _turn: OwnedSemaphorePermit,
+    _turn: Arc<LentTurn>,
 }
 
 /// Passes a call through the gate, or returns the denial to the runbook.
@@ -120,13 +124,19 @@ impl HostState {
         if a.mutating {
             self.durable.as_mut().expect("checked above").before_side_effect().await.map_err(refuse)?;
         }
-        let turn = gate.host_calls.clone().acquire_owned().await.map_err(|e| wasmtime::Error::msg(format!("the agent is stopping: {e}")))?;
-        let c = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
+        let turn = LentTurn::new(gate.host_calls.clone(), gate.priority, gate.host_calls.turn(gate.priority).await);
+        let mut c = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
         if a.mutating {
             // The last check, as close to the request as it gets: the waits
             // above (a commit, a turn among the agent's AWS calls) may have
             // outlasted the lease.
-            self.durable.as_ref().expect("checked above").check_held().map_err(|e| refuse(DurableError::Journal(e)))?;
+            let durable = self.durable.as_ref().expect("checked above");
+            durable.check_held().map_err(|e| refuse(DurableError::Journal(e)))?;
+            // And on the wire: every attempt of the call's requests checks the
+            // lease, and one in flight is dropped when it is lost.
+            if let Some(guard) = durable.lease_guard() {
+                c = Arc::new(c.fenced(Arc::new(guard.clone()), guard.ttl()));
+            }
         }
         Ok(Ok(Call { c, key, run_id: gate.run_id.clone(), _turn: turn }))
     }
@@ -168,6 +178,12 @@ impl HostState {
         tracing::warn!(service = e.service, operation = e.operation, region = %e.region, resource = %e.resource, code = %e.code, request_id = ?e.request_id, "AWS call failed");
         self.mask(types::Error { code: e.code.clone(), message: e.to_string(), retryable: e.retryable, resource: Some(e.resource.clone()) })
     }
+}
+
+/// Runs capability call `f` with its turn lent to the waiters in it: a
+/// waiter holds a turn among the agent's AWS calls only while it polls.
+fn lent<F: std::future::Future>(turn: &Arc<LentTurn>, f: F) -> impl std::future::Future<Output = F::Output> {
+    drover_aws::turns::lend(turn.clone(), f)
 }
 
 /// Runs a long wait, unless the run is cancelled first (a cancel must not
@@ -399,7 +415,7 @@ impl rds::Host for HostState {
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
             return Ok(Ok(instance(i)));
         }
-        let waited = cancellable(self.cancel_watch(), aws_rds::wait_instance_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
+        let waited = cancellable(self.cancel_watch(), lent(&_turn, aws_rds::wait_instance_available(&c, &region, &identifier, secs(timeout_seconds)))).await?;
         Ok(waited.map(instance).map_err(|e| self.to_wit(e)))
     }
 
@@ -414,7 +430,7 @@ impl rds::Host for HostState {
         if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
             return Ok(Ok(planned_snapshot(&region, &identifier, "")));
         }
-        let waited = cancellable(self.cancel_watch(), aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds))).await?;
+        let waited = cancellable(self.cancel_watch(), lent(&_turn, aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds)))).await?;
         Ok(waited.map(snapshot).map_err(|e| self.to_wit(e)))
     }
 
@@ -572,7 +588,7 @@ impl rds::Host for HostState {
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeGlobalClusters", region = %region, resource = %identifier);
         let wait = aws_aurora::wait_global_writer(&c, &region, &identifier, &target_cluster_arn, secs(timeout_seconds)).instrument(span);
-        let waited = cancellable(self.cancel_watch(), wait).await?;
+        let waited = cancellable(self.cancel_watch(), lent(&_turn, wait)).await?;
         Ok(waited.map(global_cluster).map_err(|e| self.to_wit(e)))
     }
 
@@ -603,7 +619,7 @@ impl rds::Host for HostState {
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "RemoveFromGlobalCluster", region = %region, resource = %identifier);
         let detach = aws_aurora::detach_from_global_cluster(&c, &region, &identifier, &cluster_arn, secs(timeout_seconds)).instrument(span);
-        let done = cancellable(self.cancel_watch(), detach).await?;
+        let done = cancellable(self.cancel_watch(), lent(&_turn, detach)).await?;
         Ok(done.map_err(|e| self.to_wit(e)))
     }
 
@@ -719,7 +735,7 @@ impl ec2::Host for HostState {
             let name = image_id.trim_start_matches("ami-planned-").to_string();
             return Ok(Ok(ec2::Image { id: image_id, region, name, state: "available".into(), created: String::new() }));
         }
-        let waited = cancellable(self.cancel_watch(), aws_ec2::wait_image_available(&c, &region, &image_id, secs(timeout_seconds))).await?;
+        let waited = cancellable(self.cancel_watch(), lent(&_turn, aws_ec2::wait_image_available(&c, &region, &image_id, secs(timeout_seconds)))).await?;
         Ok(waited.map(ec2_image).map_err(|e| self.to_wit(e)))
     }
 
@@ -843,7 +859,7 @@ impl route53::Host for HostState {
             return Ok(Ok(()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
-        Ok(aws_r53::upsert_cname(&c, &zone, &name, &target, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
+        Ok(lent(&_turn, aws_r53::upsert_cname(&c, &zone, &name, &target, ttl, secs(timeout_seconds)).instrument(span)).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
 
     async fn set_weights(
@@ -903,7 +919,7 @@ impl route53::Host for HostState {
             return Ok(Ok(()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
-        Ok(aws_r53::set_weights(&c, &zone, &name, &targets, ttl, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
+        Ok(lent(&_turn, aws_r53::set_weights(&c, &zone, &name, &targets, ttl, secs(timeout_seconds)).instrument(span)).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
 
     async fn get_health_check(&mut self, id: String) -> wasmtime::Result<Result<route53::HealthCheck, types::Error>> {
@@ -978,8 +994,8 @@ impl route53::Host for HostState {
             return Ok(Ok(()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
-        Ok(aws_r53::upsert_failover(&c, &zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl, secs(timeout_seconds))
-            .instrument(span)
+        let upsert = aws_r53::upsert_failover(&c, &zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl, secs(timeout_seconds)).instrument(span);
+        Ok(lent(&_turn, upsert)
             .await
             .map(|_| ())
             .map_err(|e| self.to_wit(e)))
@@ -1003,7 +1019,7 @@ impl route53::Host for HostState {
             return Ok(Ok(()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
-        Ok(aws_r53::delete_cname(&c, &zone, &name, secs(timeout_seconds)).instrument(span).await.map(|_| ()).map_err(|e| self.to_wit(e)))
+        Ok(lent(&_turn, aws_r53::delete_cname(&c, &zone, &name, secs(timeout_seconds)).instrument(span)).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
 }
 

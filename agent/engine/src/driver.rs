@@ -272,7 +272,7 @@ impl Engine {
     }
 
     /// The policy gate of a run of `runbook` with `params`.
-    fn gate(&self, runbook: &LoadedRunbook, run_id: &str, params: &Value) -> Result<Arc<Gate>, EngineError> {
+    fn gate(&self, runbook: &LoadedRunbook, run_id: &str, params: &Value, origin: Option<&Value>) -> Result<Arc<Gate>, EngineError> {
         let guard = Guard::new(&runbook.info, params, &self.policy)
             .map_err(|detail| EngineError::BadDescription { name: runbook.info.name.clone(), detail })?;
         Ok(Arc::new(Gate {
@@ -282,6 +282,7 @@ impl Engine {
             runbook: runbook.info.name.clone(),
             digest: runbook.info.digest.clone(),
             host_calls: self.host_calls.clone(),
+            priority: crate::host_calls::Priority::of_origin(origin),
         }))
     }
 
@@ -514,7 +515,7 @@ impl Engine {
         if let Some(req) = run.cancel.clone() {
             cancel.raise(req);
         }
-        let gate = self.gate(runbook, run_id, &run.params)?;
+        let gate = self.gate(runbook, run_id, &run.params, run.origin.as_ref())?;
         let mut durable =
             Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel)
                 .with_plan(plan)

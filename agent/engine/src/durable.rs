@@ -1144,6 +1144,12 @@ impl Durable {
         self.lease_guard.as_ref().map_or(Ok(()), |g| g.check())
     }
 
+    /// The driver's lease guard, which the AWS clients of a mutating call
+    /// check before every attempt (none outside a driven run).
+    pub fn lease_guard(&self) -> Option<&crate::lease::LeaseGuard> {
+        self.lease_guard.as_ref()
+    }
+
     /// The attempt running now (a step body, or a cleanup or undo).
     pub fn current_attempt(&self) -> Option<AttemptGrant> {
         self.open.as_ref().map(|o| AttemptGrant { idempotency_key: o.idempotency_key.clone(), number: o.attempt })

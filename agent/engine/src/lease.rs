@@ -67,6 +67,9 @@ struct State {
     /// Until when this driver may act, if the lease expires at all.
     valid_until: Mutex<Option<BootInstant>>,
     lost: AtomicBool,
+    /// Wakes [`LeaseGuard::lost`] when the keeper loses the lease.
+    lost_now: tokio::sync::Notify,
+    ttl: Option<Duration>,
 }
 
 /// The local view of a lease, shared by the driver and its keeper.
@@ -81,7 +84,39 @@ impl LeaseGuard {
             lease,
             valid_until: Mutex::new(ttl.map(|t| claimed_at + usable(t))),
             lost: AtomicBool::new(false),
+            lost_now: tokio::sync::Notify::new(),
+            ttl,
         }))
+    }
+
+    /// How long the lease lasts unless renewed (`None`: as long as the process).
+    pub fn ttl(&self) -> Option<Duration> {
+        self.0.ttl
+    }
+
+    /// Resolves once this driver may no longer act: the lease was lost, or
+    /// ran out without a renewal (the reason [`LeaseGuard::check`] gives).
+    pub async fn lost(&self) -> JournalError {
+        loop {
+            let lost_now = self.0.lost_now.notified();
+            tokio::pin!(lost_now);
+            lost_now.as_mut().enable();
+            if let Err(e) = self.check() {
+                return e;
+            }
+            let until = *self.0.valid_until.lock().unwrap_or_else(|p| p.into_inner());
+            match until {
+                // Renewals move it: look again when it would have run out.
+                Some(until) => {
+                    let left = until.0.saturating_sub(now().0) + Duration::from_millis(1);
+                    tokio::select! {
+                        _ = lost_now => {}
+                        _ = tokio::time::sleep(left) => {}
+                    }
+                }
+                None => lost_now.await,
+            }
+        }
     }
 
     /// `Ok` while this driver may act on the run.
@@ -102,6 +137,20 @@ impl LeaseGuard {
 
     fn lose(&self) {
         self.0.lost.store(true, Ordering::Release);
+        self.0.lost_now.notify_waiters();
+    }
+}
+
+/// The run's lease, as the AWS clients of its mutating calls check it
+/// before every attempt on the wire (`drover_aws::fence`).
+impl drover_aws::fence::Fence for LeaseGuard {
+    fn check(&self) -> Result<(), String> {
+        LeaseGuard::check(self).map_err(|e| e.to_string())
+    }
+
+    fn lost(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + 'static>> {
+        let guard = self.clone();
+        Box::pin(async move { guard.lost().await.to_string() })
     }
 }
 
@@ -181,6 +230,22 @@ mod tests {
         g.check().unwrap();
         g.lose();
         assert!(matches!(g.check(), Err(JournalError::LeaseLost { .. })));
+    }
+
+    #[tokio::test]
+    async fn lost_resolves_when_the_lease_is_lost_or_runs_out() {
+        let g = LeaseGuard::new(lease(), now(), None);
+        let waiting = tokio::spawn({
+            let g = g.clone();
+            async move { g.lost().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        g.lose();
+        assert!(matches!(waiting.await.unwrap(), JournalError::LeaseLost { fence: 3, .. }));
+        let g = LeaseGuard::new(lease(), now() - Duration::from_secs(9), Some(Duration::from_secs(10)));
+        assert!(matches!(g.lost().await, JournalError::LeaseExpired { .. }));
+        assert_eq!(g.ttl(), Some(Duration::from_secs(10)));
     }
 
     #[test]

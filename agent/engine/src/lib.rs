@@ -35,6 +35,7 @@ mod error;
 pub mod events;
 pub mod failpoints;
 mod host;
+mod host_calls;
 mod info;
 pub mod lease;
 mod limits;
@@ -85,7 +86,7 @@ pub struct Engine {
     aws: capabilities::AwsCell,
     policy: Arc<Policy>,
     audit: Arc<audit::AuditLog>,
-    host_calls: Arc<tokio::sync::Semaphore>,
+    host_calls: Arc<host_calls::HostCalls>,
     shutdown: Arc<shutdown::Shutdown>,
     span_hook: Option<SpanHook>,
     /// Under `drover test`: the simulated cloud every run calls instead of AWS.
@@ -121,7 +122,7 @@ impl Engine {
                 .map_err(|e| EngineError::Setup(format!("cannot start the epoch thread: {e}")))?;
         }
         let artifacts = Artifacts::new(home, &wasm);
-        let host_calls = Arc::new(tokio::sync::Semaphore::new(limits.max_host_calls.max(1)));
+        let host_calls = host_calls::HostCalls::new(limits.max_host_calls);
         Ok(Engine {
             wasm,
             linker,
