@@ -323,6 +323,8 @@ fn dynamodb_throttling_and_errors_lose_and_duplicate_no_step() {
             jitter_ms: 0,
             rate: if kind == Fault::Throttle { 0.2 } else { 0.05 },
             pass_first: 0,
+            find: None,
+            replace: None,
         });
     }
     let a = agent(dir.path(), "a", &counted, &cfg);

@@ -117,7 +117,7 @@ pub struct SqliteJournal {
 }
 
 enum Job {
-    Create(NewRun),
+    Create(Box<NewRun>),
     Cancel(String, CancelRequest),
     Decide(String, String, Decision),
     /// Claim a run; `true`: whatever its current lease (an operator's takeover).
@@ -130,7 +130,7 @@ enum Job {
 enum Reply {
     Unit,
     Run(Box<RunRecord>),
-    Created(Created),
+    Created(Box<Created>),
     Lease(Lease),
     Approval(Box<Approval>),
 }
@@ -340,10 +340,10 @@ fn writer_loop(conn: Connection, path: PathBuf, lease: Duration, rx: mpsc::Recei
             }
             results.push(r);
         }
-        if fatal.is_none() {
-            if let Err(e) = conn.execute_batch("COMMIT") {
-                fatal = Some(map_err(&path, e));
-            }
+        if fatal.is_none()
+            && let Err(e) = conn.execute_batch("COMMIT")
+        {
+            fatal = Some(map_err(&path, e));
         }
         match fatal {
             Some(err) => {
@@ -370,7 +370,7 @@ fn apply(conn: &Connection, path: &Path, lease: Duration, job: &Job) -> Result<R
     match job {
         Job::Create(run) => {
             if let Some(existing) = read_run(conn, &run.run_id).map_err(sql)? {
-                return Ok(Reply::Created(Created::Existing(existing)));
+                return Ok(Reply::Created(Box::new(Created::Existing(existing))));
             }
             if let Some(scope) = &run.scope {
                 let holder: Option<String> = conn
@@ -382,10 +382,10 @@ fn apply(conn: &Connection, path: &Path, lease: Duration, job: &Job) -> Result<R
                     )
                     .optional()
                     .map_err(sql)?;
-                if let Some(holder) = holder {
-                    if let Some(held) = read_run(conn, &holder).map_err(sql)? {
-                        return Ok(Reply::Created(Created::Joined(held)));
-                    }
+                if let Some(holder) = holder
+                    && let Some(held) = read_run(conn, &holder).map_err(sql)?
+                {
+                    return Ok(Reply::Created(Box::new(Created::Joined(held))));
                 }
             }
             conn.execute(
@@ -405,7 +405,7 @@ fn apply(conn: &Connection, path: &Path, lease: Duration, job: &Job) -> Result<R
                 ],
             )
             .map_err(sql)?;
-            Ok(Reply::Created(Created::New))
+            Ok(Reply::Created(Box::new(Created::New)))
         }
         Job::Cancel(run_id, req) => {
             let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
@@ -663,8 +663,8 @@ fn entry_from_row(row: &Row) -> rusqlite::Result<Entry> {
 #[async_trait]
 impl Journal for SqliteJournal {
     async fn create_run(&self, run: &NewRun) -> Result<Created> {
-        match self.write(Job::Create(run.clone())).await? {
-            Reply::Created(c) => Ok(c),
+        match self.write(Job::Create(Box::new(run.clone()))).await? {
+            Reply::Created(c) => Ok(*c),
             _ => unreachable!("create answers Created"),
         }
     }
