@@ -53,7 +53,7 @@ pub enum GameDayError {
         /// What was being done.
         what: String,
         /// The AWS error.
-        source: CapabilityError,
+        source: Box<CapabilityError>,
     },
     /// Starting the proxy or the agent failed.
     #[error("{0}")]
@@ -138,7 +138,7 @@ impl GameDay<'_> {
     /// triggers as the run goes, and reads everything back.
     async fn one_run(&self, label: &str, windows: &[FaultWindow], failpoint: Option<&str>) -> Result<RunReport, GameDayError> {
         let sc = self.sc;
-        let seeded = seed(&self.clients, &self.topology).await.map_err(|source| GameDayError::World { what: "seeding the topology".into(), source })?;
+        let seeded = seed(&self.clients, &self.topology).await.map_err(|source| GameDayError::World { what: "seeding the topology".into(), source: Box::new(source) })?;
         let before = self.checks(&seeded, &sc.hypothesis.before).await;
         let faults = Arc::new(Faults::new(sc.seed));
         let proxy = Proxy::start(self.upstreams.clone(), faults.clone()).await?;
@@ -279,10 +279,10 @@ impl GameDay<'_> {
             let value = aws_sdk_cloudwatch::types::StateValue::from(state.as_str());
             set_alarm(&self.clients, &t.dr_region, &seeded.dr_alarm, value, "game-day: set by the scenario")
                 .await
-                .map_err(|source| GameDayError::World { what: format!("setting alarm {} to {state}", seeded.dr_alarm), source })?;
+                .map_err(|source| GameDayError::World { what: format!("setting alarm {} to {state}", seeded.dr_alarm), source: Box::new(source) })?;
         }
         if a.delete_replica {
-            delete_if_present(&self.clients, &t.dr_region, &t.replica).await.map_err(|source| GameDayError::World { what: format!("deleting {}", t.replica), source })?;
+            delete_if_present(&self.clients, &t.dr_region, &t.replica).await.map_err(|source| GameDayError::World { what: format!("deleting {}", t.replica), source: Box::new(source) })?;
         }
         Ok(())
     }

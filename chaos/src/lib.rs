@@ -181,11 +181,10 @@ impl Agent {
     pub fn wait_for_status(&self, run_id: &str, status: &str, timeout: Duration) -> Result<Value, ChaosError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(v) = self.show(run_id) {
-                if v["status"] == status {
+            if let Some(v) = self.show(run_id)
+                && v["status"] == status {
                     return Ok(v);
                 }
-            }
             if Instant::now() > deadline {
                 return Err(ChaosError::Timeout(timeout, format!("run {run_id} to be {status}")));
             }

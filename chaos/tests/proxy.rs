@@ -578,7 +578,7 @@ async fn a_lost_lease_stops_every_attempt_on_the_wire() {
     let call = tokio::spawn(async move {
         route53::upsert_cname(&fenced, &zone, &record, "b.example.internal", 60, t).await
     });
-    while f.injected().get("hang").is_none() {
+    while !f.injected().contains_key("hang") {
         tokio::task::yield_now().await;
     }
     lease.lose();

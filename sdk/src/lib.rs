@@ -300,13 +300,12 @@ pub mod __private {
         let params: R::Params = serde_json::from_str(params)
             .map_err(|e| Error::new("bad-params", format!("parameters do not fit the runbook's type: {e}")).to_wit())?;
         let ctx = Ctx::new();
-        if ctx.mode() == Mode::Readiness {
-            if let Some(found) = R::readiness(&ctx, &params) {
+        if ctx.mode() == Mode::Readiness
+            && let Some(found) = R::readiness(&ctx, &params) {
                 let found = found.map_err(|e| e.to_wit())?;
                 return serde_json::to_string(&found)
                     .map_err(|e| Error::new("output-not-serializable", format!("readiness: {e}")).to_wit());
             }
-        }
         let output = R::run(&ctx, params).map_err(|e| e.to_wit())?;
         serde_json::to_string(&output)
             .map_err(|e| Error::new("output-not-serializable", format!("run result: {e}")).to_wit())

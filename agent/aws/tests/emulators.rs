@@ -247,7 +247,7 @@ async fn a_restore_is_made_once_and_only_the_run_that_made_a_resource_deletes_it
     assert_eq!(first.arn, again.arn);
     let err = rds::restore_from_snapshot(&c, "us-west-2", &copy.identifier, &name, None, "run-a", "k-other").await.unwrap_err();
     assert_eq!(err.code, "DBInstanceAlreadyExists", "{err}");
-    assert_eq!(rds::run_instances(&c, "us-west-2", "run-a").await.unwrap(), [name.clone()]);
+    assert_eq!(rds::run_instances(&c, "us-west-2", "run-a").await.unwrap(), std::slice::from_ref(&name));
 
     // Another run cannot delete it, and neither can anyone delete the primary.
     let err = rds::delete_instance(&c, "us-west-2", &name, "run-b").await.unwrap_err();
@@ -269,7 +269,7 @@ async fn only_the_run_that_launched_an_instance_terminates_it() {
     assert!(image.is_none());
     let name = unique("drill-app");
     let launched = ec2::run_instance(&c, "us-west-2", "ami-0a1b2c3d4e5f60001", "t3.micro", &name, &run, &unique("k")).await.unwrap();
-    assert_eq!(ec2::run_instances(&c, "us-west-2", &run).await.unwrap(), [launched.id.clone()]);
+    assert_eq!(ec2::run_instances(&c, "us-west-2", &run).await.unwrap(), std::slice::from_ref(&launched.id));
     let err = ec2::terminate_instance(&c, "us-west-2", &launched.id, "someone-else").await.unwrap_err();
     assert_eq!(err.code, "not-created-by-this-run", "{err}");
     ec2::terminate_instance(&c, "us-west-2", &launched.id, &run).await.unwrap();
@@ -414,7 +414,7 @@ async fn alarms_are_read_in_the_order_asked_and_an_unknown_one_is_an_error() {
     let err = cloudwatch::describe_alarms(&c, region, &[a.clone(), "no-such-alarm".into()]).await.unwrap_err();
     assert_eq!((err.code.as_str(), err.resource.as_str()), ("alarm-not-found", "no-such-alarm"), "{err}");
     // Alarms live in a region: the same name elsewhere is not found.
-    let err = cloudwatch::describe_alarms(&c, "us-east-1", &[a.clone()]).await.unwrap_err();
+    let err = cloudwatch::describe_alarms(&c, "us-east-1", std::slice::from_ref(&a)).await.unwrap_err();
     assert_eq!(err.code, "alarm-not-found", "{err}");
 }
 

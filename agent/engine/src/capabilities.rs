@@ -541,7 +541,7 @@ impl rds::Host for HostState {
         let resources = vec![Resource::new("cluster", &identifier), Resource::new("cluster", &target)];
         let Call { c, _turn, .. } = allowed!(self, access("rds", "failover-global-cluster", &[&region], resources, true));
         if self.sim.is_some() {
-            let mode = crate::simulation::convert(&mode)?;
+            let mode = crate::simulation::convert(mode)?;
             simulated!(self, |s| s.rds_failover_global_cluster(&region, &identifier, &target_cluster_arn, mode));
         }
         let mode = match mode {
@@ -557,7 +557,7 @@ impl rds::Host for HostState {
                 let e = CapabilityError::new("rds", "FailoverGlobalCluster", &region, &target_cluster_arn, "not-a-member", format!("{target_cluster_arn} is not a cluster of global database {identifier}"));
                 return Ok(Err(self.to_wit(e)));
             }
-            if !g.writer().is_some_and(|w| w.cluster_arn == target_cluster_arn) {
+            if g.writer().is_none_or(|w| w.cluster_arn != target_cluster_arn) {
                 let how = if mode == aws_aurora::GlobalFailoverMode::Switchover { "switch over (no data lost)" } else { "fail over (unreplicated writes lost)" };
                 let detail = format!("{how} global database {identifier} to {target}");
                 plan.record(PlannedChange { step, service: "rds", operation: mode.operation(), region: region.clone(), resource: identifier.clone(), detail });
@@ -963,7 +963,7 @@ impl route53::Host for HostState {
         resources.extend(health_check.iter().map(|h| Resource::new("healthcheck", h)));
         let Call { c, _turn, .. } = allowed!(self, access("route53", "upsert-failover", &[], resources, true));
         if self.sim.is_some() {
-            let role = crate::simulation::convert(&role)?;
+            let role = crate::simulation::convert(role)?;
             simulated!(self, |s| s.route53_upsert_failover(&zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl));
         }
         let role = match role {

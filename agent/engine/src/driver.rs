@@ -793,12 +793,11 @@ impl Engine {
 async fn watch_for_cancel(journal: Arc<dyn Journal>, run_id: String, signal: Arc<CancelSignal>) {
     loop {
         tokio::time::sleep(CANCEL_POLL).await;
-        if let Ok(Some(run)) = journal.run(&run_id).await {
-            if let Some(req) = run.cancel {
+        if let Ok(Some(run)) = journal.run(&run_id).await
+            && let Some(req) = run.cancel {
                 signal.raise(req);
                 return;
             }
-        }
     }
 }
 

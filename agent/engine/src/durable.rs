@@ -982,11 +982,10 @@ impl Durable {
     /// Fails with `Cancelled` if an operator cancelled the run (main part only:
     /// cleanups and undos always run to the end).
     fn check_cancel(&self) -> Result<()> {
-        if self.phase == Phase::Main {
-            if let Some(r) = self.cancel.request() {
+        if self.phase == Phase::Main
+            && let Some(r) = self.cancel.request() {
                 return Err(DurableError::Cancelled { by: r.by, reason: r.reason });
             }
-        }
         Ok(())
     }
 

@@ -52,10 +52,13 @@ pub struct Folded {
     pub events: Vec<Event>,
 }
 
+/// A commit's fence, its number of parts, and its chunks by part.
+type CommitParts<'a> = (u64, u64, BTreeMap<u64, &'a [u8]>);
+
 /// Folds the chunk items of commits 1..=`version` (in any order; others ignored).
 pub fn fold(items: &[Item], version: u64) -> Result<Folded, JournalError> {
     // version -> (fence, parts, chunks by part)
-    let mut commits: BTreeMap<u64, (u64, u64, BTreeMap<u64, &[u8]>)> = BTreeMap::new();
+    let mut commits: BTreeMap<u64, CommitParts<'_>> = BTreeMap::new();
     for item in items {
         let sk = get_s(item, "sk").unwrap_or_default();
         let mut it = sk.strip_prefix("log#").unwrap_or_default().split('#');

@@ -75,13 +75,12 @@ pub fn unauthorized(message: impl Into<String>) -> Response {
     resp
 }
 
-/// Checks the API token.
-fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// Checks the API token: the 401 to answer when it is missing or wrong.
+fn refused(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    state.api_token.check(header, b"", Utc::now().timestamp()).map_err(|r| {
-        tracing::warn!(reason = %r, "API request refused");
-        unauthorized(format!("unauthorized: {r}"))
-    })
+    let r = state.api_token.check(header, b"", Utc::now().timestamp()).err()?;
+    tracing::warn!(reason = %r, "API request refused");
+    Some(unauthorized(format!("unauthorized: {r}")))
 }
 
 /// Who is acting through the API: the token's identity, with what the
@@ -109,7 +108,7 @@ struct RunsQuery {
 }
 
 async fn runs(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<RunsQuery>) -> Response {
-    if let Err(r) = authorized(&state, &headers) {
+    if let Some(r) = refused(&state, &headers) {
         return r;
     }
     let status = match q.status.as_deref().map(RunStatus::parse) {
@@ -124,7 +123,7 @@ async fn runs(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): 
 }
 
 async fn run(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = authorized(&state, &headers) {
+    if let Some(r) = refused(&state, &headers) {
         return r;
     }
     let journal = state.supervisor.journal();
@@ -147,7 +146,7 @@ struct ApprovalsQuery {
 }
 
 async fn approvals(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<ApprovalsQuery>) -> Response {
-    if let Err(r) = authorized(&state, &headers) {
+    if let Some(r) = refused(&state, &headers) {
         return r;
     }
     match state.supervisor.journal().approvals(None, !q.all).await {
@@ -172,7 +171,7 @@ async fn decide(
     Path((id, gate)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = authorized(&state, &headers) {
+    if let Some(r) = refused(&state, &headers) {
         return r;
     }
     let body: DecideBody = match serde_json::from_slice(&body) {
@@ -202,7 +201,7 @@ struct CancelBody {
 }
 
 async fn cancel(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
-    if let Err(r) = authorized(&state, &headers) {
+    if let Some(r) = refused(&state, &headers) {
         return r;
     }
     let body: CancelBody = match serde_json::from_slice(&body) {

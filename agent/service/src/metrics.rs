@@ -122,11 +122,10 @@ impl Metrics {
     pub fn run_ended(&self, run: &RunRecord) {
         self.runs.get_or_create(&RunLabels { runbook: run.runbook.name.clone(), outcome: run.status.to_string() }).inc();
         let drill = run.origin.as_ref().is_some_and(|o| o["kind"] == "drill");
-        if drill && run.status == drover_journal::RunStatus::Succeeded {
-            if let Some(rto) = run.result.as_ref().and_then(rto_seconds) {
+        if drill && run.status == drover_journal::RunStatus::Succeeded
+            && let Some(rto) = run.result.as_ref().and_then(rto_seconds) {
                 self.drill_rto.get_or_create(&RunbookLabel { runbook: run.runbook.name.clone() }).set(rto);
             }
-        }
     }
 
     /// A request joined the run holding its scope.

@@ -49,7 +49,7 @@ pub async fn run_schedule(drill: DrillConfig, supervisor: Arc<Supervisor>) {
         }
         // Never fire twice for one slot, even if the clock steps back.
         let after = slot + chrono::Duration::milliseconds(1);
-        if let Some(wait) = (after - Utc::now()).to_std().ok() {
+        if let Ok(wait) = (after - Utc::now()).to_std() {
             tokio::time::sleep(wait).await;
         }
     }

@@ -40,6 +40,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+/// One record set for [`Scenario::records`]: type, set identifier, weight, values.
+pub type RecordSpec<'a> = (&'a str, Option<&'a str>, Option<u8>, &'a [&'a str]);
+
 /// Everything a simulated run starts from.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,7 +231,7 @@ impl Scenario {
 
     /// Replaces the record sets named `name` with `records` (type, set
     /// identifier, weight, values) in zone `zone`.
-    pub fn records(mut self, zone: &str, name: &str, records: &[(&str, Option<&str>, Option<u8>, &[&str])]) -> Scenario {
+    pub fn records(mut self, zone: &str, name: &str, records: &[RecordSpec<'_>]) -> Scenario {
         let fq = |n: &str| n.trim_end_matches('.').to_ascii_lowercase();
         self.route53.records.retain(|r| !(fq(&r.zone) == fq(zone) && fq(&r.name) == fq(name)));
         for (kind, set, weight, values) in records {

@@ -407,11 +407,10 @@ impl Cloud {
             db.pending_status = "modifying".into();
             let view = db.view(now);
             let arn = db.instance.arn.clone();
-            if let Some((src_region, src_id)) = parse_arn(&source) {
-                if let Some(src) = c.rds.instances.get_mut(src_region).and_then(|m| m.get_mut(src_id)) {
+            if let Some((src_region, src_id)) = parse_arn(&source)
+                && let Some(src) = c.rds.instances.get_mut(src_region).and_then(|m| m.get_mut(src_id)) {
                     src.instance.replicas.retain(|r| *r != arn);
                 }
-            }
             Ok((view, true))
         })
     }
@@ -594,13 +593,11 @@ impl Cloud {
             let before = g.1.len();
             g.1.retain(|m| m != cluster_arn);
             let detached = g.1.len() != before;
-            if detached {
-                if let Some((r, name)) = parse_arn(cluster_arn) {
-                    if let Some(cl) = c.rds.clusters.get_mut(r).and_then(|m| m.get_mut(name)) {
+            if detached
+                && let Some((r, name)) = parse_arn(cluster_arn)
+                    && let Some(cl) = c.rds.clusters.get_mut(r).and_then(|m| m.get_mut(name)) {
                         cl.cluster.global_cluster = None;
                     }
-                }
-            }
             Ok((detached, detached))
         })
     }

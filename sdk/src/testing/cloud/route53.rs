@@ -274,11 +274,10 @@ impl Cloud {
     #[allow(clippy::too_many_arguments)]
     pub fn route53_upsert_failover(&mut self, zone: &str, name: &str, role: FailoverRole, set_identifier: &str, value: &str, health_check: Option<&str>, ttl: u32) -> Result<(), WitError> {
         self.call(target("upsert-failover", "ChangeResourceRecordSets", name), |c, t| {
-            if let Some(h) = health_check {
-                if !c.route53.health_checks.contains_key(h) {
+            if let Some(h) = health_check
+                && !c.route53.health_checks.contains_key(h) {
                     return Err(aws_error(t, "NoSuchHealthCheck", &format!("no health check {h}"), false));
                 }
-            }
             let _ = role;
             let new = RecordSet {
                 name: fqdn(name),
