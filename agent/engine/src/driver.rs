@@ -598,7 +598,7 @@ impl Engine {
                 } else {
                 match trap.downcast_ref::<DurableError>() {
                     Some(DurableError::Cancelled { by, reason }) => cancelled(&durable, by, reason),
-                    _ => Ending::Failed(durable.mask_error(trap_record(&trap, &stderr))),
+                    _ => Ending::Failed(durable.mask_error(trap_record(&trap, &stderr, |t| durable.mask(t)))),
                 }
                 }
             }
@@ -660,7 +660,7 @@ impl Engine {
                         if let Some(why) = stops_resumable(&trap) {
                             return Err(stop(&mut durable, run, runbook, vec![], why).await?);
                         }
-                        Err(durable.mask_error(trap_record(&trap, &stderr)))
+                        Err(durable.mask_error(trap_record(&trap, &stderr, |t| durable.mask(t))))
                     }
                 };
                 match outcome {
@@ -802,8 +802,10 @@ async fn watch_for_cancel(journal: Arc<dyn Journal>, run_id: String, signal: Arc
 }
 
 /// The journaled error for a runbook that trapped.
-fn trap_record(trap: &wasmtime::Error, stderr: &MemoryOutputPipe) -> ErrorRecord {
-    let tail = stderr_tail(stderr, 2048);
+/// The runbook's stderr is masked (`mask`) before it is cut into lines: a
+/// secret with a newline in it must still be recognised whole.
+fn trap_record(trap: &wasmtime::Error, stderr: &MemoryOutputPipe, mask: impl Fn(&str) -> String) -> ErrorRecord {
+    let tail = mask(&stderr_tail(stderr, 2048));
     if let Some(d) = trap.downcast_ref::<DurableError>() {
         return ErrorRecord::terminal(d.code(), d.to_string());
     }

@@ -32,7 +32,6 @@ use drover_journal::{
     JournalError, Lease, Level, Op, RunStatus,
 };
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::cancel::CancelSignal;
 use crate::events::{Observer, RunEvent};
@@ -40,17 +39,8 @@ use crate::failpoints::{self, Failpoint};
 use crate::limits::StepClock;
 use crate::secrets::Secrets;
 
-/// Longest step key, in bytes.
-pub const MAX_KEY_LEN: usize = 128;
-/// Most random bytes one call may ask for.
-pub const MAX_RANDOM_BYTES: u32 = 4096;
-/// Longest durable wait one call may ask for: a `clock.sleep`, or an
-/// approval gate's timeout (366 days).
-pub const MAX_WAIT: Duration = Duration::from_secs(366 * 24 * 3600);
-/// Longest backoff a retry policy may ask for (one day).
-pub const MAX_BACKOFF_MS: u64 = 24 * 3600 * 1000;
-/// Longest approval question, in bytes.
-pub const MAX_APPROVAL_MESSAGE: usize = 16 * 1024;
+pub use drover_replay::{MAX_BACKOFF_MS, MAX_KEY_LEN, MAX_RANDOM_BYTES, MAX_WAIT, RetrySpec, idempotency_key};
+use drover_replay::{ActionKind, Violation, check_key};
 
 /// What went wrong in a journaled call. Each of these traps the runbook.
 #[derive(Debug, thiserror::Error)]
@@ -170,38 +160,12 @@ impl DurableError {
 
 type Result<T, E = DurableError> = std::result::Result<T, E>;
 
-/// A step's retry policy, as the runbook passed it to `begin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RetrySpec {
-    /// Attempts in all.
-    pub max_attempts: u32,
-    /// First backoff.
-    pub initial_backoff_ms: u64,
-    /// Backoff ceiling.
-    pub max_backoff_ms: u64,
-}
-
-impl RetrySpec {
-    /// Checks the policy `call` (e.g. `steps.begin 'promote'`) passed: a
-    /// backoff above [`MAX_BACKOFF_MS`] is refused, naming the limit.
-    pub fn check(&self, call: &str) -> Result<()> {
-        for (name, ms) in [("initial-backoff-ms", self.initial_backoff_ms), ("max-backoff-ms", self.max_backoff_ms)] {
-            if ms > MAX_BACKOFF_MS {
-                return Err(DurableError::BadRequest(format!(
-                    "{call}: retry policy {name} is {ms}; at most {MAX_BACKOFF_MS} ms (one day) per backoff"
-                )));
-            }
+impl From<Violation> for DurableError {
+    fn from(v: Violation) -> Self {
+        match v {
+            Violation::BadKey { key, reason } => DurableError::BadKey { key, reason },
+            Violation::BadRequest(message) => DurableError::BadRequest(message),
         }
-        Ok(())
-    }
-
-    /// The backoff before attempt `next` (2 or more): exponential, capped, with
-    /// up to 20% jitter so that many runs do not retry in lockstep.
-    pub fn backoff(&self, next: u32, jitter: f64) -> Duration {
-        let exp = next.saturating_sub(2).min(32);
-        let base = self.initial_backoff_ms.saturating_mul(1u64 << exp).min(self.max_backoff_ms.max(self.initial_backoff_ms));
-        let jittered = base as f64 * (1.0 - 0.2 * jitter.clamp(0.0, 1.0));
-        Duration::from_millis(jittered as u64)
     }
 }
 
@@ -306,47 +270,11 @@ const APPROVAL_POLL: Duration = Duration::from_millis(200);
 /// Most deferred writes held before they are flushed on their own.
 const MAX_PENDING: usize = 256;
 
-/// The idempotency key of step `key` in run `run_id`: stable across attempts
-/// and crashes, different for every run and step.
-pub fn idempotency_key(run_id: &str, key: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"drover/idempotency/v1\0");
-    h.update(run_id.as_bytes());
-    h.update(b"\0");
-    h.update(key.as_bytes());
-    hex::encode(&h.finalize()[..16])
-}
-
-fn check_key(key: &str) -> Result<()> {
-    let bad = |reason: &str| {
-        Err(DurableError::BadKey { key: key.chars().take(MAX_KEY_LEN).collect(), reason: reason.into() })
-    };
-    if key.is_empty() {
-        return bad("it is empty");
-    }
-    if key.len() > MAX_KEY_LEN {
-        return bad("it is longer than 128 bytes");
-    }
-    if !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.' | '/')) {
-        return bad("use lowercase letters, digits, '-', '_', '.' and '/'");
-    }
-    Ok(())
-}
-
 /// `now + wait` for a wait `call` asked for, refused (bad request, naming
 /// the call and the limit) past `limit` or past what a timestamp can hold.
 fn wait_deadline(now: DateTime<Utc>, wait: Duration, limit: Duration, call: &str) -> Result<DateTime<Utc>> {
-    let refused = || {
-        DurableError::BadRequest(format!(
-            "{call} asked to wait {} ms; at most {} ms ({} days) per call",
-            wait.as_millis(),
-            limit.as_millis(),
-            limit.as_secs() / 86_400
-        ))
-    };
-    if wait > limit {
-        return Err(refused());
-    }
+    drover_replay::check_wait(wait, limit, call)?;
+    let refused = || DurableError::from(drover_replay::limits::wait_refused(wait, limit, call));
     chrono::Duration::from_std(wait).ok().and_then(|d| now.checked_add_signed(d)).ok_or_else(refused)
 }
 
@@ -561,8 +489,8 @@ impl Durable {
                     Some(at) => self.wait_until(key, at).await?,
                     // The attempt in flight was interrupted: it counts.
                     None => {
-                        if let Some(g) = drover_sdk::testing::interrupted_step(key, e.attempts, retry.max_attempts) {
-                            let error = ErrorRecord { code: g.code, message: g.message, retryable: g.retryable, resource: g.resource };
+                        if let Some(g) = drover_replay::interrupted(key, e.attempts, retry.max_attempts) {
+                            let error = ErrorRecord::terminal(g.code, g.message);
                             return self.give_up_interrupted(seq, e, error).await;
                         }
                     }
@@ -604,7 +532,7 @@ impl Durable {
     }
 
     /// Fails step entry `e` at `seq` for good: its interrupted attempt used
-    /// up its retry policy (see [`drover_sdk::testing::interrupted_step`]).
+    /// up its retry policy (see [`drover_replay::interrupted`]).
     /// The run's events say so; the body is not run again.
     async fn give_up_interrupted(&mut self, seq: usize, mut e: Entry, error: ErrorRecord) -> Result<StepStart> {
         let now = self.time();
@@ -676,7 +604,7 @@ impl Durable {
         let error = self.mask_error(error);
         let mut entry = self.entries[open.seq].clone();
         let now = self.time();
-        if error.retryable && open.attempt < open.retry.max_attempts {
+        if open.retry.retries(open.attempt, error.retryable) {
             let backoff = open.retry.backoff(open.attempt + 1, rand::random::<f64>());
             let at = wait_deadline(now, backoff, Duration::from_millis(MAX_BACKOFF_MS), &format!("the retry backoff of step '{key}'"))?;
             entry.error = Some(error.clone());
@@ -769,11 +697,7 @@ impl Durable {
 
     /// `random.random-bytes`.
     pub async fn random_bytes(&mut self, len: u32) -> Result<Vec<u8>> {
-        if len > MAX_RANDOM_BYTES {
-            return Err(DurableError::BadRequest(format!(
-                "random-bytes asked for {len} bytes; at most {MAX_RANDOM_BYTES} per call"
-            )));
-        }
+        drover_replay::check_random_len(len)?;
         let v = self
             .value(EntryKind::Random, || {
                 let bytes: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
@@ -877,12 +801,7 @@ impl Durable {
                 let now = self.time();
                 let call = format!("approval gate '{gate}'");
                 let deadline = timeout.map(|t| wait_deadline(now, t, MAX_WAIT, &call)).transpose()?;
-                if message.len() > MAX_APPROVAL_MESSAGE {
-                    return Err(DurableError::BadRequest(format!(
-                        "{call}: the message is {} bytes; at most {MAX_APPROVAL_MESSAGE} bytes",
-                        message.len()
-                    )));
-                }
+                drover_replay::check_approval_message(&call, message.len())?;
                 let message = self.secrets.mask(message);
                 let mut e = Entry::new(seq as u64, EntryKind::Approval, Some(gate.into()), EntryStatus::Running, now);
                 e.next_attempt_at = deadline;
@@ -994,6 +913,11 @@ impl Durable {
         self.cancel.request()
     }
 
+    /// `text` with this run's secrets masked.
+    pub fn mask(&self, text: &str) -> String {
+        self.secrets.mask(text)
+    }
+
     /// `error` with every secret value masked.
     pub fn mask_error(&self, mut error: ErrorRecord) -> ErrorRecord {
         if !self.secrets.is_empty() {
@@ -1023,15 +947,15 @@ impl Durable {
     /// `cleanup.defer` / `cleanup.compensate`: journal a registration.
     pub async fn register(&mut self, undo: bool, key: &str, payload: &str, retry: RetrySpec) -> Result<()> {
         check_key(key)?;
-        let kind = if undo { "undo" } else { "cleanup" };
-        let step_key = format!("{kind}:{key}");
+        let action = if undo { ActionKind::Undo } else { ActionKind::Cleanup };
+        let (kind, step_key) = (action.as_str(), action.step_key(key));
         if self.phase == Phase::Finalize {
             return Err(DurableError::BadRequest(format!("{kind} '{key}' was registered inside finalize(); register actions in run()")));
         }
         if !self.registered.insert(step_key.clone()) {
             return Err(DurableError::DuplicateAction { kind, key: key.into() });
         }
-        retry.check(&format!("cleanup.{} '{key}'", if undo { "compensate" } else { "defer" }))?;
+        retry.check(&format!("{} '{key}'", action.wit_call()))?;
         if payload.len() > self.max_output_bytes {
             return Err(DurableError::BadRequest(format!(
                 "payload of {kind} '{key}' is {} bytes, more than the step output limit of {} bytes (output_kib); \
@@ -1063,11 +987,11 @@ impl Durable {
             .filter(|e| e.kind == EntryKind::Register)
             .filter_map(|e| {
                 let step_key = e.key.clone()?;
-                let (kind, key) = step_key.split_once(':')?;
+                let (kind, key) = ActionKind::parse(&step_key)?;
                 let out = e.output.as_ref()?;
                 Some(Registration {
                     key: key.to_string(),
-                    undo: kind == "undo",
+                    undo: kind == ActionKind::Undo,
                     payload: out["payload"].to_string(),
                     retry: serde_json::from_value(out["retry"].clone()).ok()?,
                     step_key,
@@ -1203,46 +1127,6 @@ impl Durable {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_stable_and_distinct() {
-        assert_eq!(idempotency_key("r1", "a"), idempotency_key("r1", "a"));
-        assert_ne!(idempotency_key("r1", "a"), idempotency_key("r2", "a"));
-        assert_ne!(idempotency_key("r1", "a"), idempotency_key("r1", "b"));
-        assert_eq!(idempotency_key("r1", "a").len(), 32);
-    }
-
-    #[test]
-    fn key_rules() {
-        assert!(check_key("promote-replica").is_ok());
-        assert!(check_key("copy/us-west-2.1_a").is_ok());
-        assert!(check_key("").is_err());
-        assert!(check_key("Promote").is_err());
-        assert!(check_key("a b").is_err());
-        assert!(check_key(&"a".repeat(129)).is_err());
-    }
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let r = RetrySpec { max_attempts: 10, initial_backoff_ms: 100, max_backoff_ms: 1000 };
-        assert_eq!(r.backoff(2, 0.0), Duration::from_millis(100));
-        assert_eq!(r.backoff(3, 0.0), Duration::from_millis(200));
-        assert_eq!(r.backoff(4, 0.0), Duration::from_millis(400));
-        assert_eq!(r.backoff(9, 0.0), Duration::from_millis(1000));
-        assert_eq!(r.backoff(40, 0.0), Duration::from_millis(1000));
-        assert_eq!(r.backoff(2, 1.0), Duration::from_millis(80));
-    }
-
-    #[test]
-    fn extreme_retry_policies_neither_overflow_nor_pass() {
-        let max = RetrySpec { max_attempts: u32::MAX, initial_backoff_ms: u64::MAX, max_backoff_ms: u64::MAX };
-        assert_eq!(max.backoff(u32::MAX, 0.0), Duration::from_millis(u64::MAX));
-        let err = max.check("steps.begin 'x'").unwrap_err().to_string();
-        assert!(err.contains("steps.begin 'x': retry policy initial-backoff-ms is 18446744073709551615; at most 86400000 ms"), "{err}");
-        let day = RetrySpec { max_attempts: 0, initial_backoff_ms: MAX_BACKOFF_MS, max_backoff_ms: MAX_BACKOFF_MS };
-        assert!(day.check("x").is_ok());
-        assert_eq!(day.backoff(0, 0.5), Duration::from_millis(MAX_BACKOFF_MS * 9 / 10));
-    }
 
     #[test]
     fn waits_past_the_limit_or_the_calendar_are_refused() {

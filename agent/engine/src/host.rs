@@ -182,11 +182,7 @@ impl run_context::Host for HostState {
 }
 
 fn retry_spec(retry: steps::RetryPolicy) -> RetrySpec {
-    RetrySpec {
-        max_attempts: retry.max_attempts.max(1),
-        initial_backoff_ms: retry.initial_backoff_ms,
-        max_backoff_ms: retry.max_backoff_ms,
-    }
+    RetrySpec { max_attempts: retry.max_attempts, initial_backoff_ms: retry.initial_backoff_ms, max_backoff_ms: retry.max_backoff_ms }.normalized()
 }
 
 impl cleanup::Host for HostState {
