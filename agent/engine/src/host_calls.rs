@@ -206,7 +206,13 @@ mod tests {
                 order.lock().unwrap().push(name);
             }));
             // Queued in this order before the turn comes free.
-            while calls.state().failovers.len() + calls.state().drills.len() < queued.len() {
+            // (One guard at a time: two `state()` calls in one condition
+            // would hold the first lock while taking the second.)
+            while {
+                let s = calls.state();
+                s.failovers.len() + s.drills.len()
+            } < queued.len()
+            {
                 tokio::task::yield_now().await;
             }
         }
