@@ -913,11 +913,6 @@ impl Durable {
         self.cancel.request()
     }
 
-    /// `text` with this run's secrets masked.
-    pub fn mask(&self, text: &str) -> String {
-        self.secrets.mask(text)
-    }
-
     /// `error` with every secret value masked.
     pub fn mask_error(&self, mut error: ErrorRecord) -> ErrorRecord {
         if !self.secrets.is_empty() {
