@@ -31,4 +31,4 @@ pub use idempotency::idempotency_key;
 pub use keys::{ActionKind, MAX_KEY_LEN, check_key};
 pub use limits::{MAX_APPROVAL_MESSAGE, MAX_RANDOM_BYTES, MAX_WAIT, check_approval_message, check_random_len, check_wait};
 pub use retry::{MAX_BACKOFF_MS, RetrySpec};
-pub use violation::Violation;
+pub use violation::{Violation, describe};

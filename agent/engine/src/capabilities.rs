@@ -16,6 +16,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::bindings::{cloudwatch, ec2, rds, route53, types};
 use crate::cancel::CancelSignal;
 use crate::durable::DurableError;
+use drover_replay::Violation;
 use crate::host::HostState;
 use crate::host_calls::{HostCalls, LentTurn, Priority};
 use crate::plan::{Plan, PlannedChange};
@@ -82,12 +83,12 @@ impl HostState {
         let key = durable
             .current_attempt()
             .map(|a| a.idempotency_key)
-            .ok_or_else(|| wasmtime::Error::new(DurableError::BadRequest(format!(
+            .ok_or_else(|| wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!(
                 "{what} was called outside a step; wrap AWS calls in ctx.step so that their results are journaled and replayed"
-            ))))?;
+            )))))?;
         let step = durable.open_step().map(str::to_string);
         let dry_run = durable.plan().is_some();
-        let gate = self.gate.clone().ok_or_else(|| wasmtime::Error::new(DurableError::BadRequest(format!("{what} was called outside a run"))))?;
+        let gate = self.gate.clone().ok_or_else(|| wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!("{what} was called outside a run")))))?;
         let decision = gate.guard.check(&a);
         if !dry_run && (a.mutating || decision.is_err()) {
             let record = AuditRecord {

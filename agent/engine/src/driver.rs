@@ -196,7 +196,9 @@ fn infra_ref(e: &DurableError) -> EngineError {
 /// journal (non-determinism), or an audit log that cannot be written. No
 /// outcome is recorded and no undo or cleanup runs.
 fn stops_resumable(trap: &wasmtime::Error) -> Option<ErrorRecord> {
-    if let Some(e @ (DurableError::NonDeterminism { .. } | DurableError::UnreplayedEntries { .. })) = trap.downcast_ref::<DurableError>() {
+    if let Some(e @ DurableError::Rule(v)) = trap.downcast_ref::<DurableError>()
+        && v.is_non_determinism()
+    {
         return Some(ErrorRecord::terminal(e.code(), e.to_string()));
     }
     trap.downcast_ref::<crate::audit::AuditError>().map(|e| ErrorRecord::terminal("audit-log", e.to_string()))

@@ -45,61 +45,11 @@ use drover_replay::{ActionKind, Violation, check_key};
 /// What went wrong in a journaled call. Each of these traps the runbook.
 #[derive(Debug, thiserror::Error)]
 pub enum DurableError {
-    /// The runbook asked for something other than what the journal recorded.
-    #[error(
-        "non-determinism at journal position {seq}: the journal recorded {recorded}, \
-         but the runbook now asks for {requested}. The runbook's code or inputs changed \
-         since the run started"
-    )]
-    NonDeterminism {
-        /// Journal position.
-        seq: u64,
-        /// What the journal holds there.
-        recorded: String,
-        /// What the runbook asked for.
-        requested: String,
-    },
-    /// The run finished while the journal still held unreplayed entries.
-    #[error(
-        "non-determinism: the runbook finished after {consumed} journaled calls, but the \
-         journal recorded {recorded} (next: {next}). The runbook's code changed since the run started"
-    )]
-    UnreplayedEntries {
-        /// Calls made.
-        consumed: u64,
-        /// Entries in the journal.
-        recorded: u64,
-        /// The first entry not replayed.
-        next: String,
-    },
-    /// The same step key was used twice in one run.
-    #[error("step key '{key}' is used twice in this run; step keys must be unique (include a loop index or a region)")]
-    DuplicateKey {
-        /// The key.
-        key: String,
-    },
-    /// A step was begun inside another step's body.
-    #[error("step '{inner}' was begun inside step '{outer}'; steps cannot nest")]
-    NestedStep {
-        /// The running step.
-        outer: String,
-        /// The step asked for.
-        inner: String,
-    },
-    /// `complete` or `fail` for a step that is not running.
-    #[error("step '{key}' was completed or failed without being begun (the SDK's step helper does this for you)")]
-    NotBegun {
-        /// The key.
-        key: String,
-    },
-    /// A malformed step key.
-    #[error("step key '{key}' is invalid: {reason}")]
-    BadKey {
-        /// The key (truncated).
-        key: String,
-        /// Why.
-        reason: String,
-    },
+    /// A replay rule was broken (non-determinism, a duplicate or malformed
+    /// key, a call where it is not allowed, an out-of-range request): the
+    /// rules and their texts are `drover-replay`'s.
+    #[error(transparent)]
+    Rule(#[from] Violation),
     /// A step's output is not JSON or is too large.
     #[error("output of step '{key}' is rejected: {reason}")]
     BadOutput {
@@ -108,9 +58,6 @@ pub enum DurableError {
         /// Why.
         reason: String,
     },
-    /// A host call's arguments are out of range.
-    #[error("{0}")]
-    BadRequest(String),
     /// A resource limit was exceeded.
     #[error(transparent)]
     Limit(#[from] crate::limits::LimitExceeded),
@@ -121,20 +68,6 @@ pub enum DurableError {
         by: String,
         /// Why.
         reason: String,
-    },
-    /// A step was begun while the agent runs the runbook's cleanups or undos.
-    #[error("step '{key}' was begun inside finalize(); a cleanup or undo is itself a step and cannot begin others")]
-    StepInFinalize {
-        /// The key.
-        key: String,
-    },
-    /// The same cleanup or undo key was registered twice.
-    #[error("{kind} '{key}' is registered twice in this run; keys must be unique")]
-    DuplicateAction {
-        /// cleanup or undo.
-        kind: &'static str,
-        /// The key.
-        key: String,
     },
     /// The agent is stopping: the run stops here, resumable.
     #[error("the agent is stopping; the run stops here and resumes where it stopped")]
@@ -148,7 +81,7 @@ impl DurableError {
     /// The error code recorded for a run this error ends.
     pub fn code(&self) -> &'static str {
         match self {
-            DurableError::NonDeterminism { .. } | DurableError::UnreplayedEntries { .. } => "non-determinism",
+            DurableError::Rule(v) => v.code(),
             DurableError::Journal(_) => "journal",
             DurableError::Cancelled { .. } => "cancelled",
             DurableError::Suspended => "suspended",
@@ -159,15 +92,6 @@ impl DurableError {
 }
 
 type Result<T, E = DurableError> = std::result::Result<T, E>;
-
-impl From<Violation> for DurableError {
-    fn from(v: Violation) -> Self {
-        match v {
-            Violation::BadKey { key, reason } => DurableError::BadKey { key, reason },
-            Violation::BadRequest(message) => DurableError::BadRequest(message),
-        }
-    }
-}
 
 /// Permission to run a step body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,10 +203,7 @@ fn wait_deadline(now: DateTime<Utc>, wait: Duration, limit: Duration, call: &str
 }
 
 fn describe_entry(e: &Entry) -> String {
-    match (&e.kind, &e.key) {
-        (EntryKind::Step, Some(k)) => format!("step '{k}'"),
-        (kind, _) => format!("a {} call", kind.as_str()),
-    }
+    drover_replay::describe(e.kind.as_str(), e.key.as_deref())
 }
 
 impl Durable {
@@ -423,12 +344,8 @@ impl Durable {
     fn recorded(&self, kind: EntryKind, key: Option<&str>) -> Result<Option<Entry>> {
         let Some(e) = self.entries.get(self.cursor) else { return Ok(None) };
         if e.kind != kind || e.key.as_deref() != key {
-            let requested = match key {
-                Some(k) if kind == EntryKind::Approval => format!("approval gate '{k}'"),
-                Some(k) => format!("step '{k}'"),
-                None => format!("a {} call", kind.as_str()),
-            };
-            return Err(DurableError::NonDeterminism { seq: e.seq, recorded: describe_entry(e), requested });
+            let requested = drover_replay::describe(kind.as_str(), key);
+            return Err(Violation::NonDeterminism { seq: e.seq, recorded: describe_entry(e), requested }.into());
         }
         Ok(Some(e.clone()))
     }
@@ -447,7 +364,7 @@ impl Durable {
         check_key(key)?;
         retry.check(&format!("steps.begin '{key}'"))?;
         if self.phase == Phase::Finalize {
-            return Err(DurableError::StepInFinalize { key: key.into() });
+            return Err(Violation::StepInFinalize { key: key.into() }.into());
         }
         self.begin(key, retry).await
     }
@@ -460,10 +377,10 @@ impl Durable {
 
     async fn begin(&mut self, key: &str, retry: RetrySpec) -> Result<StepStart> {
         if let Some(open) = &self.open {
-            return Err(DurableError::NestedStep { outer: open.key.clone(), inner: key.into() });
+            return Err(Violation::NestedStep { outer: open.key.clone(), inner: key.into() }.into());
         }
         if !self.keys.insert(key.to_string()) {
-            return Err(DurableError::DuplicateKey { key: key.into() });
+            return Err(Violation::DuplicateKey { key: key.into() }.into());
         }
         failpoints::hit(Failpoint::BeforeStep, key);
         let seq = self.cursor;
@@ -560,7 +477,7 @@ impl Durable {
             Some(o) if o.key == key => Ok(o),
             other => {
                 self.open = other;
-                Err(DurableError::NotBegun { key: key.into() })
+                Err(Violation::NotBegun { key: key.into() }.into())
             }
         }
     }
@@ -772,17 +689,13 @@ impl Durable {
     pub async fn approval(&mut self, gate: &str, message: &str, timeout: Option<Duration>) -> Result<Decision> {
         check_key(gate)?;
         if let Some(step) = self.open_step() {
-            return Err(DurableError::BadRequest(format!(
-                "approval gate '{gate}' was requested inside step '{step}'; request approvals between steps"
-            )));
+            return Err(Violation::approval_in_step(gate, step).into());
         }
         if self.phase == Phase::Finalize {
-            return Err(DurableError::BadRequest(format!(
-                "approval gate '{gate}' was requested in finalize(); cleanups and undos run without approval"
-            )));
+            return Err(Violation::approval_in_finalize(gate).into());
         }
         if !self.keys.insert(format!("approval:{gate}")) {
-            return Err(DurableError::BadRequest(format!("approval gate '{gate}' was requested twice in this run; gate names are unique")));
+            return Err(Violation::duplicate_gate(gate).into());
         }
         let seq = self.cursor;
         let mut entry = match self.recorded(EntryKind::Approval, Some(gate))? {
@@ -791,7 +704,7 @@ impl Durable {
                 return e
                     .output
                     .and_then(|o| serde_json::from_value(o["decision"].clone()).ok())
-                    .ok_or_else(|| DurableError::BadRequest(format!("the journaled decision of gate '{gate}' is unreadable")));
+                    .ok_or_else(|| Violation::BadRequest(format!("the journaled decision of gate '{gate}' is unreadable")).into());
             }
             Some(e) => {
                 self.show_waiting().await?;
@@ -945,23 +858,24 @@ impl Durable {
         let action = if undo { ActionKind::Undo } else { ActionKind::Cleanup };
         let (kind, step_key) = (action.as_str(), action.step_key(key));
         if self.phase == Phase::Finalize {
-            return Err(DurableError::BadRequest(format!("{kind} '{key}' was registered inside finalize(); register actions in run()")));
+            return Err(Violation::register_in_finalize(kind, key).into());
         }
         if !self.registered.insert(step_key.clone()) {
-            return Err(DurableError::DuplicateAction { kind, key: key.into() });
+            return Err(Violation::DuplicateAction { kind, key: key.into() }.into());
         }
         retry.check(&format!("{} '{key}'", action.wit_call()))?;
         if payload.len() > self.max_output_bytes {
-            return Err(DurableError::BadRequest(format!(
+            return Err(Violation::BadRequest(format!(
                 "payload of {kind} '{key}' is {} bytes, more than the step output limit of {} bytes (output_kib); \
                  register a small payload (identifiers), not the data itself",
                 payload.len(),
                 self.max_output_bytes
-            )));
+            ))
+            .into());
         }
         let payload = self.secrets.mask_json(payload);
         let payload: Value = serde_json::from_str(&payload)
-            .map_err(|e| DurableError::BadRequest(format!("payload of {kind} '{key}' is not JSON: {e}")))?;
+            .map_err(|e| Violation::BadRequest(format!("payload of {kind} '{key}' is not JSON: {e}")))?;
         if self.recorded(EntryKind::Register, Some(&step_key))?.is_some() {
             self.cursor += 1;
             return Ok(());
@@ -1098,11 +1012,11 @@ impl Durable {
     /// Checks, when the runbook has returned, that it replayed the whole journal.
     pub fn check_fully_replayed(&self) -> Result<()> {
         if let Some(next) = self.entries.get(self.cursor) {
-            return Err(DurableError::UnreplayedEntries {
+            return Err(Violation::UnreplayedEntries {
                 consumed: self.cursor as u64,
                 recorded: self.entries.len() as u64,
                 next: describe_entry(next),
-            });
+            }.into());
         }
         Ok(())
     }
@@ -1130,7 +1044,7 @@ mod tests {
         assert!(wait_deadline(now, MAX_WAIT, MAX_WAIT, "clock.sleep").is_ok());
         for wait in [MAX_WAIT + Duration::from_millis(1), Duration::from_millis(u64::MAX), Duration::MAX] {
             let err = wait_deadline(now, wait, MAX_WAIT, "clock.sleep").unwrap_err();
-            assert!(matches!(err, DurableError::BadRequest(_)), "{err}");
+            assert!(matches!(err, DurableError::Rule(Violation::BadRequest(_))), "{err}");
             assert!(err.to_string().contains("at most 31622400000 ms (366 days)"), "{err}");
         }
         // Even under a limit that allows it, a time past the calendar is refused, not a panic.

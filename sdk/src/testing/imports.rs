@@ -26,7 +26,7 @@ pub mod steps {
     use crate::bindings::drover::runbook::types::Error;
 
     pub fn begin(key: &str, retry: RetryPolicy) -> Started {
-        super::with_live(|l| l.begin(key, retry))
+        super::with_live(|l| l.begin_step(key, retry))
     }
 
     pub fn complete(key: &str, output: &str) {
@@ -42,11 +42,11 @@ pub mod cleanup {
     use crate::bindings::drover::runbook::steps::RetryPolicy;
 
     pub fn defer(key: &str, payload: &str, retry: RetryPolicy) {
-        super::with_live(|l| l.register(false, key, payload, retry))
+        super::with_live(|l| l.register(drover_replay::ActionKind::Cleanup, key, payload, retry))
     }
 
     pub fn compensate(key: &str, payload: &str, retry: RetryPolicy) {
-        super::with_live(|l| l.register(true, key, payload, retry))
+        super::with_live(|l| l.register(drover_replay::ActionKind::Undo, key, payload, retry))
     }
 }
 
@@ -67,8 +67,7 @@ pub mod approval {
     use crate::bindings::drover::runbook::types::Error;
 
     pub fn request(gate: &str, message: &str, timeout_seconds: u64) -> Result<Approved, Error> {
-        let _ = message;
-        super::with_live(|l| l.approval(gate, timeout_seconds)).map(|(by, comment)| Approved { by, comment })
+        super::with_live(|l| l.approval(gate, message, timeout_seconds)).map(|(by, comment)| Approved { by, comment })
     }
 }
 

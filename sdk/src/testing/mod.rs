@@ -46,31 +46,6 @@ pub use cloud::{Call, Cloud, Db, DbSnap, Ec2Image, Ec2Instance, Ec2Snapshot};
 pub use run::{LogLine, Report, StepRecord, TestRun};
 pub use scenario::*;
 
-use crate::bindings::drover::runbook::types::Error as WitError;
-
-/// The replay rule for a step (or a cleanup or undo) found in flight after a
-/// crash, shared by the agent and this harness: the interrupted attempt
-/// counts against the step's retry policy. `attempts` is how many attempts
-/// were begun (the interrupted one included), `max_attempts` what the policy
-/// allows. Returns the error that fails the step for good once they are used
-/// up (its body is not run again: its side effect may have happened), or
-/// `None` when it may run again.
-pub fn interrupted_step(key: &str, attempts: u32, max_attempts: u32) -> Option<WitError> {
-    let max = max_attempts.max(1);
-    (attempts >= max).then(|| WitError {
-        code: "interrupted".into(),
-        message: format!(
-            "step '{key}' was interrupted (the agent crashed or was stopped) during attempt {attempts}, and its retry \
-             policy allows {max} attempt{s} in all: it was not run again, since what it does may or may not have \
-             happened. Check whether it did (the resource it acts on; `drover show` lists its attempts, the audit log \
-             its calls) before acting on it; if re-running it is safe (it is idempotent), give it more attempts",
-            s = if max == 1 { "" } else { "s" }
-        ),
-        retryable: false,
-        resource: None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::{Scenario, TestRun};
@@ -107,5 +82,86 @@ mod tests {
         assert!(r.succeeded());
         let twice = r.steps.iter().find(|s| s.key == "twice").unwrap();
         assert_eq!((twice.status.as_str(), twice.attempts), ("completed", 2));
+    }
+
+    /// A step whose body sleeps, then a sleep between steps.
+    struct SleepInStep;
+
+    impl Runbook for SleepInStep {
+        type Params = serde_json::Value;
+        type Output = u64;
+
+        fn describe() -> Describe {
+            Describe::new("sleep-in-step", "0.1.0").description("a sleep inside a step, then one outside")
+        }
+
+        fn run(ctx: &Ctx, _: serde_json::Value) -> Result<u64, Error> {
+            let start = ctx.now();
+            ctx.step("settle", || {
+                ctx.sleep(std::time::Duration::from_secs(5));
+                Ok(())
+            })?;
+            ctx.step("next", || Ok(()))?;
+            ctx.sleep(std::time::Duration::from_secs(60));
+            let slept = ctx.now().duration_since(start).map(|d| d.as_secs()).unwrap_or(0);
+            Ok(slept)
+        }
+    }
+
+    #[test]
+    fn a_sleep_inside_a_completed_step_is_not_replayed_in_place_of_a_later_one() {
+        // Before the harness kept one journal in call order, the inner sleep
+        // was journaled on its own list: the replay skipped the step's body
+        // but not its sleep, and the sleep after `next` returned at once.
+        let r = TestRun::new(&Scenario::empty()).crash_after_complete("next").run::<SleepInStep>();
+        assert!(r.succeeded(), "{r}");
+        assert_eq!(r.crashes, 1);
+        assert!(r.output::<u64>() >= 65, "{r}");
+    }
+
+    /// Breaks the rules the agent enforces, one per parameter value.
+    struct RuleBreaker;
+
+    impl Runbook for RuleBreaker {
+        type Params = serde_json::Value;
+        type Output = ();
+
+        fn describe() -> Describe {
+            Describe::new("rule-breaker", "0.1.0").description("calls the agent where it may not").param(crate::describe::Param::string("rule", "which rule to break"))
+        }
+
+        fn run(ctx: &Ctx, p: serde_json::Value) -> Result<(), Error> {
+            match p["rule"].as_str().unwrap_or_default() {
+                "bad-key" => ctx.step("Promote DB", || Ok(())),
+                "long-backoff" => {
+                    let retry = Retry::attempts(2).backoff(std::time::Duration::from_secs(3 * 24 * 3600), std::time::Duration::from_secs(3 * 24 * 3600));
+                    ctx.step_with("x", retry, || Ok(()))
+                }
+                "approval-in-step" => ctx.step("x", || ctx.approval("go", "ok?").map(|_| ())),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn what_the_agent_refuses_fails_the_run_as_a_contract_violation() {
+        for (rule, says) in [
+            ("bad-key", "step key 'Promote DB' is invalid"),
+            ("long-backoff", "steps.begin 'x': retry policy initial-backoff-ms is 259200000; at most 86400000 ms"),
+            ("approval-in-step", "approval gate 'go' was requested inside step 'x'; request approvals between steps"),
+        ] {
+            let r = TestRun::new(&Scenario::empty()).param("rule", rule).run::<RuleBreaker>();
+            let e = r.error();
+            assert_eq!(e.code(), "contract-violation", "{rule}: {r}");
+            assert!(e.to_string().contains(says), "{rule}: {e}");
+        }
+    }
+
+    #[test]
+    fn keys_are_the_agents_idempotency_keys() {
+        let r = TestRun::new(&Scenario::empty()).run::<Interrupted>();
+        let once = r.steps.iter().find(|s| s.key == "once").unwrap();
+        let run_id = Scenario::empty().settings.run_id;
+        assert_eq!(once.idempotency_key, drover_replay::idempotency_key(&run_id, "once"));
     }
 }

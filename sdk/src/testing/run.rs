@@ -8,10 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, panic_any, resume_unwind};
 use std::sync::Once;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use drover_replay::{ActionKind, RetrySpec, Violation};
 
 use super::cloud::{Call, Cloud};
 use super::scenario::{ApprovalSeed, Scenario};
@@ -56,31 +59,61 @@ pub struct StepRecord {
     error_record: Option<WitError>,
 }
 
+/// A journaled call outside a step, in call order: one list, read on replay
+/// by one cursor, as the agent's journal is. Calls made inside a step's body
+/// are not journaled here: a completed step replays without running its
+/// body, and a step run again (a retry, a crash) makes them afresh (the
+/// agent journals them under the step and drops them likewise).
 #[derive(Debug, Clone)]
-enum Event {
+enum Entry {
+    /// A step (index into [`Journal::steps`]).
+    Step(usize),
     Now(i64),
+    /// A durable sleep, as its wake-up time.
     Sleep(i64),
     Random(Vec<u8>),
-    Approval(Result<(String, String), WitError>),
+    Approval(String, Result<(String, String), WitError>),
+    /// A cleanup or undo registration (index into [`Journal::registrations`]).
+    Register(usize),
+}
+
+impl Entry {
+    /// The journal's kind and key, as the agent names them.
+    fn kind_key<'a>(&'a self, j: &'a Journal) -> (&'static str, Option<String>) {
+        match self {
+            Entry::Step(i) => ("step", Some(j.steps[*i].key.clone())),
+            Entry::Now(_) => ("now", None),
+            Entry::Sleep(_) => ("sleep", None),
+            Entry::Random(_) => ("random", None),
+            Entry::Approval(gate, _) => ("approval", Some(gate.clone())),
+            Entry::Register(i) => ("register", Some(j.registrations[*i].step_key())),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Registration {
-    undo: bool,
+    kind: ActionKind,
     key: String,
     payload: String,
-    retry: RetryPolicy,
+    retry: RetrySpec,
+}
+
+impl Registration {
+    fn step_key(&self) -> String {
+        self.kind.step_key(&self.key)
+    }
 }
 
 /// What survives a crash: the journal.
 #[derive(Debug, Clone, Default)]
 struct Journal {
     steps: Vec<StepRecord>,
-    events: Vec<Event>,
+    entries: Vec<Entry>,
     registrations: Vec<Registration>,
-    ended: Option<(Ending, Result<String, WitError>)>,
-    /// How many steps `run` journaled (the actions' steps come after).
-    main_steps: usize,
+    /// How `run` ended, and the journal position after its last entry (the
+    /// actions' steps come after).
+    ended: Option<(Ending, Result<String, WitError>, usize)>,
 }
 
 /// A log line the runbook wrote.
@@ -112,15 +145,35 @@ pub(crate) struct Live {
     cancel_before: Option<String>,
     approvals: Vec<ApprovalSeed>,
     logs: Vec<LogLine>,
-    step_cursor: usize,
-    event_cursor: usize,
-    seen: BTreeSet<String>,
+    /// The journal position of the next call (one cursor, as in the agent).
+    cursor: usize,
+    /// Step keys and `approval:GATE` used in this execution.
+    keys: BTreeSet<String>,
+    /// `undo:KEY` / `cleanup:KEY` registered in this execution.
+    registered: BTreeSet<String>,
+    /// Whether cleanups and undos run (the main part has ended).
+    finalizing: bool,
     open: Option<Open>,
     /// The action (cleanup or undo) being carried out: its attempt.
     action_attempt: Option<Attempt>,
     /// The retry policy each open step began with.
-    retry: BTreeMap<String, RetryPolicy>,
+    retry: BTreeMap<String, RetrySpec>,
     rng: u64,
+}
+
+/// A broken rule that fails the run as a `contract-violation`, as the agent
+/// does (the agent traps the runbook with the same text).
+#[derive(Debug)]
+struct ContractViolation(Violation);
+
+/// Refuses a call: a non-determinism or a duplicate step key fails the test
+/// itself (the runbook cannot work in the agent), any other broken rule
+/// fails the run as the agent would.
+fn refuse(v: Violation) -> ! {
+    match v {
+        Violation::NonDeterminism { .. } | Violation::UnreplayedEntries { .. } | Violation::DuplicateKey { .. } => panic!("{v}"),
+        other => panic_any(ContractViolation(other)),
+    }
 }
 
 thread_local! {
@@ -139,23 +192,17 @@ pub(crate) fn with_live<T>(f: impl FnOnce(&mut Live) -> T) -> T {
     })
 }
 
-fn idempotency_key(run_id: &str, key: &str) -> String {
-    // FNV-1a, twice with different seeds: stable, 32 hex digits.
-    let fnv = |seed: u64| {
-        let mut h = seed;
-        for b in run_id.bytes().chain([0]).chain(key.bytes()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x100_0000_01b3);
-        }
-        h
-    };
-    format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142))
+fn spec(retry: RetryPolicy) -> RetrySpec {
+    RetrySpec { max_attempts: retry.max_attempts, initial_backoff_ms: retry.initial_backoff_ms, max_backoff_ms: retry.max_backoff_ms }.normalized()
 }
 
-fn backoff_ms(retry: &RetryPolicy, next: u32) -> i64 {
-    let exp = next.saturating_sub(2).min(32);
-    let base = retry.initial_backoff_ms.saturating_mul(1u64 << exp).min(retry.max_backoff_ms.max(retry.initial_backoff_ms));
-    base.min(i64::MAX as u64) as i64
+/// A wait of `ms` as the agent bounds it, or the refusal.
+fn checked_wait(ms: u64, call: &str) -> i64 {
+    let wait = Duration::from_millis(ms);
+    if let Err(v) = drover_replay::check_wait(wait, drover_replay::MAX_WAIT, call) {
+        refuse(v)
+    }
+    ms.min(i64::MAX as u64) as i64
 }
 
 impl Live {
@@ -188,42 +235,86 @@ impl Live {
         self.current().map(|(idempotency_key, number, _)| Attempt { idempotency_key, number })
     }
 
-    pub(crate) fn begin(&mut self, key: &str, retry: RetryPolicy) -> Started {
-        assert!(self.open.is_none(), "step '{key}' began inside step '{}': steps do not nest", self.open.as_ref().map(|o| o.key.as_str()).unwrap_or(""));
-        assert!(self.seen.insert(key.to_string()), "step key '{key}' is used twice in one run; keys must be unique (use format!(\"copy-{{region}}\") in loops)");
-        let index = self.step_cursor;
-        self.step_cursor += 1;
-        if let Some(rec) = self.journal.steps.get_mut(index) {
-            assert_eq!(
-                rec.key, key,
-                "non-determinism: on replay the runbook asked for step '{key}' where the journal has step '{}' (position {index}); a run must reach its steps in the same order every time",
-                rec.key
-            );
+    /// The recorded entry at the cursor, checked against the call the
+    /// runbook makes now (`kind`, `key`): `None` past the journal's end.
+    fn recorded(&self, kind: &'static str, key: Option<&str>) -> Option<Entry> {
+        let e = self.journal.entries.get(self.cursor)?;
+        let (rkind, rkey) = e.kind_key(&self.journal);
+        if rkind != kind || rkey.as_deref() != key {
+            refuse(Violation::NonDeterminism {
+                seq: self.cursor as u64,
+                recorded: drover_replay::describe(rkind, rkey.as_deref()),
+                requested: drover_replay::describe(kind, key),
+            });
+        }
+        Some(e.clone())
+    }
+
+    /// Appends `entry` at the cursor and moves past it.
+    fn record(&mut self, entry: Entry) {
+        self.journal.entries.push(entry);
+        self.cursor += 1;
+    }
+
+    /// `steps.begin` of the runbook: the agent's checks, then [`Live::begin`].
+    pub(crate) fn begin_step(&mut self, key: &str, retry: RetryPolicy) -> Started {
+        let retry_spec = spec(retry);
+        if let Err(v) = drover_replay::check_key(key).and_then(|()| retry_spec.check(&format!("steps.begin '{key}'"))) {
+            refuse(v)
+        }
+        if self.finalizing {
+            refuse(Violation::StepInFinalize { key: key.into() })
+        }
+        self.begin(key, retry_spec)
+    }
+
+    /// Begins step `key` (a runbook's, or the one a cleanup or undo runs
+    /// under): replays a finished step, or grants an attempt.
+    fn begin(&mut self, key: &str, retry: RetrySpec) -> Started {
+        if let Some(open) = &self.open {
+            refuse(Violation::NestedStep { outer: open.key.clone(), inner: key.into() })
+        }
+        if !self.keys.insert(key.to_string()) {
+            refuse(Violation::DuplicateKey { key: key.into() })
+        }
+        if let Some(Entry::Step(index)) = self.recorded("step", Some(key)) {
+            self.cursor += 1;
+            let rec = &mut self.journal.steps[index];
             match rec.status.as_str() {
                 "completed" => return Started::Completed(rec.output.clone().unwrap_or_default()),
-                "failed" => return Started::Failed(rec.error_record.clone().expect("a failed step has its error")),
+                "failed" => {
+                    let e = rec.error_record.clone().unwrap_or_else(|| WitError {
+                        code: "unknown".into(),
+                        message: "the journal recorded a failure without an error".into(),
+                        retryable: false,
+                        resource: None,
+                    });
+                    return Started::Failed(e);
+                }
                 _ => {
                     // In flight when the "agent" crashed: that attempt counts.
-                    if let Some(e) = super::interrupted_step(key, rec.attempts, retry.max_attempts) {
+                    if let Some(g) = drover_replay::interrupted(key, rec.attempts, retry.max_attempts) {
+                        let e = WitError { code: g.code.into(), message: g.message, retryable: false, resource: None };
                         rec.status = "failed".into();
                         rec.error = Some(format!("{}: {}", e.code, e.message));
                         rec.error_record = Some(e.clone());
                         return Started::Failed(e);
                     }
                     rec.attempts = rec.attempts.saturating_add(1);
+                    let attempt = Attempt { idempotency_key: rec.idempotency_key.clone(), number: rec.attempts };
                     self.open = Some(Open { index, key: key.to_string() });
                     self.retry.insert(key.to_string(), retry);
-                    return Started::Run(Attempt { idempotency_key: rec.idempotency_key.clone(), number: rec.attempts });
+                    return Started::Run(attempt);
                 }
             }
         }
         if self.cancel_before.as_deref() == Some(key) {
             self.cancel_before = None;
-            self.step_cursor -= 1;
-            self.seen.remove(key);
+            self.keys.remove(key);
             panic_any(Interrupt::Cancel);
         }
-        let idem = idempotency_key(&self.run_id, key);
+        let idem = drover_replay::idempotency_key(&self.run_id, key);
+        let index = self.journal.steps.len();
         self.journal.steps.push(StepRecord {
             key: key.into(),
             status: "in-flight".into(),
@@ -233,6 +324,7 @@ impl Live {
             idempotency_key: idem.clone(),
             error_record: None,
         });
+        self.record(Entry::Step(index));
         self.open = Some(Open { index, key: key.to_string() });
         self.retry.insert(key.to_string(), retry);
         Started::Run(Attempt { idempotency_key: idem, number: 1 })
@@ -241,7 +333,10 @@ impl Live {
     fn take_open(&mut self, key: &str) -> usize {
         match self.open.take() {
             Some(o) if o.key == key => o.index,
-            other => panic!("step '{key}' completed or failed while {} was open", other.map(|o| format!("step '{}'", o.key)).unwrap_or_else(|| "no step".into())),
+            other => {
+                self.open = other;
+                refuse(Violation::NotBegun { key: key.into() })
+            }
         }
     }
 
@@ -256,13 +351,14 @@ impl Live {
 
     pub(crate) fn fail(&mut self, key: &str, error: &WitError) -> AfterFailure {
         let index = self.take_open(key);
-        let retry = self.retry.get(key).cloned().unwrap_or(RetryPolicy { max_attempts: 1, initial_backoff_ms: 0, max_backoff_ms: 0 });
+        let retry = self.retry.get(key).copied().unwrap_or(RetrySpec { max_attempts: 1, initial_backoff_ms: 0, max_backoff_ms: 0 });
         let rec = &mut self.journal.steps[index];
         rec.error = Some(format!("{}: {}", error.code, error.message));
-        if error.retryable && rec.attempts < retry.max_attempts {
-            rec.attempts += 1;
+        if retry.retries(rec.attempts, error.retryable) {
+            rec.attempts = rec.attempts.saturating_add(1);
             let attempt = Attempt { idempotency_key: rec.idempotency_key.clone(), number: rec.attempts };
-            let wait = backoff_ms(&retry, rec.attempts);
+            // No jitter: deterministic, and the longest wait the agent may take.
+            let wait = retry.backoff(rec.attempts, 0.0).as_millis().min(i64::MAX as u128) as i64;
             self.cloud.advance_ms(wait);
             self.open = Some(Open { index, key: key.to_string() });
             return AfterFailure::Retry(attempt);
@@ -272,16 +368,15 @@ impl Live {
         AfterFailure::GiveUp(error.clone())
     }
 
-    /// The next journaled value, or a new one recorded now.
-    fn event(&mut self, what: &str, fresh: impl FnOnce(&mut Live) -> Event, matches: impl Fn(&Event) -> bool) -> Event {
-        let i = self.event_cursor;
-        self.event_cursor += 1;
-        if let Some(e) = self.journal.events.get(i) {
-            assert!(matches(e), "non-determinism: on replay the runbook asked for {what} where the journal has {e:?}");
-            return e.clone();
+    /// The journaled value of a call outside a step at the cursor, or a new
+    /// one recorded now.
+    fn value(&mut self, kind: &'static str, key: Option<&str>, fresh: impl FnOnce(&mut Live) -> Entry) -> Entry {
+        if let Some(e) = self.recorded(kind, key) {
+            self.cursor += 1;
+            return e;
         }
         let e = fresh(self);
-        self.journal.events.push(e.clone());
+        self.record(e.clone());
         e
     }
 
@@ -290,24 +385,32 @@ impl Live {
             // Inside a step the step's output is what gets journaled.
             return self.cloud.now_ms();
         }
-        match self.event("the time", |l| Event::Now(l.cloud.now_ms()), |e| matches!(e, Event::Now(_))) {
-            Event::Now(ms) => ms,
-            _ => unreachable!(),
+        match self.value("now", None, |l| Entry::Now(l.cloud.now_ms())) {
+            Entry::Now(ms) => ms,
+            _ => unreachable!("checked by recorded()"),
         }
     }
 
     pub(crate) fn sleep(&mut self, ms: u64) {
-        let ms = ms.min(i64::MAX as u64) as i64;
-        let until = match self.event("a sleep", |l| Event::Sleep(l.cloud.now_ms().saturating_add(ms)), |e| matches!(e, Event::Sleep(_))) {
-            Event::Sleep(until) => until,
-            _ => unreachable!(),
+        let ms = checked_wait(ms, "clock.sleep");
+        let until = if self.current().is_some() {
+            // Inside a step: made again whenever the body runs again.
+            self.cloud.now_ms().saturating_add(ms)
+        } else {
+            match self.value("sleep", None, |l| Entry::Sleep(l.cloud.now_ms().saturating_add(ms))) {
+                Entry::Sleep(until) => until,
+                _ => unreachable!("checked by recorded()"),
+            }
         };
         let now = self.cloud.now_ms();
-        self.cloud.advance_ms(until - now);
+        self.cloud.advance_ms(until.saturating_sub(now).max(0));
     }
 
     pub(crate) fn random_bytes(&mut self, len: u32) -> Vec<u8> {
-        let len = len.min(4096) as usize;
+        if let Err(v) = drover_replay::check_random_len(len) {
+            refuse(v)
+        }
+        let len = len as usize;
         let fresh = |l: &mut Live| {
             let mut out = Vec::with_capacity(len);
             while out.len() < len {
@@ -319,63 +422,125 @@ impl Live {
                 out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
             }
             out.truncate(len);
-            Event::Random(out)
+            Entry::Random(out)
         };
-        if self.current().is_some() {
-            return match fresh(self) {
-                Event::Random(b) => b,
-                _ => unreachable!(),
-            };
-        }
-        match self.event("random bytes", fresh, |e| matches!(e, Event::Random(_))) {
-            Event::Random(b) => b,
-            _ => unreachable!(),
+        let e = if self.current().is_some() { fresh(self) } else { self.value("random", None, fresh) };
+        match e {
+            Entry::Random(b) => b,
+            _ => unreachable!("checked by recorded()"),
         }
     }
 
-    pub(crate) fn approval(&mut self, gate: &str, timeout_seconds: u64) -> Result<(String, String), WitError> {
+    pub(crate) fn approval(&mut self, gate: &str, message: &str, timeout_seconds: u64) -> Result<(String, String), WitError> {
+        if let Err(v) = drover_replay::check_key(gate) {
+            refuse(v)
+        }
+        if let Some(o) = &self.open {
+            refuse(Violation::approval_in_step(gate, &o.key))
+        }
+        if self.finalizing {
+            refuse(Violation::approval_in_finalize(gate))
+        }
+        if !self.keys.insert(format!("approval:{gate}")) {
+            refuse(Violation::duplicate_gate(gate))
+        }
+        let call = format!("approval gate '{gate}'");
+        let timeout_ms = checked_wait(timeout_seconds.saturating_mul(1000), &call);
+        if let Err(v) = drover_replay::check_approval_message(&call, message.len()) {
+            refuse(v)
+        }
         let decide = |l: &mut Live| {
             if l.mode == Mode::DryRun {
-                return Event::Approval(Ok(("drover (dry run)".into(), String::new())));
+                return Entry::Approval(gate.into(), Ok(("drover (dry run)".into(), String::new())));
             }
             let seed = l.approvals.iter().find(|a| a.gate == gate).cloned();
             let by = seed.as_ref().and_then(|s| s.by.clone()).unwrap_or_else(|| "test".into());
             let comment = seed.as_ref().and_then(|s| s.comment.clone()).unwrap_or_default();
-            Event::Approval(match seed.as_ref().map(|s| s.decision.as_str()) {
-                None | Some("approve") => Ok((by, comment)),
-                Some("reject") => Err(WitError {
-                    code: "rejected".into(),
-                    message: format!("gate '{gate}' was rejected by {by}{}", if comment.is_empty() { String::new() } else { format!(": {comment}") }),
-                    retryable: false,
-                    resource: None,
-                }),
-                Some(_) => {
-                    l.cloud.advance_ms((timeout_seconds.min(i64::MAX as u64 / 1000) * 1000) as i64);
-                    Err(WitError {
-                        code: "approval-timed-out".into(),
-                        message: format!("nobody decided gate '{gate}' within {timeout_seconds} s"),
+            Entry::Approval(
+                gate.into(),
+                match seed.as_ref().map(|s| s.decision.as_str()) {
+                    None | Some("approve") => Ok((by, comment)),
+                    Some("reject") => Err(WitError {
+                        code: "rejected".into(),
+                        message: format!("gate '{gate}' was rejected by {by}{}", if comment.is_empty() { String::new() } else { format!(": {comment}") }),
                         retryable: false,
                         resource: None,
-                    })
-                }
-            })
+                    }),
+                    Some(_) => {
+                        l.cloud.advance_ms(timeout_ms);
+                        Err(WitError {
+                            code: "approval-timed-out".into(),
+                            message: format!("nobody decided gate '{gate}' within {timeout_seconds} s"),
+                            retryable: false,
+                            resource: None,
+                        })
+                    }
+                },
+            )
         };
-        match self.event("an approval", decide, |e| matches!(e, Event::Approval(_))) {
-            Event::Approval(r) => r,
-            _ => unreachable!(),
+        match self.value("approval", Some(gate), decide) {
+            Entry::Approval(_, r) => r,
+            _ => unreachable!("checked by recorded()"),
         }
     }
 
-    pub(crate) fn register(&mut self, undo: bool, key: &str, payload: &str, retry: RetryPolicy) {
-        if self.journal.registrations.iter().any(|r| r.key == key && r.undo == undo) {
-            return; // replayed
+    pub(crate) fn register(&mut self, kind: ActionKind, key: &str, payload: &str, retry: RetryPolicy) {
+        let retry = spec(retry);
+        if let Err(v) = drover_replay::check_key(key) {
+            refuse(v)
         }
-        self.journal.registrations.push(Registration { undo, key: key.into(), payload: payload.into(), retry });
+        if self.finalizing {
+            refuse(Violation::register_in_finalize(kind.as_str(), key))
+        }
+        let step_key = kind.step_key(key);
+        if !self.registered.insert(step_key.clone()) {
+            refuse(Violation::DuplicateAction { kind: kind.as_str(), key: key.into() })
+        }
+        if let Err(v) = retry.check(&format!("{} '{key}'", kind.wit_call())) {
+            refuse(v)
+        }
+        if let Err(e) = serde_json::from_str::<Value>(payload) {
+            refuse(Violation::BadRequest(format!("payload of {} '{key}' is not JSON: {e}", kind.as_str())))
+        }
+        if self.recorded("register", Some(&step_key)).is_some() {
+            self.cursor += 1; // replayed
+            return;
+        }
+        let index = self.journal.registrations.len();
+        self.journal.registrations.push(Registration { kind, key: key.into(), payload: payload.into(), retry });
+        self.record(Entry::Register(index));
     }
 
     pub(crate) fn log(&mut self, level: &str, message: &str, fields: &[(String, String)]) {
         let step = self.open.as_ref().map(|o| o.key.clone());
+        // Outside a step a replay does not write the line again (the agent
+        // keeps the first one); inside a step the body runs again and logs.
+        if step.is_none() && self.cursor < self.journal.entries.len() {
+            return;
+        }
         self.logs.push(LogLine { level: level.into(), message: message.into(), fields: fields.to_vec(), step });
+    }
+
+    /// Resets what one execution tracks, positioned at `cursor`.
+    fn start_execution(&mut self, cursor: usize) {
+        self.cursor = cursor;
+        self.keys.clear();
+        self.registered.clear();
+        self.open = None;
+        self.action_attempt = None;
+    }
+
+    /// The rule the agent checks when the runbook has returned: it replayed
+    /// the whole journal of its main part.
+    fn check_fully_replayed(&self) {
+        if let Some(e) = self.journal.entries.get(self.cursor) {
+            let (kind, key) = e.kind_key(&self.journal);
+            refuse(Violation::UnreplayedEntries {
+                consumed: self.cursor as u64,
+                recorded: self.journal.entries.len() as u64,
+                next: drover_replay::describe(kind, key.as_deref()),
+            })
+        }
     }
 }
 
@@ -474,7 +639,7 @@ impl TestRun {
         assert!(unknown.is_empty(), "runbook {} has no parameters {unknown:?}", info.name);
         let cloud = Cloud::new(&self.scenario).unwrap_or_else(|e| panic!("{e}"));
         let run_id = self.scenario.settings.run_id.clone();
-        let seed = idempotency_key(&run_id, "random").bytes().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b));
+        let seed = drover_replay::idempotency_key(&run_id, "random").bytes().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b));
         let live = Live {
             cloud,
             journal: Journal::default(),
@@ -484,9 +649,10 @@ impl TestRun {
             cancel_before: self.cancel_before,
             approvals: self.scenario.approvals.clone(),
             logs: Vec::new(),
-            step_cursor: 0,
-            event_cursor: 0,
-            seen: BTreeSet::new(),
+            cursor: 0,
+            keys: BTreeSet::new(),
+            registered: BTreeSet::new(),
+            finalizing: false,
             open: None,
             action_attempt: None,
             retry: BTreeMap::new(),
@@ -505,11 +671,7 @@ impl TestRun {
                         crashes += 1;
                         // What was not journaled is lost; the cloud keeps its state.
                         with_live(|l| {
-                            l.open = None;
-                            l.action_attempt = None;
-                            l.step_cursor = 0;
-                            l.event_cursor = 0;
-                            l.seen.clear();
+                            l.start_execution(0);
                             for s in &mut l.journal.steps {
                                 if s.status == "in-flight" {
                                     s.error = Some("the agent crashed during this attempt".into());
@@ -525,7 +687,7 @@ impl TestRun {
             }
         }
         let live = LIVE.with(|l| l.borrow_mut().take()).expect("the test run is still there");
-        let (ending, result) = live.journal.ended.clone().expect("the run ended");
+        let (ending, result, _) = live.journal.ended.clone().expect("the run ended");
         Report {
             ending,
             result: result.map_err(Error::from_wit),
@@ -541,22 +703,28 @@ impl TestRun {
 /// One execution of the runbook, from the top (a resumed run replays).
 fn execute<R: Runbook>(params: &str) {
     let ended = with_live(|l| {
-        l.step_cursor = if l.journal.ended.is_some() { l.journal.main_steps } else { 0 };
-        l.event_cursor = 0;
-        l.seen.clear();
-        l.journal.ended.clone()
+        let end = l.journal.ended.as_ref().map(|e| e.2);
+        l.finalizing = end.is_some();
+        l.start_execution(end.unwrap_or(0));
+        end
     });
     if ended.is_none() {
         // What the component's `run` export does, natively.
-        let outcome = catch_unwind(AssertUnwindSafe(|| crate::__private::run::<R>(params)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let r = crate::__private::run::<R>(params);
+            with_live(|l| l.check_fully_replayed());
+            r
+        }));
+        let failed = |code: &str, message: String| (Ending::Failed, Err(WitError { code: code.into(), message, retryable: false, resource: None }));
         let (ending, result) = match outcome {
             Ok(r) => (if r.is_ok() { Ending::Succeeded } else { Ending::Failed }, r),
-            Err(payload) => match payload.downcast_ref::<Interrupt>() {
-                Some(Interrupt::Cancel) => {
+            Err(payload) => match (payload.downcast_ref::<Interrupt>(), payload.downcast_ref::<ContractViolation>()) {
+                (Some(Interrupt::Cancel), _) => {
                     (Ending::Cancelled, Err(WitError { code: "cancelled".into(), message: "the test cancelled the run".into(), retryable: false, resource: None }))
                 }
-                Some(Interrupt::Crash) => resume_unwind(payload),
-                None => {
+                (Some(Interrupt::Crash), _) => resume_unwind(payload),
+                (None, Some(ContractViolation(v))) => failed(v.code(), v.to_string()),
+                (None, None) => {
                     let why = payload
                         .downcast_ref::<String>()
                         .cloned()
@@ -566,14 +734,14 @@ fn execute<R: Runbook>(params: &str) {
                         // A broken rule of replay is the test's failure, not the run's.
                         resume_unwind(payload);
                     }
-                    (Ending::Failed, Err(WitError { code: "trap".into(), message: format!("the runbook panicked: {why}"), retryable: false, resource: None }))
+                    failed("trap", format!("the runbook panicked: {why}"))
                 }
             },
         };
         with_live(|l| {
             l.open = None;
-            l.journal.ended = Some((ending, result));
-            l.journal.main_steps = l.journal.steps.len();
+            l.journal.ended = Some((ending, result, l.cursor));
+            l.finalizing = true;
         });
     }
     finalize::<R>();
@@ -584,22 +752,26 @@ fn execute<R: Runbook>(params: &str) {
 /// once, retried as registered.
 fn finalize<R: Runbook>() {
     let (ending, registrations) = with_live(|l| (l.journal.ended.as_ref().map(|e| e.0).expect("ended"), l.journal.registrations.clone()));
-    let undos = registrations.iter().filter(|r| r.undo && ending != Ending::Succeeded).rev();
-    let cleanups = registrations.iter().filter(|r| !r.undo).rev();
+    let undos = registrations.iter().filter(|r| r.kind == ActionKind::Undo && ending != Ending::Succeeded).rev();
+    let cleanups = registrations.iter().filter(|r| r.kind == ActionKind::Cleanup).rev();
     for r in undos.chain(cleanups) {
-        let key = format!("{}:{}", if r.undo { "undo" } else { "cleanup" }, r.key);
+        let key = r.step_key();
         let started = with_live(|l| l.begin(&key, r.retry));
         let mut attempt = match started {
             Started::Completed(_) | Started::Failed(_) => continue,
             Started::Run(a) => a,
         };
         loop {
-            with_live(|l| {
-                l.open = None; // the action's calls are made as the action, not as a step
+            let index = with_live(|l| {
+                let index = l.open.take().map(|o| o.index); // the action's calls are made as the action, not as a step
                 l.action_attempt = Some(attempt.clone());
+                index
             });
             let action = crate::bindings::Action {
-                kind: if r.undo { crate::bindings::ActionKind::Undo } else { crate::bindings::ActionKind::Cleanup },
+                kind: match r.kind {
+                    ActionKind::Undo => crate::bindings::ActionKind::Undo,
+                    ActionKind::Cleanup => crate::bindings::ActionKind::Cleanup,
+                },
                 key: r.key.clone(),
                 payload: r.payload.clone(),
                 ending: match ending {
@@ -613,12 +785,18 @@ fn finalize<R: Runbook>() {
             let result = match result {
                 Ok(r) => r,
                 Err(payload) if payload.downcast_ref::<Interrupt>().is_some() => resume_unwind(payload),
-                Err(_) => Err(WitError { code: "trap".into(), message: format!("the runbook panicked in finalize({})", r.key), retryable: false, resource: None }),
+                Err(payload) => {
+                    let message = match payload.downcast_ref::<ContractViolation>() {
+                        Some(ContractViolation(v)) => v.to_string(),
+                        None => format!("the runbook panicked in finalize({})", r.key),
+                    };
+                    Err(WitError { code: "trap".into(), message, retryable: false, resource: None })
+                }
             };
             // The action's step is open again to take its outcome.
             with_live(|l| {
                 l.action_attempt = None;
-                l.open = Some(Open { index: l.step_cursor - 1, key: key.clone() });
+                l.open = index.map(|index| Open { index, key: key.clone() });
             });
             match result {
                 Ok(()) => {
