@@ -202,6 +202,12 @@ mod finalize;
 mod host;
 pub mod aws;
 #[cfg(not(target_arch = "wasm32"))]
+#[allow(
+    clippy::panic,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "the test harness fails the author's test by panicking, as assert! does; it is never in a component"
+)]
 pub mod testing;
 mod readiness;
 mod retry;

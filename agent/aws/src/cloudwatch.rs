@@ -34,11 +34,11 @@ pub async fn replica_lag(c: &Clients, region: &str, id: &str) -> Result<Option<(
         .send()
         .await
         .map_err(|e| from_sdk("cloudwatch", "GetMetricStatistics", region, id, e))?;
-    let newest = out.datapoints().iter().filter(|d| d.timestamp().is_some() && d.maximum().is_some()).max_by_key(|d| *d.timestamp().unwrap());
-    Ok(newest.map(|d| {
+    let newest = out.datapoints().iter().filter_map(|d| Some((*d.timestamp()?, d.maximum()?))).max_by_key(|(at, _)| *at);
+    Ok(newest.map(|(at, maximum)| {
         // A datapoint is stamped with the start of its one-minute period.
-        let end = SystemTime::try_from(*d.timestamp().unwrap()).unwrap_or(now) + Duration::from_secs(60);
-        (d.maximum().unwrap(), now.duration_since(end).unwrap_or_default().as_secs())
+        let end = SystemTime::try_from(at).unwrap_or(now) + Duration::from_secs(60);
+        (maximum, now.duration_since(end).unwrap_or_default().as_secs())
     }))
 }
 

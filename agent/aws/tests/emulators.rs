@@ -3,6 +3,7 @@
 //! `scripts/test` starts the emulators and sets `AWS_ENDPOINT_URL*`; run
 //! `scripts/emulators start` and `eval "$(scripts/emulators env)"` to run
 //! these by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test fails by panicking")]
 
 use std::time::Duration;
 

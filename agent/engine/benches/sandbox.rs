@@ -6,6 +6,7 @@
 //! 2. the time from a limit being exceeded to the run being stopped and
 //!    recorded as failed, for the wall-clock step limit (exact instant known)
 //!    and the CPU budget of a step.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test fails by panicking")]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

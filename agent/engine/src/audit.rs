@@ -73,10 +73,10 @@ impl AuditLog {
         let mut line = serde_json::to_vec(record).map_err(|e| err(std::io::Error::other(e)))?;
         line.push(b'\n');
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(OpenOptions::new().create(true).append(true).open(&self.path).map_err(err)?);
-        }
-        let file = guard.as_mut().expect("opened above");
+        let file = match &mut *guard {
+            Some(file) => file,
+            None => guard.insert(OpenOptions::new().create(true).append(true).open(&self.path).map_err(err)?),
+        };
         file.write_all(&line).map_err(err)?;
         file.sync_data().map_err(err)
     }

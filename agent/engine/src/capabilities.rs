@@ -123,7 +123,7 @@ impl HostState {
             wasmtime::Error::new(e)
         };
         if a.mutating {
-            self.durable.as_mut().expect("checked above").before_side_effect().await.map_err(refuse)?;
+            durable.before_side_effect().await.map_err(refuse)?;
         }
         let turn = LentTurn::new(gate.host_calls.clone(), gate.priority, gate.host_calls.turn(gate.priority).await);
         let mut c = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
@@ -131,7 +131,6 @@ impl HostState {
             // The last check, as close to the request as it gets: the waits
             // above (a commit, a turn among the agent's AWS calls) may have
             // outlasted the lease.
-            let durable = self.durable.as_ref().expect("checked above");
             durable.check_held().map_err(|e| refuse(DurableError::Journal(e)))?;
             // And on the wire: every attempt of the call's requests checks the
             // lease, and one in flight is dropped when it is lost.

@@ -568,7 +568,7 @@ impl Engine {
             instance.call_run(&mut store, &params).await
         };
         let outcome = self.within_deadlines(call, &clock, Some(run_deadline)).await;
-        let mut durable = store.data_mut().durable.take().expect("the store holds the run's durable state");
+        let mut durable = store.into_data().durable.ok_or_else(no_durable_state)?;
         let mut ops = durable.take_pending();
         let ending = match outcome {
             Ok(Ok(result)) => match durable.check_fully_replayed() {
@@ -651,7 +651,7 @@ impl Engine {
                 // Undos and cleanups run even after the run's own time is up.
                 let res = self.within_deadlines(call, &clock, None).await;
                 clock.stop();
-                durable = store.data_mut().durable.take().expect("the store holds the run's durable state");
+                durable = store.into_data().durable.ok_or_else(no_durable_state)?;
                 let outcome = match res {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(e)) => Err(durable.mask_error(from_wit(e))),
@@ -849,4 +849,9 @@ fn trap_record(trap: &wasmtime::Error, stderr: &MemoryOutputPipe, mask: impl Fn(
         message.push_str(&format!("; its stderr: {tail}"));
     }
     ErrorRecord::terminal("trap", message)
+}
+
+/// A run's store came back without the durable state it was built with.
+fn no_durable_state() -> EngineError {
+    EngineError::Internal("the runbook's store lost the run's durable state".into())
 }

@@ -1,5 +1,6 @@
 //! The engine against real runbook components (built by drover-test-artifacts)
 //! and the real embedded journal.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test fails by panicking")]
 
 mod common;
 

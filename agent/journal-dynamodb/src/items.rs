@@ -134,8 +134,8 @@ pub fn n(v: impl ToString) -> AttributeValue {
 }
 
 /// A value as a JSON string attribute.
-pub fn json<T: Serialize>(v: &T) -> AttributeValue {
-    s(serde_json::to_string(v).expect("journal records serialize"))
+pub fn json<T: Serialize>(v: &T) -> Result<AttributeValue, JournalError> {
+    serde_json::to_string(v).map(s).map_err(|e| JournalError::Malformed(format!("a journal record does not encode as JSON: {e}")))
 }
 
 /// String attribute `name`, if present.
@@ -188,15 +188,15 @@ pub fn runs_partition(status: RunStatus) -> &'static str {
 }
 
 /// A new run's item: running, unclaimed, fence 0, no commit yet.
-pub fn new_run_item(doc: &RunDoc) -> Item {
+pub fn new_run_item(doc: &RunDoc) -> Result<Item, JournalError> {
     let mut item = run_key(&doc.run_id);
-    item.insert("run_doc".into(), json(doc));
+    item.insert("run_doc".into(), json(doc)?);
     item.insert("run_status".into(), s(RunStatus::Running.as_str()));
     item.insert("run_fence".into(), n(0));
     item.insert("log_version".into(), n(0));
     item.insert("g1pk".into(), s(RUNS_ACTIVE));
     item.insert("g1sk".into(), s(format!("{}#{}", rfc3339(&doc.created_at), doc.run_id)));
-    item
+    Ok(item)
 }
 
 /// Decodes a run item.
@@ -227,15 +227,15 @@ pub fn run_from_item(item: &Item) -> Result<RunRecord, JournalError> {
 }
 
 /// A gate's item, undecided (its question capped).
-pub fn gate_item(approval: &Approval) -> Item {
+pub fn gate_item(approval: &Approval) -> Result<Item, JournalError> {
     let mut item = gate_key(&approval.run_id, &approval.gate);
-    item.insert("gate_doc".into(), json(&Approval { message: capped_text(&approval.message), ..approval.clone() }));
+    item.insert("gate_doc".into(), json(&Approval { message: capped_text(&approval.message), ..approval.clone() })?);
     item.insert("g1pk".into(), s(GATES_PENDING));
     item.insert(
         "g1sk".into(),
         s(format!("{}#{}#{}", rfc3339(&approval.requested_at), approval.run_id, approval.gate)),
     );
-    item
+    Ok(item)
 }
 
 /// Decodes a gate item.

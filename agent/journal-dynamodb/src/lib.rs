@@ -132,27 +132,26 @@ impl DynamoJournal {
             }
             return Ok(false);
         }
-        let attr = |name: &str| {
-            AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().expect("complete")
-        };
-        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("complete");
+        let built = |e: aws_sdk_dynamodb::error::BuildError| self.unavailable(format!("the table definition is incomplete: {e}"));
+        let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(built);
+        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(built);
         let index = GlobalSecondaryIndex::builder()
             .index_name(INDEX)
-            .key_schema(key("g1pk", KeyType::Hash))
-            .key_schema(key("g1sk", KeyType::Range))
+            .key_schema(key("g1pk", KeyType::Hash)?)
+            .key_schema(key("g1sk", KeyType::Range)?)
             .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
-            .expect("complete");
+            .map_err(built)?;
         self.client
             .create_table()
             .table_name(self.table())
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("pk"))
-            .attribute_definitions(attr("sk"))
-            .attribute_definitions(attr("g1pk"))
-            .attribute_definitions(attr("g1sk"))
-            .key_schema(key("pk", KeyType::Hash))
-            .key_schema(key("sk", KeyType::Range))
+            .attribute_definitions(attr("pk")?)
+            .attribute_definitions(attr("sk")?)
+            .attribute_definitions(attr("g1pk")?)
+            .attribute_definitions(attr("g1sk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
             .global_secondary_indexes(index)
             .send()
             .await
@@ -331,7 +330,7 @@ impl DynamoJournal {
     /// Puts a new run item unless one exists: `true` when this put (or an
     /// earlier attempt of the same creation, `creation`) made it.
     async fn put_run(&self, doc: &RunDoc, creation: &str) -> Result<bool> {
-        let mut item = new_run_item(doc);
+        let mut item = new_run_item(doc)?;
         item.insert("creation_id".into(), s(creation));
         if self.put_if(item, "attribute_not_exists(pk)", &[]).await? {
             return Ok(true);
@@ -343,7 +342,7 @@ impl DynamoJournal {
     async fn take_scope(&self, scope: &str, doc: &RunDoc, creation: &str, previous: Option<&str>) -> Result<bool> {
         let mut item = scope_key(scope);
         item.insert("scope_holder".into(), s(&doc.run_id));
-        item.insert("scope_run".into(), json(doc));
+        item.insert("scope_run".into(), json(doc)?);
         item.insert("creation_id".into(), s(creation));
         item.insert("scope_at".into(), s(drover_journal::rfc3339(&Utc::now())));
         match previous {
@@ -376,7 +375,7 @@ impl DynamoJournal {
                     "SET run_owner = :o, run_fence = :f1, lease_ms = :exp, claim_id = :id",
                     "run_fence = :f0 AND log_version = :lv0 AND (attribute_not_exists(lease_ms) OR lease_ms = :l0)",
                     &[
-                        (":o", json(owner)),
+                        (":o", json(owner)?),
                         (":f1", n(fence)),
                         (":f0", n(run.fence)),
                         (":lv0", n(version)),
@@ -569,11 +568,11 @@ impl Journal for DynamoJournal {
                     decision: None,
                 };
                 // Refused when the gate is open already: it keeps its decision.
-                self.put_if(gate_item(&approval), "attribute_not_exists(pk)", &[]).await?;
+                self.put_if(gate_item(&approval)?, "attribute_not_exists(pk)", &[]).await?;
             }
         }
         let id = nonce();
-        for mut chunk in log::chunks(&lease.run_id, version + 1, lease.fence, &ops) {
+        for mut chunk in log::chunks(&lease.run_id, version + 1, lease.fence, &ops)? {
             chunk.insert("chunk_commit".into(), s(&id));
             // Absent, or left by an older driver that never made it count,
             // or this very request landing twice: never a committed chunk.
@@ -592,9 +591,9 @@ impl Journal for DynamoJournal {
             set.extend(["run_status = :st", "g1pk = :g"]);
             values.extend([(":st", s(status.as_str())), (":g", s(runs_partition(*status)))]);
             for (attr, assign, placeholder, value) in [
-                ("run_finished", "run_finished = :fin", ":fin", finished_at.as_ref().map(json)),
-                ("run_result", "run_result = :res", ":res", result.as_ref().map(|r| json(&capped_result(r)))),
-                ("run_error", "run_error = :err", ":err", error.as_ref().map(|e| json(&capped_error(e)))),
+                ("run_finished", "run_finished = :fin", ":fin", finished_at.as_ref().map(json).transpose()?),
+                ("run_result", "run_result = :res", ":res", result.as_ref().map(|r| json(&capped_result(r))).transpose()?),
+                ("run_error", "run_error = :err", ":err", error.as_ref().map(|e| json(&capped_error(e))).transpose()?),
             ] {
                 match value {
                     Some(v) => {
@@ -607,7 +606,7 @@ impl Journal for DynamoJournal {
         }
         if let Some(Op::SetRunbook(r)) = ops.iter().rev().find(|o| matches!(o, Op::SetRunbook(_))) {
             set.push("run_runbook = :rb");
-            values.push((":rb", json(r)));
+            values.push((":rb", json(r)?));
         }
         let mut expr = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
@@ -638,7 +637,7 @@ impl Journal for DynamoJournal {
                 run_key(run_id),
                 "SET cancel_req = :c",
                 "attribute_exists(pk) AND attribute_not_exists(cancel_req) AND g1pk = :active",
-                &[(":c", json(&capped_cancel(request))), (":active", s(RUNS_ACTIVE))],
+                &[(":c", json(&capped_cancel(request))?), (":active", s(RUNS_ACTIVE))],
             )
             .await?;
         // Refused: an earlier request, an ended run, or no such run.
@@ -655,7 +654,7 @@ impl Journal for DynamoJournal {
                 gate_key(run_id, gate),
                 "SET gate_decision = :d, g1pk = :decided",
                 "attribute_exists(pk) AND attribute_not_exists(gate_decision)",
-                &[(":d", json(&capped_decision(decision))), (":decided", s(GATES_DECIDED))],
+                &[(":d", json(&capped_decision(decision))?), (":decided", s(GATES_DECIDED))],
             )
             .await?;
         // Refused: decided already, or no such gate.

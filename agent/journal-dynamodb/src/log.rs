@@ -22,11 +22,11 @@ use crate::items::{Item, get_n, get_s, log_sk, n, run_pk, s};
 pub const CHUNK_BYTES: usize = 200 * 1024;
 
 /// The chunk items of commit `version` of run `run_id` by `fence`.
-pub fn chunks(run_id: &str, version: u64, fence: u64, ops: &[Op]) -> Vec<Item> {
-    let bytes = serde_json::to_vec(ops).expect("journal ops serialize");
+pub fn chunks(run_id: &str, version: u64, fence: u64, ops: &[Op]) -> Result<Vec<Item>, JournalError> {
+    let bytes = serde_json::to_vec(ops).map_err(|e| JournalError::Malformed(format!("a journal commit does not encode as JSON: {e}")))?;
     let parts: Vec<&[u8]> = if bytes.is_empty() { vec![&[][..]] } else { bytes.chunks(CHUNK_BYTES).collect() };
     let total = parts.len();
-    parts
+    Ok(parts
         .into_iter()
         .enumerate()
         .map(|(i, data)| {
@@ -38,7 +38,7 @@ pub fn chunks(run_id: &str, version: u64, fence: u64, ops: &[Op]) -> Vec<Item> {
                 ("chunk_data".into(), AttributeValue::B(Blob::new(data.to_vec()))),
             ])
         })
-        .collect()
+        .collect())
 }
 
 /// A run's journal: what the commits up to its `log_version` add up to.
@@ -132,10 +132,10 @@ mod tests {
 
     #[test]
     fn a_stale_drivers_chunks_and_uncommitted_chunks_are_ignored() {
-        let mut items = chunks("r", 1, 1, &[entry(0, "a")]);
-        items.extend(chunks("r", 2, 1, &[entry(1, "stale")]));
-        items.extend(chunks("r", 2, 2, &[entry(1, "b")]));
-        items.extend(chunks("r", 3, 2, &[entry(2, "not yet committed")]));
+        let mut items = chunks("r", 1, 1, &[entry(0, "a")]).unwrap();
+        items.extend(chunks("r", 2, 1, &[entry(1, "stale")]).unwrap());
+        items.extend(chunks("r", 2, 2, &[entry(1, "b")]).unwrap());
+        items.extend(chunks("r", 3, 2, &[entry(2, "not yet committed")]).unwrap());
         let f = fold(&items, 2).unwrap();
         assert_eq!(keys(&f), ["a", "b"]);
     }
@@ -144,7 +144,7 @@ mod tests {
     fn a_large_commit_is_split_and_joined() {
         let mut e = Entry::new(0, EntryKind::Step, Some("big".into()), EntryStatus::Succeeded, Utc::now());
         e.output = Some(serde_json::json!("y".repeat(CHUNK_BYTES * 2)));
-        let items = chunks("r", 1, 1, &[Op::PutEntry(e.clone())]);
+        let items = chunks("r", 1, 1, &[Op::PutEntry(e.clone())]).unwrap();
         assert_eq!(items.len(), 3);
         let f = fold(&items, 1).unwrap();
         assert_eq!(f.entries[&0], e);

@@ -21,6 +21,7 @@
 //!   are ordered with the durable ones and become durable with the next one.
 
 #[cfg(any(test, feature = "conformance"))]
+#[allow(clippy::panic, clippy::expect_used, clippy::unwrap_used, reason = "a test suite for stores: a failed check fails the store's test")]
 pub mod conformance;
 mod error;
 mod owner;

@@ -120,7 +120,9 @@ fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
 /// The `X-Drover-Signature` value for `body` signed at `timestamp` with
 /// `key`: what a sender computes (and what the tests send).
 pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    // HMAC takes a key of any length; were it ever refused, the empty
+    // signature matches no request, so the request is refused.
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else { return String::new() };
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
