@@ -10,6 +10,13 @@ ensure_wasm_target() {
         echo "installing the wasm32-wasip2 target (once)..." >&2
         rustup target add wasm32-wasip2
     fi
+    # The test command checks formatting and lints too.
+    for component in rustfmt clippy; do
+        if ! rustup component list --installed | grep -q "^$component"; then
+            echo "installing $component (once)..." >&2
+            rustup component add "$component"
+        fi
+    done
 }
 
 # Chromium renders the HTML drill report in a test (headless screenshot);

@@ -126,7 +126,14 @@ mod tests {
 
     #[test]
     fn query_requests_name_service_region_and_action() {
-        let r = AwsRequest::read(AUTH, None, "application/x-www-form-urlencoded", "POST", "/", b"Action=PromoteReadReplica&Version=2014-10-31&DBInstanceIdentifier=x");
+        let r = AwsRequest::read(
+            AUTH,
+            None,
+            "application/x-www-form-urlencoded",
+            "POST",
+            "/",
+            b"Action=PromoteReadReplica&Version=2014-10-31&DBInstanceIdentifier=x",
+        );
         assert_eq!(r, AwsRequest { service: "rds".into(), region: "us-west-2".into(), operation: "PromoteReadReplica".into(), protocol: Protocol::Query });
         let ec2 = AUTH.replace("/rds/", "/ec2/");
         assert_eq!(AwsRequest::read(&ec2, None, "application/x-www-form-urlencoded", "POST", "/", b"Action=CopyImage").protocol, Protocol::Ec2);

@@ -57,12 +57,18 @@ pub fn error_answer(req: &AwsRequest, code: &str, message: &str, status: u16, re
             Answer { status, headers, body: body.into_bytes() }
         }
         Protocol::Ec2 => {
-            let body = format!("<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>");
+            let body = format!(
+                "<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+            );
             Answer { status, headers: vec![("content-type", "text/xml".into()), id], body: body.into_bytes() }
         }
         Protocol::Json => {
             let body = serde_json::json!({ "__type": format!("com.amazonaws.dynamodb.v20120810#{code}"), "message": message }).to_string();
-            Answer { status, headers: vec![("content-type", "application/x-amz-json-1.0".into()), ("x-amzn-errortype", code.to_string()), id], body: body.into_bytes() }
+            Answer {
+                status,
+                headers: vec![("content-type", "application/x-amz-json-1.0".into()), ("x-amzn-errortype", code.to_string()), id],
+                body: body.into_bytes(),
+            }
         }
         Protocol::Cbor => {
             let mut body = vec![0xa2];

@@ -117,8 +117,12 @@ impl Rule {
             return Err(format!("rate {} is not between 0 and 1", self.rate));
         }
         match self.kind {
-            Fault::Rewrite if self.find.as_deref().is_none_or(str::is_empty) || self.replace.is_none() => Err("a rewrite fault needs find (not empty) and replace".into()),
-            _ if self.kind != Fault::Rewrite && (self.find.is_some() || self.replace.is_some()) => Err(format!("find and replace mean nothing to a {} fault", self.kind.kind())),
+            Fault::Rewrite if self.find.as_deref().is_none_or(str::is_empty) || self.replace.is_none() => {
+                Err("a rewrite fault needs find (not empty) and replace".into())
+            }
+            _ if self.kind != Fault::Rewrite && (self.find.is_some() || self.replace.is_some()) => {
+                Err(format!("find and replace mean nothing to a {} fault", self.kind.kind()))
+            }
             Fault::Latency | Fault::Hang if self.ms == 0 => Err(format!("a {} fault needs ms > 0", self.kind.kind())),
             Fault::Latency | Fault::Hang => Ok(()),
             _ if self.ms != 0 || self.jitter_ms != 0 => Err(format!("ms and jitter_ms mean nothing to a {} fault", self.kind.kind())),
@@ -194,7 +198,14 @@ impl Faults {
     /// No rules yet; `seed` makes the rate rolls repeatable.
     pub fn new(seed: u64) -> Self {
         Faults {
-            state: Mutex::new(State { rules: Vec::new(), next_id: 1, rng: StdRng::seed_from_u64(seed), injected: BTreeMap::new(), accepted: BTreeMap::new(), refused: BTreeMap::new() }),
+            state: Mutex::new(State {
+                rules: Vec::new(),
+                next_id: 1,
+                rng: StdRng::seed_from_u64(seed),
+                injected: BTreeMap::new(),
+                accepted: BTreeMap::new(),
+                refused: BTreeMap::new(),
+            }),
         }
     }
 

@@ -68,7 +68,11 @@ pub async fn run(scenario: Scenario, opts: &Options) -> Result<Report, GameDayEr
     let sc = if opts.full { scenario.into_full() } else { scenario };
     let started = Instant::now();
     let upstreams = Upstreams::from_env().ok_or(GameDayError::NoEmulators)?;
-    let runbook = if sc.runbook.ends_with(".wasm") { opts.scenario_dir.join(&sc.runbook) } else { opts.runbooks_dir.join(format!("{}.wasm", sc.runbook.replace('-', "_"))) };
+    let runbook = if sc.runbook.ends_with(".wasm") {
+        opts.scenario_dir.join(&sc.runbook)
+    } else {
+        opts.runbooks_dir.join(format!("{}.wasm", sc.runbook.replace('-', "_")))
+    };
     if !runbook.exists() {
         return Err(GameDayError::NoRunbook(runbook));
     }
@@ -138,7 +142,9 @@ impl GameDay<'_> {
     /// triggers as the run goes, and reads everything back.
     async fn one_run(&self, label: &str, windows: &[FaultWindow], failpoint: Option<&str>) -> Result<RunReport, GameDayError> {
         let sc = self.sc;
-        let seeded = seed(&self.clients, &self.topology).await.map_err(|source| GameDayError::World { what: "seeding the topology".into(), source: Box::new(source) })?;
+        let seeded = seed(&self.clients, &self.topology)
+            .await
+            .map_err(|source| GameDayError::World { what: "seeding the topology".into(), source: Box::new(source) })?;
         let before = self.checks(&seeded, &sc.hypothesis.before).await;
         let faults = Arc::new(Faults::new(sc.seed));
         let proxy = Proxy::start(self.upstreams.clone(), faults.clone()).await?;
@@ -282,7 +288,9 @@ impl GameDay<'_> {
                 .map_err(|source| GameDayError::World { what: format!("setting alarm {} to {state}", seeded.dr_alarm), source: Box::new(source) })?;
         }
         if a.delete_replica {
-            delete_if_present(&self.clients, &t.dr_region, &t.replica).await.map_err(|source| GameDayError::World { what: format!("deleting {}", t.replica), source: Box::new(source) })?;
+            delete_if_present(&self.clients, &t.dr_region, &t.replica)
+                .await
+                .map_err(|source| GameDayError::World { what: format!("deleting {}", t.replica), source: Box::new(source) })?;
         }
         Ok(())
     }

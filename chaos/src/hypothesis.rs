@@ -137,7 +137,13 @@ async fn evaluate(c: &Clients, s: &Seeded, probe: Probe) -> Result<(bool, String
         Probe::ReplicaPromotedOnce => match promotions(c, s).await? {
             Some((r, n)) => (
                 r.status == "available" && r.replica_source.is_none() && n == 1,
-                format!("{} is '{}', replication source {:?}, drover promotion tag {}", t.replica, r.status, r.replica_source, if n == 1 { "present" } else { "absent" }),
+                format!(
+                    "{} is '{}', replication source {:?}, drover promotion tag {}",
+                    t.replica,
+                    r.status,
+                    r.replica_source,
+                    if n == 1 { "present" } else { "absent" }
+                ),
             ),
             None => (false, format!("{} does not exist", t.replica)),
         },

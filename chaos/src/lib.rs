@@ -66,11 +66,7 @@ pub fn drover_bin() -> PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>/drover.
     let dir = exe.parent().expect("the executable has a directory");
     let bin = if dir.ends_with("deps") { dir.parent().unwrap_or(dir).join("drover") } else { dir.join("drover") };
-    assert!(
-        bin.exists(),
-        "{} does not exist: build it first (`cargo build -p drover`) or set DROVER_BIN",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} does not exist: build it first (`cargo build -p drover`) or set DROVER_BIN", bin.display());
     bin
 }
 
@@ -182,9 +178,10 @@ impl Agent {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = self.show(run_id)
-                && v["status"] == status {
-                    return Ok(v);
-                }
+                && v["status"] == status
+            {
+                return Ok(v);
+            }
             if Instant::now() > deadline {
                 return Err(ChaosError::Timeout(timeout, format!("run {run_id} to be {status}")));
             }

@@ -45,7 +45,8 @@ impl Upstreams {
     pub fn from_env() -> Option<Self> {
         let default = std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty())?;
         let mut by_service = HashMap::new();
-        for (service, var) in [("rds", "RDS"), ("dynamodb", "DYNAMODB"), ("ec2", "EC2"), ("route53", "ROUTE_53"), ("cloudwatch", "CLOUDWATCH"), ("sts", "STS")] {
+        for (service, var) in [("rds", "RDS"), ("dynamodb", "DYNAMODB"), ("ec2", "EC2"), ("route53", "ROUTE_53"), ("cloudwatch", "CLOUDWATCH"), ("sts", "STS")]
+        {
             if let Ok(url) = std::env::var(format!("AWS_ENDPOINT_URL_{var}")) {
                 by_service.insert(service.to_string(), url);
             }
@@ -245,7 +246,10 @@ async fn forward(shared: &Shared, aws: &AwsRequest, parts: hyper::http::request:
         }
     }
     let bad_gateway = |why: String| {
-        Response::builder().status(502).body(Full::new(Bytes::from(format!("chaos proxy: {uri}: {why}")))).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        Response::builder()
+            .status(502)
+            .body(Full::new(Bytes::from(format!("chaos proxy: {uri}: {why}"))))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
     };
     let request = match out.body(Full::new(body)) {
         Ok(r) => r,

@@ -108,7 +108,11 @@ impl Report {
         let _ = writeln!(s, "\n| run | status | RTO | steps retried | faults | hypothesis after |\n|---|---|---|---|---|---|");
         for r in &self.runs {
             let faults: u64 = r.faults_injected.values().sum();
-            let after = if r.after.iter().all(|c| c.ok) { "holds".to_string() } else { r.after.iter().filter(|c| !c.ok).map(|c| format!("{:?} broken: {}", c.probe, c.detail)).collect::<Vec<_>>().join("; ") };
+            let after = if r.after.iter().all(|c| c.ok) {
+                "holds".to_string()
+            } else {
+                r.after.iter().filter(|c| !c.ok).map(|c| format!("{:?} broken: {}", c.probe, c.detail)).collect::<Vec<_>>().join("; ")
+            };
             let mut status = match &r.error {
                 Some((code, _)) => format!("{} ({code})", r.status),
                 None => r.status.clone(),

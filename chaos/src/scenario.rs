@@ -105,7 +105,9 @@ impl Trigger {
             None if s == "start" => Ok(Trigger::Start),
             None if s == "end" => Ok(Trigger::End),
             Some(("after-step", key)) if !key.is_empty() => Ok(Trigger::AfterStep(key.to_string())),
-            Some(("after-seconds", n)) => n.parse::<f64>().ok().filter(|n| *n >= 0.0).map(Trigger::AfterSeconds).ok_or_else(|| format!("'{s}': not a number of seconds")),
+            Some(("after-seconds", n)) => {
+                n.parse::<f64>().ok().filter(|n| *n >= 0.0).map(Trigger::AfterSeconds).ok_or_else(|| format!("'{s}': not a number of seconds"))
+            }
             _ => Err(format!("'{s}' is not a trigger (start, end, after-step:KEY, after-seconds:N)")),
         }
     }

@@ -211,7 +211,16 @@ pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> 
             .caller_reference(format!("drover-demo-{}-{}", t.hosted_zone, rand_suffix()))
             .send()
             .await
-            .map_err(|e| CapabilityError::new("route53", "CreateHostedZone", "global", &t.hosted_zone, "seed-failed", aws_sdk_route53::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| {
+                CapabilityError::new(
+                    "route53",
+                    "CreateHostedZone",
+                    "global",
+                    &t.hosted_zone,
+                    "seed-failed",
+                    aws_sdk_route53::error::DisplayErrorContext(e).to_string(),
+                )
+            })?;
     }
     let endpoint = primary.endpoint.clone().unwrap_or_default();
     let t60 = Duration::from_secs(60);
@@ -240,9 +249,18 @@ async fn seed_app(c: &Clients, t: &Topology) -> Result<(String, String), Capabil
     let ec2 = c.ec2(region);
     let named = |n: &str| Filter::builder().name("tag:Name").values(n).build();
     let tagged = |kind: ResourceType, n: &str| {
-        TagSpecification::builder().resource_type(kind).tags(Ec2Tag::builder().key("Name").value(n).build()).tags(Ec2Tag::builder().key("app").value("orders").build()).build()
+        TagSpecification::builder()
+            .resource_type(kind)
+            .tags(Ec2Tag::builder().key("Name").value(n).build())
+            .tags(Ec2Tag::builder().key("app").value("orders").build())
+            .build()
     };
-    let found = ec2.describe_instances().filters(named(&name)).send().await.map_err(|e| ec2_err("DescribeInstances", region, &name, aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+    let found = ec2
+        .describe_instances()
+        .filters(named(&name))
+        .send()
+        .await
+        .map_err(|e| ec2_err("DescribeInstances", region, &name, aws_sdk_ec2::error::DisplayErrorContext(e)))?;
     let live = found
         .reservations()
         .iter()
@@ -268,7 +286,12 @@ async fn seed_app(c: &Clients, t: &Topology) -> Result<(String, String), Capabil
             .to_string(),
     };
     let vol_name = format!("{name}-data");
-    let vols = ec2.describe_volumes().filters(named(&vol_name)).send().await.map_err(|e| ec2_err("DescribeVolumes", region, &vol_name, aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+    let vols = ec2
+        .describe_volumes()
+        .filters(named(&vol_name))
+        .send()
+        .await
+        .map_err(|e| ec2_err("DescribeVolumes", region, &vol_name, aws_sdk_ec2::error::DisplayErrorContext(e)))?;
     let volume = match vols.volumes().first().and_then(|v| v.volume_id()) {
         Some(id) => id.to_string(),
         None => ec2
@@ -335,7 +358,8 @@ async fn seed_health_signals(c: &Clients, t: &Topology) -> Result<(String, Strin
     use aws_sdk_route53::types::{HealthCheckConfig, HealthCheckType};
     let target = t.app_target(&t.dr_region);
     let r53 = |op: &'static str, e: String| CapabilityError::new("route53", op, "global", &target, "seed-failed", e);
-    let listed = c.route53().list_health_checks().send().await.map_err(|e| r53("ListHealthChecks", aws_sdk_route53::error::DisplayErrorContext(e).to_string()))?;
+    let listed =
+        c.route53().list_health_checks().send().await.map_err(|e| r53("ListHealthChecks", aws_sdk_route53::error::DisplayErrorContext(e).to_string()))?;
     let found = listed
         .health_checks()
         .iter()

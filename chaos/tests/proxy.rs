@@ -89,11 +89,7 @@ fn unique(prefix: &str) -> String {
 async fn a_create_whose_answer_was_lost_is_made_once_and_adopted() {
     let (proxy, c) = through_proxy().await;
     let f = proxy.faults();
-    let lose = |op: &str| {
-        f.add(rule(&format!(
-            "operation = \"{op}\"\nkind = \"lose-answer\""
-        )))
-    };
+    let lose = |op: &str| f.add(rule(&format!("operation = \"{op}\"\nkind = \"lose-answer\"")));
     let name = unique("lost");
     let east = c.ec2("us-east-1");
     let run = east
@@ -106,102 +102,28 @@ async fn a_create_whose_answer_was_lost_is_made_once_and_adopted() {
         .await
         .unwrap();
     let inst = run.instances()[0].instance_id().unwrap().to_string();
-    let vol = east
-        .create_volume()
-        .availability_zone("us-east-1a")
-        .size(8)
-        .send()
-        .await
-        .unwrap()
-        .volume_id()
-        .unwrap()
-        .to_string();
+    let vol = east.create_volume().availability_zone("us-east-1a").size(8).send().await.unwrap().volume_id().unwrap().to_string();
 
     let id = lose("CreateSnapshot");
-    let snap = ec2::snapshot_volume(
-        &c,
-        "us-east-1",
-        &vol,
-        &format!("{name}-data"),
-        Some(&name),
-        "k1",
-    )
-    .await
-    .unwrap();
+    let snap = ec2::snapshot_volume(&c, "us-east-1", &vol, &format!("{name}-data"), Some(&name), "k1").await.unwrap();
     f.remove(id);
     let id = lose("CopySnapshot");
-    let copy = ec2::copy_snapshot(
-        &c,
-        "us-east-1",
-        &snap.id,
-        "us-west-2",
-        &format!("{name}-data-dr"),
-        Some(&name),
-        "k2",
-    )
-    .await
-    .unwrap();
+    let copy = ec2::copy_snapshot(&c, "us-east-1", &snap.id, "us-west-2", &format!("{name}-data-dr"), Some(&name), "k2").await.unwrap();
     f.remove(id);
     let id = lose("CreateImage");
-    let ami = ec2::create_image(
-        &c,
-        "us-east-1",
-        &inst,
-        &format!("{name}-ami"),
-        Some(&name),
-        "k3",
-    )
-    .await
-    .unwrap();
+    let ami = ec2::create_image(&c, "us-east-1", &inst, &format!("{name}-ami"), Some(&name), "k3").await.unwrap();
     f.remove(id);
     let id = lose("CopyImage");
-    let ami_copy = ec2::copy_image(
-        &c,
-        "us-east-1",
-        &ami.id,
-        "us-west-2",
-        &format!("{name}-ami"),
-        Some(&name),
-        "k4",
-    )
-    .await
-    .unwrap();
+    let ami_copy = ec2::copy_image(&c, "us-east-1", &ami.id, "us-west-2", &format!("{name}-ami"), Some(&name), "k4").await.unwrap();
     f.remove(id);
     for op in ["CreateSnapshot", "CopySnapshot", "CreateImage", "CopyImage"] {
         assert_eq!(f.accepted_count("ec2", op), 1, "{op}: {:?}", f.accepted());
     }
-    assert!(
-        [&snap.id, &copy.id, &ami.id, &ami_copy.id]
-            .iter()
-            .all(|id| !id.is_empty())
-    );
+    assert!([&snap.id, &copy.id, &ami.id, &ami_copy.id].iter().all(|id| !id.is_empty()));
     let west = c.ec2("us-west-2");
-    let by_name = |n: String| {
-        aws_sdk_ec2::types::Filter::builder()
-            .name(format!("tag:{}", ec2::NAME_TAG))
-            .values(n)
-            .build()
-    };
-    assert_eq!(
-        west.describe_snapshots()
-            .filters(by_name(format!("{name}-data-dr")))
-            .send()
-            .await
-            .unwrap()
-            .snapshots()
-            .len(),
-        1
-    );
-    assert_eq!(
-        west.describe_images()
-            .filters(by_name(format!("{name}-ami")))
-            .send()
-            .await
-            .unwrap()
-            .images()
-            .len(),
-        1
-    );
+    let by_name = |n: String| aws_sdk_ec2::types::Filter::builder().name(format!("tag:{}", ec2::NAME_TAG)).values(n).build();
+    assert_eq!(west.describe_snapshots().filters(by_name(format!("{name}-data-dr"))).send().await.unwrap().snapshots().len(), 1);
+    assert_eq!(west.describe_images().filters(by_name(format!("{name}-ami"))).send().await.unwrap().images().len(), 1);
 
     // RDS: a restore whose answer was lost.
     let db = unique("lost-db");
@@ -216,60 +138,25 @@ async fn a_create_whose_answer_was_lost_is_made_once_and_adopted() {
         .send()
         .await
         .unwrap();
-    let dbsnap = rds::create_snapshot(&c, "us-west-2", &db, &format!("{db}-snap"), "k5")
-        .await
-        .unwrap();
+    let dbsnap = rds::create_snapshot(&c, "us-west-2", &db, &format!("{db}-snap"), "k5").await.unwrap();
     let id = lose("RestoreDBInstanceFromDBSnapshot");
-    let restored = rds::restore_from_snapshot(
-        &c,
-        "us-west-2",
-        &dbsnap.identifier,
-        &format!("{db}-drill"),
-        None,
-        "run-lost",
-        "k6",
-    )
-    .await
-    .unwrap();
+    let restored = rds::restore_from_snapshot(&c, "us-west-2", &dbsnap.identifier, &format!("{db}-drill"), None, "run-lost", "k6").await.unwrap();
     f.remove(id);
     assert_eq!(restored.identifier, format!("{db}-drill"));
-    assert_eq!(
-        f.accepted_count("rds", "RestoreDBInstanceFromDBSnapshot"),
-        1,
-        "{:?}",
-        f.accepted()
-    );
+    assert_eq!(f.accepted_count("rds", "RestoreDBInstanceFromDBSnapshot"), 1, "{:?}", f.accepted());
 
     // Route 53: a DELETE whose answer was lost is not sent again (it would
     // fail on the record it already deleted).
     let zone = format!("{}.example.internal", unique("lost"));
-    c.route53()
-        .create_hosted_zone()
-        .name(&zone)
-        .caller_reference(unique("ref"))
-        .send()
-        .await
-        .unwrap();
+    c.route53().create_hosted_zone().name(&zone).caller_reference(unique("ref")).send().await.unwrap();
     let record = format!("drill.{zone}");
     let t = Duration::from_secs(30);
-    route53::upsert_cname(&c, &zone, &record, "target.example.internal", 60, t)
-        .await
-        .unwrap();
+    route53::upsert_cname(&c, &zone, &record, "target.example.internal", 60, t).await.unwrap();
     let before = f.accepted_count("route53", "ChangeResourceRecordSets");
     lose("ChangeResourceRecordSets");
     assert!(route53::delete_cname(&c, &zone, &record, t).await.unwrap());
-    assert_eq!(
-        f.accepted_count("route53", "ChangeResourceRecordSets") - before,
-        1,
-        "{:?}",
-        f.accepted()
-    );
-    assert!(
-        route53::get_records(&c, &zone, &record)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(f.accepted_count("route53", "ChangeResourceRecordSets") - before, 1, "{:?}", f.accepted());
+    assert!(route53::get_records(&c, &zone, &record).await.unwrap().is_empty());
 }
 
 /// Resources that failed (shown so by the proxy: the emulators cannot fail
@@ -290,48 +177,29 @@ async fn failed_snapshots_and_images_are_not_adopted_and_not_waited_for() {
         .await
         .unwrap();
     let inst = run.instances()[0].instance_id().unwrap().to_string();
-    let vol = east
-        .create_volume()
-        .availability_zone("us-east-1a")
-        .size(8)
-        .send()
-        .await
-        .unwrap()
-        .volume_id()
-        .unwrap()
-        .to_string();
+    let vol = east.create_volume().availability_zone("us-east-1a").size(8).send().await.unwrap().volume_id().unwrap().to_string();
     let wait = Duration::from_secs(20);
 
     // EBS: the snapshot of that name failed; the step makes a new one.
     let data = format!("{name}-data");
-    let first = ec2::snapshot_volume(&c, "us-east-1", &vol, &data, Some(&name), "k1")
-        .await
-        .unwrap();
-    let failed = f.add(rule("operation = \"DescribeSnapshots\"\nkind = \"rewrite\"\nfind = \"<status>completed</status>\"\nreplace = \"<status>error</status>\""));
-    let again = ec2::snapshot_volume(&c, "us-east-1", &vol, &data, Some(&name), "k1")
-        .await
-        .unwrap();
+    let first = ec2::snapshot_volume(&c, "us-east-1", &vol, &data, Some(&name), "k1").await.unwrap();
+    let failed =
+        f.add(rule("operation = \"DescribeSnapshots\"\nkind = \"rewrite\"\nfind = \"<status>completed</status>\"\nreplace = \"<status>error</status>\""));
+    let again = ec2::snapshot_volume(&c, "us-east-1", &vol, &data, Some(&name), "k1").await.unwrap();
     f.remove(failed);
     assert_ne!(again.id, first.id, "the failed snapshot was adopted");
     assert_eq!(f.accepted_count("ec2", "CreateSnapshot"), 2);
 
     // AMI: waiting on a failed one ends at once; a new one gets its own name.
     let ami = format!("{name}-ami");
-    let first = ec2::create_image(&c, "us-east-1", &inst, &ami, Some(&name), "k2")
-        .await
-        .unwrap();
-    let failed = f.add(rule("operation = \"DescribeImages\"\nkind = \"rewrite\"\nfind = \"<imageState>available</imageState>\"\nreplace = \"<imageState>failed</imageState>\""));
-    let err = ec2::wait_image_available(&c, "us-east-1", &first.id, wait)
-        .await
-        .unwrap_err();
+    let first = ec2::create_image(&c, "us-east-1", &inst, &ami, Some(&name), "k2").await.unwrap();
+    let failed = f.add(rule(
+        "operation = \"DescribeImages\"\nkind = \"rewrite\"\nfind = \"<imageState>available</imageState>\"\nreplace = \"<imageState>failed</imageState>\"",
+    ));
+    let err = ec2::wait_image_available(&c, "us-east-1", &first.id, wait).await.unwrap_err();
     assert_eq!(err.code, "image-failed", "{err}");
-    assert!(
-        err.message.contains(&first.id) && err.message.contains("'failed'"),
-        "{err}"
-    );
-    let again = ec2::create_image(&c, "us-east-1", &inst, &ami, Some(&name), "k2")
-        .await
-        .unwrap();
+    assert!(err.message.contains(&first.id) && err.message.contains("'failed'"), "{err}");
+    let again = ec2::create_image(&c, "us-east-1", &inst, &ami, Some(&name), "k2").await.unwrap();
     f.remove(failed);
     assert_ne!(again.id, first.id, "the failed image was adopted");
     assert_eq!(again.name, format!("{ami}-r1"));
@@ -351,18 +219,12 @@ async fn failed_snapshots_and_images_are_not_adopted_and_not_waited_for() {
         .await
         .unwrap();
     let snap = format!("{db}-snap");
-    rds::create_snapshot(&c, "us-east-1", &db, &snap, "k3")
-        .await
-        .unwrap();
+    rds::create_snapshot(&c, "us-east-1", &db, &snap, "k3").await.unwrap();
     f.add(rule("operation = \"DescribeDBSnapshots\"\nkind = \"rewrite\"\nfind = \"<Status>available</Status>\"\nreplace = \"<Status>failed</Status>\""));
-    let err = rds::create_snapshot(&c, "us-east-1", &db, &snap, "k3")
-        .await
-        .unwrap_err();
+    let err = rds::create_snapshot(&c, "us-east-1", &db, &snap, "k3").await.unwrap_err();
     assert_eq!(err.code, "snapshot-failed", "{err}");
     assert!(err.message.contains("delete-db-snapshot"), "{err}");
-    let err = rds::wait_snapshot_available(&c, "us-east-1", &snap, wait)
-        .await
-        .unwrap_err();
+    let err = rds::wait_snapshot_available(&c, "us-east-1", &snap, wait).await.unwrap_err();
     assert_eq!(err.code, "resource-failed", "{err}");
 }
 
@@ -374,19 +236,8 @@ async fn a_global_failover_under_way_is_adopted_not_sent_again() {
     use drover_aws::aurora::{self, GlobalFailoverMode};
     let (proxy, c) = through_proxy().await;
     let f = proxy.faults();
-    let (global, primary, secondary) = (
-        unique("moving-global"),
-        unique("moving-aurora"),
-        unique("moving-aurora-dr"),
-    );
-    c.rds("us-east-1")
-        .create_global_cluster()
-        .global_cluster_identifier(&global)
-        .engine("aurora-postgresql")
-        .engine_version("16.4")
-        .send()
-        .await
-        .unwrap();
+    let (global, primary, secondary) = (unique("moving-global"), unique("moving-aurora"), unique("moving-aurora-dr"));
+    c.rds("us-east-1").create_global_cluster().global_cluster_identifier(&global).engine("aurora-postgresql").engine_version("16.4").send().await.unwrap();
     let mut arns = Vec::new();
     for (region, id) in [("us-east-1", &primary), ("us-west-2", &secondary)] {
         let made = c
@@ -401,13 +252,7 @@ async fn a_global_failover_under_way_is_adopted_not_sent_again() {
             .send()
             .await
             .unwrap();
-        arns.push(
-            made.db_cluster()
-                .unwrap()
-                .db_cluster_arn()
-                .unwrap()
-                .to_string(),
-        );
+        arns.push(made.db_cluster().unwrap().db_cluster_arn().unwrap().to_string());
     }
     let (primary_arn, secondary_arn) = (arns[0].clone(), arns[1].clone());
     let moving = format!(
@@ -418,62 +263,20 @@ async fn a_global_failover_under_way_is_adopted_not_sent_again() {
         replace: Some(moving),
         ..rule("operation = \"DescribeGlobalClusters\"\nkind = \"rewrite\"")
     });
-    let g = aurora::describe_global_cluster(&c, "us-east-1", &global)
-        .await
-        .unwrap();
-    assert_eq!(
-        (g.status.as_str(), g.moving_to.as_deref()),
-        ("failing-over", Some(secondary_arn.as_str())),
-        "{g:?}"
-    );
+    let g = aurora::describe_global_cluster(&c, "us-east-1", &global).await.unwrap();
+    assert_eq!((g.status.as_str(), g.moving_to.as_deref()), ("failing-over", Some(secondary_arn.as_str())), "{g:?}");
 
-    let (sent, _) = aurora::failover_global_cluster(
-        &c,
-        "us-east-1",
-        &global,
-        &secondary_arn,
-        GlobalFailoverMode::Failover,
-    )
-    .await
-    .unwrap();
+    let (sent, _) = aurora::failover_global_cluster(&c, "us-east-1", &global, &secondary_arn, GlobalFailoverMode::Failover).await.unwrap();
     assert!(!sent);
-    let err = aurora::failover_global_cluster(
-        &c,
-        "us-east-1",
-        &global,
-        &primary_arn,
-        GlobalFailoverMode::Switchover,
-    )
-    .await
-    .unwrap_err();
+    let err = aurora::failover_global_cluster(&c, "us-east-1", &global, &primary_arn, GlobalFailoverMode::Switchover).await.unwrap_err();
     assert_eq!(err.code, "move-in-progress", "{err}");
-    let err = aurora::detach_from_global_cluster(
-        &c,
-        "us-east-1",
-        &global,
-        &secondary_arn,
-        Duration::from_secs(1),
-    )
-    .await
-    .unwrap_err();
+    let err = aurora::detach_from_global_cluster(&c, "us-east-1", &global, &secondary_arn, Duration::from_secs(1)).await.unwrap_err();
     assert_eq!(err.code, "move-in-progress", "{err}");
-    let sent: u64 = [
-        "FailoverGlobalCluster",
-        "SwitchoverGlobalCluster",
-        "RemoveFromGlobalCluster",
-    ]
-    .iter()
-    .map(|op| {
-        f.accepted_count("rds", op) + f.refused().get(&format!("rds:{op}")).copied().unwrap_or(0)
-    })
-    .sum();
-    assert_eq!(
-        sent,
-        0,
-        "accepted {:?}, refused {:?}",
-        f.accepted(),
-        f.refused()
-    );
+    let sent: u64 = ["FailoverGlobalCluster", "SwitchoverGlobalCluster", "RemoveFromGlobalCluster"]
+        .iter()
+        .map(|op| f.accepted_count("rds", op) + f.refused().get(&format!("rds:{op}")).copied().unwrap_or(0))
+        .sum();
+    assert_eq!(sent, 0, "accepted {:?}, refused {:?}", f.accepted(), f.refused());
 }
 
 /// A lease that holds for the first `allowed` attempts, then is lost (and
@@ -486,10 +289,7 @@ struct FlippingLease {
 
 impl FlippingLease {
     fn new(allowed: i64) -> Arc<Self> {
-        Arc::new(FlippingLease {
-            allowed: allowed.into(),
-            lost: tokio::sync::watch::channel(false).0,
-        })
+        Arc::new(FlippingLease { allowed: allowed.into(), lost: tokio::sync::watch::channel(false).0 })
     }
 
     fn lose(&self) {
@@ -500,20 +300,10 @@ impl FlippingLease {
 
 impl drover_aws::fence::Fence for FlippingLease {
     fn check(&self) -> Result<(), String> {
-        if self
-            .allowed
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
-            > 0
-        {
-            Ok(())
-        } else {
-            Err("the lease on run r was lost (fence 3)".into())
-        }
+        if self.allowed.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) > 0 { Ok(()) } else { Err("the lease on run r was lost (fence 3)".into()) }
     }
 
-    fn lost(
-        &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + 'static>> {
+    fn lost(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + 'static>> {
         let mut lost = self.lost.subscribe();
         Box::pin(async move {
             let _ = lost.wait_for(|l| *l).await;
@@ -530,54 +320,28 @@ async fn a_lost_lease_stops_every_attempt_on_the_wire() {
     let (proxy, c) = through_proxy().await;
     let f = proxy.faults();
     let zone = format!("{}.example.internal", unique("fenced"));
-    c.route53()
-        .create_hosted_zone()
-        .name(&zone)
-        .caller_reference(unique("ref"))
-        .send()
-        .await
-        .unwrap();
+    c.route53().create_hosted_zone().name(&zone).caller_reference(unique("ref")).send().await.unwrap();
     let record = format!("db.{zone}");
     let t = Duration::from_secs(30);
 
     // The change's first attempt fails with a 5xx; the lease is lost before
     // the SDK's retry: the retry is not sent.
-    f.add(rule(
-        "operation = \"ChangeResourceRecordSets\"\nkind = \"server-error\"",
-    ));
+    f.add(rule("operation = \"ChangeResourceRecordSets\"\nkind = \"server-error\""));
     // Zone lookup, record read, the change's first attempt; then lost.
     let lease = FlippingLease::new(3);
     let fenced = c.fenced(lease.clone(), None);
-    let err = route53::upsert_cname(&fenced, &zone, &record, "a.example.internal", 60, t)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.code.as_str(), err.retryable),
-        ("fenced", false),
-        "{err}"
-    );
-    assert!(
-        err.message.contains("not sent") && err.message.contains("lost"),
-        "{err}"
-    );
-    assert_eq!(
-        f.injected().get("server-error"),
-        Some(&1),
-        "the SDK's retry went out: {:?}",
-        f.injected()
-    );
+    let err = route53::upsert_cname(&fenced, &zone, &record, "a.example.internal", 60, t).await.unwrap_err();
+    assert_eq!((err.code.as_str(), err.retryable), ("fenced", false), "{err}");
+    assert!(err.message.contains("not sent") && err.message.contains("lost"), "{err}");
+    assert_eq!(f.injected().get("server-error"), Some(&1), "the SDK's retry went out: {:?}", f.injected());
     f.clear();
 
     // A request held in flight when the lease is lost: the call ends with
     // `fenced`, not when the request would.
-    f.add(rule(
-        "operation = \"ChangeResourceRecordSets\"\nkind = \"hang\"\nms = 600000",
-    ));
+    f.add(rule("operation = \"ChangeResourceRecordSets\"\nkind = \"hang\"\nms = 600000"));
     let lease = FlippingLease::new(100);
     let fenced = c.fenced(lease.clone(), None);
-    let call = tokio::spawn(async move {
-        route53::upsert_cname(&fenced, &zone, &record, "b.example.internal", 60, t).await
-    });
+    let call = tokio::spawn(async move { route53::upsert_cname(&fenced, &zone, &record, "b.example.internal", 60, t).await });
     while !f.injected().contains_key("hang") {
         tokio::task::yield_now().await;
     }

@@ -31,7 +31,12 @@ pub fn check_wait(wait: Duration, limit: Duration, call: &str) -> Result<(), Vio
 
 /// The refusal of a wait: past `limit`, or past what a timestamp can hold.
 pub fn wait_refused(wait: Duration, limit: Duration, call: &str) -> Violation {
-    Violation::BadRequest(format!("{call} asked to wait {} ms; at most {} ms ({} days) per call", wait.as_millis(), limit.as_millis(), limit.as_secs() / 86_400))
+    Violation::BadRequest(format!(
+        "{call} asked to wait {} ms; at most {} ms ({} days) per call",
+        wait.as_millis(),
+        limit.as_millis(),
+        limit.as_secs() / 86_400
+    ))
 }
 
 /// Checks the question of approval gate `call`.
@@ -56,6 +61,11 @@ mod tests {
             assert!(err.contains("at most 31622400000 ms (366 days)"), "{err}");
         }
         assert!(check_approval_message("approval gate 'g'", MAX_APPROVAL_MESSAGE).is_ok());
-        assert!(check_approval_message("approval gate 'g'", MAX_APPROVAL_MESSAGE + 1).unwrap_err().to_string().starts_with("approval gate 'g': the message is 16385 bytes"));
+        assert!(
+            check_approval_message("approval gate 'g'", MAX_APPROVAL_MESSAGE + 1)
+                .unwrap_err()
+                .to_string()
+                .starts_with("approval gate 'g': the message is 16385 bytes")
+        );
     }
 }

@@ -276,7 +276,12 @@ pub mod route53 {
                     Some(w) if w == t.weight => {}
                     Some(w) => return Err(format!("the {kind} record '{}' of {name} has weight {w}, not {}", t.set_identifier, t.weight)),
                     None if t.weight == 0 => {}
-                    None => return Err(format!("{name} has no weighted {kind} record '{}' (weight {} expected): its {kind} clients are not shifted", t.set_identifier, t.weight)),
+                    None => {
+                        return Err(format!(
+                            "{name} has no weighted {kind} record '{}' (weight {} expected): its {kind} clients are not shifted",
+                            t.set_identifier, t.weight
+                        ));
+                    }
                 }
             }
         }

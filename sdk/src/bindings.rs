@@ -3,8 +3,6 @@
 //! Runbook authors use [`crate::Ctx`] instead; these are public so that the
 //! [`crate::export_runbook!`] macro can reach them from the runbook's crate.
 
-
-
 wit_bindgen::generate!({
     path: "../wit",
     world: "runbook",

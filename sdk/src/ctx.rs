@@ -79,15 +79,9 @@ impl Ctx {
             steps::Started::Run(a) => a,
         };
         loop {
-            *self.current.borrow_mut() = Some(Attempt {
-                step: key.to_string(),
-                idempotency_key: attempt.idempotency_key.clone(),
-                number: attempt.number,
-            });
-            let outcome = body().and_then(|v| {
-                serde_json::to_string(&v)
-                    .map_err(|e| Error::new("output-not-serializable", format!("output of step '{key}': {e}")))
-            });
+            *self.current.borrow_mut() = Some(Attempt { step: key.to_string(), idempotency_key: attempt.idempotency_key.clone(), number: attempt.number });
+            let outcome =
+                body().and_then(|v| serde_json::to_string(&v).map_err(|e| Error::new("output-not-serializable", format!("output of step '{key}': {e}"))));
             *self.current.borrow_mut() = None;
             match outcome {
                 Ok(json) => {
@@ -114,8 +108,7 @@ impl Ctx {
     }
 
     pub(crate) fn current_attempt_from_host(&self, step: &str) {
-        let a = run_context::current_attempt()
-            .map(|a| Attempt { step: step.to_string(), idempotency_key: a.idempotency_key, number: a.number });
+        let a = run_context::current_attempt().map(|a| Attempt { step: step.to_string(), idempotency_key: a.idempotency_key, number: a.number });
         self.set_attempt(a);
     }
 
@@ -228,15 +221,10 @@ impl Ctx {
 }
 
 fn encode_payload<P: Serialize>(key: &str, payload: &P) -> Result<String, Error> {
-    serde_json::to_string(payload)
-        .map_err(|e| Error::new("payload-not-serializable", format!("payload of action '{key}': {e}")))
+    serde_json::to_string(payload).map_err(|e| Error::new("payload-not-serializable", format!("payload of action '{key}': {e}")))
 }
 
 fn decode_output<T: DeserializeOwned>(key: &str, json: &str) -> Result<T, Error> {
-    serde_json::from_str(json).map_err(|e| {
-        Error::new(
-            "output-type-changed",
-            format!("the journaled output of step '{key}' does not decode as this runbook's type: {e}"),
-        )
-    })
+    serde_json::from_str(json)
+        .map_err(|e| Error::new("output-type-changed", format!("the journaled output of step '{key}' does not decode as this runbook's type: {e}")))
 }

@@ -2,9 +2,7 @@
 
 use serde::Serialize;
 
-use crate::bindings::drover::runbook::types::{
-    Capability as WitCapability, ParamSpec, ParamType, RunbookInfo,
-};
+use crate::bindings::drover::runbook::types::{Capability as WitCapability, ParamSpec, ParamType, RunbookInfo};
 
 /// A runbook's self-description, returned from [`crate::Runbook::describe`].
 ///
@@ -28,13 +26,7 @@ pub struct Describe {
 impl Describe {
     /// A runbook named `name` at `version` (use `env!("CARGO_PKG_VERSION")`).
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Describe {
-            name: name.into(),
-            version: version.into(),
-            description: String::new(),
-            params: Vec::new(),
-            capabilities: Vec::new(),
-        }
+        Describe { name: name.into(), version: version.into(), description: String::new(), params: Vec::new(), capabilities: Vec::new() }
     }
 
     /// One paragraph for the operator.
@@ -68,23 +60,12 @@ impl Describe {
             params: self
                 .params
                 .into_iter()
-                .map(|p| ParamSpec {
-                    name: p.name,
-                    description: p.description,
-                    type_: p.ty,
-                    default: p.default,
-                    secret: p.secret,
-                })
+                .map(|p| ParamSpec { name: p.name, description: p.description, type_: p.ty, default: p.default, secret: p.secret })
                 .collect(),
             capabilities: self
                 .capabilities
                 .into_iter()
-                .map(|c| WitCapability {
-                    service: c.service,
-                    operations: c.operations,
-                    regions: c.regions,
-                    resources: c.resources,
-                })
+                .map(|c| WitCapability { service: c.service, operations: c.operations, regions: c.regions, resources: c.resources })
                 .collect(),
         }
     }

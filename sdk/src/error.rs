@@ -62,12 +62,7 @@ impl Error {
     }
 
     pub(crate) fn to_wit(&self) -> WitError {
-        WitError {
-            code: self.code.clone(),
-            message: self.message.clone(),
-            retryable: self.retryable,
-            resource: self.resource.clone(),
-        }
+        WitError { code: self.code.clone(), message: self.message.clone(), retryable: self.retryable, resource: self.resource.clone() }
     }
 
     pub(crate) fn from_wit(e: WitError) -> Self {

@@ -29,8 +29,7 @@ pub struct Action {
 
 impl Action {
     pub(crate) fn from_wit(a: crate::bindings::Action) -> Result<Self, Error> {
-        let payload = serde_json::from_str(&a.payload)
-            .map_err(|e| Error::new("bad-payload", format!("payload of action '{}' is not JSON: {e}", a.key)))?;
+        let payload = serde_json::from_str(&a.payload).map_err(|e| Error::new("bad-payload", format!("payload of action '{}' is not JSON: {e}", a.key)))?;
         Ok(Action {
             undo: matches!(a.kind, ActionKind::Undo),
             key: a.key,
@@ -61,7 +60,6 @@ impl Action {
 
     /// The payload, decoded as the type it was registered with.
     pub fn payload<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_value(self.payload.clone())
-            .map_err(|e| Error::new("bad-payload", format!("payload of action '{}': {e}", self.key)))
+        serde_json::from_value(self.payload.clone()).map_err(|e| Error::new("bad-payload", format!("payload of action '{}': {e}", self.key)))
     }
 }

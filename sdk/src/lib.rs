@@ -193,6 +193,7 @@
 
 extern crate self as drover_sdk;
 
+pub mod aws;
 #[allow(missing_docs)]
 pub mod bindings;
 mod ctx;
@@ -200,7 +201,9 @@ mod describe;
 mod error;
 mod finalize;
 mod host;
-pub mod aws;
+mod readiness;
+mod retry;
+mod secret;
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(
     clippy::panic,
@@ -209,17 +212,14 @@ pub mod aws;
     reason = "the test harness fails the author's test by panicking, as assert! does; it is never in a component"
 )]
 pub mod testing;
-mod readiness;
-mod retry;
-mod secret;
 
+pub use ctx::Mode;
 pub use ctx::{Approved, Attempt, Ctx, Level};
 pub use describe::{Capability, Describe, Param};
 pub use error::{Context, Error};
 pub use finalize::{Action, Ending};
 pub use readiness::{Finding, Readiness};
 pub use retry::Retry;
-pub use ctx::Mode;
 pub use secret::Secret;
 
 use serde::Serialize;
@@ -256,10 +256,7 @@ pub trait Runbook {
     /// that registers nothing need not implement it.
     fn finalize(ctx: &Ctx, action: Action) -> Result<(), Error> {
         let _ = ctx;
-        Err(Error::new(
-            "no-finalize",
-            format!("the runbook registered '{}' but does not implement Runbook::finalize", action.key()),
-        ))
+        Err(Error::new("no-finalize", format!("the runbook registered '{}' but does not implement Runbook::finalize", action.key())))
     }
 }
 
@@ -303,18 +300,17 @@ pub mod __private {
     }
 
     pub fn run<R: Runbook>(params: &str) -> Result<String, WitError> {
-        let params: R::Params = serde_json::from_str(params)
-            .map_err(|e| Error::new("bad-params", format!("parameters do not fit the runbook's type: {e}")).to_wit())?;
+        let params: R::Params =
+            serde_json::from_str(params).map_err(|e| Error::new("bad-params", format!("parameters do not fit the runbook's type: {e}")).to_wit())?;
         let ctx = Ctx::new();
         if ctx.mode() == Mode::Readiness
-            && let Some(found) = R::readiness(&ctx, &params) {
-                let found = found.map_err(|e| e.to_wit())?;
-                return serde_json::to_string(&found)
-                    .map_err(|e| Error::new("output-not-serializable", format!("readiness: {e}")).to_wit());
-            }
+            && let Some(found) = R::readiness(&ctx, &params)
+        {
+            let found = found.map_err(|e| e.to_wit())?;
+            return serde_json::to_string(&found).map_err(|e| Error::new("output-not-serializable", format!("readiness: {e}")).to_wit());
+        }
         let output = R::run(&ctx, params).map_err(|e| e.to_wit())?;
-        serde_json::to_string(&output)
-            .map_err(|e| Error::new("output-not-serializable", format!("run result: {e}")).to_wit())
+        serde_json::to_string(&output).map_err(|e| Error::new("output-not-serializable", format!("run result: {e}")).to_wit())
     }
 
     pub fn finalize<R: Runbook>(action: crate::bindings::Action) -> Result<(), WitError> {

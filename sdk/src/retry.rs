@@ -22,11 +22,7 @@ impl Retry {
 
     /// Up to `n` attempts in all, with exponential backoff from 500 ms to 30 s.
     pub const fn attempts(n: u32) -> Self {
-        Retry {
-            max_attempts: if n == 0 { 1 } else { n },
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(30),
-        }
+        Retry { max_attempts: if n == 0 { 1 } else { n }, initial_backoff: Duration::from_millis(500), max_backoff: Duration::from_secs(30) }
     }
 
     /// Sets the first backoff and the ceiling of the exponential backoff.

@@ -28,9 +28,7 @@ fn main() {
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&runbooks)
-        .args(["build", "--release", "--workspace", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
+    cmd.current_dir(&runbooks).args(["build", "--release", "--workspace", "--target", TARGET, "--target-dir"]).arg(&target_dir);
     // Settings meant for the host build must not leak into the guest build.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().to_string();
@@ -38,9 +36,7 @@ fn main() {
             || key.starts_with("CARGO_REGISTRIES_")
             || key.starts_with("CARGO_HTTP_")
             || key.starts_with("CARGO_NET_");
-        if (key.starts_with("CARGO_") && !keep)
-            || ["RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "RUSTDOCFLAGS"].contains(&key.as_str())
-        {
+        if (key.starts_with("CARGO_") && !keep) || ["RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "RUSTDOCFLAGS"].contains(&key.as_str()) {
             cmd.env_remove(&key);
         }
     }
@@ -60,10 +56,7 @@ fn main() {
         if path.extension().is_some_and(|e| e == "wasm") {
             let stem = path.file_stem().unwrap().to_string_lossy().to_string();
             let ident = stem.replace('-', "_").to_uppercase();
-            consts.push_str(&format!(
-                "/// The `{stem}` component.\npub const {ident}: &str = {:?};\n",
-                path.display().to_string()
-            ));
+            consts.push_str(&format!("/// The `{stem}` component.\npub const {ident}: &str = {:?};\n", path.display().to_string()));
             names.push(stem);
         }
     }

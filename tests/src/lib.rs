@@ -16,10 +16,7 @@ pub fn rt() -> tokio::runtime::Runtime {
 /// Fails with what to do when the emulators are not configured.
 pub fn emulators_configured() {
     let ep = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        ep.starts_with("http://127.0.0.1"),
-        "these tests need the local emulators: run them through scripts/test (AWS_ENDPOINT_URL='{ep}')"
-    );
+    assert!(ep.starts_with("http://127.0.0.1"), "these tests need the local emulators: run them through scripts/test (AWS_ENDPOINT_URL='{ep}')");
 }
 
 /// Seeds a demo topology of its own for test `name` (names suffixed).
@@ -186,7 +183,6 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-
 /// One HTTP request a [`Capture`] server received.
 #[derive(Debug, Clone)]
 pub struct Captured {
@@ -289,12 +285,7 @@ pub fn wait_until<T>(what: &str, timeout: std::time::Duration, mut f: impl FnMut
 /// `NAME=VALUE` parameters as the inside of a TOML inline table.
 pub fn toml_params(params: &[String]) -> String {
     let value = |v: &str| if v.parse::<i64>().is_ok() || v == "true" || v == "false" { v.to_string() } else { format!("{v:?}") };
-    params
-        .iter()
-        .map(|p| p.split_once('=').expect("NAME=VALUE"))
-        .map(|(k, v)| format!("{k} = {}", value(v)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    params.iter().map(|p| p.split_once('=').expect("NAME=VALUE")).map(|(k, v)| format!("{k} = {}", value(v))).collect::<Vec<_>>().join(", ")
 }
 
 /// The value of the first line of `s`'s `/metrics` starting with `prefix`.

@@ -23,12 +23,7 @@ fn copies_reach_the_dr_region_once_and_only_the_newest_are_kept() {
     // A lineage of its own: the seeded nightly AMI (made in the same second,
     // as EC2 dates go) must not compete in this test's retention.
     let lineage = format!("{}-rep", s.topology.app_name());
-    let params = vec![
-        format!("instance_id={}", s.app_instance),
-        format!("volume_id={}", s.data_volume),
-        format!("lineage={lineage}"),
-        "keep=2".to_string(),
-    ];
+    let params = vec![format!("instance_id={}", s.app_instance), format!("volume_id={}", s.data_volume), format!("lineage={lineage}"), "keep=2".to_string()];
     // Run 1 is killed right after its AMI was made, then resumed.
     let mut child = agent.spawn(&args(artifacts::AMI_REPLICATE, "rep-1", &params), "after-step:create-ami").unwrap();
     assert!(killed_by_sigkill(&child.wait().unwrap()));

@@ -101,7 +101,8 @@ fn sigkill_at_a_gate_then_resume_waits_again_and_a_decision_made_meanwhile_count
 #[test]
 fn a_gate_nobody_decides_times_out_and_a_dry_run_assumes_approval() {
     let (_d, agent) = agent();
-    let (status, run) = agent.json(&["run", artifacts::JANITOR, "--run-id", "gt", "-p", "gate_after=1", "-p", "gate_timeout_s=1", "--json", "--quiet"]).unwrap();
+    let (status, run) =
+        agent.json(&["run", artifacts::JANITOR, "--run-id", "gt", "-p", "gate_after=1", "-p", "gate_timeout_s=1", "--json", "--quiet"]).unwrap();
     assert_eq!(status.code(), Some(1));
     assert_eq!(run["error"]["code"], "approval-timed-out", "{run:#}");
     assert_eq!(gate(&run)["decision"]["by"], "drover (deadline)");

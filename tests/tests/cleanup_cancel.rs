@@ -41,9 +41,7 @@ fn sigkill_during_cleanup_then_resume_finishes_the_rest_and_repeats_none() {
     }
 
     // Killed inside a cleanup that may take two attempts: it runs again, with the same key.
-    let mut child = agent
-        .spawn(&["run", artifacts::JANITOR, "--run-id", "kc2", "-p", "cleanup_attempts=2", "--quiet"], "before-complete:cleanup:c2")
-        .unwrap();
+    let mut child = agent.spawn(&["run", artifacts::JANITOR, "--run-id", "kc2", "-p", "cleanup_attempts=2", "--quiet"], "before-complete:cleanup:c2").unwrap();
     assert!(killed_by_sigkill(&child.wait().unwrap()));
     let (status, run) = agent.json(&["resume", "kc2", "--json", "--quiet"]).unwrap();
     assert!(status.success(), "{run:#}");
@@ -69,9 +67,7 @@ fn sigkill_during_cleanup_then_resume_finishes_the_rest_and_repeats_none() {
 #[test]
 fn drover_cancel_stops_a_sleeping_run_and_records_who_and_why() {
     let (_d, agent) = agent();
-    let child = agent
-        .spawn(&["run", artifacts::JANITOR, "--run-id", "cx", "-p", "sleep_after=2", "-p", "sleep_ms=120000", "--quiet"], "")
-        .unwrap();
+    let child = agent.spawn(&["run", artifacts::JANITOR, "--run-id", "cx", "-p", "sleep_after=2", "-p", "sleep_ms=120000", "--quiet"], "").unwrap();
     agent.wait_for_status("cx", "waiting", Duration::from_secs(30)).unwrap();
     let (status, run) = agent.json(&["cancel", "cx", "--reason", "game-day over", "--json", "--quiet"]).unwrap();
     assert_eq!(status.code(), Some(3), "{run:#}");
@@ -95,9 +91,7 @@ fn drover_cancel_stops_a_sleeping_run_and_records_who_and_why() {
 #[test]
 fn drover_cancel_of_a_run_whose_agent_died_runs_its_cleanups_itself() {
     let (_d, agent) = agent();
-    let mut child = agent
-        .spawn(&["run", artifacts::JANITOR, "--run-id", "orphan", "-p", "sleep_after=1", "-p", "sleep_ms=120000", "--quiet"], "")
-        .unwrap();
+    let mut child = agent.spawn(&["run", artifacts::JANITOR, "--run-id", "orphan", "-p", "sleep_after=1", "-p", "sleep_ms=120000", "--quiet"], "").unwrap();
     agent.wait_for_status("orphan", "waiting", Duration::from_secs(30)).unwrap();
     kill9(&mut child);
     let (status, run) = agent.json(&["cancel", "orphan", "--reason", "region recovered", "--json", "--quiet"]).unwrap();

@@ -26,9 +26,7 @@ fn step<'a>(run: &'a Value, key: &str) -> &'a Value {
 #[test]
 fn sigkill_during_the_durable_sleep_then_resume() {
     let (_d, agent) = agent();
-    let mut child = agent
-        .spawn(&["run", artifacts::HELLO_DURABLE, "--run-id", "sleepy", "-p", "pause_seconds=3", "--quiet"], "")
-        .unwrap();
+    let mut child = agent.spawn(&["run", artifacts::HELLO_DURABLE, "--run-id", "sleepy", "-p", "pause_seconds=3", "--quiet"], "").unwrap();
     let waiting = agent.wait_for_status("sleepy", "waiting", Duration::from_secs(30)).unwrap();
     assert_eq!(waiting["driver"]["alive"], true);
     let status = kill9(&mut child);
@@ -59,9 +57,7 @@ fn sigkill_during_the_durable_sleep_then_resume() {
 #[test]
 fn sigkill_between_two_steps_then_resume() {
     let (_d, agent) = agent();
-    let mut child = agent
-        .spawn(&["run", artifacts::HELLO_DURABLE, "--run-id", "between", "-p", "pause_seconds=0", "--quiet"], "after-step:announce")
-        .unwrap();
+    let mut child = agent.spawn(&["run", artifacts::HELLO_DURABLE, "--run-id", "between", "-p", "pause_seconds=0", "--quiet"], "after-step:announce").unwrap();
     let status = child.wait().unwrap();
     assert!(killed_by_sigkill(&status), "the failpoint should have killed drover: {status:?}");
     let orphan = agent.show("between").unwrap();
@@ -79,8 +75,7 @@ fn sigkill_between_two_steps_then_resume() {
 fn sigkill_inside_a_step_reruns_only_that_step_with_the_same_key() {
     let (_d, agent) = agent();
     // Two attempts per step: the one the crash interrupted counts.
-    let mut child =
-        agent.spawn(&["run", artifacts::PROBE, "--run-id", "inside", "-p", "max_attempts=2", "--quiet"], "before-complete:s2").unwrap();
+    let mut child = agent.spawn(&["run", artifacts::PROBE, "--run-id", "inside", "-p", "max_attempts=2", "--quiet"], "before-complete:s2").unwrap();
     assert!(killed_by_sigkill(&child.wait().unwrap()));
     let orphan = agent.show("inside").unwrap();
     assert_eq!(step(&orphan, "s2")["status"], "running");
@@ -120,7 +115,8 @@ fn a_step_interrupted_with_its_attempts_used_up_is_not_run_again() {
     // The body did not run again, and nothing after it ran.
     let a = agent.attempts("once-only");
     assert_eq!((count(&a, "s1"), count(&a, "s2"), count(&a, "s3")), (1, 1, 0));
-    let said = run["events"].as_array().unwrap().iter().any(|e| e["step"] == "s2" && e["level"] == "error" && e["message"].as_str().unwrap().contains("interrupted"));
+    let said =
+        run["events"].as_array().unwrap().iter().any(|e| e["step"] == "s2" && e["level"] == "error" && e["message"].as_str().unwrap().contains("interrupted"));
     assert!(said, "the run's events say why: {:#}", run["events"]);
 }
 
@@ -143,8 +139,7 @@ fn resume_with_a_reordered_runbook_stops_resumable_on_non_determinism() {
     let mut child = agent.spawn(&["run", artifacts::PROBE, "--run-id", "nd", "--quiet"], "after-step:s1").unwrap();
     assert!(killed_by_sigkill(&child.wait().unwrap()));
     let pinned = agent.show("nd").unwrap()["runbook_digest"].clone();
-    let (status, run) =
-        agent.json(&["resume", "nd", "--runbook", artifacts::PROBE_REORDERED, "--json", "--quiet"]).unwrap();
+    let (status, run) = agent.json(&["resume", "nd", "--runbook", artifacts::PROBE_REORDERED, "--json", "--quiet"]).unwrap();
     // Stopped, not ended: no outcome recorded, no undo, resumable.
     assert_eq!(status.code(), Some(2), "{run:#}");
     assert_eq!(run["status"], "running", "{run:#}");
@@ -176,9 +171,7 @@ fn resume_with_a_reordered_runbook_stops_resumable_on_non_determinism() {
 #[test]
 fn a_run_with_a_live_driver_cannot_be_resumed_twice() {
     let (_d, agent) = agent();
-    let mut child = agent
-        .spawn(&["run", artifacts::HELLO_DURABLE, "--run-id", "busy", "-p", "pause_seconds=20", "--quiet"], "")
-        .unwrap();
+    let mut child = agent.spawn(&["run", artifacts::HELLO_DURABLE, "--run-id", "busy", "-p", "pause_seconds=20", "--quiet"], "").unwrap();
     agent.wait_for_status("busy", "waiting", Duration::from_secs(30)).unwrap();
     let out = agent.output(&["resume", "busy", "--quiet"]);
     assert_eq!(out.status.code(), Some(2));

@@ -98,7 +98,10 @@ fn a_drill_passes_measures_and_leaves_nothing_behind() {
     let (code, _, stderr) = drover_e2e::drover(&agent, &["report", "drill-1", "--out", out.path().to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
     let md = std::fs::read_to_string(out.path().join("drill-1.md")).unwrap();
-    assert!(md.starts_with("# dr-drill run drill-1: PASSED") && md.contains("- **RPO demonstrated**: ") && md.contains("- **runbook's verdict**: pass"), "{md}");
+    assert!(
+        md.starts_with("# dr-drill run drill-1: PASSED") && md.contains("- **RPO demonstrated**: ") && md.contains("- **runbook's verdict**: pass"),
+        "{md}"
+    );
     assert!(md.contains("- rds.restore-from-snapshot on ") && md.contains("- rds.delete-instance on "), "{md}");
 }
 

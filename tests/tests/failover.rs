@@ -4,15 +4,14 @@
 
 use drover_aws::{Clients, rds, route53};
 use drover_chaos::Agent;
-use drover_chaos::killed_by_sigkill;
 use drover_chaos::hypothesis::{Probe, check};
+use drover_chaos::killed_by_sigkill;
 use drover_chaos::topology::Seeded;
 use drover_e2e::{agent, args, rt, seeded};
 use drover_test_artifacts as artifacts;
 use serde_json::Value;
 
-const STEPS: &[&str] =
-    &["preflight", "final-snapshot", "promote", "wait-promoted", "point-db-record", "shift-app-weights", "copy-final-snapshot", "verify"];
+const STEPS: &[&str] = &["preflight", "final-snapshot", "promote", "wait-promoted", "point-db-record", "shift-app-weights", "copy-final-snapshot", "verify"];
 
 /// Asserts that every probe holds, reading the emulators back (the same
 /// probes the game-days check).
@@ -94,7 +93,8 @@ grants = [
     assert!(status.success(), "{run:#}");
     let result = &run["result"];
     assert_eq!(result["snapshot_copy"], Value::Null, "{run:#}");
-    let warning = result["warnings"].as_array().unwrap().iter().filter_map(Value::as_str).find(|w| w.contains("was not copied")).unwrap_or_else(|| panic!("{run:#}"));
+    let warning =
+        result["warnings"].as_array().unwrap().iter().filter_map(Value::as_str).find(|w| w.contains("was not copied")).unwrap_or_else(|| panic!("{run:#}"));
     assert!(warning.contains("permission denied") && warning.contains("stays in us-east-1"), "{warning}");
     let copy_step = run["steps"].as_array().unwrap().iter().find(|s| s["key"] == "copy-final-snapshot").unwrap();
     assert_eq!(copy_step["status"], "failed");
@@ -234,14 +234,7 @@ fn dry_run_prints_the_plan_in_order_and_changes_nothing() {
     // Nothing changed in the emulators, nothing was recorded in the store.
     assert_untouched(&c, &s);
     rt().block_on(async {
-        let snaps = c
-            .rds(&t.primary_region)
-            .describe_db_snapshots()
-            .db_instance_identifier(&t.db_instance)
-            .snapshot_type("manual")
-            .send()
-            .await
-            .unwrap();
+        let snaps = c.rds(&t.primary_region).describe_db_snapshots().db_instance_identifier(&t.db_instance).snapshot_type("manual").send().await.unwrap();
         // Only the seeded nightly backup: the dry run took none.
         let ids: Vec<&str> = snaps.db_snapshots().iter().filter_map(|s| s.db_snapshot_identifier()).collect();
         assert_eq!(ids, [format!("{}-nightly", t.db_instance)], "no snapshot was taken");
@@ -261,12 +254,7 @@ fn failback_brings_database_and_traffic_home_and_survives_a_crash() {
     assert!(status.success(), "{run:#}");
 
     let params = s.topology.failback_params();
-    let mut child = agent
-        .spawn(
-            &args(artifacts::FAILBACK, "home", &params),
-            "after-step:create-home-replica",
-        )
-        .unwrap();
+    let mut child = agent.spawn(&args(artifacts::FAILBACK, "home", &params), "after-step:create-home-replica").unwrap();
     assert!(killed_by_sigkill(&child.wait().unwrap()));
     let (status, run) = agent.json(&["resume", "home", "--json", "--quiet"]).unwrap();
     assert!(status.success(), "{run:#}");

@@ -217,9 +217,9 @@ impl Failover {
 
     /// Waits for a survivor to finish run `id`.
     fn succeeded(&self, id: &str) -> Value {
-        self.a.wait_for_status(id, "succeeded", Duration::from_secs(120)).unwrap_or_else(|e| {
-            panic!("{e}\n--- b ---\n{}\n--- c ---\n{}", self.survivors[0].log_text(), self.survivors[1].log_text())
-        })
+        self.a
+            .wait_for_status(id, "succeeded", Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("{e}\n--- b ---\n{}\n--- c ---\n{}", self.survivors[0].log_text(), self.survivors[1].log_text()))
     }
 
     /// The probes of a failover done once.
@@ -292,9 +292,7 @@ fn a_driver_frozen_past_its_lease_is_fenced_out_when_it_wakes() {
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGCONT);
     }
-    wait_until("the woken driver to find itself fenced out", Duration::from_secs(30), || {
-        f.driver.log_text().contains("fenced out").then_some(())
-    });
+    wait_until("the woken driver to find itself fenced out", Duration::from_secs(30), || f.driver.log_text().contains("fenced out").then_some(()));
     std::thread::sleep(Duration::from_secs(1));
     let log = f.driver.log_text();
     assert!(log.contains("fencing: refused rds.promote-read-replica"), "the promotion was refused before it left: {log}");

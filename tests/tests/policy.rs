@@ -30,7 +30,13 @@ fn a_runbook_without_its_grants_does_not_start_unless_the_operator_says_so() {
 
     let (code, _, stderr) = drover(&agent, &["run", artifacts::REGIONAL_FAILOVER, "--run-id", "no-grants", "--quiet"]);
     assert_eq!(code, Some(2), "{stderr}");
-    for w in ["runbook 'regional-failover' declares capabilities the operator has not granted", "rds operation promote-read-replica", "rds region us-west-2", "route53 resource record/db.orders.example.internal", "--accept-missing-grants"] {
+    for w in [
+        "runbook 'regional-failover' declares capabilities the operator has not granted",
+        "rds operation promote-read-replica",
+        "rds region us-west-2",
+        "route53 resource record/db.orders.example.internal",
+        "--accept-missing-grants",
+    ] {
         assert!(stderr.contains(w), "'{w}' not in: {stderr}");
     }
     let (code, stdout, _) = drover(&agent, &["runs"]);
@@ -44,8 +50,7 @@ fn a_runbook_without_its_grants_does_not_start_unless_the_operator_says_so() {
 
     // Overridden: the run starts, records who overrode what, and its first
     // AWS call is still refused (and audited) before it leaves the agent.
-    let (code, stdout, stderr) =
-        drover(&agent, &["run", artifacts::REGIONAL_FAILOVER, "--run-id", "override", "--quiet", "--json", "--accept-missing-grants"]);
+    let (code, stdout, stderr) = drover(&agent, &["run", artifacts::REGIONAL_FAILOVER, "--run-id", "override", "--quiet", "--json", "--accept-missing-grants"]);
     assert_eq!(code, Some(1), "{stderr}");
     let run: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(run["error"]["code"], "permission-denied", "{run:#}");

@@ -53,7 +53,13 @@ fn cargo(root: &std::path::Path, target: &std::path::Path, args: &[&str]) -> std
     cmd.current_dir(root).args(args);
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().to_string();
-        if key == "RUSTFLAGS" || (key.starts_with("CARGO_") && !key.starts_with("CARGO_HOME") && !key.starts_with("CARGO_NET") && !key.starts_with("CARGO_HTTP") && !key.starts_with("CARGO_REGISTRIES")) {
+        if key == "RUSTFLAGS"
+            || (key.starts_with("CARGO_")
+                && !key.starts_with("CARGO_HOME")
+                && !key.starts_with("CARGO_NET")
+                && !key.starts_with("CARGO_HTTP")
+                && !key.starts_with("CARGO_REGISTRIES"))
+        {
             cmd.env_remove(&key);
         }
     }

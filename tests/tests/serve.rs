@@ -123,7 +123,12 @@ fn unauthenticated_and_malformed_triggers_are_refused_and_nothing_runs() {
 
     // Properly signed: the run starts, and records where it came from.
     let sig = signed(now, gen_body);
-    let (code, v) = s.call("POST", "/v1/triggers/gen", &[("x-drover-timestamp", &ts), ("x-drover-signature", &sig), ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")], gen_body);
+    let (code, v) = s.call(
+        "POST",
+        "/v1/triggers/gen",
+        &[("x-drover-timestamp", &ts), ("x-drover-signature", &sig), ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")],
+        gen_body,
+    );
     assert_eq!(code, 202, "{v}");
     let id = v["runs"][0]["run_id"].as_str().unwrap().to_string();
     agent.wait_for_status(&id, "succeeded", Duration::from_secs(60)).unwrap();
@@ -307,7 +312,9 @@ fn a_cron_drill_fires_and_succeeds() {
     let run = wait_until("the drill to run", Duration::from_secs(60), || runs(&s).into_iter().next());
     let id = run["run_id"].as_str().unwrap().to_string();
     assert!(id.starts_with("drill-nightly-"), "{id}");
-    let done = agent.wait_for_status(&id, "succeeded", Duration::from_secs(120)).unwrap_or_else(|e| panic!("{e}: {:#}\n{}", agent.show(&id).unwrap_or_default(), s.log_text()));
+    let done = agent
+        .wait_for_status(&id, "succeeded", Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("{e}: {:#}\n{}", agent.show(&id).unwrap_or_default(), s.log_text()));
     assert_eq!(done["result"]["verdict"], "pass", "{done:#}");
     assert_eq!(run["origin"]["kind"], "drill");
     assert_eq!(run["origin"]["unattended"], true);
@@ -333,7 +340,10 @@ fn prometheus_scrapes_the_run_metrics() {
     let agent = agent(dir.path());
     let cfg = config(
         dir.path(),
-        &format!("{}\n[[serve.trigger]]\nname = \"am\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nrunbook = \"janitor\"\nparams = {{ fail_at = 2 }}\n", runbook(artifacts::JANITOR)),
+        &format!(
+            "{}\n[[serve.trigger]]\nname = \"am\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nrunbook = \"janitor\"\nparams = {{ fail_at = 2 }}\n",
+            runbook(artifacts::JANITOR)
+        ),
     );
     let s = Served::start(&agent, &cfg, &format!("127.0.0.1:{}", free_port()), &dir.path().join("serve.log"));
     let (code, v) = s.call("POST", "/v1/triggers/am", &[("authorization", &bearer(AM_TOKEN))], &alertmanager_body(json!({"alertname": "X"}), "firing"));
@@ -342,7 +352,11 @@ fn prometheus_scrapes_the_run_metrics() {
 
     let prom_addr = format!("127.0.0.1:{}", free_port());
     let prom_cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&prom_cfg, format!("global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: drover\n    static_configs: [{{targets: ['{}']}}]\n", s.addr)).unwrap();
+    std::fs::write(
+        &prom_cfg,
+        format!("global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: drover\n    static_configs: [{{targets: ['{}']}}]\n", s.addr),
+    )
+    .unwrap();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
     let mut prom = std::process::Command::new("prometheus")
         .arg(format!("--config.file={}", prom_cfg.display()))
@@ -360,7 +374,11 @@ fn prometheus_scrapes_the_run_metrics() {
     });
     drover_chaos::kill9(&mut prom);
     let metric = &series[0]["metric"];
-    assert_eq!((metric["runbook"].as_str(), metric["outcome"].as_str(), metric["job"].as_str()), (Some("janitor"), Some("failed"), Some("drover")), "{series:?}");
+    assert_eq!(
+        (metric["runbook"].as_str(), metric["outcome"].as_str(), metric["job"].as_str()),
+        (Some("janitor"), Some("failed"), Some("drover")),
+        "{series:?}"
+    );
     assert_eq!(series[0]["value"][1], "1");
 }
 
@@ -535,7 +553,10 @@ fn a_cloudwatch_alarm_through_sns_starts_the_runbook_after_the_handshake() {
             .send(),
     )
     .unwrap();
-    rt.block_on(cw.set_alarm_state().alarm_name(&alarm).state_value(aws_sdk_cloudwatch::types::StateValue::Alarm).state_reason("game-day: 5xx over threshold").send()).unwrap();
+    rt.block_on(
+        cw.set_alarm_state().alarm_name(&alarm).state_value(aws_sdk_cloudwatch::types::StateValue::Alarm).state_reason("game-day: 5xx over threshold").send(),
+    )
+    .unwrap();
     let run = wait_until("the alarm to start a run", Duration::from_secs(30), || runs(&s).into_iter().next());
     assert_eq!(run["origin"]["source"], "sns", "{run:#}");
     assert_eq!(run["origin"]["alerts"][0]["labels"]["AlarmName"], alarm.as_str());

@@ -80,9 +80,7 @@ fn a_run_left_by_a_re_created_container_resumes_once_its_lease_ran_out() {
     let mut child = old.spawn(&["run", artifacts::HELLO_DURABLE, "--run-id", "left", "-p", "pause_seconds=2", "--quiet"], "").unwrap();
     old.wait_for_status("left", "waiting", Duration::from_secs(60)).unwrap();
     kill9(&mut child);
-    wait_until("the old host's lease to run out", Duration::from_secs(60), || {
-        new.show("left").filter(|r| r["driver"]["alive"] == false).map(|_| ())
-    });
+    wait_until("the old host's lease to run out", Duration::from_secs(60), || new.show("left").filter(|r| r["driver"]["alive"] == false).map(|_| ()));
     let (status, run) = new.json(&["resume", "left", "--json", "--quiet"]).unwrap();
     assert!(status.success(), "{run:#}");
     assert_eq!(run["status"], "succeeded");

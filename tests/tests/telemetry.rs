@@ -25,7 +25,10 @@ impl Receiver {
     fn spans(&self) -> Vec<(Value, String)> {
         let mut out = Vec::new();
         let exports = self.capture.received();
-        for req in exports.iter().filter(|r| r.request_line.starts_with("POST /v1/traces") && r.header("content-type").is_some_and(|c| c.starts_with("application/json"))) {
+        for req in exports
+            .iter()
+            .filter(|r| r.request_line.starts_with("POST /v1/traces") && r.header("content-type").is_some_and(|c| c.starts_with("application/json")))
+        {
             let req = req.json();
             for rs in req["resourceSpans"].as_array().into_iter().flatten() {
                 let service = attr(&rs["resource"], "service.name").unwrap_or_default();
@@ -43,7 +46,11 @@ impl Receiver {
 fn attr(v: &Value, key: &str) -> Option<String> {
     v["attributes"].as_array()?.iter().find(|a| a["key"] == key).and_then(|a| {
         let val = &a["value"];
-        val["stringValue"].as_str().map(str::to_string).or_else(|| val["intValue"].as_str().map(str::to_string)).or_else(|| val["intValue"].as_i64().map(|i| i.to_string()))
+        val["stringValue"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| val["intValue"].as_str().map(str::to_string))
+            .or_else(|| val["intValue"].as_i64().map(|i| i.to_string()))
     })
 }
 
@@ -58,7 +65,8 @@ fn otel_env(agent: Agent, receiver: &Receiver) -> Agent {
 fn a_triggered_run_continues_the_callers_trace_and_its_steps_are_children() {
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
-    let agent = otel_env(Agent::new(dir.path().join("home")), &receiver).with_env("T_API", "api-token-0123456789abcdef").with_env("T_GEN", "generic-token-0123456789");
+    let agent =
+        otel_env(Agent::new(dir.path().join("home")), &receiver).with_env("T_API", "api-token-0123456789abcdef").with_env("T_GEN", "generic-token-0123456789");
     let cfg = dir.path().join("drover.toml");
     std::fs::write(
         &cfg,
@@ -71,7 +79,8 @@ fn a_triggered_run_continues_the_callers_trace_and_its_steps_are_children() {
     let s = Served::start(&agent, &cfg, &format!("127.0.0.1:{}", free_port()), &dir.path().join("serve.log"));
     let (trace, parent) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
     let tp = format!("00-{trace}-{parent}-01");
-    let (code, v) = s.call("POST", "/v1/triggers/gen", &[("authorization", "Bearer generic-token-0123456789"), ("traceparent", &tp)], br#"{"labels":{"app":"x"}}"#);
+    let (code, v) =
+        s.call("POST", "/v1/triggers/gen", &[("authorization", "Bearer generic-token-0123456789"), ("traceparent", &tp)], br#"{"labels":{"app":"x"}}"#);
     assert_eq!(code, 202, "{v}");
     let id = v["runs"][0]["run_id"].as_str().unwrap().to_string();
     agent.wait_for_status(&id, "succeeded", Duration::from_secs(60)).unwrap();
@@ -88,11 +97,8 @@ fn a_triggered_run_continues_the_callers_trace_and_its_steps_are_children() {
     assert_eq!(run.0["parentSpanId"], parent);
     assert_eq!(attr(&run.0, "runbook").as_deref(), Some("janitor"));
     assert_eq!(attr(&run.0, "origin").as_deref(), Some("trigger"));
-    let steps: Vec<String> = spans
-        .iter()
-        .filter(|(sp, _)| sp["name"] == "step" && sp["parentSpanId"] == run.0["spanId"])
-        .filter_map(|(sp, _)| attr(sp, "step"))
-        .collect();
+    let steps: Vec<String> =
+        spans.iter().filter(|(sp, _)| sp["name"] == "step" && sp["parentSpanId"] == run.0["spanId"]).filter_map(|(sp, _)| attr(sp, "step")).collect();
     for key in ["s1", "s2", "s3", "cleanup:c1"] {
         assert!(steps.iter().any(|s| s == key), "step span {key} under the run span: {steps:?}");
     }

@@ -178,7 +178,8 @@ fn weighted_a_records_are_shifted_as_a_records() {
     let run = run(&agent, "arec", &t.params());
     assert_eq!(run["status"], "succeeded", "{run:#}");
     let app = rt().block_on(route53::get_records(&c, &t.hosted_zone, &t.app_record)).unwrap();
-    let mut seen: Vec<(String, String, Option<u8>)> = app.iter().map(|r| (r.record_type.clone(), r.set_identifier.clone().unwrap_or_default(), r.weight)).collect();
+    let mut seen: Vec<(String, String, Option<u8>)> =
+        app.iter().map(|r| (r.record_type.clone(), r.set_identifier.clone().unwrap_or_default(), r.weight)).collect();
     seen.sort();
     assert_eq!(
         seen,

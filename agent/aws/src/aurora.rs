@@ -70,10 +70,7 @@ const DETACHING: &[&str] = &["removing", "modifying"];
 const MOVING: &[&str] = &["failing-over", "switching-over"];
 /// The state faults RDS answers a request with while the global database
 /// or a member is changing (a move or a detach under way).
-const STATE_FAULTS: &[&str] = &[
-    "InvalidGlobalClusterStateFault",
-    "InvalidDBClusterStateFault",
-];
+const STATE_FAULTS: &[&str] = &["InvalidGlobalClusterStateFault", "InvalidDBClusterStateFault"];
 
 /// What a request to make `target_arn` the writer should do, given the
 /// global database as it is now.
@@ -91,12 +88,7 @@ enum Move {
 /// Decides [`Move`] for making `target_arn` the writer of `g` by `mode`; a
 /// move under way to another cluster, or one whose target RDS does not say,
 /// is an error: it names what is moving and what to do.
-fn next_move(
-    g: &GlobalCluster,
-    region: &str,
-    target_arn: &str,
-    mode: GlobalFailoverMode,
-) -> Result<Move, CapabilityError> {
+fn next_move(g: &GlobalCluster, region: &str, target_arn: &str, mode: GlobalFailoverMode) -> Result<Move, CapabilityError> {
     if !g.members.iter().any(|m| m.cluster_arn == target_arn) {
         return Err(CapabilityError::new(
             "rds",
@@ -107,11 +99,7 @@ fn next_move(
             format!(
                 "{target_arn} is not a cluster of global database {} (members: {})",
                 g.identifier,
-                g.members
-                    .iter()
-                    .map(|m| m.cluster_arn.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                g.members.iter().map(|m| m.cluster_arn.as_str()).collect::<Vec<_>>().join(", ")
             ),
         ));
     }
@@ -124,7 +112,10 @@ fn next_move(
                 region,
                 &g.identifier,
                 "move-in-progress",
-                format!("global database {} is '{}' to {to}, not to {target_arn}; wait until it ends (rds.wait-global-writer) and decide again", g.identifier, g.status),
+                format!(
+                    "global database {} is '{}' to {to}, not to {target_arn}; wait until it ends (rds.wait-global-writer) and decide again",
+                    g.identifier, g.status
+                ),
             )),
             None => Err(CapabilityError::new(
                 "rds",
@@ -132,7 +123,10 @@ fn next_move(
                 region,
                 &g.identifier,
                 "move-in-progress",
-                format!("global database {} is '{}' and RDS does not say to which cluster; wait until it is available and run the step again", g.identifier, g.status),
+                format!(
+                    "global database {} is '{}' and RDS does not say to which cluster; wait until it is available and run the step again",
+                    g.identifier, g.status
+                ),
             )
             .retryable()),
         };
@@ -200,7 +194,11 @@ pub async fn describe_cluster(c: &Clients, region: &str, id: &str) -> Result<DbC
         engine: k.engine().unwrap_or_default().to_string(),
         endpoint: k.endpoint().map(str::to_string),
         reader_endpoint: k.reader_endpoint().map(str::to_string),
-        members: k.db_cluster_members().iter().filter_map(|m| Some((m.db_instance_identifier()?.to_string(), m.is_cluster_writer().unwrap_or(false)))).collect(),
+        members: k
+            .db_cluster_members()
+            .iter()
+            .filter_map(|m| Some((m.db_instance_identifier()?.to_string(), m.is_cluster_writer().unwrap_or(false))))
+            .collect(),
         global_cluster: k.global_cluster_identifier().map(str::to_string),
     })
 }
@@ -214,9 +212,10 @@ pub async fn describe_global_cluster(c: &Clients, region: &str, id: &str) -> Res
         .send()
         .await
         .map_err(|e| from_sdk("rds", "DescribeGlobalClusters", region, id, e))?;
-    let g = out.global_clusters().iter().find(|g| g.global_cluster_identifier() == Some(id)).ok_or_else(|| {
-        CapabilityError::new("rds", "DescribeGlobalClusters", region, id, "GlobalClusterNotFoundFault", format!("no global database '{id}'"))
-    })?;
+    let g =
+        out.global_clusters().iter().find(|g| g.global_cluster_identifier() == Some(id)).ok_or_else(|| {
+            CapabilityError::new("rds", "DescribeGlobalClusters", region, id, "GlobalClusterNotFoundFault", format!("no global database '{id}'"))
+        })?;
     Ok(GlobalCluster {
         identifier: id.to_string(),
         arn: g.global_cluster_arn().unwrap_or_default().to_string(),
@@ -317,7 +316,10 @@ fn detach_needed(g: &GlobalCluster, home: &str, cluster_arn: &str) -> Result<boo
             home,
             cluster_arn,
             "move-in-progress",
-            format!("global database {} is '{}' to {to}; detaching {cluster_arn} now would race it: wait until it ends (rds.wait-global-writer), then decide again", g.identifier, g.status),
+            format!(
+                "global database {} is '{}' to {to}; detaching {cluster_arn} now would race it: wait until it ends (rds.wait-global-writer), then decide again",
+                g.identifier, g.status
+            ),
         ));
     }
     Ok(true)
@@ -402,7 +404,15 @@ pub async fn wait_global_writer(c: &Clients, region: &str, id: &str, target_arn:
     found.ok_or_else(|| {
         let last = last.into_inner().unwrap_or_else(|p| p.into_inner());
         let now = last.map(|g| format!("status '{}', writer {}", g.status, g.writer().map(|w| w.cluster_arn.as_str()).unwrap_or("none"))).unwrap_or_default();
-        CapabilityError::new("rds", "DescribeGlobalClusters", region, id, "timeout", format!("{target_arn} is not the writer after {} s ({now})", timeout.as_secs())).retryable()
+        CapabilityError::new(
+            "rds",
+            "DescribeGlobalClusters",
+            region,
+            id,
+            "timeout",
+            format!("{target_arn} is not the writer after {} s ({now})", timeout.as_secs()),
+        )
+        .retryable()
     })
 }
 
@@ -453,11 +463,7 @@ mod tests {
             engine: "aurora-postgresql".into(),
             members: [EAST, WEST, EU]
                 .iter()
-                .map(|a| GlobalMember {
-                    cluster_arn: a.to_string(),
-                    region: arn_region(a).unwrap_or_default().into(),
-                    writer: *a == writer,
-                })
+                .map(|a| GlobalMember { cluster_arn: a.to_string(), region: arn_region(a).unwrap_or_default().into(), writer: *a == writer })
                 .collect(),
             moving_to: moving_to.map(str::to_string),
         }
@@ -466,69 +472,27 @@ mod tests {
     #[test]
     fn a_move_under_way_to_the_target_is_adopted_and_one_elsewhere_refused() {
         let m = GlobalFailoverMode::Failover;
-        assert_eq!(
-            next_move(&global("available", EAST, None), "us-east-1", WEST, m).unwrap(),
-            Move::Send
-        );
-        assert_eq!(
-            next_move(&global("available", WEST, None), "us-east-1", WEST, m).unwrap(),
-            Move::Done
-        );
+        assert_eq!(next_move(&global("available", EAST, None), "us-east-1", WEST, m).unwrap(), Move::Send);
+        assert_eq!(next_move(&global("available", WEST, None), "us-east-1", WEST, m).unwrap(), Move::Done);
         for status in ["failing-over", "switching-over"] {
-            assert_eq!(
-                next_move(&global(status, EAST, Some(WEST)), "us-east-1", WEST, m).unwrap(),
-                Move::UnderWay,
-                "{status}"
-            );
+            assert_eq!(next_move(&global(status, EAST, Some(WEST)), "us-east-1", WEST, m).unwrap(), Move::UnderWay, "{status}");
             let err = next_move(&global(status, EAST, Some(EU)), "us-east-1", WEST, m).unwrap_err();
-            assert_eq!(
-                (err.code.as_str(), err.retryable),
-                ("move-in-progress", false),
-                "{err}"
-            );
-            assert!(
-                err.message.contains(EU) && err.message.contains(WEST),
-                "{err}"
-            );
+            assert_eq!((err.code.as_str(), err.retryable), ("move-in-progress", false), "{err}");
+            assert!(err.message.contains(EU) && err.message.contains(WEST), "{err}");
             // Moving away from the writer asked for: not "done".
-            assert_eq!(
-                next_move(&global(status, EAST, Some(WEST)), "us-east-1", EAST, m)
-                    .unwrap_err()
-                    .code,
-                "move-in-progress"
-            );
+            assert_eq!(next_move(&global(status, EAST, Some(WEST)), "us-east-1", EAST, m).unwrap_err().code, "move-in-progress");
             let err = next_move(&global(status, EAST, None), "us-east-1", WEST, m).unwrap_err();
-            assert_eq!(
-                (err.code.as_str(), err.retryable),
-                ("move-in-progress", true),
-                "{err}"
-            );
+            assert_eq!((err.code.as_str(), err.retryable), ("move-in-progress", true), "{err}");
         }
-        assert_eq!(
-            next_move(
-                &global("available", EAST, None),
-                "us-east-1",
-                "arn:other",
-                m
-            )
-            .unwrap_err()
-            .code,
-            "not-a-member"
-        );
+        assert_eq!(next_move(&global("available", EAST, None), "us-east-1", "arn:other", m).unwrap_err().code, "not-a-member");
     }
 
     #[test]
     fn a_detach_is_not_sent_for_a_non_member_nor_during_a_move() {
         assert!(detach_needed(&global("available", EAST, None), "us-west-2", WEST).unwrap());
-        assert!(
-            !detach_needed(&global("available", EAST, None), "us-west-2", "arn:other").unwrap()
-        );
-        let err =
-            detach_needed(&global("failing-over", EAST, Some(EU)), "us-west-2", WEST).unwrap_err();
+        assert!(!detach_needed(&global("available", EAST, None), "us-west-2", "arn:other").unwrap());
+        let err = detach_needed(&global("failing-over", EAST, Some(EU)), "us-west-2", WEST).unwrap_err();
         assert_eq!(err.code, "move-in-progress", "{err}");
-        assert!(
-            detach_needed(&global("removing", EAST, None), "us-west-2", WEST).unwrap(),
-            "a detach under way is waited for, by the caller"
-        );
+        assert!(detach_needed(&global("removing", EAST, None), "us-west-2", WEST).unwrap(), "a detach under way is waited for, by the caller");
     }
 }

@@ -92,7 +92,9 @@ impl Clients {
         // backoff from 200 ms up to 5 s (throttling and 5xx). Step retries come
         // on top. AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, when set, win.
         if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() && std::env::var_os("AWS_RETRY_MODE").is_none() {
-            loader = loader.retry_config(RetryConfig::standard().with_max_attempts(5).with_initial_backoff(Duration::from_millis(200)).with_max_backoff(Duration::from_secs(5)));
+            loader = loader.retry_config(
+                RetryConfig::standard().with_max_attempts(5).with_initial_backoff(Duration::from_millis(200)).with_max_backoff(Duration::from_secs(5)),
+            );
         }
         let sdk = loader.load().await;
         Self::from_config(sdk)
@@ -107,7 +109,13 @@ impl Clients {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url("http://127.0.0.1:9")
-            .credentials_provider(aws_sdk_rds::config::SharedCredentialsProvider::new(aws_sdk_rds::config::Credentials::new("simulated", "simulated", None, None, "drover-test")))
+            .credentials_provider(aws_sdk_rds::config::SharedCredentialsProvider::new(aws_sdk_rds::config::Credentials::new(
+                "simulated",
+                "simulated",
+                None,
+                None,
+                "drover-test",
+            )))
             .build();
         Self::from_config(sdk)
     }
@@ -209,6 +217,9 @@ impl aws_smithy_runtime_api::client::http::HttpClient for Unavailable {
 impl aws_smithy_runtime_api::client::http::HttpConnector for Unavailable {
     fn call(&self, _request: aws_smithy_runtime_api::client::orchestrator::HttpRequest) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
         let why = crate::fence::Fenced("not sent: no HTTP client could be fenced for this call".into());
-        aws_smithy_runtime_api::client::http::HttpConnectorFuture::ready(Err(aws_smithy_runtime_api::client::result::ConnectorError::other(Box::new(why), None)))
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::ready(Err(aws_smithy_runtime_api::client::result::ConnectorError::other(
+            Box::new(why),
+            None,
+        )))
     }
 }

@@ -71,10 +71,7 @@ pub struct Image {
 }
 
 fn tags(name: &str, idem: &str, lineage: Option<&str>) -> Vec<Tag> {
-    let mut t = vec![
-        Tag::builder().key(NAME_TAG).value(name).build(),
-        Tag::builder().key(IDEMPOTENCY_TAG).value(idem).build(),
-    ];
+    let mut t = vec![Tag::builder().key(NAME_TAG).value(name).build(), Tag::builder().key(IDEMPOTENCY_TAG).value(idem).build()];
     if let Some(l) = lineage {
         t.push(Tag::builder().key(LINEAGE_TAG).value(l).build());
     }
@@ -135,7 +132,14 @@ pub fn resource_kind(id: &str) -> Option<&'static str> {
 /// and the second is how drover recognises what it made.
 pub async fn tag(c: &Clients, region: &str, id: &str, tags: &[(String, String)]) -> Result<bool, CapabilityError> {
     if let Some((k, _)) = tags.iter().find(|(k, _)| k.starts_with("aws:") || k.starts_with("drover:")) {
-        return Err(CapabilityError::new("ec2", "CreateTags", region, id, "reserved-tag", format!("tag key '{k}' is reserved (aws: and drover: keys cannot be set by a runbook)")));
+        return Err(CapabilityError::new(
+            "ec2",
+            "CreateTags",
+            region,
+            id,
+            "reserved-tag",
+            format!("tag key '{k}' is reserved (aws: and drover: keys cannot be set by a runbook)"),
+        ));
     }
     let now = c
         .ec2(region)
@@ -173,8 +177,10 @@ const FAILED_IMAGE: &[&str] = &["failed", "error", "invalid"];
 /// adopted (a new one is made under the same tag; the failed one is left for
 /// the operator to inspect).
 async fn snapshot_named(c: &Clients, region: &str, name: &str) -> Result<Option<Snapshot>, CapabilityError> {
-    let out = c.ec2(region).describe_snapshots().filters(by_tag(NAME_TAG, name)).send().await.map_err(|e| from_sdk("ec2", "DescribeSnapshots", region, name, e))?;
-    let (failed, usable): (Vec<Snapshot>, Vec<Snapshot>) = out.snapshots().iter().map(|s| snapshot(region, s)).partition(|s| FAILED_SNAPSHOT.contains(&s.state.as_str()));
+    let out =
+        c.ec2(region).describe_snapshots().filters(by_tag(NAME_TAG, name)).send().await.map_err(|e| from_sdk("ec2", "DescribeSnapshots", region, name, e))?;
+    let (failed, usable): (Vec<Snapshot>, Vec<Snapshot>) =
+        out.snapshots().iter().map(|s| snapshot(region, s)).partition(|s| FAILED_SNAPSHOT.contains(&s.state.as_str()));
     if !failed.is_empty() {
         tracing::warn!(snapshot = name, region, failed = ?failed.iter().map(|s| &s.id).collect::<Vec<_>>(), "ignoring failed snapshots of this name");
     }
@@ -210,7 +216,15 @@ pub async fn snapshot_volume(c: &Clients, region: &str, volume_id: &str, name: &
 /// Copies snapshot `snapshot_id` from `source_region` into `target_region`
 /// as `name`; adopts a copy of that name (not a failed one). The request
 /// goes out once per attempt: a lost answer is looked up, not sent again.
-pub async fn copy_snapshot(c: &Clients, source_region: &str, snapshot_id: &str, target_region: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Snapshot, CapabilityError> {
+pub async fn copy_snapshot(
+    c: &Clients,
+    source_region: &str,
+    snapshot_id: &str,
+    target_region: &str,
+    name: &str,
+    lineage: Option<&str>,
+    idem: &str,
+) -> Result<Snapshot, CapabilityError> {
     let send = || async move {
         let out = c
             .ec2(target_region)
@@ -248,7 +262,8 @@ fn is_ami_name_of(ami: &str, name: &str) -> bool {
 /// its AMI names), and how many of them failed. Failed and deregistered
 /// images are never adopted.
 async fn image_named(c: &Clients, region: &str, name: &str) -> Result<(Option<Image>, usize), CapabilityError> {
-    let tagged = c.ec2(region).describe_images().filters(by_tag(NAME_TAG, name)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, name, e))?;
+    let tagged =
+        c.ec2(region).describe_images().filters(by_tag(NAME_TAG, name)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, name, e))?;
     let by_name = c
         .ec2(region)
         .describe_images()
@@ -307,7 +322,15 @@ pub async fn create_image(c: &Clients, region: &str, instance_id: &str, name: &s
 /// Copies AMI `image_id` from `source_region` into `target_region` as
 /// `name`; adopts a copy of that name (not a failed one, as
 /// [`create_image`]). The request goes out once per attempt.
-pub async fn copy_image(c: &Clients, source_region: &str, image_id: &str, target_region: &str, name: &str, lineage: Option<&str>, idem: &str) -> Result<Image, CapabilityError> {
+pub async fn copy_image(
+    c: &Clients,
+    source_region: &str,
+    image_id: &str,
+    target_region: &str,
+    name: &str,
+    lineage: Option<&str>,
+    idem: &str,
+) -> Result<Image, CapabilityError> {
     let failed = &AtomicUsize::new(0);
     let lookup = || async move {
         let (found, f) = image_named(c, target_region, name).await?;
@@ -368,19 +391,24 @@ pub async fn wait_image_available(c: &Clients, region: &str, id: &str, timeout: 
         Ok::<_, CapabilityError>((i.state == "available").then_some(i))
     })
     .await?;
-    found.ok_or_else(|| CapabilityError::new("ec2", "DescribeImages", region, id, "timeout", format!("image {id} is not available after {} s", timeout.as_secs())).retryable())
+    found.ok_or_else(|| {
+        CapabilityError::new("ec2", "DescribeImages", region, id, "timeout", format!("image {id} is not available after {} s", timeout.as_secs())).retryable()
+    })
 }
 
 /// Launches one instance `name` of `instance_type` from `image_id`; adopts a
 /// live instance of that name.
-pub async fn run_instance(c: &Clients, region: &str, image_id: &str, instance_type: &str, name: &str, run_id: &str, idem: &str) -> Result<Instance, CapabilityError> {
-    let out = c
-        .ec2(region)
-        .describe_instances()
-        .filters(by_tag(NAME_TAG, name))
-        .send()
-        .await
-        .map_err(|e| from_sdk("ec2", "DescribeInstances", region, name, e))?;
+pub async fn run_instance(
+    c: &Clients,
+    region: &str,
+    image_id: &str,
+    instance_type: &str,
+    name: &str,
+    run_id: &str,
+    idem: &str,
+) -> Result<Instance, CapabilityError> {
+    let out =
+        c.ec2(region).describe_instances().filters(by_tag(NAME_TAG, name)).send().await.map_err(|e| from_sdk("ec2", "DescribeInstances", region, name, e))?;
     let live = out.reservations().iter().flat_map(|r| r.instances()).map(|i| instance(region, i)).find(|i| !gone(&i.state));
     if let Some(i) = live {
         return Ok(i);
@@ -418,8 +446,15 @@ fn beyond_keep(images: &[aws_sdk_ec2::types::Image], keep: u32) -> Vec<&aws_sdk_
 /// the ids removed. Failed images are not counted and left in place (logged,
 /// for the operator to look into); pending ones are not counted either.
 pub async fn prune_images(c: &Clients, region: &str, lineage: &str, keep: u32) -> Result<Vec<String>, CapabilityError> {
-    let out = c.ec2(region).describe_images().filters(by_tag(LINEAGE_TAG, lineage)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, lineage, e))?;
-    let failed: Vec<&str> = out.images().iter().filter(|i| i.state().is_some_and(|s| FAILED_IMAGE.contains(&s.as_str()))).filter_map(|i| i.image_id()).collect();
+    let out = c
+        .ec2(region)
+        .describe_images()
+        .filters(by_tag(LINEAGE_TAG, lineage))
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "DescribeImages", region, lineage, e))?;
+    let failed: Vec<&str> =
+        out.images().iter().filter(|i| i.state().is_some_and(|s| FAILED_IMAGE.contains(&s.as_str()))).filter_map(|i| i.image_id()).collect();
     if !failed.is_empty() {
         tracing::warn!(lineage, region, ?failed, "failed images of this lineage are not counted for retention and are left in place");
     }
@@ -442,7 +477,13 @@ pub async fn prune_images(c: &Clients, region: &str, lineage: &str, keep: u32) -
 
 /// The newest available image of `lineage` in `region`, if any.
 pub async fn latest_image(c: &Clients, region: &str, lineage: &str) -> Result<Option<Image>, CapabilityError> {
-    let out = c.ec2(region).describe_images().filters(by_tag(LINEAGE_TAG, lineage)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, lineage, e))?;
+    let out = c
+        .ec2(region)
+        .describe_images()
+        .filters(by_tag(LINEAGE_TAG, lineage))
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "DescribeImages", region, lineage, e))?;
     let newest = out
         .images()
         .iter()
@@ -478,7 +519,9 @@ pub async fn terminate_instance(c: &Clients, region: &str, id: &str, run_id: &st
             region,
             id,
             "not-created-by-this-run",
-            format!("refusing to terminate {id} in {region}: it does not carry the tag {RUN_TAG}={run_id}; drover terminates only instances the same run launched"),
+            format!(
+                "refusing to terminate {id} in {region}: it does not carry the tag {RUN_TAG}={run_id}; drover terminates only instances the same run launched"
+            ),
         ));
     }
     c.ec2(region).terminate_instances().instance_ids(id).send().await.map_err(|e| from_sdk("ec2", "TerminateInstances", region, id, e))?;
@@ -487,15 +530,14 @@ pub async fn terminate_instance(c: &Clients, region: &str, id: &str, run_id: &st
 
 /// The instances in `region` launched by run `run_id` that are not terminated.
 pub async fn run_instances(c: &Clients, region: &str, run_id: &str) -> Result<Vec<String>, CapabilityError> {
-    let out = c.ec2(region).describe_instances().filters(by_tag(RUN_TAG, run_id)).send().await.map_err(|e| from_sdk("ec2", "DescribeInstances", region, run_id, e))?;
-    Ok(out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .map(|i| instance(region, i))
-        .filter(|i| !gone(&i.state))
-        .map(|i| i.id)
-        .collect())
+    let out = c
+        .ec2(region)
+        .describe_instances()
+        .filters(by_tag(RUN_TAG, run_id))
+        .send()
+        .await
+        .map_err(|e| from_sdk("ec2", "DescribeInstances", region, run_id, e))?;
+    Ok(out.reservations().iter().flat_map(|r| r.instances()).map(|i| instance(region, i)).filter(|i| !gone(&i.state)).map(|i| i.id).collect())
 }
 
 #[cfg(test)]
@@ -505,12 +547,7 @@ mod tests {
     use super::*;
 
     fn ami(id: &str, state: &str, created: &str) -> Ami {
-        Ami::builder()
-            .image_id(id)
-            .state(ImageState::from(state))
-            .creation_date(created)
-            .name(id)
-            .build()
+        Ami::builder().image_id(id).state(ImageState::from(state)).creation_date(created).name(id).build()
     }
 
     #[test]
@@ -522,23 +559,9 @@ mod tests {
             ami("ami-failed-2", "failed", "2026-01-04T00:00:00Z"),
             ami("ami-pending", "pending", "2026-01-05T00:00:00Z"),
         ];
-        let ids = |keep| {
-            beyond_keep(&images, keep)
-                .iter()
-                .filter_map(|i| i.image_id())
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            ids(2),
-            Vec::<String>::new(),
-            "two available images, keep 2: nothing goes"
-        );
-        assert_eq!(
-            ids(1),
-            ["ami-old"],
-            "only an available one beyond the newest available"
-        );
+        let ids = |keep| beyond_keep(&images, keep).iter().filter_map(|i| i.image_id()).map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(ids(2), Vec::<String>::new(), "two available images, keep 2: nothing goes");
+        assert_eq!(ids(1), ["ami-old"], "only an available one beyond the newest available");
         assert_eq!(ids(0), ["ami-mid", "ami-old"]);
     }
 
@@ -546,13 +569,7 @@ mod tests {
     fn a_new_image_after_failed_ones_gets_a_name_of_its_own_that_attempts_agree_on() {
         assert_eq!(ami_name("app-copy", 0), "app-copy");
         assert_eq!(ami_name("app-copy", 2), "app-copy-r2");
-        assert!(
-            is_ami_name_of("app-copy", "app-copy") && is_ami_name_of("app-copy-r2", "app-copy")
-        );
-        assert!(
-            !is_ami_name_of("app-copy-restore", "app-copy")
-                && !is_ami_name_of("app-copy-r", "app-copy")
-                && !is_ami_name_of("app", "app-copy")
-        );
+        assert!(is_ami_name_of("app-copy", "app-copy") && is_ami_name_of("app-copy-r2", "app-copy"));
+        assert!(!is_ami_name_of("app-copy-restore", "app-copy") && !is_ami_name_of("app-copy-r", "app-copy") && !is_ami_name_of("app", "app-copy"));
     }
 }

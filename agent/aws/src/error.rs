@@ -2,8 +2,8 @@
 //! message, the resource, the request id, and whether retrying may help.
 //! Never the raw HTTP dump.
 
-use aws_types::request_id::RequestId;
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
+use aws_types::request_id::RequestId;
 
 /// A failed capability call.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -77,16 +77,35 @@ where
     let request_id = err.request_id().map(str::to_string);
     if let Some(why) = crate::fence::fenced_reason(&err) {
         let message = format!("{why}; this agent no longer holds the run (another driver may have taken it over), so it sends nothing more for it");
-        return CapabilityError { service, operation, region: region.into(), resource: resource.into(), code: "fenced".into(), message, retryable: false, request_id };
+        return CapabilityError {
+            service,
+            operation,
+            region: region.into(),
+            resource: resource.into(),
+            code: "fenced".into(),
+            message,
+            retryable: false,
+            request_id,
+        };
     }
     let (code, message, retryable) = match &err {
         SdkError::TimeoutError(_) => ("timeout".to_string(), "the request timed out".to_string(), true),
         SdkError::DispatchFailure(d) => {
-            let what = if d.is_timeout() { "timed out connecting" } else if d.is_io() { "could not connect" } else { "could not send the request" };
+            let what = if d.is_timeout() {
+                "timed out connecting"
+            } else if d.is_io() {
+                "could not connect"
+            } else {
+                "could not send the request"
+            };
             ("unreachable".to_string(), format!("{what} to the {service} endpoint for {region}; check the network, the region and AWS_ENDPOINT_URL"), true)
         }
         SdkError::ResponseError(_) => ("bad-response".to_string(), "the endpoint answered with something that is not an AWS response".to_string(), true),
-        SdkError::ConstructionFailure(_) => ("bad-request".to_string(), format!("the request could not be built: {}", std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default()), false),
+        SdkError::ConstructionFailure(_) => (
+            "bad-request".to_string(),
+            format!("the request could not be built: {}", std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default()),
+            false,
+        ),
         _ => {
             let code = err.code().unwrap_or("unknown").to_string();
             let message = err.message().unwrap_or("no message").to_string();

@@ -15,10 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
-    SharedHttpConnector,
-};
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -56,15 +53,8 @@ pub(crate) struct FencedHttpClient {
 }
 
 impl HttpClient for FencedHttpClient {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(FencedConnector {
-            inner: self.inner.http_connector(settings, components),
-            fence: self.fence.clone(),
-        })
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        SharedHttpConnector::new(FencedConnector { inner: self.inner.http_connector(settings, components), fence: self.fence.clone() })
     }
 }
 
@@ -77,10 +67,7 @@ struct FencedConnector {
 impl HttpConnector for FencedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         if let Err(why) = self.fence.check() {
-            return HttpConnectorFuture::ready(Err(ConnectorError::other(
-                Box::new(Fenced(format!("not sent: {why}"))),
-                None,
-            )));
+            return HttpConnectorFuture::ready(Err(ConnectorError::other(Box::new(Fenced(format!("not sent: {why}"))), None)));
         }
         let sent = self.inner.call(request);
         let lost = self.fence.lost();

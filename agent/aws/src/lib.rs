@@ -19,11 +19,11 @@
 pub mod aurora;
 mod call_observer;
 mod clients;
+pub mod cloudwatch;
 pub mod ec2;
 mod error;
 pub mod fence;
 mod once;
-pub mod cloudwatch;
 pub mod rds;
 mod request_ids;
 pub mod route53;

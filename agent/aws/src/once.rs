@@ -31,10 +31,7 @@ pub(crate) fn no_sdk_retries() -> RetryConfig {
 /// a request that took effect although its answer was lost is adopted, not
 /// repeated. A retryable failure (throttling, 5xx, timeout) is sent again
 /// after a backoff, up to [`ATTEMPTS`] times; the last error is returned.
-pub(crate) async fn create_or_adopt<T, L, LF, S, SF>(
-    mut lookup: L,
-    mut send: S,
-) -> Result<T, CapabilityError>
+pub(crate) async fn create_or_adopt<T, L, LF, S, SF>(mut lookup: L, mut send: S) -> Result<T, CapabilityError>
 where
     L: FnMut() -> LF,
     LF: Future<Output = Result<Option<T>, CapabilityError>>,
@@ -79,15 +76,7 @@ mod tests {
     use super::*;
 
     fn lost() -> CapabilityError {
-        CapabilityError::new(
-            "ec2",
-            "CreateSnapshot",
-            "us-east-1",
-            "snap",
-            "ServiceUnavailable",
-            "lost",
-        )
-        .retryable()
+        CapabilityError::new("ec2", "CreateSnapshot", "us-east-1", "snap", "ServiceUnavailable", "lost").retryable()
     }
 
     #[tokio::test]
@@ -114,20 +103,10 @@ mod tests {
             || async { Ok(None) },
             || async {
                 sent.set(sent.get() + 1);
-                Err(CapabilityError::new(
-                    "ec2",
-                    "CreateSnapshot",
-                    "us-east-1",
-                    "snap",
-                    "InvalidVolume.NotFound",
-                    "no volume",
-                ))
+                Err(CapabilityError::new("ec2", "CreateSnapshot", "us-east-1", "snap", "InvalidVolume.NotFound", "no volume"))
             },
         )
         .await;
-        assert_eq!(
-            (got.unwrap_err().code.as_str(), sent.get()),
-            ("InvalidVolume.NotFound", 1)
-        );
+        assert_eq!((got.unwrap_err().code.as_str(), sent.get()), ("InvalidVolume.NotFound", 1));
     }
 }

@@ -128,13 +128,8 @@ pub async fn describe_instance(c: &Clients, region: &str, id: &str) -> Result<Db
 
 /// Describes snapshot `id` in `region`.
 pub async fn describe_snapshot(c: &Clients, region: &str, id: &str) -> Result<DbSnapshot, CapabilityError> {
-    let out = c
-        .rds(region)
-        .describe_db_snapshots()
-        .db_snapshot_identifier(id)
-        .send()
-        .await
-        .map_err(|e| from_sdk("rds", "DescribeDBSnapshots", region, id, e))?;
+    let out =
+        c.rds(region).describe_db_snapshots().db_snapshot_identifier(id).send().await.map_err(|e| from_sdk("rds", "DescribeDBSnapshots", region, id, e))?;
     out.db_snapshots()
         .first()
         .map(|s| snapshot(region, s))
@@ -170,14 +165,7 @@ fn usable_snapshot(existing: DbSnapshot, operation: &'static str) -> Result<DbSn
 /// Takes snapshot `name` of instance `inst`; adopts an existing snapshot of
 /// that name taken from that instance (a failed one is refused).
 pub async fn create_snapshot(c: &Clients, region: &str, inst: &str, name: &str, idem: &str) -> Result<DbSnapshot, CapabilityError> {
-    let sent = c
-        .rds(region)
-        .create_db_snapshot()
-        .db_instance_identifier(inst)
-        .db_snapshot_identifier(name)
-        .tags(tag(IDEMPOTENCY_TAG, idem))
-        .send()
-        .await;
+    let sent = c.rds(region).create_db_snapshot().db_instance_identifier(inst).db_snapshot_identifier(name).tags(tag(IDEMPOTENCY_TAG, idem)).send().await;
     match sent {
         Ok(out) => out
             .db_snapshot()
@@ -261,12 +249,8 @@ pub async fn create_read_replica(
         Err(e) if e.is("DBInstanceNotFound") => {}
         Err(e) => return Err(e),
     }
-    let mut req = c
-        .rds(region)
-        .create_db_instance_read_replica()
-        .db_instance_identifier(id)
-        .source_db_instance_identifier(source_arn)
-        .tags(tag(IDEMPOTENCY_TAG, idem));
+    let mut req =
+        c.rds(region).create_db_instance_read_replica().db_instance_identifier(id).source_db_instance_identifier(source_arn).tags(tag(IDEMPOTENCY_TAG, idem));
     if let Some(class) = instance_class {
         req = req.db_instance_class(class);
     }
@@ -307,13 +291,8 @@ fn adopt_replica(existing: DbInstance, source_arn: &str, region: &str, id: &str)
 /// Instance `id` in `region` and its tags, from one `DescribeDBInstances`
 /// (the answer carries the tag list: no second round trip).
 async fn describe_tagged(c: &Clients, region: &str, id: &str) -> Result<(DbInstance, Vec<Tag>), CapabilityError> {
-    let out = c
-        .rds(region)
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-        .map_err(|e| from_sdk("rds", "DescribeDBInstances", region, id, e))?;
+    let out =
+        c.rds(region).describe_db_instances().db_instance_identifier(id).send().await.map_err(|e| from_sdk("rds", "DescribeDBInstances", region, id, e))?;
     out.db_instances()
         .first()
         .map(|i| (instance(region, i), i.tag_list().to_vec()))
@@ -467,8 +446,7 @@ where
     .await?;
     found.ok_or_else(|| {
         let last = last.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        CapabilityError::new("rds", operation, region, id, "timeout", format!("{id} is still '{last}' after {} s", timeout.as_secs()))
-            .retryable()
+        CapabilityError::new("rds", operation, region, id, "timeout", format!("{id} is still '{last}' after {} s", timeout.as_secs())).retryable()
     })
 }
 
@@ -482,7 +460,6 @@ pub async fn wait_instance_available(c: &Clients, region: &str, id: &str, timeou
 pub async fn wait_snapshot_available(c: &Clients, region: &str, id: &str, timeout: Duration) -> Result<DbSnapshot, CapabilityError> {
     wait_available("DescribeDBSnapshots", region, id, timeout, || describe_snapshot(c, region, id), |s: &DbSnapshot| &s.status, FAILED_SNAPSHOT).await
 }
-
 
 /// The newest available snapshot of instance `inst` held in `region`, taken
 /// there or copied there (automated snapshots included), by when its data
@@ -514,13 +491,7 @@ pub async fn latest_snapshot(c: &Clients, region: &str, inst: &str) -> Result<Op
 }
 
 async fn tags_of(c: &Clients, region: &str, arn: &str, id: &str) -> Result<Vec<Tag>, CapabilityError> {
-    let out = c
-        .rds(region)
-        .list_tags_for_resource()
-        .resource_name(arn)
-        .send()
-        .await
-        .map_err(|e| from_sdk("rds", "ListTagsForResource", region, id, e))?;
+    let out = c.rds(region).list_tags_for_resource().resource_name(arn).send().await.map_err(|e| from_sdk("rds", "ListTagsForResource", region, id, e))?;
     Ok(out.tag_list().to_vec())
 }
 

@@ -21,7 +21,12 @@ impl Intercept for RequestIds {
         "drover-request-ids"
     }
 
-    fn read_after_transmit(&self, context: &BeforeDeserializationInterceptorContextRef<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_after_transmit(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         let response = context.response();
         let request_id = HEADERS.iter().find_map(|h| response.headers().get(*h)).unwrap_or("");
         // On the capability call's `aws` span (when the SDK's own spans are

@@ -139,7 +139,14 @@ fn choose(zone: &str, want: &str, private: Option<bool>, found: &[(String, bool)
         [] => {
             let what = private.map(|p| format!("{} ", kind(p))).unwrap_or_default();
             let others = if found.is_empty() { String::new() } else { format!(" (there is: {})", list(&found.iter().collect::<Vec<_>>())) };
-            Err(CapabilityError::new("route53", "ListHostedZonesByName", REGION, zone, "NoSuchHostedZone", format!("no {what}hosted zone named {want}{others}")))
+            Err(CapabilityError::new(
+                "route53",
+                "ListHostedZonesByName",
+                REGION,
+                zone,
+                "NoSuchHostedZone",
+                format!("no {what}hosted zone named {want}{others}"),
+            ))
         }
         many => {
             let how = if private.is_none() && many.iter().any(|(_, p)| *p) && many.iter().any(|(_, p)| !*p) {
@@ -153,7 +160,11 @@ fn choose(zone: &str, want: &str, private: Option<bool>, found: &[(String, bool)
                 REGION,
                 zone,
                 "AmbiguousHostedZone",
-                format!("{} hosted zones are named {want}: {}; nothing was changed; {how} (and grant that form: zone/private:NAME, zone/ID)", many.len(), list(many)),
+                format!(
+                    "{} hosted zones are named {want}: {}; nothing was changed; {how} (and grant that form: zone/private:NAME, zone/ID)",
+                    many.len(),
+                    list(many)
+                ),
             ))
         }
     }
@@ -280,8 +291,15 @@ async fn wait_in_sync(c: &Clients, name: &str, change_id: &str, timeout: Duratio
     })
     .await?;
     in_sync.ok_or_else(|| {
-        CapabilityError::new("route53", "GetChange", REGION, name, "timeout", format!("change {change_id} for {name} is not INSYNC after {} s", timeout.as_secs()))
-            .retryable()
+        CapabilityError::new(
+            "route53",
+            "GetChange",
+            REGION,
+            name,
+            "timeout",
+            format!("change {change_id} for {name} is not INSYNC after {} s", timeout.as_secs()),
+        )
+        .retryable()
     })
 }
 
@@ -361,17 +379,34 @@ pub fn weight_changes(name: &str, current: &[RecordSet], targets: &[WeightedTarg
                 ));
             }
             if t.value.trim().is_empty() {
-                return Err(bad("ChangeResourceRecordSets", name, format!("no weighted record '{}' at {name} and no value to create it with", t.set_identifier)));
+                return Err(bad(
+                    "ChangeResourceRecordSets",
+                    name,
+                    format!("no weighted record '{}' at {name} and no value to create it with", t.set_identifier),
+                ));
             }
-            out.push(WeightChange { set_identifier: t.set_identifier.clone(), record_type: "CNAME".into(), weight: t.weight, value: Some(t.value.clone()), create: true });
+            out.push(WeightChange {
+                set_identifier: t.set_identifier.clone(),
+                record_type: "CNAME".into(),
+                weight: t.weight,
+                value: Some(t.value.clone()),
+                create: true,
+            });
             continue;
         }
         for r in sets {
-            let new_value = (r.record_type == "CNAME" && !t.value.trim().is_empty() && !r.values.iter().any(|v| same_host(v, &t.value))).then(|| t.value.clone());
+            let new_value =
+                (r.record_type == "CNAME" && !t.value.trim().is_empty() && !r.values.iter().any(|v| same_host(v, &t.value))).then(|| t.value.clone());
             if r.weight == Some(t.weight) && new_value.is_none() {
                 continue;
             }
-            out.push(WeightChange { set_identifier: t.set_identifier.clone(), record_type: r.record_type.clone(), weight: t.weight, value: new_value, create: false });
+            out.push(WeightChange {
+                set_identifier: t.set_identifier.clone(),
+                record_type: r.record_type.clone(),
+                weight: t.weight,
+                value: new_value,
+                create: false,
+            });
         }
     }
     Ok(out)
@@ -482,9 +517,12 @@ pub struct HealthCheck {
 /// Reads health check `id` and its checkers' last reports.
 pub async fn get_health_check(c: &Clients, id: &str) -> Result<HealthCheck, CapabilityError> {
     let out = c.route53().get_health_check().health_check_id(id).send().await.map_err(|e| from_sdk("route53", "GetHealthCheck", REGION, id, e))?;
-    let hc = out.health_check().ok_or_else(|| CapabilityError::new("route53", "GetHealthCheck", REGION, id, "NoSuchHealthCheck", format!("no health check {id}")))?;
+    let hc = out
+        .health_check()
+        .ok_or_else(|| CapabilityError::new("route53", "GetHealthCheck", REGION, id, "NoSuchHealthCheck", format!("no health check {id}")))?;
     let conf = hc.health_check_config();
-    let status = c.route53().get_health_check_status().health_check_id(id).send().await.map_err(|e| from_sdk("route53", "GetHealthCheckStatus", REGION, id, e))?;
+    let status =
+        c.route53().get_health_check_status().health_check_id(id).send().await.map_err(|e| from_sdk("route53", "GetHealthCheckStatus", REGION, id, e))?;
     let reports: Vec<String> = status
         .health_check_observations()
         .iter()
@@ -625,7 +663,8 @@ mod tests {
         // Weighted A records (and an AAAA twin): no CNAME is written beside them.
         let current = [set("A", "east", 100, &["10.0.0.1", "10.0.0.2"]), set("A", "west", 0, &["10.1.0.1"]), set("AAAA", "west", 0, &["fd00::1"])];
         let changes = weight_changes("app.example.internal", &current, &[target("east", 0, "10.0.0.1"), target("west", 100, "10.1.0.1")]).unwrap();
-        let got: Vec<(&str, &str, u8, bool)> = changes.iter().map(|c| (c.set_identifier.as_str(), c.record_type.as_str(), c.weight, c.value.is_some() || c.create)).collect();
+        let got: Vec<(&str, &str, u8, bool)> =
+            changes.iter().map(|c| (c.set_identifier.as_str(), c.record_type.as_str(), c.weight, c.value.is_some() || c.create)).collect();
         assert_eq!(got, [("east", "A", 0, false), ("west", "A", 100, false), ("west", "AAAA", 100, false)]);
         // Alias records have no values: the target's value is not needed.
         let alias = [set("A", "east", 100, &[]), set("A", "west", 0, &[])];
@@ -642,7 +681,10 @@ mod tests {
         let same = weight_changes("app", &current, &[target("east", 100, "app.east"), target("west", 0, "app.west")]).unwrap();
         assert!(same.is_empty(), "nothing to change: {same:?}");
         let moved = weight_changes("app", &current, &[target("west", 100, "app.west-new")]).unwrap();
-        assert_eq!(moved, [WeightChange { set_identifier: "west".into(), record_type: "CNAME".into(), weight: 100, value: Some("app.west-new".into()), create: false }]);
+        assert_eq!(
+            moved,
+            [WeightChange { set_identifier: "west".into(), record_type: "CNAME".into(), weight: 100, value: Some("app.west-new".into()), create: false }]
+        );
         let new = weight_changes("app", &current, &[target("eu", 0, "app.eu")]).unwrap();
         assert!(new[0].create);
     }

@@ -71,15 +71,18 @@ mod tests {
     async fn a_waiter_holds_its_turn_only_while_it_polls() {
         let turn = std::sync::Arc::new(OneTurn { held: true.into(), log: Default::default() });
         let mut polls = 0;
-        let r: Result<Option<u32>, ()> = crate::turns::lend(turn.clone(), poll(Duration::from_secs(60), || {
-            polls += 1;
-            let held = turn.held.load(std::sync::atomic::Ordering::SeqCst);
-            let n = polls;
-            async move {
-                assert!(held, "poll {n} without the turn");
-                Ok((n == 3).then_some(n))
-            }
-        }))
+        let r: Result<Option<u32>, ()> = crate::turns::lend(
+            turn.clone(),
+            poll(Duration::from_secs(60), || {
+                polls += 1;
+                let held = turn.held.load(std::sync::atomic::Ordering::SeqCst);
+                let n = polls;
+                async move {
+                    assert!(held, "poll {n} without the turn");
+                    Ok((n == 3).then_some(n))
+                }
+            }),
+        )
         .await;
         assert_eq!(r, Ok(Some(3)));
         assert_eq!(*turn.log.lock().unwrap(), ["give back", "take again", "give back", "take again"], "the turn is given back for each sleep");

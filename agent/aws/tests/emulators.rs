@@ -43,13 +43,7 @@ async fn primary_and_replica(c: &Clients) -> (String, String) {
         .await
         .unwrap();
     let arn = rds::describe_instance(c, "us-east-1", &primary).await.unwrap().arn;
-    c.rds("us-west-2")
-        .create_db_instance_read_replica()
-        .db_instance_identifier(&replica)
-        .source_db_instance_identifier(&arn)
-        .send()
-        .await
-        .unwrap();
+    c.rds("us-west-2").create_db_instance_read_replica().db_instance_identifier(&replica).source_db_instance_identifier(&arn).send().await.unwrap();
     (primary, replica)
 }
 
@@ -120,13 +114,7 @@ async fn snapshot_copy_and_promotion_adopt_what_an_earlier_attempt_made() {
 async fn cname_and_weights_change_once_and_then_are_left_alone() {
     let c = clients().await;
     let zone = format!("{}.example.internal", unique("orders"));
-    c.route53()
-        .create_hosted_zone()
-        .name(&zone)
-        .caller_reference(unique("ref"))
-        .send()
-        .await
-        .unwrap();
+    c.route53().create_hosted_zone().name(&zone).caller_reference(unique("ref")).send().await.unwrap();
     let db = format!("db.{zone}");
     let app = format!("app.{zone}");
     let t = Duration::from_secs(60);
@@ -377,7 +365,10 @@ async fn health_checks_are_read_and_updated_once_and_failover_records_upserted_o
     use route53::FailoverRole::{Primary, Secondary};
     assert!(route53::upsert_failover(&c, &zone, &name, Primary, "primary", "a.example.internal", Some(&id), 60, t).await.unwrap());
     assert!(route53::upsert_failover(&c, &zone, &name, Secondary, "secondary", "b.example.internal", None, 60, t).await.unwrap());
-    assert!(!route53::upsert_failover(&c, &zone, &name, Primary, "primary", "a.example.internal", Some(&id), 60, t).await.unwrap(), "no change the second time");
+    assert!(
+        !route53::upsert_failover(&c, &zone, &name, Primary, "primary", "a.example.internal", Some(&id), 60, t).await.unwrap(),
+        "no change the second time"
+    );
     let sets = route53::get_records(&c, &zone, &name).await.unwrap();
     let primary = sets.iter().find(|r| r.set_identifier.as_deref() == Some("primary")).unwrap();
     assert_eq!((primary.failover.as_deref(), primary.health_check.as_deref()), (Some("PRIMARY"), Some(id.as_str())));
@@ -463,7 +454,9 @@ async fn aurora_global_databases_are_described_failed_over_where_supported_and_d
     let (sent, _) = aurora::failover_global_cluster(&c, primary_region, &global, &primary_arn, GlobalFailoverMode::Switchover).await.unwrap();
     assert!(!sent);
     // A cluster outside the global database is refused before anything is sent.
-    let err = aurora::failover_global_cluster(&c, primary_region, &global, "arn:aws:rds:us-west-2:000000000000:cluster:other", GlobalFailoverMode::Failover).await.unwrap_err();
+    let err = aurora::failover_global_cluster(&c, primary_region, &global, "arn:aws:rds:us-west-2:000000000000:cluster:other", GlobalFailoverMode::Failover)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, "not-a-member", "{err}");
     // moto implements neither managed operation: a clear error, not retried forever.
     for mode in [GlobalFailoverMode::Failover, GlobalFailoverMode::Switchover] {
@@ -487,7 +480,8 @@ async fn ec2_resources_are_tagged_once_and_reserved_keys_refused() {
     use drover_aws::ec2;
     let c = clients().await;
     let region = "us-west-2";
-    let made = c.ec2(region).run_instances().image_id("ami-0a1b2c3d4e5f60001").instance_type(InstanceType::T3Micro).min_count(1).max_count(1).send().await.unwrap();
+    let made =
+        c.ec2(region).run_instances().image_id("ami-0a1b2c3d4e5f60001").instance_type(InstanceType::T3Micro).min_count(1).max_count(1).send().await.unwrap();
     let id = made.instances()[0].instance_id().unwrap().to_string();
     let tags = vec![("team".to_string(), "orders".to_string()), ("drill".to_string(), "weekly".to_string())];
     assert!(ec2::tag(&c, region, &id, &tags).await.unwrap());

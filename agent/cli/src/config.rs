@@ -65,9 +65,7 @@ impl<'de> Deserialize<'de> for StoreConfig {
         }
         match toml::Value::deserialize(d)? {
             toml::Value::String(name) if name == "embedded" => Ok(StoreConfig::default()),
-            toml::Value::String(name) => {
-                Err(serde::de::Error::custom(format!("unknown variant `{name}`, expected `embedded` or `dynamodb`")))
-            }
+            toml::Value::String(name) => Err(serde::de::Error::custom(format!("unknown variant `{name}`, expected `embedded` or `dynamodb`"))),
             table => match Tagged::deserialize(table).map_err(serde::de::Error::custom)? {
                 Tagged::Embedded(e) => Ok(StoreConfig::Embedded(e)),
                 Tagged::Dynamodb(d) => Ok(StoreConfig::Dynamodb(d)),

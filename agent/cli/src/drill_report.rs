@@ -130,14 +130,19 @@ impl Report {
                 changes.push(what);
             }
         }
-        let mut failures: Vec<(String, String, String)> =
-            run.steps.iter().filter(|s| s.status == "failed").filter_map(|s| s.error.as_ref().map(|e| (s.key.clone(), e.code.clone(), e.message.clone()))).collect();
+        let mut failures: Vec<(String, String, String)> = run
+            .steps
+            .iter()
+            .filter(|s| s.status == "failed")
+            .filter_map(|s| s.error.as_ref().map(|e| (s.key.clone(), e.code.clone(), e.message.clone())))
+            .collect();
         if let Some(e) = &run.error
             && !failures.iter().any(|(_, c, m)| *c == e.code && *m == e.message)
         {
             failures.push(("run".into(), e.code.clone(), e.message.clone()));
         }
-        let warnings = result.get("warnings").and_then(Value::as_array).map(|w| w.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let warnings =
+            result.get("warnings").and_then(Value::as_array).map(|w| w.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
         let actions = run.cleanup.actions.iter().map(|a| (format!("{}:{}", a.kind, a.key), a.status.to_string())).collect();
         Report { title: format!("{} run {}", run.runbook, run.run_id), verdict, facts, bars, total, changes, failures, warnings, actions }
     }
@@ -164,7 +169,10 @@ impl Report {
         if self.changes.is_empty() {
             let _ = writeln!(s, "Nothing: the run made no change in AWS.");
         } else {
-            let _ = writeln!(s, "The changes the run asked AWS for, as the audit log recorded them before each call (a call that then failed is listed too; see the timeline):\n");
+            let _ = writeln!(
+                s,
+                "The changes the run asked AWS for, as the audit log recorded them before each call (a call that then failed is listed too; see the timeline):\n"
+            );
         }
         for c in &self.changes {
             let _ = writeln!(s, "- {c}");
@@ -217,7 +225,10 @@ body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#1f2328
         let _ = writeln!(s, "<h2>Timeline</h2>\n{}", self.svg());
         let _ = writeln!(s, "<h2>What changed</h2>");
         if !self.changes.is_empty() {
-            let _ = writeln!(s, "<p>The changes the run asked AWS for, as the audit log recorded them before each call (a call that then failed is listed too; see the timeline).</p>");
+            let _ = writeln!(
+                s,
+                "<p>The changes the run asked AWS for, as the audit log recorded them before each call (a call that then failed is listed too; see the timeline).</p>"
+            );
         }
         let _ = writeln!(s, "<ul>");
         if self.changes.is_empty() {

@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use drover_engine::{Engine, LoadedRunbook};
 
 use crate::config::{Config, StoreConfig};
-use drover_journal_dynamodb::DynamoJournal;
 use drover_journal::{Journal, SqliteJournal};
+use drover_journal_dynamodb::DynamoJournal;
 
 /// The resolved home: `runs.db` (the journal), `runbooks/`, `cache/`,
 /// `audit.jsonl`, and the configuration in force.
@@ -43,9 +43,7 @@ impl Home {
 
     /// The engine, with the configured limits and grants.
     pub fn engine(&self) -> Result<Engine> {
-        Ok(Engine::new(&self.dir, self.config.limits()?)?
-            .with_policy(self.config.policy())
-            .with_span_hook(crate::telemetry::Telemetry::span_hook()))
+        Ok(Engine::new(&self.dir, self.config.limits()?)?.with_policy(self.config.policy()).with_span_hook(crate::telemetry::Telemetry::span_hook()))
     }
 
     /// Reads and loads the runbook component at `path` (checking its
@@ -54,9 +52,9 @@ impl Home {
         let label = path.display().to_string();
         let bytes = std::fs::read(path).with_context(|| format!("cannot read runbook {label}"))?;
         if let Some(trust) = self.config.trust()? {
-            let key = trust.verify_file(path, &bytes).with_context(|| {
-                format!("refusing runbook {label}: the configuration requires a signature by a trusted key ([signing] require = true)")
-            })?;
+            let key = trust
+                .verify_file(path, &bytes)
+                .with_context(|| format!("refusing runbook {label}: the configuration requires a signature by a trusted key ([signing] require = true)"))?;
             tracing::info!(runbook = %label, key = %key, "signature verified");
         }
         Ok(engine.load(&label, &bytes).await?)

@@ -15,8 +15,8 @@ pub struct Remote {
 impl Remote {
     /// The agent at `url`.
     pub fn new(url: &str) -> Result<Remote> {
-        let token = std::env::var("DROVER_API_TOKEN")
-            .context("--agent needs the agent's API token in DROVER_API_TOKEN (the value of its [serve] api_token_env)")?;
+        let token =
+            std::env::var("DROVER_API_TOKEN").context("--agent needs the agent's API token in DROVER_API_TOKEN (the value of its [serve] api_token_env)")?;
         let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build()?;
         Ok(Remote { base: url.trim_end_matches('/').to_string(), token, client })
     }

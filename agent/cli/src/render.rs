@@ -113,13 +113,7 @@ fn cleanup_view(run: &RunRecord, entries: &[Entry]) -> CleanupView {
                 None if kind == "undo" && (succeeded || (ended.is_none() && run.status.is_final())) => "skipped",
                 None => "pending",
             };
-            Some(ActionView {
-                key: key.to_string(),
-                kind,
-                status,
-                attempts: step.map(|s| s.attempts).unwrap_or(0),
-                error: step.and_then(|s| s.error.clone()),
-            })
+            Some(ActionView { key: key.to_string(), kind, status, attempts: step.map(|s| s.attempts).unwrap_or(0), error: step.and_then(|s| s.error.clone()) })
         })
         .collect();
     let status = if actions.is_empty() {
@@ -232,13 +226,7 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
     let mut out = String::new();
     let start = run.created_at;
     let _ = writeln!(out, "run       {}", run.run_id);
-    let _ = writeln!(
-        out,
-        "runbook   {} {}  sha256:{}",
-        run.runbook.name,
-        run.runbook.version,
-        &run.runbook.digest[..run.runbook.digest.len().min(12)]
-    );
+    let _ = writeln!(out, "runbook   {} {}  sha256:{}", run.runbook.name, run.runbook.version, &run.runbook.digest[..run.runbook.digest.len().min(12)]);
     let took = run.finished_at.map(|f| format!("  (took {})", secs(f - start))).unwrap_or_default();
     let mut status = format!("{}{took}", run.status);
     if let Some(why) = stopped(run) {
@@ -265,11 +253,7 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
                 };
                 let attempts = if e.attempts == 1 { "1 attempt".to_string() } else { format!("{} attempts", e.attempts) };
                 let dur = e.finished_at.map(|f| secs(f - e.started_at)).unwrap_or_else(|| "…".into());
-                let _ = writeln!(
-                    out,
-                    "  {:>9}  {mark} {key:<width$}  {status:<9}  {attempts:<10}  {dur}",
-                    offset(&start, &e.started_at)
-                );
+                let _ = writeln!(out, "  {:>9}  {mark} {key:<width$}  {status:<9}  {attempts:<10}  {dur}", offset(&start, &e.started_at));
                 if let Some(at) = e.next_attempt_at.filter(|_| e.status == EntryStatus::Running) {
                     let _ = writeln!(out, "  {:>9}    next attempt at {}", "", rfc3339(&at));
                 }

@@ -73,9 +73,10 @@ impl Telemetry {
     /// Flushes the spans not yet exported (waits for the exporter).
     pub fn shutdown(self) {
         if let Some(p) = self.provider
-            && let Err(e) = p.shutdown() {
-                eprintln!("warning: OpenTelemetry spans may be lost: {e}");
-            }
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("warning: OpenTelemetry spans may be lost: {e}");
+        }
     }
 }
 

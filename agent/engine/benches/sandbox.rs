@@ -41,13 +41,29 @@ async fn main() {
     let params = rb.info.validate_params(&[]).unwrap();
     let mut policy = Policy::default();
     let grants = vec![
-        Grant { service: "rds".into(), operations: vec!["*".into()], regions: vec!["us-east-1".into(), "us-west-2".into()], resources: vec!["db/orders-db*".into(), "snapshot/orders-db*".into()] },
-        Grant { service: "route53".into(), operations: vec!["*".into()], regions: vec![], resources: vec!["zone/orders*.example.internal".into(), "record/*.orders*.example.internal".into()] },
+        Grant {
+            service: "rds".into(),
+            operations: vec!["*".into()],
+            regions: vec!["us-east-1".into(), "us-west-2".into()],
+            resources: vec!["db/orders-db*".into(), "snapshot/orders-db*".into()],
+        },
+        Grant {
+            service: "route53".into(),
+            operations: vec!["*".into()],
+            regions: vec![],
+            resources: vec!["zone/orders*.example.internal".into(), "record/*.orders*.example.internal".into()],
+        },
     ];
     policy.runbooks.insert("regional-failover".into(), RunbookGrants { sha256: None, grants });
     let guard = Guard::new(&rb.info, &params, &policy).unwrap();
     let calls = [
-        Access { service: "rds", operation: "promote-read-replica", regions: vec!["us-west-2".into()], resources: vec![Resource::new("db", "orders-db-replica")], mutating: true },
+        Access {
+            service: "rds",
+            operation: "promote-read-replica",
+            regions: vec!["us-west-2".into()],
+            resources: vec![Resource::new("db", "orders-db-replica")],
+            mutating: true,
+        },
         Access {
             service: "rds",
             operation: "copy-snapshot",
@@ -83,7 +99,12 @@ async fn main() {
     for (label, limits, budget) in [
         (
             "step wall clock (step_timeout_seconds 0.2)",
-            Limits { step_timeout: Duration::from_millis(200), cpu_time: Duration::from_secs(600), step_cpu_time: Duration::from_secs(600), ..Limits::default() },
+            Limits {
+                step_timeout: Duration::from_millis(200),
+                cpu_time: Duration::from_secs(600),
+                step_cpu_time: Duration::from_secs(600),
+                ..Limits::default()
+            },
             Duration::from_millis(200),
         ),
         (

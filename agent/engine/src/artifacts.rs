@@ -79,10 +79,7 @@ impl Artifacts {
     /// The bytes kept under `digest`, checked against it.
     pub fn component_bytes(&self, digest_hex: &str) -> Result<Vec<u8>, EngineError> {
         let path = self.component_path(digest_hex);
-        let bytes = std::fs::read(&path).map_err(|e| EngineError::RunbookMissing {
-            digest: digest_hex.into(),
-            detail: format!("{}: {e}", path.display()),
-        })?;
+        let bytes = std::fs::read(&path).map_err(|e| EngineError::RunbookMissing { digest: digest_hex.into(), detail: format!("{}: {e}", path.display()) })?;
         if digest(&bytes) != digest_hex {
             return Err(EngineError::RunbookMissing {
                 digest: digest_hex.into(),
@@ -112,9 +109,7 @@ impl Artifacts {
                 }
             }
         }
-        let compiled = engine
-            .precompile_component(bytes)
-            .map_err(|e| EngineError::InvalidComponent { detail: format!("{e:#}") })?;
+        let compiled = engine.precompile_component(bytes).map_err(|e| EngineError::InvalidComponent { detail: format!("{e:#}") })?;
         write_atomic(&path, &compiled)?;
         // SAFETY: as above; we just wrote it.
         let c = unsafe { Component::deserialize_file(engine, &path) }

@@ -16,11 +16,11 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::bindings::{cloudwatch, ec2, rds, route53, types};
 use crate::cancel::CancelSignal;
 use crate::durable::DurableError;
-use drover_replay::Violation;
 use crate::host::HostState;
 use crate::host_calls::{HostCalls, LentTurn, Priority};
 use crate::plan::{Plan, PlannedChange};
 use crate::policy::{Access, Guard, Resource};
+use drover_replay::Violation;
 
 /// The AWS clients, created at the first capability call of the process.
 pub type AwsCell = Arc<OnceCell<Arc<Clients>>>;
@@ -80,15 +80,15 @@ impl HostState {
     async fn capability(&mut self, a: Access) -> wasmtime::Result<Result<Call, types::Error>> {
         let what = a.name();
         let durable = self.durable.as_mut().ok_or_else(|| wasmtime::Error::new(crate::host::ImportInDescribe))?;
-        let key = durable
-            .current_attempt()
-            .map(|a| a.idempotency_key)
-            .ok_or_else(|| wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!(
+        let key = durable.current_attempt().map(|a| a.idempotency_key).ok_or_else(|| {
+            wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!(
                 "{what} was called outside a step; wrap AWS calls in ctx.step so that their results are journaled and replayed"
-            )))))?;
+            ))))
+        })?;
         let step = durable.open_step().map(str::to_string);
         let dry_run = durable.plan().is_some();
-        let gate = self.gate.clone().ok_or_else(|| wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!("{what} was called outside a run")))))?;
+        let gate =
+            self.gate.clone().ok_or_else(|| wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!("{what} was called outside a run")))))?;
         let decision = gate.guard.check(&a);
         if !dry_run && (a.mutating || decision.is_err()) {
             let record = AuditRecord {
@@ -309,10 +309,18 @@ impl rds::Host for HostState {
     }
 
     async fn create_snapshot(&mut self, region: String, inst: String, snap: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let Call { c, key, _turn, .. } = allowed!(self, access("rds", "create-snapshot", &[&region], vec![Resource::new("db", &inst), Resource::new("snapshot", &snap)], true));
+        let Call { c, key, _turn, .. } =
+            allowed!(self, access("rds", "create-snapshot", &[&region], vec![Resource::new("db", &inst), Resource::new("snapshot", &snap)], true));
         simulated!(self, |s| s.rds_create_snapshot(&region, &inst, &snap, &key));
         if let Some((plan, step)) = self.dry_run() {
-            plan.record(PlannedChange { step, service: "rds", operation: "CreateDBSnapshot", region: region.clone(), resource: snap.clone(), detail: format!("snapshot {inst} as {snap}") });
+            plan.record(PlannedChange {
+                step,
+                service: "rds",
+                operation: "CreateDBSnapshot",
+                region: region.clone(),
+                resource: snap.clone(),
+                detail: format!("snapshot {inst} as {snap}"),
+            });
             plan.plan_snapshot(&region, &snap);
             return Ok(Ok(planned_snapshot(&region, &snap, &inst)));
         }
@@ -332,7 +340,8 @@ impl rds::Host for HostState {
         let Call { c, key, _turn, .. } = allowed!(self, access("rds", "copy-snapshot", &[&source_region, &target_region], resources, true));
         simulated!(self, |s| s.rds_copy_snapshot(&source_arn, &target_region, &target, &key));
         if let Some((plan, step)) = self.dry_run() {
-            let detail = format!("copy {source_arn} into {target_region} as {target}{}", kms_key.as_deref().map(|k| format!(" (KMS key {k})")).unwrap_or_default());
+            let detail =
+                format!("copy {source_arn} into {target_region} as {target}{}", kms_key.as_deref().map(|k| format!(" (KMS key {k})")).unwrap_or_default());
             plan.record(PlannedChange { step, service: "rds", operation: "CopyDBSnapshot", region: target_region.clone(), resource: target.clone(), detail });
             plan.plan_snapshot(&target_region, &target);
             let source = aws_rds::arn_name(&source_arn).to_string();
@@ -340,7 +349,8 @@ impl rds::Host for HostState {
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "CopyDBSnapshot", region = %target_region, resource = %target);
         Ok(aws_rds::copy_snapshot(&c, &source_arn, &target_region, &target, kms_key.as_deref(), &key)
-            .instrument(span).await
+            .instrument(span)
+            .await
             .map(snapshot)
             .map_err(|e| self.to_wit(e)))
     }
@@ -367,7 +377,14 @@ impl rds::Host for HostState {
         simulated!(self, |s| s.rds_create_read_replica(&source_arn, &region, &identifier, &key, &run_id));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("create read replica {identifier} in {region} of {source_arn}");
-            plan.record(PlannedChange { step, service: "rds", operation: "CreateDBInstanceReadReplica", region: region.clone(), resource: identifier.clone(), detail });
+            plan.record(PlannedChange {
+                step,
+                service: "rds",
+                operation: "CreateDBInstanceReadReplica",
+                region: region.clone(),
+                resource: identifier.clone(),
+                detail,
+            });
             let planned = planned_instance(&region, &identifier, Some(source_arn.clone()));
             plan.plan_instance(&region, planned.clone());
             return Ok(Ok(instance(planned)));
@@ -441,7 +458,9 @@ impl rds::Host for HostState {
         Ok(aws_rds::latest_snapshot(&c, &region, &inst)
             .instrument(span)
             .await
-            .map(|found| found.map(|s| rds::SnapshotInfo { snapshot: snapshot(s.snapshot), taken: types::Timestamp { seconds: s.taken.0, nanoseconds: s.taken.1 } }))
+            .map(|found| {
+                found.map(|s| rds::SnapshotInfo { snapshot: snapshot(s.snapshot), taken: types::Timestamp { seconds: s.taken.0, nanoseconds: s.taken.1 } })
+            })
             .map_err(|e| self.to_wit(e)))
     }
 
@@ -457,7 +476,14 @@ impl rds::Host for HostState {
         simulated!(self, |s| s.rds_restore_from_snapshot(&region, &snap, &identifier, &key, &run_id));
         if let Some((plan, step)) = self.dry_run() {
             let detail = format!("restore snapshot {snap} into a new instance {identifier}");
-            plan.record(PlannedChange { step, service: "rds", operation: "RestoreDBInstanceFromDBSnapshot", region: region.clone(), resource: identifier.clone(), detail });
+            plan.record(PlannedChange {
+                step,
+                service: "rds",
+                operation: "RestoreDBInstanceFromDBSnapshot",
+                region: region.clone(),
+                resource: identifier.clone(),
+                detail,
+            });
             // What the restore would run: the snapshot's engine.
             let source = match aws_rds::describe_snapshot(&c, &region, &snap).await {
                 Ok(s) => s,
@@ -554,11 +580,19 @@ impl rds::Host for HostState {
                 Err(e) => return Ok(Err(self.to_wit(e))),
             };
             if !g.members.iter().any(|m| m.cluster_arn == target_cluster_arn) {
-                let e = CapabilityError::new("rds", "FailoverGlobalCluster", &region, &target_cluster_arn, "not-a-member", format!("{target_cluster_arn} is not a cluster of global database {identifier}"));
+                let e = CapabilityError::new(
+                    "rds",
+                    "FailoverGlobalCluster",
+                    &region,
+                    &target_cluster_arn,
+                    "not-a-member",
+                    format!("{target_cluster_arn} is not a cluster of global database {identifier}"),
+                );
                 return Ok(Err(self.to_wit(e)));
             }
             if g.writer().is_none_or(|w| w.cluster_arn != target_cluster_arn) {
-                let how = if mode == aws_aurora::GlobalFailoverMode::Switchover { "switch over (no data lost)" } else { "fail over (unreplicated writes lost)" };
+                let how =
+                    if mode == aws_aurora::GlobalFailoverMode::Switchover { "switch over (no data lost)" } else { "fail over (unreplicated writes lost)" };
                 let detail = format!("{how} global database {identifier} to {target}");
                 plan.record(PlannedChange { step, service: "rds", operation: mode.operation(), region: region.clone(), resource: identifier.clone(), detail });
                 for m in &mut g.members {
@@ -612,7 +646,14 @@ impl rds::Host for HostState {
                 return Ok(Ok(false));
             }
             let detail = format!("detach {cluster} from global database {identifier}: it becomes a standalone writable cluster");
-            plan.record(PlannedChange { step, service: "rds", operation: "RemoveFromGlobalCluster", region: region.clone(), resource: identifier.clone(), detail });
+            plan.record(PlannedChange {
+                step,
+                service: "rds",
+                operation: "RemoveFromGlobalCluster",
+                region: region.clone(),
+                resource: identifier.clone(),
+                detail,
+            });
             g.members.retain(|m| m.cluster_arn != cluster_arn);
             plan.plan_global(g);
             return Ok(Ok(true));
@@ -666,14 +707,25 @@ impl ec2::Host for HostState {
         Ok(aws_ec2::describe_instance(&c, &region, &instance_id).await.map(ec2_instance).map_err(|e| self.to_wit(e)))
     }
 
-    async fn snapshot_volume(&mut self, region: String, volume_id: String, name: String, lineage: Option<String>) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
-        let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "snapshot-volume", &[&region], vec![Resource::new("volume", &volume_id), Resource::new("snapshot", &name)], true));
+    async fn snapshot_volume(
+        &mut self,
+        region: String,
+        volume_id: String,
+        name: String,
+        lineage: Option<String>,
+    ) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
+        let Call { c, key, _turn, .. } =
+            allowed!(self, access("ec2", "snapshot-volume", &[&region], vec![Resource::new("volume", &volume_id), Resource::new("snapshot", &name)], true));
         simulated!(self, |s| s.ec2_snapshot_volume(&region, &volume_id, &name, lineage.as_deref()));
         if self.plan_ec2("CreateSnapshot", &region, &name, format!("snapshot volume {volume_id} as {name}")) {
             return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region, state: "completed".into(), volume_id }));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "CreateSnapshot", region = %region, resource = %name);
-        Ok(aws_ec2::snapshot_volume(&c, &region, &volume_id, &name, lineage.as_deref(), &key).instrument(span).await.map(ec2_snapshot).map_err(|e| self.to_wit(e)))
+        Ok(aws_ec2::snapshot_volume(&c, &region, &volume_id, &name, lineage.as_deref(), &key)
+            .instrument(span)
+            .await
+            .map(ec2_snapshot)
+            .map_err(|e| self.to_wit(e)))
     }
 
     async fn copy_snapshot(
@@ -684,7 +736,16 @@ impl ec2::Host for HostState {
         name: String,
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
-        let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "copy-snapshot", &[&source_region, &target_region], vec![Resource::new("snapshot", &snapshot_id), Resource::new("snapshot", &name)], true));
+        let Call { c, key, _turn, .. } = allowed!(
+            self,
+            access(
+                "ec2",
+                "copy-snapshot",
+                &[&source_region, &target_region],
+                vec![Resource::new("snapshot", &snapshot_id), Resource::new("snapshot", &name)],
+                true
+            )
+        );
         simulated!(self, |s| s.ec2_copy_snapshot(&source_region, &snapshot_id, &target_region, &name, lineage.as_deref()));
         if self.plan_ec2("CopySnapshot", &target_region, &name, format!("copy snapshot {snapshot_id} from {source_region} as {name}")) {
             return Ok(Ok(ec2::Snapshot { id: format!("snap-planned-{name}"), region: target_region, state: "completed".into(), volume_id: String::new() }));
@@ -697,8 +758,15 @@ impl ec2::Host for HostState {
             .map_err(|e| self.to_wit(e)))
     }
 
-    async fn create_image(&mut self, region: String, instance_id: String, name: String, lineage: Option<String>) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
-        let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "create-image", &[&region], vec![Resource::new("instance", &instance_id), Resource::new("image", &name)], true));
+    async fn create_image(
+        &mut self,
+        region: String,
+        instance_id: String,
+        name: String,
+        lineage: Option<String>,
+    ) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
+        let Call { c, key, _turn, .. } =
+            allowed!(self, access("ec2", "create-image", &[&region], vec![Resource::new("instance", &instance_id), Resource::new("image", &name)], true));
         simulated!(self, |s| s.ec2_create_image(&region, &instance_id, &name, lineage.as_deref()));
         if self.plan_ec2("CreateImage", &region, &name, format!("create AMI {name} from instance {instance_id}")) {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region, name, state: "available".into(), created: String::new() }));
@@ -715,7 +783,10 @@ impl ec2::Host for HostState {
         name: String,
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
-        let Call { c, key, _turn, .. } = allowed!(self, access("ec2", "copy-image", &[&source_region, &target_region], vec![Resource::new("image", &image_id), Resource::new("image", &name)], true));
+        let Call { c, key, _turn, .. } = allowed!(
+            self,
+            access("ec2", "copy-image", &[&source_region, &target_region], vec![Resource::new("image", &image_id), Resource::new("image", &name)], true)
+        );
         simulated!(self, |s| s.ec2_copy_image(&source_region, &image_id, &target_region, &name, lineage.as_deref()));
         if self.plan_ec2("CopyImage", &target_region, &name, format!("copy AMI {image_id} from {source_region} as {name}")) {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region: target_region, name, state: "available".into(), created: String::new() }));
@@ -739,8 +810,15 @@ impl ec2::Host for HostState {
         Ok(waited.map(ec2_image).map_err(|e| self.to_wit(e)))
     }
 
-    async fn run_instance(&mut self, region: String, image_id: String, instance_type: String, name: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
-        let Call { c, key, run_id, _turn } = allowed!(self, access("ec2", "run-instance", &[&region], vec![Resource::new("image", &image_id), Resource::new("instance", &name)], true));
+    async fn run_instance(
+        &mut self,
+        region: String,
+        image_id: String,
+        instance_type: String,
+        name: String,
+    ) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
+        let Call { c, key, run_id, _turn } =
+            allowed!(self, access("ec2", "run-instance", &[&region], vec![Resource::new("image", &image_id), Resource::new("instance", &name)], true));
         simulated!(self, |s| s.ec2_run_instance(&region, &image_id, &name, &run_id));
         if self.plan_ec2("RunInstances", &region, &name, format!("launch {instance_type} {name} from {image_id}")) {
             let id = format!("i-planned-{name}");
@@ -750,7 +828,11 @@ impl ec2::Host for HostState {
             return Ok(Ok(ec2::Instance { id, region, state: "running".into(), image_id, volumes: vec![] }));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "RunInstances", region = %region, resource = %name);
-        Ok(aws_ec2::run_instance(&c, &region, &image_id, &instance_type, &name, &run_id, &key).instrument(span).await.map(ec2_instance).map_err(|e| self.to_wit(e)))
+        Ok(aws_ec2::run_instance(&c, &region, &image_id, &instance_type, &name, &run_id, &key)
+            .instrument(span)
+            .await
+            .map(ec2_instance)
+            .map_err(|e| self.to_wit(e)))
     }
 
     async fn prune_images(&mut self, region: String, lineage: String, keep: u32) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
@@ -771,7 +853,8 @@ impl ec2::Host for HostState {
     }
 
     async fn terminate_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<(), types::Error>> {
-        let Call { c, run_id, _turn, .. } = allowed!(self, access("ec2", "terminate-instance", &[&region], vec![Resource::new("instance", &instance_id)], true));
+        let Call { c, run_id, _turn, .. } =
+            allowed!(self, access("ec2", "terminate-instance", &[&region], vec![Resource::new("instance", &instance_id)], true));
         simulated!(self, |s| s.ec2_terminate_instance(&region, &instance_id, &run_id));
         if self.plan_ec2("TerminateInstances", &region, &instance_id, format!("terminate {instance_id} (launched by this run)")) {
             if let Some((plan, _)) = self.dry_run() {
@@ -814,7 +897,8 @@ impl ec2::Host for HostState {
 
 impl route53::Host for HostState {
     async fn get_records(&mut self, zone: String, name: String) -> wasmtime::Result<Result<Vec<route53::RecordSet>, types::Error>> {
-        let Call { c, _turn, .. } = allowed!(self, access("route53", "get-records", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], false));
+        let Call { c, _turn, .. } =
+            allowed!(self, access("route53", "get-records", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], false));
         simulated!(self, |s| s.route53_get_records(&zone, &name));
         let sets = match self.dry_run().and_then(|(plan, _)| plan.records(&zone, &name)) {
             Some(planned) => Ok(planned),
@@ -823,15 +907,9 @@ impl route53::Host for HostState {
         Ok(sets.map(|sets| sets.into_iter().map(record_set).collect()).map_err(|e| self.to_wit(e)))
     }
 
-    async fn upsert_cname(
-        &mut self,
-        zone: String,
-        name: String,
-        target: String,
-        ttl: u32,
-        timeout_seconds: u32,
-    ) -> wasmtime::Result<Result<(), types::Error>> {
-        let Call { c, _turn, .. } = allowed!(self, access("route53", "upsert-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
+    async fn upsert_cname(&mut self, zone: String, name: String, target: String, ttl: u32, timeout_seconds: u32) -> wasmtime::Result<Result<(), types::Error>> {
+        let Call { c, _turn, .. } =
+            allowed!(self, access("route53", "upsert-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
         simulated!(self, |s| s.route53_upsert_cname(&zone, &name, &target, ttl, timeout_seconds));
         if let Some((plan, step)) = self.dry_run() {
             let current = match planned_or_real(&plan, &c, &zone, &name).await {
@@ -843,7 +921,14 @@ impl route53::Host for HostState {
             }
             let old = current.iter().find(|r| r.record_type == "CNAME" && r.set_identifier.is_none()).and_then(|r| r.values.first().cloned());
             let detail = format!("point {name} at {target} (now {})", old.as_deref().unwrap_or("absent"));
-            plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
+            plan.record(PlannedChange {
+                step,
+                service: "route53",
+                operation: "ChangeResourceRecordSets",
+                region: "global".into(),
+                resource: name.clone(),
+                detail,
+            });
             let mut next: Vec<aws_r53::RecordSet> = current.into_iter().filter(|r| !(r.record_type == "CNAME" && r.set_identifier.is_none())).collect();
             next.push(aws_r53::RecordSet {
                 name: aws_r53::fqdn(&name),
@@ -859,7 +944,10 @@ impl route53::Host for HostState {
             return Ok(Ok(()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
-        Ok(lent(&_turn, aws_r53::upsert_cname(&c, &zone, &name, &target, ttl, secs(timeout_seconds)).instrument(span)).await.map(|_| ()).map_err(|e| self.to_wit(e)))
+        Ok(lent(&_turn, aws_r53::upsert_cname(&c, &zone, &name, &target, ttl, secs(timeout_seconds)).instrument(span))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.to_wit(e)))
     }
 
     async fn set_weights(
@@ -870,15 +958,14 @@ impl route53::Host for HostState {
         ttl: u32,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
-        let Call { c, _turn, .. } = allowed!(self, access("route53", "set-weights", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
+        let Call { c, _turn, .. } =
+            allowed!(self, access("route53", "set-weights", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
         if self.sim.is_some() {
             let targets: Vec<_> = crate::simulation::convert(&targets)?;
             simulated!(self, |s| s.route53_set_weights(&zone, &name, &targets, ttl));
         }
-        let targets: Vec<aws_r53::WeightedTarget> = targets
-            .into_iter()
-            .map(|t| aws_r53::WeightedTarget { set_identifier: t.set_identifier, weight: t.weight, value: t.value })
-            .collect();
+        let targets: Vec<aws_r53::WeightedTarget> =
+            targets.into_iter().map(|t| aws_r53::WeightedTarget { set_identifier: t.set_identifier, weight: t.weight, value: t.value }).collect();
         if let Some((plan, step)) = self.dry_run() {
             let mut current = match planned_or_real(&plan, &c, &zone, &name).await {
                 Ok(sets) => sets,
@@ -902,7 +989,9 @@ impl route53::Host for HostState {
                         failover: None,
                         health_check: None,
                     });
-                } else if let Some(r) = current.iter_mut().find(|r| r.set_identifier.as_deref() == Some(w.set_identifier.as_str()) && r.record_type == w.record_type) {
+                } else if let Some(r) =
+                    current.iter_mut().find(|r| r.set_identifier.as_deref() == Some(w.set_identifier.as_str()) && r.record_type == w.record_type)
+                {
                     let kind = if r.record_type == "CNAME" { String::new() } else { format!(" ({})", r.record_type) };
                     changed.push(format!("{} {} -> {}{kind}", w.set_identifier, r.weight.map(|w| w.to_string()).unwrap_or_default(), w.weight));
                     r.weight = Some(w.weight);
@@ -913,13 +1002,23 @@ impl route53::Host for HostState {
             }
             if !changed.is_empty() {
                 let detail = format!("weights of {name}: {}", changed.join(", "));
-                plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
+                plan.record(PlannedChange {
+                    step,
+                    service: "route53",
+                    operation: "ChangeResourceRecordSets",
+                    region: "global".into(),
+                    resource: name.clone(),
+                    detail,
+                });
                 plan.plan_records(&zone, &name, current);
             }
             return Ok(Ok(()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
-        Ok(lent(&_turn, aws_r53::set_weights(&c, &zone, &name, &targets, ttl, secs(timeout_seconds)).instrument(span)).await.map(|_| ()).map_err(|e| self.to_wit(e)))
+        Ok(lent(&_turn, aws_r53::set_weights(&c, &zone, &name, &targets, ttl, secs(timeout_seconds)).instrument(span))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.to_wit(e)))
     }
 
     async fn get_health_check(&mut self, id: String) -> wasmtime::Result<Result<route53::HealthCheck, types::Error>> {
@@ -977,7 +1076,14 @@ impl route53::Host for HostState {
             };
             if !current.iter().any(|r| r.is_failover(role, &set_identifier, &target, health_check.as_deref())) {
                 let detail = format!("{} failover record {name} ({set_identifier}) at {target}", role.as_str());
-                plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
+                plan.record(PlannedChange {
+                    step,
+                    service: "route53",
+                    operation: "ChangeResourceRecordSets",
+                    region: "global".into(),
+                    resource: name.clone(),
+                    detail,
+                });
                 current.retain(|r| r.set_identifier.as_deref() != Some(set_identifier.as_str()));
                 current.push(aws_r53::RecordSet {
                     name: aws_r53::fqdn(&name),
@@ -994,11 +1100,9 @@ impl route53::Host for HostState {
             return Ok(Ok(()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "ChangeResourceRecordSets", resource = %name);
-        let upsert = aws_r53::upsert_failover(&c, &zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl, secs(timeout_seconds)).instrument(span);
-        Ok(lent(&_turn, upsert)
-            .await
-            .map(|_| ())
-            .map_err(|e| self.to_wit(e)))
+        let upsert =
+            aws_r53::upsert_failover(&c, &zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl, secs(timeout_seconds)).instrument(span);
+        Ok(lent(&_turn, upsert).await.map(|_| ()).map_err(|e| self.to_wit(e)))
     }
 
     async fn delete_cname(&mut self, zone: String, name: String, timeout_seconds: u32) -> wasmtime::Result<Result<(), types::Error>> {
@@ -1012,7 +1116,14 @@ impl route53::Host for HostState {
             };
             if current.iter().any(|r| r.record_type == "CNAME" && r.set_identifier.is_none()) {
                 let detail = format!("delete the CNAME {name}");
-                plan.record(PlannedChange { step, service: "route53", operation: "ChangeResourceRecordSets", region: "global".into(), resource: name.clone(), detail });
+                plan.record(PlannedChange {
+                    step,
+                    service: "route53",
+                    operation: "ChangeResourceRecordSets",
+                    region: "global".into(),
+                    resource: name.clone(),
+                    detail,
+                });
                 let rest = current.into_iter().filter(|r| !(r.record_type == "CNAME" && r.set_identifier.is_none())).collect();
                 plan.plan_records(&zone, &name, rest);
             }
@@ -1029,7 +1140,11 @@ impl cloudwatch::Host for HostState {
         let Call { c, _turn, .. } = allowed!(self, access("cloudwatch", "describe-alarms", &[&region], resources, false));
         simulated!(self, |s| s.cloudwatch_describe_alarms(&region, &names));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "cloudwatch", operation = "DescribeAlarms", region = %region, resource = %names.join(","));
-        Ok(aws_cw::describe_alarms(&c, &region, &names).instrument(span).await.map(|alarms| alarms.into_iter().map(alarm).collect()).map_err(|e| self.to_wit(e)))
+        Ok(aws_cw::describe_alarms(&c, &region, &names)
+            .instrument(span)
+            .await
+            .map(|alarms| alarms.into_iter().map(alarm).collect())
+            .map_err(|e| self.to_wit(e)))
     }
 }
 
@@ -1039,7 +1154,10 @@ fn alarm(a: aws_cw::Alarm) -> cloudwatch::Alarm {
         aws_cw::AlarmState::Alarm => cloudwatch::AlarmState::Alarm,
         aws_cw::AlarmState::InsufficientData => cloudwatch::AlarmState::InsufficientData,
     };
-    let since = a.since.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| types::Timestamp { seconds: d.as_secs() as i64, nanoseconds: d.subsec_nanos() });
+    let since = a
+        .since
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| types::Timestamp { seconds: d.as_secs() as i64, nanoseconds: d.subsec_nanos() });
     cloudwatch::Alarm { name: a.name, arn: a.arn, state, reason: a.reason, since }
 }
 

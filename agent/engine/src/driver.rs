@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use drover_journal::{
-    Created, Durability, ErrorRecord, Event, Journal, JournalError, Lease, Level, NewRun, Op, RunRecord, RunStatus, RunbookRef,
-    current_owner,
+    Created, Durability, ErrorRecord, Event, Journal, JournalError, Lease, Level, NewRun, Op, RunRecord, RunStatus, RunbookRef, current_owner,
 };
 use serde_json::{Value, json};
 use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
@@ -18,15 +17,15 @@ use tracing::Instrument;
 
 use crate::bindings;
 use crate::cancel::CancelSignal;
+use crate::capabilities::Gate;
 use crate::durable::{AfterFailure, Durable, DurableError, StepStart};
 use crate::events::{Observer, RunEvent};
 use crate::host::{HostState, from_wit};
+use crate::limits::{LimitExceeded, StepClock};
 use crate::plan::{Plan, PlannedChange};
+use crate::policy::Guard;
 use crate::sandbox::{stderr_tail, wasi_for_run};
 use crate::secrets::{Secrets, guest_params};
-use crate::capabilities::Gate;
-use crate::limits::{LimitExceeded, StepClock};
-use crate::policy::Guard;
 use crate::{EPOCH_TICK, Engine, EngineError, LoadedRunbook};
 
 /// How often a driver looks for a cancel request in the journal.
@@ -98,10 +97,8 @@ impl Ending {
     }
 
     fn from_json(v: &Value) -> Ending {
-        let error = || {
-            serde_json::from_value(v["error"].clone())
-                .unwrap_or_else(|_| ErrorRecord::terminal("unknown", "the journaled end of the run has no error"))
-        };
+        let error =
+            || serde_json::from_value(v["error"].clone()).unwrap_or_else(|_| ErrorRecord::terminal("unknown", "the journaled end of the run has no error"));
         match v["status"].as_str() {
             Some("succeeded") => Ending::Succeeded(v["result"].clone()),
             Some("cancelled") => Ending::Cancelled(error()),
@@ -140,11 +137,7 @@ impl Ending {
 fn new_run(runbook: &LoadedRunbook, run_id: &str, params: &Value) -> Result<NewRun, EngineError> {
     Ok(NewRun {
         run_id: run_id.to_string(),
-        runbook: RunbookRef {
-            name: runbook.info.name.clone(),
-            version: runbook.info.version.clone(),
-            digest: runbook.info.digest.clone(),
-        },
+        runbook: RunbookRef { name: runbook.info.name.clone(), version: runbook.info.version.clone(), digest: runbook.info.digest.clone() },
         params: Secrets::resolve(params)?.mask_params(params),
         created_at: Utc::now(),
         policy_override: None,
@@ -155,10 +148,7 @@ fn new_run(runbook: &LoadedRunbook, run_id: &str, params: &Value) -> Result<NewR
 
 /// Checks a run id: 1 to 64 of `[A-Za-z0-9._-]`.
 pub fn check_run_id(id: &str) -> Result<(), EngineError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && !id.starts_with('.');
+    let ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) && !id.starts_with('.');
     if ok { Ok(()) } else { Err(EngineError::BadRunId(id.into())) }
 }
 
@@ -215,21 +205,9 @@ fn stops_without_outcome(trap: &wasmtime::Error) -> Option<EngineError> {
 }
 
 impl Engine {
-    pub(crate) fn new_store(
-        &self,
-        durable: Option<Durable>,
-        run_id: &str,
-        created_unix: i64,
-        gate: Option<Arc<Gate>>,
-    ) -> (Store<HostState>, MemoryOutputPipe) {
+    pub(crate) fn new_store(&self, durable: Option<Durable>, run_id: &str, created_unix: i64, gate: Option<Arc<Gate>>) -> (Store<HostState>, MemoryOutputPipe) {
         let (wasi, stderr) = wasi_for_run(run_id, created_unix);
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .instances(32)
-            .tables(64)
-            .memories(16)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).instances(32).tables(64).memories(16).trap_on_grow_failure(true).build();
         let clock = durable.as_ref().map(Durable::step_clock);
         let state = HostState {
             durable,
@@ -275,8 +253,8 @@ impl Engine {
 
     /// The policy gate of a run of `runbook` with `params`.
     fn gate(&self, runbook: &LoadedRunbook, run_id: &str, params: &Value, origin: Option<&Value>) -> Result<Arc<Gate>, EngineError> {
-        let guard = Guard::new(&runbook.info, params, &self.policy)
-            .map_err(|detail| EngineError::BadDescription { name: runbook.info.name.clone(), detail })?;
+        let guard =
+            Guard::new(&runbook.info, params, &self.policy).map_err(|detail| EngineError::BadDescription { name: runbook.info.name.clone(), detail })?;
         Ok(Arc::new(Gate {
             guard,
             audit: self.audit.clone(),
@@ -297,20 +275,12 @@ impl Engine {
     /// Starts run `req` of `runbook`, or, if a run with that id exists,
     /// continues it (same runbook and parameters required) or reports it as it
     /// ended. Returns the run as it stands when the driver stops.
-    pub async fn start(
-        &self,
-        journal: Arc<dyn Journal>,
-        runbook: &LoadedRunbook,
-        req: RunRequest,
-        observer: Observer,
-    ) -> Result<RunRecord, EngineError> {
+    pub async fn start(&self, journal: Arc<dyn Journal>, runbook: &LoadedRunbook, req: RunRequest, observer: Observer) -> Result<RunRecord, EngineError> {
         match self.admit(&journal, runbook, req).await? {
             Admitted::New(run_id) => self.drive(journal, runbook, &run_id, observer, None).await,
             Admitted::Existing(run) if run.status.is_final() => Ok(run),
             Admitted::Existing(run) => self.drive(journal, runbook, &run.run_id, observer, None).await,
-            Admitted::Joined(holder) => {
-                Err(EngineError::ScopeHeld { scope: holder.scope.clone().unwrap_or_default(), run_id: holder.run_id })
-            }
+            Admitted::Joined(holder) => Err(EngineError::ScopeHeld { scope: holder.scope.clone().unwrap_or_default(), run_id: holder.run_id }),
         }
     }
 
@@ -358,13 +328,7 @@ impl Engine {
 
     /// Drives admitted run `run_id` with `runbook` (the one it was admitted
     /// with) until it ends or the engine shuts down.
-    pub async fn continue_run(
-        &self,
-        journal: Arc<dyn Journal>,
-        runbook: &LoadedRunbook,
-        run_id: &str,
-        observer: Observer,
-    ) -> Result<RunRecord, EngineError> {
+    pub async fn continue_run(&self, journal: Arc<dyn Journal>, runbook: &LoadedRunbook, run_id: &str, observer: Observer) -> Result<RunRecord, EngineError> {
         self.drive(journal, runbook, run_id, observer, None).await
     }
 
@@ -456,10 +420,7 @@ impl Engine {
         if let Some(hook) = &self.span_hook {
             hook(&span, &run);
         }
-        let result = self
-            .execute(journal.clone(), runbook, run, lease.clone(), keeper.guard(), secrets, cancel, observer, plan)
-            .instrument(span)
-            .await;
+        let result = self.execute(journal.clone(), runbook, run, lease.clone(), keeper.guard(), secrets, cancel, observer, plan).instrument(span).await;
         watcher.abort();
         drop(keeper);
         // Giving up the claim is a courtesy: a dead driver's claim is taken over anyway.
@@ -499,8 +460,7 @@ impl Engine {
                 format!(
                     "resumed with a replacement runbook: {} {} (sha256 {}) in place of {} {} (sha256 {}), by {user}@{} (pid {}); \
                      the run is pinned to it from now on",
-                    runbook.info.name, runbook.info.version, runbook.info.digest, run.runbook.name, run.runbook.version, run.runbook.digest,
-                    me.host, me.pid
+                    runbook.info.name, runbook.info.version, runbook.info.digest, run.runbook.name, run.runbook.version, run.runbook.digest, me.host, me.pid
                 ),
                 &run.runbook,
                 &runbook_ref(runbook),
@@ -518,13 +478,12 @@ impl Engine {
             cancel.raise(req);
         }
         let gate = self.gate(runbook, run_id, &run.params, run.origin.as_ref())?;
-        let mut durable =
-            Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel)
-                .with_plan(plan)
-                .with_unattended(unattended_by(&run))
-                .with_shutdown(self.shutdown.clone())
-                .with_simulation(self.sim.clone())
-                .with_lease_guard(guard);
+        let mut durable = Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel)
+            .with_plan(plan)
+            .with_unattended(unattended_by(&run))
+            .with_shutdown(self.shutdown.clone())
+            .with_simulation(self.sim.clone())
+            .with_lease_guard(guard);
 
         let ending = match durable.recorded_end() {
             // The main part ended before a crash: go straight to the actions.
@@ -551,13 +510,7 @@ impl Engine {
     }
 
     /// Runs the runbook's `run` and records how it ended (the `End` entry).
-    async fn run_main(
-        &self,
-        runbook: &LoadedRunbook,
-        run: &RunRecord,
-        durable: Durable,
-        gate: Arc<Gate>,
-    ) -> Result<(Ending, Durable), EngineError> {
+    async fn run_main(&self, runbook: &LoadedRunbook, run: &RunRecord, durable: Durable, gate: Arc<Gate>) -> Result<(Ending, Durable), EngineError> {
         let clock = durable.step_clock();
         let (mut store, stderr) = self.new_store(Some(durable), &run.run_id, run.created_at.timestamp(), Some(gate));
         let params = guest_params(&run.params).to_string();
@@ -598,10 +551,10 @@ impl Engine {
                         _ => return Err(stop(&mut durable, run, runbook, ops, why).await?),
                     }
                 } else {
-                match trap.downcast_ref::<DurableError>() {
-                    Some(DurableError::Cancelled { by, reason }) => cancelled(&durable, by, reason),
-                    _ => Ending::Failed(durable.mask_error(trap_record(&trap, &stderr, |t| durable.mask(t)))),
-                }
+                    match trap.downcast_ref::<DurableError>() {
+                        Some(DurableError::Cancelled { by, reason }) => cancelled(&durable, by, reason),
+                        _ => Ending::Failed(durable.mask_error(trap_record(&trap, &stderr, |t| durable.mask(t)))),
+                    }
                 }
             }
         };
@@ -617,14 +570,7 @@ impl Engine {
     /// succeed), then the cleanups (newest first, always), each once, as a
     /// journaled step in a fresh instance. A failing action is retried per its
     /// policy and then recorded; the others still run.
-    async fn finalize(
-        &self,
-        runbook: &LoadedRunbook,
-        run: &RunRecord,
-        ending: &Ending,
-        mut durable: Durable,
-        gate: Arc<Gate>,
-    ) -> Result<Durable, EngineError> {
+    async fn finalize(&self, runbook: &LoadedRunbook, run: &RunRecord, ending: &Ending, mut durable: Durable, gate: Arc<Gate>) -> Result<Durable, EngineError> {
         let (run_id, created) = (run.run_id.as_str(), run.created_at.timestamp());
         let registrations = durable.registrations();
         let undos = registrations.iter().filter(|r| r.undo && !matches!(ending, Ending::Succeeded(_))).rev();
@@ -796,10 +742,11 @@ async fn watch_for_cancel(journal: Arc<dyn Journal>, run_id: String, signal: Arc
     loop {
         tokio::time::sleep(CANCEL_POLL).await;
         if let Ok(Some(run)) = journal.run(&run_id).await
-            && let Some(req) = run.cancel {
-                signal.raise(req);
-                return;
-            }
+            && let Some(req) = run.cancel
+        {
+            signal.raise(req);
+            return;
+        }
     }
 }
 

@@ -28,8 +28,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use drover_journal::{
-    AttemptRecord, Decision, Durability, Entry, Verdict, EntryKind, EntryStatus, ErrorRecord, Event, Journal,
-    JournalError, Lease, Level, Op, RunStatus,
+    AttemptRecord, Decision, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event, Journal, JournalError, Lease, Level, Op, RunStatus, Verdict,
 };
 use serde_json::{Value, json};
 
@@ -39,8 +38,8 @@ use crate::failpoints::{self, Failpoint};
 use crate::limits::StepClock;
 use crate::secrets::Secrets;
 
-pub use drover_replay::{MAX_BACKOFF_MS, MAX_KEY_LEN, MAX_RANDOM_BYTES, MAX_WAIT, RetrySpec, idempotency_key};
 use drover_replay::{ActionKind, Violation, check_key};
+pub use drover_replay::{MAX_BACKOFF_MS, MAX_KEY_LEN, MAX_RANDOM_BYTES, MAX_WAIT, RetrySpec, idempotency_key};
 
 /// What went wrong in a journaled call. Each of these traps the runbook.
 #[derive(Debug, thiserror::Error)]
@@ -391,9 +390,9 @@ impl Durable {
                 self.cursor = e.end_seq.map(|s| s as usize + 1).unwrap_or(seq + 1);
                 self.observer.send(RunEvent::StepReplayed { key: key.into(), status: e.status });
                 return Ok(match e.status {
-                    EntryStatus::Failed => StepStart::Failed(e.error.unwrap_or_else(|| {
-                        ErrorRecord::terminal("unknown", "the journal recorded a failure without an error")
-                    })),
+                    EntryStatus::Failed => {
+                        StepStart::Failed(e.error.unwrap_or_else(|| ErrorRecord::terminal("unknown", "the journal recorded a failure without an error")))
+                    }
                     _ => StepStart::Completed(e.output.map(|v| v.to_string()).unwrap_or_else(|| "null".into())),
                 });
             }
@@ -430,13 +429,7 @@ impl Durable {
         };
         let mut ops = ops;
         ops.push(Op::PutEntry(entry.clone()));
-        ops.push(Op::AddAttempt(AttemptRecord {
-            seq: seq as u64,
-            key: key.into(),
-            number,
-            idempotency_key: idem.clone(),
-            started_at: now,
-        }));
+        ops.push(Op::AddAttempt(AttemptRecord { seq: seq as u64, key: key.into(), number, idempotency_key: idem.clone(), started_at: now }));
         self.commit(ops, Durability::Buffered).await?;
         self.put(entry);
         self.cursor = seq + 1;
@@ -528,18 +521,9 @@ impl Durable {
             entry.next_attempt_at = Some(at);
             // The failed attempt's own entries go; the retry state is durable.
             self.entries.truncate(open.seq + 1);
-            self.commit(
-                vec![Op::TruncateAfter(open.seq as u64), Op::PutEntry(entry.clone())],
-                Durability::Durable,
-            )
-            .await?;
+            self.commit(vec![Op::TruncateAfter(open.seq as u64), Op::PutEntry(entry.clone())], Durability::Durable).await?;
             self.put(entry.clone());
-            self.observer.send(RunEvent::StepRetrying {
-                key: key.into(),
-                attempt: open.attempt,
-                backoff,
-                error: error.clone(),
-            });
+            self.observer.send(RunEvent::StepRetrying { key: key.into(), attempt: open.attempt, backoff, error: error.clone() });
             if let Err(e) = self.wait_until(key, at).await {
                 self.open = Some(open);
                 return Err(e);
@@ -573,11 +557,7 @@ impl Durable {
         entry.end_seq = Some(self.cursor as u64 - 1);
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
         self.put(entry);
-        self.observer.send(RunEvent::StepFinished {
-            key: key.into(),
-            status: EntryStatus::Failed,
-            error: Some(error.clone()),
-        });
+        self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Failed, error: Some(error.clone()) });
         failpoints::hit(Failpoint::AfterStep, key);
         Ok(AfterFailure::GiveUp(error))
     }
@@ -663,10 +643,7 @@ impl Durable {
                 let mut e = Entry::new(seq as u64, EntryKind::Sleep, None, EntryStatus::Running, now);
                 e.next_attempt_at = Some(wake);
                 self.commit(
-                    vec![
-                        Op::PutEntry(e.clone()),
-                        Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None },
-                    ],
+                    vec![Op::PutEntry(e.clone()), Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None }],
                     Durability::Durable,
                 )
                 .await?;
@@ -815,9 +792,10 @@ impl Durable {
     /// cleanups and undos always run to the end).
     fn check_cancel(&self) -> Result<()> {
         if self.phase == Phase::Main
-            && let Some(r) = self.cancel.request() {
-                return Err(DurableError::Cancelled { by: r.by, reason: r.reason });
-            }
+            && let Some(r) = self.cancel.request()
+        {
+            return Err(DurableError::Cancelled { by: r.by, reason: r.reason });
+        }
         Ok(())
     }
 
@@ -874,8 +852,7 @@ impl Durable {
             .into());
         }
         let payload = self.secrets.mask_json(payload);
-        let payload: Value = serde_json::from_str(&payload)
-            .map_err(|e| Violation::BadRequest(format!("payload of {kind} '{key}' is not JSON: {e}")))?;
+        let payload: Value = serde_json::from_str(&payload).map_err(|e| Violation::BadRequest(format!("payload of {kind} '{key}' is not JSON: {e}")))?;
         if self.recorded(EntryKind::Register, Some(&step_key))?.is_some() {
             self.cursor += 1;
             return Ok(());
@@ -922,9 +899,7 @@ impl Durable {
             // did not finish: say so rather than leave them running forever.
             let now = self.time();
             for e in self.entries.iter_mut().filter(|e| e.kind == EntryKind::Step && e.status == EntryStatus::Running) {
-                let why = error.cloned().unwrap_or_else(|| {
-                    ErrorRecord::terminal("not-finished", "the run ended before this step finished")
-                });
+                let why = error.cloned().unwrap_or_else(|| ErrorRecord::terminal("not-finished", "the run ended before this step finished"));
                 e.fail(why, now);
                 ops.push(Op::PutEntry(e.clone()));
             }
@@ -1012,11 +987,7 @@ impl Durable {
     /// Checks, when the runbook has returned, that it replayed the whole journal.
     pub fn check_fully_replayed(&self) -> Result<()> {
         if let Some(next) = self.entries.get(self.cursor) {
-            return Err(Violation::UnreplayedEntries {
-                consumed: self.cursor as u64,
-                recorded: self.entries.len() as u64,
-                next: describe_entry(next),
-            }.into());
+            return Err(Violation::UnreplayedEntries { consumed: self.cursor as u64, recorded: self.entries.len() as u64, next: describe_entry(next) }.into());
         }
         Ok(())
     }

@@ -2,8 +2,8 @@
 //! Each import is a thin translation onto [`Durable`], where journaling lives.
 
 use drover_journal::{ErrorRecord, Level};
-use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{approval, cleanup, clock, log, random, run_context, steps, types};
@@ -64,9 +64,7 @@ impl steps::Host for HostState {
         Ok(match self.durable()?.begin_step(&key, retry_spec(retry)).await.map_err(trap)? {
             StepStart::Completed(json) => steps::Started::Completed(json),
             StepStart::Failed(e) => steps::Started::Failed(to_wit(e)),
-            StepStart::Run(a) => {
-                steps::Started::Run(steps::Attempt { idempotency_key: a.idempotency_key, number: a.number })
-            }
+            StepStart::Run(a) => steps::Started::Run(steps::Attempt { idempotency_key: a.idempotency_key, number: a.number }),
         })
     }
 
@@ -76,9 +74,7 @@ impl steps::Host for HostState {
 
     async fn fail(&mut self, key: String, error: types::Error) -> wasmtime::Result<steps::AfterFailure> {
         Ok(match self.durable()?.fail_step(&key, from_wit(error)).await.map_err(trap)? {
-            AfterFailure::Retry(a) => {
-                steps::AfterFailure::Retry(steps::Attempt { idempotency_key: a.idempotency_key, number: a.number })
-            }
+            AfterFailure::Retry(a) => steps::AfterFailure::Retry(steps::Attempt { idempotency_key: a.idempotency_key, number: a.number }),
             AfterFailure::GiveUp(e) => steps::AfterFailure::GiveUp(to_wit(e)),
         })
     }
@@ -96,12 +92,7 @@ impl clock::Host for HostState {
 }
 
 impl approval::Host for HostState {
-    async fn request(
-        &mut self,
-        gate: String,
-        message: String,
-        timeout_seconds: u64,
-    ) -> wasmtime::Result<Result<approval::Approved, types::Error>> {
+    async fn request(&mut self, gate: String, message: String, timeout_seconds: u64) -> wasmtime::Result<Result<approval::Approved, types::Error>> {
         let timeout = (timeout_seconds > 0).then(|| std::time::Duration::from_secs(timeout_seconds));
         let d = self.durable()?.approval(&gate, &message, timeout).await.map_err(trap)?;
         let said = if d.comment.is_empty() { String::new() } else { format!(": {}", d.comment) };
@@ -137,12 +128,7 @@ impl random::Host for HostState {
 }
 
 impl log::Host for HostState {
-    async fn event(
-        &mut self,
-        level: log::Level,
-        mut message: String,
-        fields: Vec<(String, String)>,
-    ) -> wasmtime::Result<()> {
+    async fn event(&mut self, level: log::Level, mut message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
         truncate_marked(&mut message, MAX_LOG_MESSAGE);
         let level = match level {
             log::Level::Trace => Level::Trace,
@@ -166,10 +152,7 @@ impl run_context::Host for HostState {
     }
 
     async fn current_attempt(&mut self) -> wasmtime::Result<Option<steps::Attempt>> {
-        Ok(self
-            .durable()?
-            .current_attempt()
-            .map(|a| steps::Attempt { idempotency_key: a.idempotency_key, number: a.number }))
+        Ok(self.durable()?.current_attempt().map(|a| steps::Attempt { idempotency_key: a.idempotency_key, number: a.number }))
     }
 
     async fn mode(&mut self) -> wasmtime::Result<run_context::RunMode> {

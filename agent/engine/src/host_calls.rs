@@ -29,11 +29,7 @@ pub enum Priority {
 impl Priority {
     /// The priority of a run with `origin` (see the module's doc).
     pub fn of_origin(origin: Option<&serde_json::Value>) -> Self {
-        if origin.is_some_and(|o| o["kind"] == "drill") {
-            Priority::Drill
-        } else {
-            Priority::Failover
-        }
+        if origin.is_some_and(|o| o["kind"] == "drill") { Priority::Drill } else { Priority::Failover }
     }
 }
 
@@ -65,13 +61,7 @@ impl Drop for Turn {
 impl HostCalls {
     /// A cap of `max` calls at once (at least one).
     pub fn new(max: usize) -> Arc<Self> {
-        Arc::new(HostCalls {
-            state: Mutex::new(State {
-                free: max.max(1),
-                failovers: VecDeque::new(),
-                drills: VecDeque::new(),
-            }),
-        })
+        Arc::new(HostCalls { state: Mutex::new(State { free: max.max(1), failovers: VecDeque::new(), drills: VecDeque::new() }) })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -89,9 +79,7 @@ impl HostCalls {
             };
             if s.free > 0 && !ahead {
                 s.free -= 1;
-                return Turn {
-                    calls: self.clone(),
-                };
+                return Turn { calls: self.clone() };
             }
             let (tx, rx) = oneshot::channel();
             match priority {
@@ -100,18 +88,13 @@ impl HostCalls {
             }
             rx
         };
-        let mut waiting = Waiting {
-            calls: self.clone(),
-            rx: Some(rx),
-        };
+        let mut waiting = Waiting { calls: self.clone(), rx: Some(rx) };
         if let Some(rx) = waiting.rx.as_mut() {
             // The sender lives in the queue until release() hands it a turn.
             let _ = rx.await;
         }
         waiting.rx = None;
-        Turn {
-            calls: self.clone(),
-        }
+        Turn { calls: self.clone() }
     }
 
     /// Hands a given-back turn to the first waiting failover, else the first
@@ -155,11 +138,7 @@ pub(crate) struct LentTurn {
 
 impl LentTurn {
     pub(crate) fn new(calls: Arc<HostCalls>, priority: Priority, turn: Turn) -> Arc<Self> {
-        Arc::new(LentTurn {
-            calls,
-            priority,
-            held: Mutex::new(Some(turn)),
-        })
+        Arc::new(LentTurn { calls, priority, held: Mutex::new(Some(turn)) })
     }
 }
 
@@ -171,12 +150,7 @@ impl drover_aws::turns::Turn for LentTurn {
 
     fn take_again(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            if self
-                .held
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_some()
-            {
+            if self.held.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
                 return;
             }
             let turn = self.calls.turn(self.priority).await;
@@ -195,11 +169,7 @@ mod tests {
         let held = calls.turn(Priority::Drill).await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut queued = Vec::new();
-        for (name, p) in [
-            ("drill-1", Priority::Drill),
-            ("drill-2", Priority::Drill),
-            ("failover", Priority::Failover),
-        ] {
+        for (name, p) in [("drill-1", Priority::Drill), ("drill-2", Priority::Drill), ("failover", Priority::Failover)] {
             let (mine, order) = (calls.clone(), order.clone());
             queued.push(tokio::spawn(async move {
                 let _turn = mine.turn(p).await;
@@ -227,11 +197,7 @@ mod tests {
     #[tokio::test]
     async fn a_call_waiting_between_polls_does_not_block_another_runs_call() {
         let calls = HostCalls::new(1);
-        let lent = LentTurn::new(
-            calls.clone(),
-            Priority::Drill,
-            calls.turn(Priority::Drill).await,
-        );
+        let lent = LentTurn::new(calls.clone(), Priority::Drill, calls.turn(Priority::Drill).await);
         let (polled, first_poll) = oneshot::channel::<()>();
         let (other_done, other) = oneshot::channel::<()>();
         let waiter = {
@@ -247,19 +213,12 @@ mod tests {
         };
         first_poll.await.unwrap();
         // Were the whole wait to hold the only turn, the call below would wait for it.
-        assert_eq!(
-            calls.state().free,
-            1,
-            "the waiter gave its turn back while it waits"
-        );
+        assert_eq!(calls.state().free, 1, "the waiter gave its turn back while it waits");
         let turn = calls.turn(Priority::Failover).await;
         drop(turn);
         other_done.send(()).unwrap();
         waiter.await.unwrap();
-        assert!(
-            lent.held.lock().unwrap().is_some(),
-            "the waiter polls with a turn again"
-        );
+        assert!(lent.held.lock().unwrap().is_some(), "the waiter polls with a turn again");
         drop(lent);
         assert_eq!(calls.state().free, 1);
     }
@@ -284,16 +243,8 @@ mod tests {
 
     #[test]
     fn drills_are_the_runs_a_drill_schedule_started() {
-        assert_eq!(
-            Priority::of_origin(Some(
-                &serde_json::json!({"kind": "drill", "name": "weekly"})
-            )),
-            Priority::Drill
-        );
-        assert_eq!(
-            Priority::of_origin(Some(&serde_json::json!({"kind": "trigger"}))),
-            Priority::Failover
-        );
+        assert_eq!(Priority::of_origin(Some(&serde_json::json!({"kind": "drill", "name": "weekly"}))), Priority::Drill);
+        assert_eq!(Priority::of_origin(Some(&serde_json::json!({"kind": "trigger"}))), Priority::Failover);
         assert_eq!(Priority::of_origin(None), Priority::Failover);
     }
 }

@@ -108,8 +108,7 @@ impl RunbookInfo {
             let default = match &p.default {
                 None => None,
                 Some(text) => {
-                    let v: Value = serde_json::from_str(text)
-                        .map_err(|e| bad(format!("default of parameter '{}' is not JSON: {e}", p.name)))?;
+                    let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("default of parameter '{}' is not JSON: {e}", p.name)))?;
                     check_type(&p.name, ty, &v).map_err(|detail| bad(format!("default {detail}")))?;
                     Some(v)
                 }
@@ -127,20 +126,13 @@ impl RunbookInfo {
             capabilities: info
                 .capabilities
                 .into_iter()
-                .map(|c| CapabilityInfo {
-                    service: c.service,
-                    operations: c.operations,
-                    regions: c.regions,
-                    resources: c.resources,
-                })
+                .map(|c| CapabilityInfo { service: c.service, operations: c.operations, regions: c.regions, resources: c.resources })
                 .collect(),
             contract,
             digest,
         };
-        crate::policy::validate_declaration(&described).map_err(|detail| EngineError::BadDescription {
-            name: described.name.clone(),
-            detail: format!("its declared capabilities: {detail}"),
-        })?;
+        crate::policy::validate_declaration(&described)
+            .map_err(|detail| EngineError::BadDescription { name: described.name.clone(), detail: format!("its declared capabilities: {detail}") })?;
         Ok(described)
     }
 
@@ -158,10 +150,7 @@ impl RunbookInfo {
                 });
             };
             if out.contains_key(name) {
-                return Err(EngineError::BadParam {
-                    name: name.clone(),
-                    detail: "given more than once".into(),
-                });
+                return Err(EngineError::BadParam { name: name.clone(), detail: "given more than once".into() });
             }
             let value = if spec.secret {
                 crate::secrets::parse_reference(name, text)?
@@ -195,11 +184,7 @@ impl RunbookInfo {
 fn parse_value(ty: ParamType, text: &str) -> Result<Value, String> {
     match ty {
         ParamType::String => Ok(Value::String(text.to_string())),
-        ParamType::Integer => text
-            .trim()
-            .parse::<i64>()
-            .map(Value::from)
-            .map_err(|_| format!("expected an integer, got '{text}'")),
+        ParamType::Integer => text.trim().parse::<i64>().map(Value::from).map_err(|_| format!("expected an integer, got '{text}'")),
         ParamType::Number => {
             let n: f64 = text.trim().parse().map_err(|_| format!("expected a number, got '{text}'"))?;
             serde_json::Number::from_f64(n).map(Value::Number).ok_or_else(|| format!("expected a finite number, got '{text}'"))

@@ -27,8 +27,8 @@
 mod artifacts;
 pub mod audit;
 mod bindings;
-mod capabilities;
 mod cancel;
+mod capabilities;
 mod driver;
 pub mod durable;
 mod error;
@@ -59,8 +59,8 @@ pub use events::{Observer, RunEvent};
 pub use info::{CapabilityInfo, ParamInfo, ParamType, RunbookInfo};
 pub use limits::{LimitExceeded, Limits};
 pub use loader::{LoadedRunbook, check_header};
-pub use policy::Policy;
 pub use plan::PlannedChange;
+pub use policy::Policy;
 
 use artifacts::Artifacts;
 use host::HostState;
@@ -105,8 +105,7 @@ impl Engine {
         let wasm = wasmtime::Engine::new(&config).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasm);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
-        bindings::Runbook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| EngineError::Setup(format!("{e:#}")))?;
+        bindings::Runbook::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| EngineError::Setup(format!("{e:#}")))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
             let engine = wasm.clone();
@@ -176,7 +175,6 @@ impl Engine {
     pub fn audit_path(&self) -> &Path {
         self.audit.path()
     }
-
 }
 
 impl Drop for Engine {

@@ -43,11 +43,7 @@ fn compatible(found: &str) -> bool {
 /// component layer) before anything else looks at them.
 pub fn check_header(label: &str, bytes: &[u8]) -> Result<(), EngineError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        let head: String = bytes
-            .iter()
-            .take(8)
-            .map(|b| if b.is_ascii_graphic() { (*b as char).to_string() } else { format!("\\x{b:02x}") })
-            .collect();
+        let head: String = bytes.iter().take(8).map(|b| if b.is_ascii_graphic() { (*b as char).to_string() } else { format!("\\x{b:02x}") }).collect();
         let head = if bytes.is_empty() { "nothing: the file is empty".to_string() } else { format!("'{head}'") };
         return Err(EngineError::NotWasm { label: label.into(), head });
     }
@@ -84,24 +80,15 @@ impl Engine {
                     });
                 }
                 None => {
-                    return Err(EngineError::UnknownImport {
-                        label: label.into(),
-                        import: name.into(),
-                        supported: CONTRACT_VERSION,
-                    });
+                    return Err(EngineError::UnknownImport { label: label.into(), import: name.into(), supported: CONTRACT_VERSION });
                 }
             }
         }
-        let exports: Vec<(String, bool)> = ty
-            .exports(&self.wasm)
-            .map(|(n, item)| (n.to_string(), matches!(item.ty, ComponentItem::ComponentFunc(_))))
-            .collect();
+        let exports: Vec<(String, bool)> =
+            ty.exports(&self.wasm).map(|(n, item)| (n.to_string(), matches!(item.ty, ComponentItem::ComponentFunc(_)))).collect();
         let has = |n: &str| exports.iter().any(|(e, f)| e == n && *f);
         if !has("describe") || !has("run") {
-            return Err(EngineError::WrongWorld {
-                label: label.into(),
-                exports: exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
-            });
+            return Err(EngineError::WrongWorld { label: label.into(), exports: exports.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ") });
         }
 
         let pre = self.linker.instantiate_pre(&component).map_err(|e| EngineError::Instantiate(format!("{label}: {e:#}")))?;

@@ -114,20 +114,11 @@ impl Grant {
     /// Checks the grant is well formed: a known service, its operations,
     /// patterns that compile, and regions for a regional service.
     pub fn validate(&self) -> Result<(), String> {
-        let svc = service(&self.service).ok_or_else(|| {
-            format!(
-                "unknown service '{}' (known: {})",
-                self.service,
-                SERVICES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
-            )
-        })?;
+        let svc = service(&self.service)
+            .ok_or_else(|| format!("unknown service '{}' (known: {})", self.service, SERVICES.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")))?;
         for op in &self.operations {
             if op != "*" && !svc.operations.contains(&op.as_str()) {
-                return Err(format!(
-                    "unknown {} operation '{op}' (known: {})",
-                    svc.name,
-                    svc.operations.join(", ")
-                ));
+                return Err(format!("unknown {} operation '{op}' (known: {})", svc.name, svc.operations.join(", ")));
             }
         }
         for p in self.regions.iter().chain(&self.resources) {
@@ -421,9 +412,7 @@ pub fn resolve(info: &RunbookInfo, params: &Value) -> Vec<Grant> {
     let fill = |patterns: &[String]| -> Vec<String> {
         patterns
             .iter()
-            .filter(|p| {
-                placeholders(p).unwrap_or_default().iter().all(|name| params.get(*name).and_then(Value::as_str).is_some_and(|v| !v.is_empty()))
-            })
+            .filter(|p| placeholders(p).unwrap_or_default().iter().all(|name| params.get(*name).and_then(Value::as_str).is_some_and(|v| !v.is_empty())))
             .map(|p| substitute(p, params))
             .collect()
     };
@@ -452,8 +441,7 @@ pub fn missing(declared: &[Grant], granted: &[Grant]) -> Vec<String> {
                 out.push(format!("{} operation {op}", d.service));
             }
         }
-        let covering: Vec<&Grant> =
-            same.iter().copied().filter(|g| d.operations.iter().all(|op| g.operations.iter().any(|o| o == "*" || o == op))).collect();
+        let covering: Vec<&Grant> = same.iter().copied().filter(|g| d.operations.iter().all(|op| g.operations.iter().any(|o| o == "*" || o == op))).collect();
         let pool = if covering.is_empty() { &same } else { &covering };
         if service(&d.service).is_some_and(|s| s.regional) {
             for r in &d.regions {
@@ -564,20 +552,49 @@ mod tests {
     #[test]
     fn a_hostile_parameter_value_matches_only_itself() {
         let hostile = [
-            "*", "?", "[", "]", "[*]", "{", "}", "{a,b}", "\\", "\\*", "\\?", "a\\", "a\\\\", "\\[*]", "**", "a/**", "/", "a/b",
-            "ä*ß", "日本\\", "!", "[!a]", "a-z", "[a-z]", "*\\", "\\\\*", "a,b", "\\{a,b\\}",
+            "*",
+            "?",
+            "[",
+            "]",
+            "[*]",
+            "{",
+            "}",
+            "{a,b}",
+            "\\",
+            "\\*",
+            "\\?",
+            "a\\",
+            "a\\\\",
+            "\\[*]",
+            "**",
+            "a/**",
+            "/",
+            "a/b",
+            "ä*ß",
+            "日本\\",
+            "!",
+            "[!a]",
+            "a-z",
+            "[a-z]",
+            "*\\",
+            "\\\\*",
+            "a,b",
+            "\\{a,b\\}",
         ];
         let probes: Vec<String> = hostile
             .iter()
             .map(|s| s.to_string())
-            .chain(["", "a", "ab", "b", "x", "[x]", "{x}", "orders-db", "a-replica", "-replica", "pre-", "pre-a", "\\a", "a\\b", "\\x", "aa", "ä", "日本"].map(String::from))
+            .chain(
+                ["", "a", "ab", "b", "x", "[x]", "{x}", "orders-db", "a-replica", "-replica", "pre-", "pre-a", "\\a", "a\\b", "\\x", "aa", "ä", "日本"]
+                    .map(String::from),
+            )
             .collect();
         let pol = policy(vec![grant("rds", &["*"], &["*"], &["*"])], None);
         for (before, after) in [("", ""), ("", "-replica"), ("pre-", ""), ("pre-", "-replica")] {
             let rb = info(vec![cap("rds", &["promote-read-replica"], &["{dr}"], &[&format!("db/{before}{{db}}{after}")])]);
             for value in hostile {
-                let g = Guard::new(&rb, &json!({"db": value, "dr": value}), &pol)
-                    .unwrap_or_else(|e| panic!("value {value:?} in db/{before}{{db}}{after}: {e}"));
+                let g =
+                    Guard::new(&rb, &json!({"db": value, "dr": value}), &pol).unwrap_or_else(|e| panic!("value {value:?} in db/{before}{{db}}{after}: {e}"));
                 g.check(&promote(value, &format!("{before}{value}{after}"))).unwrap_or_else(|e| panic!("{value:?}: {e}"));
                 for probe in probes.iter().filter(|p| p.as_str() != value) {
                     let name = format!("{before}{probe}{after}");
@@ -656,10 +673,7 @@ mod tests {
         for svc in SERVICES {
             let start = wit.find(&format!("interface {} {{", svc.name)).unwrap_or_else(|| panic!("no interface {}", svc.name));
             let body = &wit[start..start + wit[start..].find("\n}").unwrap()];
-            let mut funcs: Vec<&str> = body
-                .lines()
-                .filter_map(|l| l.trim().split_once(": func(").map(|(name, _)| name))
-                .collect();
+            let mut funcs: Vec<&str> = body.lines().filter_map(|l| l.trim().split_once(": func(").map(|(name, _)| name)).collect();
             funcs.sort();
             let mut known = svc.operations.to_vec();
             known.sort();

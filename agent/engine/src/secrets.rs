@@ -49,11 +49,7 @@ impl Secrets {
             let Some(source) = v.get("source").and_then(Value::as_str).filter(|_| v.get(SECRET_KEY).is_some()) else {
                 continue;
             };
-            let unavailable = |detail: String| EngineError::SecretUnavailable {
-                name: name.clone(),
-                reference: source.to_string(),
-                detail,
-            };
+            let unavailable = |detail: String| EngineError::SecretUnavailable { name: name.clone(), reference: source.to_string(), detail };
             let value = match source.split_once(':') {
                 Some(("env", var)) => std::env::var(var).map_err(|_| unavailable(format!("environment variable {var} is not set")))?,
                 Some(("file", path)) => std::fs::read_to_string(path)

@@ -48,7 +48,11 @@ impl Simulation {
 
     /// Makes one capability call against the cloud, as step `step` attempt
     /// `attempt`, and hands its result over in the agent's own types.
-    pub(crate) fn call<T, U>(&self, step: Option<(String, u32)>, f: impl FnOnce(&mut Cloud) -> Result<T, GuestError>) -> wasmtime::Result<Result<U, types::Error>>
+    pub(crate) fn call<T, U>(
+        &self,
+        step: Option<(String, u32)>,
+        f: impl FnOnce(&mut Cloud) -> Result<T, GuestError>,
+    ) -> wasmtime::Result<Result<U, types::Error>>
     where
         T: Serialize,
         U: DeserializeOwned,

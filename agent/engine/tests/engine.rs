@@ -44,11 +44,7 @@ async fn a_finished_run_id_is_not_run_again() {
     assert_eq!(resumed, first);
     // The same id with other parameters is a conflict, not a new run.
     let params = rb.info.validate_params(&params(&[("steps", "5")])).unwrap();
-    let err = f
-        .engine
-        .start(f.journal.clone(), &rb, RunRequest::new("done-1", params), Observer::none())
-        .await
-        .unwrap_err();
+    let err = f.engine.start(f.journal.clone(), &rb, RunRequest::new("done-1", params), Observer::none()).await.unwrap_err();
     assert!(matches!(err, EngineError::RunIdConflict { .. }), "{err}");
 }
 

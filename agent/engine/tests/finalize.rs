@@ -109,9 +109,7 @@ async fn cancel_interrupts_a_durable_sleep_and_runs_undos_and_cleanups() {
         }
         cancel(&f, "cx-sleep", "drill window closed").await;
     };
-    let (run, ()) = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(drive, canceller) })
-        .await
-        .expect("cancel must interrupt a 60 s sleep");
+    let (run, ()) = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(drive, canceller) }).await.expect("cancel must interrupt a 60 s sleep");
     let run = run.unwrap();
     assert_eq!(run.status, RunStatus::Cancelled);
     let err = run.error.unwrap();

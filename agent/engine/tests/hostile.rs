@@ -130,7 +130,12 @@ async fn a_step_that_outlives_its_wall_clock_is_stopped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_past_its_wall_clock_is_stopped() {
-    let a = agent(Limits { run_timeout: Duration::from_millis(700), cpu_time: Duration::from_secs(600), step_cpu_time: Duration::from_secs(600), ..Limits::default() });
+    let a = agent(Limits {
+        run_timeout: Duration::from_millis(700),
+        cpu_time: Duration::from_secs(600),
+        step_cpu_time: Duration::from_secs(600),
+        ..Limits::default()
+    });
     let hog = load(&a, artifacts::HOG).await;
     let run = spawn(&a, &hog, "long", &[("mode", "spin")]).await.unwrap();
     let err = run.error.unwrap();

@@ -57,12 +57,7 @@ pub fn capped_result(result: &Value) -> Value {
 
 /// A run's error as its item keeps it (each text capped).
 pub fn capped_error(e: &ErrorRecord) -> ErrorRecord {
-    ErrorRecord {
-        code: capped_text(&e.code),
-        message: capped_text(&e.message),
-        retryable: e.retryable,
-        resource: e.resource.as_deref().map(capped_text),
-    }
+    ErrorRecord { code: capped_text(&e.code), message: capped_text(&e.message), retryable: e.retryable, resource: e.resource.as_deref().map(capped_text) }
 }
 
 /// A decision as its gate item keeps it (who and the comment capped).
@@ -147,19 +142,13 @@ pub fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 pub fn get_n(item: &Item, name: &str) -> Result<u64, JournalError> {
     match item.get(name) {
         None => Ok(0),
-        Some(v) => v
-            .as_n()
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| JournalError::Malformed(format!("attribute {name} is not a number: {v:?}"))),
+        Some(v) => v.as_n().ok().and_then(|t| t.parse().ok()).ok_or_else(|| JournalError::Malformed(format!("attribute {name} is not a number: {v:?}"))),
     }
 }
 
 /// JSON string attribute `name`, decoded, if present.
 pub fn get_json<T: for<'de> Deserialize<'de>>(item: &Item, name: &str) -> Result<Option<T>, JournalError> {
-    get_s(item, name)
-        .map(|t| serde_json::from_str(t).map_err(|e| JournalError::Malformed(format!("attribute {name}: {e}"))))
-        .transpose()
+    get_s(item, name).map(|t| serde_json::from_str(t).map_err(|e| JournalError::Malformed(format!("attribute {name}: {e}")))).transpose()
 }
 
 /// Milliseconds since the epoch.
@@ -216,9 +205,7 @@ pub fn run_from_item(item: &Item) -> Result<RunRecord, JournalError> {
         error: get_json(item, "run_error")?,
         owner: get_json(item, "run_owner")?,
         fence: get_n(item, "run_fence")?,
-        lease_expires_at: (item.contains_key("run_owner") && lease_ms > 0)
-            .then(|| DateTime::from_timestamp_millis(lease_ms as i64))
-            .flatten(),
+        lease_expires_at: (item.contains_key("run_owner") && lease_ms > 0).then(|| DateTime::from_timestamp_millis(lease_ms as i64)).flatten(),
         cancel: get_json(item, "cancel_req")?,
         policy_override: doc.policy_override,
         origin: doc.origin,
@@ -231,17 +218,13 @@ pub fn gate_item(approval: &Approval) -> Result<Item, JournalError> {
     let mut item = gate_key(&approval.run_id, &approval.gate);
     item.insert("gate_doc".into(), json(&Approval { message: capped_text(&approval.message), ..approval.clone() })?);
     item.insert("g1pk".into(), s(GATES_PENDING));
-    item.insert(
-        "g1sk".into(),
-        s(format!("{}#{}#{}", rfc3339(&approval.requested_at), approval.run_id, approval.gate)),
-    );
+    item.insert("g1sk".into(), s(format!("{}#{}#{}", rfc3339(&approval.requested_at), approval.run_id, approval.gate)));
     Ok(item)
 }
 
 /// Decodes a gate item.
 pub fn gate_from_item(item: &Item) -> Result<Approval, JournalError> {
-    let mut approval: Approval =
-        get_json(item, "gate_doc")?.ok_or_else(|| JournalError::Malformed("gate item without gate_doc".into()))?;
+    let mut approval: Approval = get_json(item, "gate_doc")?.ok_or_else(|| JournalError::Malformed("gate item without gate_doc".into()))?;
     approval.decision = get_json(item, "gate_decision")?;
     Ok(approval)
 }

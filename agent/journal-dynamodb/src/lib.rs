@@ -41,13 +41,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ReturnValue, ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ReturnValue,
+    ScalarAttributeType, TableStatus,
 };
 use chrono::Utc;
 use drover_journal::{
-    Approval, AttemptRecord, CancelRequest, Created, Decision, Durability, Entry, Event, Journal, JournalError, Lease,
-    NewRun, Op, Owner, Result, RunFilter, RunRecord,
+    Approval, AttemptRecord, CancelRequest, Created, Decision, Durability, Entry, Event, Journal, JournalError, Lease, NewRun, Op, Owner, Result, RunFilter,
+    RunRecord,
 };
 
 use items::*;
@@ -121,8 +121,7 @@ impl DynamoJournal {
     /// keys is an error.
     pub async fn init(&self) -> Result<bool> {
         if let Ok(out) = self.client.describe_table().table_name(self.table()).send().await {
-            let keys: Vec<String> =
-                out.table().map(|t| t.key_schema().iter().map(|k| k.attribute_name().to_string()).collect()).unwrap_or_default();
+            let keys: Vec<String> = out.table().map(|t| t.key_schema().iter().map(|k| k.attribute_name().to_string()).collect()).unwrap_or_default();
             let index = out.table().is_some_and(|t| t.global_secondary_indexes().iter().any(|i| i.index_name() == Some(INDEX)));
             if keys != ["pk", "sk"] || !index {
                 return Err(self.unavailable(format!(
@@ -186,13 +185,11 @@ impl DynamoJournal {
             Some("ResourceNotFoundException") => {
                 format!("{op}: the table does not exist; create it with `drover store init`")
             }
-            Some("AccessDeniedException" | "UnrecognizedClientException") => format!(
-                "{op} was refused ({what}); grant the agent's role dynamodb:GetItem, PutItem, UpdateItem and Query on the table and its index"
-            ),
+            Some("AccessDeniedException" | "UnrecognizedClientException") => {
+                format!("{op} was refused ({what}); grant the agent's role dynamodb:GetItem, PutItem, UpdateItem and Query on the table and its index")
+            }
             Some("ValidationException") => format!("{op} was rejected ({what})"),
-            _ => format!(
-                "{op} failed, {MAX_ATTEMPTS} attempts made ({what}); the region's DynamoDB may be unreachable or throttling: the run stays resumable"
-            ),
+            _ => format!("{op} failed, {MAX_ATTEMPTS} attempts made ({what}); the region's DynamoDB may be unreachable or throttling: the run stays resumable"),
         };
         self.unavailable(detail)
     }
@@ -202,15 +199,7 @@ impl DynamoJournal {
     }
 
     async fn get(&self, key: Item) -> Result<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.sdk("GetItem", e))?;
+        let out = self.client.get_item().table_name(self.table()).set_key(Some(key)).consistent_read(true).send().await.map_err(|e| self.sdk("GetItem", e))?;
         Ok(out.item)
     }
 
@@ -316,8 +305,7 @@ impl DynamoJournal {
         let item = match self.get_run(&holder).await? {
             Some(item) => item,
             None => {
-                let doc: RunDoc = get_json(&lock, "scope_run")?
-                    .ok_or_else(|| JournalError::Malformed(format!("scope lock '{scope}' without its run")))?;
+                let doc: RunDoc = get_json(&lock, "scope_run")?.ok_or_else(|| JournalError::Malformed(format!("scope lock '{scope}' without its run")))?;
                 let creation = get_s(&lock, "creation_id").unwrap_or_default().to_string();
                 self.put_run(&doc, &creation).await?;
                 self.get_run(&holder).await?.ok_or_else(|| JournalError::UnknownRun(holder.clone()))?
@@ -576,9 +564,8 @@ impl Journal for DynamoJournal {
             chunk.insert("chunk_commit".into(), s(&id));
             // Absent, or left by an older driver that never made it count,
             // or this very request landing twice: never a committed chunk.
-            let put = self
-                .put_if(chunk, "attribute_not_exists(pk) OR chunk_fence < :f OR chunk_commit = :id", &[(":f", n(lease.fence)), (":id", s(&id))])
-                .await;
+            let put =
+                self.put_if(chunk, "attribute_not_exists(pk) OR chunk_fence < :f OR chunk_commit = :id", &[(":f", n(lease.fence)), (":id", s(&id))]).await;
             if !matches!(put, Ok(true)) {
                 self.forget_version(lease);
                 return Err(put.err().unwrap_or_else(|| Self::lost(lease)));

@@ -12,10 +12,7 @@ use crate::items::RunDoc;
 /// A store on a table of its own, created for the test.
 async fn store(lease: Duration) -> (Arc<DynamoJournal>, DynamoConfig) {
     let ep = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default();
-    assert!(
-        ep.starts_with("http://127.0.0.1"),
-        "these tests need the emulated DynamoDB: run them through scripts/test (AWS_ENDPOINT_URL_DYNAMODB='{ep}')"
-    );
+    assert!(ep.starts_with("http://127.0.0.1"), "these tests need the emulated DynamoDB: run them through scripts/test (AWS_ENDPOINT_URL_DYNAMODB='{ep}')");
     let config = DynamoConfig { table: format!("drover-test-{:08x}", rand::random::<u32>()), region: "us-east-1".into(), lease };
     let j = DynamoJournal::open(config.clone()).await;
     assert!(j.init().await.unwrap(), "a new table is created");
@@ -144,9 +141,7 @@ async fn a_run_with_a_megabyte_result_error_or_gate_message_ends() {
 
     j.create_run(&conformance::new_run("big-result")).await.unwrap();
     let lease = j.claim("big-result", &current_owner()).await.unwrap();
-    j.commit(&lease, vec![end(RunStatus::Succeeded, Some(serde_json::json!({"report": big})), None)], Durability::Durable)
-        .await
-        .unwrap();
+    j.commit(&lease, vec![end(RunStatus::Succeeded, Some(serde_json::json!({"report": big})), None)], Durability::Durable).await.unwrap();
     let run = j.run("big-result").await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Succeeded);
     let kept = &run.result.unwrap()["truncated_by_run_store"];
@@ -155,9 +150,7 @@ async fn a_run_with_a_megabyte_result_error_or_gate_message_ends() {
 
     j.create_run(&conformance::new_run("big-error")).await.unwrap();
     let lease = j.claim("big-error", &current_owner()).await.unwrap();
-    j.commit(&lease, vec![end(RunStatus::Failed, None, Some(ErrorRecord::terminal("step-failed", big.clone())))], Durability::Durable)
-        .await
-        .unwrap();
+    j.commit(&lease, vec![end(RunStatus::Failed, None, Some(ErrorRecord::terminal("step-failed", big.clone())))], Durability::Durable).await.unwrap();
     let error = j.run("big-error").await.unwrap().unwrap().error.unwrap();
     assert_eq!(error.code, "step-failed");
     assert!(error.message.len() <= items::FIELD_BYTES + 200, "{}", error.message.len());

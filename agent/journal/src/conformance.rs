@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::json;
 
 use crate::{
-    AttemptRecord, CancelRequest, Created, Decision, Durability, Entry, EntryKind, EntryStatus, Event, Journal,
-    JournalError, Level, NewRun, Op, Owner, RunFilter, RunStatus, RunbookRef, Verdict, current_owner,
+    AttemptRecord, CancelRequest, Created, Decision, Durability, Entry, EntryKind, EntryStatus, Event, Journal, JournalError, Level, NewRun, Op, Owner,
+    RunFilter, RunStatus, RunbookRef, Verdict, current_owner,
 };
 
 /// Runs every check against `j`.
@@ -129,13 +129,7 @@ pub async fn entries_attempts_and_events_round_trip(j: &Arc<dyn Journal>, prefix
     let id = format!("{prefix}-entries");
     j.create_run(&new_run(&id)).await.unwrap();
     let lease = j.claim(&id, &current_owner()).await.unwrap();
-    let attempt = |seq, number| AttemptRecord {
-        seq,
-        key: format!("s{seq}"),
-        number,
-        idempotency_key: format!("k-{seq}-{number}"),
-        started_at: now(),
-    };
+    let attempt = |seq, number| AttemptRecord { seq, key: format!("s{seq}"), number, idempotency_key: format!("k-{seq}-{number}"), started_at: now() };
     let event = |m: &str| Event { at: now(), level: Level::Info, step: Some("s1".into()), message: m.into(), fields: vec![("k".into(), "v".into())] };
     let mut done = step(1, "s1", EntryStatus::Succeeded);
     done.output = Some(json!({"db": "orders"}));
@@ -176,9 +170,7 @@ pub async fn large_outputs_round_trip(j: &Arc<dyn Journal>, prefix: &str) {
     let lease = j.claim(&id, &current_owner()).await.unwrap();
     let mut big = step(0, "big", EntryStatus::Succeeded);
     big.output = Some(json!("x".repeat(1000 * 1000)));
-    j.commit(&lease, vec![Op::PutEntry(big.clone()), Op::PutEntry(step(1, "after", EntryStatus::Running))], Durability::Durable)
-        .await
-        .unwrap();
+    j.commit(&lease, vec![Op::PutEntry(big.clone()), Op::PutEntry(step(1, "after", EntryStatus::Running))], Durability::Durable).await.unwrap();
     let entries = j.entries(&id).await.unwrap();
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0], big);
@@ -211,12 +203,7 @@ pub async fn the_first_decision_on_a_gate_wins(j: &Arc<dyn Journal>, prefix: &st
     let err = j.decide(&id, "promote", &decision(Verdict::Approved, "me")).await.unwrap_err();
     assert!(matches!(err, JournalError::UnknownGate { .. }), "{err}");
     let lease = j.claim(&id, &current_owner()).await.unwrap();
-    let open = Op::OpenApproval {
-        gate: "promote".into(),
-        message: "go?".into(),
-        requested_at: now(),
-        deadline: Some(now() + Duration::minutes(30)),
-    };
+    let open = Op::OpenApproval { gate: "promote".into(), message: "go?".into(), requested_at: now(), deadline: Some(now() + Duration::minutes(30)) };
     j.commit(&lease, vec![open.clone()], Durability::Durable).await.unwrap();
     let mine = |all: Vec<crate::Approval>| all.into_iter().filter(|a| a.run_id == id).collect::<Vec<_>>();
     assert_eq!(mine(j.approvals(None, true).await.unwrap()).len(), 1);

@@ -90,9 +90,7 @@ pub enum JournalError {
     },
 
     /// The run has no approval gate of that name.
-    #[error(
-        "run '{run_id}' has no approval gate '{gate}'; `drover approvals` lists the gates waiting for a decision"
-    )]
+    #[error("run '{run_id}' has no approval gate '{gate}'; `drover approvals` lists the gates waiting for a decision")]
     UnknownGate {
         /// The run.
         run_id: String,

@@ -28,9 +28,8 @@ use tokio::sync::oneshot;
 
 use crate::types::rfc3339;
 use crate::{
-    Approval, AttemptRecord, CancelRequest, Decision, Created, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event,
-    Journal, JournalError, Lease, Level, NewRun, Op, Owner, Result, RunFilter, RunRecord,
-    RunStatus, RunbookRef,
+    Approval, AttemptRecord, CancelRequest, Created, Decision, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event, Journal, JournalError, Lease,
+    Level, NewRun, Op, Owner, Result, RunFilter, RunRecord, RunStatus, RunbookRef,
 };
 
 /// Schema version written to `PRAGMA user_version`.
@@ -158,10 +157,8 @@ impl SqliteJournal {
     pub fn open_with_lease(path: impl AsRef<Path>, lease: Duration) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| JournalError::Io {
-                path: path.clone(),
-                detail: format!("cannot create directory {}: {e}", dir.display()),
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| JournalError::Io { path: path.clone(), detail: format!("cannot create directory {}: {e}", dir.display()) })?;
         }
         let writer_conn = open_connection(&path)?;
         migrate(&writer_conn, &path, lease)?;
@@ -206,8 +203,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path).map_err(|e| map_err(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| map_err(path, e))?;
     // journal_mode answers with a row; reading it also proves the file is a database.
-    let mode: String =
-        conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| map_err(path, e))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(|e| map_err(path, e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(JournalError::Io { path: path.into(), detail: format!("cannot switch to WAL mode (got {mode})") });
     }
@@ -221,17 +217,11 @@ fn migrate(conn: &Connection, path: &Path, lease: Duration) -> Result<()> {
         return Err(JournalError::SchemaTooNew { path: path.into(), found: version, supported: SCHEMA_VERSION });
     }
     if version == 0 {
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
-            .map_err(|e| map_err(path, e))?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(|e| map_err(path, e))?;
         if tables > 0 {
-            return Err(JournalError::Corrupt {
-                path: path.into(),
-                detail: "it is an SQLite database, but not one drover created".into(),
-            });
+            return Err(JournalError::Corrupt { path: path.into(), detail: "it is an SQLite database, but not one drover created".into() });
         }
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
-            .map_err(|e| map_err(path, e))?;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")).map_err(|e| map_err(path, e))?;
         return Ok(());
     }
     if version == 1 {
@@ -283,12 +273,8 @@ fn map_err(path: &Path, e: rusqlite::Error) -> JournalError {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e {
         let detail = msg.clone().unwrap_or_else(|| f.to_string());
         return match f.code {
-            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
-                JournalError::Corrupt { path: path.into(), detail }
-            }
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
-                JournalError::Locked { path: path.into(), waited_ms: BUSY_TIMEOUT.as_millis() as u64 }
-            }
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => JournalError::Corrupt { path: path.into(), detail },
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => JournalError::Locked { path: path.into(), waited_ms: BUSY_TIMEOUT.as_millis() as u64 },
             ErrorCode::DiskFull => JournalError::Io { path: path.into(), detail: format!("disk full: {detail}") },
             ErrorCode::ReadOnly => JournalError::Io { path: path.into(), detail: format!("store is read-only: {detail}") },
             ErrorCode::CannotOpen => JournalError::Io { path: path.into(), detail: format!("cannot open: {detail}") },
@@ -423,14 +409,11 @@ fn apply(conn: &Connection, path: &Path, lease: Duration, job: &Job) -> Result<R
             };
             if approval.decision.is_none() {
                 let text = serde_json::to_string(decision).map_err(|e| JournalError::Malformed(e.to_string()))?;
-                conn.execute(
-                    "UPDATE approvals SET decision = ?3 WHERE run_id = ?1 AND gate = ?2 AND decision IS NULL",
-                    params![run_id, gate, text],
-                )
-                .map_err(sql)?;
+                conn.execute("UPDATE approvals SET decision = ?3 WHERE run_id = ?1 AND gate = ?2 AND decision IS NULL", params![run_id, gate, text])
+                    .map_err(sql)?;
             }
-            let approval = read_approval(conn, run_id, gate).map_err(sql)?
-                .ok_or_else(|| JournalError::UnknownGate { run_id: run_id.clone(), gate: gate.clone() })?;
+            let approval =
+                read_approval(conn, run_id, gate).map_err(sql)?.ok_or_else(|| JournalError::UnknownGate { run_id: run_id.clone(), gate: gate.clone() })?;
             Ok(Reply::Approval(Box::new(approval)))
         }
         Job::Claim(run_id, owner, force) => {
@@ -468,18 +451,12 @@ fn apply(conn: &Connection, path: &Path, lease: Duration, job: &Job) -> Result<R
             Ok(Reply::Unit)
         }
         Job::Release(lease) => {
-            conn.execute(
-                "UPDATE runs SET owner = NULL, lease_expires = NULL WHERE run_id = ?1 AND fence = ?2",
-                params![lease.run_id, lease.fence as i64],
-            )
-            .map_err(sql)?;
+            conn.execute("UPDATE runs SET owner = NULL, lease_expires = NULL WHERE run_id = ?1 AND fence = ?2", params![lease.run_id, lease.fence as i64])
+                .map_err(sql)?;
             Ok(Reply::Unit)
         }
         Job::Commit(lease, ops, _) => {
-            let held: Option<i64> = conn
-                .query_row("SELECT fence FROM runs WHERE run_id = ?1", params![lease.run_id], |r| r.get(0))
-                .optional()
-                .map_err(sql)?;
+            let held: Option<i64> = conn.query_row("SELECT fence FROM runs WHERE run_id = ?1", params![lease.run_id], |r| r.get(0)).optional().map_err(sql)?;
             match held {
                 None => return Err(JournalError::UnknownRun(lease.run_id.clone())),
                 Some(f) if f as u64 != lease.fence => {
@@ -537,14 +514,7 @@ fn apply_op(conn: &Connection, run_id: &str, op: &Op) -> rusqlite::Result<()> {
         Op::AddEvent(ev) => {
             conn.execute(
                 "INSERT INTO events (run_id, at, level, step, message, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    run_id,
-                    rfc3339(&ev.at),
-                    ev.level.as_str(),
-                    ev.step,
-                    ev.message,
-                    serde_json::to_string(&ev.fields).unwrap_or_else(|_| "[]".into()),
-                ],
+                params![run_id, rfc3339(&ev.at), ev.level.as_str(), ev.step, ev.message, serde_json::to_string(&ev.fields).unwrap_or_else(|_| "[]".into()),],
             )?;
         }
         Op::OpenApproval { gate, message, requested_at, deadline } => {
@@ -580,8 +550,7 @@ fn time_col(row: &Row, col: usize) -> rusqlite::Result<DateTime<Utc>> {
 
 fn opt_time_col(row: &Row, col: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     let s: Option<String> = row.get(col)?;
-    s.map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(|e| bad(col, format!("time '{s}': {e}"))))
-        .transpose()
+    s.map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(|e| bad(col, format!("time '{s}': {e}")))).transpose()
 }
 
 fn json_col<T: serde::de::DeserializeOwned>(row: &Row, col: usize) -> rusqlite::Result<Option<T>> {
@@ -628,17 +597,11 @@ fn approval_from_row(row: &Row) -> rusqlite::Result<Approval> {
 }
 
 fn read_approval(conn: &Connection, run_id: &str, gate: &str) -> rusqlite::Result<Option<Approval>> {
-    conn.query_row(
-        &format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE run_id = ?1 AND gate = ?2"),
-        params![run_id, gate],
-        approval_from_row,
-    )
-    .optional()
+    conn.query_row(&format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE run_id = ?1 AND gate = ?2"), params![run_id, gate], approval_from_row).optional()
 }
 
 fn read_run(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<RunRecord>> {
-    conn.query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"), params![run_id], run_from_row)
-        .optional()
+    conn.query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"), params![run_id], run_from_row).optional()
 }
 
 fn entry_from_row(row: &Row) -> rusqlite::Result<Entry> {
@@ -699,11 +662,9 @@ impl Journal for SqliteJournal {
         let id = lease.run_id.clone();
         let held: Option<(i64, Option<String>)> = self
             .read(move |c| {
-                c.query_row(
-                    "SELECT fence, CASE WHEN owner IS NULL THEN NULL ELSE lease_expires END FROM runs WHERE run_id = ?1",
-                    params![id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                c.query_row("SELECT fence, CASE WHEN owner IS NULL THEN NULL ELSE lease_expires END FROM runs WHERE run_id = ?1", params![id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()
             })
             .await?;
@@ -813,8 +774,7 @@ impl Journal for SqliteJournal {
     async fn events(&self, run_id: &str) -> Result<Vec<Event>> {
         let id = run_id.to_string();
         self.read(move |c| {
-            let mut stmt =
-                c.prepare("SELECT at, level, step, message, fields FROM events WHERE run_id = ?1 ORDER BY id")?;
+            let mut stmt = c.prepare("SELECT at, level, step, message, fields FROM events WHERE run_id = ?1 ORDER BY id")?;
             let rows = stmt.query_map(params![id], |row| {
                 let level: String = row.get(1)?;
                 Ok(Event {

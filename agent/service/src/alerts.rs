@@ -36,9 +36,7 @@ impl Alert {
 pub struct Malformed(pub String);
 
 fn text_labels(v: &serde_json::Map<String, Value>) -> BTreeMap<String, String> {
-    v.iter()
-        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-        .collect()
+    v.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect()
 }
 
 #[derive(Deserialize)]
@@ -56,16 +54,12 @@ struct AmWebhook {
 
 /// Alertmanager's webhook payload (version 4).
 pub fn alertmanager(body: &[u8]) -> Result<Vec<Alert>, Malformed> {
-    let hook: AmWebhook = serde_json::from_slice(body)
-        .map_err(|e| Malformed(format!("not an Alertmanager webhook payload (version 4: alerts with status and labels): {e}")))?;
+    let hook: AmWebhook =
+        serde_json::from_slice(body).map_err(|e| Malformed(format!("not an Alertmanager webhook payload (version 4: alerts with status and labels): {e}")))?;
     if hook.version != "4" {
         return Err(Malformed(format!("Alertmanager webhook version '{}' is not supported (4 is)", hook.version)));
     }
-    Ok(hook
-        .alerts
-        .into_iter()
-        .map(|a| Alert { labels: text_labels(&a.labels), firing: a.status == "firing", fingerprint: a.fingerprint })
-        .collect())
+    Ok(hook.alerts.into_iter().map(|a| Alert { labels: text_labels(&a.labels), firing: a.status == "firing", fingerprint: a.fingerprint }).collect())
 }
 
 /// Generic JSON: `{"labels": {...}, "status": "firing"|"resolved"}`

@@ -165,12 +165,7 @@ struct DecideBody {
     comment: String,
 }
 
-async fn decide(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path((id, gate)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> Response {
+async fn decide(State(state): State<Arc<AppState>>, headers: HeaderMap, Path((id, gate)): Path<(String, String)>, body: axum::body::Bytes) -> Response {
     if let Some(r) = refused(&state, &headers) {
         return r;
     }

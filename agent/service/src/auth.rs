@@ -66,9 +66,7 @@ impl Verifier {
                 let presented: Vec<u8> = if let Some(t) = strip_scheme(given, "bearer") {
                     t.as_bytes().to_vec()
                 } else if let Some(b) = strip_scheme(given, "basic") {
-                    let decoded = base64::engine::general_purpose::STANDARD
-                        .decode(b)
-                        .map_err(|_| Refused("malformed Basic credentials".into()))?;
+                    let decoded = base64::engine::general_purpose::STANDARD.decode(b).map_err(|_| Refused("malformed Basic credentials".into()))?;
                     match decoded.iter().position(|&c| c == b':') {
                         Some(i) => decoded[i + 1..].to_vec(),
                         None => return Err(Refused("malformed Basic credentials".into())),
@@ -76,11 +74,7 @@ impl Verifier {
                 } else {
                     return Err(Refused("the Authorization header is neither Bearer nor Basic".into()));
                 };
-                if presented.len() == token.len() && bool::from(presented.ct_eq(token)) {
-                    Ok(())
-                } else {
-                    Err(Refused("wrong token".into()))
-                }
+                if presented.len() == token.len() && bool::from(presented.ct_eq(token)) { Ok(()) } else { Err(Refused("wrong token".into())) }
             }
             Verifier::Hmac(key) => {
                 let ts = header(TIMESTAMP_HEADER).ok_or_else(|| Refused(format!("no {TIMESTAMP_HEADER} header")))?;

@@ -181,11 +181,7 @@ pub fn param_text(v: &toml::Value) -> String {
 
 fn check_name(what: &str, name: &str) -> Result<(), ServiceError> {
     let ok = !name.is_empty() && name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ServiceError::Config(format!("{what} name '{name}' must be 1 to 32 of [A-Za-z0-9_-] (it is used in URLs and run ids)")))
-    }
+    if ok { Ok(()) } else { Err(ServiceError::Config(format!("{what} name '{name}' must be 1 to 32 of [A-Za-z0-9_-] (it is used in URLs and run ids)"))) }
 }
 
 impl ServeConfig {
@@ -271,10 +267,8 @@ mod tests {
 
     #[test]
     fn scopes_take_labels() {
-        let t: TriggerConfig = toml::from_str(
-            "name = \"t\"\nkind = \"generic\"\nrunbook = \"r\"\nauth = { bearer_env = \"X\" }\nscope = \"app:{app}/{region}\"\n",
-        )
-        .unwrap();
+        let t: TriggerConfig =
+            toml::from_str("name = \"t\"\nkind = \"generic\"\nrunbook = \"r\"\nauth = { bearer_env = \"X\" }\nscope = \"app:{app}/{region}\"\n").unwrap();
         let labels = BTreeMap::from([("app".to_string(), "orders".to_string()), ("region".to_string(), "us-east-1".to_string())]);
         assert_eq!(t.scope_for(&labels), "app:orders/us-east-1");
         // A label's value is taken as text, never as part of the template.

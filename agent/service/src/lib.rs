@@ -86,9 +86,8 @@ pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'st
     }
     let api_token = auth::Verifier::bearer_from_env(&config.api_token_env, "[serve] api_token_env")?;
     let triggers = triggers::Triggers::new(&config.triggers, sns_confirm)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| ServiceError::Listen { addr: config.listen.to_string(), detail: e.to_string() })?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.map_err(|e| ServiceError::Listen { addr: config.listen.to_string(), detail: e.to_string() })?;
     let notifier = Arc::new(notify::Notifier::new(&config.notify, metrics.clone())?);
     let supervisor = supervisor::Supervisor::new(engine, journal, runbooks, metrics, notifier);
     let resumed = supervisor.resume_in_flight().await?;
@@ -107,7 +106,13 @@ pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'st
         resumed = resumed.len(),
         "drover serving"
     );
-    eprintln!("drover serving on http://{} ({} drill(s), {} trigger(s), {} run(s) resumed)", config.listen, config.drills.len(), config.triggers.len(), resumed.len());
+    eprintln!(
+        "drover serving on http://{} ({} drill(s), {} trigger(s), {} run(s) resumed)",
+        config.listen,
+        config.drills.len(),
+        config.triggers.len(),
+        resumed.len()
+    );
     let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(stop);
     let served = server.await;
     for task in background {

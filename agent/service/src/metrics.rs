@@ -96,36 +96,22 @@ impl Metrics {
         let notifications = Family::<ResultLabel, Counter>::default();
         registry.register("notifications", "Webhook notifications, sent or failed (after 3 attempts)", notifications.clone());
         let resumed = Family::<RunbookLabel, Counter>::default();
-        registry.register(
-            "runs_resumed",
-            "Runs this agent took up from a driver that stopped, died or (shared store) let its lease run out",
-            resumed.clone(),
-        );
+        registry.register("runs_resumed", "Runs this agent took up from a driver that stopped, died or (shared store) let its lease run out", resumed.clone());
         let fenced_out = Family::<RunbookLabel, Counter>::default();
         registry.register("runs_fenced_out", "Runs this agent stopped driving because its lease was lost or ran out", fenced_out.clone());
-        Metrics {
-            registry: Mutex::new(registry),
-            runs,
-            joined,
-            steps,
-            aws_latency,
-            aws_errors,
-            drill_rto,
-            triggers,
-            notifications,
-            resumed,
-            fenced_out,
-        }
+        Metrics { registry: Mutex::new(registry), runs, joined, steps, aws_latency, aws_errors, drill_rto, triggers, notifications, resumed, fenced_out }
     }
 
     /// A run ended (or stopped with an error).
     pub fn run_ended(&self, run: &RunRecord) {
         self.runs.get_or_create(&RunLabels { runbook: run.runbook.name.clone(), outcome: run.status.to_string() }).inc();
         let drill = run.origin.as_ref().is_some_and(|o| o["kind"] == "drill");
-        if drill && run.status == drover_journal::RunStatus::Succeeded
-            && let Some(rto) = run.result.as_ref().and_then(rto_seconds) {
-                self.drill_rto.get_or_create(&RunbookLabel { runbook: run.runbook.name.clone() }).set(rto);
-            }
+        if drill
+            && run.status == drover_journal::RunStatus::Succeeded
+            && let Some(rto) = run.result.as_ref().and_then(rto_seconds)
+        {
+            self.drill_rto.get_or_create(&RunbookLabel { runbook: run.runbook.name.clone() }).set(rto);
+        }
     }
 
     /// A request joined the run holding its scope.

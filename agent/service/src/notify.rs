@@ -98,9 +98,7 @@ impl Notifier {
             }
             if let Some(key) = &t.key {
                 let ts = Utc::now().timestamp();
-                req = req
-                    .header(crate::auth::TIMESTAMP_HEADER, ts.to_string())
-                    .header(crate::auth::SIGNATURE_HEADER, crate::auth::sign(key, ts, &payload));
+                req = req.header(crate::auth::TIMESTAMP_HEADER, ts.to_string()).header(crate::auth::SIGNATURE_HEADER, crate::auth::sign(key, ts, &payload));
             }
             let (req, url, metrics, payload) = (req, t.config.url.clone(), self.metrics.clone(), payload.clone());
             tokio::spawn(async move {

@@ -203,10 +203,10 @@ mod tests {
         // While it is handled, and after: a duplicate, by any of its keys.
         assert_eq!(seen.claim(&first, 1001), Claim::Duplicate { first_seen: 1000, runs: None });
         seen.finish(&first, &json!([{"run_id": "r1"}]));
-        assert_eq!(seen.claim(&keys(&["t/sig:bb", "t/body:1"]), 1000 + WINDOW_SECONDS - 1), Claim::Duplicate {
-            first_seen: 1000,
-            runs: Some(json!([{"run_id": "r1"}]))
-        });
+        assert_eq!(
+            seen.claim(&keys(&["t/sig:bb", "t/body:1"]), 1000 + WINDOW_SECONDS - 1),
+            Claim::Duplicate { first_seen: 1000, runs: Some(json!([{"run_id": "r1"}])) }
+        );
         // Another delivery is new; the window over, the first is new again.
         assert_eq!(seen.claim(&keys(&["t/body:2"]), 1002), Claim::New);
         assert_eq!(seen.claim(&first, 1000 + WINDOW_SECONDS), Claim::New);

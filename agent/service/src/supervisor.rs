@@ -105,11 +105,7 @@ impl Supervisor {
     /// Records the run and starts driving it in the background; a scope held
     /// by another unfinished run is joined instead.
     pub async fn start(self: &Arc<Self>, s: Start) -> Result<Admission, ServiceError> {
-        let runbook = self
-            .runbooks
-            .get(&s.runbook)
-            .cloned()
-            .ok_or_else(|| ServiceError::UnknownRunbook(s.runbook.clone()))?;
+        let runbook = self.runbooks.get(&s.runbook).cloned().ok_or_else(|| ServiceError::UnknownRunbook(s.runbook.clone()))?;
         let params = runbook.info.validate_params(&s.params)?;
         let req = RunRequest { origin: Some(s.origin), scope: s.scope, ..RunRequest::new(s.run_id, params) };
         match self.engine.admit(&self.journal, &runbook, req).await? {

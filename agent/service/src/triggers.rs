@@ -141,9 +141,10 @@ async fn start(state: &AppState, trigger: &Trigger, scope: &str, alerts: &[Alert
     let first = &alerts[0];
     let mut params: Vec<(String, String)> = c.params.iter().map(|(k, v)| (k.clone(), param_text(v))).collect();
     for (param, label) in &c.params_from_labels {
-        let value = first.labels.get(label).ok_or_else(|| {
-            ServiceError::Config(format!("trigger '{}': the alert has no label '{label}', which parameter '{param}' is taken from", c.name))
-        })?;
+        let value = first
+            .labels
+            .get(label)
+            .ok_or_else(|| ServiceError::Config(format!("trigger '{}': the alert has no label '{label}', which parameter '{param}' is taken from", c.name)))?;
         params.retain(|(k, _)| k != param);
         params.push((param.clone(), value.clone()));
     }
@@ -158,10 +159,7 @@ async fn start(state: &AppState, trigger: &Trigger, scope: &str, alerts: &[Alert
         "traceparent": traceparent,
         "received_at": now,
     });
-    state
-        .supervisor
-        .start(Start { runbook: c.runbook.clone(), params, run_id, origin, scope: Some(scope.to_string()) })
-        .await
+    state.supervisor.start(Start { runbook: c.runbook.clone(), params, run_id, origin, scope: Some(scope.to_string()) }).await
 }
 
 fn rand_u32() -> u32 {
@@ -175,12 +173,7 @@ fn rand_u32() -> u32 {
 async fn sns(state: &AppState, trigger: &Trigger, headers: &HeaderMap, body: &[u8]) -> Result<Parsed, alerts::Malformed> {
     let name = &trigger.config.name;
     let envelope: Value = serde_json::from_slice(body).map_err(|e| alerts::Malformed(format!("not an SNS message (JSON): {e}")))?;
-    let kind = headers
-        .get("x-amz-sns-message-type")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| envelope["Type"].as_str())
-        .unwrap_or("")
-        .to_string();
+    let kind = headers.get("x-amz-sns-message-type").and_then(|v| v.to_str().ok()).or_else(|| envelope["Type"].as_str()).unwrap_or("").to_string();
     let topic = envelope["TopicArn"].as_str().unwrap_or("");
     if Some(topic) != trigger.config.topic_arn.as_deref() {
         state.supervisor.metrics().trigger(name, "wrong-topic");

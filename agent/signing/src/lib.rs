@@ -105,9 +105,7 @@ pub enum SigningError {
         sig: PathBuf,
     },
     /// The signature file is not a drover signature.
-    #[error(
-        "signature {sig} is malformed ({reason}); it is not a `{SIGNATURE_FORMAT}` file: sign the component again with `drover sign FILE --key KEY`"
-    )]
+    #[error("signature {sig} is malformed ({reason}); it is not a `{SIGNATURE_FORMAT}` file: sign the component again with `drover sign FILE --key KEY`")]
     MalformedSignature {
         /// The signature file (or "the signature" when not read from a file).
         sig: String,
@@ -299,8 +297,7 @@ impl PublicKey {
             _ => return Err(malformed(&format!("it does not start with `{PUBLIC_TAG}`"))),
         };
         let bytes = decode_32(b64).map_err(|r| malformed(&r))?;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| malformed("the 32 bytes are not an ed25519 public key"))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| malformed("the 32 bytes are not an ed25519 public key"))?;
         Ok(Self::new(key, comment.to_string()))
     }
 
@@ -478,12 +475,7 @@ fn message(digest: &[u8]) -> Vec<u8> {
 pub fn sign(bytes: &[u8], key: &SigningKey) -> Signature {
     let digest = Sha256::digest(bytes);
     let signature = key.key.sign(&message(&digest));
-    Signature {
-        format: SIGNATURE_FORMAT.to_string(),
-        key_id: key.key_id(),
-        sha256: hex::encode(digest),
-        signature: BASE64.encode(signature.to_bytes()),
-    }
+    Signature { format: SIGNATURE_FORMAT.to_string(), key_id: key.key_id(), sha256: hex::encode(digest), signature: BASE64.encode(signature.to_bytes()) }
 }
 
 /// Where the signature of `component` lives: `COMPONENT.sig`.
@@ -596,10 +588,7 @@ mod tests {
         assert_eq!(key.key_id().as_str(), "21fe31dfa154a261");
         let sig = sign(COMPONENT, &key);
         assert_eq!(sig.sha256, "24eaf3439a60c96764c4f2c92a0a81b52bd4fe5d5b91f090184a0f6486b1bf29");
-        assert_eq!(
-            sig.signature,
-            "SXGMCet8KufrE4CfWlQTJV7tCNvva5QKHDADFhej4qg+/rBbzBBdK9X8vE+MsMnAxetar+Do+sqd1n8udjAGDw=="
-        );
+        assert_eq!(sig.signature, "SXGMCet8KufrE4CfWlQTJV7tCNvva5QKHDADFhej4qg+/rBbzBBdK9X8vE+MsMnAxetar+Do+sqd1n8udjAGDw==");
         assert_eq!(key.public_key("ops").to_line(), "drover-ed25519 11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo= ops");
     }
 

@@ -53,15 +53,7 @@ impl Runbook for AmiReplicate {
             .param(Param::integer("timeout_seconds", "Longest wait for an AMI").default(3600))
             .capability(
                 Capability::new("ec2")
-                    .operations([
-                        "describe-instance",
-                        "create-image",
-                        "wait-image-available",
-                        "copy-image",
-                        "snapshot-volume",
-                        "copy-snapshot",
-                        "prune-images",
-                    ])
+                    .operations(["describe-instance", "create-image", "wait-image-available", "copy-image", "snapshot-volume", "copy-snapshot", "prune-images"])
                     .regions(["{region}", "{dr_region}"])
                     .resources([
                         "instance/{instance_id}",
@@ -104,9 +96,7 @@ impl Runbook for AmiReplicate {
             (None, None)
         } else {
             let snap: String = ctx.step("snapshot-data", || Ok(ec2::snapshot_volume(&p.region, &p.volume_id, &format!("{name}-data"), lineage)?.id))?;
-            let copy: String = ctx.step("copy-data", || {
-                Ok(ec2::copy_snapshot(&p.region, &snap, &p.dr_region, &format!("{name}-data"), lineage)?.id)
-            })?;
+            let copy: String = ctx.step("copy-data", || Ok(ec2::copy_snapshot(&p.region, &snap, &p.dr_region, &format!("{name}-data"), lineage)?.id))?;
             (Some(snap), Some(copy))
         };
         let pruned: Vec<String> = ctx.step("prune", || {

@@ -210,11 +210,11 @@ impl Runbook for DnsShift {
             .param(Param::boolean("ungated", "Shift without any health signal (refused otherwise)").default(false))
             .param(Param::integer("ttl", "TTL of the records, in seconds").default(60))
             .param(Param::integer("timeout_seconds", "Longest wait for a change to be INSYNC").default(300))
-            .capability(
-                Capability::new("route53")
-                    .operations(["get-records", "set-weights", "get-health-check"])
-                    .resources(["zone/{hosted_zone}", "record/{record}", "healthcheck/{health_check}"]),
-            )
+            .capability(Capability::new("route53").operations(["get-records", "set-weights", "get-health-check"]).resources([
+                "zone/{hosted_zone}",
+                "record/{record}",
+                "healthcheck/{health_check}",
+            ]))
             .capability(Capability::new("cloudwatch").operations(["describe-alarms"]).regions(["{alarm_region}"]).resources(["alarm/*"]))
     }
 
@@ -306,16 +306,27 @@ impl Runbook for DnsShift {
                     for set in [&p.from, &p.to] {
                         match t.iter().find(|x| &x.set == set) {
                             Some(x) => r.ok("the weighted sets exist", format!("{set} has weight {} at {}", x.weight, x.value), p.record.clone()),
-                            None => r.problem("the weighted sets exist", format!("no set '{set}' under {}", p.record), p.record.clone(), "create a weighted record per side, or pass from=/to="),
+                            None => r.problem(
+                                "the weighted sets exist",
+                                format!("no set '{set}' under {}", p.record),
+                                p.record.clone(),
+                                "create a weighted record per side, or pass from=/to=",
+                            ),
                         }
                     }
                 }
-                Err(e) => r.problem("the weighted sets exist", e.message().to_string(), p.hosted_zone.clone(), "check the hosted zone name (--param hosted_zone)"),
+                Err(e) => {
+                    r.problem("the weighted sets exist", e.message().to_string(), p.hosted_zone.clone(), "check the hosted zone name (--param hosted_zone)")
+                }
             }
             match gate(p) {
-                Ok(g) if g.healthy => r.ok("the health gate passes now", if g.warnings.is_empty() { "every signal passes".into() } else { g.warnings.join("; ") }, p.to.clone()),
+                Ok(g) if g.healthy => {
+                    r.ok("the health gate passes now", if g.warnings.is_empty() { "every signal passes".into() } else { g.warnings.join("; ") }, p.to.clone())
+                }
                 Ok(g) => r.problem("the health gate passes now", g.failures.join("; "), p.to.clone(), "fix the destination before shifting traffic to it"),
-                Err(e) => r.problem("the health gate passes now", e.message().to_string(), p.to.clone(), "check the health check id, the alarm names and the region"),
+                Err(e) => {
+                    r.problem("the health gate passes now", e.message().to_string(), p.to.clone(), "check the health check id, the alarm names and the region")
+                }
             }
             Ok(r)
         }))

@@ -123,7 +123,14 @@ impl Runbook for DrDrill {
             .param(Param::integer("timeout_seconds", "Longest wait for any one resource").default(3600))
             .capability(
                 Capability::new("rds")
-                    .operations(["describe-instance", "latest-snapshot", "restore-from-snapshot", "wait-instance-available", "delete-instance", "run-instances"])
+                    .operations([
+                        "describe-instance",
+                        "latest-snapshot",
+                        "restore-from-snapshot",
+                        "wait-instance-available",
+                        "delete-instance",
+                        "run-instances",
+                    ])
                     .regions(["{primary_region}", "{dr_region}"])
                     .resources(["db/{db_instance}", "db/{db_instance}-drill-*", "snapshot/{db_instance}*"]),
             )
@@ -158,7 +165,10 @@ impl Runbook for DrDrill {
             let snap = rds::latest_snapshot(&p.dr_region, &p.db_instance)?.ok_or_else(|| {
                 Error::new(
                     "no-snapshot-copy",
-                    format!("no available snapshot of {} in {}: nothing to restore; copy one there (regional backups) before drilling", p.db_instance, p.dr_region),
+                    format!(
+                        "no available snapshot of {} in {}: nothing to restore; copy one there (regional backups) before drilling",
+                        p.db_instance, p.dr_region
+                    ),
                 )
                 .with_resource(p.db_instance.clone())
             })?;
@@ -174,8 +184,7 @@ impl Runbook for DrDrill {
 
         let leftover = |name: &str| Leftover { region: p.dr_region.clone(), name: name.to_string(), zone: p.drill_zone.clone() };
         ctx.defer("drop-database", &leftover(&db_name))?;
-        ctx.step("restore-database", || Ok(rds::restore_from_snapshot(&p.dr_region, &copies.snapshot, &db_name, None)?.identifier))
-            .map(|_: String| ())?;
+        ctx.step("restore-database", || Ok(rds::restore_from_snapshot(&p.dr_region, &copies.snapshot, &db_name, None)?.identifier)).map(|_: String| ())?;
 
         let database: Database = ctx.step("check-database", || {
             let db = rds::wait_instance_available(&p.dr_region, &db_name, wait)?;
@@ -183,11 +192,9 @@ impl Runbook for DrDrill {
             let mut checks = vec![format!("status {}", db.status), format!("engine {} {}", db.engine, db.engine_version)];
             match rds::describe_instance(&p.primary_region, &p.db_instance) {
                 Ok(primary) if primary.engine != db.engine => {
-                    return Err(Error::new(
-                        "engine-mismatch",
-                        format!("the restore runs {} but the primary runs {}", db.engine, primary.engine),
-                    )
-                    .with_resource(db.arn));
+                    return Err(
+                        Error::new("engine-mismatch", format!("the restore runs {} but the primary runs {}", db.engine, primary.engine)).with_resource(db.arn)
+                    );
                 }
                 Ok(primary) => checks.push(format!("engine matches the primary ({} {})", primary.engine, primary.engine_version)),
                 Err(e) => checks.push(format!("primary not compared (it did not answer: {})", e.code())),

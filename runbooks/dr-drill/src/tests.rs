@@ -15,10 +15,8 @@ fn assert_clean(r: &Report) {
     let state = r.cloud.state();
     let dbs: Vec<&String> = state["rds"]["instances"]["us-west-2"].as_object().unwrap().keys().collect();
     assert_eq!(dbs, ["orders-db-replica"], "{r}");
-    let live: Vec<&Value> = state["ec2"]["instances"]["us-west-2"]
-        .as_object()
-        .map(|m| m.values().filter(|i| i["instance"]["state"] != "terminated").collect())
-        .unwrap_or_default();
+    let live: Vec<&Value> =
+        state["ec2"]["instances"]["us-west-2"].as_object().map(|m| m.values().filter(|i| i["instance"]["state"] != "terminated").collect()).unwrap_or_default();
     assert!(live.is_empty(), "instances left: {live:?}\n{r}");
     let zone = state["route53"]["zones"]["orders.example.internal"].as_array().unwrap();
     assert!(!zone.iter().any(|s| s["name"] == "drill.orders.example.internal."), "{r}");
@@ -32,11 +30,19 @@ fn a_drill_restores_launches_checks_and_leaves_nothing() {
     assert_eq!(out["verdict"], "pass");
     assert_eq!(out["restored_from"], "orders-db-nightly-dr");
     assert_eq!(out["rpo_seconds"], 21600);
-    for call in ["rds.restore-from-snapshot", "ec2.run-instance", "route53.upsert-cname", "rds.delete-instance", "ec2.terminate-instance", "route53.delete-cname"] {
+    for call in
+        ["rds.restore-from-snapshot", "ec2.run-instance", "route53.upsert-cname", "rds.delete-instance", "ec2.terminate-instance", "route53.delete-cname"]
+    {
         assert_eq!(r.cloud.changes(call), 1, "{call}\n{r}");
     }
     // Never a production record, never the primary or its replica.
-    assert!(r.calls().iter().filter(|c| c.changed).all(|c| !c.resource.contains("orders-db-replica") && c.resource != "orders-db" && !c.resource.starts_with("db.")), "{r}");
+    assert!(
+        r.calls()
+            .iter()
+            .filter(|c| c.changed)
+            .all(|c| !c.resource.contains("orders-db-replica") && c.resource != "orders-db" && !c.resource.starts_with("db.")),
+        "{r}"
+    );
     assert_clean(&r);
 }
 

@@ -68,39 +68,39 @@ impl Runbook for Failback {
                     .regions(["{home_region}", "{dr_region}"])
                     .resources(["db/{current}", "db/{home_instance}"]),
             )
-            .capability(
-                Capability::new("route53")
-                    .operations(["get-records", "upsert-cname", "set-weights"])
-                    .resources(["zone/{hosted_zone}", "record/{db_record}", "record/{app_record}"]),
-            )
+            .capability(Capability::new("route53").operations(["get-records", "upsert-cname", "set-weights"]).resources([
+                "zone/{hosted_zone}",
+                "record/{db_record}",
+                "record/{app_record}",
+            ]))
     }
 
     fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {
         let wait = Duration::from_secs(p.timeout_seconds);
         let current: Current = ctx.step("preflight", || {
-            let i = rds::describe_instance(&p.dr_region, &p.current)
-                .map_err(|e| e.context(format!("the serving instance {} in {}", p.current, p.dr_region)))?;
+            let i =
+                rds::describe_instance(&p.dr_region, &p.current).map_err(|e| e.context(format!("the serving instance {} in {}", p.current, p.dr_region)))?;
             if i.status != "available" {
                 return Err(Error::new("not-available", format!("{} is '{}', not available", p.current, i.status)).with_resource(i.arn));
             }
             if let Some(src) = &i.replica_source {
                 return Err(Error::new(
                     "not-the-writer",
-                    format!("{} in {} still replicates from {src}: it is not the writer, so there is nothing to fail back from. Nothing was changed", p.current, p.dr_region),
+                    format!(
+                        "{} in {} still replicates from {src}: it is not the writer, so there is nothing to fail back from. Nothing was changed",
+                        p.current, p.dr_region
+                    ),
                 )
                 .with_resource(i.arn));
             }
             let app = route53::get_records(&p.hosted_zone, &p.app_record)?;
-            let targets: Vec<(String, u8, String)> =
-                route53::weighted_targets(&app).into_iter().map(|t| (t.set_identifier, t.weight, t.value)).collect();
+            let targets: Vec<(String, u8, String)> = route53::weighted_targets(&app).into_iter().map(|t| (t.set_identifier, t.weight, t.value)).collect();
             if !targets.iter().any(|(set, _, _)| *set == p.home_region) {
                 return Err(Error::new("record-not-found", format!("no weighted record for {} under {}", p.home_region, p.app_record)));
             }
             Ok(Current { arn: i.arn, targets })
         })?;
-        ctx.step("create-home-replica", || {
-            Ok(rds::create_read_replica(&current.arn, &p.home_region, &p.home_instance, None)?.arn)
-        })?;
+        ctx.step("create-home-replica", || Ok(rds::create_read_replica(&current.arn, &p.home_region, &p.home_instance, None)?.arn))?;
         ctx.step("wait-home-replica", || Ok(rds::wait_instance_available(&p.home_region, &p.home_instance, wait)?.arn))?;
         // A busy replica refuses a promotion: wait for it, never take it for promoted.
         ctx.step_with("promote-home", Retry::attempts(8).backoff(Duration::from_secs(2), Duration::from_secs(60)), || {
@@ -136,8 +136,11 @@ impl Runbook for Failback {
                 return Err(Error::retryable("verify-failed", format!("{} is '{}'", p.home_instance, home.status)));
             }
             if let Some(src) = &home.replica_source {
-                return Err(Error::new("verify-failed", format!("{} still replicates from {src}: it is not promoted, so the database record points at a read-only replica", p.home_instance))
-                    .with_resource(home.arn));
+                return Err(Error::new(
+                    "verify-failed",
+                    format!("{} still replicates from {src}: it is not promoted, so the database record points at a read-only replica", p.home_instance),
+                )
+                .with_resource(home.arn));
             }
             Ok(())
         })?;

@@ -53,9 +53,7 @@ impl Runbook for HelloDurable {
     }
 
     fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {
-        let plan: Plan = ctx.step("plan", || {
-            Ok(Plan { ticket: format!("CHG-{:06}", ctx.random_u64() % 1_000_000), started_unix: ctx.unix_seconds() })
-        })?;
+        let plan: Plan = ctx.step("plan", || Ok(Plan { ticket: format!("CHG-{:06}", ctx.random_u64() % 1_000_000), started_unix: ctx.unix_seconds() }))?;
         let announcement: String = ctx.step("announce", || {
             let text = format!("hello {}, change {} is under way", p.target, plan.ticket);
             ctx.info(&text);
@@ -65,10 +63,7 @@ impl Runbook for HelloDurable {
         let paused: i64 = ctx.step("verify", || {
             let paused = ctx.unix_seconds() - plan.started_unix;
             if paused < p.pause_seconds as i64 {
-                return Err(Error::new(
-                    "clock-went-backwards",
-                    format!("only {paused} s passed during a {} s pause", p.pause_seconds),
-                ));
+                return Err(Error::new("clock-went-backwards", format!("only {paused} s passed during a {} s pause", p.pause_seconds)));
             }
             Ok(paused)
         })?;

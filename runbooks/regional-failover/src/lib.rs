@@ -168,9 +168,7 @@ fn lag(reading: Option<rds::LagReading>, replica: &str, max_age: u32) -> Lag {
 }
 
 fn weighted(t: &[(String, u8, String)]) -> Vec<route53::WeightedTarget> {
-    t.iter()
-        .map(|(set, weight, value)| route53::WeightedTarget { set_identifier: set.clone(), weight: *weight, value: value.clone() })
-        .collect()
+    t.iter().map(|(set, weight, value)| route53::WeightedTarget { set_identifier: set.clone(), weight: *weight, value: value.clone() }).collect()
 }
 
 impl Runbook for RegionalFailover {
@@ -414,23 +412,15 @@ impl Runbook for RegionalFailover {
         })?;
 
         let shifted: Weights = ctx.step("shift-app-weights", || {
-            let to: Vec<(String, u8, String)> = pre
-                .app_targets
-                .iter()
-                .map(|(set, _, v)| (set.clone(), if *set == p.dr_region { 100 } else { 0 }, v.clone()))
-                .collect();
+            let to: Vec<(String, u8, String)> =
+                pre.app_targets.iter().map(|(set, _, v)| (set.clone(), if *set == p.dr_region { 100 } else { 0 }, v.clone())).collect();
             route53::set_weights(&p.hosted_zone, &p.app_record, &weighted(&to), 60, wait)?;
             Ok(Weights { targets: to })
         })?;
         // If verification fails, send the traffic back where it was.
         ctx.compensate(
             "restore-app-weights",
-            &RestoreWeights {
-                zone: p.hosted_zone.clone(),
-                record: p.app_record.clone(),
-                targets: pre.app_targets.clone(),
-                timeout_seconds: wait.as_secs(),
-            },
+            &RestoreWeights { zone: p.hosted_zone.clone(), record: p.app_record.clone(), targets: pre.app_targets.clone(), timeout_seconds: wait.as_secs() },
         )?;
         let shifted_ms = unix_ms(ctx);
 
@@ -469,8 +459,11 @@ impl Runbook for RegionalFailover {
                 return Err(Error::retryable("verify-failed", format!("{} is '{}'", p.replica, db_now.status)));
             }
             if let Some(src) = &db_now.replica_source {
-                return Err(Error::new("verify-failed", format!("{} still replicates from {src}: it is not promoted, so the database record points at a read-only replica", p.replica))
-                    .with_resource(db_now.arn));
+                return Err(Error::new(
+                    "verify-failed",
+                    format!("{} still replicates from {src}: it is not promoted, so the database record points at a read-only replica", p.replica),
+                )
+                .with_resource(db_now.arn));
             }
             Ok(())
         })?;
@@ -507,7 +500,12 @@ impl Runbook for RegionalFailover {
                 if replica.status == "available" {
                     r.ok("the DR replica is available", format!("{} is available", p.replica), replica.arn.clone());
                 } else {
-                    r.problem("the DR replica is available", format!("{} is '{}'", p.replica, replica.status), replica.arn.clone(), "wait until it is available, or look at its RDS events");
+                    r.problem(
+                        "the DR replica is available",
+                        format!("{} is '{}'", p.replica, replica.status),
+                        replica.arn.clone(),
+                        "wait until it is available, or look at its RDS events",
+                    );
                 }
                 match &replica.replica_source {
                     Some(src) if rds_name(src) == p.db_instance => {
@@ -529,11 +527,18 @@ impl Runbook for RegionalFailover {
             }
             match rds::replica_lag(&p.dr_region, &p.replica).map(|r| lag(r, &p.replica, p.max_lag_age_seconds)) {
                 Ok(Lag::Known(seconds, age)) if seconds <= f64::from(p.rpo_seconds) => {
-                    r.ok("replica lag within the RPO budget", format!("{seconds:.0} s behind (budget {} s), read {age} s ago", p.rpo_seconds), p.replica.clone());
+                    r.ok(
+                        "replica lag within the RPO budget",
+                        format!("{seconds:.0} s behind (budget {} s), read {age} s ago", p.rpo_seconds),
+                        p.replica.clone(),
+                    );
                 }
                 Ok(Lag::Known(seconds, age)) => r.problem(
                     "replica lag within the RPO budget",
-                    format!("{seconds:.0} s behind (read {age} s ago), over the budget of {} s: a failover now would lose up to {seconds:.0} s of writes", p.rpo_seconds),
+                    format!(
+                        "{seconds:.0} s behind (read {age} s ago), over the budget of {} s: a failover now would lose up to {seconds:.0} s of writes",
+                        p.rpo_seconds
+                    ),
                     p.replica.clone(),
                     "find why replication is slow (write load, instance size, network); a failover now is refused unless accept_replica_lag=true",
                 ),
@@ -563,21 +568,35 @@ impl Runbook for RegionalFailover {
                     p.db_instance.clone(),
                     "copy snapshots of the primary to the DR region (a nightly job)",
                 ),
-                Err(e) => r.problem("a recent snapshot copy in the DR region", e.message().to_string(), p.db_instance.clone(), "check RDS access in the DR region"),
+                Err(e) => {
+                    r.problem("a recent snapshot copy in the DR region", e.message().to_string(), p.db_instance.clone(), "check RDS access in the DR region")
+                }
             }
             match route53::get_records(&p.hosted_zone, &p.db_record) {
                 Ok(sets) if sets.iter().any(|s| s.record_type == "CNAME" && s.set_identifier.is_none()) => {
                     r.ok("the database record exists", format!("{} is a CNAME", p.db_record), p.db_record.clone());
                 }
-                Ok(_) => r.problem("the database record exists", format!("no CNAME {} in {}", p.db_record, p.hosted_zone), p.db_record.clone(), "create the record, or pass --param db_record=NAME"),
-                Err(e) => r.problem("the database record exists", e.message().to_string(), p.hosted_zone.clone(), "check the hosted zone name (--param hosted_zone)"),
+                Ok(_) => r.problem(
+                    "the database record exists",
+                    format!("no CNAME {} in {}", p.db_record, p.hosted_zone),
+                    p.db_record.clone(),
+                    "create the record, or pass --param db_record=NAME",
+                ),
+                Err(e) => {
+                    r.problem("the database record exists", e.message().to_string(), p.hosted_zone.clone(), "check the hosted zone name (--param hosted_zone)")
+                }
             }
             match route53::get_records(&p.hosted_zone, &p.app_record) {
                 Ok(sets) => {
                     let app = targets(&sets);
-                    let missing: Vec<&str> = [&p.primary_region, &p.dr_region].into_iter().filter(|reg| !app.iter().any(|(s, _, _)| s == *reg)).map(String::as_str).collect();
+                    let missing: Vec<&str> =
+                        [&p.primary_region, &p.dr_region].into_iter().filter(|reg| !app.iter().any(|(s, _, _)| s == *reg)).map(String::as_str).collect();
                     if missing.is_empty() {
-                        r.ok("the app's weighted records exist", format!("{} has sets for {} and {}", p.app_record, p.primary_region, p.dr_region), p.app_record.clone());
+                        r.ok(
+                            "the app's weighted records exist",
+                            format!("{} has sets for {} and {}", p.app_record, p.primary_region, p.dr_region),
+                            p.app_record.clone(),
+                        );
                     } else {
                         r.problem(
                             "the app's weighted records exist",
@@ -587,11 +606,20 @@ impl Runbook for RegionalFailover {
                         );
                     }
                 }
-                Err(e) => r.problem("the app's weighted records exist", e.message().to_string(), p.hosted_zone.clone(), "check the hosted zone name (--param hosted_zone)"),
+                Err(e) => r.problem(
+                    "the app's weighted records exist",
+                    e.message().to_string(),
+                    p.hosted_zone.clone(),
+                    "check the hosted zone name (--param hosted_zone)",
+                ),
             }
             match rds::describe_instance(&p.primary_region, &p.db_instance) {
                 Ok(i) => r.ok("the primary answers (a final snapshot is possible)", format!("{} is '{}'", p.db_instance, i.status), i.arn),
-                Err(e) => r.ok("the primary answers (a final snapshot is possible)", format!("it does not ({}): the failover would skip the final snapshot", e.code()), p.db_instance.clone()),
+                Err(e) => r.ok(
+                    "the primary answers (a final snapshot is possible)",
+                    format!("it does not ({}): the failover would skip the final snapshot", e.code()),
+                    p.db_instance.clone(),
+                ),
             }
             Ok(r)
         }))

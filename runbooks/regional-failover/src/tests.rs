@@ -166,9 +166,10 @@ fn truthful(r: &Report) -> bool {
     let state = r.cloud.state();
     let target = db_record(r);
     let instances = state["rds"]["instances"].as_object().unwrap();
-    let promoted = instances.values().flat_map(|m| m.as_object().unwrap().values()).find(|d| {
-        d["instance"]["endpoint"].as_str().is_some_and(|e| e.trim_end_matches('.') == target.trim_end_matches('.'))
-    });
+    let promoted = instances
+        .values()
+        .flat_map(|m| m.as_object().unwrap().values())
+        .find(|d| d["instance"]["endpoint"].as_str().is_some_and(|e| e.trim_end_matches('.') == target.trim_end_matches('.')));
     let promoted = promoted.unwrap_or_else(|| panic!("{target} is no instance's endpoint\n{r}"));
     assert_eq!(promoted["instance"]["replica_source"], Value::Null, "succeeded, but {target} still replicates\n{r}");
     assert!(promoted["promoting_from"].is_null() || r.cloud.now_ms() >= promoted["ready_at"].as_i64().unwrap(), "succeeded before the promotion finished\n{r}");
@@ -310,7 +311,11 @@ fn weighted_a_records_are_shifted_as_a_records() {
     let scenario = demo().records(
         zone,
         app,
-        &[("A", Some("us-east-1"), Some(100), &["10.0.0.10"]), ("A", Some("us-west-2"), Some(0), &["10.1.0.10"]), ("AAAA", Some("us-east-1"), Some(100), &["fd00::10"])],
+        &[
+            ("A", Some("us-east-1"), Some(100), &["10.0.0.10"]),
+            ("A", Some("us-west-2"), Some(0), &["10.1.0.10"]),
+            ("AAAA", Some("us-east-1"), Some(100), &["fd00::10"]),
+        ],
     );
     let r = TestRun::new(&scenario).run::<RegionalFailover>();
     assert_eq!(r.error().code(), "record-not-found", "{r}");

@@ -10,9 +10,9 @@ use super::run::with_live;
 /// the cloud learns which step and attempt is calling.
 fn aws<T>(what: &str, f: impl FnOnce(&mut Cloud, &str, &str) -> T) -> T {
     with_live(|l| {
-        let (key, attempt, step) = l.current().unwrap_or_else(|| {
-            panic!("{what} was called outside a step; wrap AWS calls in ctx.step so that their results are journaled and replayed")
-        });
+        let (key, attempt, step) = l
+            .current()
+            .unwrap_or_else(|| panic!("{what} was called outside a step; wrap AWS calls in ctx.step so that their results are journaled and replayed"));
         let run_id = l.run_id();
         l.cloud.caller = Some((step, attempt));
         let out = f(&mut l.cloud, &key, &run_id);

@@ -127,7 +127,9 @@ mod tests {
         type Output = ();
 
         fn describe() -> Describe {
-            Describe::new("rule-breaker", "0.1.0").description("calls the agent where it may not").param(crate::describe::Param::string("rule", "which rule to break"))
+            Describe::new("rule-breaker", "0.1.0")
+                .description("calls the agent where it may not")
+                .param(crate::describe::Param::string("rule", "which rule to break"))
         }
 
         fn run(ctx: &Ctx, p: serde_json::Value) -> Result<(), Error> {

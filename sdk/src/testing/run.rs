@@ -185,9 +185,8 @@ thread_local! {
 pub(crate) fn with_live<T>(f: impl FnOnce(&mut Live) -> T) -> T {
     LIVE.with(|l| {
         let mut guard = l.borrow_mut();
-        let live = guard.as_mut().expect(
-            "a runbook called the agent outside a test run: natively, drive it with drover_sdk::testing::TestRun::run::<YourRunbook>()",
-        );
+        let live =
+            guard.as_mut().expect("a runbook called the agent outside a test run: natively, drive it with drover_sdk::testing::TestRun::run::<YourRunbook>()");
         f(live)
     })
 }
@@ -688,15 +687,7 @@ impl TestRun {
         }
         let live = LIVE.with(|l| l.borrow_mut().take()).expect("the test run is still there");
         let (ending, result, _) = live.journal.ended.clone().expect("the run ended");
-        Report {
-            ending,
-            result: result.map_err(Error::from_wit),
-            steps: live.journal.steps,
-            cloud: live.cloud,
-            logs: live.logs,
-            executions,
-            crashes,
-        }
+        Report { ending, result: result.map_err(Error::from_wit), steps: live.journal.steps, cloud: live.cloud, logs: live.logs, executions, crashes }
     }
 }
 
@@ -719,9 +710,10 @@ fn execute<R: Runbook>(params: &str) {
         let (ending, result) = match outcome {
             Ok(r) => (if r.is_ok() { Ending::Succeeded } else { Ending::Failed }, r),
             Err(payload) => match (payload.downcast_ref::<Interrupt>(), payload.downcast_ref::<ContractViolation>()) {
-                (Some(Interrupt::Cancel), _) => {
-                    (Ending::Cancelled, Err(WitError { code: "cancelled".into(), message: "the test cancelled the run".into(), retryable: false, resource: None }))
-                }
+                (Some(Interrupt::Cancel), _) => (
+                    Ending::Cancelled,
+                    Err(WitError { code: "cancelled".into(), message: "the test cancelled the run".into(), retryable: false, resource: None }),
+                ),
                 (Some(Interrupt::Crash), _) => resume_unwind(payload),
                 (None, Some(ContractViolation(v))) => failed(v.code(), v.to_string()),
                 (None, None) => {
@@ -900,7 +892,15 @@ impl fmt::Display for Report {
         }
         writeln!(f, "calls:")?;
         for c in self.cloud.calls() {
-            writeln!(f, "  {:<36} {:<10} {:<32} {}{}", c.call, c.region, c.resource, c.outcome(), c.step.as_deref().map(|s| format!("  [{s} #{}]", c.attempt)).unwrap_or_default())?;
+            writeln!(
+                f,
+                "  {:<36} {:<10} {:<32} {}{}",
+                c.call,
+                c.region,
+                c.resource,
+                c.outcome(),
+                c.step.as_deref().map(|s| format!("  [{s} #{}]", c.attempt)).unwrap_or_default()
+            )?;
         }
         if !self.logs.is_empty() {
             writeln!(f, "log:")?;

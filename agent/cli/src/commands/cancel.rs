@@ -44,10 +44,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     match run.owner.as_ref().filter(|_| !run.driver_gone(chrono::Utc::now())) {
         Some(owner) => {
             if !args.quiet {
-                eprintln!(
-                    "cancel recorded; the driver (pid {} on {}) stops run {id} at its next step boundary and runs its cleanups",
-                    owner.pid, owner.host
-                );
+                eprintln!("cancel recorded; the driver (pid {} on {}) stops run {id} at its next step boundary and runs its cleanups", owner.pid, owner.host);
             }
             let deadline = Instant::now() + Duration::from_secs(args.wait);
             loop {
@@ -56,10 +53,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
                     return super::report(&journal, &run, args.json).await;
                 }
                 if Instant::now() > deadline {
-                    eprintln!(
-                        "run {id} is still {} after {} s; the cancel stays recorded and takes effect at its next step boundary",
-                        run.status, args.wait
-                    );
+                    eprintln!("run {id} is still {} after {} s; the cancel stays recorded and takes effect at its next step boundary", run.status, args.wait);
                     return Ok(ExitCode::SUCCESS);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -70,10 +64,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
             // (the journal answers what was done; cleanups and undos run).
             let engine = home.engine()?;
             let j = journal.clone();
-            super::drive(&journal, id, args.json, args.quiet, |observer| async move {
-                engine.resume(j, id, None, observer).await
-            })
-            .await
+            super::drive(&journal, id, args.json, args.quiet, |observer| async move { engine.resume(j, id, None, observer).await }).await
         }
     }
 }

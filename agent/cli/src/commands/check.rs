@@ -79,7 +79,11 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
                 f.push(fail("the version is semver", format!("'{}'", info.version), "give MAJOR.MINOR.PATCH (env!(\"CARGO_PKG_VERSION\") does)"));
             }
             if info.description.trim().is_empty() {
-                f.push(fail("the runbook is described", "describe() gives no description", "say in one paragraph what it does and when to use it (.description(...))"));
+                f.push(fail(
+                    "the runbook is described",
+                    "describe() gives no description",
+                    "say in one paragraph what it does and when to use it (.description(...))",
+                ));
             } else {
                 f.push(pass("the runbook is described", format!("{} characters", info.description.len())));
             }
@@ -87,7 +91,11 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
             if undocumented.is_empty() {
                 f.push(pass("every parameter is documented", format!("{} parameter(s)", info.params.len())));
             } else {
-                f.push(fail("every parameter is documented", format!("no description: {}", undocumented.join(", ")), "give each Param a description: operators read it in drover inspect"));
+                f.push(fail(
+                    "every parameter is documented",
+                    format!("no description: {}", undocumented.join(", ")),
+                    "give each Param a description: operators read it in drover inspect",
+                ));
             }
             // Every operation is broad; every resource is broad only where the
             // runbook changes something (reading every alarm's state is harmless).

@@ -4,10 +4,10 @@ pub mod approve;
 pub mod cancel;
 pub mod check;
 pub mod inspect;
-pub mod readiness;
-pub mod report;
 pub mod keygen;
 pub mod new;
+pub mod readiness;
+pub mod report;
 pub mod resume;
 pub mod run;
 pub mod runs;
@@ -72,13 +72,7 @@ pub fn exit_code(status: RunStatus) -> ExitCode {
 
 /// Drives a run with a live progress display, stopping cleanly on Ctrl-C
 /// (the run stays resumable), then reports it.
-pub async fn drive<F>(
-    journal: &Arc<dyn Journal>,
-    run_id: &str,
-    json: bool,
-    quiet: bool,
-    go: impl FnOnce(Observer) -> F,
-) -> Result<ExitCode>
+pub async fn drive<F>(journal: &Arc<dyn Journal>, run_id: &str, json: bool, quiet: bool, go: impl FnOnce(Observer) -> F) -> Result<ExitCode>
 where
     F: std::future::Future<Output = Result<RunRecord, EngineError>>,
 {

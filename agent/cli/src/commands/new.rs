@@ -24,7 +24,8 @@ pub struct Args {
 
 pub fn exec(args: Args) -> Result<ExitCode> {
     let name = args.name.as_str();
-    if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_lowercase()) || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_lowercase()) || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         bail!("runbook name '{name}': use lowercase letters, digits and '-', starting with a letter (e.g. payments-failover)");
     }
     let sdk = match args.sdk {

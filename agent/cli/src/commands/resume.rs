@@ -35,8 +35,5 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     };
     let j = journal.clone();
     let id = args.run_id.clone();
-    super::drive(&journal, &args.run_id, args.json, args.quiet, |observer| async move {
-        engine.resume(j, &id, replacement.as_ref(), observer).await
-    })
-    .await
+    super::drive(&journal, &args.run_id, args.json, args.quiet, |observer| async move { engine.resume(j, &id, replacement.as_ref(), observer).await }).await
 }

@@ -56,10 +56,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let run_id = args.run_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let req = RunRequest { accept_missing_grants: args.accept_missing_grants, ..RunRequest::new(run_id.clone(), params) };
     let j = journal.clone();
-    super::drive(&journal, &run_id, args.json, args.quiet, |observer| async move {
-        engine.start(j, &runbook, req, observer).await
-    })
-    .await
+    super::drive(&journal, &run_id, args.json, args.quiet, |observer| async move { engine.start(j, &runbook, req, observer).await }).await
 }
 
 async fn dry_run(

@@ -50,11 +50,8 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let bytes = std::fs::read(&args.runbook).with_context(|| format!("cannot read runbook {}", args.runbook.display()))?;
     let runbook = engine.load(&args.runbook.display().to_string(), &bytes).await?;
 
-    let mut raw: Vec<(String, String)> = scenario
-        .params
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-        .collect();
+    let mut raw: Vec<(String, String)> =
+        scenario.params.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
     raw.retain(|(k, _)| !args.params.iter().any(|(o, _)| o == k));
     raw.extend(args.params);
     let params = runbook.info.validate_params(&raw)?;
@@ -116,7 +113,13 @@ fn print_state(state: &Value) {
                 _ => String::new(),
             };
             let values: Vec<&str> = r["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-            println!("  route53 {:<10} {zone:<10} {} {}{set} -> {}", "record", r["name"].as_str().unwrap_or(""), r["record_type"].as_str().unwrap_or(""), values.join(", "));
+            println!(
+                "  route53 {:<10} {zone:<10} {} {}{set} -> {}",
+                "record",
+                r["name"].as_str().unwrap_or(""),
+                r["record_type"].as_str().unwrap_or(""),
+                values.join(", ")
+            );
         }
     }
 }

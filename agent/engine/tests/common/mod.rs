@@ -57,13 +57,9 @@ pub fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 pub async fn start(f: &Fixture, rb: &LoadedRunbook, id: &str, p: &[(&str, &str)]) -> drover_journal::RunRecord {
     let params = rb.info.validate_params(&params(p)).unwrap();
-    f.engine
-        .start(f.journal.clone(), rb, RunRequest::new(id, params), Observer::none())
-        .await
-        .unwrap()
+    f.engine.start(f.journal.clone(), rb, RunRequest::new(id, params), Observer::none()).await.unwrap()
 }
 
 pub async fn attempts_of(f: &Fixture, id: &str, key: &str) -> usize {
     f.journal.attempts(id).await.unwrap().iter().filter(|a| a.key == key).count()
 }
-

@@ -98,7 +98,8 @@ fn named(name: &str, lineage: Option<&str>) -> BTreeMap<String, String> {
 impl Ec2 {
     pub(crate) fn load(&mut self, seed: &Ec2Seed, now: i64) -> Result<(), String> {
         for i in &seed.instances {
-            let instance = Instance { id: i.id.clone(), region: i.region.clone(), state: i.state.clone(), image_id: i.image_id.clone(), volumes: i.volumes.clone() };
+            let instance =
+                Instance { id: i.id.clone(), region: i.region.clone(), state: i.state.clone(), image_id: i.image_id.clone(), volumes: i.volumes.clone() };
             self.instances.entry(i.region.clone()).or_default().insert(i.id.clone(), Ec2Instance { instance, tags: BTreeMap::new() });
         }
         for i in &seed.images {
@@ -118,10 +119,7 @@ impl Ec2 {
     }
 
     fn image(&self, t: &Target, region: &str, id: &str) -> Result<&Ec2Image, WitError> {
-        self.images
-            .get(region)
-            .and_then(|m| m.get(id))
-            .ok_or_else(|| aws_error(t, "InvalidAMIID.NotFound", &format!("no image {id} in {region}"), false))
+        self.images.get(region).and_then(|m| m.get(id)).ok_or_else(|| aws_error(t, "InvalidAMIID.NotFound", &format!("no image {id} in {region}"), false))
     }
 
     fn image_named(&self, region: &str, name: &str) -> Option<&Ec2Image> {
@@ -175,7 +173,14 @@ impl Cloud {
     }
 
     /// `ec2.copy-snapshot`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_copy_snapshot(&mut self, source_region: &str, snapshot_id: &str, target_region: &str, name: &str, lineage: Option<&str>) -> Result<Snapshot, WitError> {
+    pub fn ec2_copy_snapshot(
+        &mut self,
+        source_region: &str,
+        snapshot_id: &str,
+        target_region: &str,
+        name: &str,
+        lineage: Option<&str>,
+    ) -> Result<Snapshot, WitError> {
         self.call(target("copy-snapshot", "CopySnapshot", target_region, name), |c, t| {
             if let Some(s) = c.ec2.snapshot_named(target_region, name) {
                 return Ok((s.view(c.now_ms), false));
@@ -253,15 +258,20 @@ impl Cloud {
     /// `ec2.run-instance`, as the agent's capability behaves, on the simulated cloud.
     pub fn ec2_run_instance(&mut self, region: &str, image_id: &str, name: &str, run_id: &str) -> Result<Instance, WitError> {
         self.call(target("run-instance", "RunInstances", region, name), |c, t| {
-            let live = c.ec2.instances.get(region).into_iter().flat_map(|m| m.values()).find(|i| {
-                i.tags.get("Name").map(String::as_str) == Some(name) && !matches!(i.instance.state.as_str(), "terminated" | "shutting-down")
-            });
+            let live = c
+                .ec2
+                .instances
+                .get(region)
+                .into_iter()
+                .flat_map(|m| m.values())
+                .find(|i| i.tags.get("Name").map(String::as_str) == Some(name) && !matches!(i.instance.state.as_str(), "terminated" | "shutting-down"));
             if let Some(i) = live {
                 return Ok((i.instance.clone(), false));
             }
             c.ec2.image(t, region, image_id)?;
             let id = c.fresh_id("i");
-            let instance = Instance { id: id.clone(), region: region.into(), state: "running".into(), image_id: image_id.into(), volumes: vec![c.fresh_id("vol")] };
+            let instance =
+                Instance { id: id.clone(), region: region.into(), state: "running".into(), image_id: image_id.into(), volumes: vec![c.fresh_id("vol")] };
             let mut tags = named(name, None);
             tags.insert("drover:run".into(), run_id.into());
             c.ec2.instances.entry(region.into()).or_default().insert(id, Ec2Instance { instance: instance.clone(), tags });

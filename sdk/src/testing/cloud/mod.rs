@@ -183,7 +183,9 @@ impl Cloud {
                 continue;
             }
             armed.fired += 1;
-            let message = f.message.clone().unwrap_or_else(|| format!("injected by the scenario ({} of {})", armed.fired, if f.times == 0 { "every call".into() } else { f.times.to_string() }));
+            let message = f.message.clone().unwrap_or_else(|| {
+                format!("injected by the scenario ({} of {})", armed.fired, if f.times == 0 { "every call".into() } else { f.times.to_string() })
+            });
             let retryable = f.retryable.unwrap_or_else(|| retryable_code(&f.error));
             return Err(aws_error(t, &f.error, &message, retryable));
         }

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{ACCOUNT, Cloud, Regional, Target, aws_error, ms_timestamp};
-use crate::bindings::drover::runbook::rds::{
-    DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, GlobalMember, LagReading, SnapshotInfo,
-};
+use crate::bindings::drover::runbook::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, GlobalMember, LagReading, SnapshotInfo};
 use crate::bindings::drover::runbook::types::Error as WitError;
 use crate::testing::scenario::RdsSeed;
 
@@ -116,7 +114,8 @@ impl Rds {
         for i in &seed.instances {
             let source = match &i.replica_of {
                 Some(r) => {
-                    let (region, id) = r.split_once('/').ok_or_else(|| format!("rds instance {}: replica_of must be REGION/IDENTIFIER, not '{r}'", i.identifier))?;
+                    let (region, id) =
+                        r.split_once('/').ok_or_else(|| format!("rds instance {}: replica_of must be REGION/IDENTIFIER, not '{r}'", i.identifier))?;
                     Some(db_arn(region, id))
                 }
                 None => None,
@@ -153,12 +152,8 @@ impl Rds {
             self.instances.entry(i.region.clone()).or_default().insert(i.identifier.clone(), db);
         }
         // Sources list their replicas.
-        let links: Vec<(String, String)> = self
-            .instances
-            .values()
-            .flat_map(|m| m.values())
-            .filter_map(|d| Some((d.instance.replica_source.clone()?, d.instance.arn.clone())))
-            .collect();
+        let links: Vec<(String, String)> =
+            self.instances.values().flat_map(|m| m.values()).filter_map(|d| Some((d.instance.replica_source.clone()?, d.instance.arn.clone()))).collect();
         for (source, replica) in links {
             let (region, id) = parse_arn(&source).expect("built above");
             let src = self
@@ -190,7 +185,10 @@ impl Rds {
         for c in &seed.clusters {
             let arn = cluster_arn(&c.region, &c.identifier);
             if let Some(g) = &c.global_cluster {
-                let entry = self.globals.get_mut(g).ok_or_else(|| format!("rds cluster {} names global cluster {g}, which the scenario does not define", c.identifier))?;
+                let entry = self
+                    .globals
+                    .get_mut(g)
+                    .ok_or_else(|| format!("rds cluster {} names global cluster {g}, which the scenario does not define", c.identifier))?;
                 entry.1.push(arn.clone());
                 if c.writer {
                     entry.0 = arn.clone();
@@ -213,10 +211,7 @@ impl Rds {
     }
 
     fn db(&self, t: &Target, region: &str, id: &str) -> Result<&Db, WitError> {
-        self.instances
-            .get(region)
-            .and_then(|m| m.get(id))
-            .ok_or_else(|| aws_error(t, "DBInstanceNotFound", &format!("no DB instance {id} in {region}"), false))
+        self.instances.get(region).and_then(|m| m.get(id)).ok_or_else(|| aws_error(t, "DBInstanceNotFound", &format!("no DB instance {id} in {region}"), false))
     }
 
     fn db_mut(&mut self, t: &Target, region: &str, id: &str) -> Result<&mut Db, WitError> {
@@ -227,15 +222,11 @@ impl Rds {
     }
 
     fn snap(&self, t: &Target, region: &str, id: &str) -> Result<&DbSnap, WitError> {
-        self.snapshots
-            .get(region)
-            .and_then(|m| m.get(id))
-            .ok_or_else(|| aws_error(t, "DBSnapshotNotFound", &format!("no DB snapshot {id} in {region}"), false))
+        self.snapshots.get(region).and_then(|m| m.get(id)).ok_or_else(|| aws_error(t, "DBSnapshotNotFound", &format!("no DB snapshot {id} in {region}"), false))
     }
 
     fn global(&self, t: &Target, id: &str) -> Result<GlobalCluster, WitError> {
-        let (writer, members) =
-            self.globals.get(id).ok_or_else(|| aws_error(t, "GlobalClusterNotFoundFault", &format!("no global cluster {id}"), false))?;
+        let (writer, members) = self.globals.get(id).ok_or_else(|| aws_error(t, "GlobalClusterNotFoundFault", &format!("no global cluster {id}"), false))?;
         Ok(GlobalCluster {
             identifier: id.to_string(),
             arn: format!("arn:aws:rds::{ACCOUNT}:global-cluster:{id}"),
@@ -395,7 +386,10 @@ impl Cloud {
                 return Err(aws_error(
                     t,
                     "replica-busy",
-                    &format!("replica {id} in {region} is '{}' and still replicates from {source}: RDS cannot promote it now (InvalidDBInstanceState)", view.status),
+                    &format!(
+                        "replica {id} in {region} is '{}' and still replicates from {source}: RDS cannot promote it now (InvalidDBInstanceState)",
+                        view.status
+                    ),
                     true,
                 ));
             }
@@ -408,9 +402,10 @@ impl Cloud {
             let view = db.view(now);
             let arn = db.instance.arn.clone();
             if let Some((src_region, src_id)) = parse_arn(&source)
-                && let Some(src) = c.rds.instances.get_mut(src_region).and_then(|m| m.get_mut(src_id)) {
-                    src.instance.replicas.retain(|r| *r != arn);
-                }
+                && let Some(src) = c.rds.instances.get_mut(src_region).and_then(|m| m.get_mut(src_id))
+            {
+                src.instance.replicas.retain(|r| *r != arn);
+            }
             Ok((view, true))
         })
     }
@@ -465,7 +460,13 @@ impl Cloud {
             if c.now_ms < snap.ready_at {
                 return Err(aws_error(t, "InvalidDBSnapshotState", &format!("snapshot {snapshot} is still being created"), false));
             }
-            let engine = c.rds.instances.values().flat_map(|m| m.values()).find(|d| d.instance.identifier == snap.snapshot.instance).map(|d| (d.instance.engine.clone(), d.instance.engine_version.clone()));
+            let engine = c
+                .rds
+                .instances
+                .values()
+                .flat_map(|m| m.values())
+                .find(|d| d.instance.identifier == snap.snapshot.instance)
+                .map(|d| (d.instance.engine.clone(), d.instance.engine_version.clone()));
             let (engine, engine_version) = engine.unwrap_or_else(|| ("postgres".into(), "16.3".into()));
             let db = Db {
                 instance: DbInstance {
@@ -503,7 +504,9 @@ impl Cloud {
                 return Err(aws_error(
                     t,
                     "not-created-by-this-run",
-                    &format!("refusing to delete {id} in {region}: it does not carry the tag drover:run={run_id}; drover deletes only instances the same run created"),
+                    &format!(
+                        "refusing to delete {id} in {region}: it does not carry the tag drover:run={run_id}; drover deletes only instances the same run created"
+                    ),
                     false,
                 ));
             }
@@ -595,9 +598,10 @@ impl Cloud {
             let detached = g.1.len() != before;
             if detached
                 && let Some((r, name)) = parse_arn(cluster_arn)
-                    && let Some(cl) = c.rds.clusters.get_mut(r).and_then(|m| m.get_mut(name)) {
-                        cl.cluster.global_cluster = None;
-                    }
+                && let Some(cl) = c.rds.clusters.get_mut(r).and_then(|m| m.get_mut(name))
+            {
+                cl.cluster.global_cluster = None;
+            }
             Ok((detached, detached))
         })
     }

@@ -212,7 +212,10 @@ impl Cloud {
                     return Err(aws_error(
                         t,
                         "no-such-weighted-set",
-                        &format!("{want} has no weighted record '{}', and its records are of type {}: a CNAME cannot stand beside them", w.set_identifier, other.record_type),
+                        &format!(
+                            "{want} has no weighted record '{}', and its records are of type {}: a CNAME cannot stand beside them",
+                            w.set_identifier, other.record_type
+                        ),
                         false,
                     ));
                 }
@@ -272,12 +275,22 @@ impl Cloud {
 
     /// `route53.upsert-failover`, as the agent's capability behaves, on the simulated cloud.
     #[allow(clippy::too_many_arguments)]
-    pub fn route53_upsert_failover(&mut self, zone: &str, name: &str, role: FailoverRole, set_identifier: &str, value: &str, health_check: Option<&str>, ttl: u32) -> Result<(), WitError> {
+    pub fn route53_upsert_failover(
+        &mut self,
+        zone: &str,
+        name: &str,
+        role: FailoverRole,
+        set_identifier: &str,
+        value: &str,
+        health_check: Option<&str>,
+        ttl: u32,
+    ) -> Result<(), WitError> {
         self.call(target("upsert-failover", "ChangeResourceRecordSets", name), |c, t| {
             if let Some(h) = health_check
-                && !c.route53.health_checks.contains_key(h) {
-                    return Err(aws_error(t, "NoSuchHealthCheck", &format!("no health check {h}"), false));
-                }
+                && !c.route53.health_checks.contains_key(h)
+            {
+                return Err(aws_error(t, "NoSuchHealthCheck", &format!("no health check {h}"), false));
+            }
             let _ = role;
             let new = RecordSet {
                 name: fqdn(name),
