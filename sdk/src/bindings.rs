@@ -10,7 +10,6 @@ wit_bindgen::generate!({
     export_macro_name: "__export_runbook_world",
     default_bindings_module: "drover_sdk::bindings",
     runtime_path: "drover_sdk::__private::wit_bindgen::rt",
-    // The simulated cloud keeps these records as its state, and
-    // `drover test` hands them to the agent's own types as JSON.
-    additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    // Tests compare records (a journaled error, a described instance).
+    additional_derives: [PartialEq],
 });

@@ -23,51 +23,11 @@ use crate::rds::arn_region;
 use crate::wait::poll;
 use crate::{CapabilityError, Clients};
 
-/// An Aurora global database.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GlobalCluster {
-    /// Its identifier.
-    pub identifier: String,
-    /// Its ARN.
-    pub arn: String,
-    /// `available`, `failing-over`, `switching-over`, ...
-    pub status: String,
-    /// `aurora-postgresql`, `aurora-mysql`.
-    pub engine: String,
-    /// Its member clusters.
-    pub members: Vec<GlobalMember>,
-    /// The cluster a failover or switchover under way makes the writer
-    /// (from its `FailoverState`), if one is under way.
-    pub moving_to: Option<String>,
-}
-
-/// A cluster of a global database.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GlobalMember {
-    /// The cluster's ARN.
-    pub cluster_arn: String,
-    /// Its region (from the ARN).
-    pub region: String,
-    /// Whether it is the writer.
-    pub writer: bool,
-}
-
-impl GlobalCluster {
-    /// The writer member, if there is one.
-    pub fn writer(&self) -> Option<&GlobalMember> {
-        self.members.iter().find(|m| m.writer)
-    }
-
-    /// Whether a failover or switchover is under way.
-    pub fn moving(&self) -> bool {
-        MOVING.contains(&self.status.as_str()) || self.moving_to.is_some()
-    }
-}
+use drover_cloud::rds::MOVING;
+pub use drover_cloud::rds::{DbCluster, GlobalCluster, GlobalFailoverMode, GlobalMember};
 
 /// Global database statuses while a member is being removed.
 const DETACHING: &[&str] = &["removing", "modifying"];
-/// Global database statuses of a writer move under way.
-const MOVING: &[&str] = &["failing-over", "switching-over"];
 /// The state faults RDS answers a request with while the global database
 /// or a member is changing (a move or a detach under way).
 const STATE_FAULTS: &[&str] = &["InvalidGlobalClusterStateFault", "InvalidDBClusterStateFault"];
@@ -135,48 +95,6 @@ fn next_move(g: &GlobalCluster, region: &str, target_arn: &str, mode: GlobalFail
         return Ok(Move::Done);
     }
     Ok(Move::Send)
-}
-
-/// How to move the writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GlobalFailoverMode {
-    /// Planned: no data lost.
-    Switchover,
-    /// Unplanned: the writer is down; unreplicated writes are lost.
-    Failover,
-}
-
-impl GlobalFailoverMode {
-    /// The API operation that does it.
-    pub fn operation(self) -> &'static str {
-        match self {
-            GlobalFailoverMode::Switchover => "SwitchoverGlobalCluster",
-            GlobalFailoverMode::Failover => "FailoverGlobalCluster",
-        }
-    }
-}
-
-/// An Aurora DB cluster in one region.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DbCluster {
-    /// Its identifier.
-    pub identifier: String,
-    /// Its ARN.
-    pub arn: String,
-    /// The region it lives in.
-    pub region: String,
-    /// `available`, `failing-over`, ...
-    pub status: String,
-    /// `aurora-postgresql`, `aurora-mysql`.
-    pub engine: String,
-    /// The writer endpoint, once there is one.
-    pub endpoint: Option<String>,
-    /// The reader endpoint, once there is one.
-    pub reader_endpoint: Option<String>,
-    /// Its instances: (identifier, whether it is the writer).
-    pub members: Vec<(String, bool)>,
-    /// The global database it belongs to (ARN or identifier), if any.
-    pub global_cluster: Option<String>,
 }
 
 /// Describes DB cluster `id` in `region`.

@@ -12,6 +12,9 @@ use aws_sdk_cloudwatch::types::{Dimension, StateValue, Statistic};
 use crate::error::from_sdk;
 use crate::{CapabilityError, Clients};
 
+pub use drover_cloud::cloudwatch::{Alarm, AlarmState};
+use drover_cloud::rds::LagReading;
+
 /// How far back a lag reading may be: RDS publishes every minute.
 pub const LAG_WINDOW: Duration = Duration::from_secs(300);
 
@@ -19,7 +22,7 @@ pub const LAG_WINDOW: Duration = Duration::from_secs(300);
 /// one-minute maximum of `ReplicaLag` within [`LAG_WINDOW`], in seconds, with
 /// its age in seconds (from the end of its minute); `None` when CloudWatch has no reading (a replica that
 /// is not replicating, or metrics not published yet).
-pub async fn replica_lag(c: &Clients, region: &str, id: &str) -> Result<Option<(f64, u64)>, CapabilityError> {
+pub async fn replica_lag(c: &Clients, region: &str, id: &str) -> Result<Option<LagReading>, CapabilityError> {
     let now = SystemTime::now();
     let out = c
         .cloudwatch(region)
@@ -38,34 +41,8 @@ pub async fn replica_lag(c: &Clients, region: &str, id: &str) -> Result<Option<(
     Ok(newest.map(|(at, maximum)| {
         // A datapoint is stamped with the start of its one-minute period.
         let end = SystemTime::try_from(at).unwrap_or(now) + Duration::from_secs(60);
-        (maximum, now.duration_since(end).unwrap_or_default().as_secs())
+        LagReading { seconds: maximum, age_seconds: now.duration_since(end).unwrap_or_default().as_secs() }
     }))
-}
-
-/// The state of a CloudWatch alarm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlarmState {
-    /// The metric is within its threshold.
-    Ok,
-    /// The metric breached its threshold.
-    Alarm,
-    /// Not enough data to decide (a new alarm, or a metric that stopped).
-    InsufficientData,
-}
-
-/// An alarm and its current state.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Alarm {
-    /// Its name.
-    pub name: String,
-    /// Its ARN.
-    pub arn: String,
-    /// Its state now.
-    pub state: AlarmState,
-    /// Why it is in that state, as CloudWatch words it.
-    pub reason: String,
-    /// When it entered that state.
-    pub since: Option<SystemTime>,
 }
 
 /// The metric alarms `names` in `region`, in the order asked. A name that

@@ -22,53 +22,12 @@ use crate::once::{create_or_adopt, no_sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG, RUN_TAG};
 
+pub use drover_cloud::ec2::{Image, Instance, Snapshot};
+
 /// The tag holding the runbook's name for a resource.
 pub const NAME_TAG: &str = "drover:name";
 /// The tag grouping copies for retention (`prune_images`).
 pub const LINEAGE_TAG: &str = "drover:lineage";
-
-/// An EC2 instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instance {
-    /// Instance id.
-    pub id: String,
-    /// Region.
-    pub region: String,
-    /// State: `pending`, `running`, ...
-    pub state: String,
-    /// The AMI it was launched from.
-    pub image_id: String,
-    /// Attached EBS volumes.
-    pub volumes: Vec<String>,
-}
-
-/// An EBS snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// Snapshot id.
-    pub id: String,
-    /// Region.
-    pub region: String,
-    /// State: `pending`, `completed`, `error`.
-    pub state: String,
-    /// The volume it was taken from.
-    pub volume_id: String,
-}
-
-/// An AMI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Image {
-    /// Image id.
-    pub id: String,
-    /// Region.
-    pub region: String,
-    /// Its name.
-    pub name: String,
-    /// State: `pending`, `available`, ...
-    pub state: String,
-    /// Creation time (RFC 3339, as EC2 gives it).
-    pub created: String,
-}
 
 fn tags(name: &str, idem: &str, lineage: Option<&str>) -> Vec<Tag> {
     let mut t = vec![Tag::builder().key(NAME_TAG).value(name).build(), Tag::builder().key(IDEMPOTENCY_TAG).value(idem).build()];

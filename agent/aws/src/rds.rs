@@ -21,63 +21,10 @@ use crate::once::{create_or_adopt, no_sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG, RUN_TAG};
 
+pub use drover_cloud::rds::{DbInstance, DbSnapshot, LagReading, SnapshotInfo};
+
 /// The tag a promotion leaves on the promoted instance.
 pub const PROMOTED_TAG: &str = "drover:promoted-by";
-
-/// An RDS DB instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbInstance {
-    /// Identifier.
-    pub identifier: String,
-    /// ARN.
-    pub arn: String,
-    /// Region.
-    pub region: String,
-    /// Status (`available`, ...).
-    pub status: String,
-    /// Engine.
-    pub engine: String,
-    /// Engine version.
-    pub engine_version: String,
-    /// Endpoint address.
-    pub endpoint: Option<String>,
-    /// Endpoint port.
-    pub port: Option<u16>,
-    /// Replica source (ARN or identifier), for a read replica.
-    pub replica_source: Option<String>,
-    /// Read replicas.
-    pub replicas: Vec<String>,
-}
-
-/// An RDS DB snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbSnapshot {
-    /// Identifier.
-    pub identifier: String,
-    /// ARN.
-    pub arn: String,
-    /// Region.
-    pub region: String,
-    /// Status.
-    pub status: String,
-    /// Source instance.
-    pub instance: String,
-    /// Engine of the data, e.g. `postgres`.
-    pub engine: String,
-    /// Its engine version.
-    pub engine_version: String,
-}
-
-/// A DB snapshot and when the data in it was taken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    /// The snapshot.
-    pub snapshot: DbSnapshot,
-    /// When the data was taken (seconds and nanoseconds since the Unix
-    /// epoch): for a copy, when the original snapshot was; the age of this is
-    /// the RPO a restore from it gives.
-    pub taken: (i64, u32),
-}
 
 fn instance(region: &str, i: &aws_sdk_rds::types::DbInstance) -> DbInstance {
     DbInstance {

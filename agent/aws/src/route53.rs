@@ -16,66 +16,10 @@ use crate::once::{create_or_adopt, no_sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients};
 
+use drover_cloud::route53::same_host;
+pub use drover_cloud::route53::{FailoverRole, HealthCheck, RecordSet, WeightedTarget, fqdn};
+
 const REGION: &str = "global";
-
-/// One target of a weighted record set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WeightedTarget {
-    /// Set identifier.
-    pub set_identifier: String,
-    /// Weight.
-    pub weight: u8,
-    /// Value (a host name for a CNAME).
-    pub value: String,
-}
-
-/// A record set as read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordSet {
-    /// Name, fully qualified with a trailing dot.
-    pub name: String,
-    /// Type.
-    pub record_type: String,
-    /// TTL.
-    pub ttl: Option<u32>,
-    /// Set identifier.
-    pub set_identifier: Option<String>,
-    /// Weight.
-    pub weight: Option<u8>,
-    /// Values.
-    pub values: Vec<String>,
-    /// Failover role (`PRIMARY`, `SECONDARY`), for failover records.
-    pub failover: Option<String>,
-    /// The health check the record is tied to.
-    pub health_check: Option<String>,
-}
-
-impl RecordSet {
-    /// Whether this is the simple CNAME pointing at `target`: what
-    /// [`upsert_cname`] would leave.
-    pub fn is_cname_to(&self, target: &str) -> bool {
-        self.record_type == "CNAME" && self.set_identifier.is_none() && self.values.iter().any(|v| same_host(v, target))
-    }
-
-    /// Whether this is the failover record `set_identifier` with `role`,
-    /// pointing at `target`, tied to `health_check`: what
-    /// [`upsert_failover`] would leave.
-    pub fn is_failover(&self, role: FailoverRole, set_identifier: &str, target: &str, health_check: Option<&str>) -> bool {
-        self.set_identifier.as_deref() == Some(set_identifier)
-            && self.failover.as_deref() == Some(role.as_str())
-            && self.health_check.as_deref() == health_check
-            && self.values.iter().any(|v| same_host(v, target))
-    }
-}
-
-/// `name` with exactly one trailing dot, lowercase.
-pub fn fqdn(name: &str) -> String {
-    format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
-}
-
-fn same_host(a: &str, b: &str) -> bool {
-    fqdn(a) == fqdn(b)
-}
 
 fn bad(op: &'static str, resource: &str, e: impl std::fmt::Display) -> CapabilityError {
     CapabilityError::new("route53", op, REGION, resource, "bad-request", e.to_string())
@@ -490,30 +434,6 @@ pub async fn delete_cname(c: &Clients, zone: &str, name: &str, timeout: Duration
     Ok(true)
 }
 
-/// A health check as read back, with what its checkers last reported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheck {
-    /// Its id.
-    pub id: String,
-    /// `HTTP`, `HTTPS`, `TCP`, ...
-    pub kind: String,
-    /// The host name or IP address it checks.
-    pub target: String,
-    /// Port.
-    pub port: Option<u16>,
-    /// Path, for HTTP(S) checks.
-    pub path: Option<String>,
-    /// Disabled (Route 53 then considers it healthy).
-    pub disabled: bool,
-    /// Inverted (healthy when the target fails).
-    pub inverted: bool,
-    /// `healthy` when every checker reports success, `unhealthy` when one
-    /// reports failure, `unknown` without reports.
-    pub status: String,
-    /// Each checker's last report: `REGION: STATUS`.
-    pub reports: Vec<String>,
-}
-
 /// Reads health check `id` and its checkers' last reports.
 pub async fn get_health_check(c: &Clients, id: &str) -> Result<HealthCheck, CapabilityError> {
     let out = c.route53().get_health_check().health_check_id(id).send().await.map_err(|e| from_sdk("route53", "GetHealthCheck", REGION, id, e))?;
@@ -580,25 +500,6 @@ pub async fn update_health_check(c: &Clients, id: &str, disabled: bool, inverted
         ));
     }
     Ok((true, after))
-}
-
-/// A failover record's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailoverRole {
-    /// Serves while healthy.
-    Primary,
-    /// Serves when the primary is unhealthy.
-    Secondary,
-}
-
-impl FailoverRole {
-    /// `PRIMARY` or `SECONDARY`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailoverRole::Primary => "PRIMARY",
-            FailoverRole::Secondary => "SECONDARY",
-        }
-    }
 }
 
 /// UPSERTs the failover CNAME `name` (role, set identifier, target, health

@@ -15,6 +15,7 @@ use tracing::Instrument;
 use crate::audit::{AuditLog, AuditRecord};
 use crate::bindings::{cloudwatch, ec2, rds, route53, types};
 use crate::cancel::CancelSignal;
+use crate::convert::ToWit;
 use crate::durable::DurableError;
 use crate::host::HostState;
 use crate::host_calls::{HostCalls, LentTurn, Priority};
@@ -64,7 +65,8 @@ macro_rules! allowed {
 macro_rules! simulated {
     ($self:ident, |$s:ident| $call:expr) => {
         if let Some(sim) = $self.sim.clone() {
-            return sim.call($self.sim_caller(), |$s| $call).map(|r| r.map_err(|e| $self.mask(e)));
+            let answer = sim.call($self.sim_caller(), |$s| $call);
+            return Ok(answer.map(ToWit::to_wit).map_err(|e| $self.mask(e.to_wit())));
         }
     };
 }
@@ -225,24 +227,6 @@ fn planned_instance(region: &str, identifier: &str, replica_source: Option<Strin
     }
 }
 
-fn health_check(h: aws_r53::HealthCheck) -> route53::HealthCheck {
-    route53::HealthCheck {
-        id: h.id,
-        kind: h.kind,
-        target: h.target,
-        port: h.port,
-        path: h.path,
-        disabled: h.disabled,
-        inverted: h.inverted,
-        status: h.status,
-        reports: h.reports,
-    }
-}
-
-fn record_set(r: aws_r53::RecordSet) -> route53::RecordSet {
-    route53::RecordSet { name: r.name, record_type: r.record_type, ttl: r.ttl, set_identifier: r.set_identifier, weight: r.weight, values: r.values }
-}
-
 /// The record sets as planned changes left them, else as Route 53 has them.
 async fn planned_or_real(plan: &Plan, c: &Clients, zone: &str, name: &str) -> Result<Vec<aws_r53::RecordSet>, CapabilityError> {
     match plan.records(zone, name) {
@@ -268,44 +252,15 @@ fn secs(s: u32) -> Duration {
     Duration::from_secs(u64::from(s.clamp(1, MAX_CAPABILITY_WAIT_SECS)))
 }
 
-fn instance(i: aws_rds::DbInstance) -> rds::DbInstance {
-    rds::DbInstance {
-        identifier: i.identifier,
-        arn: i.arn,
-        region: i.region,
-        status: i.status,
-        engine: i.engine,
-        engine_version: i.engine_version,
-        endpoint: i.endpoint,
-        port: i.port,
-        replica_source: i.replica_source,
-        replicas: i.replicas,
-    }
-}
-
-fn global_cluster(g: aws_aurora::GlobalCluster) -> rds::GlobalCluster {
-    rds::GlobalCluster {
-        identifier: g.identifier,
-        arn: g.arn,
-        status: g.status,
-        engine: g.engine,
-        members: g.members.into_iter().map(|m| rds::GlobalMember { cluster_arn: m.cluster_arn, region: m.region, writer: m.writer }).collect(),
-    }
-}
-
-fn snapshot(s: aws_rds::DbSnapshot) -> rds::DbSnapshot {
-    rds::DbSnapshot { identifier: s.identifier, arn: s.arn, region: s.region, status: s.status, instance: s.instance }
-}
-
 impl rds::Host for HostState {
     async fn describe_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-instance", &[&region], vec![Resource::new("db", &identifier)], false));
         simulated!(self, |s| s.rds_describe_instance(&region, &identifier));
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
-            return Ok(Ok(instance(i)));
+            return Ok(Ok(i.to_wit()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBInstances", region = %region, resource = %identifier);
-        Ok(aws_rds::describe_instance(&c, &region, &identifier).instrument(span).await.map(instance).map_err(|e| self.to_wit(e)))
+        Ok(aws_rds::describe_instance(&c, &region, &identifier).instrument(span).await.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn create_snapshot(&mut self, region: String, inst: String, snap: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
@@ -325,7 +280,7 @@ impl rds::Host for HostState {
             return Ok(Ok(planned_snapshot(&region, &snap, &inst)));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "CreateDBSnapshot", region = %region, resource = %snap);
-        Ok(aws_rds::create_snapshot(&c, &region, &inst, &snap, &key).instrument(span).await.map(snapshot).map_err(|e| self.to_wit(e)))
+        Ok(aws_rds::create_snapshot(&c, &region, &inst, &snap, &key).instrument(span).await.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn copy_snapshot(
@@ -351,7 +306,7 @@ impl rds::Host for HostState {
         Ok(aws_rds::copy_snapshot(&c, &source_arn, &target_region, &target, kms_key.as_deref(), &key)
             .instrument(span)
             .await
-            .map(snapshot)
+            .map(ToWit::to_wit)
             .map_err(|e| self.to_wit(e)))
     }
 
@@ -361,7 +316,7 @@ impl rds::Host for HostState {
         if self.dry_run().is_some_and(|(plan, _)| plan.is_planned_snapshot(&region, &identifier)) {
             return Ok(Ok(planned_snapshot(&region, &identifier, "")));
         }
-        Ok(aws_rds::describe_snapshot(&c, &region, &identifier).await.map(snapshot).map_err(|e| self.to_wit(e)))
+        Ok(aws_rds::describe_snapshot(&c, &region, &identifier).await.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn create_read_replica(
@@ -387,13 +342,13 @@ impl rds::Host for HostState {
             });
             let planned = planned_instance(&region, &identifier, Some(source_arn.clone()));
             plan.plan_instance(&region, planned.clone());
-            return Ok(Ok(instance(planned)));
+            return Ok(Ok(planned.to_wit()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "CreateDBInstanceReadReplica", region = %region, resource = %identifier);
         Ok(aws_rds::create_read_replica(&c, &source_arn, &region, &identifier, instance_class.as_deref(), &key)
             .instrument(span)
             .await
-            .map(instance)
+            .map(ToWit::to_wit)
             .map_err(|e| self.to_wit(e)))
     }
 
@@ -409,16 +364,16 @@ impl rds::Host for HostState {
                 },
             };
             if current.replica_source.is_none() {
-                return Ok(Ok(instance(current)));
+                return Ok(Ok(current.to_wit()));
             }
             let detail = format!("promote {identifier} (replica of {}) to a standalone instance", current.replica_source.as_deref().unwrap_or("?"));
             plan.record(PlannedChange { step, service: "rds", operation: "PromoteReadReplica", region: region.clone(), resource: identifier.clone(), detail });
             let promoted = aws_rds::DbInstance { replica_source: None, status: "available".into(), ..current };
             plan.plan_instance(&region, promoted.clone());
-            return Ok(Ok(instance(promoted)));
+            return Ok(Ok(promoted.to_wit()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "PromoteReadReplica", region = %region, resource = %identifier);
-        Ok(aws_rds::promote_read_replica(&c, &region, &identifier, &key).instrument(span).await.map(instance).map_err(|e| self.to_wit(e)))
+        Ok(aws_rds::promote_read_replica(&c, &region, &identifier, &key).instrument(span).await.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn wait_instance_available(
@@ -430,10 +385,10 @@ impl rds::Host for HostState {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "wait-instance-available", &[&region], vec![Resource::new("db", &identifier)], false));
         simulated!(self, |s| s.rds_wait_instance_available(&region, &identifier, timeout_seconds));
         if let Some(i) = self.dry_run().and_then(|(plan, _)| plan.planned_instance(&region, &identifier)) {
-            return Ok(Ok(instance(i)));
+            return Ok(Ok(i.to_wit()));
         }
         let waited = cancellable(self.cancel_watch(), lent(&_turn, aws_rds::wait_instance_available(&c, &region, &identifier, secs(timeout_seconds)))).await?;
-        Ok(waited.map(instance).map_err(|e| self.to_wit(e)))
+        Ok(waited.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn wait_snapshot_available(
@@ -448,20 +403,14 @@ impl rds::Host for HostState {
             return Ok(Ok(planned_snapshot(&region, &identifier, "")));
         }
         let waited = cancellable(self.cancel_watch(), lent(&_turn, aws_rds::wait_snapshot_available(&c, &region, &identifier, secs(timeout_seconds)))).await?;
-        Ok(waited.map(snapshot).map_err(|e| self.to_wit(e)))
+        Ok(waited.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn latest_snapshot(&mut self, region: String, inst: String) -> wasmtime::Result<Result<Option<rds::SnapshotInfo>, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "latest-snapshot", &[&region], vec![Resource::new("db", &inst)], false));
         simulated!(self, |s| s.rds_latest_snapshot(&region, &inst));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBSnapshots", region = %region, resource = %inst);
-        Ok(aws_rds::latest_snapshot(&c, &region, &inst)
-            .instrument(span)
-            .await
-            .map(|found| {
-                found.map(|s| rds::SnapshotInfo { snapshot: snapshot(s.snapshot), taken: types::Timestamp { seconds: s.taken.0, nanoseconds: s.taken.1 } })
-            })
-            .map_err(|e| self.to_wit(e)))
+        Ok(aws_rds::latest_snapshot(&c, &region, &inst).instrument(span).await.map(|found| found.to_wit()).map_err(|e| self.to_wit(e)))
     }
 
     async fn restore_from_snapshot(
@@ -491,13 +440,13 @@ impl rds::Host for HostState {
             };
             let planned = aws_rds::DbInstance { engine: source.engine, engine_version: source.engine_version, ..planned_instance(&region, &identifier, None) };
             plan.plan_instance(&region, planned.clone());
-            return Ok(Ok(instance(planned)));
+            return Ok(Ok(planned.to_wit()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "RestoreDBInstanceFromDBSnapshot", region = %region, resource = %identifier);
         Ok(aws_rds::restore_from_snapshot(&c, &region, &snap, &identifier, instance_class.as_deref(), &run_id, &key)
             .instrument(span)
             .await
-            .map(instance)
+            .map(ToWit::to_wit)
             .map_err(|e| self.to_wit(e)))
     }
 
@@ -519,11 +468,7 @@ impl rds::Host for HostState {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "replica-lag", &[&region], vec![Resource::new("db", &identifier)], false));
         simulated!(self, |s| s.rds_replica_lag(&region, &identifier));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "cloudwatch", operation = "GetMetricStatistics", region = %region, resource = %identifier);
-        Ok(aws_cw::replica_lag(&c, &region, &identifier)
-            .instrument(span)
-            .await
-            .map(|r| r.map(|(seconds, age_seconds)| rds::LagReading { seconds, age_seconds }))
-            .map_err(|e| self.to_wit(e)))
+        Ok(aws_cw::replica_lag(&c, &region, &identifier).instrument(span).await.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn describe_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbCluster, types::Error>> {
@@ -531,29 +476,17 @@ impl rds::Host for HostState {
         simulated!(self, |s| s.rds_describe_cluster(&region, &identifier));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeDBClusters", region = %region, resource = %identifier);
         let described = aws_aurora::describe_cluster(&c, &region, &identifier).instrument(span).await;
-        Ok(described
-            .map(|k| rds::DbCluster {
-                identifier: k.identifier,
-                arn: k.arn,
-                region: k.region,
-                status: k.status,
-                engine: k.engine,
-                endpoint: k.endpoint,
-                reader_endpoint: k.reader_endpoint,
-                members: k.members,
-                global_cluster: k.global_cluster,
-            })
-            .map_err(|e| self.to_wit(e)))
+        Ok(described.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn describe_global_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::GlobalCluster, types::Error>> {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "describe-global-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false));
         simulated!(self, |s| s.rds_describe_global_cluster(&region, &identifier));
         if let Some(g) = self.dry_run().and_then(|(plan, _)| plan.planned_global(&identifier)) {
-            return Ok(Ok(global_cluster(g)));
+            return Ok(Ok(g.to_wit()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeGlobalClusters", region = %region, resource = %identifier);
-        Ok(aws_aurora::describe_global_cluster(&c, &region, &identifier).instrument(span).await.map(global_cluster).map_err(|e| self.to_wit(e)))
+        Ok(aws_aurora::describe_global_cluster(&c, &region, &identifier).instrument(span).await.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn failover_global_cluster(
@@ -566,14 +499,8 @@ impl rds::Host for HostState {
         let target = aws_rds::arn_name(&target_cluster_arn).to_string();
         let resources = vec![Resource::new("cluster", &identifier), Resource::new("cluster", &target)];
         let Call { c, _turn, .. } = allowed!(self, access("rds", "failover-global-cluster", &[&region], resources, true));
-        if self.sim.is_some() {
-            let mode = crate::simulation::convert(mode)?;
-            simulated!(self, |s| s.rds_failover_global_cluster(&region, &identifier, &target_cluster_arn, mode));
-        }
-        let mode = match mode {
-            rds::GlobalFailoverMode::Switchover => aws_aurora::GlobalFailoverMode::Switchover,
-            rds::GlobalFailoverMode::Failover => aws_aurora::GlobalFailoverMode::Failover,
-        };
+        let mode = crate::convert::failover_mode(mode);
+        simulated!(self, |s| s.rds_failover_global_cluster(&region, &identifier, &target_cluster_arn, mode));
         if let Some((plan, step)) = self.dry_run() {
             let mut g = match planned_or_real_global(&plan, &c, &region, &identifier).await {
                 Ok(g) => g,
@@ -601,11 +528,11 @@ impl rds::Host for HostState {
                 g.status = "available".into();
                 plan.plan_global(g.clone());
             }
-            return Ok(Ok(global_cluster(g)));
+            return Ok(Ok(g.to_wit()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = mode.operation(), region = %region, resource = %identifier);
         let done = aws_aurora::failover_global_cluster(&c, &region, &identifier, &target_cluster_arn, mode).instrument(span).await;
-        Ok(done.map(|(_, g)| global_cluster(g)).map_err(|e| self.to_wit(e)))
+        Ok(done.map(|(_, g)| g.to_wit()).map_err(|e| self.to_wit(e)))
     }
 
     async fn wait_global_writer(
@@ -618,12 +545,12 @@ impl rds::Host for HostState {
         let Call { c, _turn, .. } = allowed!(self, access("rds", "wait-global-writer", &[&region], vec![Resource::new("cluster", &identifier)], false));
         simulated!(self, |s| s.rds_wait_global_writer(&region, &identifier, &target_cluster_arn, timeout_seconds));
         if let Some(g) = self.dry_run().and_then(|(plan, _)| plan.planned_global(&identifier)) {
-            return Ok(Ok(global_cluster(g)));
+            return Ok(Ok(g.to_wit()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "rds", operation = "DescribeGlobalClusters", region = %region, resource = %identifier);
         let wait = aws_aurora::wait_global_writer(&c, &region, &identifier, &target_cluster_arn, secs(timeout_seconds)).instrument(span);
         let waited = cancellable(self.cancel_watch(), lent(&_turn, wait)).await?;
-        Ok(waited.map(global_cluster).map_err(|e| self.to_wit(e)))
+        Ok(waited.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn detach_from_global_cluster(
@@ -672,18 +599,6 @@ impl rds::Host for HostState {
     }
 }
 
-fn ec2_instance(i: aws_ec2::Instance) -> ec2::Instance {
-    ec2::Instance { id: i.id, region: i.region, state: i.state, image_id: i.image_id, volumes: i.volumes }
-}
-
-fn ec2_snapshot(s: aws_ec2::Snapshot) -> ec2::Snapshot {
-    ec2::Snapshot { id: s.id, region: s.region, state: s.state, volume_id: s.volume_id }
-}
-
-fn ec2_image(i: aws_ec2::Image) -> ec2::Image {
-    ec2::Image { id: i.id, region: i.region, name: i.name, state: i.state, created: i.created }
-}
-
 impl HostState {
     /// In a dry run, records a planned EC2 change and returns true.
     fn plan_ec2(&self, operation: &'static str, region: &str, resource: &str, detail: String) -> bool {
@@ -704,7 +619,7 @@ impl ec2::Host for HostState {
         if self.dry_run().is_some() && instance_id.starts_with("i-planned-") {
             return Ok(Ok(ec2::Instance { id: instance_id, region, state: "running".into(), image_id: String::new(), volumes: vec![] }));
         }
-        Ok(aws_ec2::describe_instance(&c, &region, &instance_id).await.map(ec2_instance).map_err(|e| self.to_wit(e)))
+        Ok(aws_ec2::describe_instance(&c, &region, &instance_id).await.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn snapshot_volume(
@@ -724,7 +639,7 @@ impl ec2::Host for HostState {
         Ok(aws_ec2::snapshot_volume(&c, &region, &volume_id, &name, lineage.as_deref(), &key)
             .instrument(span)
             .await
-            .map(ec2_snapshot)
+            .map(ToWit::to_wit)
             .map_err(|e| self.to_wit(e)))
     }
 
@@ -754,7 +669,7 @@ impl ec2::Host for HostState {
         Ok(aws_ec2::copy_snapshot(&c, &source_region, &snapshot_id, &target_region, &name, lineage.as_deref(), &key)
             .instrument(span)
             .await
-            .map(ec2_snapshot)
+            .map(ToWit::to_wit)
             .map_err(|e| self.to_wit(e)))
     }
 
@@ -772,7 +687,11 @@ impl ec2::Host for HostState {
             return Ok(Ok(ec2::Image { id: format!("ami-planned-{name}"), region, name, state: "available".into(), created: String::new() }));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "CreateImage", region = %region, resource = %name);
-        Ok(aws_ec2::create_image(&c, &region, &instance_id, &name, lineage.as_deref(), &key).instrument(span).await.map(ec2_image).map_err(|e| self.to_wit(e)))
+        Ok(aws_ec2::create_image(&c, &region, &instance_id, &name, lineage.as_deref(), &key)
+            .instrument(span)
+            .await
+            .map(ToWit::to_wit)
+            .map_err(|e| self.to_wit(e)))
     }
 
     async fn copy_image(
@@ -795,7 +714,7 @@ impl ec2::Host for HostState {
         Ok(aws_ec2::copy_image(&c, &source_region, &image_id, &target_region, &name, lineage.as_deref(), &key)
             .instrument(span)
             .await
-            .map(ec2_image)
+            .map(ToWit::to_wit)
             .map_err(|e| self.to_wit(e)))
     }
 
@@ -807,7 +726,7 @@ impl ec2::Host for HostState {
             return Ok(Ok(ec2::Image { id: image_id, region, name, state: "available".into(), created: String::new() }));
         }
         let waited = cancellable(self.cancel_watch(), lent(&_turn, aws_ec2::wait_image_available(&c, &region, &image_id, secs(timeout_seconds)))).await?;
-        Ok(waited.map(ec2_image).map_err(|e| self.to_wit(e)))
+        Ok(waited.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn run_instance(
@@ -831,7 +750,7 @@ impl ec2::Host for HostState {
         Ok(aws_ec2::run_instance(&c, &region, &image_id, &instance_type, &name, &run_id, &key)
             .instrument(span)
             .await
-            .map(ec2_instance)
+            .map(ToWit::to_wit)
             .map_err(|e| self.to_wit(e)))
     }
 
@@ -849,7 +768,7 @@ impl ec2::Host for HostState {
         let Call { c, _turn, .. } = allowed!(self, access("ec2", "latest-image", &[&region], vec![Resource::new("lineage", &lineage)], false));
         simulated!(self, |s| s.ec2_latest_image(&region, &lineage));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "ec2", operation = "DescribeImages", region = %region, resource = %lineage);
-        Ok(aws_ec2::latest_image(&c, &region, &lineage).instrument(span).await.map(|i| i.map(ec2_image)).map_err(|e| self.to_wit(e)))
+        Ok(aws_ec2::latest_image(&c, &region, &lineage).instrument(span).await.map(|i| i.map(ToWit::to_wit)).map_err(|e| self.to_wit(e)))
     }
 
     async fn terminate_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<(), types::Error>> {
@@ -904,7 +823,7 @@ impl route53::Host for HostState {
             Some(planned) => Ok(planned),
             None => aws_r53::get_records(&c, &zone, &name).await,
         };
-        Ok(sets.map(|sets| sets.into_iter().map(record_set).collect()).map_err(|e| self.to_wit(e)))
+        Ok(sets.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn upsert_cname(&mut self, zone: String, name: String, target: String, ttl: u32, timeout_seconds: u32) -> wasmtime::Result<Result<(), types::Error>> {
@@ -960,12 +879,8 @@ impl route53::Host for HostState {
     ) -> wasmtime::Result<Result<(), types::Error>> {
         let Call { c, _turn, .. } =
             allowed!(self, access("route53", "set-weights", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
-        if self.sim.is_some() {
-            let targets: Vec<_> = crate::simulation::convert(&targets)?;
-            simulated!(self, |s| s.route53_set_weights(&zone, &name, &targets, ttl));
-        }
-        let targets: Vec<aws_r53::WeightedTarget> =
-            targets.into_iter().map(|t| aws_r53::WeightedTarget { set_identifier: t.set_identifier, weight: t.weight, value: t.value }).collect();
+        let targets = crate::convert::weighted_targets(targets);
+        simulated!(self, |s| s.route53_set_weights(&zone, &name, &targets, ttl));
         if let Some((plan, step)) = self.dry_run() {
             let mut current = match planned_or_real(&plan, &c, &zone, &name).await {
                 Ok(sets) => sets,
@@ -1025,7 +940,7 @@ impl route53::Host for HostState {
         let Call { c, _turn, .. } = allowed!(self, access("route53", "get-health-check", &[], vec![Resource::new("healthcheck", &id)], false));
         simulated!(self, |s| s.route53_get_health_check(&id));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "GetHealthCheck", resource = %id);
-        Ok(aws_r53::get_health_check(&c, &id).instrument(span).await.map(health_check).map_err(|e| self.to_wit(e)))
+        Ok(aws_r53::get_health_check(&c, &id).instrument(span).await.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
 
     async fn update_health_check(&mut self, id: String, disabled: bool, inverted: bool) -> wasmtime::Result<Result<route53::HealthCheck, types::Error>> {
@@ -1040,11 +955,11 @@ impl route53::Host for HostState {
                 let detail = format!("health check {id}: disabled {} -> {disabled}, inverted {} -> {inverted}", now.disabled, now.inverted);
                 plan.record(PlannedChange { step, service: "route53", operation: "UpdateHealthCheck", region: "global".into(), resource: id.clone(), detail });
             }
-            return Ok(Ok(health_check(aws_r53::HealthCheck { disabled, inverted, ..now })));
+            return Ok(Ok((aws_r53::HealthCheck { disabled, inverted, ..now }).to_wit()));
         }
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "route53", operation = "UpdateHealthCheck", resource = %id);
         let updated = aws_r53::update_health_check(&c, &id, disabled, inverted).instrument(span).await;
-        Ok(updated.map(|(_, now)| health_check(now)).map_err(|e| self.to_wit(e)))
+        Ok(updated.map(|(_, now)| now.to_wit()).map_err(|e| self.to_wit(e)))
     }
 
     async fn upsert_failover(
@@ -1061,14 +976,8 @@ impl route53::Host for HostState {
         let mut resources = vec![Resource::new("zone", &zone), Resource::new("record", &name)];
         resources.extend(health_check.iter().map(|h| Resource::new("healthcheck", h)));
         let Call { c, _turn, .. } = allowed!(self, access("route53", "upsert-failover", &[], resources, true));
-        if self.sim.is_some() {
-            let role = crate::simulation::convert(role)?;
-            simulated!(self, |s| s.route53_upsert_failover(&zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl));
-        }
-        let role = match role {
-            route53::FailoverRole::Primary => aws_r53::FailoverRole::Primary,
-            route53::FailoverRole::Secondary => aws_r53::FailoverRole::Secondary,
-        };
+        let role = crate::convert::failover_role(role);
+        simulated!(self, |s| s.route53_upsert_failover(&zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl));
         if let Some((plan, step)) = self.dry_run() {
             let mut current = match planned_or_real(&plan, &c, &zone, &name).await {
                 Ok(sets) => sets,
@@ -1140,25 +1049,8 @@ impl cloudwatch::Host for HostState {
         let Call { c, _turn, .. } = allowed!(self, access("cloudwatch", "describe-alarms", &[&region], resources, false));
         simulated!(self, |s| s.cloudwatch_describe_alarms(&region, &names));
         let span = tracing::info_span!(parent: self.step_span(), "aws", request_id = tracing::field::Empty, service = "cloudwatch", operation = "DescribeAlarms", region = %region, resource = %names.join(","));
-        Ok(aws_cw::describe_alarms(&c, &region, &names)
-            .instrument(span)
-            .await
-            .map(|alarms| alarms.into_iter().map(alarm).collect())
-            .map_err(|e| self.to_wit(e)))
+        Ok(aws_cw::describe_alarms(&c, &region, &names).instrument(span).await.map(ToWit::to_wit).map_err(|e| self.to_wit(e)))
     }
-}
-
-fn alarm(a: aws_cw::Alarm) -> cloudwatch::Alarm {
-    let state = match a.state {
-        aws_cw::AlarmState::Ok => cloudwatch::AlarmState::Ok,
-        aws_cw::AlarmState::Alarm => cloudwatch::AlarmState::Alarm,
-        aws_cw::AlarmState::InsufficientData => cloudwatch::AlarmState::InsufficientData,
-    };
-    let since = a
-        .since
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| types::Timestamp { seconds: d.as_secs() as i64, nanoseconds: d.subsec_nanos() });
-    cloudwatch::Alarm { name: a.name, arn: a.arn, state, reason: a.reason, since }
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod audit;
 mod bindings;
 mod cancel;
 mod capabilities;
+mod convert;
 mod driver;
 pub mod durable;
 mod error;

@@ -163,7 +163,7 @@ async fn a_runbook_reaching_for_the_host_gets_nothing() {
 fn simulated_agent(limits: Limits) -> Agent {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().to_path_buf();
-    let sim = drover_engine::simulation::Simulation::new(&drover_sdk::testing::Scenario::empty()).unwrap();
+    let sim = drover_engine::simulation::Simulation::new(&drover_sim::Scenario::empty()).unwrap();
     let engine = Arc::new(Engine::new(&home, limits).unwrap().with_policy(policy()).with_simulation(sim));
     let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(home.join("runs.db")).unwrap());
     Agent { _dir: dir, home, engine, journal }

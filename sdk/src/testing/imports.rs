@@ -3,21 +3,26 @@
 //! the [`TestRun`](super::TestRun) of the calling thread and its simulated
 //! cloud instead of the agent. `crate::host` picks these or the bindings.
 
-use super::cloud::Cloud;
+use drover_cloud::CloudError;
+use drover_sim::Cloud;
+
+use super::convert::ToWit;
 use super::run::with_live;
+use crate::bindings::drover::runbook::types::Error;
 
 /// An AWS call: only inside a step (or a cleanup or undo), as in the agent;
-/// the cloud learns which step and attempt is calling.
-fn aws<T>(what: &str, f: impl FnOnce(&mut Cloud, &str, &str) -> T) -> T {
+/// the cloud learns which step and attempt is calling, and its answer is
+/// handed over in the contract's types.
+fn aws<T: ToWit>(what: &str, f: impl FnOnce(&mut Cloud, &str, &str) -> Result<T, CloudError>) -> Result<T::Wit, Error> {
     with_live(|l| {
         let (key, attempt, step) = l
             .current()
             .unwrap_or_else(|| panic!("{what} was called outside a step; wrap AWS calls in ctx.step so that their results are journaled and replayed"));
         let run_id = l.run_id();
-        l.cloud.caller = Some((step, attempt));
+        l.cloud.set_caller(Some((step, attempt)));
         let out = f(&mut l.cloud, &key, &run_id);
-        l.cloud.caller = None;
-        out
+        l.cloud.set_caller(None);
+        out.map(ToWit::to_wit).map_err(ToWit::to_wit)
     })
 }
 
@@ -54,7 +59,10 @@ pub mod clock {
     use crate::bindings::drover::runbook::types::Timestamp;
 
     pub fn now() -> Timestamp {
-        crate::testing::cloud::ms_timestamp(super::with_live(|l| l.now_ms()))
+        {
+            let ms = super::with_live(|l| l.now_ms());
+            Timestamp { seconds: ms.div_euclid(1000), nanoseconds: (ms.rem_euclid(1000) * 1_000_000) as u32 }
+        }
     }
 
     pub fn sleep(milliseconds: u64) {
@@ -167,6 +175,7 @@ pub mod rds {
         super::aws("rds.describe-global-cluster", |c, _, _| c.rds_describe_global_cluster(region, identifier))
     }
     pub fn failover_global_cluster(region: &str, identifier: &str, target_cluster_arn: &str, mode: GlobalFailoverMode) -> Result<GlobalCluster, Error> {
+        let mode = crate::testing::convert::failover_mode(mode);
         super::aws("rds.failover-global-cluster", |c, _, _| c.rds_failover_global_cluster(region, identifier, target_cluster_arn, mode))
     }
     pub fn wait_global_writer(region: &str, identifier: &str, target_cluster_arn: &str, timeout_seconds: u32) -> Result<GlobalCluster, Error> {
@@ -231,7 +240,8 @@ pub mod route53 {
     }
     pub fn set_weights(zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout_seconds: u32) -> Result<(), Error> {
         let _ = timeout_seconds;
-        super::aws("route53.set-weights", |c, _, _| c.route53_set_weights(zone, name, targets, ttl))
+        let targets = crate::testing::convert::weighted_targets(targets.to_vec());
+        super::aws("route53.set-weights", |c, _, _| c.route53_set_weights(zone, name, &targets, ttl))
     }
     pub fn delete_cname(zone: &str, name: &str, timeout_seconds: u32) -> Result<(), Error> {
         let _ = timeout_seconds;
@@ -255,6 +265,7 @@ pub mod route53 {
         timeout_seconds: u32,
     ) -> Result<(), Error> {
         let _ = timeout_seconds;
+        let role = crate::testing::convert::failover_role(role);
         super::aws("route53.upsert-failover", |c, _, _| c.route53_upsert_failover(zone, name, role, set_identifier, target, health_check, ttl))
     }
 }

@@ -37,14 +37,20 @@
 //! `drover test RUNBOOK.wasm --scenario FILE` runs the compiled component
 //! against the same simulated cloud, in the agent.
 
-mod cloud;
 pub(crate) mod imports;
 mod run;
-mod scenario;
 
-pub use cloud::{Call, Cloud, Db, DbSnap, Ec2Image, Ec2Instance, Ec2Snapshot};
+pub use drover_sim::*;
 pub use run::{LogLine, Report, StepRecord, TestRun};
-pub use scenario::*;
+
+drover_cloud::contract_conversions!(
+    convert,
+    types = crate::bindings::drover::runbook::types,
+    rds = crate::bindings::drover::runbook::rds,
+    ec2 = crate::bindings::drover::runbook::ec2,
+    route53 = crate::bindings::drover::runbook::route53,
+    cloudwatch = crate::bindings::drover::runbook::cloudwatch
+);
 
 #[cfg(test)]
 mod tests {

@@ -16,11 +16,10 @@ use serde_json::Value;
 
 use drover_replay::{ActionKind, RetrySpec, Violation};
 
-use super::cloud::{Call, Cloud};
-use super::scenario::{ApprovalSeed, Scenario};
 use crate::bindings::drover::runbook::steps::{AfterFailure, Attempt, RetryPolicy, Started};
 use crate::bindings::drover::runbook::types::Error as WitError;
 use crate::{Ending, Error, Mode, Runbook};
+use drover_sim::{ApprovalSeed, Call, Cloud, Scenario};
 
 /// Where a test crashes the "agent": the process dies and everything not
 /// journaled is lost; the cloud keeps what was done to it.

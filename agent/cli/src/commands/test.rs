@@ -1,6 +1,6 @@
 //! `drover test RUNBOOK.wasm --scenario FILE [--param K=V]... [--json]`:
 //! the compiled component, run by the real engine (journal, policy gate,
-//! retries, cleanups) against the simulated cloud of `drover_sdk::testing`
+//! retries, cleanups) against the simulated cloud of `drover-sim` (the one `drover_sdk::testing` uses)
 //! instead of AWS, on simulated time. Prints the run, every call it made and
 //! what it changed, and the cloud it left. No emulator, no account, no
 //! network; the agent's own store is not touched.
@@ -14,7 +14,7 @@ use drover_engine::policy::{Policy, RunbookGrants};
 use drover_engine::simulation::Simulation;
 use drover_engine::{Engine, RunRequest};
 use drover_journal::{Journal, SqliteJournal};
-use drover_sdk::testing::Scenario;
+use drover_sim::Scenario;
 use serde_json::{Map, Value, json};
 
 use crate::home::Home;

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Cloud, Target, aws_error};
-use crate::bindings::drover::runbook::route53::{FailoverRole, HealthCheck, RecordSet, WeightedTarget};
-use crate::bindings::drover::runbook::types::Error as WitError;
-use crate::testing::scenario::Route53Seed;
+use crate::scenario::Route53Seed;
+use drover_cloud::CloudError;
+use drover_cloud::route53::{FailoverRole, HealthCheck, RecordSet, WeightedTarget, fqdn, same_host};
 
 const GLOBAL: &str = "global";
 
@@ -28,17 +28,8 @@ pub(crate) struct Route53 {
     fails_at: BTreeMap<String, i64>,
 }
 
-/// `name` fully qualified, with the trailing dot Route 53 answers with.
-pub(crate) fn fqdn(name: &str) -> String {
-    format!("{}.", name.trim_end_matches('.').to_ascii_lowercase())
-}
-
 fn zone_key(zone: &str) -> String {
     zone.trim_end_matches('.').to_ascii_lowercase()
-}
-
-fn same_host(a: &str, b: &str) -> bool {
-    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
 impl Route53 {
@@ -64,6 +55,8 @@ impl Route53 {
                 set_identifier: r.set_identifier.clone(),
                 weight: r.weight,
                 values: r.values.clone(),
+                failover: None,
+                health_check: None,
             });
         }
         for h in &seed.health_checks {
@@ -116,7 +109,7 @@ impl Route53 {
         }
     }
 
-    fn zone(&mut self, t: &Target, zone: &str) -> Result<&mut Vec<RecordSet>, WitError> {
+    fn zone(&mut self, t: &Target, zone: &str) -> Result<&mut Vec<RecordSet>, CloudError> {
         let key = self.key(zone).map_err(|(code, e)| aws_error(t, code, &e, false))?;
         key.and_then(|k| self.zones.get_mut(&k)).ok_or_else(|| aws_error(t, "NoSuchHostedZone", &format!("no hosted zone {zone}"), false))
     }
@@ -143,7 +136,7 @@ fn upsert(sets: &mut Vec<RecordSet>, new: RecordSet) -> bool {
 
 impl Cloud {
     /// `route53.get-records`, as the agent's capability behaves, on the simulated cloud.
-    pub fn route53_get_records(&mut self, zone: &str, name: &str) -> Result<Vec<RecordSet>, WitError> {
+    pub fn route53_get_records(&mut self, zone: &str, name: &str) -> Result<Vec<RecordSet>, CloudError> {
         self.call(target("get-records", "ListResourceRecordSets", name), |c, t| {
             let want = fqdn(name);
             Ok((c.route53.zone(t, zone)?.iter().filter(|r| r.name == want).cloned().collect(), false))
@@ -151,7 +144,7 @@ impl Cloud {
     }
 
     /// `route53.upsert-cname`, as the agent's capability behaves, on the simulated cloud.
-    pub fn route53_upsert_cname(&mut self, zone: &str, name: &str, value: &str, ttl: u32, timeout_seconds: u32) -> Result<(), WitError> {
+    pub fn route53_upsert_cname(&mut self, zone: &str, name: &str, value: &str, ttl: u32, timeout_seconds: u32) -> Result<(), CloudError> {
         let _ = timeout_seconds;
         self.call(target("upsert-cname", "ChangeResourceRecordSets", name), |c, t| {
             let want = fqdn(name);
@@ -175,7 +168,16 @@ impl Cloud {
             if sets.iter().any(|r| r.name == want && r.record_type == "CNAME" && r.values.iter().any(|v| same_host(v, value))) {
                 return Ok(((), false));
             }
-            let new = RecordSet { name: want, record_type: "CNAME".into(), ttl: Some(ttl), set_identifier: None, weight: None, values: vec![value.to_string()] };
+            let new = RecordSet {
+                name: want,
+                record_type: "CNAME".into(),
+                ttl: Some(ttl),
+                set_identifier: None,
+                weight: None,
+                values: vec![value.to_string()],
+                failover: None,
+                health_check: None,
+            };
             Ok(((), upsert(sets, new)))
         })
     }
@@ -184,7 +186,7 @@ impl Cloud {
     /// simulated cloud: weights shift on the records of the type that is
     /// there (A, AAAA, alias, CNAME); a set identifier with no record becomes
     /// a weighted CNAME, which Route 53 refuses beside records of another type.
-    pub fn route53_set_weights(&mut self, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32) -> Result<(), WitError> {
+    pub fn route53_set_weights(&mut self, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32) -> Result<(), CloudError> {
         self.call(target("set-weights", "ChangeResourceRecordSets", name), |c, t| {
             let want = fqdn(name);
             let sets = c.route53.zone(t, zone)?;
@@ -226,6 +228,8 @@ impl Cloud {
                     set_identifier: Some(w.set_identifier.clone()),
                     weight: Some(w.weight),
                     values: vec![w.value.clone()],
+                    failover: None,
+                    health_check: None,
                 };
                 changed |= upsert(sets, new);
             }
@@ -234,7 +238,7 @@ impl Cloud {
     }
 
     /// `route53.delete-cname`, as the agent's capability behaves, on the simulated cloud.
-    pub fn route53_delete_cname(&mut self, zone: &str, name: &str) -> Result<(), WitError> {
+    pub fn route53_delete_cname(&mut self, zone: &str, name: &str) -> Result<(), CloudError> {
         self.call(target("delete-cname", "ChangeResourceRecordSets", name), |c, t| {
             let want = fqdn(name);
             let key = c.route53.key(zone).map_err(|(code, e)| aws_error(t, code, &e, false))?;
@@ -248,7 +252,7 @@ impl Cloud {
     }
 
     /// `route53.get-health-check`, as the agent's capability behaves, on the simulated cloud.
-    pub fn route53_get_health_check(&mut self, id: &str) -> Result<HealthCheck, WitError> {
+    pub fn route53_get_health_check(&mut self, id: &str) -> Result<HealthCheck, CloudError> {
         if self.route53.fails_at.get(id).is_some_and(|at| *at <= self.now_ms) {
             self.route53.fails_at.remove(id);
             if let Some(h) = self.route53.health_checks.get_mut(id) {
@@ -263,7 +267,7 @@ impl Cloud {
     }
 
     /// `route53.update-health-check`, as the agent's capability behaves, on the simulated cloud.
-    pub fn route53_update_health_check(&mut self, id: &str, disabled: bool, inverted: bool) -> Result<HealthCheck, WitError> {
+    pub fn route53_update_health_check(&mut self, id: &str, disabled: bool, inverted: bool) -> Result<HealthCheck, CloudError> {
         self.call(target("update-health-check", "UpdateHealthCheck", id), |c, t| {
             let h = c.route53.health_checks.get_mut(id).ok_or_else(|| aws_error(t, "NoSuchHealthCheck", &format!("no health check {id}"), false))?;
             let changed = h.disabled != disabled || h.inverted != inverted;
@@ -284,14 +288,13 @@ impl Cloud {
         value: &str,
         health_check: Option<&str>,
         ttl: u32,
-    ) -> Result<(), WitError> {
+    ) -> Result<(), CloudError> {
         self.call(target("upsert-failover", "ChangeResourceRecordSets", name), |c, t| {
             if let Some(h) = health_check
                 && !c.route53.health_checks.contains_key(h)
             {
                 return Err(aws_error(t, "NoSuchHealthCheck", &format!("no health check {h}"), false));
             }
-            let _ = role;
             let new = RecordSet {
                 name: fqdn(name),
                 record_type: "CNAME".into(),
@@ -299,6 +302,8 @@ impl Cloud {
                 set_identifier: Some(set_identifier.to_string()),
                 weight: None,
                 values: vec![value.to_string()],
+                failover: Some(role.as_str().to_string()),
+                health_check: health_check.map(str::to_string),
             };
             let sets = c.route53.zone(t, zone)?;
             Ok(((), upsert(sets, new)))
@@ -308,8 +313,8 @@ impl Cloud {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::Scenario;
-    use crate::testing::cloud::Cloud;
+    use crate::Cloud;
+    use crate::Scenario;
 
     /// As the agent does: a name a private and a public zone share is
     /// refused; a qualifier or an id reaches exactly one zone.

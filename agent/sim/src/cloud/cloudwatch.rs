@@ -2,10 +2,10 @@
 
 use serde::Serialize;
 
-use super::{Cloud, Regional, Target, aws_error, ms_timestamp};
-use crate::bindings::drover::runbook::cloudwatch::{Alarm, AlarmState};
-use crate::bindings::drover::runbook::types::Error as WitError;
-use crate::testing::scenario::CloudWatchSeed;
+use super::{Cloud, Regional, Target, aws_error, ms_time};
+use crate::scenario::CloudWatchSeed;
+use drover_cloud::CloudError;
+use drover_cloud::cloudwatch::{Alarm, AlarmState};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct CloudWatch {
@@ -29,7 +29,7 @@ impl CloudWatch {
                 arn: format!("arn:aws:cloudwatch:{}:{}:alarm:{}", a.region, super::ACCOUNT, a.name),
                 state,
                 reason: a.reason.clone(),
-                since: Some(ms_timestamp(now)),
+                since: Some(ms_time(now)),
             };
             self.alarms.entry(a.region.clone()).or_default().insert(a.name.clone(), alarm);
             if let Some(after) = a.alarm_after_seconds {
@@ -42,7 +42,7 @@ impl CloudWatch {
 
 impl Cloud {
     /// `cloudwatch.describe-alarms`, as the agent's capability behaves, on the simulated cloud.
-    pub fn cloudwatch_describe_alarms(&mut self, region: &str, names: &[String]) -> Result<Vec<Alarm>, WitError> {
+    pub fn cloudwatch_describe_alarms(&mut self, region: &str, names: &[String]) -> Result<Vec<Alarm>, CloudError> {
         let resource = names.join(",");
         let t = Target { service: "cloudwatch", operation: "describe-alarms", api: "DescribeAlarms", region, resource: &resource };
         let due: Vec<(String, String, i64)> = self.cloudwatch.fires_at.iter().filter(|f| f.2 <= self.now_ms).cloned().collect();
@@ -51,7 +51,7 @@ impl Cloud {
             if let Some(a) = self.cloudwatch.alarms.get_mut(&r).and_then(|m| m.get_mut(&n)) {
                 a.state = AlarmState::Alarm;
                 a.reason = "Threshold Crossed (simulated incident)".into();
-                a.since = Some(ms_timestamp(at));
+                a.since = Some(ms_time(at));
             }
         }
         self.call(t, |c, t| {
@@ -71,7 +71,7 @@ impl Cloud {
 
     /// Sets an alarm's state, as a test does to simulate an incident.
     pub fn set_alarm(&mut self, region: &str, name: &str, state: AlarmState, reason: &str) -> bool {
-        let now = ms_timestamp(self.now_ms);
+        let now = ms_time(self.now_ms);
         match self.cloudwatch.alarms.get_mut(region).and_then(|m| m.get_mut(name)) {
             Some(a) => {
                 a.state = state;

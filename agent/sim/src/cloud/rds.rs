@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{ACCOUNT, Cloud, Regional, Target, aws_error, ms_timestamp};
-use crate::bindings::drover::runbook::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, GlobalMember, LagReading, SnapshotInfo};
-use crate::bindings::drover::runbook::types::Error as WitError;
-use crate::testing::scenario::RdsSeed;
+use crate::scenario::RdsSeed;
+use drover_cloud::CloudError;
+use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, GlobalMember, LagReading, SnapshotInfo};
 
 /// A simulated DB instance.
 #[derive(Debug, Clone, Serialize)]
@@ -155,7 +155,7 @@ impl Rds {
         let links: Vec<(String, String)> =
             self.instances.values().flat_map(|m| m.values()).filter_map(|d| Some((d.instance.replica_source.clone()?, d.instance.arn.clone()))).collect();
         for (source, replica) in links {
-            let (region, id) = parse_arn(&source).expect("built above");
+            let (region, id) = parse_arn(&source).ok_or_else(|| format!("rds instance {replica}: its source '{source}' is not an instance ARN"))?;
             let src = self
                 .instances
                 .get_mut(region)
@@ -172,6 +172,8 @@ impl Rds {
                     region: s.region.clone(),
                     status: s.status.clone(),
                     instance: s.instance.clone(),
+                    engine: String::new(),
+                    engine_version: String::new(),
                 },
                 taken_ms: taken,
                 ready_at: taken,
@@ -210,28 +212,30 @@ impl Rds {
         Ok(())
     }
 
-    fn db(&self, t: &Target, region: &str, id: &str) -> Result<&Db, WitError> {
+    fn db(&self, t: &Target, region: &str, id: &str) -> Result<&Db, CloudError> {
         self.instances.get(region).and_then(|m| m.get(id)).ok_or_else(|| aws_error(t, "DBInstanceNotFound", &format!("no DB instance {id} in {region}"), false))
     }
 
-    fn db_mut(&mut self, t: &Target, region: &str, id: &str) -> Result<&mut Db, WitError> {
+    fn db_mut(&mut self, t: &Target, region: &str, id: &str) -> Result<&mut Db, CloudError> {
         self.instances
             .get_mut(region)
             .and_then(|m| m.get_mut(id))
             .ok_or_else(|| aws_error(t, "DBInstanceNotFound", &format!("no DB instance {id} in {region}"), false))
     }
 
-    fn snap(&self, t: &Target, region: &str, id: &str) -> Result<&DbSnap, WitError> {
+    fn snap(&self, t: &Target, region: &str, id: &str) -> Result<&DbSnap, CloudError> {
         self.snapshots.get(region).and_then(|m| m.get(id)).ok_or_else(|| aws_error(t, "DBSnapshotNotFound", &format!("no DB snapshot {id} in {region}"), false))
     }
 
-    fn global(&self, t: &Target, id: &str) -> Result<GlobalCluster, WitError> {
+    fn global(&self, t: &Target, id: &str) -> Result<GlobalCluster, CloudError> {
         let (writer, members) = self.globals.get(id).ok_or_else(|| aws_error(t, "GlobalClusterNotFoundFault", &format!("no global cluster {id}"), false))?;
         Ok(GlobalCluster {
             identifier: id.to_string(),
             arn: format!("arn:aws:rds::{ACCOUNT}:global-cluster:{id}"),
             status: "available".into(),
             engine: "aurora-postgresql".into(),
+            // The simulated move is instant: never under way when read.
+            moving_to: None,
             members: members
                 .iter()
                 .map(|arn| GlobalMember {
@@ -250,12 +254,12 @@ fn target<'a>(operation: &'static str, api: &'static str, region: &'a str, resou
 
 impl Cloud {
     /// `rds.describe-instance`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_describe_instance(&mut self, region: &str, id: &str) -> Result<DbInstance, WitError> {
+    pub fn rds_describe_instance(&mut self, region: &str, id: &str) -> Result<DbInstance, CloudError> {
         self.call(target("describe-instance", "DescribeDBInstances", region, id), |c, t| Ok((c.rds.db(t, region, id)?.view(c.now_ms), false)))
     }
 
     /// `rds.create-snapshot`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_create_snapshot(&mut self, region: &str, inst: &str, name: &str, key: &str) -> Result<DbSnapshot, WitError> {
+    pub fn rds_create_snapshot(&mut self, region: &str, inst: &str, name: &str, key: &str) -> Result<DbSnapshot, CloudError> {
         self.call(target("create-snapshot", "CreateDBSnapshot", region, name), |c, t| {
             if let Some(existing) = c.rds.snapshots.get(region).and_then(|m| m.get(name)) {
                 if existing.made_by.as_deref() == Some(key) {
@@ -274,6 +278,8 @@ impl Cloud {
                     region: region.into(),
                     status: "available".into(),
                     instance: inst.into(),
+                    engine: db.engine.clone(),
+                    engine_version: db.engine_version.clone(),
                 },
                 taken_ms: c.now_ms,
                 ready_at: c.ready_at(),
@@ -286,7 +292,7 @@ impl Cloud {
     }
 
     /// `rds.copy-snapshot`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_copy_snapshot(&mut self, source_arn: &str, target_region: &str, name: &str, key: &str) -> Result<DbSnapshot, WitError> {
+    pub fn rds_copy_snapshot(&mut self, source_arn: &str, target_region: &str, name: &str, key: &str) -> Result<DbSnapshot, CloudError> {
         self.call(target("copy-snapshot", "CopyDBSnapshot", target_region, name), |c, t| {
             if let Some(existing) = c.rds.snapshots.get(target_region).and_then(|m| m.get(name)) {
                 if existing.made_by.as_deref() == Some(key) {
@@ -307,6 +313,8 @@ impl Cloud {
                     region: target_region.into(),
                     status: "available".into(),
                     instance: src.snapshot.instance.clone(),
+                    engine: src.snapshot.engine.clone(),
+                    engine_version: src.snapshot.engine_version.clone(),
                 },
                 taken_ms: src.taken_ms,
                 ready_at: c.ready_at(),
@@ -319,12 +327,12 @@ impl Cloud {
     }
 
     /// `rds.describe-snapshot`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_describe_snapshot(&mut self, region: &str, id: &str) -> Result<DbSnapshot, WitError> {
+    pub fn rds_describe_snapshot(&mut self, region: &str, id: &str) -> Result<DbSnapshot, CloudError> {
         self.call(target("describe-snapshot", "DescribeDBSnapshots", region, id), |c, t| Ok((c.rds.snap(t, region, id)?.view(c.now_ms), false)))
     }
 
     /// `rds.create-read-replica`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_create_read_replica(&mut self, source_arn: &str, region: &str, id: &str, key: &str, run_id: &str) -> Result<DbInstance, WitError> {
+    pub fn rds_create_read_replica(&mut self, source_arn: &str, region: &str, id: &str, key: &str, run_id: &str) -> Result<DbInstance, CloudError> {
         self.call(target("create-read-replica", "CreateDBInstanceReadReplica", region, id), |c, t| {
             if let Some(existing) = c.rds.instances.get(region).and_then(|m| m.get(id)) {
                 if existing.tags.get("drover:idempotency-key").map(String::as_str) == Some(key) {
@@ -369,7 +377,7 @@ impl Cloud {
     /// is refused (`replica-busy`, retryable; RDS answers
     /// `InvalidDBInstanceState`); a promotion takes `settle_seconds`, during
     /// which the instance is `modifying` and still shows its source, as RDS does.
-    pub fn rds_promote_read_replica(&mut self, region: &str, id: &str, key: &str) -> Result<DbInstance, WitError> {
+    pub fn rds_promote_read_replica(&mut self, region: &str, id: &str, key: &str) -> Result<DbInstance, CloudError> {
         self.call(target("promote-read-replica", "PromoteReadReplica", region, id), |c, t| {
             let now = c.now_ms;
             let ready = c.ready_at();
@@ -411,7 +419,7 @@ impl Cloud {
     }
 
     /// `rds.wait-instance-available`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_wait_instance_available(&mut self, region: &str, id: &str, timeout_seconds: u32) -> Result<DbInstance, WitError> {
+    pub fn rds_wait_instance_available(&mut self, region: &str, id: &str, timeout_seconds: u32) -> Result<DbInstance, CloudError> {
         self.call(target("wait-instance-available", "DescribeDBInstances", region, id), |c, t| {
             let db = c.rds.db(t, region, id)?;
             // A status that holds for good never becomes available.
@@ -422,7 +430,7 @@ impl Cloud {
     }
 
     /// `rds.wait-snapshot-available`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_wait_snapshot_available(&mut self, region: &str, id: &str, timeout_seconds: u32) -> Result<DbSnapshot, WitError> {
+    pub fn rds_wait_snapshot_available(&mut self, region: &str, id: &str, timeout_seconds: u32) -> Result<DbSnapshot, CloudError> {
         self.call(target("wait-snapshot-available", "DescribeDBSnapshots", region, id), |c, t| {
             let ready_at = c.rds.snap(t, region, id)?.ready_at;
             c.wait_until(t, ready_at, timeout_seconds, id)?;
@@ -431,7 +439,7 @@ impl Cloud {
     }
 
     /// `rds.latest-snapshot`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_latest_snapshot(&mut self, region: &str, inst: &str) -> Result<Option<SnapshotInfo>, WitError> {
+    pub fn rds_latest_snapshot(&mut self, region: &str, inst: &str) -> Result<Option<SnapshotInfo>, CloudError> {
         self.call(target("latest-snapshot", "DescribeDBSnapshots", region, inst), |c, _| {
             let now = c.now_ms;
             let newest = c
@@ -448,7 +456,7 @@ impl Cloud {
     }
 
     /// `rds.restore-from-snapshot`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_restore_from_snapshot(&mut self, region: &str, snapshot: &str, id: &str, key: &str, run_id: &str) -> Result<DbInstance, WitError> {
+    pub fn rds_restore_from_snapshot(&mut self, region: &str, snapshot: &str, id: &str, key: &str, run_id: &str) -> Result<DbInstance, CloudError> {
         self.call(target("restore-from-snapshot", "RestoreDBInstanceFromDBSnapshot", region, id), |c, t| {
             if let Some(existing) = c.rds.instances.get(region).and_then(|m| m.get(id)) {
                 if existing.tags.get("drover:idempotency-key").map(String::as_str) == Some(key) {
@@ -495,7 +503,7 @@ impl Cloud {
     }
 
     /// `rds.delete-instance`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_delete_instance(&mut self, region: &str, id: &str, run_id: &str) -> Result<(), WitError> {
+    pub fn rds_delete_instance(&mut self, region: &str, id: &str, run_id: &str) -> Result<(), CloudError> {
         self.call(target("delete-instance", "DeleteDBInstance", region, id), |c, t| {
             let Some(db) = c.rds.instances.get(region).and_then(|m| m.get(id)) else {
                 return Ok(((), false));
@@ -516,7 +524,7 @@ impl Cloud {
     }
 
     /// `rds.run-instances`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_run_instances(&mut self, region: &str, run_id: &str) -> Result<Vec<String>, WitError> {
+    pub fn rds_run_instances(&mut self, region: &str, run_id: &str) -> Result<Vec<String>, CloudError> {
         self.call(target("run-instances", "DescribeDBInstances", region, "*"), |c, _| {
             let ids = c
                 .rds
@@ -532,7 +540,7 @@ impl Cloud {
     }
 
     /// `rds.replica-lag`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_replica_lag(&mut self, region: &str, id: &str) -> Result<Option<LagReading>, WitError> {
+    pub fn rds_replica_lag(&mut self, region: &str, id: &str) -> Result<Option<LagReading>, CloudError> {
         self.call(Target { service: "rds", operation: "replica-lag", api: "GetMetricStatistics", region, resource: id }, |c, t| {
             let db = c.rds.db(t, region, id)?;
             Ok((db.lag_seconds.map(|seconds| LagReading { seconds, age_seconds: db.lag_age_seconds }), false))
@@ -540,7 +548,7 @@ impl Cloud {
     }
 
     /// `rds.describe-cluster`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_describe_cluster(&mut self, region: &str, id: &str) -> Result<DbCluster, WitError> {
+    pub fn rds_describe_cluster(&mut self, region: &str, id: &str) -> Result<DbCluster, CloudError> {
         self.call(target("describe-cluster", "DescribeDBClusters", region, id), |c, t| {
             let cluster = c
                 .rds
@@ -553,12 +561,12 @@ impl Cloud {
     }
 
     /// `rds.describe-global-cluster`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_describe_global_cluster(&mut self, region: &str, id: &str) -> Result<GlobalCluster, WitError> {
+    pub fn rds_describe_global_cluster(&mut self, region: &str, id: &str) -> Result<GlobalCluster, CloudError> {
         self.call(target("describe-global-cluster", "DescribeGlobalClusters", region, id), |c, t| Ok((c.rds.global(t, id)?, false)))
     }
 
     /// `rds.failover-global-cluster`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_failover_global_cluster(&mut self, region: &str, id: &str, target_arn: &str, _mode: GlobalFailoverMode) -> Result<GlobalCluster, WitError> {
+    pub fn rds_failover_global_cluster(&mut self, region: &str, id: &str, target_arn: &str, _mode: GlobalFailoverMode) -> Result<GlobalCluster, CloudError> {
         self.call(target("failover-global-cluster", "FailoverGlobalCluster", region, id), |c, t| {
             let current = c.rds.global(t, id)?;
             if !current.members.iter().any(|m| m.cluster_arn == target_arn) {
@@ -575,7 +583,7 @@ impl Cloud {
     }
 
     /// `rds.wait-global-writer`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_wait_global_writer(&mut self, region: &str, id: &str, target_arn: &str, timeout_seconds: u32) -> Result<GlobalCluster, WitError> {
+    pub fn rds_wait_global_writer(&mut self, region: &str, id: &str, target_arn: &str, timeout_seconds: u32) -> Result<GlobalCluster, CloudError> {
         self.call(target("wait-global-writer", "DescribeGlobalClusters", region, id), |c, t| {
             let g = c.rds.global(t, id)?;
             if g.members.iter().any(|m| m.cluster_arn == target_arn && m.writer) {
@@ -590,7 +598,7 @@ impl Cloud {
     }
 
     /// `rds.detach-from-global-cluster`, as the agent's capability behaves, on the simulated cloud.
-    pub fn rds_detach_from_global_cluster(&mut self, region: &str, id: &str, cluster_arn: &str) -> Result<bool, WitError> {
+    pub fn rds_detach_from_global_cluster(&mut self, region: &str, id: &str, cluster_arn: &str) -> Result<bool, CloudError> {
         self.call(target("detach-from-global-cluster", "RemoveFromGlobalCluster", region, id), |c, t| {
             let g = c.rds.globals.get_mut(id).ok_or_else(|| aws_error(t, "GlobalClusterNotFoundFault", &format!("no global cluster {id}"), false))?;
             let before = g.1.len();

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::scenario::{Fault, Scenario};
-use crate::bindings::drover::runbook::types::{Error as WitError, Timestamp};
+use crate::scenario::{Fault, Scenario};
+use drover_cloud::CloudError;
 
 pub use ec2::{Ec2Image, Ec2Instance, Ec2Snapshot};
 pub use rds::{Db, DbSnap};
@@ -68,7 +68,7 @@ struct ArmedFault {
     fired: u32,
 }
 
-/// The simulated cloud. Build it from a [`Scenario`]; a [`super::TestRun`]
+/// The simulated cloud. Build it from a [`Scenario`]; a test run (`drover_sdk::testing::TestRun`)
 /// drives a runbook against it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cloud {
@@ -168,7 +168,7 @@ impl Cloud {
 
     /// Checks a call against the down regions and the faults (each fault
     /// counts the calls it matches). `Err` is what the runbook gets.
-    fn enter(&mut self, t: &Target) -> Result<(), WitError> {
+    fn enter(&mut self, t: &Target) -> Result<(), CloudError> {
         if self.down.contains(t.region) {
             return Err(aws_error(t, "unreachable", "could not connect to the endpoint (the region is down in this scenario)", true));
         }
@@ -193,7 +193,7 @@ impl Cloud {
     }
 
     /// Records a call, whatever came of it.
-    fn record(&mut self, t: &Target, changed: bool, error: Option<&WitError>) {
+    fn record(&mut self, t: &Target, changed: bool, error: Option<&CloudError>) {
         self.calls.push(Call {
             call: format!("{}.{}", t.service, t.operation),
             region: t.region.to_string(),
@@ -208,7 +208,7 @@ impl Cloud {
 
     /// Runs a call: faults first, then `body`, which says whether it changed
     /// anything; the call is recorded either way.
-    pub(crate) fn call<T>(&mut self, t: Target, body: impl FnOnce(&mut Cloud, &Target) -> Result<(T, bool), WitError>) -> Result<T, WitError> {
+    pub(crate) fn call<T>(&mut self, t: Target, body: impl FnOnce(&mut Cloud, &Target) -> Result<(T, bool), CloudError>) -> Result<T, CloudError> {
         if let Err(e) = self.enter(&t) {
             self.record(&t, false, Some(&e));
             return Err(e);
@@ -227,7 +227,7 @@ impl Cloud {
 
     /// A wait: the resource becomes ready at `ready_at`; simulated time moves
     /// to it if that is within `timeout_seconds`, or by the whole timeout.
-    pub(crate) fn wait_until(&mut self, t: &Target, ready_at: i64, timeout_seconds: u32, what: &str) -> Result<(), WitError> {
+    pub(crate) fn wait_until(&mut self, t: &Target, ready_at: i64, timeout_seconds: u32, what: &str) -> Result<(), CloudError> {
         let deadline = self.now_ms + i64::from(timeout_seconds) * 1000;
         if ready_at <= deadline {
             self.now_ms = self.now_ms.max(ready_at);
@@ -239,7 +239,7 @@ impl Cloud {
     }
 
     /// Says which step and attempt the next calls come from (the agent's
-    /// `drover test` does; a [`super::TestRun`] sets it itself).
+    /// `drover test` does; a test run (`drover_sdk::testing::TestRun`) sets it itself).
     pub fn set_caller(&mut self, caller: Option<(String, u32)>) {
         self.caller = caller;
     }
@@ -251,8 +251,8 @@ impl Cloud {
 }
 
 /// An error as the agent hands it to a runbook: what failed, on what, where.
-pub(crate) fn aws_error(t: &Target, code: &str, message: &str, retryable: bool) -> WitError {
-    WitError {
+pub(crate) fn aws_error(t: &Target, code: &str, message: &str, retryable: bool) -> CloudError {
+    CloudError {
         code: code.to_string(),
         message: format!("{} {} on {} in {} failed: {code}: {message} (simulated)", t.service, t.api, t.resource, t.region),
         retryable,
@@ -279,8 +279,15 @@ pub(crate) fn retryable_code(code: &str) -> bool {
     )
 }
 
-pub(crate) fn ms_timestamp(ms: i64) -> Timestamp {
-    Timestamp { seconds: ms.div_euclid(1000), nanoseconds: (ms.rem_euclid(1000) * 1_000_000) as u32 }
+/// Milliseconds since the Unix epoch as (seconds, nanoseconds).
+pub(crate) fn ms_timestamp(ms: i64) -> (i64, u32) {
+    (ms.div_euclid(1000), (ms.rem_euclid(1000) * 1_000_000) as u32)
+}
+
+/// Milliseconds since the Unix epoch as a system time.
+pub(crate) fn ms_time(ms: i64) -> std::time::SystemTime {
+    let since_epoch = std::time::Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 { std::time::UNIX_EPOCH + since_epoch } else { std::time::UNIX_EPOCH - since_epoch }
 }
 
 /// `*` matches any run of characters; everything else literally.

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Cloud, Regional, Target, aws_error};
-use crate::bindings::drover::runbook::ec2::{Image, Instance, Snapshot};
-use crate::bindings::drover::runbook::types::Error as WitError;
-use crate::testing::scenario::Ec2Seed;
+use crate::scenario::Ec2Seed;
+use drover_cloud::CloudError;
+use drover_cloud::ec2::{Image, Instance, Snapshot};
 
 /// A simulated EC2 instance.
 #[derive(Debug, Clone, Serialize)]
@@ -111,14 +111,14 @@ impl Ec2 {
         Ok(())
     }
 
-    fn instance(&self, t: &Target, region: &str, id: &str) -> Result<&Ec2Instance, WitError> {
+    fn instance(&self, t: &Target, region: &str, id: &str) -> Result<&Ec2Instance, CloudError> {
         self.instances
             .get(region)
             .and_then(|m| m.get(id))
             .ok_or_else(|| aws_error(t, "InvalidInstanceID.NotFound", &format!("no instance {id} in {region}"), false))
     }
 
-    fn image(&self, t: &Target, region: &str, id: &str) -> Result<&Ec2Image, WitError> {
+    fn image(&self, t: &Target, region: &str, id: &str) -> Result<&Ec2Image, CloudError> {
         self.images.get(region).and_then(|m| m.get(id)).ok_or_else(|| aws_error(t, "InvalidAMIID.NotFound", &format!("no image {id} in {region}"), false))
     }
 
@@ -150,12 +150,12 @@ fn target<'a>(operation: &'static str, api: &'static str, region: &'a str, resou
 
 impl Cloud {
     /// `ec2.describe-instance`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_describe_instance(&mut self, region: &str, id: &str) -> Result<Instance, WitError> {
+    pub fn ec2_describe_instance(&mut self, region: &str, id: &str) -> Result<Instance, CloudError> {
         self.call(target("describe-instance", "DescribeInstances", region, id), |c, t| Ok((c.ec2.instance(t, region, id)?.instance.clone(), false)))
     }
 
     /// `ec2.snapshot-volume`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_snapshot_volume(&mut self, region: &str, volume: &str, name: &str, lineage: Option<&str>) -> Result<Snapshot, WitError> {
+    pub fn ec2_snapshot_volume(&mut self, region: &str, volume: &str, name: &str, lineage: Option<&str>) -> Result<Snapshot, CloudError> {
         self.call(target("snapshot-volume", "CreateSnapshot", region, name), |c, _| {
             if let Some(s) = c.ec2.snapshot_named(region, name) {
                 return Ok((s.view(c.now_ms), false));
@@ -180,7 +180,7 @@ impl Cloud {
         target_region: &str,
         name: &str,
         lineage: Option<&str>,
-    ) -> Result<Snapshot, WitError> {
+    ) -> Result<Snapshot, CloudError> {
         self.call(target("copy-snapshot", "CopySnapshot", target_region, name), |c, t| {
             if let Some(s) = c.ec2.snapshot_named(target_region, name) {
                 return Ok((s.view(c.now_ms), false));
@@ -219,7 +219,7 @@ impl Cloud {
     }
 
     /// `ec2.create-image`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_create_image(&mut self, region: &str, instance_id: &str, name: &str, lineage: Option<&str>) -> Result<Image, WitError> {
+    pub fn ec2_create_image(&mut self, region: &str, instance_id: &str, name: &str, lineage: Option<&str>) -> Result<Image, CloudError> {
         self.call(target("create-image", "CreateImage", region, name), |c, t| {
             if let Some(i) = c.ec2.image_named(region, name) {
                 return Ok((i.view(c.now_ms), false));
@@ -230,7 +230,7 @@ impl Cloud {
     }
 
     /// `ec2.copy-image`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_copy_image(&mut self, source_region: &str, image_id: &str, target_region: &str, name: &str, lineage: Option<&str>) -> Result<Image, WitError> {
+    pub fn ec2_copy_image(&mut self, source_region: &str, image_id: &str, target_region: &str, name: &str, lineage: Option<&str>) -> Result<Image, CloudError> {
         self.call(target("copy-image", "CopyImage", target_region, name), |c, t| {
             if let Some(i) = c.ec2.image_named(target_region, name) {
                 return Ok((i.view(c.now_ms), false));
@@ -244,7 +244,7 @@ impl Cloud {
     }
 
     /// `ec2.wait-image-available`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_wait_image_available(&mut self, region: &str, image_id: &str, timeout_seconds: u32) -> Result<Image, WitError> {
+    pub fn ec2_wait_image_available(&mut self, region: &str, image_id: &str, timeout_seconds: u32) -> Result<Image, CloudError> {
         self.call(target("wait-image-available", "DescribeImages", region, image_id), |c, t| {
             let ready_at = c.ec2.image(t, region, image_id)?.ready_at;
             c.wait_until(t, ready_at, timeout_seconds, image_id).map_err(|mut e| {
@@ -256,7 +256,7 @@ impl Cloud {
     }
 
     /// `ec2.run-instance`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_run_instance(&mut self, region: &str, image_id: &str, name: &str, run_id: &str) -> Result<Instance, WitError> {
+    pub fn ec2_run_instance(&mut self, region: &str, image_id: &str, name: &str, run_id: &str) -> Result<Instance, CloudError> {
         self.call(target("run-instance", "RunInstances", region, name), |c, t| {
             let live = c
                 .ec2
@@ -280,7 +280,7 @@ impl Cloud {
     }
 
     /// `ec2.prune-images`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_prune_images(&mut self, region: &str, lineage: &str, keep: u32) -> Result<Vec<String>, WitError> {
+    pub fn ec2_prune_images(&mut self, region: &str, lineage: &str, keep: u32) -> Result<Vec<String>, CloudError> {
         self.call(target("prune-images", "DeregisterImage", region, lineage), |c, _| {
             let old: Vec<String> = c.ec2.lineage(region, lineage).iter().skip(keep as usize).map(|i| i.image.id.clone()).collect();
             if let Some(m) = c.ec2.images.get_mut(region) {
@@ -294,7 +294,7 @@ impl Cloud {
     }
 
     /// `ec2.latest-image`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_latest_image(&mut self, region: &str, lineage: &str) -> Result<Option<Image>, WitError> {
+    pub fn ec2_latest_image(&mut self, region: &str, lineage: &str) -> Result<Option<Image>, CloudError> {
         self.call(target("latest-image", "DescribeImages", region, lineage), |c, _| {
             let now = c.now_ms;
             let newest = c.ec2.lineage(region, lineage).into_iter().find(|i| i.ready_at <= now).map(|i| i.view(now));
@@ -303,7 +303,7 @@ impl Cloud {
     }
 
     /// `ec2.terminate-instance`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_terminate_instance(&mut self, region: &str, id: &str, run_id: &str) -> Result<(), WitError> {
+    pub fn ec2_terminate_instance(&mut self, region: &str, id: &str, run_id: &str) -> Result<(), CloudError> {
         self.call(target("terminate-instance", "TerminateInstances", region, id), |c, t| {
             let Some(i) = c.ec2.instances.get_mut(region).and_then(|m| m.get_mut(id)) else {
                 return Ok(((), false));
@@ -325,7 +325,7 @@ impl Cloud {
     }
 
     /// `ec2.run-instances`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_run_instances(&mut self, region: &str, run_id: &str) -> Result<Vec<String>, WitError> {
+    pub fn ec2_run_instances(&mut self, region: &str, run_id: &str) -> Result<Vec<String>, CloudError> {
         self.call(target("run-instances", "DescribeInstances", region, "*"), |c, _| {
             let ids = c
                 .ec2
@@ -341,7 +341,7 @@ impl Cloud {
     }
 
     /// `ec2.tag`, as the agent's capability behaves, on the simulated cloud.
-    pub fn ec2_tag(&mut self, region: &str, id: &str, tags: &[(String, String)]) -> Result<bool, WitError> {
+    pub fn ec2_tag(&mut self, region: &str, id: &str, tags: &[(String, String)]) -> Result<bool, CloudError> {
         self.call(target("tag", "CreateTags", region, id), |c, t| {
             if let Some((k, _)) = tags.iter().find(|(k, _)| k.starts_with("aws:") || k.starts_with("drover:")) {
                 return Err(aws_error(t, "reserved-tag", &format!("tag key '{k}' is reserved (aws: and drover: keys cannot be set by a runbook)"), false));
