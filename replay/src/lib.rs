@@ -14,7 +14,9 @@
 //!   create its resource a second time);
 //! - [`retry`]: a step's retry policy, its backoff and when to retry;
 //! - [`attempts`]: an attempt interrupted by a crash counts against the policy;
-//! - [`limits`]: the largest request a runbook may make of a journaled call.
+//! - [`limits`]: the largest request a runbook may make of a journaled call;
+//! - [`summary`]: a run's journal in brief, which the agent and the harness
+//!   must agree on.
 //!
 //! Every refusal is a [`Violation`], whose text is what the runbook's author
 //! sees, in the agent and in the harness alike.
@@ -24,6 +26,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod limits;
 pub mod retry;
+pub mod summary;
 mod violation;
 
 pub use attempts::{Interrupted, interrupted};
@@ -31,4 +34,5 @@ pub use idempotency::idempotency_key;
 pub use keys::{ActionKind, MAX_KEY_LEN, check_key};
 pub use limits::{MAX_APPROVAL_MESSAGE, MAX_RANDOM_BYTES, MAX_WAIT, check_approval_message, check_random_len, check_wait};
 pub use retry::{MAX_BACKOFF_MS, RetrySpec};
+pub use summary::StepSummary;
 pub use violation::{Violation, describe};

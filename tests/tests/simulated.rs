@@ -83,3 +83,40 @@ fn a_bad_scenario_is_refused_with_what_is_wrong() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("cannot read scenario /no/such/scenario.toml"), "{err}");
 }
+
+/// The parity check with the runbook author's harness: each reference
+/// runbook, compiled, runs in the real engine on its parity scenario
+/// (scripted faults included) and must journal exactly what the file says:
+/// the same steps, outcomes, attempt counts and idempotency keys. The
+/// runbook's own `cargo test` (the SDK's native harness) compares with the
+/// same file (`journals_what_the_agent_journals_under_the_same_faults`).
+#[test]
+fn the_engine_journals_what_the_native_harness_journals() {
+    let parity = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks/scenarios/parity");
+    for (name, component) in [
+        ("regional-failover", artifacts::REGIONAL_FAILOVER),
+        ("failback", artifacts::FAILBACK),
+        ("dr-drill", artifacts::DR_DRILL),
+        ("dns-shift", artifacts::DNS_SHIFT),
+        ("ami-replicate", artifacts::AMI_REPLICATE),
+        ("hello-durable", artifacts::HELLO_DURABLE),
+    ] {
+        let (_d, agent) = agent();
+        let scenario = parity.join(format!("{name}.toml"));
+        let (_, v) = agent.json(&["test", component, "--scenario", scenario.to_str().unwrap(), "--json"]).unwrap();
+        let got: Vec<drover_replay::StepSummary> = v["steps"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no steps in {v:#}"))
+            .iter()
+            .map(|s| drover_replay::StepSummary {
+                key: s["key"].as_str().unwrap().into(),
+                outcome: drover_replay::summary::outcome(s["status"].as_str().unwrap()).into(),
+                attempts: s["attempts"].as_u64().unwrap() as u32,
+                idempotency_key: s["idempotency_key"].as_str().unwrap_or_default().into(),
+            })
+            .collect();
+        let want: Vec<drover_replay::StepSummary> =
+            serde_json::from_str(&std::fs::read_to_string(parity.join(format!("{name}.journal.json"))).unwrap()).unwrap();
+        assert_eq!(got, want, "{name}: the engine's journal differs from the harness's\n{v:#}");
+    }
+}

@@ -89,3 +89,12 @@ fn a_crash_after_a_stage_or_a_gate_check_replays_without_reapplying() {
         assert_eq!(r.cloud.changes("route53.set-weights"), 3, "crash in {step}\n{r}");
     }
 }
+
+/// The parity check with the agent: `tests/tests/simulated.rs` runs the
+/// compiled component in the real engine (`drover test`) on the same
+/// scenario and compares with the same file.
+#[test]
+fn journals_what_the_agent_journals_under_the_same_faults() {
+    let scenario = Scenario::from_toml(include_str!("../../scenarios/parity/dns-shift.toml")).unwrap();
+    TestRun::new(&scenario).run::<DnsShift>().assert_journal(include_str!("../../scenarios/parity/dns-shift.journal.json"));
+}

@@ -144,3 +144,12 @@ fn drills_a_year_apart_use_their_own_names_and_a_replay_the_same() {
     let long = drill_name(&"d".repeat(80), a);
     assert!(long.len() <= 63 && long.ends_with(&drill_name("x", a)[1..]), "{long}");
 }
+
+/// The parity check with the agent: `tests/tests/simulated.rs` runs the
+/// compiled component in the real engine (`drover test`) on the same
+/// scenario and compares with the same file.
+#[test]
+fn journals_what_the_agent_journals_under_the_same_faults() {
+    let scenario = Scenario::from_toml(include_str!("../../scenarios/parity/dr-drill.toml")).unwrap();
+    TestRun::new(&scenario).run::<DrDrill>().assert_journal(include_str!("../../scenarios/parity/dr-drill.journal.json"));
+}

@@ -66,3 +66,12 @@ fn a_crash_after_each_side_effect_replays_without_repeating_it() {
         }
     }
 }
+
+/// The parity check with the agent: `tests/tests/simulated.rs` runs the
+/// compiled component in the real engine (`drover test`) on the same
+/// scenario and compares with the same file.
+#[test]
+fn journals_what_the_agent_journals_under_the_same_faults() {
+    let scenario = Scenario::from_toml(include_str!("../../scenarios/parity/failback.toml")).unwrap();
+    TestRun::new(&scenario).run::<Failback>().assert_journal(include_str!("../../scenarios/parity/failback.journal.json"));
+}

@@ -24,3 +24,12 @@ fn a_crash_after_the_sleep_neither_sleeps_again_nor_draws_a_new_ticket() {
     assert_eq!(r.step("plan").attempts, 1);
     assert_eq!(r.step("verify").attempts, 2);
 }
+
+/// The parity check with the agent: `tests/tests/simulated.rs` runs the
+/// compiled component in the real engine (`drover test`) on the same
+/// scenario and compares with the same file.
+#[test]
+fn journals_what_the_agent_journals_under_the_same_faults() {
+    let scenario = Scenario::from_toml(include_str!("../../scenarios/parity/hello-durable.toml")).unwrap();
+    TestRun::new(&scenario).run::<HelloDurable>().assert_journal(include_str!("../../scenarios/parity/hello-durable.journal.json"));
+}

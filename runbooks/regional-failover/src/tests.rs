@@ -322,3 +322,12 @@ fn weighted_a_records_are_shifted_as_a_records() {
     assert!(r.error().message().contains("AAAA"), "{}", r.error());
     assert!(changed_nothing(&r), "{r}");
 }
+
+/// The parity check with the agent: `tests/tests/simulated.rs` runs the
+/// compiled component in the real engine (`drover test`) on the same
+/// scenario and compares with the same file.
+#[test]
+fn journals_what_the_agent_journals_under_the_same_faults() {
+    let scenario = Scenario::from_toml(include_str!("../../scenarios/parity/regional-failover.toml")).unwrap();
+    TestRun::new(&scenario).run::<RegionalFailover>().assert_journal(include_str!("../../scenarios/parity/regional-failover.journal.json"));
+}

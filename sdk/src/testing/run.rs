@@ -871,6 +871,35 @@ impl Report {
     pub fn calls(&self) -> &[Call] {
         self.cloud.calls()
     }
+
+    /// The journal in brief: each step's key, outcome, attempts and
+    /// idempotency key, as the agent's `drover test --json` reports them.
+    pub fn journal_summary(&self) -> Vec<drover_replay::StepSummary> {
+        self.steps
+            .iter()
+            .map(|s| drover_replay::StepSummary {
+                key: s.key.clone(),
+                outcome: drover_replay::summary::outcome(&s.status).into(),
+                attempts: s.attempts,
+                idempotency_key: s.idempotency_key.clone(),
+            })
+            .collect()
+    }
+
+    /// Checks that this run journaled what `expected` (the JSON of a list of
+    /// [`drover_replay::StepSummary`], e.g. a parity file) says, and fails
+    /// the test with both when it did not. The agent's `drover test` is
+    /// checked against the same file, so a runbook passing both is tested
+    /// against the agent's rules, not a copy of them.
+    pub fn assert_journal(&self, expected: &str) {
+        let want: Vec<drover_replay::StepSummary> =
+            serde_json::from_str(expected).unwrap_or_else(|e| panic!("the expected journal is not a list of step summaries: {e}"));
+        let got = self.journal_summary();
+        if got != want {
+            let got = serde_json::to_string_pretty(&got).unwrap_or_default();
+            panic!("the harness journaled\n{got}\nwhere the expected journal (and the agent) has\n{expected}\n{self}");
+        }
+    }
 }
 
 impl fmt::Display for Report {
