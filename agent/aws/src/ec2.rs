@@ -29,6 +29,12 @@ pub const NAME_TAG: &str = "drover:name";
 /// The tag grouping copies for retention (`prune_images`).
 pub const LINEAGE_TAG: &str = "drover:lineage";
 
+/// A request the SDK must not resend on its own: a creation whose retry is
+/// decided by `create_or_adopt` (an SDK resend could make a second resource).
+fn sent_once() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::Config::builder().retry_config(no_sdk_retries())
+}
+
 fn tags(name: &str, idem: &str, lineage: Option<&str>) -> Vec<Tag> {
     let mut t = vec![Tag::builder().key(NAME_TAG).value(name).build(), Tag::builder().key(IDEMPOTENCY_TAG).value(idem).build()];
     if let Some(l) = lineage {
@@ -158,7 +164,7 @@ pub async fn snapshot_volume(c: &Clients, region: &str, volume_id: &str, name: &
             .description(format!("drover {name}"))
             .tag_specifications(spec(ResourceType::Snapshot, tags(name, idem, lineage)))
             .customize()
-            .config_override(aws_sdk_ec2::Config::builder().retry_config(no_sdk_retries()))
+            .config_override(sent_once())
             .send()
             .await
             .map_err(|e| from_sdk("ec2", "CreateSnapshot", region, name, e))?;
@@ -193,7 +199,7 @@ pub async fn copy_snapshot(
             .description(format!("drover {name}"))
             .tag_specifications(spec(ResourceType::Snapshot, tags(name, idem, lineage)))
             .customize()
-            .config_override(aws_sdk_ec2::Config::builder().retry_config(no_sdk_retries()))
+            .config_override(sent_once())
             .send()
             .await
             .map_err(|e| from_sdk("ec2", "CopySnapshot", target_region, name, e))?;
@@ -268,7 +274,7 @@ pub async fn create_image(c: &Clients, region: &str, instance_id: &str, name: &s
             .no_reboot(true)
             .tag_specifications(spec(ResourceType::Image, tags(name, idem, lineage)))
             .customize()
-            .config_override(aws_sdk_ec2::Config::builder().retry_config(no_sdk_retries()))
+            .config_override(sent_once())
             .send()
             .await
             .map_err(|e| from_sdk("ec2", "CreateImage", region, name, e))?;
@@ -308,7 +314,7 @@ pub async fn copy_image(
             .client_token(if n == 0 { idem.to_string() } else { format!("{idem}-r{n}") })
             .tag_specifications(spec(ResourceType::Image, tags(name, idem, lineage)))
             .customize()
-            .config_override(aws_sdk_ec2::Config::builder().retry_config(no_sdk_retries()))
+            .config_override(sent_once())
             .send()
             .await
             .map_err(|e| from_sdk("ec2", "CopyImage", target_region, name, e))?;
@@ -400,18 +406,17 @@ fn beyond_keep(images: &[aws_sdk_ec2::types::Image], keep: u32) -> Vec<&aws_sdk_
     available.into_iter().skip(usize::try_from(keep).unwrap_or(usize::MAX)).collect()
 }
 
+/// The images of `lineage` in `region`, in every state.
+async fn lineage_images(c: &Clients, region: &str, lineage: &str) -> Result<aws_sdk_ec2::operation::describe_images::DescribeImagesOutput, CapabilityError> {
+    c.ec2(region).describe_images().filters(by_tag(LINEAGE_TAG, lineage)).send().await.map_err(|e| from_sdk("ec2", "DescribeImages", region, lineage, e))
+}
+
 /// Deregisters the available images of `lineage` in `region` beyond the
 /// newest `keep` (by creation time), and deletes their snapshots. Returns
 /// the ids removed. Failed images are not counted and left in place (logged,
 /// for the operator to look into); pending ones are not counted either.
 pub async fn prune_images(c: &Clients, region: &str, lineage: &str, keep: u32) -> Result<Vec<String>, CapabilityError> {
-    let out = c
-        .ec2(region)
-        .describe_images()
-        .filters(by_tag(LINEAGE_TAG, lineage))
-        .send()
-        .await
-        .map_err(|e| from_sdk("ec2", "DescribeImages", region, lineage, e))?;
+    let out = lineage_images(c, region, lineage).await?;
     let failed: Vec<&str> =
         out.images().iter().filter(|i| i.state().is_some_and(|s| FAILED_IMAGE.contains(&s.as_str()))).filter_map(|i| i.image_id()).collect();
     if !failed.is_empty() {
@@ -436,13 +441,7 @@ pub async fn prune_images(c: &Clients, region: &str, lineage: &str, keep: u32) -
 
 /// The newest available image of `lineage` in `region`, if any.
 pub async fn latest_image(c: &Clients, region: &str, lineage: &str) -> Result<Option<Image>, CapabilityError> {
-    let out = c
-        .ec2(region)
-        .describe_images()
-        .filters(by_tag(LINEAGE_TAG, lineage))
-        .send()
-        .await
-        .map_err(|e| from_sdk("ec2", "DescribeImages", region, lineage, e))?;
+    let out = lineage_images(c, region, lineage).await?;
     let newest = out
         .images()
         .iter()
