@@ -15,6 +15,10 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 use tracing::Instrument;
 
+use crate::backend::Backends;
+use crate::backend::aws::AwsBackend;
+use crate::backend::plan::PlanBackend;
+use crate::backend::sim::SimBackend;
 use crate::bindings;
 use crate::cancel::CancelSignal;
 use crate::capabilities::Gate;
@@ -209,6 +213,11 @@ impl Engine {
         let (wasi, stderr) = wasi_for_run(run_id, created_unix);
         let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).instances(32).tables(64).memories(16).trap_on_grow_failure(true).build();
         let clock = durable.as_ref().map(Durable::step_clock);
+        let backends = match (&self.sim, durable.as_ref().and_then(Durable::plan)) {
+            (Some(sim), _) => Backends::of(SimBackend(sim.clone())),
+            (None, Some(plan)) => Backends::of(PlanBackend { plan: plan.clone() }),
+            (None, None) => Backends::of(AwsBackend),
+        };
         let state = HostState {
             durable,
             wasi,
@@ -216,7 +225,7 @@ impl Engine {
             limits,
             cpu_ticks: 0,
             aws: self.aws.clone(),
-            sim: self.sim.clone(),
+            backends,
             gate,
             step_ticks: (0, 0),
             log_bytes: 0,

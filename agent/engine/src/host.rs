@@ -23,8 +23,9 @@ pub struct HostState {
     pub(crate) cpu_ticks: u64,
     /// The AWS clients, shared by every run of the engine.
     pub(crate) aws: crate::capabilities::AwsCell,
-    /// Under `drover test`: the simulated cloud the capabilities call instead.
-    pub(crate) sim: Option<std::sync::Arc<crate::simulation::Simulation>>,
+    /// Where the run's capability calls are answered: AWS, the plan of a
+    /// dry run, or the simulated cloud (chosen once, when the store is made).
+    pub(crate) backends: crate::backend::Backends,
     /// The run's capability policy and audit log; `None` outside a run.
     pub(crate) gate: Option<std::sync::Arc<crate::capabilities::Gate>>,
     /// Epoch ticks the guest has run for in the current step attempt, and

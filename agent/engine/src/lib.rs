@@ -26,6 +26,7 @@
 
 mod artifacts;
 pub mod audit;
+pub(crate) mod backend;
 mod bindings;
 mod cancel;
 mod capabilities;

@@ -9,9 +9,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use drover_aws::aurora::GlobalCluster;
-use drover_aws::rds::DbInstance;
-use drover_aws::route53::RecordSet;
+use drover_cloud::rds::{DbInstance, GlobalCluster};
+use drover_cloud::route53::RecordSet;
 use serde::Serialize;
 
 /// One change a dry run would make.
