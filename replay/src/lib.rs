@@ -7,6 +7,8 @@
 //! themselves; the engine (`drover-engine`'s `durable` module) and the harness
 //! keep only the I/O (the journal, the clock, the simulated cloud):
 //!
+//! - [`cursor`]: the replay rule itself: each journaled call is the one
+//!   recorded at its position, and a finished run replayed them all;
 //! - [`keys`]: what a step, gate or cleanup key may be, and the step key a
 //!   cleanup or undo runs under;
 //! - [`idempotency`]: the idempotency key of a step, sent to AWS as the
@@ -22,6 +24,7 @@
 //! sees, in the agent and in the harness alike.
 
 pub mod attempts;
+pub mod cursor;
 pub mod idempotency;
 pub mod keys;
 pub mod limits;

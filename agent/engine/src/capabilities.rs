@@ -54,6 +54,16 @@ macro_rules! allowed {
     };
 }
 
+/// A capability call: through the gate, to the run's backend for
+/// `$service`, and its answer back in the contract's types.
+macro_rules! call {
+    ($self:ident, $access:expr, $service:ident . $op:ident ( $($arg:expr),* $(,)? )) => {{
+        let cx = allowed!($self, $access);
+        let answer = $self.backends.$service.$op(&cx, $($arg),*).await?;
+        Ok($self.answer(answer))
+    }};
+}
+
 fn access(service: &'static str, operation: &'static str, regions: &[&str], resources: Vec<Resource>, mutating: bool) -> Access {
     Access { service, operation, regions: regions.iter().map(|r| r.to_string()).collect(), resources, mutating }
 }
@@ -182,15 +192,15 @@ pub(crate) fn secs(s: u32) -> Duration {
 
 impl rds::Host for HostState {
     async fn describe_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let cx = allowed!(self, access("rds", "describe-instance", &[&region], vec![Resource::new("db", &identifier)], false));
-        let answer = self.backends.rds.describe_instance(&cx, &region, &identifier).await?;
-        Ok(self.answer(answer))
+        call!(self, access("rds", "describe-instance", &[&region], vec![Resource::new("db", &identifier)], false), rds.describe_instance(&region, &identifier))
     }
 
     async fn create_snapshot(&mut self, region: String, inst: String, snap: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let cx = allowed!(self, access("rds", "create-snapshot", &[&region], vec![Resource::new("db", &inst), Resource::new("snapshot", &snap)], true));
-        let answer = self.backends.rds.create_snapshot(&cx, &region, &inst, &snap).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "create-snapshot", &[&region], vec![Resource::new("db", &inst), Resource::new("snapshot", &snap)], true),
+            rds.create_snapshot(&region, &inst, &snap)
+        )
     }
 
     async fn copy_snapshot(
@@ -202,15 +212,19 @@ impl rds::Host for HostState {
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
         let source_region = aws_rds::arn_region(&source_arn).unwrap_or_default().to_string();
         let resources = vec![Resource::new("snapshot", aws_rds::arn_name(&source_arn)), Resource::new("snapshot", &target)];
-        let cx = allowed!(self, access("rds", "copy-snapshot", &[&source_region, &target_region], resources, true));
-        let answer = self.backends.rds.copy_snapshot(&cx, &source_arn, &target_region, &target, kms_key.as_deref()).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "copy-snapshot", &[&source_region, &target_region], resources, true),
+            rds.copy_snapshot(&source_arn, &target_region, &target, kms_key.as_deref())
+        )
     }
 
     async fn describe_snapshot(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let cx = allowed!(self, access("rds", "describe-snapshot", &[&region], vec![Resource::new("snapshot", &identifier)], false));
-        let answer = self.backends.rds.describe_snapshot(&cx, &region, &identifier).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "describe-snapshot", &[&region], vec![Resource::new("snapshot", &identifier)], false),
+            rds.describe_snapshot(&region, &identifier)
+        )
     }
 
     async fn create_read_replica(
@@ -222,15 +236,19 @@ impl rds::Host for HostState {
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let source_region = aws_rds::arn_region(&source_arn).unwrap_or_default().to_string();
         let resources = vec![Resource::new("db", aws_rds::arn_name(&source_arn)), Resource::new("db", &identifier)];
-        let cx = allowed!(self, access("rds", "create-read-replica", &[&source_region, &region], resources, true));
-        let answer = self.backends.rds.create_read_replica(&cx, &source_arn, &region, &identifier, instance_class.as_deref()).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "create-read-replica", &[&source_region, &region], resources, true),
+            rds.create_read_replica(&source_arn, &region, &identifier, instance_class.as_deref())
+        )
     }
 
     async fn promote_read_replica(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let cx = allowed!(self, access("rds", "promote-read-replica", &[&region], vec![Resource::new("db", &identifier)], true));
-        let answer = self.backends.rds.promote_read_replica(&cx, &region, &identifier).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "promote-read-replica", &[&region], vec![Resource::new("db", &identifier)], true),
+            rds.promote_read_replica(&region, &identifier)
+        )
     }
 
     async fn wait_instance_available(
@@ -239,9 +257,11 @@ impl rds::Host for HostState {
         identifier: String,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        let cx = allowed!(self, access("rds", "wait-instance-available", &[&region], vec![Resource::new("db", &identifier)], false));
-        let answer = self.backends.rds.wait_instance_available(&cx, &region, &identifier, timeout_seconds).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "wait-instance-available", &[&region], vec![Resource::new("db", &identifier)], false),
+            rds.wait_instance_available(&region, &identifier, timeout_seconds)
+        )
     }
 
     async fn wait_snapshot_available(
@@ -250,15 +270,15 @@ impl rds::Host for HostState {
         identifier: String,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
-        let cx = allowed!(self, access("rds", "wait-snapshot-available", &[&region], vec![Resource::new("snapshot", &identifier)], false));
-        let answer = self.backends.rds.wait_snapshot_available(&cx, &region, &identifier, timeout_seconds).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "wait-snapshot-available", &[&region], vec![Resource::new("snapshot", &identifier)], false),
+            rds.wait_snapshot_available(&region, &identifier, timeout_seconds)
+        )
     }
 
     async fn latest_snapshot(&mut self, region: String, inst: String) -> wasmtime::Result<Result<Option<rds::SnapshotInfo>, types::Error>> {
-        let cx = allowed!(self, access("rds", "latest-snapshot", &[&region], vec![Resource::new("db", &inst)], false));
-        let answer = self.backends.rds.latest_snapshot(&cx, &region, &inst).await?;
-        Ok(self.answer(answer))
+        call!(self, access("rds", "latest-snapshot", &[&region], vec![Resource::new("db", &inst)], false), rds.latest_snapshot(&region, &inst))
     }
 
     async fn restore_from_snapshot(
@@ -269,33 +289,35 @@ impl rds::Host for HostState {
         instance_class: Option<String>,
     ) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
         let resources = vec![Resource::new("snapshot", &snap), Resource::new("db", &identifier)];
-        let cx = allowed!(self, access("rds", "restore-from-snapshot", &[&region], resources, true));
-        let answer = self.backends.rds.restore_from_snapshot(&cx, &region, &snap, &identifier, instance_class.as_deref()).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "restore-from-snapshot", &[&region], resources, true),
+            rds.restore_from_snapshot(&region, &snap, &identifier, instance_class.as_deref())
+        )
     }
 
     async fn delete_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<(), types::Error>> {
-        let cx = allowed!(self, access("rds", "delete-instance", &[&region], vec![Resource::new("db", &identifier)], true));
-        let answer = self.backends.rds.delete_instance(&cx, &region, &identifier).await?;
-        Ok(self.answer(answer))
+        call!(self, access("rds", "delete-instance", &[&region], vec![Resource::new("db", &identifier)], true), rds.delete_instance(&region, &identifier))
     }
 
     async fn replica_lag(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<Option<rds::LagReading>, types::Error>> {
-        let cx = allowed!(self, access("rds", "replica-lag", &[&region], vec![Resource::new("db", &identifier)], false));
-        let answer = self.backends.rds.replica_lag(&cx, &region, &identifier).await?;
-        Ok(self.answer(answer))
+        call!(self, access("rds", "replica-lag", &[&region], vec![Resource::new("db", &identifier)], false), rds.replica_lag(&region, &identifier))
     }
 
     async fn describe_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbCluster, types::Error>> {
-        let cx = allowed!(self, access("rds", "describe-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false));
-        let answer = self.backends.rds.describe_cluster(&cx, &region, &identifier).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "describe-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false),
+            rds.describe_cluster(&region, &identifier)
+        )
     }
 
     async fn describe_global_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::GlobalCluster, types::Error>> {
-        let cx = allowed!(self, access("rds", "describe-global-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false));
-        let answer = self.backends.rds.describe_global_cluster(&cx, &region, &identifier).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "describe-global-cluster", &[&region], vec![Resource::new("cluster", &identifier)], false),
+            rds.describe_global_cluster(&region, &identifier)
+        )
     }
 
     async fn failover_global_cluster(
@@ -306,9 +328,11 @@ impl rds::Host for HostState {
         mode: rds::GlobalFailoverMode,
     ) -> wasmtime::Result<Result<rds::GlobalCluster, types::Error>> {
         let resources = vec![Resource::new("cluster", &identifier), Resource::new("cluster", aws_rds::arn_name(&target_cluster_arn))];
-        let cx = allowed!(self, access("rds", "failover-global-cluster", &[&region], resources, true));
-        let answer = self.backends.rds.failover_global_cluster(&cx, &region, &identifier, &target_cluster_arn, failover_mode(mode)).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "failover-global-cluster", &[&region], resources, true),
+            rds.failover_global_cluster(&region, &identifier, &target_cluster_arn, failover_mode(mode))
+        )
     }
 
     async fn wait_global_writer(
@@ -318,9 +342,11 @@ impl rds::Host for HostState {
         target_cluster_arn: String,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<rds::GlobalCluster, types::Error>> {
-        let cx = allowed!(self, access("rds", "wait-global-writer", &[&region], vec![Resource::new("cluster", &identifier)], false));
-        let answer = self.backends.rds.wait_global_writer(&cx, &region, &identifier, &target_cluster_arn, timeout_seconds).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "wait-global-writer", &[&region], vec![Resource::new("cluster", &identifier)], false),
+            rds.wait_global_writer(&region, &identifier, &target_cluster_arn, timeout_seconds)
+        )
     }
 
     async fn detach_from_global_cluster(
@@ -331,23 +357,25 @@ impl rds::Host for HostState {
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<bool, types::Error>> {
         let resources = vec![Resource::new("cluster", &identifier), Resource::new("cluster", aws_rds::arn_name(&cluster_arn))];
-        let cx = allowed!(self, access("rds", "detach-from-global-cluster", &[&region], resources, true));
-        let answer = self.backends.rds.detach_from_global_cluster(&cx, &region, &identifier, &cluster_arn, timeout_seconds).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("rds", "detach-from-global-cluster", &[&region], resources, true),
+            rds.detach_from_global_cluster(&region, &identifier, &cluster_arn, timeout_seconds)
+        )
     }
 
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
-        let cx = allowed!(self, access("rds", "run-instances", &[&region], vec![], false));
-        let answer = self.backends.rds.run_instances(&cx, &region).await?;
-        Ok(self.answer(answer))
+        call!(self, access("rds", "run-instances", &[&region], vec![], false), rds.run_instances(&region))
     }
 }
 
 impl ec2::Host for HostState {
     async fn describe_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
-        let cx = allowed!(self, access("ec2", "describe-instance", &[&region], vec![Resource::new("instance", &instance_id)], false));
-        let answer = self.backends.ec2.describe_instance(&cx, &region, &instance_id).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("ec2", "describe-instance", &[&region], vec![Resource::new("instance", &instance_id)], false),
+            ec2.describe_instance(&region, &instance_id)
+        )
     }
 
     async fn snapshot_volume(
@@ -358,9 +386,7 @@ impl ec2::Host for HostState {
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
         let resources = vec![Resource::new("volume", &volume_id), Resource::new("snapshot", &name)];
-        let cx = allowed!(self, access("ec2", "snapshot-volume", &[&region], resources, true));
-        let answer = self.backends.ec2.snapshot_volume(&cx, &region, &volume_id, &name, lineage.as_deref()).await?;
-        Ok(self.answer(answer))
+        call!(self, access("ec2", "snapshot-volume", &[&region], resources, true), ec2.snapshot_volume(&region, &volume_id, &name, lineage.as_deref()))
     }
 
     async fn copy_snapshot(
@@ -372,9 +398,11 @@ impl ec2::Host for HostState {
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Snapshot, types::Error>> {
         let resources = vec![Resource::new("snapshot", &snapshot_id), Resource::new("snapshot", &name)];
-        let cx = allowed!(self, access("ec2", "copy-snapshot", &[&source_region, &target_region], resources, true));
-        let answer = self.backends.ec2.copy_snapshot(&cx, &source_region, &snapshot_id, &target_region, &name, lineage.as_deref()).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("ec2", "copy-snapshot", &[&source_region, &target_region], resources, true),
+            ec2.copy_snapshot(&source_region, &snapshot_id, &target_region, &name, lineage.as_deref())
+        )
     }
 
     async fn create_image(
@@ -385,9 +413,7 @@ impl ec2::Host for HostState {
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
         let resources = vec![Resource::new("instance", &instance_id), Resource::new("image", &name)];
-        let cx = allowed!(self, access("ec2", "create-image", &[&region], resources, true));
-        let answer = self.backends.ec2.create_image(&cx, &region, &instance_id, &name, lineage.as_deref()).await?;
-        Ok(self.answer(answer))
+        call!(self, access("ec2", "create-image", &[&region], resources, true), ec2.create_image(&region, &instance_id, &name, lineage.as_deref()))
     }
 
     async fn copy_image(
@@ -399,15 +425,19 @@ impl ec2::Host for HostState {
         lineage: Option<String>,
     ) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
         let resources = vec![Resource::new("image", &image_id), Resource::new("image", &name)];
-        let cx = allowed!(self, access("ec2", "copy-image", &[&source_region, &target_region], resources, true));
-        let answer = self.backends.ec2.copy_image(&cx, &source_region, &image_id, &target_region, &name, lineage.as_deref()).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("ec2", "copy-image", &[&source_region, &target_region], resources, true),
+            ec2.copy_image(&source_region, &image_id, &target_region, &name, lineage.as_deref())
+        )
     }
 
     async fn wait_image_available(&mut self, region: String, image_id: String, timeout_seconds: u32) -> wasmtime::Result<Result<ec2::Image, types::Error>> {
-        let cx = allowed!(self, access("ec2", "wait-image-available", &[&region], vec![Resource::new("image", &image_id)], false));
-        let answer = self.backends.ec2.wait_image_available(&cx, &region, &image_id, timeout_seconds).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("ec2", "wait-image-available", &[&region], vec![Resource::new("image", &image_id)], false),
+            ec2.wait_image_available(&region, &image_id, timeout_seconds)
+        )
     }
 
     async fn run_instance(
@@ -418,27 +448,23 @@ impl ec2::Host for HostState {
         name: String,
     ) -> wasmtime::Result<Result<ec2::Instance, types::Error>> {
         let resources = vec![Resource::new("image", &image_id), Resource::new("instance", &name)];
-        let cx = allowed!(self, access("ec2", "run-instance", &[&region], resources, true));
-        let answer = self.backends.ec2.run_instance(&cx, &region, &image_id, &instance_type, &name).await?;
-        Ok(self.answer(answer))
+        call!(self, access("ec2", "run-instance", &[&region], resources, true), ec2.run_instance(&region, &image_id, &instance_type, &name))
     }
 
     async fn prune_images(&mut self, region: String, lineage: String, keep: u32) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
-        let cx = allowed!(self, access("ec2", "prune-images", &[&region], vec![Resource::new("lineage", &lineage)], true));
-        let answer = self.backends.ec2.prune_images(&cx, &region, &lineage, keep).await?;
-        Ok(self.answer(answer))
+        call!(self, access("ec2", "prune-images", &[&region], vec![Resource::new("lineage", &lineage)], true), ec2.prune_images(&region, &lineage, keep))
     }
 
     async fn latest_image(&mut self, region: String, lineage: String) -> wasmtime::Result<Result<Option<ec2::Image>, types::Error>> {
-        let cx = allowed!(self, access("ec2", "latest-image", &[&region], vec![Resource::new("lineage", &lineage)], false));
-        let answer = self.backends.ec2.latest_image(&cx, &region, &lineage).await?;
-        Ok(self.answer(answer))
+        call!(self, access("ec2", "latest-image", &[&region], vec![Resource::new("lineage", &lineage)], false), ec2.latest_image(&region, &lineage))
     }
 
     async fn terminate_instance(&mut self, region: String, instance_id: String) -> wasmtime::Result<Result<(), types::Error>> {
-        let cx = allowed!(self, access("ec2", "terminate-instance", &[&region], vec![Resource::new("instance", &instance_id)], true));
-        let answer = self.backends.ec2.terminate_instance(&cx, &region, &instance_id).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("ec2", "terminate-instance", &[&region], vec![Resource::new("instance", &instance_id)], true),
+            ec2.terminate_instance(&region, &instance_id)
+        )
     }
 
     async fn tag(&mut self, region: String, id: String, tags: Vec<(String, String)>) -> wasmtime::Result<Result<bool, types::Error>> {
@@ -450,29 +476,29 @@ impl ec2::Host for HostState {
                 resource: Some(id),
             }));
         };
-        let cx = allowed!(self, access("ec2", "tag", &[&region], vec![Resource::new(kind, &id)], true));
-        let answer = self.backends.ec2.tag(&cx, &region, &id, &tags).await?;
-        Ok(self.answer(answer))
+        call!(self, access("ec2", "tag", &[&region], vec![Resource::new(kind, &id)], true), ec2.tag(&region, &id, &tags))
     }
 
     async fn run_instances(&mut self, region: String) -> wasmtime::Result<Result<Vec<String>, types::Error>> {
-        let cx = allowed!(self, access("ec2", "run-instances", &[&region], vec![], false));
-        let answer = self.backends.ec2.run_instances(&cx, &region).await?;
-        Ok(self.answer(answer))
+        call!(self, access("ec2", "run-instances", &[&region], vec![], false), ec2.run_instances(&region))
     }
 }
 
 impl route53::Host for HostState {
     async fn get_records(&mut self, zone: String, name: String) -> wasmtime::Result<Result<Vec<route53::RecordSet>, types::Error>> {
-        let cx = allowed!(self, access("route53", "get-records", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], false));
-        let answer = self.backends.route53.get_records(&cx, &zone, &name).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("route53", "get-records", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], false),
+            route53.get_records(&zone, &name)
+        )
     }
 
     async fn upsert_cname(&mut self, zone: String, name: String, target: String, ttl: u32, timeout_seconds: u32) -> wasmtime::Result<Result<(), types::Error>> {
-        let cx = allowed!(self, access("route53", "upsert-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
-        let answer = self.backends.route53.upsert_cname(&cx, &zone, &name, &target, ttl, timeout_seconds).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("route53", "upsert-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true),
+            route53.upsert_cname(&zone, &name, &target, ttl, timeout_seconds)
+        )
     }
 
     async fn set_weights(
@@ -483,22 +509,21 @@ impl route53::Host for HostState {
         ttl: u32,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
-        let cx = allowed!(self, access("route53", "set-weights", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
         let targets = weighted_targets(targets);
-        let answer = self.backends.route53.set_weights(&cx, &zone, &name, &targets, ttl, timeout_seconds).await?;
-        Ok(self.answer(answer))
+        let access = access("route53", "set-weights", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true);
+        call!(self, access, route53.set_weights(&zone, &name, &targets, ttl, timeout_seconds))
     }
 
     async fn get_health_check(&mut self, id: String) -> wasmtime::Result<Result<route53::HealthCheck, types::Error>> {
-        let cx = allowed!(self, access("route53", "get-health-check", &[], vec![Resource::new("healthcheck", &id)], false));
-        let answer = self.backends.route53.get_health_check(&cx, &id).await?;
-        Ok(self.answer(answer))
+        call!(self, access("route53", "get-health-check", &[], vec![Resource::new("healthcheck", &id)], false), route53.get_health_check(&id))
     }
 
     async fn update_health_check(&mut self, id: String, disabled: bool, inverted: bool) -> wasmtime::Result<Result<route53::HealthCheck, types::Error>> {
-        let cx = allowed!(self, access("route53", "update-health-check", &[], vec![Resource::new("healthcheck", &id)], true));
-        let answer = self.backends.route53.update_health_check(&cx, &id, disabled, inverted).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("route53", "update-health-check", &[], vec![Resource::new("healthcheck", &id)], true),
+            route53.update_health_check(&id, disabled, inverted)
+        )
     }
 
     async fn upsert_failover(
@@ -514,26 +539,24 @@ impl route53::Host for HostState {
     ) -> wasmtime::Result<Result<(), types::Error>> {
         let mut resources = vec![Resource::new("zone", &zone), Resource::new("record", &name)];
         resources.extend(health_check.iter().map(|h| Resource::new("healthcheck", h)));
-        let cx = allowed!(self, access("route53", "upsert-failover", &[], resources, true));
         let role = failover_role(role);
-        let answer =
-            self.backends.route53.upsert_failover(&cx, &zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl, timeout_seconds).await?;
-        Ok(self.answer(answer))
+        let access = access("route53", "upsert-failover", &[], resources, true);
+        call!(self, access, route53.upsert_failover(&zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl, timeout_seconds))
     }
 
     async fn delete_cname(&mut self, zone: String, name: String, timeout_seconds: u32) -> wasmtime::Result<Result<(), types::Error>> {
-        let cx = allowed!(self, access("route53", "delete-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true));
-        let answer = self.backends.route53.delete_cname(&cx, &zone, &name, timeout_seconds).await?;
-        Ok(self.answer(answer))
+        call!(
+            self,
+            access("route53", "delete-cname", &[], vec![Resource::new("zone", &zone), Resource::new("record", &name)], true),
+            route53.delete_cname(&zone, &name, timeout_seconds)
+        )
     }
 }
 
 impl cloudwatch::Host for HostState {
     async fn describe_alarms(&mut self, region: String, names: Vec<String>) -> wasmtime::Result<Result<Vec<cloudwatch::Alarm>, types::Error>> {
         let resources = names.iter().map(|n| Resource::new("alarm", n)).collect();
-        let cx = allowed!(self, access("cloudwatch", "describe-alarms", &[&region], resources, false));
-        let answer = self.backends.cloudwatch.describe_alarms(&cx, &region, &names).await?;
-        Ok(self.answer(answer))
+        call!(self, access("cloudwatch", "describe-alarms", &[&region], resources, false), cloudwatch.describe_alarms(&region, &names))
     }
 }
 #[cfg(test)]

@@ -238,12 +238,8 @@ impl Live {
     fn recorded(&self, kind: &'static str, key: Option<&str>) -> Option<Entry> {
         let e = self.journal.entries.get(self.cursor)?;
         let (rkind, rkey) = e.kind_key(&self.journal);
-        if rkind != kind || rkey.as_deref() != key {
-            refuse(Violation::NonDeterminism {
-                seq: self.cursor as u64,
-                recorded: drover_replay::describe(rkind, rkey.as_deref()),
-                requested: drover_replay::describe(kind, key),
-            });
+        if let Err(v) = drover_replay::cursor::check_replayed(self.cursor as u64, (rkind, rkey.as_deref()), (kind, key)) {
+            refuse(v)
         }
         Some(e.clone())
     }
@@ -531,13 +527,10 @@ impl Live {
     /// The rule the agent checks when the runbook has returned: it replayed
     /// the whole journal of its main part.
     fn check_fully_replayed(&self) {
-        if let Some(e) = self.journal.entries.get(self.cursor) {
-            let (kind, key) = e.kind_key(&self.journal);
-            refuse(Violation::UnreplayedEntries {
-                consumed: self.cursor as u64,
-                recorded: self.journal.entries.len() as u64,
-                next: drover_replay::describe(kind, key.as_deref()),
-            })
+        let next = self.journal.entries.get(self.cursor).map(|e| e.kind_key(&self.journal));
+        let next = next.as_ref().map(|(kind, key)| (*kind, key.as_deref()));
+        if let Err(v) = drover_replay::cursor::check_finished(self.cursor as u64, self.journal.entries.len() as u64, next) {
+            refuse(v)
         }
     }
 }

@@ -21,15 +21,21 @@
 //! Entries recorded inside a step's body belong to that step: a completed
 //! step replays by jumping past them (`end_seq`), and a step re-run after a
 //! crash or a failed attempt drops them (its body makes them again).
+//!
+//! The module is split by idea: this file is the replay core (steps,
+//! recorded values, registrations, the end of a run); [`waits`] the durable
+//! waits (sleeps, approval gates); [`control`] what stops a run from outside
+//! (cancel, shutdown, the lease); [`clock`] the time a run keeps (the wall
+//! clock or a simulation's); [`error`] what a journaled call can fail with.
+//! The rules themselves (keys, idempotency keys, retries, limits) are
+//! `drover-replay`'s.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use drover_journal::{
-    AttemptRecord, Decision, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event, Journal, JournalError, Lease, Level, Op, RunStatus, Verdict,
-};
+use drover_journal::{AttemptRecord, Durability, Entry, EntryKind, EntryStatus, ErrorRecord, Event, Journal, Lease, Level, Op};
 use serde_json::{Value, json};
 
 use crate::cancel::CancelSignal;
@@ -41,56 +47,17 @@ use crate::secrets::Secrets;
 use drover_replay::{ActionKind, Violation, check_key};
 pub use drover_replay::{MAX_BACKOFF_MS, MAX_KEY_LEN, MAX_RANDOM_BYTES, MAX_WAIT, RetrySpec, idempotency_key};
 
-/// What went wrong in a journaled call. Each of these traps the runbook.
-#[derive(Debug, thiserror::Error)]
-pub enum DurableError {
-    /// A replay rule was broken (non-determinism, a duplicate or malformed
-    /// key, a call where it is not allowed, an out-of-range request): the
-    /// rules and their texts are `drover-replay`'s.
-    #[error(transparent)]
-    Rule(#[from] Violation),
-    /// A step's output is not JSON or is too large.
-    #[error("output of step '{key}' is rejected: {reason}")]
-    BadOutput {
-        /// The step.
-        key: String,
-        /// Why.
-        reason: String,
-    },
-    /// A resource limit was exceeded.
-    #[error(transparent)]
-    Limit(#[from] crate::limits::LimitExceeded),
-    /// An operator cancelled the run.
-    #[error("cancelled by {by}: {reason}")]
-    Cancelled {
-        /// Who.
-        by: String,
-        /// Why.
-        reason: String,
-    },
-    /// The agent is stopping: the run stops here, resumable.
-    #[error("the agent is stopping; the run stops here and resumes where it stopped")]
-    Suspended,
-    /// The journal failed.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-}
+mod clock;
+mod control;
+mod error;
+mod waits;
 
-impl DurableError {
-    /// The error code recorded for a run this error ends.
-    pub fn code(&self) -> &'static str {
-        match self {
-            DurableError::Rule(v) => v.code(),
-            DurableError::Journal(_) => "journal",
-            DurableError::Cancelled { .. } => "cancelled",
-            DurableError::Suspended => "suspended",
-            DurableError::Limit(_) => "limit-exceeded",
-            _ => "contract-violation",
-        }
-    }
-}
+use waits::wait_deadline;
 
-type Result<T, E = DurableError> = std::result::Result<T, E>;
+pub use clock::{RunClock, WallClock};
+pub use control::RunControl;
+pub use error::DurableError;
+use error::Result;
 
 /// Permission to run a step body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,37 +140,20 @@ pub struct Durable {
     /// they go out with the next commit, in order.
     pending: Vec<Op>,
     secrets: Arc<Secrets>,
-    cancel: Arc<CancelSignal>,
+    /// What stops the run from outside: cancel, shutdown, the lease.
+    control: RunControl,
     phase: Phase,
     plan: Option<crate::plan::Plan>,
     clock: StepClock,
     /// Set when the run's approval gates are decided without a person (a
     /// drill configured unattended): who the decision is recorded as.
     unattended: Option<String>,
-    shutdown: Arc<crate::shutdown::Shutdown>,
-    /// The simulation whose time the run keeps (`drover test`).
-    sim: Option<Arc<crate::simulation::Simulation>>,
-    /// The driver's local view of its lease (checked before side effects).
-    lease_guard: Option<crate::lease::LeaseGuard>,
+    /// The time the run keeps: the wall clock, or a simulation's.
+    time: Arc<dyn RunClock>,
 }
-
-/// How often a run at an approval gate looks for a decision in the journal.
-const APPROVAL_POLL: Duration = Duration::from_millis(200);
 
 /// Most deferred writes held before they are flushed on their own.
 const MAX_PENDING: usize = 256;
-
-/// `now + wait` for a wait `call` asked for, refused (bad request, naming
-/// the call and the limit) past `limit` or past what a timestamp can hold.
-fn wait_deadline(now: DateTime<Utc>, wait: Duration, limit: Duration, call: &str) -> Result<DateTime<Utc>> {
-    drover_replay::check_wait(wait, limit, call)?;
-    let refused = || DurableError::from(drover_replay::limits::wait_refused(wait, limit, call));
-    chrono::Duration::from_std(wait).ok().and_then(|d| now.checked_add_signed(d)).ok_or_else(refused)
-}
-
-fn describe_entry(e: &Entry) -> String {
-    drover_replay::describe(e.kind.as_str(), e.key.as_deref())
-}
 
 impl Durable {
     /// The durable state of a run whose journal holds `entries`, driven under `lease`.
@@ -228,51 +178,27 @@ impl Durable {
             max_output_bytes,
             pending: Vec::new(),
             secrets,
-            cancel,
+            control: RunControl::new(cancel),
             phase: Phase::Main,
             plan: None,
             clock: StepClock::default(),
             unattended: None,
-            shutdown: Default::default(),
-            sim: None,
-            lease_guard: None,
+            time: Arc::new(WallClock),
         }
-    }
-
-    /// The driver's lease as its keeper sees it: a side effect, a wait or a
-    /// step boundary after the lease was lost (or not renewed in time) stops
-    /// the run without writing.
-    pub fn with_lease_guard(mut self, guard: crate::lease::LeaseGuard) -> Self {
-        self.lease_guard = Some(guard);
-        self
-    }
-
-    /// The engine's shutdown signal: once raised, the run stops at its next
-    /// step boundary or wait ([`DurableError::Suspended`]).
-    pub fn with_shutdown(mut self, shutdown: Arc<crate::shutdown::Shutdown>) -> Self {
-        self.shutdown = shutdown;
-        self
     }
 
     /// Runs on a simulation's time (`drover test`): waits move its clock
     /// instead of sleeping.
     pub fn with_simulation(mut self, sim: Option<Arc<crate::simulation::Simulation>>) -> Self {
-        self.sim = sim;
+        if let Some(sim) = sim {
+            self.time = sim;
+        }
         self
     }
 
-    /// Now: the wall clock, or the simulation's.
+    /// Now, on the run's clock.
     fn time(&self) -> DateTime<Utc> {
-        match &self.sim {
-            Some(sim) => sim.now(),
-            None => Utc::now(),
-        }
-    }
-
-    /// Fails with `Suspended` once the agent is stopping.
-    fn check_suspend(&self) -> Result<()> {
-        self.check_held()?;
-        if self.shutdown.is_raised() { Err(DurableError::Suspended) } else { Ok(()) }
+        self.time.now()
     }
 
     /// Approval gates of this run are approved at once, recorded as `by`.
@@ -342,10 +268,7 @@ impl Durable {
     /// The recorded entry at the cursor, checked against what the runbook asks for.
     fn recorded(&self, kind: EntryKind, key: Option<&str>) -> Result<Option<Entry>> {
         let Some(e) = self.entries.get(self.cursor) else { return Ok(None) };
-        if e.kind != kind || e.key.as_deref() != key {
-            let requested = drover_replay::describe(kind.as_str(), key);
-            return Err(Violation::NonDeterminism { seq: e.seq, recorded: describe_entry(e), requested }.into());
-        }
+        drover_replay::cursor::check_replayed(e.seq, (e.kind.as_str(), e.key.as_deref()), (kind.as_str(), key))?;
         Ok(Some(e.clone()))
     }
 
@@ -604,206 +527,6 @@ impl Durable {
         Ok(v["hex"].as_str().and_then(|s| hex::decode(s).ok()).unwrap_or_default())
     }
 
-    /// A wait (sleep or approval gate) at `seq` is over: its entry is
-    /// recorded as done, the run shows as running again, and the cursor
-    /// moves past it.
-    async fn end_wait(&mut self, seq: usize, mut entry: Entry, durability: Durability) -> Result<()> {
-        entry.status = EntryStatus::Succeeded;
-        entry.finished_at = Some(self.time());
-        let running = Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None };
-        self.commit(vec![Op::PutEntry(entry.clone()), running], durability).await?;
-        self.put(entry);
-        self.cursor = seq + 1;
-        Ok(())
-    }
-
-    /// Back in a wait after a resume: the run shows as `waiting` again.
-    async fn show_waiting(&mut self) -> Result<()> {
-        let waiting = Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None };
-        self.commit(vec![waiting], Durability::Buffered).await
-    }
-
-    /// `clock.sleep`: journal the wake-up time durably, then wait for it.
-    pub async fn sleep(&mut self, millis: u64) -> Result<()> {
-        let label = self.open.as_ref().map(|o| o.key.clone()).unwrap_or_default();
-        let recorded = self.recorded(EntryKind::Sleep, None)?;
-        let seq = self.cursor;
-        let entry = match recorded {
-            Some(e) if e.status == EntryStatus::Succeeded => {
-                self.cursor += 1;
-                return Ok(());
-            }
-            Some(e) => {
-                self.show_waiting().await?;
-                e
-            }
-            None => {
-                let now = self.time();
-                let wake = wait_deadline(now, Duration::from_millis(millis), MAX_WAIT, "clock.sleep")?;
-                let mut e = Entry::new(seq as u64, EntryKind::Sleep, None, EntryStatus::Running, now);
-                e.next_attempt_at = Some(wake);
-                self.commit(
-                    vec![Op::PutEntry(e.clone()), Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None }],
-                    Durability::Durable,
-                )
-                .await?;
-                self.put(e.clone());
-                e
-            }
-        };
-        failpoints::hit(Failpoint::InSleep, &label);
-        if let Some(wake) = entry.next_attempt_at {
-            self.wait_until(&label, wake).await?;
-        }
-        self.end_wait(seq, entry, Durability::Buffered).await?;
-        self.observer.send(RunEvent::Woke);
-        Ok(())
-    }
-
-    /// `approval.request`: open gate `gate` (durably), then wait for its
-    /// decision: a person's, the deadline's, or the unattended policy's. The
-    /// decision is journaled; a replay returns it.
-    pub async fn approval(&mut self, gate: &str, message: &str, timeout: Option<Duration>) -> Result<Decision> {
-        check_key(gate)?;
-        if let Some(step) = self.open_step() {
-            return Err(Violation::approval_in_step(gate, step).into());
-        }
-        if self.phase == Phase::Finalize {
-            return Err(Violation::approval_in_finalize(gate).into());
-        }
-        if !self.keys.insert(format!("approval:{gate}")) {
-            return Err(Violation::duplicate_gate(gate).into());
-        }
-        let seq = self.cursor;
-        let mut entry = match self.recorded(EntryKind::Approval, Some(gate))? {
-            Some(e) if e.status == EntryStatus::Succeeded => {
-                self.cursor += 1;
-                return e
-                    .output
-                    .and_then(|o| serde_json::from_value(o["decision"].clone()).ok())
-                    .ok_or_else(|| Violation::BadRequest(format!("the journaled decision of gate '{gate}' is unreadable")).into());
-            }
-            Some(e) => {
-                self.show_waiting().await?;
-                e
-            }
-            None => {
-                let now = self.time();
-                let call = format!("approval gate '{gate}'");
-                let deadline = timeout.map(|t| wait_deadline(now, t, MAX_WAIT, &call)).transpose()?;
-                drover_replay::check_approval_message(&call, message.len())?;
-                let message = self.secrets.mask(message);
-                let mut e = Entry::new(seq as u64, EntryKind::Approval, Some(gate.into()), EntryStatus::Running, now);
-                e.next_attempt_at = deadline;
-                e.output = Some(json!({"message": message}));
-                self.commit(
-                    vec![
-                        Op::PutEntry(e.clone()),
-                        Op::OpenApproval { gate: gate.into(), message, requested_at: now, deadline },
-                        Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None },
-                    ],
-                    Durability::Durable,
-                )
-                .await?;
-                self.put(e.clone());
-                e
-            }
-        };
-        let decision = self.await_decision(gate, entry.next_attempt_at).await?;
-        let message = entry.output.as_ref().map(|o| o["message"].clone()).unwrap_or_default();
-        entry.output = Some(json!({"message": message, "decision": decision}));
-        // Durable: the run goes on from the decision, which must not be lost.
-        self.end_wait(seq, entry, Durability::Durable).await?;
-        self.observer.send(RunEvent::Decided { gate: gate.into(), decision: decision.clone() });
-        Ok(decision)
-    }
-
-    /// Waits for the decision on `gate`, deciding it here when the run is
-    /// unattended, a dry run, or past its deadline. The journal arbitrates:
-    /// the first decision recorded wins, so a late approval cannot race a
-    /// timeout into two outcomes.
-    async fn await_decision(&self, gate: &str, deadline: Option<DateTime<Utc>>) -> Result<Decision> {
-        let run_id = self.lease.run_id.clone();
-        let decide = |verdict, by: &str, comment: &str| Decision { verdict, by: by.into(), comment: comment.into(), at: self.time() };
-        if let Some(by) = &self.unattended {
-            self.journal.decide(&run_id, gate, &decide(Verdict::Approved, by, "approved by the agent's configuration")).await?;
-        } else if self.plan.is_some() {
-            self.journal.decide(&run_id, gate, &decide(Verdict::Approved, "drover (dry run)", "a dry run assumes approval")).await?;
-        }
-        let mut announced = false;
-        loop {
-            self.check_cancel()?;
-            self.check_suspend()?;
-            let found = self.journal.approvals(Some(&run_id), false).await?;
-            let approval = found.into_iter().find(|a| a.gate == gate);
-            if let Some(d) = approval.as_ref().and_then(|a| a.decision.clone()) {
-                return Ok(d);
-            }
-            if deadline.is_some_and(|d| self.time() >= d) {
-                let timed_out = decide(Verdict::TimedOut, "drover (deadline)", "nobody decided before the gate's deadline");
-                let a = self.journal.decide(&run_id, gate, &timed_out).await?;
-                return Ok(a.decision.unwrap_or(timed_out));
-            }
-            if !announced {
-                let message = approval.map(|a| a.message).unwrap_or_default();
-                self.observer.send(RunEvent::AwaitingApproval { gate: gate.into(), message, deadline });
-                announced = true;
-            }
-            let mut wait = APPROVAL_POLL;
-            if let Some(d) = deadline {
-                wait = wait.min((d - self.time()).to_std().unwrap_or(Duration::ZERO));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.cancel.raised() => {}
-                _ = self.shutdown.raised() => {}
-            }
-        }
-    }
-
-    /// Waits until `at`; in the main part of a run, a cancel ends the wait.
-    async fn wait_until(&self, label: &str, at: DateTime<Utc>) -> Result<()> {
-        self.check_cancel()?;
-        if let Some(sim) = &self.sim {
-            sim.advance_to(at);
-            tokio::task::yield_now().await;
-            return Ok(());
-        }
-        let left = (at - self.time()).to_std().unwrap_or(Duration::ZERO);
-        if left.is_zero() {
-            return Ok(());
-        }
-        self.check_suspend()?;
-        self.observer.send(RunEvent::Sleeping { step: (!label.is_empty()).then(|| label.to_string()), until: at });
-        if self.phase == Phase::Finalize {
-            return tokio::select! {
-                _ = tokio::time::sleep(left) => Ok(()),
-                _ = self.shutdown.raised() => Err(DurableError::Suspended),
-            };
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(left) => Ok(()),
-            _ = self.cancel.raised() => self.check_cancel(),
-            _ = self.shutdown.raised() => Err(DurableError::Suspended),
-        }
-    }
-
-    /// Fails with `Cancelled` if an operator cancelled the run (main part only:
-    /// cleanups and undos always run to the end).
-    fn check_cancel(&self) -> Result<()> {
-        if self.phase == Phase::Main
-            && let Some(r) = self.cancel.request()
-        {
-            return Err(DurableError::Cancelled { by: r.by, reason: r.reason });
-        }
-        Ok(())
-    }
-
-    /// The operator's cancel request, if one was made (in any phase).
-    pub fn cancel_request(&self) -> Option<drover_journal::CancelRequest> {
-        self.cancel.request()
-    }
-
     /// `error` with every secret value masked.
     pub fn mask_error(&self, mut error: ErrorRecord) -> ErrorRecord {
         if !self.secrets.is_empty() {
@@ -822,12 +545,6 @@ impl Durable {
     /// JSON text (a run's result) with every secret value masked in its strings.
     pub fn mask_json(&self, text: &str) -> String {
         self.secrets.mask_json(text)
-    }
-
-    /// The cancel signal, while a cancel can still stop the run (the main
-    /// part; never the finalize phase). Long capability waits race it.
-    pub fn cancel_watch(&self) -> Option<Arc<CancelSignal>> {
-        (self.phase == Phase::Main).then(|| self.cancel.clone())
     }
 
     /// `cleanup.defer` / `cleanup.compensate`: journal a registration.
@@ -924,39 +641,6 @@ impl Durable {
         }
     }
 
-    /// Called before a call that changes the world: the running attempt's
-    /// begin (and everything before it) must be on disk first, so that after
-    /// any crash the journal shows the attempt may have had an effect.
-    /// It is also the fencing check (see [`crate::lease`]): this driver still
-    /// holds the run as it knows it, then as the store says; the capability
-    /// makes the local check ([`Durable::check_held`]) once more, last.
-    pub async fn before_side_effect(&mut self) -> Result<()> {
-        self.check_held()?;
-        self.journal.check_lease(&self.lease).await?;
-        let Some(open) = &self.open else { return Ok(()) };
-        if open.durable_begin {
-            return Ok(());
-        }
-        let entry = self.entries[open.seq].clone();
-        self.commit(vec![Op::PutEntry(entry)], Durability::Durable).await?;
-        if let Some(open) = self.open.as_mut() {
-            open.durable_begin = true;
-        }
-        Ok(())
-    }
-
-    /// Whether this driver may still act, as its lease keeper knows it (no
-    /// round trip): the last check before a side effect leaves the process.
-    pub fn check_held(&self) -> std::result::Result<(), drover_journal::JournalError> {
-        self.lease_guard.as_ref().map_or(Ok(()), |g| g.check())
-    }
-
-    /// The driver's lease guard, which the AWS clients of a mutating call
-    /// check before every attempt (none outside a driven run).
-    pub fn lease_guard(&self) -> Option<&crate::lease::LeaseGuard> {
-        self.lease_guard.as_ref()
-    }
-
     /// The attempt running now (a step body, or a cleanup or undo).
     pub fn current_attempt(&self) -> Option<AttemptGrant> {
         self.open.as_ref().map(|o| AttemptGrant { idempotency_key: o.idempotency_key.clone(), number: o.attempt })
@@ -986,10 +670,8 @@ impl Durable {
 
     /// Checks, when the runbook has returned, that it replayed the whole journal.
     pub fn check_fully_replayed(&self) -> Result<()> {
-        if let Some(next) = self.entries.get(self.cursor) {
-            return Err(Violation::UnreplayedEntries { consumed: self.cursor as u64, recorded: self.entries.len() as u64, next: describe_entry(next) }.into());
-        }
-        Ok(())
+        let next = self.entries.get(self.cursor).map(|e| (e.kind.as_str(), e.key.as_deref()));
+        Ok(drover_replay::cursor::check_finished(self.cursor as u64, self.entries.len() as u64, next)?)
     }
 
     /// Ops that close the step left open by a trap, with `error`.
@@ -1001,24 +683,5 @@ impl Durable {
         entry.end_seq = Some(self.cursor.saturating_sub(1) as u64);
         self.put(entry.clone());
         vec![Op::PutEntry(entry)]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn waits_past_the_limit_or_the_calendar_are_refused() {
-        let now = Utc::now();
-        assert_eq!(wait_deadline(now, Duration::ZERO, MAX_WAIT, "clock.sleep").unwrap(), now);
-        assert!(wait_deadline(now, MAX_WAIT, MAX_WAIT, "clock.sleep").is_ok());
-        for wait in [MAX_WAIT + Duration::from_millis(1), Duration::from_millis(u64::MAX), Duration::MAX] {
-            let err = wait_deadline(now, wait, MAX_WAIT, "clock.sleep").unwrap_err();
-            assert!(matches!(err, DurableError::Rule(Violation::BadRequest(_))), "{err}");
-            assert!(err.to_string().contains("at most 31622400000 ms (366 days)"), "{err}");
-        }
-        // Even under a limit that allows it, a time past the calendar is refused, not a panic.
-        assert!(wait_deadline(DateTime::<Utc>::MAX_UTC, Duration::from_secs(1), MAX_WAIT, "x").is_err());
     }
 }
