@@ -17,7 +17,7 @@ use crate::wait::poll;
 use crate::{CapabilityError, Clients};
 
 use drover_cloud::route53::same_host;
-pub use drover_cloud::route53::{FailoverRole, HealthCheck, RecordSet, WeightedTarget, fqdn};
+pub use drover_cloud::route53::{FailoverRecord, FailoverRole, HealthCheck, RecordSet, WeightedTarget, fqdn};
 
 const REGION: &str = "global";
 
@@ -505,35 +505,24 @@ pub async fn update_health_check(c: &Clients, id: &str, disabled: bool, inverted
 /// UPSERTs the failover CNAME `name` (role, set identifier, target, health
 /// check) and waits until INSYNC. Returns whether it changed anything (a
 /// record already saying so is left alone).
-#[allow(clippy::too_many_arguments)]
-pub async fn upsert_failover(
-    c: &Clients,
-    zone: &str,
-    name: &str,
-    role: FailoverRole,
-    set_identifier: &str,
-    target: &str,
-    health_check: Option<&str>,
-    ttl: u32,
-    timeout: Duration,
-) -> Result<bool, CapabilityError> {
+pub async fn upsert_failover(c: &Clients, zone: &str, name: &str, f: &FailoverRecord, timeout: Duration) -> Result<bool, CapabilityError> {
     let id = zone_id(c, zone).await?;
     let current = records_in(c, &id, name).await?;
-    if current.iter().any(|r| r.is_failover(role, set_identifier, target, health_check)) {
+    if current.iter().any(|r| r.is_failover(f)) {
         return Ok(false);
     }
-    let rr = ResourceRecord::builder().value(target).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
+    let rr = ResourceRecord::builder().value(&f.target).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
     let set = ResourceRecordSet::builder()
         .name(fqdn(name))
         .r#type(RrType::Cname)
-        .ttl(i64::from(ttl))
+        .ttl(i64::from(f.ttl))
         .resource_records(rr)
-        .set_identifier(set_identifier)
-        .failover(ResourceRecordSetFailover::from(role.as_str()))
-        .set_health_check_id(health_check.map(str::to_string))
+        .set_identifier(&f.set_identifier)
+        .failover(ResourceRecordSetFailover::from(f.role.as_str()))
+        .set_health_check_id(f.health_check.clone())
         .build()
         .map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
-    let comment = format!("drover: {} failover record {name} ({set_identifier}) at {target}", role.as_str());
+    let comment = format!("drover: {} failover record {name} ({}) at {}", f.role.as_str(), f.set_identifier, f.target);
     change(c, &id, name, vec![upsert(set)?], &comment, timeout).await?;
     Ok(true)
 }

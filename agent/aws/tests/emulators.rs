@@ -363,10 +363,10 @@ async fn health_checks_are_read_and_updated_once_and_failover_records_upserted_o
     let name = format!("db.{zone}");
     let t = Duration::from_secs(30);
     use route53::FailoverRole::{Primary, Secondary};
-    assert!(route53::upsert_failover(&c, &zone, &name, Primary, "primary", "a.example.internal", Some(&id), 60, t).await.unwrap());
-    assert!(route53::upsert_failover(&c, &zone, &name, Secondary, "secondary", "b.example.internal", None, 60, t).await.unwrap());
+    assert!(route53::upsert_failover(&c, &zone, &name, &failover(Primary, "primary", "a.example.internal", Some(&id)), t).await.unwrap());
+    assert!(route53::upsert_failover(&c, &zone, &name, &failover(Secondary, "secondary", "b.example.internal", None), t).await.unwrap());
     assert!(
-        !route53::upsert_failover(&c, &zone, &name, Primary, "primary", "a.example.internal", Some(&id), 60, t).await.unwrap(),
+        !route53::upsert_failover(&c, &zone, &name, &failover(Primary, "primary", "a.example.internal", Some(&id)), t).await.unwrap(),
         "no change the second time"
     );
     let sets = route53::get_records(&c, &zone, &name).await.unwrap();
@@ -492,4 +492,9 @@ async fn ec2_resources_are_tagged_once_and_reserved_keys_refused() {
     assert_eq!(err.code, "reserved-tag", "{err}");
     assert_eq!(ec2::resource_kind(&id), Some("instance"));
     assert_eq!(ec2::resource_kind("sg-123"), None);
+}
+
+/// A failover record with a 60 s TTL.
+fn failover(role: route53::FailoverRole, set_identifier: &str, target: &str, health_check: Option<&str>) -> route53::FailoverRecord {
+    route53::FailoverRecord { role, set_identifier: set_identifier.into(), target: target.into(), health_check: health_check.map(str::to_string), ttl: 60 }
 }

@@ -40,14 +40,44 @@ impl RecordSet {
         self.record_type == "CNAME" && self.set_identifier.is_none() && self.values.iter().any(|v| same_host(v, target))
     }
 
-    /// Whether this is the failover record `set_identifier` with `role`,
-    /// pointing at `target`, tied to `health_check`: what
-    /// [`upsert_failover`] would leave.
-    pub fn is_failover(&self, role: FailoverRole, set_identifier: &str, target: &str, health_check: Option<&str>) -> bool {
-        self.set_identifier.as_deref() == Some(set_identifier)
-            && self.failover.as_deref() == Some(role.as_str())
-            && self.health_check.as_deref() == health_check
-            && self.values.iter().any(|v| same_host(v, target))
+    /// Whether this is failover record `f` (its set identifier and role,
+    /// pointing at its target, tied to its health check).
+    pub fn is_failover(&self, f: &FailoverRecord) -> bool {
+        self.set_identifier.as_deref() == Some(f.set_identifier.as_str())
+            && self.failover.as_deref() == Some(f.role.as_str())
+            && self.health_check == f.health_check
+            && self.values.iter().any(|v| same_host(v, &f.target))
+    }
+}
+
+/// A failover CNAME a runbook asks for (`route53.upsert-failover`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailoverRecord {
+    /// Primary (serves while healthy) or secondary.
+    pub role: FailoverRole,
+    /// The set identifier of this side.
+    pub set_identifier: String,
+    /// The host name it points at.
+    pub target: String,
+    /// The health check it is tied to (a primary needs one to fail over).
+    pub health_check: Option<String>,
+    /// TTL in seconds.
+    pub ttl: u32,
+}
+
+impl FailoverRecord {
+    /// The record set it is, as record `name`.
+    pub fn record_set(&self, name: &str) -> RecordSet {
+        RecordSet {
+            name: fqdn(name),
+            record_type: "CNAME".into(),
+            ttl: Some(self.ttl),
+            set_identifier: Some(self.set_identifier.clone()),
+            weight: None,
+            values: vec![self.target.clone()],
+            failover: Some(self.role.as_str().into()),
+            health_check: self.health_check.clone(),
+        }
     }
 }
 

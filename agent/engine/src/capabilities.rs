@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use drover_aws::{Clients, ec2 as aws_ec2, rds as aws_rds};
 use drover_cloud::CloudError;
+use drover_cloud::route53::FailoverRecord;
 use drover_replay::Violation;
 use tokio::sync::OnceCell;
 
@@ -539,9 +540,8 @@ impl route53::Host for HostState {
     ) -> wasmtime::Result<Result<(), types::Error>> {
         let mut resources = vec![Resource::new("zone", &zone), Resource::new("record", &name)];
         resources.extend(health_check.iter().map(|h| Resource::new("healthcheck", h)));
-        let role = failover_role(role);
-        let access = access("route53", "upsert-failover", &[], resources, true);
-        call!(self, access, route53.upsert_failover(&zone, &name, role, &set_identifier, &target, health_check.as_deref(), ttl, timeout_seconds))
+        let record = FailoverRecord { role: failover_role(role), set_identifier, target, health_check, ttl };
+        call!(self, access("route53", "upsert-failover", &[], resources, true), route53.upsert_failover(&zone, &name, &record, timeout_seconds))
     }
 
     async fn delete_cname(&mut self, zone: String, name: String, timeout_seconds: u32) -> wasmtime::Result<Result<(), types::Error>> {

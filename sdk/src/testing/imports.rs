@@ -265,8 +265,14 @@ pub mod route53 {
         timeout_seconds: u32,
     ) -> Result<(), Error> {
         let _ = timeout_seconds;
-        let role = crate::testing::convert::failover_role(role);
-        super::aws("route53.upsert-failover", |c, _, _| c.route53_upsert_failover(zone, name, role, set_identifier, target, health_check, ttl))
+        let record = drover_cloud::route53::FailoverRecord {
+            role: crate::testing::convert::failover_role(role),
+            set_identifier: set_identifier.into(),
+            target: target.into(),
+            health_check: health_check.map(str::to_string),
+            ttl,
+        };
+        super::aws("route53.upsert-failover", |c, _, _| c.route53_upsert_failover(zone, name, &record))
     }
 }
 

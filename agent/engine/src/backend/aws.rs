@@ -8,7 +8,7 @@ use drover_cloud::CloudError;
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
-use drover_cloud::route53::{FailoverRole, HealthCheck, RecordSet, WeightedTarget};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget};
 use tracing::Instrument;
 
 use super::{Answer, CallCx, CloudWatchBackend, Ec2Backend, RdsBackend, Route53Backend};
@@ -179,19 +179,8 @@ impl Route53Backend for AwsBackend {
         let update = r53::update_health_check(&cx.clients, id, disabled, inverted);
         answer(update.instrument(span(cx, "route53", "UpdateHealthCheck", "global", id)).await.map(|(_, now)| now))
     }
-    async fn upsert_failover(
-        &self,
-        cx: &CallCx,
-        zone: &str,
-        name: &str,
-        role: FailoverRole,
-        set_identifier: &str,
-        target: &str,
-        health_check: Option<&str>,
-        ttl: u32,
-        timeout_seconds: u32,
-    ) -> Answer<()> {
-        let upsert = r53::upsert_failover(&cx.clients, zone, name, role, set_identifier, target, health_check, ttl, secs(timeout_seconds));
+    async fn upsert_failover(&self, cx: &CallCx, zone: &str, name: &str, record: &FailoverRecord, timeout_seconds: u32) -> Answer<()> {
+        let upsert = r53::upsert_failover(&cx.clients, zone, name, record, secs(timeout_seconds));
         answer(lent(&cx.turn, upsert.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", name))).await.map(|_| ()))
     }
     async fn delete_cname(&self, cx: &CallCx, zone: &str, name: &str, timeout_seconds: u32) -> Answer<()> {

@@ -28,7 +28,7 @@ use drover_cloud::CloudError;
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
-use drover_cloud::route53::{FailoverRole, HealthCheck, RecordSet, WeightedTarget};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget};
 
 use crate::cancel::CancelSignal;
 use crate::host_calls::LentTurn;
@@ -120,19 +120,7 @@ pub(crate) trait Route53Backend: Send + Sync {
     async fn set_weights(&self, cx: &CallCx, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout_seconds: u32) -> Answer<()>;
     async fn get_health_check(&self, cx: &CallCx, id: &str) -> Answer<HealthCheck>;
     async fn update_health_check(&self, cx: &CallCx, id: &str, disabled: bool, inverted: bool) -> Answer<HealthCheck>;
-    #[allow(clippy::too_many_arguments)]
-    async fn upsert_failover(
-        &self,
-        cx: &CallCx,
-        zone: &str,
-        name: &str,
-        role: FailoverRole,
-        set_identifier: &str,
-        target: &str,
-        health_check: Option<&str>,
-        ttl: u32,
-        timeout_seconds: u32,
-    ) -> Answer<()>;
+    async fn upsert_failover(&self, cx: &CallCx, zone: &str, name: &str, record: &FailoverRecord, timeout_seconds: u32) -> Answer<()>;
     async fn delete_cname(&self, cx: &CallCx, zone: &str, name: &str, timeout_seconds: u32) -> Answer<()>;
 }
 

@@ -7,7 +7,7 @@ use drover_aws::{CapabilityError, rds as aws_rds, route53 as aws_r53};
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
-use drover_cloud::route53::{FailoverRole, HealthCheck, RecordSet, WeightedTarget, fqdn};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget, fqdn};
 
 use super::aws::{AwsBackend, cloud_error};
 use super::{Answer, CallCx, CloudWatchBackend, Ec2Backend, RdsBackend, Route53Backend};
@@ -343,31 +343,15 @@ impl Route53Backend for PlanBackend {
         }
         Ok(Ok(HealthCheck { disabled, inverted, ..now }))
     }
-    async fn upsert_failover(
-        &self,
-        cx: &CallCx,
-        zone: &str,
-        name: &str,
-        role: FailoverRole,
-        set_identifier: &str,
-        target: &str,
-        health_check: Option<&str>,
-        ttl: u32,
-        _timeout_seconds: u32,
-    ) -> Answer<()> {
+    async fn upsert_failover(&self, cx: &CallCx, zone: &str, name: &str, record: &FailoverRecord, _timeout_seconds: u32) -> Answer<()> {
         let mut current = read!(self.records(cx, zone, name).await);
-        if current.iter().any(|r| r.is_failover(role, set_identifier, target, health_check)) {
+        if current.iter().any(|r| r.is_failover(record)) {
             return Ok(Ok(()));
         }
-        let detail = format!("{} failover record {name} ({set_identifier}) at {target}", role.as_str());
+        let detail = format!("{} failover record {name} ({}) at {}", record.role.as_str(), record.set_identifier, record.target);
         self.record(cx, "route53", "ChangeResourceRecordSets", "global", name, detail);
-        current.retain(|r| r.set_identifier.as_deref() != Some(set_identifier));
-        current.push(RecordSet {
-            set_identifier: Some(set_identifier.into()),
-            failover: Some(role.as_str().into()),
-            health_check: health_check.map(str::to_string),
-            ..cname(name, target, ttl)
-        });
+        current.retain(|r| r.set_identifier.as_deref() != Some(record.set_identifier.as_str()));
+        current.push(record.record_set(name));
         self.plan.plan_records(zone, name, current);
         Ok(Ok(()))
     }

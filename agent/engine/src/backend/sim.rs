@@ -8,7 +8,7 @@ use drover_cloud::CloudError;
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
-use drover_cloud::route53::{FailoverRole, HealthCheck, RecordSet, WeightedTarget};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget};
 use drover_sim::Cloud;
 
 use super::{Answer, CallCx, CloudWatchBackend, Ec2Backend, RdsBackend, Route53Backend};
@@ -146,19 +146,8 @@ impl Route53Backend for SimBackend {
     async fn update_health_check(&self, cx: &CallCx, id: &str, disabled: bool, inverted: bool) -> Answer<HealthCheck> {
         self.call(cx, |s| s.route53_update_health_check(id, disabled, inverted))
     }
-    async fn upsert_failover(
-        &self,
-        cx: &CallCx,
-        zone: &str,
-        name: &str,
-        role: FailoverRole,
-        set_identifier: &str,
-        target: &str,
-        health_check: Option<&str>,
-        ttl: u32,
-        _timeout_seconds: u32,
-    ) -> Answer<()> {
-        self.call(cx, |s| s.route53_upsert_failover(zone, name, role, set_identifier, target, health_check, ttl))
+    async fn upsert_failover(&self, cx: &CallCx, zone: &str, name: &str, record: &FailoverRecord, _timeout_seconds: u32) -> Answer<()> {
+        self.call(cx, |s| s.route53_upsert_failover(zone, name, record))
     }
     async fn delete_cname(&self, cx: &CallCx, zone: &str, name: &str, _timeout_seconds: u32) -> Answer<()> {
         self.call(cx, |s| s.route53_delete_cname(zone, name))

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Cloud, Target, aws_error};
 use crate::scenario::Route53Seed;
 use drover_cloud::CloudError;
-use drover_cloud::route53::{FailoverRole, HealthCheck, RecordSet, WeightedTarget, fqdn, same_host};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget, fqdn, same_host};
 
 const GLOBAL: &str = "global";
 
@@ -278,35 +278,15 @@ impl Cloud {
     }
 
     /// `route53.upsert-failover`, as the agent's capability behaves, on the simulated cloud.
-    #[allow(clippy::too_many_arguments)]
-    pub fn route53_upsert_failover(
-        &mut self,
-        zone: &str,
-        name: &str,
-        role: FailoverRole,
-        set_identifier: &str,
-        value: &str,
-        health_check: Option<&str>,
-        ttl: u32,
-    ) -> Result<(), CloudError> {
+    pub fn route53_upsert_failover(&mut self, zone: &str, name: &str, f: &FailoverRecord) -> Result<(), CloudError> {
         self.call(target("upsert-failover", "ChangeResourceRecordSets", name), |c, t| {
-            if let Some(h) = health_check
+            if let Some(h) = &f.health_check
                 && !c.route53.health_checks.contains_key(h)
             {
                 return Err(aws_error(t, "NoSuchHealthCheck", &format!("no health check {h}"), false));
             }
-            let new = RecordSet {
-                name: fqdn(name),
-                record_type: "CNAME".into(),
-                ttl: Some(ttl),
-                set_identifier: Some(set_identifier.to_string()),
-                weight: None,
-                values: vec![value.to_string()],
-                failover: Some(role.as_str().to_string()),
-                health_check: health_check.map(str::to_string),
-            };
             let sets = c.route53.zone(t, zone)?;
-            Ok(((), upsert(sets, new)))
+            Ok(((), upsert(sets, f.record_set(name))))
         })
     }
 }
