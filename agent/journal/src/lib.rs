@@ -5,8 +5,9 @@
 //! here. The engine writes through the small [`Journal`] trait, so the
 //! embedded store ([`SqliteJournal`], the default) and the shared store for
 //! agents in several regions (`drover-journal-dynamodb`, on DynamoDB, with
-//! leases that run out) both serve it. The `conformance` module (feature
-//! `conformance`) is the behaviour both are tested against.
+//! leases that run out) both serve it, and so does [`MemoryJournal`] (for the
+//! deterministic simulation and tests). The `conformance` module (feature
+//! `conformance`) is the behaviour all of them are tested against.
 //!
 //! Two rules hold for every implementation:
 //! - **One driver per run.** A driver [`claim`](Journal::claim)s a run and
@@ -24,11 +25,13 @@
 #[allow(clippy::panic, clippy::expect_used, clippy::unwrap_used, reason = "a test suite for stores: a failed check fails the store's test")]
 pub mod conformance;
 mod error;
+mod memory;
 mod owner;
 mod sqlite;
 mod types;
 
 pub use error::JournalError;
+pub use memory::{Clock, MemoryJournal};
 pub use owner::{HOST_NAME_ENV, current_owner, owner_is_alive};
 pub use sqlite::SqliteJournal;
 pub use types::*;
