@@ -17,12 +17,22 @@ use drover_sim::{Cloud, Scenario};
 /// its durable state.
 pub struct Simulation {
     cloud: Mutex<Cloud>,
+    seed: u64,
 }
 
 impl Simulation {
     /// The cloud `scenario` describes.
     pub fn new(scenario: &Scenario) -> Result<Arc<Simulation>, String> {
-        Ok(Arc::new(Simulation { cloud: Mutex::new(Cloud::new(scenario)?) }))
+        // The run's randomness is seeded from the scenario's run id, so a
+        // scenario replays the same way every time.
+        let key = drover_replay::idempotency_key(&scenario.settings.run_id, "entropy");
+        let seed = u64::from_str_radix(key.get(..16).unwrap_or("0"), 16).unwrap_or(0);
+        Ok(Arc::new(Simulation { cloud: Mutex::new(Cloud::new(scenario)?), seed }))
+    }
+
+    /// The seed of the run's randomness.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// The cloud, to read its calls and state.

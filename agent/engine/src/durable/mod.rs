@@ -49,6 +49,7 @@ pub use drover_replay::{MAX_BACKOFF_MS, MAX_KEY_LEN, MAX_RANDOM_BYTES, MAX_WAIT,
 
 mod clock;
 mod control;
+mod entropy;
 mod error;
 mod waits;
 
@@ -56,6 +57,7 @@ use waits::wait_deadline;
 
 pub use clock::{RunClock, WallClock};
 pub use control::RunControl;
+pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use error::DurableError;
 use error::Result;
 
@@ -150,6 +152,8 @@ pub struct Durable {
     unattended: Option<String>,
     /// The time the run keeps: the wall clock, or a simulation's.
     time: Arc<dyn RunClock>,
+    /// The randomness it draws: the system's, or a simulation's seeded one.
+    entropy: Arc<dyn Entropy>,
 }
 
 /// Most deferred writes held before they are flushed on their own.
@@ -184,6 +188,7 @@ impl Durable {
             clock: StepClock::default(),
             unattended: None,
             time: Arc::new(WallClock),
+            entropy: Arc::new(OsEntropy),
         }
     }
 
@@ -191,6 +196,7 @@ impl Durable {
     /// instead of sleeping.
     pub fn with_simulation(mut self, sim: Option<Arc<crate::simulation::Simulation>>) -> Self {
         if let Some(sim) = sim {
+            self.entropy = Arc::new(SeededEntropy::new(sim.seed()));
             self.time = sim;
         }
         self
@@ -438,7 +444,7 @@ impl Durable {
         let mut entry = self.entries[open.seq].clone();
         let now = self.time();
         if open.retry.retries(open.attempt, error.retryable) {
-            let backoff = open.retry.backoff(open.attempt + 1, rand::random::<f64>());
+            let backoff = open.retry.backoff(open.attempt + 1, self.entropy.unit());
             let at = wait_deadline(now, backoff, Duration::from_millis(MAX_BACKOFF_MS), &format!("the retry backoff of step '{key}'"))?;
             entry.error = Some(error.clone());
             entry.next_attempt_at = Some(at);
@@ -511,16 +517,18 @@ impl Durable {
 
     /// `random.random-u64`.
     pub async fn random_u64(&mut self) -> Result<u64> {
-        let v = self.value(EntryKind::Random, || json!({"u64": rand::random::<u64>().to_string()})).await?;
+        let entropy = self.entropy.clone();
+        let v = self.value(EntryKind::Random, || json!({"u64": entropy.next_u64().to_string()})).await?;
         Ok(v["u64"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0))
     }
 
     /// `random.random-bytes`.
     pub async fn random_bytes(&mut self, len: u32) -> Result<Vec<u8>> {
         drover_replay::check_random_len(len)?;
+        let entropy = self.entropy.clone();
         let v = self
             .value(EntryKind::Random, || {
-                let bytes: Vec<u8> = (0..len).map(|_| rand::random::<u8>()).collect();
+                let bytes = entropy.bytes(len as usize);
                 json!({"hex": hex::encode(bytes)})
             })
             .await?;
