@@ -91,6 +91,7 @@ impl Proxy {
             states: states.clone(),
             client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
             seq: AtomicU64::new(0),
+            dynamodb: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(async move {
             loop {
@@ -149,6 +150,11 @@ struct Shared {
     states: Arc<States>,
     client: Client<HttpConnector, Full<Bytes>>,
     seq: AtomicU64,
+    /// DynamoDB applies each conditional write atomically; moto's server
+    /// does not under concurrent requests (two agents' `attribute_not_exists`
+    /// puts on one scope lock were both seen to succeed). The proxy hands
+    /// DynamoDB its requests one at a time, as the real service orders them.
+    dynamodb: tokio::sync::Mutex<()>,
 }
 
 /// Why the proxy closed a connection without answering (a fault, on purpose).
@@ -236,6 +242,7 @@ fn respond(a: crate::error_shape::Answer) -> Response<Full<Bytes>> {
 /// Passes the request to its emulator and relays the answer; an emulator
 /// that cannot be reached is a 502, as a load balancer would say.
 async fn forward(shared: &Shared, aws: &AwsRequest, parts: hyper::http::request::Parts, body: Bytes) -> Response<Full<Bytes>> {
+    let _one_at_a_time = if aws.service == "dynamodb" { Some(shared.dynamodb.lock().await) } else { None };
     let upstream = shared.upstreams.for_service(&aws.service);
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let uri = format!("{}{}", upstream.trim_end_matches('/'), path);
