@@ -17,6 +17,10 @@ pub struct Interrupted {
 /// have happened), or `None` when it may run again.
 pub fn interrupted(key: &str, attempts: u32, max_attempts: u32) -> Option<Interrupted> {
     let max = max_attempts.max(1);
+    // The power test's switch: before the fix, an interrupted attempt was not counted.
+    if crate::revert::reverted(crate::revert::Fix::InterruptedAttemptCounts) {
+        return None;
+    }
     (attempts >= max).then(|| Interrupted {
         code: "interrupted",
         message: format!(

@@ -29,6 +29,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod limits;
 pub mod retry;
+pub mod revert;
 pub mod summary;
 mod violation;
 

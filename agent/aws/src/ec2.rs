@@ -18,7 +18,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::from_sdk;
-use crate::once::{create_or_adopt, no_sdk_retries};
+use crate::once::{create_or_adopt, sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG, RUN_TAG};
 
@@ -31,8 +31,8 @@ pub const LINEAGE_TAG: &str = "drover:lineage";
 
 /// A request the SDK must not resend on its own: a creation whose retry is
 /// decided by `create_or_adopt` (an SDK resend could make a second resource).
-fn sent_once() -> aws_sdk_ec2::config::Builder {
-    aws_sdk_ec2::Config::builder().retry_config(no_sdk_retries())
+fn sent_once(operation: &str) -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::Config::builder().retry_config(sdk_retries(operation))
 }
 
 fn tags(name: &str, idem: &str, lineage: Option<&str>) -> Vec<Tag> {
@@ -164,7 +164,7 @@ pub async fn snapshot_volume(c: &Clients, region: &str, volume_id: &str, name: &
             .description(format!("drover {name}"))
             .tag_specifications(spec(ResourceType::Snapshot, tags(name, idem, lineage)))
             .customize()
-            .config_override(sent_once())
+            .config_override(sent_once("ec2.snapshot-volume"))
             .send()
             .await
             .map_err(|e| from_sdk("ec2", "CreateSnapshot", region, name, e))?;
@@ -199,7 +199,7 @@ pub async fn copy_snapshot(
             .description(format!("drover {name}"))
             .tag_specifications(spec(ResourceType::Snapshot, tags(name, idem, lineage)))
             .customize()
-            .config_override(sent_once())
+            .config_override(sent_once("ec2.copy-snapshot"))
             .send()
             .await
             .map_err(|e| from_sdk("ec2", "CopySnapshot", target_region, name, e))?;
@@ -274,7 +274,7 @@ pub async fn create_image(c: &Clients, region: &str, instance_id: &str, name: &s
             .no_reboot(true)
             .tag_specifications(spec(ResourceType::Image, tags(name, idem, lineage)))
             .customize()
-            .config_override(sent_once())
+            .config_override(sent_once("ec2.create-image"))
             .send()
             .await
             .map_err(|e| from_sdk("ec2", "CreateImage", region, name, e))?;
@@ -314,7 +314,7 @@ pub async fn copy_image(
             .client_token(if n == 0 { idem.to_string() } else { format!("{idem}-r{n}") })
             .tag_specifications(spec(ResourceType::Image, tags(name, idem, lineage)))
             .customize()
-            .config_override(sent_once())
+            .config_override(sent_once("ec2.copy-image"))
             .send()
             .await
             .map_err(|e| from_sdk("ec2", "CopyImage", target_region, name, e))?;

@@ -6,7 +6,7 @@
 //! idempotent: when AWS executed the request but the answer was lost (a
 //! timeout, a 5xx, a dropped connection), the SDK's own retry would send it
 //! again and make a duplicate, or fail although the resource exists. So these
-//! requests go out with the SDK's retries off ([`no_sdk_retries`]), and every
+//! requests go out with the SDK's retries off ([`sdk_retries`], from the one list in `drover_cloud::resend`), and every
 //! attempt goes through the same lookup-and-adopt path as a step retry
 //! ([`create_or_adopt`]): look the resource up by its name or tag, adopt
 //! what is there, and only then send the request again.
@@ -21,9 +21,10 @@ use crate::CapabilityError;
 /// Attempts of one create (as many as the SDK would make for an idempotent call).
 const ATTEMPTS: u32 = 5;
 
-/// The retry configuration of a request that must go out once per attempt.
-pub(crate) fn no_sdk_retries() -> RetryConfig {
-    RetryConfig::disabled()
+/// The retry configuration of a request of `operation` (`ec2.snapshot-volume`):
+/// off for one that must go out once per attempt (`drover_cloud::resend`).
+pub(crate) fn sdk_retries(operation: &str) -> RetryConfig {
+    if drover_cloud::resend::sent_once(operation) { RetryConfig::disabled() } else { RetryConfig::standard() }
 }
 
 /// Looks the resource up (`lookup`) and adopts it; else sends the create

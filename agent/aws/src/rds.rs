@@ -17,11 +17,11 @@ use std::time::Duration;
 use aws_sdk_rds::types::Tag;
 
 use crate::error::from_sdk;
-use crate::once::{create_or_adopt, no_sdk_retries};
+use crate::once::{create_or_adopt, sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients, IDEMPOTENCY_TAG, RUN_TAG};
 
-pub use drover_cloud::rds::{DbInstance, DbSnapshot, LagReading, SnapshotInfo};
+pub use drover_cloud::rds::{DbInstance, DbSnapshot, LagReading, PromotionState, SnapshotInfo, promotion_state};
 
 /// The tag a promotion leaves on the promoted instance.
 pub const PROMOTED_TAG: &str = "drover:promoted-by";
@@ -246,39 +246,6 @@ async fn describe_tagged(c: &Clients, region: &str, id: &str) -> Result<(DbInsta
         .ok_or_else(|| CapabilityError::new("rds", "DescribeDBInstances", region, id, "DBInstanceNotFound", format!("no DB instance {id} in {region}")))
 }
 
-/// What a promotion attempt finds when it looks at the replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromotionState {
-    /// No replication source: the instance is standalone (promoted, or never
-    /// a replica). Nothing to send.
-    Standalone,
-    /// Still a replica, in a transition, and tagged with this step's
-    /// idempotency key: the promotion an earlier attempt of this step asked
-    /// for is under way. Nothing to send; wait for it.
-    OursUnderWay,
-    /// Still a replica and `available`: a promotion can be requested.
-    Promotable,
-    /// Still a replica, but busy with something else (`backing-up`,
-    /// `modifying`, `rebooting`, ...): RDS refuses a promotion now.
-    Busy,
-}
-
-/// Decides what a promotion attempt of the step with idempotency key `idem`
-/// does, from the instance as described and its `drover:promoted-by` tag.
-/// Only a tag equal to `idem` counts: a tag left by another run, or by hand,
-/// proves nothing about this one.
-pub fn promotion_state(i: &DbInstance, promoted_by: Option<&str>, idem: &str) -> PromotionState {
-    if i.replica_source.is_none() {
-        return PromotionState::Standalone;
-    }
-    let ours = promoted_by == Some(idem);
-    match i.status.as_str() {
-        "available" => PromotionState::Promotable,
-        _ if ours => PromotionState::OursUnderWay,
-        _ => PromotionState::Busy,
-    }
-}
-
 fn busy(region: &str, i: &DbInstance, why: &str) -> CapabilityError {
     CapabilityError::new(
         "rds",
@@ -495,7 +462,7 @@ pub async fn restore_from_snapshot(
         }
         let out = req
             .customize()
-            .config_override(aws_sdk_rds::Config::builder().retry_config(no_sdk_retries()))
+            .config_override(aws_sdk_rds::Config::builder().retry_config(sdk_retries("rds.restore-from-snapshot")))
             .send()
             .await
             .map_err(|e| from_sdk("rds", OP, region, id, e))?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, ResourceRecordSetFailover, RrType};
 
 use crate::error::from_sdk;
-use crate::once::{create_or_adopt, no_sdk_retries};
+use crate::once::{create_or_adopt, sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients};
 
@@ -221,7 +221,7 @@ async fn submit(c: &Clients, zone_id: &str, name: &str, changes: Vec<Change>, co
     let batch = ChangeBatch::builder().set_changes(Some(changes)).comment(comment).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
     let mut req = c.route53().change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch).customize();
     if once {
-        req = req.config_override(aws_sdk_route53::Config::builder().retry_config(no_sdk_retries()));
+        req = req.config_override(aws_sdk_route53::Config::builder().retry_config(sdk_retries("route53.delete-cname")));
     }
     let out = req.send().await.map_err(|e| from_sdk("route53", "ChangeResourceRecordSets", REGION, name, e))?;
     Ok(out.change_info().map(|i| i.id().to_string()).unwrap_or_default())

@@ -15,6 +15,7 @@ pub mod cloudwatch;
 pub mod ec2;
 mod error;
 pub mod rds;
+pub mod resend;
 pub mod route53;
 mod wit;
 

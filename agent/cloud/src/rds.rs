@@ -151,3 +151,41 @@ pub struct DbCluster {
     /// The global database it belongs to (ARN or identifier), if any.
     pub global_cluster: Option<String>,
 }
+
+/// What a promotion attempt finds when it looks at the replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromotionState {
+    /// No replication source: the instance is standalone (promoted, or never
+    /// a replica). Nothing to send.
+    Standalone,
+    /// Still a replica, in a transition, and tagged with this step's
+    /// idempotency key: the promotion an earlier attempt of this step asked
+    /// for is under way. Nothing to send; wait for it.
+    OursUnderWay,
+    /// Still a replica and `available`: a promotion can be requested.
+    Promotable,
+    /// Still a replica, but busy with something else (`backing-up`,
+    /// `modifying`, `rebooting`, ...): RDS refuses a promotion now.
+    Busy,
+}
+
+/// Decides what a promotion attempt of the step with idempotency key `idem`
+/// does, from the instance as described and its `drover:promoted-by` tag.
+/// Only a tag equal to `idem` counts: a tag left by another run, or by hand,
+/// proves nothing about this one.
+///
+/// Used by the AWS backend and by the simulated cloud alike, so that the
+/// simulation tests the rule the agent runs.
+pub fn promotion_state(i: &DbInstance, promoted_by: Option<&str>, idem: &str) -> PromotionState {
+    if i.replica_source.is_none() {
+        return PromotionState::Standalone;
+    }
+    // The power test's switch: before the fix, a refusal of any kind was
+    // taken for a promotion under way.
+    let ours = promoted_by == Some(idem) || drover_replay::revert::reverted(drover_replay::revert::Fix::BusyPromotionRefused);
+    match i.status.as_str() {
+        "available" => PromotionState::Promotable,
+        _ if ours => PromotionState::OursUnderWay,
+        _ => PromotionState::Busy,
+    }
+}

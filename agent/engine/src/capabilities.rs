@@ -61,6 +61,7 @@ macro_rules! call {
     ($self:ident, $access:expr, $service:ident . $op:ident ( $($arg:expr),* $(,)? )) => {{
         let cx = allowed!($self, $access);
         let answer = $self.backends.$service.$op(&cx, $($arg),*).await?;
+        $self.after_call()?;
         Ok($self.answer(answer))
     }};
 }
@@ -70,6 +71,15 @@ fn access(service: &'static str, operation: &'static str, regions: &[&str], reso
 }
 
 impl HostState {
+    /// The crash point after a capability call took effect and before its
+    /// answer reaches the runbook (`after-call`).
+    fn after_call(&self) -> wasmtime::Result<()> {
+        match &self.durable {
+            Some(d) => d.point(crate::failpoints::Failpoint::AfterCall, d.open_step().unwrap_or_default()).map_err(wasmtime::Error::new),
+            None => Ok(()),
+        }
+    }
+
     /// Prepares a capability call: it must come from inside a step, pass the
     /// run's policy (declared and granted; the decision is audited), and, if it
     /// changes anything, the step's begin is made durable first.

@@ -83,6 +83,16 @@ pub enum Admitted {
     Joined(RunRecord),
 }
 
+/// What a run's capability calls reach.
+pub(crate) enum World {
+    /// The engine's: AWS, or the simulation it was built with (`drover test`).
+    Given,
+    /// A dry run's plan, reading through to the engine's world.
+    Plan(Plan),
+    /// This simulation (the deterministic simulation gives each schedule its own).
+    Simulated(Arc<crate::simulation::Simulation>),
+}
+
 /// How the runbook's main part (`run`) ended.
 #[derive(Debug, Clone)]
 enum Ending {
@@ -181,6 +191,7 @@ fn infra_ref(e: &DurableError) -> EngineError {
         DurableError::Journal(j) => EngineError::Journal(j.clone()),
         // `drive` fills in the run id.
         DurableError::Suspended => EngineError::Suspended { run_id: String::new() },
+        DurableError::Crashed { point } => EngineError::Crashed { run_id: String::new(), point: point.clone() },
         other => EngineError::Internal(other.to_string()),
     }
 }
@@ -192,6 +203,8 @@ fn infra_ref(e: &DurableError) -> EngineError {
 fn stops_resumable(trap: &wasmtime::Error) -> Option<ErrorRecord> {
     if let Some(e @ DurableError::Rule(v)) = trap.downcast_ref::<DurableError>()
         && v.is_non_determinism()
+        // The power test's switch: before the fix, a divergence failed the run and ran its undos.
+        && !drover_replay::revert::reverted(drover_replay::revert::Fix::NonDeterminismStops)
     {
         return Some(ErrorRecord::terminal(e.code(), e.to_string()));
     }
@@ -203,7 +216,7 @@ fn stops_resumable(trap: &wasmtime::Error) -> Option<ErrorRecord> {
 /// outcome: the run stays resumable. (`drive` names the run in `Suspended`.)
 fn stops_without_outcome(trap: &wasmtime::Error) -> Option<EngineError> {
     match trap.downcast_ref::<DurableError>() {
-        Some(e @ (DurableError::Journal(_) | DurableError::Suspended)) => Some(infra_ref(e)),
+        Some(e @ (DurableError::Journal(_) | DurableError::Suspended | DurableError::Crashed { .. })) => Some(infra_ref(e)),
         _ => None,
     }
 }
@@ -213,7 +226,8 @@ impl Engine {
         let (wasi, stderr) = wasi_for_run(run_id, created_unix);
         let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).instances(32).tables(64).memories(16).trap_on_grow_failure(true).build();
         let clock = durable.as_ref().map(Durable::step_clock);
-        let backends = match (&self.sim, durable.as_ref().and_then(Durable::plan)) {
+        let sim = durable.as_ref().and_then(Durable::simulation).or(self.sim.as_ref());
+        let backends = match (sim, durable.as_ref().and_then(Durable::plan)) {
             (Some(sim), _) => Backends::of(SimBackend(sim.clone())),
             (None, Some(plan)) => Backends::of(PlanBackend { plan: plan.clone() }),
             (None, None) => Backends::of(AwsBackend),
@@ -286,9 +300,9 @@ impl Engine {
     /// ended. Returns the run as it stands when the driver stops.
     pub async fn start(&self, journal: Arc<dyn Journal>, runbook: &LoadedRunbook, req: RunRequest, observer: Observer) -> Result<RunRecord, EngineError> {
         match self.admit(&journal, runbook, req).await? {
-            Admitted::New(run_id) => self.drive(journal, runbook, &run_id, observer, None).await,
+            Admitted::New(run_id) => self.drive(journal, runbook, &run_id, observer, World::Given).await,
             Admitted::Existing(run) if run.status.is_final() => Ok(run),
-            Admitted::Existing(run) => self.drive(journal, runbook, &run.run_id, observer, None).await,
+            Admitted::Existing(run) => self.drive(journal, runbook, &run.run_id, observer, World::Given).await,
             Admitted::Joined(holder) => Err(EngineError::ScopeHeld { scope: holder.scope.clone().unwrap_or_default(), run_id: holder.run_id }),
         }
     }
@@ -338,7 +352,7 @@ impl Engine {
     /// Drives admitted run `run_id` with `runbook` (the one it was admitted
     /// with) until it ends or the engine shuts down.
     pub async fn continue_run(&self, journal: Arc<dyn Journal>, runbook: &LoadedRunbook, run_id: &str, observer: Observer) -> Result<RunRecord, EngineError> {
-        self.drive(journal, runbook, run_id, observer, None).await
+        self.drive(journal, runbook, run_id, observer, World::Given).await
     }
 
     /// Resumes run `run_id` with the runbook it is pinned to, or with
@@ -359,10 +373,10 @@ impl Engine {
             return Ok(run);
         }
         match replacement {
-            Some(rb) => self.drive(journal, rb, run_id, observer, None).await,
+            Some(rb) => self.drive(journal, rb, run_id, observer, World::Given).await,
             None => {
                 let rb = self.load_pinned(&run.runbook.digest).await?;
-                self.drive(journal, &rb, run_id, observer, None).await
+                self.drive(journal, &rb, run_id, observer, World::Given).await
             }
         }
     }
@@ -387,7 +401,7 @@ impl Engine {
             let journal: Arc<dyn Journal> = Arc::new(drover_journal::SqliteJournal::open(dir.join("dry-run.db"))?);
             let run_id = format!("dry-run-{:08x}", rand::random::<u32>());
             journal.create_run(&new_run(runbook, &run_id, &params)?).await?;
-            let run = self.drive(journal.clone(), runbook, &run_id, observer, Some(plan.clone())).await?;
+            let run = self.drive(journal.clone(), runbook, &run_id, observer, World::Plan(plan.clone())).await?;
             Ok(DryRun { entries: journal.entries(&run_id).await?, events: journal.events(&run_id).await?, run, plan: plan.changes() })
         }
         .await;
@@ -395,14 +409,19 @@ impl Engine {
         result
     }
 
-    async fn drive(
+    pub(crate) async fn drive(
         &self,
         journal: Arc<dyn Journal>,
         runbook: &LoadedRunbook,
         run_id: &str,
         observer: Observer,
-        plan: Option<Plan>,
+        world: World,
     ) -> Result<RunRecord, EngineError> {
+        let (plan, sim) = match world {
+            World::Given => (None, self.sim.clone()),
+            World::Plan(plan) => (Some(plan), self.sim.clone()),
+            World::Simulated(sim) => (None, Some(sim)),
+        };
         let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
         let secrets = Arc::new(Secrets::resolve(&run.params)?);
         let claimed_at = crate::lease::now();
@@ -429,13 +448,14 @@ impl Engine {
         if let Some(hook) = &self.span_hook {
             hook(&span, &run);
         }
-        let result = self.execute(journal.clone(), runbook, run, lease.clone(), keeper.guard(), secrets, cancel, observer, plan).instrument(span).await;
+        let result = self.execute(journal.clone(), runbook, run, lease.clone(), keeper.guard(), secrets, cancel, observer, plan, sim).instrument(span).await;
         watcher.abort();
         drop(keeper);
         // Giving up the claim is a courtesy: a dead driver's claim is taken over anyway.
         let _ = journal.release(&lease).await;
         result.map_err(|e| match e {
             EngineError::Suspended { .. } => EngineError::Suspended { run_id: run_id.to_string() },
+            EngineError::Crashed { point, .. } => EngineError::Crashed { run_id: run_id.to_string(), point },
             other => other,
         })?;
         journal.run(run_id).await?.ok_or_else(|| EngineError::Journal(JournalError::UnknownRun(run_id.into())))
@@ -453,6 +473,7 @@ impl Engine {
         cancel: Arc<CancelSignal>,
         observer: Observer,
         plan: Option<Plan>,
+        sim: Option<Arc<crate::simulation::Simulation>>,
     ) -> Result<(), EngineError> {
         let run_id = run.run_id.as_str();
         let entries = journal.entries(run_id).await?;
@@ -491,7 +512,7 @@ impl Engine {
             .with_plan(plan)
             .with_unattended(unattended_by(&run))
             .with_shutdown(self.shutdown.clone())
-            .with_simulation(self.sim.clone())
+            .with_simulation(sim)
             .with_lease_guard(guard);
 
         let ending = match durable.recorded_end() {

@@ -159,6 +159,15 @@ pub enum EngineError {
         /// The run.
         run_id: String,
     },
+    /// Under a deterministic simulation: the agent crashed at `point`
+    /// (nothing after it ran; the run is resumable as after a real crash).
+    #[error("run '{run_id}' crashed at {point} (simulated)")]
+    Crashed {
+        /// The run.
+        run_id: String,
+        /// The crash point, as `POINT:STEP`.
+        point: String,
+    },
     /// The run stopped without an outcome and stays resumable: its replay
     /// diverged from the journal, or the audit log cannot be written. The
     /// stop is recorded with the run; `message` says why and what to do.

@@ -7,7 +7,13 @@
 //! journaled, before the body runs), `before-complete` (the body returned, its
 //! outcome not yet journaled), `after-step` (the outcome is durable) and
 //! `in-sleep` (the wake-up time of a sleep is durable; STEP is the enclosing
-//! step, or `-` outside any step). Unset, every check is one relaxed load.
+//! step, or `-` outside any step), `after-call` (a capability call took
+//! effect, its answer has not reached the runbook) and `after-commit` (any
+//! journal write returned; STEP is the step open, or `-`). Unset, every
+//! check is one relaxed load.
+//!
+//! Under a deterministic simulation the same points (`Durable::point`) are
+//! where the simulation crashes the agent in-process instead.
 //!
 //! `POINT:STEP=stop` freezes the process with SIGSTOP instead, once, as a
 //! paused VM or a stalled host would; SIGCONT lets it go on. Agents sharing
@@ -29,6 +35,11 @@ pub enum Failpoint {
     AfterStep,
     /// After a sleep's wake-up time is durable.
     InSleep,
+    /// After a capability call took effect, before its answer reaches the
+    /// runbook.
+    AfterCall,
+    /// After any journal commit returned.
+    AfterCommit,
 }
 
 impl Failpoint {
@@ -40,6 +51,8 @@ impl Failpoint {
             Failpoint::BeforeComplete => "before-complete",
             Failpoint::AfterStep => "after-step",
             Failpoint::InSleep => "in-sleep",
+            Failpoint::AfterCall => "after-call",
+            Failpoint::AfterCommit => "after-commit",
         }
     }
 
@@ -50,6 +63,8 @@ impl Failpoint {
             "before-complete" => Failpoint::BeforeComplete,
             "after-step" => Failpoint::AfterStep,
             "in-sleep" => Failpoint::InSleep,
+            "after-call" => Failpoint::AfterCall,
+            "after-commit" => Failpoint::AfterCommit,
             _ => return None,
         })
     }
@@ -125,7 +140,15 @@ mod tests {
                 (Failpoint::InStep, "promote".into(), Action::Stop),
             ]
         );
-        for p in [Failpoint::BeforeStep, Failpoint::InStep, Failpoint::BeforeComplete, Failpoint::AfterStep, Failpoint::InSleep] {
+        for p in [
+            Failpoint::BeforeStep,
+            Failpoint::InStep,
+            Failpoint::BeforeComplete,
+            Failpoint::AfterStep,
+            Failpoint::InSleep,
+            Failpoint::AfterCall,
+            Failpoint::AfterCommit,
+        ] {
             assert_eq!(Failpoint::parse(p.name()), Some(p));
         }
     }

@@ -23,6 +23,9 @@
 //!   check of every capability call; [`audit`]: the log of those decisions;
 //!   `limits`: the resource limits and the error that stops a run.
 //! - [`failpoints`]: crash injection for tests and game-days.
+//! - [`simulation`]: the simulated cloud and clock of `drover test`;
+//!   [`simulate`]: the deterministic simulation over seeded schedules of
+//!   crashes and faults (`drover simulate`).
 
 mod artifacts;
 pub mod audit;
@@ -47,6 +50,7 @@ pub mod policy;
 mod sandbox;
 pub mod secrets;
 mod shutdown;
+pub mod simulate;
 pub mod simulation;
 
 use std::path::Path;

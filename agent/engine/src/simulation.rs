@@ -18,6 +18,38 @@ use drover_sim::{Cloud, Scenario};
 pub struct Simulation {
     cloud: Mutex<Cloud>,
     seed: u64,
+    crashes: Mutex<Crashes>,
+}
+
+/// Where a deterministic simulation crashes the agent: the crash points a
+/// run passes are numbered from 0 across the whole schedule (restarts
+/// included), in the order it passes them.
+#[derive(Debug, Clone, Default)]
+pub struct CrashPlan {
+    /// Crash at these point numbers.
+    pub at: Vec<u64>,
+    /// A crash loop: crash at every pass of this point (`POINT:STEP`), up to
+    /// this many times, as a process killed at the same place after every
+    /// restart (an OOM in one step).
+    pub repeat: Option<(String, u32)>,
+}
+
+/// What is called when the agent crashes (the simulation freezes its
+/// journal there, so that nothing after the crash is written).
+pub type OnCrash = Box<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
+struct Crashes {
+    plan: CrashPlan,
+    passed: u64,
+    repeated: u32,
+    /// The points passed, as `POINT:STEP`, in order.
+    trail: Vec<String>,
+    /// The retry policy's attempts of each step begun.
+    steps: std::collections::BTreeMap<String, u32>,
+    /// Set between a crash and the restart.
+    down: bool,
+    on_crash: Option<OnCrash>,
 }
 
 impl Simulation {
@@ -27,7 +59,73 @@ impl Simulation {
         // scenario replays the same way every time.
         let key = drover_replay::idempotency_key(&scenario.settings.run_id, "entropy");
         let seed = u64::from_str_radix(key.get(..16).unwrap_or("0"), 16).unwrap_or(0);
-        Ok(Arc::new(Simulation { cloud: Mutex::new(Cloud::new(scenario)?), seed }))
+        Ok(Arc::new(Simulation { cloud: Mutex::new(Cloud::new(scenario)?), seed, crashes: Mutex::default() }))
+    }
+
+    /// The cloud `scenario` describes, with the run's randomness seeded from
+    /// `seed` and the agent crashing where `plan` says; `on_crash` is called
+    /// at each crash.
+    pub fn with_crashes(scenario: &Scenario, seed: u64, plan: CrashPlan, on_crash: OnCrash) -> Result<Arc<Simulation>, String> {
+        let crashes = Crashes { plan, on_crash: Some(on_crash), ..Crashes::default() };
+        Ok(Arc::new(Simulation { cloud: Mutex::new(Cloud::new(scenario)?), seed, crashes: Mutex::new(crashes) }))
+    }
+
+    fn crashes(&self) -> MutexGuard<'_, Crashes> {
+        self.crashes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Passes crash point `point` in step `step` (`-` or empty outside one):
+    /// `Some(POINT:STEP)` if the agent crashes here.
+    pub fn crash_point(&self, point: &str, step: &str) -> Option<String> {
+        let mut c = self.crashes();
+        if c.down {
+            // Crashed already: whatever still runs on the way out is gone.
+            return Some("after the crash".into());
+        }
+        let name = format!("{point}:{}", if step.is_empty() { "-" } else { step });
+        let n = c.passed;
+        c.passed += 1;
+        c.trail.push(name.clone());
+        let repeat = match &c.plan.repeat {
+            Some((at, times)) => *at == name && c.repeated < *times,
+            None => false,
+        };
+        if repeat {
+            c.repeated += 1;
+        }
+        if !(repeat || c.plan.at.contains(&n)) {
+            return None;
+        }
+        c.down = true;
+        if let Some(f) = &c.on_crash {
+            f();
+        }
+        Some(format!("{name} (point {n})"))
+    }
+
+    /// Notes that step `key` began, allowed `max_attempts` attempts.
+    pub(crate) fn note_step(&self, key: &str, max_attempts: u32) {
+        self.crashes().steps.insert(key.to_string(), max_attempts.max(1));
+    }
+
+    /// The steps begun, with the attempts their retry policy allows.
+    pub fn steps(&self) -> std::collections::BTreeMap<String, u32> {
+        self.crashes().steps.clone()
+    }
+
+    /// Whether the agent is down (crashed and not restarted).
+    pub fn crashed(&self) -> bool {
+        self.crashes().down
+    }
+
+    /// The agent starts again after a crash.
+    pub fn restart(&self) {
+        self.crashes().down = false;
+    }
+
+    /// The crash points passed so far, in order, as `POINT:STEP`.
+    pub fn trail(&self) -> Vec<String> {
+        self.crashes().trail.clone()
     }
 
     /// The seed of the run's randomness.

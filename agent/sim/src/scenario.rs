@@ -141,13 +141,45 @@ pub struct Fault {
     /// How many matching calls fail; 0 means every one from then on.
     #[serde(default = "one")]
     pub times: u32,
+    /// What the fault does: `fail` (the default: the request fails before
+    /// it does anything), `lost-answer` (the request takes effect, then its
+    /// answer is lost: the caller gets `error`, as after a timeout or a 5xx
+    /// the service had already executed) or `resend` (the request takes
+    /// effect, its answer is lost, and the SDK sends it again blind, as it
+    /// does for every request it retries; an operation drover sends once per
+    /// attempt, `drover_cloud::resend::sent_once`, gets `error` instead).
+    #[serde(default)]
+    pub effect: FaultEffect,
+}
+
+/// What a [`Fault`] does to the calls it matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultEffect {
+    /// The request fails before it does anything.
+    #[default]
+    Fail,
+    /// The request takes effect; its answer is lost.
+    LostAnswer,
+    /// The request takes effect, its answer is lost, and the SDK resends it.
+    Resend,
 }
 
 impl Fault {
     /// Calls `call` (`rds.promote-read-replica`, `route53.*`) fail once with
     /// AWS error `error`.
     pub fn new(call: &str, error: &str) -> Fault {
-        Fault { call: call.into(), region: None, resource: None, error: error.into(), message: None, retryable: None, after: 0, times: 1 }
+        Fault {
+            call: call.into(),
+            region: None,
+            resource: None,
+            error: error.into(),
+            message: None,
+            retryable: None,
+            after: 0,
+            times: 1,
+            effect: FaultEffect::Fail,
+        }
     }
 
     /// Fail `n` matching calls (0: every one).
@@ -159,6 +191,12 @@ impl Fault {
     /// Let `n` matching calls through first.
     pub fn after(mut self, n: u32) -> Fault {
         self.after = n;
+        self
+    }
+
+    /// What the fault does (see [`FaultEffect`]).
+    pub fn effect(mut self, effect: FaultEffect) -> Fault {
+        self.effect = effect;
         self
     }
 

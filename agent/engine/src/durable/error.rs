@@ -36,6 +36,14 @@ pub enum DurableError {
     /// The journal failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Under a deterministic simulation: the agent crashes here (`point`).
+    /// Nothing after it runs; the simulation resumes the run as a restarted
+    /// agent would.
+    #[error("simulated crash at {point}")]
+    Crashed {
+        /// The crash point, as `POINT:STEP`.
+        point: String,
+    },
 }
 
 impl DurableError {
@@ -46,6 +54,7 @@ impl DurableError {
             DurableError::Journal(_) => "journal",
             DurableError::Cancelled { .. } => "cancelled",
             DurableError::Suspended => "suspended",
+            DurableError::Crashed { .. } => "crashed",
             DurableError::Limit(_) => "limit-exceeded",
             _ => "contract-violation",
         }

@@ -154,6 +154,8 @@ pub struct Durable {
     time: Arc<dyn RunClock>,
     /// The randomness it draws: the system's, or a simulation's seeded one.
     entropy: Arc<dyn Entropy>,
+    /// Under a deterministic simulation: where it crashes the agent.
+    sim: Option<Arc<crate::simulation::Simulation>>,
 }
 
 /// Most deferred writes held before they are flushed on their own.
@@ -189,6 +191,7 @@ impl Durable {
             unattended: None,
             time: Arc::new(WallClock),
             entropy: Arc::new(OsEntropy),
+            sim: None,
         }
     }
 
@@ -197,9 +200,26 @@ impl Durable {
     pub fn with_simulation(mut self, sim: Option<Arc<crate::simulation::Simulation>>) -> Self {
         if let Some(sim) = sim {
             self.entropy = Arc::new(SeededEntropy::new(sim.seed()));
-            self.time = sim;
+            self.time = sim.clone();
+            self.sim = Some(sim);
         }
         self
+    }
+
+    /// A crash point (see [`failpoints`]): armed by `DROVER_FAILPOINTS`, the
+    /// process dies here; under a simulation whose schedule crashes here, the
+    /// run stops at once with [`DurableError::Crashed`].
+    pub fn point(&self, point: Failpoint, step: &str) -> Result<()> {
+        failpoints::hit(point, step);
+        match &self.sim {
+            Some(sim) => sim.crash_point(point.name(), step).map_or(Ok(()), |point| Err(DurableError::Crashed { point })),
+            None => Ok(()),
+        }
+    }
+
+    /// The simulation the run is in, if any.
+    pub fn simulation(&self) -> Option<&Arc<crate::simulation::Simulation>> {
+        self.sim.as_ref()
     }
 
     /// Now, on the run's clock.
@@ -254,7 +274,9 @@ impl Durable {
     async fn commit(&mut self, ops: Vec<Op>, durability: Durability) -> Result<()> {
         let mut all = std::mem::take(&mut self.pending);
         all.extend(ops);
-        self.journal.commit(&self.lease, all, durability).await.map_err(DurableError::from)
+        self.journal.commit(&self.lease, all, durability).await.map_err(DurableError::from)?;
+        let step = self.open.as_ref().map(|o| o.key.clone()).unwrap_or_default();
+        self.point(Failpoint::AfterCommit, &step)
     }
 
     /// Queues a write for the next commit (flushing when many are queued).
@@ -310,7 +332,10 @@ impl Durable {
         if !self.keys.insert(key.to_string()) {
             return Err(Violation::DuplicateKey { key: key.into() }.into());
         }
-        failpoints::hit(Failpoint::BeforeStep, key);
+        if let Some(sim) = &self.sim {
+            sim.note_step(key, retry.max_attempts);
+        }
+        self.point(Failpoint::BeforeStep, key)?;
         let seq = self.cursor;
         let idem = idempotency_key(self.run_id(), key);
         let now = self.time();
@@ -366,7 +391,7 @@ impl Durable {
         self.open = Some(OpenStep { seq, key: key.into(), attempt: number, idempotency_key: idem.clone(), retry, durable_begin: false, span });
         self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
         self.clock.start(key);
-        failpoints::hit(Failpoint::InStep, key);
+        self.point(Failpoint::InStep, key)?;
         Ok(StepStart::Run(AttemptGrant { idempotency_key: idem, number }))
     }
 
@@ -422,7 +447,7 @@ impl Durable {
             }
         };
         self.clock.stop();
-        failpoints::hit(Failpoint::BeforeComplete, key);
+        self.point(Failpoint::BeforeComplete, key)?;
         let mut entry = self.entries[open.seq].clone();
         entry.status = EntryStatus::Succeeded;
         entry.finished_at = Some(self.time());
@@ -432,7 +457,7 @@ impl Durable {
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
         self.put(entry);
         self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Succeeded, error: None });
-        failpoints::hit(Failpoint::AfterStep, key);
+        self.point(Failpoint::AfterStep, key)?;
         Ok(())
     }
 
@@ -487,7 +512,7 @@ impl Durable {
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
         self.put(entry);
         self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Failed, error: Some(error.clone()) });
-        failpoints::hit(Failpoint::AfterStep, key);
+        self.point(Failpoint::AfterStep, key)?;
         Ok(AfterFailure::GiveUp(error))
     }
 

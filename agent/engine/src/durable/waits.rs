@@ -11,7 +11,7 @@ use serde_json::json;
 use super::error::{DurableError, Result};
 use super::{Durable, MAX_WAIT, Phase};
 use crate::events::RunEvent;
-use crate::failpoints::{self, Failpoint};
+use crate::failpoints::Failpoint;
 use drover_replay::{Violation, check_key};
 
 /// How often a run at an approval gate looks for a decision in the journal.
@@ -73,7 +73,7 @@ impl Durable {
                 e
             }
         };
-        failpoints::hit(Failpoint::InSleep, &label);
+        self.point(Failpoint::InSleep, &label)?;
         if let Some(wake) = entry.next_attempt_at {
             self.wait_until(&label, wake).await?;
         }

@@ -157,7 +157,10 @@ impl Cloud {
     /// `ec2.snapshot-volume`, as the agent's capability behaves, on the simulated cloud.
     pub fn ec2_snapshot_volume(&mut self, region: &str, volume: &str, name: &str, lineage: Option<&str>) -> Result<Snapshot, CloudError> {
         self.call(target("snapshot-volume", "CreateSnapshot", region, name), |c, _| {
-            if let Some(s) = c.ec2.snapshot_named(region, name) {
+            // A blind resend does not look: EC2 makes another.
+            if !c.raw
+                && let Some(s) = c.ec2.snapshot_named(region, name)
+            {
                 return Ok((s.view(c.now_ms), false));
             }
             let id = c.fresh_id("snap");
@@ -182,7 +185,10 @@ impl Cloud {
         lineage: Option<&str>,
     ) -> Result<Snapshot, CloudError> {
         self.call(target("copy-snapshot", "CopySnapshot", target_region, name), |c, t| {
-            if let Some(s) = c.ec2.snapshot_named(target_region, name) {
+            // A blind resend does not look: EC2 makes another.
+            if !c.raw
+                && let Some(s) = c.ec2.snapshot_named(target_region, name)
+            {
                 return Ok((s.view(c.now_ms), false));
             }
             let src = c
@@ -221,7 +227,10 @@ impl Cloud {
     /// `ec2.create-image`, as the agent's capability behaves, on the simulated cloud.
     pub fn ec2_create_image(&mut self, region: &str, instance_id: &str, name: &str, lineage: Option<&str>) -> Result<Image, CloudError> {
         self.call(target("create-image", "CreateImage", region, name), |c, t| {
-            if let Some(i) = c.ec2.image_named(region, name) {
+            // A blind resend does not look: EC2 makes another.
+            if !c.raw
+                && let Some(i) = c.ec2.image_named(region, name)
+            {
                 return Ok((i.view(c.now_ms), false));
             }
             c.ec2.instance(t, region, instance_id)?;
@@ -232,7 +241,10 @@ impl Cloud {
     /// `ec2.copy-image`, as the agent's capability behaves, on the simulated cloud.
     pub fn ec2_copy_image(&mut self, source_region: &str, image_id: &str, target_region: &str, name: &str, lineage: Option<&str>) -> Result<Image, CloudError> {
         self.call(target("copy-image", "CopyImage", target_region, name), |c, t| {
-            if let Some(i) = c.ec2.image_named(target_region, name) {
+            // A blind resend does not look: EC2 makes another.
+            if !c.raw
+                && let Some(i) = c.ec2.image_named(target_region, name)
+            {
                 return Ok((i.view(c.now_ms), false));
             }
             let src = c.ec2.image(t, source_region, image_id)?;

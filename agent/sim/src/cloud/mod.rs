@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::scenario::{Fault, Scenario};
+use crate::scenario::{Fault, FaultEffect, Scenario};
 use drover_cloud::CloudError;
 
 pub use ec2::{Ec2Image, Ec2Instance, Ec2Snapshot};
@@ -92,6 +92,25 @@ pub struct Cloud {
     /// Who is calling: the step and attempt, set by the test run.
     #[serde(skip)]
     pub(crate) caller: Option<(String, u32)>,
+    /// Set while a request is resent blind by the SDK: a create does not
+    /// look for what an earlier request made (the service does not either).
+    #[serde(skip)]
+    pub(crate) raw: bool,
+    /// Answers the simulated capabilities gave that the cloud's own state
+    /// contradicts (see [`Cloud::untrue_answers`]).
+    #[serde(skip)]
+    untrue: Vec<String>,
+}
+
+/// What a matching fault makes of a call.
+enum Entry {
+    /// Nothing: the call goes through.
+    Through,
+    /// The request takes effect; the caller gets this error.
+    LostAnswer(CloudError),
+    /// The request takes effect twice (the SDK resent it); the caller gets
+    /// the second answer.
+    Resend,
 }
 
 /// Where a call is going, checked against the scenario's faults and down
@@ -122,6 +141,8 @@ impl Cloud {
             calls: Vec::new(),
             next_id: 1,
             caller: None,
+            raw: false,
+            untrue: Vec::new(),
         };
         cloud.rds.load(&scenario.rds, now_ms)?;
         cloud.ec2.load(&scenario.ec2, now_ms)?;
@@ -168,7 +189,7 @@ impl Cloud {
 
     /// Checks a call against the down regions and the faults (each fault
     /// counts the calls it matches). `Err` is what the runbook gets.
-    fn enter(&mut self, t: &Target) -> Result<(), CloudError> {
+    fn enter(&mut self, t: &Target) -> Result<Entry, CloudError> {
         if self.down.contains(t.region) {
             return Err(aws_error(t, "unreachable", "could not connect to the endpoint (the region is down in this scenario)", true));
         }
@@ -187,9 +208,29 @@ impl Cloud {
                 format!("injected by the scenario ({} of {})", armed.fired, if f.times == 0 { "every call".into() } else { f.times.to_string() })
             });
             let retryable = f.retryable.unwrap_or_else(|| retryable_code(&f.error));
-            return Err(aws_error(t, &f.error, &message, retryable));
+            let error = aws_error(t, &f.error, &message, retryable);
+            return match f.effect {
+                FaultEffect::Fail => Err(error),
+                FaultEffect::LostAnswer => Ok(Entry::LostAnswer(error)),
+                // With the SDK's retries off, the lost answer is what the caller gets.
+                FaultEffect::Resend if drover_cloud::resend::sent_once(&call) => Ok(Entry::LostAnswer(error)),
+                FaultEffect::Resend => Ok(Entry::Resend),
+            };
         }
-        Ok(())
+        Ok(Entry::Through)
+    }
+
+    /// Records that a simulated capability answered something the cloud's
+    /// state contradicts.
+    pub(crate) fn untrue(&mut self, what: String) {
+        self.untrue.push(what);
+    }
+
+    /// Answers the simulated capabilities gave that the cloud's own state
+    /// contradicts (a promotion said to be under way that nobody asked for):
+    /// empty unless a rule the capabilities share with the agent is broken.
+    pub fn untrue_answers(&self) -> &[String] {
+        &self.untrue
     }
 
     /// Records a call, whatever came of it.
@@ -207,19 +248,41 @@ impl Cloud {
     }
 
     /// Runs a call: faults first, then `body`, which says whether it changed
-    /// anything; the call is recorded either way.
-    pub(crate) fn call<T>(&mut self, t: Target, body: impl FnOnce(&mut Cloud, &Target) -> Result<(T, bool), CloudError>) -> Result<T, CloudError> {
-        if let Err(e) = self.enter(&t) {
-            self.record(&t, false, Some(&e));
+    /// anything; the call is recorded either way (a resent request twice).
+    pub(crate) fn call<T>(&mut self, t: Target, mut body: impl FnMut(&mut Cloud, &Target) -> Result<(T, bool), CloudError>) -> Result<T, CloudError> {
+        let entry = match self.enter(&t) {
+            Ok(entry) => entry,
+            Err(e) => {
+                self.record(&t, false, Some(&e));
+                return Err(e);
+            }
+        };
+        if let Entry::LostAnswer(e) = entry {
+            let changed = matches!(body(self, &t), Ok((_, true)));
+            self.record(&t, changed, Some(&e));
             return Err(e);
         }
-        match body(self, &t) {
+        if let Entry::Resend = entry {
+            let changed = matches!(body(self, &t), Ok((_, true)));
+            let lost = aws_error(&t, "timeout", "the answer was lost; the SDK sent the request again", true);
+            self.record(&t, changed, Some(&lost));
+            self.raw = true;
+            let again = body(self, &t);
+            self.raw = false;
+            return self.finish(&t, again);
+        }
+        let out = body(self, &t);
+        self.finish(&t, out)
+    }
+
+    fn finish<T>(&mut self, t: &Target, out: Result<(T, bool), CloudError>) -> Result<T, CloudError> {
+        match out {
             Ok((v, changed)) => {
-                self.record(&t, changed, None);
+                self.record(t, changed, None);
                 Ok(v)
             }
             Err(e) => {
-                self.record(&t, false, Some(&e));
+                self.record(t, false, Some(&e));
                 Err(e)
             }
         }

@@ -9,7 +9,9 @@ use serde::Serialize;
 use super::{ACCOUNT, Cloud, Regional, Target, aws_error, ms_timestamp};
 use crate::scenario::RdsSeed;
 use drover_cloud::CloudError;
-use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, GlobalMember, LagReading, SnapshotInfo};
+use drover_cloud::rds::{
+    DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, GlobalMember, LagReading, PromotionState, SnapshotInfo, promotion_state,
+};
 
 /// A simulated DB instance.
 #[derive(Debug, Clone, Serialize)]
@@ -335,7 +337,8 @@ impl Cloud {
     pub fn rds_create_read_replica(&mut self, source_arn: &str, region: &str, id: &str, key: &str, run_id: &str) -> Result<DbInstance, CloudError> {
         self.call(target("create-read-replica", "CreateDBInstanceReadReplica", region, id), |c, t| {
             if let Some(existing) = c.rds.instances.get(region).and_then(|m| m.get(id)) {
-                if existing.tags.get("drover:idempotency-key").map(String::as_str) == Some(key) {
+                // A blind resend is refused as a second request by RDS.
+                if !c.raw && existing.tags.get("drover:idempotency-key").map(String::as_str) == Some(key) {
                     return Ok((existing.view(c.now_ms), false));
                 }
                 return Err(aws_error(t, "DBInstanceAlreadyExists", &format!("an instance named {id} already exists in {region}"), false));
@@ -383,24 +386,36 @@ impl Cloud {
             let ready = c.ready_at();
             let db = c.rds.db_mut(t, region, id)?;
             let view = db.view(now);
-            let Some(source) = view.replica_source.clone() else {
+            // The agent's own rule decides, as it does against AWS.
+            match promotion_state(&view, db.tags.get("drover:promoted-by").map(String::as_str), key) {
                 // Not a replica (any more): left as it is, as the real capability does.
-                return Ok((view, false));
-            };
-            if view.status != "available" {
-                if db.tags.get("drover:promoted-by").map(String::as_str) == Some(key) {
+                PromotionState::Standalone => return Ok((view, false)),
+                PromotionState::OursUnderWay => {
+                    if db.promoting_from.is_none() {
+                        // Taken for this step's promotion under way, but no
+                        // promotion was ever requested: the answer is untrue.
+                        c.untrue(format!(
+                            "rds.promote-read-replica answered that the promotion of {id} in {region} is under way, but none was requested (it is '{}')",
+                            view.status
+                        ));
+                    }
                     return Ok((view, false));
                 }
-                return Err(aws_error(
-                    t,
-                    "replica-busy",
-                    &format!(
-                        "replica {id} in {region} is '{}' and still replicates from {source}: RDS cannot promote it now (InvalidDBInstanceState)",
-                        view.status
-                    ),
-                    true,
-                ));
+                PromotionState::Busy => {
+                    return Err(aws_error(
+                        t,
+                        "replica-busy",
+                        &format!(
+                            "replica {id} in {region} is '{}' and still replicates from {}: RDS cannot promote it now (InvalidDBInstanceState)",
+                            view.status,
+                            view.replica_source.as_deref().unwrap_or("?")
+                        ),
+                        true,
+                    ));
+                }
+                PromotionState::Promotable => {}
             }
+            let source = view.replica_source.clone().unwrap_or_default();
             db.instance.replica_source = None;
             db.promoting_from = Some(source.clone());
             db.tags.insert("drover:promoted-by".into(), key.into());
@@ -459,7 +474,8 @@ impl Cloud {
     pub fn rds_restore_from_snapshot(&mut self, region: &str, snapshot: &str, id: &str, key: &str, run_id: &str) -> Result<DbInstance, CloudError> {
         self.call(target("restore-from-snapshot", "RestoreDBInstanceFromDBSnapshot", region, id), |c, t| {
             if let Some(existing) = c.rds.instances.get(region).and_then(|m| m.get(id)) {
-                if existing.tags.get("drover:idempotency-key").map(String::as_str) == Some(key) {
+                // A blind resend is refused as a second request by RDS.
+                if !c.raw && existing.tags.get("drover:idempotency-key").map(String::as_str) == Some(key) {
                     return Ok((existing.view(c.now_ms), false));
                 }
                 return Err(aws_error(t, "DBInstanceAlreadyExists", &format!("an instance named {id} already exists in {region}"), false));
