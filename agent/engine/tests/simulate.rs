@@ -1,37 +1,50 @@
 //! The deterministic simulation over the reference runbooks: every one
-//! passes its budget of schedules, a seed replays bit for bit, and the power
-//! test: with a fix of the truthful-failover issue reverted, the simulation
-//! finds a broken invariant within its budget and prints a seed that
-//! replays it.
+//! passes its budget of schedules on the demo scenario, and a seed replays
+//! bit for bit. (The power test, which reverts fixes process-wide, has its
+//! own process: `simulate_power.rs`.)
 
-use std::sync::Arc;
-use std::time::Duration;
+mod sim_common;
 
-use drover_engine::Limits;
-use drover_engine::simulate::Simulator;
-use drover_replay::revert::{self, Fix};
-use drover_sim::Scenario;
+use sim_common::{budget, simulator};
 
-fn demo() -> Scenario {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../runbooks/scenarios/demo.toml")).expect("demo scenario");
-    Scenario::from_toml(&text).expect("demo scenario parses")
-}
-
-async fn simulator(wasm: &str, params: &[(&str, &str)]) -> (tempfile::TempDir, Arc<Simulator>) {
-    let home = tempfile::tempdir().expect("tempdir");
-    let bytes = std::fs::read(wasm).expect("runbook built");
-    let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let sim = Simulator::new(home.path(), Limits::default(), wasm, &bytes, demo(), &params).await.expect("simulator");
-    (home, Arc::new(sim))
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reference_runbook_passes_its_budget() {
+    let runbooks = [
+        ("regional-failover", drover_test_artifacts::REGIONAL_FAILOVER),
+        ("failback", drover_test_artifacts::FAILBACK),
+        ("dns-shift", drover_test_artifacts::DNS_SHIFT),
+        ("dr-drill", drover_test_artifacts::DR_DRILL),
+        ("ami-replicate", drover_test_artifacts::AMI_REPLICATE),
+        ("hello-durable", drover_test_artifacts::HELLO_DURABLE),
+    ];
+    for (name, wasm) in runbooks {
+        let (_home, sim, scenario) = simulator(name, wasm).await;
+        let s = sim.clone();
+        let (seeds, time) = budget();
+        let report = tokio::task::spawn_blocking(move || s.explore(0, Some(seeds), Some(time), 2)).await.expect("join").expect("explore");
+        eprintln!(
+            "{}: {} schedules ({} crash points) in {:.1} s, {:.0}/min, endings {:?}",
+            report.runbook, report.schedules, report.points, report.seconds, report.per_minute, report.endings
+        );
+        if let Some(f) = &report.failure {
+            panic!("{} broke an invariant: replay with `drover simulate {wasm} --scenario {scenario} --seed {}`\n{f:#?}", report.runbook, f.schedule.seed);
+        }
+        assert!(report.endings.get("succeeded").is_some_and(|n| *n > 0), "{name}: no schedule succeeded on its own scenario: {:?}", report.endings);
+        assert!(report.schedules >= 2 * report.points as u64, "{}: the exhaustive crash sweep did not finish within the budget", report.runbook);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn regional_failover_quick_look() {
-    let (_home, sim) = simulator(drover_test_artifacts::REGIONAL_FAILOVER, &[]).await;
-    eprintln!("points: {}", sim.points());
-    let o = sim.run(5).await.expect("runs");
-    eprintln!("{o:#?}");
-    let s = sim.clone();
-    let report = tokio::task::spawn_blocking(move || s.explore(0, Some(400), None, 2)).await.expect("join").expect("explore");
-    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
+async fn a_seed_replays_bit_for_bit() {
+    let (_home, sim, _) = simulator("regional-failover", drover_test_artifacts::REGIONAL_FAILOVER).await;
+    // Past the exhaustive sweep: drawn schedules, several with faults.
+    let first = 2 * sim.points() as u64;
+    let mut with_faults = 0;
+    for seed in first..first + 40 {
+        let (a, b) = (sim.run(seed).await.expect("runs"), sim.run(seed).await.expect("runs"));
+        assert_eq!(a.fingerprint, b.fingerprint, "seed {seed} did not replay the same journal and calls");
+        assert_eq!((a.ending.clone(), a.calls, a.restarts), (b.ending, b.calls, b.restarts));
+        with_faults += usize::from(!a.schedule.faults.is_empty());
+    }
+    assert!(with_faults > 10, "the drawn schedules inject faults");
 }

@@ -259,6 +259,17 @@ impl Scenario {
         self
     }
 
+    /// Makes RDS instance `identifier` turn busy in `status` for `seconds`
+    /// once `calls` calls have named it (it is `available` until then).
+    pub fn busy_later(mut self, identifier: &str, status: &str, seconds: u64, calls: u32) -> Scenario {
+        for i in self.rds.instances.iter_mut().filter(|i| i.identifier == identifier) {
+            i.status = status.to_string();
+            i.busy_seconds = Some(seconds);
+            i.busy_after_calls = Some(calls);
+        }
+        self
+    }
+
     /// Makes RDS instance `identifier` standalone (not a read replica).
     pub fn standalone(mut self, identifier: &str) -> Scenario {
         for i in self.rds.instances.iter_mut().filter(|i| i.identifier == identifier) {
@@ -358,6 +369,11 @@ pub struct RdsInstanceSeed {
     /// promote or snapshot an instance that is not `available`.
     #[serde(default)]
     pub busy_seconds: Option<u64>,
+    /// With `busy_seconds`: the instance is `available` at first and turns
+    /// busy from the call after this many calls naming it (an automated
+    /// backup or a maintenance action that starts in the middle of a run).
+    #[serde(default)]
+    pub busy_after_calls: Option<u32>,
 }
 
 /// A DB snapshot.

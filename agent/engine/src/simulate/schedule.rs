@@ -38,8 +38,9 @@ pub struct Schedule {
     pub faults: Vec<String>,
     #[serde(skip)]
     fault_specs: Vec<Fault>,
-    /// An RDS replica busy at the start: identifier, status, seconds.
-    pub busy: Option<(String, String, u64)>,
+    /// An RDS replica that turns busy during the run: identifier, status,
+    /// seconds, and after how many calls naming it.
+    pub busy: Option<(String, String, u64, u32)>,
     /// The replica lag reading: `-1`, `none`, `stale` or `over-rpo`.
     pub lag: Option<String>,
     /// At the first restart, the journal no longer matches the build (a
@@ -121,11 +122,11 @@ impl Schedule {
             s.fault_specs.push(fault);
         }
         let replicas: Vec<&str> = scenario.rds.instances.iter().filter(|i| i.replica_of.is_some()).map(|i| i.identifier.as_str()).collect();
-        if d.one_in(6)
+        if d.one_in(4)
             && let Some(id) = d.pick(&replicas)
         {
             let status = d.pick(BUSY).copied().unwrap_or("backing-up");
-            s.busy = Some((id.to_string(), status.to_string(), [30, 120, 600][d.below(3) as usize]));
+            s.busy = Some((id.to_string(), status.to_string(), [30, 120, 600][d.below(3) as usize], 1 + d.below(3) as u32));
         }
         if d.one_in(6) && !replicas.is_empty() {
             s.lag = d.pick(LAG).map(|l| l.to_string());
@@ -144,8 +145,8 @@ impl Schedule {
         let mut sc = scenario.clone();
         sc.faults.extend(self.fault_specs.iter().cloned());
         let replicas: Vec<String> = sc.rds.instances.iter().filter(|i| i.replica_of.is_some()).map(|i| i.identifier.clone()).collect();
-        if let Some((id, status, secs)) = &self.busy {
-            sc = sc.busy(id, status, Some(*secs));
+        if let Some((id, status, secs, calls)) = &self.busy {
+            sc = sc.busy_later(id, status, *secs, *calls);
         }
         for id in replicas {
             sc = match self.lag.as_deref() {
@@ -170,8 +171,8 @@ impl Schedule {
             out.push(format!("crash loop: killed at {p} up to {n} time(s)"));
         }
         out.extend(self.faults.iter().map(|f| format!("fault: {f}")));
-        if let Some((id, status, secs)) = &self.busy {
-            out.push(format!("{id} is '{status}' for {secs} s at the start"));
+        if let Some((id, status, secs, calls)) = &self.busy {
+            out.push(format!("{id} turns '{status}' for {secs} s after {calls} call(s) naming it"));
         }
         if let Some(l) = &self.lag {
             out.push(format!("replica lag reading: {l}"));

@@ -193,6 +193,11 @@ impl Cloud {
         if self.down.contains(t.region) {
             return Err(aws_error(t, "unreachable", "could not connect to the endpoint (the region is down in this scenario)", true));
         }
+        if t.service == "rds"
+            && let Some(db) = self.rds.instances.get_mut(t.region).and_then(|m| m.get_mut(t.resource))
+        {
+            db.named(self.now_ms);
+        }
         let call = format!("{}.{}", t.service, t.operation);
         for armed in &mut self.faults {
             let f = &armed.fault;

@@ -32,6 +32,12 @@ pub struct Db {
     pub pending_status: String,
     /// Tags: `drover:run`, `drover:idempotency-key`, `drover:promoted-by`.
     pub tags: BTreeMap<String, String>,
+    /// Turns busy once this many calls named it: (calls, status, for how long in ms).
+    #[serde(skip)]
+    pub busy_later: Option<(u32, String, i64)>,
+    /// How many calls have named it.
+    #[serde(skip)]
+    pub named: u32,
 }
 
 /// A simulated DB snapshot.
@@ -84,6 +90,20 @@ fn endpoint(region: &str, id: &str) -> String {
 }
 
 impl Db {
+    /// A call names this instance: it may turn busy now (see `busy_later`).
+    pub(crate) fn named(&mut self, now: i64) {
+        self.named = self.named.saturating_add(1);
+        if let Some((calls, status, ms)) = &self.busy_later
+            && self.named > *calls
+            && self.promoting_from.is_none()
+            && now >= self.ready_at
+        {
+            self.pending_status = status.clone();
+            self.ready_at = now.saturating_add(*ms);
+            self.busy_later = None;
+        }
+    }
+
     fn view(&self, now: i64) -> DbInstance {
         let mut i = self.instance.clone();
         if now < self.ready_at {
@@ -134,8 +154,16 @@ impl Rds {
                 replica_source: source,
                 replicas: Vec::new(),
             };
-            // Busy for a while (then available), or in its status for good.
+            // Busy for a while (then available), or in its status for good;
+            // or busy later, from a given call on.
+            let busy_later = match (i.busy_after_calls, i.busy_seconds) {
+                (Some(calls), Some(secs)) if i.status != "available" => {
+                    Some((calls, i.status.clone(), i64::try_from(secs).unwrap_or(i64::MAX / 4).saturating_mul(1000)))
+                }
+                _ => None,
+            };
             let (instance, ready_at) = match i.busy_seconds {
+                _ if busy_later.is_some() => (DbInstance { status: "available".into(), ..instance }, now),
                 Some(secs) if i.status != "available" => {
                     let busy_ms = i64::try_from(secs).unwrap_or(i64::MAX / 4).saturating_mul(1000);
                     (DbInstance { status: "available".into(), ..instance }, now.saturating_add(busy_ms))
@@ -150,6 +178,8 @@ impl Rds {
                 ready_at,
                 pending_status: i.status.clone(),
                 tags: BTreeMap::new(),
+                busy_later,
+                named: 0,
             };
             self.instances.entry(i.region.clone()).or_default().insert(i.identifier.clone(), db);
         }
@@ -366,6 +396,8 @@ impl Cloud {
                 ready_at: c.ready_at(),
                 pending_status: "creating".into(),
                 tags: [("drover:run".to_string(), run_id.to_string()), ("drover:idempotency-key".to_string(), key.to_string())].into(),
+                busy_later: None,
+                named: 0,
             };
             let view = db.view(c.now_ms);
             c.rds.instances.entry(region.into()).or_default().insert(id.into(), db);
@@ -511,6 +543,8 @@ impl Cloud {
                 ready_at: c.ready_at(),
                 pending_status: "creating".into(),
                 tags: [("drover:run".to_string(), run_id.to_string()), ("drover:idempotency-key".to_string(), key.to_string())].into(),
+                busy_later: None,
+                named: 0,
             };
             let view = db.view(c.now_ms);
             c.rds.instances.entry(region.into()).or_default().insert(id.into(), db);

@@ -1,0 +1,45 @@
+//! The simulation's power test: each of these fixes of the truthful-failover
+//! issue is reverted in turn (a test-only switch, `drover_replay::revert`,
+//! compiled in only with the `power-test` feature), and the simulation must
+//! find a broken invariant within its CI budget, with a seed that replays it.
+//! Its own process: the switch is process-wide.
+
+mod sim_common;
+
+use drover_replay::revert::{self, Fix};
+use sim_common::{budget, simulator};
+
+async fn finds(fix: Fix, name: &str, wasm: &str, invariant: &str) {
+    let (_home, sim, _) = simulator(name, wasm).await;
+    let s = sim.clone();
+    let clean = tokio::task::spawn_blocking(move || s.explore(0, Some(300), None, 2)).await.expect("join").expect("explore");
+    assert!(clean.failure.is_none(), "{fix:?}: fails with the fix in place: {:#?}", clean.failure);
+
+    revert::set(fix, true);
+    let s = sim.clone();
+    let (seeds, time) = budget();
+    let report = tokio::task::spawn_blocking(move || s.explore(0, Some(seeds), Some(time), 2)).await.expect("join").expect("explore");
+    let failure = report.failure.clone().unwrap_or_else(|| panic!("{fix:?} reverted: {} schedules found nothing ({:?})", report.schedules, report.endings));
+    let seed = failure.schedule.seed;
+    eprintln!(
+        "{fix:?} reverted: found after {} schedules ({:.1} s): seed {seed}, {:?}\n  schedule: {:?}",
+        report.schedules,
+        report.seconds,
+        failure.broken,
+        failure.schedule.describe()
+    );
+    assert!(failure.broken.iter().any(|b| b.invariant == invariant), "{fix:?}: expected '{invariant}' broken, got {:?}", failure.broken);
+    // The seed replays it: same journal, same calls, same verdict.
+    let again = sim.run(seed).await.expect("replays");
+    assert_eq!((again.fingerprint, again.broken), (failure.fingerprint, failure.broken), "seed {seed} does not replay");
+    revert::set(fix, false);
+    assert!(sim.run(seed).await.expect("runs").broken.is_empty(), "{fix:?}: seed {seed} still fails with the fix back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulation_finds_each_reverted_fix() {
+    finds(Fix::BusyPromotionRefused, "regional-failover", drover_test_artifacts::REGIONAL_FAILOVER, "true-answers").await;
+    finds(Fix::NonDeterminismStops, "regional-failover", drover_test_artifacts::REGIONAL_FAILOVER, "nothing-after-divergence").await;
+    finds(Fix::InterruptedAttemptCounts, "regional-failover", drover_test_artifacts::REGIONAL_FAILOVER, "attempts-within-policy").await;
+    finds(Fix::NoBlindResend, "ami-replicate", drover_test_artifacts::AMI_REPLICATE, "at-most-once").await;
+}
