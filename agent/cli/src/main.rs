@@ -34,7 +34,7 @@ struct Cli {
     config: Option<PathBuf>,
 
     /// Log format on stderr: text, or json (one object per line, for log
-    /// shippers). Levels: $DROVER_LOG (default: info for serve, else warn).
+    /// shippers). Levels: $DROVER_LOG (default: info for serve, error for simulate, else warn).
     #[arg(long, global = true, env = "DROVER_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
 
@@ -82,6 +82,11 @@ enum Command {
     /// emulators, simulated time): prints the run, its calls and the state
     /// it leaves. The scenario (TOML) gives the resources and the faults.
     Test(commands::test::Args),
+    /// Deterministic simulation: run a compiled runbook under thousands of
+    /// seeded schedules of crashes and faults against the simulated cloud,
+    /// checking after each that the failover's invariants hold; a broken one
+    /// prints a seed that replays it (`--seed S`).
+    Simulate(commands::simulate::Args),
     /// Static checks before deploying a runbook: contract version,
     /// description, documented parameters, narrow capabilities, grants,
     /// signature (exit 0 ready, 1 not).
@@ -113,7 +118,13 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    // A simulation crashes its runs thousands of times on purpose: its
+    // report says what matters.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Simulate(_) => "error",
+        _ => "warn",
+    };
     let telemetry = telemetry::Telemetry::init(cli.log_format == LogFormat::Json, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -139,6 +150,7 @@ fn main() -> ExitCode {
             Command::Report(a) => commands::report::exec(&home, a).await,
             Command::Check(a) => commands::check::exec(&home, a).await,
             Command::Test(a) => commands::test::exec(&home, a).await,
+            Command::Simulate(a) => commands::simulate::exec(&home, a).await,
             Command::New(a) => commands::new::exec(a),
             Command::Serve(a) => commands::serve::exec(&home, a).await,
             Command::Store(a) => commands::store::exec(&home, a).await,

@@ -1,7 +1,7 @@
 //! Logs and traces of the `drover` process.
 //!
 //! - Logs go to stderr, as text or JSON lines (`--log-format`), at the level
-//!   `$DROVER_LOG` sets (default: info for `serve`, warn otherwise).
+//!   `$DROVER_LOG` sets (default: info for `serve`, error for `simulate`, warn otherwise).
 //! - Traces are exported with OpenTelemetry OTLP over HTTP when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is
 //!   set (with the other standard `OTEL_*` settings: headers, timeout,

@@ -14,6 +14,7 @@ pub mod runs;
 pub mod serve;
 pub mod show;
 pub mod sign;
+pub mod simulate;
 pub mod store;
 pub mod takeover;
 pub mod test;
