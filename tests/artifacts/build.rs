@@ -26,9 +26,43 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("sdk").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
+    let out_dir = target_dir.join(TARGET).join("release");
+    // The power test's build of regional-failover (its lag gate reverted),
+    // first, and kept apart: the workspace build below rebuilds the real one.
+    cargo_build(&runbooks, &target_dir, &["-p", "regional-failover", "--features", "power-test"]);
+    let variants = target_dir.join("power-test");
+    std::fs::create_dir_all(&variants).expect("cannot create the power-test directory");
+    let reverted = variants.join("regional_failover_lag_reverted.wasm");
+    std::fs::copy(out_dir.join("regional_failover.wasm"), &reverted).expect("the power-test build wrote regional_failover.wasm");
+    cargo_build(&runbooks, &target_dir, &["--workspace"]);
+
+    let mut consts = String::new();
+    consts.push_str(&format!(
+        "/// `regional-failover` built with its `power-test` feature (the lag gate's refusal of -1 reverted), for the simulation's power test.\npub const REGIONAL_FAILOVER_LAG_REVERTED: &str = {:?};\n",
+        reverted.display().to_string()
+    ));
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&out_dir).expect("the runbook build wrote its output") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+            let ident = stem.replace('-', "_").to_uppercase();
+            consts.push_str(&format!("/// The `{stem}` component.\npub const {ident}: &str = {:?};\n", path.display().to_string()));
+            names.push(stem);
+        }
+    }
+    names.sort();
+    consts.push_str(&format!("/// Every component built.\npub const ALL: &[&str] = &{names:?};\n"));
+    consts.push_str(&format!("/// Where the components are.\npub const DIR: &str = {:?};\n", out_dir.display().to_string()));
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("runbooks.rs");
+    std::fs::write(out, consts).unwrap();
+}
+
+/// `cargo build --release --target wasm32-wasip2` of the runbooks workspace with `args`.
+fn cargo_build(runbooks: &Path, target_dir: &Path, args: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&runbooks).args(["build", "--release", "--workspace", "--target", TARGET, "--target-dir"]).arg(&target_dir);
+    cmd.current_dir(runbooks).args(["build", "--release", "--target", TARGET]).args(args).arg("--target-dir").arg(target_dir);
     // Settings meant for the host build must not leak into the guest build.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().to_string();
@@ -47,22 +81,4 @@ fn main() {
              run `rustup target add {TARGET}`"
         );
     }
-
-    let out_dir = target_dir.join(TARGET).join("release");
-    let mut consts = String::new();
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(&out_dir).expect("the runbook build wrote its output") {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "wasm") {
-            let stem = path.file_stem().unwrap().to_string_lossy().to_string();
-            let ident = stem.replace('-', "_").to_uppercase();
-            consts.push_str(&format!("/// The `{stem}` component.\npub const {ident}: &str = {:?};\n", path.display().to_string()));
-            names.push(stem);
-        }
-    }
-    names.sort();
-    consts.push_str(&format!("/// Every component built.\npub const ALL: &[&str] = &{names:?};\n"));
-    consts.push_str(&format!("/// Where the components are.\npub const DIR: &str = {:?};\n", out_dir.display().to_string()));
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("runbooks.rs");
-    std::fs::write(out, consts).unwrap();
 }

@@ -36,8 +36,24 @@ async fn finds(fix: Fix, name: &str, wasm: &str, invariant: &str) {
     assert!(sim.run(seed).await.expect("runs").broken.is_empty(), "{fix:?}: seed {seed} still fails with the fix back");
 }
 
+async fn finds_lag_minus_one_accepted() {
+    // This fix lives in the runbook: the reverted build is a separate
+    // component (regional-failover's `power-test` feature).
+    let (_home, sim, _) = simulator("regional-failover", drover_test_artifacts::REGIONAL_FAILOVER_LAG_REVERTED).await;
+    let s = sim.clone();
+    let (seeds, time) = budget();
+    let report = tokio::task::spawn_blocking(move || s.explore(0, Some(seeds), Some(time), 2)).await.expect("join").expect("explore");
+    let failure = report.failure.clone().unwrap_or_else(|| panic!("lag -1 accepted: {} schedules found nothing ({:?})", report.schedules, report.endings));
+    eprintln!("lag -1 accepted: found after {} schedules: seed {}, {:?}", report.schedules, failure.schedule.seed, failure.broken);
+    assert!(failure.broken.iter().any(|b| b.invariant == "rpo-reported"), "{:?}", failure.broken);
+    let again = sim.run(failure.schedule.seed).await.expect("replays");
+    assert_eq!(again.fingerprint, failure.fingerprint);
+}
+
+// One test: the switches are process-wide, so the cases run one after the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulation_finds_each_reverted_fix() {
+    finds_lag_minus_one_accepted().await;
     finds(Fix::BusyPromotionRefused, "regional-failover", drover_test_artifacts::REGIONAL_FAILOVER, "true-answers").await;
     finds(Fix::NonDeterminismStops, "regional-failover", drover_test_artifacts::REGIONAL_FAILOVER, "nothing-after-divergence").await;
     finds(Fix::InterruptedAttemptCounts, "regional-failover", drover_test_artifacts::REGIONAL_FAILOVER, "attempts-within-policy").await;

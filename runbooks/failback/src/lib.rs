@@ -4,7 +4,12 @@
 //! 1. `preflight`: the instance now serving in the DR region is standalone
 //!    and available, and the home region answers.
 //! 2. `create-home-replica`: a new cross-region read replica of it in the
-//!    home region (named by `home_instance`), and `wait-home-replica`.
+//!    home region (named by `home_instance`), and `wait-home-replica`. If
+//!    the failback then fails or is cancelled, its undo `drop-home-instance`
+//!    deletes that instance (only the one this run created, and never while
+//!    the database record points at it): nothing is left behind unsaid, and
+//!    the next failback starts clean (it could not adopt another run's
+//!    instance of the same name). Found by the deterministic simulation.
 //! 3. `promote-home` and `wait-promoted`: the home replica becomes the writer.
 //! 4. `point-db-record` at it, `shift-app-weights` back home, `verify`.
 //!
@@ -14,7 +19,7 @@
 use std::time::Duration;
 
 use drover_sdk::aws::{rds, route53};
-use drover_sdk::{Capability, Ctx, Describe, Error, Param, Retry, Runbook, export_runbook};
+use drover_sdk::{Action, Capability, Ctx, Describe, Error, Param, Retry, Runbook, export_runbook};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -33,6 +38,15 @@ struct Params {
 struct Current {
     arn: String,
     targets: Vec<(String, u8, String)>,
+}
+
+/// The undo of `create-home-replica`.
+#[derive(Serialize, Deserialize)]
+struct DropHome {
+    region: String,
+    instance: String,
+    zone: String,
+    db_record: String,
 }
 
 #[derive(Serialize)]
@@ -64,7 +78,7 @@ impl Runbook for Failback {
             .param(Param::integer("timeout_seconds", "Longest wait for any one resource").default(3600))
             .capability(
                 Capability::new("rds")
-                    .operations(["describe-instance", "create-read-replica", "promote-read-replica", "wait-instance-available"])
+                    .operations(["describe-instance", "create-read-replica", "promote-read-replica", "wait-instance-available", "delete-instance"])
                     .regions(["{home_region}", "{dr_region}"])
                     .resources(["db/{current}", "db/{home_instance}"]),
             )
@@ -100,6 +114,13 @@ impl Runbook for Failback {
             }
             Ok(Current { arn: i.arn, targets })
         })?;
+        // Registered before the creation: a creation that took effect in an
+        // attempt that then crashed (and used up the step's attempts) is
+        // undone as well. The undo deletes only what this run created.
+        ctx.compensate(
+            "drop-home-instance",
+            &DropHome { region: p.home_region.clone(), instance: p.home_instance.clone(), zone: p.hosted_zone.clone(), db_record: p.db_record.clone() },
+        )?;
         ctx.step("create-home-replica", || Ok(rds::create_read_replica(&current.arn, &p.home_region, &p.home_instance, None)?.arn))?;
         ctx.step("wait-home-replica", || Ok(rds::wait_instance_available(&p.home_region, &p.home_instance, wait)?.arn))?;
         // A busy replica refuses a promotion: wait for it, never take it for promoted.
@@ -146,6 +167,35 @@ impl Runbook for Failback {
         })?;
         let writer: String = ctx.step("report", || Ok(rds::describe_instance(&p.home_region, &p.home_instance)?.arn))?;
         Ok(Outcome { writer, endpoint })
+    }
+
+    fn finalize(_ctx: &Ctx, action: Action) -> Result<(), Error> {
+        match action.key() {
+            "drop-home-instance" => {
+                let d: DropHome = action.payload()?;
+                let home = match rds::describe_instance(&d.region, &d.instance) {
+                    Ok(i) => i,
+                    Err(e) if e.code() == "DBInstanceNotFound" => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                let db = route53::get_records(&d.zone, &d.db_record)?;
+                let in_use = home.endpoint.as_deref().is_some_and(|ep| {
+                    db.iter().any(|r| r.values.iter().any(|v| v.trim_end_matches('.') == ep.trim_end_matches('.')))
+                });
+                if in_use {
+                    return Err(Error::new(
+                        "kept-in-use",
+                        format!(
+                            "{} in {} is kept: {} points at it, so it may hold writes. Finish the failback by hand (shift the app weights, verify), \
+                             or point the record back and delete the instance",
+                            d.instance, d.region, d.db_record
+                        ),
+                    ));
+                }
+                rds::delete_instance(&d.region, &d.instance)
+            }
+            other => Err(Error::new("unknown-action", format!("failback registered no action '{other}'"))),
+        }
     }
 }
 

@@ -75,3 +75,25 @@ fn journals_what_the_agent_journals_under_the_same_faults() {
     let scenario = Scenario::from_toml(include_str!("../../scenarios/parity/failback.toml")).unwrap();
     TestRun::new(&scenario).run::<Failback>().assert_journal(include_str!("../../scenarios/parity/failback.journal.json"));
 }
+
+/// Found by `drover simulate` (seed 170 of its parity scenario): a failback
+/// that failed after creating the home instance left it behind, unsaid, and
+/// the next failback could not adopt it. Its undo deletes it now, but never
+/// while the database record points at it.
+#[test]
+fn a_failback_that_fails_drops_the_home_instance_it_made() {
+    let scenario = after_failover().fault(Fault::new("rds.promote-read-replica", "InvalidParameterCombination"));
+    let r = TestRun::new(&scenario).run::<Failback>();
+    assert_eq!(r.error().code(), "InvalidParameterCombination", "{r}");
+    assert_eq!(r.cloud.changes("rds.delete-instance"), 1, "{r}");
+    assert_eq!(r.cloud.state()["rds"]["instances"]["us-east-1"]["orders-db-home"], Value::Null, "{r}");
+
+    // Failing after the record moved: the instance serves, it is kept and the undo says why.
+    let scenario = after_failover().fault(Fault::new("route53.set-weights", "InvalidChangeBatch"));
+    let r = TestRun::new(&scenario).run::<Failback>();
+    assert_eq!(r.error().code(), "InvalidChangeBatch", "{r}");
+    assert_eq!(r.cloud.changes("rds.delete-instance"), 0, "{r}");
+    let undo = r.step("undo:drop-home-instance");
+    assert_eq!(undo.status, "failed", "{r}");
+    assert!(undo.error.as_deref().is_some_and(|e| e.contains("kept-in-use")), "{r}");
+}

@@ -82,6 +82,15 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&outcome)?);
         } else {
             print_outcome(&sim.runbook(), sim.digest(), &outcome);
+            println!("\nsteps:");
+            for (key, status, attempts) in &outcome.steps {
+                println!("  {key:<34} {status:<10} {attempts} attempt(s)");
+            }
+            println!("\ncalls to the simulated cloud:");
+            for c in &outcome.trace {
+                let step = c.step.as_deref().filter(|s| !s.is_empty()).map(|s| format!("[{s} #{}]", c.attempt)).unwrap_or_default();
+                println!("  {:<34} {:<10} {:<40} {:<24} {step}", c.call, c.region, c.resource, c.outcome());
+            }
         }
         return Ok(if outcome.broken.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }

@@ -59,7 +59,10 @@ pub fn check(o: &Observed) -> Vec<Broken> {
     weights_whole(o, &mut out);
     cname_alone(o, &mut out);
     succeeded_claims(o, &mut out);
+    rpo_reported(o, &mut out);
+    rto_reported(o, &mut out);
     undos_restore(o, &mut out);
+    leaves_nothing(o, &mut out);
     out.extend(o.untrue.iter().map(|u| broken("true-answers", u.clone())));
     out
 }
@@ -225,6 +228,86 @@ fn succeeded_claims(o: &Observed, out: &mut Vec<Broken>) {
         if writer != Some(true) {
             out.push(broken("succeeded-claims", format!("the run succeeded saying it promoted {name}, which is not a writer in the cloud ({writer:?})")));
         }
+    }
+}
+
+/// The replicas of the state before the run whose lag is unknown: no
+/// reading, `-1` (replication not running), or a stale reading.
+fn unknown_lag(state: &Value) -> Vec<String> {
+    let mut out = vec![];
+    for (_, by_id) in state["rds"]["instances"].as_object().into_iter().flatten() {
+        for (id, db) in by_id.as_object().into_iter().flatten() {
+            if db["instance"]["replica_source"].is_null() {
+                continue;
+            }
+            let lag = db["lag_seconds"].as_f64();
+            if lag.is_none_or(|l| l < 0.0) || db["lag_age_seconds"].as_u64().is_some_and(|a| a > 300) {
+                out.push(id.clone());
+            }
+        }
+    }
+    out
+}
+
+/// A succeeded run's RPO estimate is a real lag reading: not negative, and
+/// none at all when the replica's lag was unknown (the operator's override
+/// says so in the result's warnings instead).
+fn rpo_reported(o: &Observed, out: &mut Vec<Broken>) {
+    if o.run.status != RunStatus::Succeeded {
+        return;
+    }
+    let result = o.run.result.clone().unwrap_or(Value::Null);
+    let Some(rpo) = result.get("estimated_rpo_seconds") else { return };
+    if let Some(v) = rpo.as_f64()
+        && v < 0.0
+    {
+        out.push(broken("rpo-reported", format!("the run reports an RPO of {v} s: a lag reading below 0 means replication is not running, not a known loss")));
+    }
+    let unknown = unknown_lag(o.before);
+    if !rpo.is_null() && !unknown.is_empty() {
+        out.push(broken("rpo-reported", format!("the run reports an RPO of {rpo} s although the lag of {} was unknown", unknown.join(", "))));
+    }
+}
+
+/// A reported RTO lies within the run's simulated time.
+fn rto_reported(o: &Observed, out: &mut Vec<Broken>) {
+    let Some(rto) = o.run.result.as_ref().and_then(|r| r["rto_seconds"].as_f64()) else { return };
+    let elapsed = (o.after["now_ms"].as_i64().unwrap_or(0) - o.before["now_ms"].as_i64().unwrap_or(0)) as f64 / 1000.0;
+    if rto < 0.0 || rto > elapsed + 1.0 {
+        out.push(broken("rto-reported", format!("the run reports an RTO of {rto:.1} s; the run took {elapsed:.1} s of simulated time")));
+    }
+}
+
+/// Instances (RDS and EC2, not terminated) tagged as made by run `run_id`.
+fn made_by(state: &Value, run_id: &str) -> Vec<String> {
+    let mut out = vec![];
+    for (service, kind) in [("rds", "instances"), ("ec2", "instances")] {
+        for (region, by_id) in state[service][kind].as_object().into_iter().flatten() {
+            for (id, item) in by_id.as_object().into_iter().flatten() {
+                let terminated = item["instance"]["state"].as_str() == Some("terminated");
+                if item["tags"]["drover:run"].as_str() == Some(run_id) && !terminated {
+                    out.push(format!("{service} instance {id} in {region}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A failed or cancelled run leaves nothing it created, unless a cleanup
+/// that failed says so (its error is in the journal and the report).
+fn leaves_nothing(o: &Observed, out: &mut Vec<Broken>) {
+    if !matches!(o.run.status, RunStatus::Failed | RunStatus::Cancelled) {
+        return;
+    }
+    let reported =
+        o.entries.iter().any(|e| e.key.as_deref().is_some_and(|k| k.starts_with("cleanup:") || k.starts_with("undo:")) && e.status == EntryStatus::Failed);
+    let left = made_by(o.after, &o.run.run_id);
+    if !reported && !left.is_empty() {
+        out.push(broken(
+            "leaves-nothing",
+            format!("the run ended '{}' and left what it created, with no failed cleanup to say so: {}", o.run.status.as_str(), left.join(", ")),
+        ));
     }
 }
 

@@ -76,6 +76,10 @@ pub struct Outcome {
     pub fingerprint: String,
     /// The invariants it broke (empty: all held).
     pub broken: Vec<Broken>,
+    /// Every call to the simulated cloud, in order (what `--seed` prints).
+    pub trace: Vec<drover_sim::Call>,
+    /// The journal's steps as they ended: key, status, attempts.
+    pub steps: Vec<(String, String, u32)>,
 }
 
 /// What an exploration found.
@@ -225,6 +229,12 @@ impl Simulator {
             changes: cloud.calls().iter().filter(|c| c.changed).count(),
             fingerprint: hex::encode(h.finalize()),
             broken,
+            trace: cloud.calls().to_vec(),
+            steps: entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::Step)
+                .map(|e| (e.key.clone().unwrap_or_default(), e.status.as_str().to_string(), e.attempts))
+                .collect(),
         };
         let seen = baseline
             .then(|| Baseline { trail: sim.trail(), calls: cloud.calls().iter().map(|c| (c.call.clone(), c.region.clone(), c.resource.clone())).collect() });

@@ -267,13 +267,21 @@ impl Cloud {
             self.record(&t, changed, Some(&e));
             return Err(e);
         }
-        if let Entry::Resend = entry {
+        if matches!(entry, Entry::Resend) {
             let changed = matches!(body(self, &t), Ok((_, true)));
             let lost = aws_error(&t, "timeout", "the answer was lost; the SDK sent the request again", true);
             self.record(&t, changed, Some(&lost));
             self.raw = true;
             let again = body(self, &t);
             self.raw = false;
+            if again.is_err() {
+                // The resend was refused (the first request made it): the
+                // capability looks the resource up and adopts it, as
+                // `drover-aws`'s create-or-adopt does after any failed send.
+                self.record(&t, false, again.as_ref().err());
+                let adopted = body(self, &t);
+                return self.finish(&t, adopted);
+            }
             return self.finish(&t, again);
         }
         let out = body(self, &t);
