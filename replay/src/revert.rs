@@ -18,6 +18,10 @@ pub enum Fix {
     /// An interrupted attempt counts against `max_attempts`
     /// ([`crate::interrupted`]).
     InterruptedAttemptCounts,
+    /// The run's fence is read in the store last before every side effect,
+    /// after every wait that precedes the request (the engine's
+    /// `check_fence`). Found by the simulation with two agents.
+    FenceReadBeforeSideEffect,
 }
 
 #[cfg(feature = "power-test")]

@@ -61,7 +61,7 @@ macro_rules! call {
     ($self:ident, $access:expr, $service:ident . $op:ident ( $($arg:expr),* $(,)? )) => {{
         let cx = allowed!($self, $access);
         let answer = $self.backends.$service.$op(&cx, $($arg),*).await?;
-        $self.after_call()?;
+        $self.after_call().await?;
         Ok($self.answer(answer))
     }};
 }
@@ -73,9 +73,9 @@ fn access(service: &'static str, operation: &'static str, regions: &[&str], reso
 impl HostState {
     /// The crash point after a capability call took effect and before its
     /// answer reaches the runbook (`after-call`).
-    fn after_call(&self) -> wasmtime::Result<()> {
-        match &self.durable {
-            Some(d) => d.point(crate::failpoints::Failpoint::AfterCall, d.open_step().unwrap_or_default()).map_err(wasmtime::Error::new),
+    async fn after_call(&mut self) -> wasmtime::Result<()> {
+        match &mut self.durable {
+            Some(d) => d.point(crate::failpoints::Failpoint::AfterCall, d.open_step().unwrap_or_default()).await.map_err(wasmtime::Error::new),
             None => Ok(()),
         }
     }
@@ -134,10 +134,16 @@ impl HostState {
         let turn = LentTurn::new(gate.host_calls.clone(), gate.priority, gate.host_calls.turn(gate.priority).await);
         let mut clients = self.aws.get_or_init(|| async { Arc::new(Clients::load().await) }).await.clone();
         if a.mutating {
-            // The last check, as close to the request as it gets: the waits
+            // The last checks, as close to the request as they get: the waits
             // above (a commit, a turn among the agent's AWS calls) may have
-            // outlasted the lease.
+            // outlasted the lease, or another agent may have taken the run
+            // over meanwhile (the store's fence says so; found by the
+            // simulation with two agents, when the fence was read before them).
+            durable.check_fence().await.map_err(refuse)?;
             durable.check_held().map_err(|e| refuse(DurableError::Journal(e)))?;
+            if let Some(sim) = durable.simulation() {
+                sim.note_mutating_call();
+            }
             // And on the wire: every attempt of the call's requests checks the
             // lease, and one in flight is dropped when it is lost.
             if let Some(guard) = durable.lease_guard() {

@@ -3,8 +3,10 @@
 //! cannot tell it still holds the lease does nothing more.
 //!
 //! Two checks stand before every side effect outside the store (a mutating
-//! AWS call), in [`crate::durable::Durable::before_side_effect`]; the local
-//! one is made again last, right before the request leaves:
+//! AWS call), made last, after every wait that precedes the request
+//! ([`crate::durable::Durable::check_fence`], then the local one); the
+//! local one is also made before the attempt's begin is committed
+//! ([`crate::durable::Durable::before_side_effect`]):
 //! - [`LeaseGuard::check`] ([`crate::durable::Durable::check_held`]), local
 //!   and instant: the lease was lost, or has not
 //!   been renewed within its time less a safety margin, measured on the

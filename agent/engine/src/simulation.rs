@@ -19,6 +19,10 @@ pub struct Simulation {
     cloud: Mutex<Cloud>,
     seed: u64,
     crashes: Mutex<Crashes>,
+    /// Raised when a driver pauses (see [`CrashPlan::pause_at`]).
+    paused: tokio::sync::Notify,
+    /// Raised to wake it.
+    wake: tokio::sync::Notify,
 }
 
 /// Where a deterministic simulation crashes the agent: the crash points a
@@ -32,6 +36,20 @@ pub struct CrashPlan {
     /// this many times, as a process killed at the same place after every
     /// restart (an OOM in one step).
     pub repeat: Option<(String, u32)>,
+    /// Pause the driver at this point number (a stalled VM, a long GC):
+    /// another agent takes the run over meanwhile, then it wakes.
+    pub pause_at: Option<u64>,
+}
+
+/// What passing a crash point comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Passed {
+    /// Nothing: go on.
+    Go,
+    /// The agent crashes here (`POINT:STEP (point N)`).
+    Crash(String),
+    /// The driver pauses here until the simulation wakes it.
+    Pause,
 }
 
 /// What is called when the agent crashes (the simulation freezes its
@@ -50,6 +68,8 @@ struct Crashes {
     /// Set between a crash and the restart.
     down: bool,
     on_crash: Option<OnCrash>,
+    /// Mutating capability calls that passed the gate.
+    mutating: u64,
 }
 
 impl Simulation {
@@ -59,7 +79,13 @@ impl Simulation {
         // scenario replays the same way every time.
         let key = drover_replay::idempotency_key(&scenario.settings.run_id, "entropy");
         let seed = u64::from_str_radix(key.get(..16).unwrap_or("0"), 16).unwrap_or(0);
-        Ok(Arc::new(Simulation { cloud: Mutex::new(Cloud::new(scenario)?), seed, crashes: Mutex::default() }))
+        Ok(Arc::new(Simulation {
+            cloud: Mutex::new(Cloud::new(scenario)?),
+            seed,
+            crashes: Mutex::default(),
+            paused: tokio::sync::Notify::new(),
+            wake: tokio::sync::Notify::new(),
+        }))
     }
 
     /// The cloud `scenario` describes, with the run's randomness seeded from
@@ -67,7 +93,13 @@ impl Simulation {
     /// at each crash.
     pub fn with_crashes(scenario: &Scenario, seed: u64, plan: CrashPlan, on_crash: OnCrash) -> Result<Arc<Simulation>, String> {
         let crashes = Crashes { plan, on_crash: Some(on_crash), ..Crashes::default() };
-        Ok(Arc::new(Simulation { cloud: Mutex::new(Cloud::new(scenario)?), seed, crashes: Mutex::new(crashes) }))
+        Ok(Arc::new(Simulation {
+            cloud: Mutex::new(Cloud::new(scenario)?),
+            seed,
+            crashes: Mutex::new(crashes),
+            paused: tokio::sync::Notify::new(),
+            wake: tokio::sync::Notify::new(),
+        }))
     }
 
     fn crashes(&self) -> MutexGuard<'_, Crashes> {
@@ -75,17 +107,20 @@ impl Simulation {
     }
 
     /// Passes crash point `point` in step `step` (`-` or empty outside one):
-    /// `Some(POINT:STEP)` if the agent crashes here.
-    pub fn crash_point(&self, point: &str, step: &str) -> Option<String> {
+    /// what the schedule does there.
+    pub fn crash_point(&self, point: &str, step: &str) -> Passed {
         let mut c = self.crashes();
         if c.down {
             // Crashed already: whatever still runs on the way out is gone.
-            return Some("after the crash".into());
+            return Passed::Crash("after the crash".into());
         }
         let name = format!("{point}:{}", if step.is_empty() { "-" } else { step });
         let n = c.passed;
         c.passed += 1;
         c.trail.push(name.clone());
+        if c.plan.pause_at == Some(n) {
+            return Passed::Pause;
+        }
         let repeat = match &c.plan.repeat {
             Some((at, times)) => *at == name && c.repeated < *times,
             None => false,
@@ -94,13 +129,39 @@ impl Simulation {
             c.repeated += 1;
         }
         if !(repeat || c.plan.at.contains(&n)) {
-            return None;
+            return Passed::Go;
         }
         c.down = true;
         if let Some(f) = &c.on_crash {
             f();
         }
-        Some(format!("{name} (point {n})"))
+        Passed::Crash(format!("{name} (point {n})"))
+    }
+
+    /// Pauses the calling driver until [`Simulation::wake`].
+    pub(crate) async fn pause(&self) {
+        self.paused.notify_one();
+        self.wake.notified().await;
+    }
+
+    /// Resolves when a driver has paused.
+    pub async fn paused(&self) {
+        self.paused.notified().await;
+    }
+
+    /// Wakes the paused driver.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Counts a mutating capability call that passed the gate.
+    pub(crate) fn note_mutating_call(&self) {
+        self.crashes().mutating += 1;
+    }
+
+    /// Mutating capability calls that passed the gate so far.
+    pub fn mutating_calls(&self) -> u64 {
+        self.crashes().mutating
     }
 
     /// Notes that step `key` began, allowed `max_attempts` attempts.

@@ -5,7 +5,7 @@
 
 mod sim_common;
 
-use sim_common::{budget, simulator};
+use sim_common::{budget, simulator_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_reference_runbook_passes_its_budget() {
@@ -18,7 +18,8 @@ async fn every_reference_runbook_passes_its_budget() {
         ("hello-durable", drover_test_artifacts::HELLO_DURABLE),
     ];
     for (name, wasm) in runbooks {
-        let (_home, sim, scenario) = simulator(name, wasm).await;
+        // Two agents: after the crash sweep, a takeover at every point in turn.
+        let (_home, sim, scenario) = simulator_with(name, wasm, 2).await;
         let s = sim.clone();
         let (seeds, time) = budget();
         let report = tokio::task::spawn_blocking(move || s.explore(0, Some(seeds), Some(time), 2)).await.expect("join").expect("explore");
@@ -30,17 +31,18 @@ async fn every_reference_runbook_passes_its_budget() {
             panic!("{} broke an invariant: replay with `drover simulate {wasm} --scenario {scenario} --seed {}`\n{f:#?}", report.runbook, f.schedule.seed);
         }
         assert!(report.endings.get("succeeded").is_some_and(|n| *n > 0), "{name}: no schedule succeeded on its own scenario: {:?}", report.endings);
-        assert!(report.schedules >= 2 * report.points as u64, "{}: the exhaustive crash sweep did not finish within the budget", report.runbook);
+        assert!(report.schedules >= 3 * report.points as u64, "{}: the exhaustive crash and takeover sweeps did not finish within the budget", report.runbook);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_replays_bit_for_bit() {
-    let (_home, sim, _) = simulator("regional-failover", drover_test_artifacts::REGIONAL_FAILOVER).await;
-    // Past the exhaustive sweep: drawn schedules, several with faults.
-    let first = 2 * sim.points() as u64;
+    let (_home, sim, _) = simulator_with("regional-failover", drover_test_artifacts::REGIONAL_FAILOVER, 2).await;
+    // The end of the takeover sweep (two agents), then drawn schedules,
+    // several with faults.
+    let first = 3 * sim.points() as u64 - 10;
     let mut with_faults = 0;
-    for seed in first..first + 40 {
+    for seed in first..first + 50 {
         let (a, b) = (sim.run(seed).await.expect("runs"), sim.run(seed).await.expect("runs"));
         assert_eq!(a.fingerprint, b.fingerprint, "seed {seed} did not replay the same journal and calls");
         assert_eq!((a.ending.clone(), a.calls, a.restarts), (b.ending, b.calls, b.restarts));

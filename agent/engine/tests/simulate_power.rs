@@ -7,10 +7,11 @@
 mod sim_common;
 
 use drover_replay::revert::{self, Fix};
-use sim_common::{budget, simulator};
+use sim_common::{budget, simulator_with};
 
 async fn finds(fix: Fix, name: &str, wasm: &str, invariant: &str) {
-    let (_home, sim, _) = simulator(name, wasm).await;
+    // Two agents: the takeover schedules are drawn too.
+    let (_home, sim, _) = simulator_with(name, wasm, 2).await;
     let s = sim.clone();
     let clean = tokio::task::spawn_blocking(move || s.explore(0, Some(300), None, 2)).await.expect("join").expect("explore");
     assert!(clean.failure.is_none(), "{fix:?}: fails with the fix in place: {:#?}", clean.failure);
@@ -39,7 +40,7 @@ async fn finds(fix: Fix, name: &str, wasm: &str, invariant: &str) {
 async fn finds_lag_minus_one_accepted() {
     // This fix lives in the runbook: the reverted build is a separate
     // component (regional-failover's `power-test` feature).
-    let (_home, sim, _) = simulator("regional-failover", drover_test_artifacts::REGIONAL_FAILOVER_LAG_REVERTED).await;
+    let (_home, sim, _) = simulator_with("regional-failover", drover_test_artifacts::REGIONAL_FAILOVER_LAG_REVERTED, 1).await;
     let s = sim.clone();
     let (seeds, time) = budget();
     let report = tokio::task::spawn_blocking(move || s.explore(0, Some(seeds), Some(time), 2)).await.expect("join").expect("explore");
@@ -58,4 +59,5 @@ async fn the_simulation_finds_each_reverted_fix() {
     finds(Fix::NonDeterminismStops, "regional-failover", drover_test_artifacts::REGIONAL_FAILOVER, "nothing-after-divergence").await;
     finds(Fix::InterruptedAttemptCounts, "regional-failover", drover_test_artifacts::REGIONAL_FAILOVER, "attempts-within-policy").await;
     finds(Fix::NoBlindResend, "ami-replicate", drover_test_artifacts::AMI_REPLICATE, "at-most-once").await;
+    finds(Fix::FenceReadBeforeSideEffect, "regional-failover", drover_test_artifacts::REGIONAL_FAILOVER, "one-writer").await;
 }

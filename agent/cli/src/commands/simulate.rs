@@ -39,6 +39,11 @@ pub struct Args {
     /// How long to explore: `60s`, `5m` (default 60s; with --seeds, no limit unless given).
     #[arg(long, value_parser = parse_budget)]
     pub budget: Option<Duration>,
+    /// Agents sharing the run's store: with 2, schedules also stall the
+    /// driver while a second agent takes the run over, which must fence the
+    /// first out of every side effect.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub agents: u8,
     /// Threads running schedules (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -70,10 +75,13 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let bytes = std::fs::read(&args.runbook).with_context(|| format!("cannot read runbook {}", args.runbook.display()))?;
     // A throwaway home: the simulation leaves nothing in the agent's.
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the simulation")?;
-    let sim = Simulator::new(scratch.path(), home.config.limits()?, &args.runbook.display().to_string(), &bytes, scenario, &args.params).await?;
+    let sim = Simulator::new(scratch.path(), home.config.limits()?, &args.runbook.display().to_string(), &bytes, scenario, &args.params)
+        .await?
+        .with_agents(args.agents);
     let replay = |seed: u64| {
         let params: String = args.params.iter().map(|(k, v)| format!(" --param {k}={v}")).collect();
-        format!("drover simulate {} --scenario {label}{params} --seed {seed}", args.runbook.display())
+        let agents = if args.agents > 1 { format!(" --agents {}", args.agents) } else { String::new() };
+        format!("drover simulate {} --scenario {label}{params}{agents} --seed {seed}", args.runbook.display())
     };
 
     if let Some(seed) = args.seed {

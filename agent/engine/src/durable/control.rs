@@ -92,13 +92,14 @@ impl Durable {
 
     /// Called before a call that changes the world: the running attempt's
     /// begin (and everything before it) must be on disk first, so that after
-    /// any crash the journal shows the attempt may have had an effect.
-    /// It is also the fencing check (see [`crate::lease`]): this driver still
-    /// holds the run as it knows it, then as the store says; the capability
-    /// makes the local check ([`Durable::check_held`]) once more, last.
+    /// any crash the journal shows the attempt may have had an effect. This
+    /// driver must still hold the run as it knows it. The read of the fence
+    /// in the store comes last, right before the request
+    /// ([`Durable::check_fence`]): a driver that stalls after this (in the
+    /// commit, waiting for a turn among the agent's AWS calls) and wakes
+    /// after another agent took the run over is still stopped.
     pub async fn before_side_effect(&mut self) -> Result<()> {
         self.check_held()?;
-        self.journal.check_lease(&self.lease).await?;
         let Some(open) = &self.open else { return Ok(()) };
         if open.durable_begin {
             return Ok(());
@@ -108,6 +109,19 @@ impl Durable {
         if let Some(open) = self.open.as_mut() {
             open.durable_begin = true;
         }
+        Ok(())
+    }
+
+    /// The fencing check in the store (see [`crate::lease`]): a strongly
+    /// consistent read of the run's fence, the last check before a side
+    /// effect leaves the process, with [`Durable::check_held`].
+    pub async fn check_fence(&self) -> Result<()> {
+        // (The power test's switch: before the fix, the fence was read
+        // before the waits that precede the request.)
+        if drover_replay::revert::reverted(drover_replay::revert::Fix::FenceReadBeforeSideEffect) {
+            return Ok(());
+        }
+        self.journal.check_lease(&self.lease).await?;
         Ok(())
     }
 

@@ -208,12 +208,18 @@ impl Durable {
 
     /// A crash point (see [`failpoints`]): armed by `DROVER_FAILPOINTS`, the
     /// process dies here; under a simulation whose schedule crashes here, the
-    /// run stops at once with [`DurableError::Crashed`].
-    pub fn point(&self, point: Failpoint, step: &str) -> Result<()> {
+    /// run stops at once with [`DurableError::Crashed`], and where it pauses
+    /// the driver (another agent takes the run over meanwhile), it waits.
+    pub async fn point(&self, point: Failpoint, step: &str) -> Result<()> {
         failpoints::hit(point, step);
-        match &self.sim {
-            Some(sim) => sim.crash_point(point.name(), step).map_or(Ok(()), |point| Err(DurableError::Crashed { point })),
-            None => Ok(()),
+        let Some(sim) = &self.sim else { return Ok(()) };
+        match sim.crash_point(point.name(), step) {
+            crate::simulation::Passed::Go => Ok(()),
+            crate::simulation::Passed::Crash(point) => Err(DurableError::Crashed { point }),
+            crate::simulation::Passed::Pause => {
+                sim.pause().await;
+                Ok(())
+            }
         }
     }
 
@@ -276,7 +282,7 @@ impl Durable {
         all.extend(ops);
         self.journal.commit(&self.lease, all, durability).await.map_err(DurableError::from)?;
         let step = self.open.as_ref().map(|o| o.key.clone()).unwrap_or_default();
-        self.point(Failpoint::AfterCommit, &step)
+        self.point(Failpoint::AfterCommit, &step).await
     }
 
     /// Queues a write for the next commit (flushing when many are queued).
@@ -335,7 +341,7 @@ impl Durable {
         if let Some(sim) = &self.sim {
             sim.note_step(key, retry.max_attempts);
         }
-        self.point(Failpoint::BeforeStep, key)?;
+        self.point(Failpoint::BeforeStep, key).await?;
         let seq = self.cursor;
         let idem = idempotency_key(self.run_id(), key);
         let now = self.time();
@@ -391,7 +397,7 @@ impl Durable {
         self.open = Some(OpenStep { seq, key: key.into(), attempt: number, idempotency_key: idem.clone(), retry, durable_begin: false, span });
         self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
         self.clock.start(key);
-        self.point(Failpoint::InStep, key)?;
+        self.point(Failpoint::InStep, key).await?;
         Ok(StepStart::Run(AttemptGrant { idempotency_key: idem, number }))
     }
 
@@ -447,7 +453,7 @@ impl Durable {
             }
         };
         self.clock.stop();
-        self.point(Failpoint::BeforeComplete, key)?;
+        self.point(Failpoint::BeforeComplete, key).await?;
         let mut entry = self.entries[open.seq].clone();
         entry.status = EntryStatus::Succeeded;
         entry.finished_at = Some(self.time());
@@ -457,7 +463,7 @@ impl Durable {
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
         self.put(entry);
         self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Succeeded, error: None });
-        self.point(Failpoint::AfterStep, key)?;
+        self.point(Failpoint::AfterStep, key).await?;
         Ok(())
     }
 
@@ -512,7 +518,7 @@ impl Durable {
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
         self.put(entry);
         self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Failed, error: Some(error.clone()) });
-        self.point(Failpoint::AfterStep, key)?;
+        self.point(Failpoint::AfterStep, key).await?;
         Ok(AfterFailure::GiveUp(error))
     }
 

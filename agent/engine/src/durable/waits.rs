@@ -73,7 +73,7 @@ impl Durable {
                 e
             }
         };
-        self.point(Failpoint::InSleep, &label)?;
+        self.point(Failpoint::InSleep, &label).await?;
         if let Some(wake) = entry.next_attempt_at {
             self.wait_until(&label, wake).await?;
         }

@@ -39,6 +39,8 @@ pub struct Observed<'a> {
     /// How many calls had been made when the journal diverged from the
     /// build (if the schedule made it diverge).
     pub calls_at_divergence: Option<usize>,
+    /// With a takeover: what the first driver did once it woke.
+    pub fenced: Option<&'a Fenced>,
     /// The cloud before the run and after.
     pub before: &'a Value,
     /// After.
@@ -47,10 +49,23 @@ pub struct Observed<'a> {
     pub untrue: &'a [String],
 }
 
+/// What a driver that stalled while another agent took its run over did
+/// once it woke.
+#[derive(Debug, Clone)]
+pub struct Fenced {
+    /// Mutating capability calls it got past the gate.
+    pub mutating_calls: u64,
+    /// Calls that changed the cloud after it woke.
+    pub changed: usize,
+    /// How its driver ended.
+    pub ended: String,
+}
+
 /// Checks every invariant; the broken ones.
 pub fn check(o: &Observed) -> Vec<Broken> {
     let mut out = vec![];
     at_most_once(o, &mut out);
+    one_writer(o, &mut out);
     attempts_within_policy(o, &mut out);
     journal_monotonic(o, &mut out);
     run_ends(o, &mut out);
@@ -82,6 +97,21 @@ fn at_most_once(o: &Observed, out: &mut Vec<Broken>) {
                 format!("{} on {} in {} took effect twice within step '{step}' (attempts included)", c.call, c.resource, c.region),
             ));
         }
+    }
+}
+
+/// Never two writers: a driver whose run another agent took over is fenced
+/// out of every side effect when it wakes.
+fn one_writer(o: &Observed, out: &mut Vec<Broken>) {
+    let Some(f) = o.fenced else { return };
+    if f.mutating_calls > 0 || f.changed > 0 {
+        out.push(broken(
+            "one-writer",
+            format!(
+                "after another agent took the run over, the stalled driver woke and made {} mutating call(s) ({} changed the cloud); it ended: {}",
+                f.mutating_calls, f.changed, f.ended
+            ),
+        ));
     }
 }
 

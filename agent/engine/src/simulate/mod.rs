@@ -54,6 +54,7 @@ pub struct Simulator {
     scenario: Scenario,
     params: Value,
     baseline: Baseline,
+    agents: u8,
 }
 
 /// What one schedule did.
@@ -126,10 +127,17 @@ impl Simulator {
         // runbook, `drover check` the configuration's grants.
         let grants = RunbookGrants { sha256: None, grants: crate::policy::resolve(&runbook.info, &params) };
         let engine = engine.with_policy(Policy { runbooks: [(runbook.info.name.clone(), grants)].into() });
-        let mut sim = Simulator { engine, runbook, scenario, params, baseline: Baseline::default() };
-        let (_, sim_state) = sim.execute(&Schedule::of(u64::MAX, &Baseline::default(), &Scenario::empty()), true).await?;
+        let mut sim = Simulator { engine, runbook, scenario, params, baseline: Baseline::default(), agents: 1 };
+        let (_, sim_state) = sim.execute(&Schedule::of(u64::MAX, &Baseline::default(), &Scenario::empty(), 1), true).await?;
         sim.baseline = sim_state.unwrap_or_default();
         Ok(sim)
+    }
+
+    /// With `agents` 2, schedules also stall the driver while a second agent
+    /// takes the run over (after the crash sweep, at every point in turn).
+    pub fn with_agents(mut self, agents: u8) -> Self {
+        self.agents = agents.clamp(1, 2);
+        self
     }
 
     /// The runbook's name and version.
@@ -149,7 +157,7 @@ impl Simulator {
 
     /// The schedule of `seed`.
     pub fn schedule(&self, seed: u64) -> Schedule {
-        Schedule::of(seed, &self.baseline, &self.scenario)
+        Schedule::of(seed, &self.baseline, &self.scenario, self.agents)
     }
 
     /// Runs the schedule of `seed`.
@@ -172,11 +180,43 @@ impl Simulator {
         let origin = json!({"unattended": true, "kind": "simulation", "name": format!("seed {}", schedule.seed)});
         let req = RunRequest { origin: Some(origin), ..RunRequest::new(RUN_ID, self.params.clone()) };
         self.engine.admit(&dyn_journal, &self.runbook, req).await?;
+        let drive = || self.engine.drive(dyn_journal.clone(), &self.runbook, RUN_ID, Observer::none(), World::Simulated(sim.clone()));
+        let mut fenced = None;
+        let mut result = if schedule.takeover.is_some() {
+            let first = drive();
+            tokio::pin!(first);
+            let ended = tokio::select! {
+                biased;
+                r = &mut first => Some(r),
+                _ = sim.paused() => None,
+            };
+            match ended {
+                Some(r) => r,
+                None => {
+                    // The first driver is stalled: a second agent takes the
+                    // run over (its claim raises the fence) and drives it.
+                    let second = drive().await;
+                    let (mutating, calls) = (sim.mutating_calls(), sim.cloud().calls().len());
+                    sim.wake();
+                    let woke = first.await;
+                    fenced = Some(invariants::Fenced {
+                        mutating_calls: sim.mutating_calls() - mutating,
+                        changed: sim.cloud().calls()[calls..].iter().filter(|c| c.changed).count(),
+                        ended: match woke {
+                            Ok(r) => r.status.as_str().to_string(),
+                            Err(e) => e.to_string(),
+                        },
+                    });
+                    second
+                }
+            }
+        } else {
+            drive().await
+        };
         let mut restarts = 0;
         let mut calls_at_divergence = None;
         let mut stopped = None;
         loop {
-            let result = self.engine.drive(dyn_journal.clone(), &self.runbook, RUN_ID, Observer::none(), World::Simulated(sim.clone())).await;
             match result {
                 Ok(_) => break,
                 Err(_) if sim.crashed() && restarts < MAX_RESTARTS => {
@@ -194,6 +234,7 @@ impl Simulator {
                 Err(e) if sim.crashed() => return Err(EngineError::Internal(format!("the run crashed more than {MAX_RESTARTS} times: {e}"))),
                 Err(e) => return Err(e),
             }
+            result = drive().await;
         }
         let run: RunRecord = journal.run(RUN_ID).await?.ok_or_else(|| EngineError::Internal("the simulated run is gone".into()))?;
         let entries = journal.entries(RUN_ID).await?;
@@ -209,6 +250,7 @@ impl Simulator {
             steps: &steps,
             calls: cloud.calls(),
             calls_at_divergence,
+            fenced: fenced.as_ref(),
             before: &before,
             after: &after,
             untrue: cloud.untrue_answers(),

@@ -34,6 +34,10 @@ pub struct Schedule {
     pub crash_loop: Option<(String, u32)>,
     /// Crashes are power cuts: buffered journal writes are lost.
     pub power_cut: bool,
+    /// With two agents: the first driver stalls at this point number, a
+    /// second agent takes the run over and drives it to its end, then the
+    /// first wakes (and must be fenced out).
+    pub takeover: Option<u64>,
     /// Faults on the runbook's calls, as the scenario would write them.
     pub faults: Vec<String>,
     #[serde(skip)]
@@ -80,22 +84,45 @@ const BUSY: &[&str] = &["backing-up", "modifying", "rebooting", "storage-optimiz
 const LAG: &[&str] = &["-1", "none", "stale", "over-rpo"];
 
 impl Schedule {
-    /// The schedule of `seed` over `baseline` and `scenario`.
-    pub fn of(seed: u64, baseline: &Baseline, scenario: &Scenario) -> Schedule {
+    /// The schedule of `seed` over `baseline` and `scenario`, with `agents`
+    /// agents (1, or 2: then a second agent may take the run over).
+    pub fn of(seed: u64, baseline: &Baseline, scenario: &Scenario, agents: u8) -> Schedule {
         let points = baseline.trail.len() as u64;
-        let mut s =
-            Schedule { seed, crash_at: vec![], crash_loop: None, power_cut: false, faults: vec![], fault_specs: vec![], busy: None, lag: None, diverge: false };
+        let mut s = Schedule {
+            seed,
+            crash_at: vec![],
+            crash_loop: None,
+            power_cut: false,
+            takeover: None,
+            faults: vec![],
+            fault_specs: vec![],
+            busy: None,
+            lag: None,
+            diverge: false,
+        };
         if seed < 2 * points {
             s.crash_at = vec![seed / 2];
             s.power_cut = seed % 2 == 1;
             return s;
         }
+        let two = agents >= 2;
+        if two && seed < 3 * points {
+            s.takeover = Some(seed - 2 * points);
+            return s;
+        }
         let mut d = Draw(seed);
+        if two && d.one_in(5) {
+            // A takeover and faults; no crash (one driver stalls instead).
+            s.takeover = Some(d.below(points));
+        }
         for _ in 0..d.below(3) {
-            s.crash_at.push(d.below(points + points / 2 + 1));
+            let at = d.below(points + points / 2 + 1);
+            if s.takeover.is_none() {
+                s.crash_at.push(at);
+            }
         }
         s.crash_at.sort_unstable();
-        if d.one_in(6) {
+        if d.one_in(6) && s.takeover.is_none() {
             // In a step's body most often: where a crash loop hurts.
             let in_steps: Vec<&String> = baseline.trail.iter().filter(|p| p.starts_with("in-step:") || p.starts_with("after-call:")).collect();
             if let Some(p) = d.pick(&in_steps) {
@@ -137,7 +164,7 @@ impl Schedule {
 
     /// The crash plan the simulation follows.
     pub fn crash_plan(&self) -> CrashPlan {
-        CrashPlan { at: self.crash_at.clone(), repeat: self.crash_loop.clone() }
+        CrashPlan { at: self.crash_at.clone(), repeat: self.crash_loop.clone(), pause_at: self.takeover }
     }
 
     /// `scenario` with this schedule's faults and states.
@@ -166,6 +193,9 @@ impl Schedule {
         if !self.crash_at.is_empty() {
             let how = if self.power_cut { "power cut: buffered writes lost" } else { "process killed" };
             out.push(format!("crash at point(s) {:?} ({how})", self.crash_at));
+        }
+        if let Some(p) = self.takeover {
+            out.push(format!("the driver stalls at point {p}; a second agent takes the run over and ends it; then the first wakes"));
         }
         if let Some((p, n)) = &self.crash_loop {
             out.push(format!("crash loop: killed at {p} up to {n} time(s)"));
@@ -202,13 +232,17 @@ mod tests {
     fn low_seeds_sweep_every_point_both_ways_and_a_seed_is_a_schedule() {
         let (b, sc) = (baseline(), Scenario::empty());
         for seed in 0..20 {
-            let s = Schedule::of(seed, &b, &sc);
+            let s = Schedule::of(seed, &b, &sc, 1);
             assert_eq!((s.crash_at.clone(), s.power_cut), (vec![seed / 2], seed % 2 == 1));
             assert!(s.faults.is_empty());
         }
         for seed in 20..200 {
-            assert_eq!(format!("{:?}", Schedule::of(seed, &b, &sc)), format!("{:?}", Schedule::of(seed, &b, &sc)));
+            assert_eq!(format!("{:?}", Schedule::of(seed, &b, &sc, 2)), format!("{:?}", Schedule::of(seed, &b, &sc, 2)));
         }
-        assert!((20..200).any(|seed| !Schedule::of(seed, &b, &sc).faults.is_empty()));
+        assert!((20..200).any(|seed| !Schedule::of(seed, &b, &sc, 1).faults.is_empty()));
+        assert!((20..200).all(|seed| Schedule::of(seed, &b, &sc, 1).takeover.is_none()));
+        // Two agents: after the crash sweep, a stall at every point in turn.
+        assert_eq!(Schedule::of(25, &b, &sc, 2).takeover, Some(5));
+        assert!((30..300).any(|seed| Schedule::of(seed, &b, &sc, 2).takeover.is_some()));
     }
 }

@@ -20,10 +20,15 @@ pub fn scenario_of(name: &str) -> (String, Scenario) {
 /// A simulator of component `wasm` of reference runbook `name` on its
 /// scenario (and the home it compiles into, and the scenario's path).
 pub async fn simulator(name: &str, wasm: &str) -> (tempfile::TempDir, Arc<Simulator>, String) {
+    simulator_with(name, wasm, 1).await
+}
+
+/// As [`simulator`], with `agents` agents.
+pub async fn simulator_with(name: &str, wasm: &str, agents: u8) -> (tempfile::TempDir, Arc<Simulator>, String) {
     let home = tempfile::tempdir().expect("tempdir");
     let bytes = std::fs::read(wasm).expect("runbook built");
     let (path, scenario) = scenario_of(name);
-    let sim = Simulator::new(home.path(), Limits::default(), wasm, &bytes, scenario, &[]).await.expect("simulator");
+    let sim = Simulator::new(home.path(), Limits::default(), wasm, &bytes, scenario, &[]).await.expect("simulator").with_agents(agents);
     (home, Arc::new(sim), path)
 }
 
