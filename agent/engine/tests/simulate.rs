@@ -2,6 +2,7 @@
 //! passes its budget of schedules on the demo scenario, and a seed replays
 //! bit for bit. (The power test, which reverts fixes process-wide, has its
 //! own process: `simulate_power.rs`.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test fails by panicking")]
 
 mod sim_common;
 

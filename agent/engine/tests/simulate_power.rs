@@ -3,6 +3,7 @@
 //! compiled in only with the `power-test` feature), and the simulation must
 //! find a broken invariant within its CI budget, with a seed that replays it.
 //! Its own process: the switch is process-wide.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test fails by panicking")]
 
 mod sim_common;
 

@@ -418,4 +418,31 @@ mod tests {
         let j: Arc<dyn Journal> = Arc::new(MemoryJournal::new(Duration::from_millis(200)));
         crate::conformance::an_expired_lease_is_taken_over(&j, "x").await;
     }
+
+    #[tokio::test]
+    async fn a_crash_keeps_durable_writes_and_a_power_cut_loses_buffered_ones() {
+        use crate::{EntryKind, EntryStatus, current_owner};
+        let entry = |seq| Op::PutEntry(Entry::new(seq, EntryKind::Step, Some(format!("s{seq}")), EntryStatus::Running, Utc::now()));
+        for keep_buffered in [true, false] {
+            let j = MemoryJournal::new(Duration::from_secs(30)).with_crash_model();
+            j.create_run(&crate::conformance::new_run("r")).await.unwrap();
+            let lease = j.claim("r", &current_owner()).await.unwrap();
+            j.commit(&lease, vec![entry(0)], Durability::Durable).await.unwrap();
+            j.commit(&lease, vec![entry(1)], Durability::Buffered).await.unwrap();
+            j.crash();
+            // The process is gone: nothing more is written.
+            assert!(matches!(j.commit(&lease, vec![entry(2)], Durability::Durable).await, Err(JournalError::Closed)));
+            assert!(matches!(j.release(&lease).await, Err(JournalError::Closed)));
+            j.recover(keep_buffered);
+            let seqs: Vec<u64> = j.entries("r").await.unwrap().iter().map(|e| e.seq).collect();
+            assert_eq!(seqs, if keep_buffered { vec![0, 1] } else { vec![0] }, "keep_buffered={keep_buffered}");
+            // A buffered write made durable by a later durable one survives a power cut.
+            j.commit(&lease, vec![entry(5)], Durability::Buffered).await.unwrap();
+            j.commit(&lease, vec![entry(6)], Durability::Durable).await.unwrap();
+            j.crash();
+            j.recover(false);
+            let seqs: Vec<u64> = j.entries("r").await.unwrap().iter().map(|e| e.seq).collect();
+            assert!(seqs.ends_with(&[5, 6]), "{seqs:?}");
+        }
+    }
 }

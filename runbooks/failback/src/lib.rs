@@ -179,9 +179,8 @@ impl Runbook for Failback {
                     Err(e) => return Err(e),
                 };
                 let db = route53::get_records(&d.zone, &d.db_record)?;
-                let in_use = home.endpoint.as_deref().is_some_and(|ep| {
-                    db.iter().any(|r| r.values.iter().any(|v| v.trim_end_matches('.') == ep.trim_end_matches('.')))
-                });
+                let in_use =
+                    home.endpoint.as_deref().is_some_and(|ep| db.iter().any(|r| r.values.iter().any(|v| v.trim_end_matches('.') == ep.trim_end_matches('.'))));
                 if in_use {
                     return Err(Error::new(
                         "kept-in-use",

@@ -1,5 +1,6 @@
 //! What the simulation tests share: a simulator of a runbook on the demo
 //! scenario, and the budget CI gives it.
+#![allow(dead_code, clippy::expect_used, reason = "test helpers fail by panicking; not every test binary uses each")]
 
 use std::sync::Arc;
 use std::time::Duration;
