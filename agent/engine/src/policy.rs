@@ -155,6 +155,14 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// A policy granting `info` exactly what it declares for `params`: a
+    /// simulated run (`drover test`, `drover simulate`) tests the runbook,
+    /// `drover check` tests the configuration's grants.
+    pub fn declared(info: &RunbookInfo, params: &Value) -> Policy {
+        let grants = RunbookGrants { sha256: None, grants: resolve(info, params) };
+        Policy { runbooks: [(info.name.clone(), grants)].into() }
+    }
+
     /// What the operator granted `info` (nothing when the runbook is not in
     /// the configuration, or when its pinned digest is not this component's).
     pub fn grants_for(&self, info: &RunbookInfo) -> &[Grant] {

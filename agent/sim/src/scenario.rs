@@ -88,6 +88,19 @@ impl Scenario {
     pub fn empty() -> Scenario {
         Scenario::default()
     }
+
+    /// The run's parameters as NAME=VALUE pairs: the scenario's `[params]`,
+    /// with `overrides` (the command line's `--param`) taking precedence.
+    pub fn params_over(&self, overrides: &[(String, String)]) -> Vec<(String, String)> {
+        let mut raw: Vec<(String, String)> = self
+            .params
+            .iter()
+            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == *k))
+            .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+            .collect();
+        raw.extend(overrides.iter().cloned());
+        raw
+    }
 }
 
 /// Time and pace of the simulated cloud.
@@ -144,10 +157,12 @@ pub struct Fault {
     /// What the fault does: `fail` (the default: the request fails before
     /// it does anything), `lost-answer` (the request takes effect, then its
     /// answer is lost: the caller gets `error`, as after a timeout or a 5xx
-    /// the service had already executed) or `resend` (the request takes
+    /// the service had already executed), `resend` (the request takes
     /// effect, its answer is lost, and the SDK sends it again blind, as it
     /// does for every request it retries; an operation drover sends once per
-    /// attempt, `drover_cloud::resend::sent_once`, gets `error` instead).
+    /// attempt, `drover_cloud::resend::sent_once`, gets `error` instead) or
+    /// `stale` (an RDS read answers with the resource as it was before its
+    /// last change, as an eventually consistent read can; `error` unused).
     #[serde(default)]
     pub effect: FaultEffect,
 }
@@ -163,6 +178,12 @@ pub enum FaultEffect {
     LostAnswer,
     /// The request takes effect, its answer is lost, and the SDK resends it.
     Resend,
+    /// Eventual consistency: a read (`rds.describe-*`, `rds.wait-*`) is
+    /// answered by a part of the service that has not seen the resource's
+    /// last change yet: the resource as it was before it (not found, if
+    /// that change created it). A wait that reads a stale `available`
+    /// returns at once. Other calls go through.
+    Stale,
 }
 
 impl Fault {
@@ -609,4 +630,19 @@ fn healthy() -> String {
 }
 fn ok() -> String {
     "OK".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_from_the_command_line_win_over_the_scenarios() {
+        let scenario = Scenario::from_toml("[params]\nsource_region = \"us-east-1\"\nmax_lag = 30\n").unwrap();
+        let mut params = scenario.params_over(&[("source_region".into(), "eu-west-1".into()), ("extra".into(), "1".into())]);
+        params.sort();
+        let want: Vec<(String, String)> =
+            [("extra", "1"), ("max_lag", "30"), ("source_region", "eu-west-1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(params, want);
+    }
 }

@@ -175,7 +175,13 @@ impl Runbook for Failback {
                 let d: DropHome = action.payload()?;
                 let home = match rds::describe_instance(&d.region, &d.instance) {
                     Ok(i) => i,
-                    Err(e) if e.code() == "DBInstanceNotFound" => return Ok(()),
+                    // Not found is no proof of absence: just after its
+                    // creation, a read may not see it yet (RDS reads are
+                    // eventually consistent; found by the simulation). The
+                    // delete asks RDS itself: gone already is fine, and it
+                    // deletes only an instance this run created. One not
+                    // seen yet cannot be what the record points at.
+                    Err(e) if e.code() == "DBInstanceNotFound" => return rds::delete_instance(&d.region, &d.instance),
                     Err(e) => return Err(e),
                 };
                 let db = route53::get_records(&d.zone, &d.db_record)?;

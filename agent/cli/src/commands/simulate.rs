@@ -9,27 +9,19 @@
 //! invariant prints the seed, the component's digest and the schedule;
 //! `--seed S` replays it, call for call.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use drover_engine::simulate::{Outcome, Simulator};
-use drover_sim::Scenario;
 
 use crate::home::Home;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The runbook component (.wasm).
-    pub runbook: PathBuf,
-    /// The simulated cloud the schedules start from (TOML, as for `drover test`).
-    #[arg(long, value_name = "FILE")]
-    pub scenario: PathBuf,
-    /// A parameter as NAME=VALUE, over the scenario's `[params]`.
-    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = super::run::parse_param)]
-    pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub target: super::test::Target,
     /// How many schedules to run (seeds from 0; default: as many as the budget allows).
     #[arg(long, conflicts_with = "seed")]
     pub seeds: Option<u64>,
@@ -69,19 +61,17 @@ fn parse_budget(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
-    let label = args.scenario.display().to_string();
-    let text = std::fs::read_to_string(&args.scenario).with_context(|| format!("cannot read scenario {label}"))?;
-    let scenario = Scenario::from_toml(&text).map_err(|e| anyhow!("scenario {label}: {e}"))?;
-    let bytes = std::fs::read(&args.runbook).with_context(|| format!("cannot read runbook {}", args.runbook.display()))?;
+    let label = args.target.label();
+    let (scenario, bytes) = args.target.read()?;
     // A throwaway home: the simulation leaves nothing in the agent's.
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the simulation")?;
-    let sim = Simulator::new(scratch.path(), home.config.limits()?, &args.runbook.display().to_string(), &bytes, scenario, &args.params)
+    let sim = Simulator::new(scratch.path(), home.config.limits()?, &args.target.runbook.display().to_string(), &bytes, scenario, &args.target.params)
         .await?
         .with_agents(args.agents);
     let replay = |seed: u64| {
-        let params: String = args.params.iter().map(|(k, v)| format!(" --param {k}={v}")).collect();
+        let params: String = args.target.params.iter().map(|(k, v)| format!(" --param {k}={v}")).collect();
         let agents = if args.agents > 1 { format!(" --agents {}", args.agents) } else { String::new() };
-        format!("drover simulate {} --scenario {label}{params}{agents} --seed {seed}", args.runbook.display())
+        format!("drover simulate {} --scenario {label}{params}{agents} --seed {seed}", args.target.runbook.display())
     };
 
     if let Some(seed) = args.seed {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use drover_engine::policy::{Policy, RunbookGrants};
+use drover_engine::policy::Policy;
 use drover_engine::simulation::Simulation;
 use drover_engine::{Engine, RunRequest};
 use drover_journal::{Journal, SqliteJournal};
@@ -19,8 +19,10 @@ use serde_json::{Map, Value, json};
 
 use crate::home::Home;
 
+/// What `drover test` and `drover simulate` both take: the runbook, the
+/// simulated cloud it runs against, and parameters over the scenario's.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct Target {
     /// The runbook component (.wasm).
     pub runbook: PathBuf,
     /// The simulated cloud: resources, faults, parameters (TOML; see
@@ -30,15 +32,36 @@ pub struct Args {
     /// A parameter as NAME=VALUE, over the scenario's `[params]`.
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = super::run::parse_param)]
     pub params: Vec<(String, String)>,
+}
+
+impl Target {
+    /// The scenario file's name, as errors and reports show it.
+    pub fn label(&self) -> String {
+        self.scenario.display().to_string()
+    }
+
+    /// Reads the scenario and the component; an error names the file.
+    pub fn read(&self) -> Result<(Scenario, Vec<u8>)> {
+        let label = self.label();
+        let text = std::fs::read_to_string(&self.scenario).with_context(|| format!("cannot read scenario {label}"))?;
+        let scenario = Scenario::from_toml(&text).map_err(|e| anyhow!("scenario {label}: {e}"))?;
+        let bytes = std::fs::read(&self.runbook).with_context(|| format!("cannot read runbook {}", self.runbook.display()))?;
+        Ok((scenario, bytes))
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub target: Target,
     /// Print the run, the calls and the final state as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
-    let label = args.scenario.display().to_string();
-    let text = std::fs::read_to_string(&args.scenario).with_context(|| format!("cannot read scenario {label}"))?;
-    let mut scenario = Scenario::from_toml(&text).map_err(|e| anyhow!("scenario {label}: {e}"))?;
+    let label = args.target.label();
+    let (mut scenario, bytes) = args.target.read()?;
     // Simulated time starts now, so the run's timeline reads like a real one.
     let now = chrono::Utc::now();
     scenario.settings.start_unix = now.timestamp();
@@ -47,18 +70,12 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     // A throwaway store: a simulated run leaves nothing in the agent's.
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the simulated run")?;
     let engine = Engine::new(scratch.path(), home.config.limits()?)?.with_simulation(sim.clone());
-    let bytes = std::fs::read(&args.runbook).with_context(|| format!("cannot read runbook {}", args.runbook.display()))?;
-    let runbook = engine.load(&args.runbook.display().to_string(), &bytes).await?;
+    let runbook = engine.load(&args.target.runbook.display().to_string(), &bytes).await?;
 
-    let mut raw: Vec<(String, String)> =
-        scenario.params.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
-    raw.retain(|(k, _)| !args.params.iter().any(|(o, _)| o == k));
-    raw.extend(args.params);
-    let params = runbook.info.validate_params(&raw)?;
+    let params = runbook.info.validate_params(&scenario.params_over(&args.target.params))?;
     // What the runbook declares (for these parameters) is granted: the
     // simulation tests the runbook, `drover check` the configuration's grants.
-    let grants = RunbookGrants { sha256: None, grants: drover_engine::policy::resolve(&runbook.info, &params) };
-    let engine = engine.with_policy(Policy { runbooks: [(runbook.info.name.clone(), grants)].into() });
+    let engine = engine.with_policy(Policy::declared(&runbook.info, &params));
 
     let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(scratch.path().join("runs.db"))?);
     let run_id = scenario.settings.run_id.clone();

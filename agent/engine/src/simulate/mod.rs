@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 
 use crate::driver::World;
 use crate::events::Observer;
-use crate::policy::{Policy, RunbookGrants};
+use crate::policy::Policy;
 use crate::simulation::Simulation;
 use crate::{Engine, EngineError, Limits, LoadedRunbook, RunRequest};
 
@@ -118,15 +118,8 @@ impl Simulator {
         let first = Simulation::new(&scenario).map_err(|e| EngineError::Setup(format!("scenario: {e}")))?;
         let engine = Engine::new(home, limits)?.with_simulation(first);
         let runbook = engine.load(label, component).await?;
-        let mut raw: Vec<(String, String)> =
-            scenario.params.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect();
-        raw.retain(|(k, _)| !params.iter().any(|(o, _)| o == k));
-        raw.extend(params.iter().cloned());
-        let params = runbook.info.validate_params(&raw)?;
-        // What the runbook declares is granted: the simulation tests the
-        // runbook, `drover check` the configuration's grants.
-        let grants = RunbookGrants { sha256: None, grants: crate::policy::resolve(&runbook.info, &params) };
-        let engine = engine.with_policy(Policy { runbooks: [(runbook.info.name.clone(), grants)].into() });
+        let params = runbook.info.validate_params(&scenario.params_over(params))?;
+        let engine = engine.with_policy(Policy::declared(&runbook.info, &params));
         let mut sim = Simulator { engine, runbook, scenario, params, baseline: Baseline::default(), agents: 1 };
         let (_, sim_state) = sim.execute(&Schedule::of(u64::MAX, &Baseline::default(), &Scenario::empty(), 1), true).await?;
         sim.baseline = sim_state.unwrap_or_default();

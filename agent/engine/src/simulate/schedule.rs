@@ -159,6 +159,19 @@ impl Schedule {
             s.lag = d.pick(LAG).map(|l| l.to_string());
         }
         s.diverge = !s.crash_at.is_empty() && d.one_in(10);
+        // Eventual consistency: a read of RDS answers from before the
+        // resource's last change (drawn last, so the draws above stay as
+        // they were for every seed).
+        let reads: Vec<&(String, String, String)> =
+            baseline.calls.iter().filter(|(c, _, _)| c.starts_with("rds.describe-") || c.starts_with("rds.wait-")).collect();
+        if d.one_in(5)
+            && let Some((call, _, resource)) = d.pick(&reads).copied()
+        {
+            let mut fault = Fault::new(call, "stale").effect(FaultEffect::Stale).after(d.below(3) as u32).times(1 + d.below(2) as u32);
+            fault.resource = Some(resource.clone());
+            s.faults.push(format!("{call} ({resource}): a stale read (from before its last change), after {} call(s), {} time(s)", fault.after, fault.times));
+            s.fault_specs.push(fault);
+        }
         s
     }
 
@@ -224,7 +237,10 @@ mod tests {
     fn baseline() -> Baseline {
         Baseline {
             trail: (0..10).map(|i| format!("in-step:s{i}")).collect(),
-            calls: vec![("rds.promote-read-replica".into(), "us-west-2".into(), "db".into())],
+            calls: vec![
+                ("rds.promote-read-replica".into(), "us-west-2".into(), "db".into()),
+                ("rds.describe-instance".into(), "us-west-2".into(), "db".into()),
+            ],
         }
     }
 
@@ -241,6 +257,10 @@ mod tests {
         }
         assert!((20..200).any(|seed| !Schedule::of(seed, &b, &sc, 1).faults.is_empty()));
         assert!((20..200).all(|seed| Schedule::of(seed, &b, &sc, 1).takeover.is_none()));
+        // Stale reads are drawn on reads only, for the resource read.
+        let stale: Vec<Fault> = (20..400).flat_map(|seed| Schedule::of(seed, &b, &sc, 1).fault_specs).filter(|f| f.effect == FaultEffect::Stale).collect();
+        assert!(!stale.is_empty());
+        assert!(stale.iter().all(|f| f.call == "rds.describe-instance" && f.resource.as_deref() == Some("db")), "{stale:?}");
         // Two agents: after the crash sweep, a stall at every point in turn.
         assert_eq!(Schedule::of(25, &b, &sc, 2).takeover, Some(5));
         assert!((30..300).any(|seed| Schedule::of(seed, &b, &sc, 2).takeover.is_some()));

@@ -100,6 +100,10 @@ pub struct Cloud {
     /// contradicts (see [`Cloud::untrue_answers`]).
     #[serde(skip)]
     untrue: Vec<String>,
+    /// The RDS resource a call in progress may change, as it was before
+    /// (what a stale read answers once the call changed it).
+    #[serde(skip)]
+    before_call: Option<rds::Before>,
 }
 
 /// What a matching fault makes of a call.
@@ -111,6 +115,8 @@ enum Entry {
     /// The request takes effect twice (the SDK resent it); the caller gets
     /// the second answer.
     Resend,
+    /// A read answers from before the resource's last change.
+    Stale,
 }
 
 /// Where a call is going, checked against the scenario's faults and down
@@ -143,6 +149,7 @@ impl Cloud {
             caller: None,
             raw: false,
             untrue: Vec::new(),
+            before_call: None,
         };
         cloud.rds.load(&scenario.rds, now_ms)?;
         cloud.ec2.load(&scenario.ec2, now_ms)?;
@@ -220,6 +227,7 @@ impl Cloud {
                 // With the SDK's retries off, the lost answer is what the caller gets.
                 FaultEffect::Resend if drover_cloud::resend::sent_once(&call) => Ok(Entry::LostAnswer(error)),
                 FaultEffect::Resend => Ok(Entry::Resend),
+                FaultEffect::Stale => Ok(Entry::Stale),
             };
         }
         Ok(Entry::Through)
@@ -240,6 +248,9 @@ impl Cloud {
 
     /// Records a call, whatever came of it.
     fn record(&mut self, t: &Target, changed: bool, error: Option<&CloudError>) {
+        if changed && let Some(before) = self.before_call.take() {
+            self.rds.remember(t.region, t.resource, before);
+        }
         self.calls.push(Call {
             call: format!("{}.{}", t.service, t.operation),
             region: t.region.to_string(),
@@ -262,6 +273,14 @@ impl Cloud {
                 return Err(e);
             }
         };
+        // A change to an RDS resource: what it was, for stale reads after.
+        self.before_call = (t.service == "rds" && !t.api.starts_with("Describe")).then(|| self.rds.before(t.region, t.resource, self.now_ms));
+        if matches!(entry, Entry::Stale) {
+            self.rds.stale = true;
+            let out = body(self, &t);
+            self.rds.stale = false;
+            return self.finish(&t, out);
+        }
         if let Entry::LostAnswer(e) = entry {
             let changed = matches!(body(self, &t), Ok((_, true)));
             self.record(&t, changed, Some(&e));

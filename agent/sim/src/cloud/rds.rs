@@ -65,6 +65,20 @@ pub(crate) struct Rds {
     clusters: Regional<Cluster>,
     /// Global database → (writer cluster ARN, member cluster ARNs).
     globals: BTreeMap<String, (String, Vec<String>)>,
+    /// Each resource as it was before its last change: what a stale read
+    /// answers (see [`crate::FaultEffect::Stale`]).
+    #[serde(skip)]
+    before: BTreeMap<(String, String), Before>,
+    /// Set while a stale read is answered.
+    #[serde(skip)]
+    pub(crate) stale: bool,
+}
+
+/// An instance and a snapshot of one name, as they were (`None`: none existed).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Before {
+    instance: Option<DbInstance>,
+    snapshot: Option<DbSnapshot>,
 }
 
 pub(crate) fn db_arn(region: &str, id: &str) -> String {
@@ -83,6 +97,14 @@ fn cluster_arn(region: &str, id: &str) -> String {
 fn parse_arn(arn: &str) -> Option<(&str, &str)> {
     let parts: Vec<&str> = arn.splitn(7, ':').collect();
     (parts.len() == 7 && parts[2] == "rds").then(|| (parts[3], parts[6]))
+}
+
+fn db_not_found(t: &Target, region: &str, id: &str) -> CloudError {
+    aws_error(t, "DBInstanceNotFound", &format!("no DB instance {id} in {region}"), false)
+}
+
+fn snap_not_found(t: &Target, region: &str, id: &str) -> CloudError {
+    aws_error(t, "DBSnapshotNotFound", &format!("no DB snapshot {id} in {region}"), false)
 }
 
 fn endpoint(region: &str, id: &str) -> String {
@@ -244,19 +266,54 @@ impl Rds {
         Ok(())
     }
 
+    /// Instance and snapshot `id` in `region` as they are now.
+    pub(crate) fn before(&self, region: &str, id: &str, now: i64) -> Before {
+        Before {
+            instance: self.instances.get(region).and_then(|m| m.get(id)).map(|d| d.view(now)),
+            snapshot: self.snapshots.get(region).and_then(|m| m.get(id)).map(|s| s.view(now)),
+        }
+    }
+
+    /// A call changed `id` in `region`, which was `before` it: stale reads
+    /// answer that from now on.
+    pub(crate) fn remember(&mut self, region: &str, id: &str, before: Before) {
+        let now_exists = |r: &Rds| r.instances.get(region).is_some_and(|m| m.contains_key(id)) || r.snapshots.get(region).is_some_and(|m| m.contains_key(id));
+        if before.instance.is_some() || before.snapshot.is_some() || now_exists(self) {
+            self.before.insert((region.to_string(), id.to_string()), before);
+        }
+    }
+
+    /// What a read of instance `id` answers: the instance as it is, or
+    /// during a stale read as it was before its last change.
+    fn seen_db(&self, t: &Target, region: &str, id: &str, now: i64) -> Result<DbInstance, CloudError> {
+        if self.stale
+            && let Some(before) = self.before.get(&(region.to_string(), id.to_string()))
+        {
+            return before.instance.clone().ok_or_else(|| db_not_found(t, region, id));
+        }
+        Ok(self.db(t, region, id)?.view(now))
+    }
+
+    /// What a read of snapshot `id` answers (as [`Rds::seen_db`]).
+    fn seen_snap(&self, t: &Target, region: &str, id: &str, now: i64) -> Result<DbSnapshot, CloudError> {
+        if self.stale
+            && let Some(before) = self.before.get(&(region.to_string(), id.to_string()))
+        {
+            return before.snapshot.clone().ok_or_else(|| snap_not_found(t, region, id));
+        }
+        Ok(self.snap(t, region, id)?.view(now))
+    }
+
     fn db(&self, t: &Target, region: &str, id: &str) -> Result<&Db, CloudError> {
-        self.instances.get(region).and_then(|m| m.get(id)).ok_or_else(|| aws_error(t, "DBInstanceNotFound", &format!("no DB instance {id} in {region}"), false))
+        self.instances.get(region).and_then(|m| m.get(id)).ok_or_else(|| db_not_found(t, region, id))
     }
 
     fn db_mut(&mut self, t: &Target, region: &str, id: &str) -> Result<&mut Db, CloudError> {
-        self.instances
-            .get_mut(region)
-            .and_then(|m| m.get_mut(id))
-            .ok_or_else(|| aws_error(t, "DBInstanceNotFound", &format!("no DB instance {id} in {region}"), false))
+        self.instances.get_mut(region).and_then(|m| m.get_mut(id)).ok_or_else(|| db_not_found(t, region, id))
     }
 
     fn snap(&self, t: &Target, region: &str, id: &str) -> Result<&DbSnap, CloudError> {
-        self.snapshots.get(region).and_then(|m| m.get(id)).ok_or_else(|| aws_error(t, "DBSnapshotNotFound", &format!("no DB snapshot {id} in {region}"), false))
+        self.snapshots.get(region).and_then(|m| m.get(id)).ok_or_else(|| snap_not_found(t, region, id))
     }
 
     fn global(&self, t: &Target, id: &str) -> Result<GlobalCluster, CloudError> {
@@ -287,7 +344,7 @@ fn target<'a>(operation: &'static str, api: &'static str, region: &'a str, resou
 impl Cloud {
     /// `rds.describe-instance`, as the agent's capability behaves, on the simulated cloud.
     pub fn rds_describe_instance(&mut self, region: &str, id: &str) -> Result<DbInstance, CloudError> {
-        self.call(target("describe-instance", "DescribeDBInstances", region, id), |c, t| Ok((c.rds.db(t, region, id)?.view(c.now_ms), false)))
+        self.call(target("describe-instance", "DescribeDBInstances", region, id), |c, t| Ok((c.rds.seen_db(t, region, id, c.now_ms)?, false)))
     }
 
     /// `rds.create-snapshot`, as the agent's capability behaves, on the simulated cloud.
@@ -360,7 +417,7 @@ impl Cloud {
 
     /// `rds.describe-snapshot`, as the agent's capability behaves, on the simulated cloud.
     pub fn rds_describe_snapshot(&mut self, region: &str, id: &str) -> Result<DbSnapshot, CloudError> {
-        self.call(target("describe-snapshot", "DescribeDBSnapshots", region, id), |c, t| Ok((c.rds.snap(t, region, id)?.view(c.now_ms), false)))
+        self.call(target("describe-snapshot", "DescribeDBSnapshots", region, id), |c, t| Ok((c.rds.seen_snap(t, region, id, c.now_ms)?, false)))
     }
 
     /// `rds.create-read-replica`, as the agent's capability behaves, on the simulated cloud.
@@ -468,6 +525,14 @@ impl Cloud {
     /// `rds.wait-instance-available`, as the agent's capability behaves, on the simulated cloud.
     pub fn rds_wait_instance_available(&mut self, region: &str, id: &str, timeout_seconds: u32) -> Result<DbInstance, CloudError> {
         self.call(target("wait-instance-available", "DescribeDBInstances", region, id), |c, t| {
+            // A stale first read: an `available` from before the last change
+            // ends the wait at once, as the polling capability's would.
+            if c.rds.stale {
+                let seen = c.rds.seen_db(t, region, id, c.now_ms)?;
+                if seen.status == "available" {
+                    return Ok((seen, false));
+                }
+            }
             let db = c.rds.db(t, region, id)?;
             // A status that holds for good never becomes available.
             let ready_at = if db.view(i64::MAX).status == "available" { db.ready_at } else { i64::MAX };
@@ -479,6 +544,12 @@ impl Cloud {
     /// `rds.wait-snapshot-available`, as the agent's capability behaves, on the simulated cloud.
     pub fn rds_wait_snapshot_available(&mut self, region: &str, id: &str, timeout_seconds: u32) -> Result<DbSnapshot, CloudError> {
         self.call(target("wait-snapshot-available", "DescribeDBSnapshots", region, id), |c, t| {
+            if c.rds.stale {
+                let seen = c.rds.seen_snap(t, region, id, c.now_ms)?;
+                if seen.status == "available" {
+                    return Ok((seen, false));
+                }
+            }
             let ready_at = c.rds.snap(t, region, id)?.ready_at;
             c.wait_until(t, ready_at, timeout_seconds, id)?;
             Ok((c.rds.snap(t, region, id)?.view(c.now_ms), false))
@@ -662,5 +733,64 @@ impl Cloud {
             }
             Ok((detached, detached))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Cloud, Fault, FaultEffect, Scenario};
+
+    const SCENARIO: &str = r#"
+[[rds.instance]]
+region = "us-east-1"
+identifier = "orders-db"
+
+[[rds.instance]]
+region = "us-west-2"
+identifier = "orders-db-replica"
+replica_of = "us-east-1/orders-db"
+lag_seconds = 2.0
+"#;
+
+    fn cloud(faults: &[Fault]) -> Cloud {
+        let mut sc = Scenario::from_toml(SCENARIO).unwrap();
+        sc.faults.extend(faults.iter().cloned());
+        Cloud::new(&sc).unwrap()
+    }
+
+    #[test]
+    fn a_stale_read_answers_as_the_resource_was_before_its_last_change() {
+        let stale = Fault::new("rds.describe-instance", "stale").effect(FaultEffect::Stale).times(1);
+        let mut c = cloud(&[stale.clone()]);
+        // Nothing changed yet: a stale read is the truth.
+        assert!(c.rds_describe_instance("us-west-2", "orders-db-replica").unwrap().replica_source.is_some());
+
+        let mut c2 = cloud(&[stale.clone().after(0)]);
+        c2.rds_promote_read_replica("us-west-2", "orders-db-replica", "k1").unwrap();
+        c2.advance_ms(3_600_000);
+        // The first read after the promotion is stale: still a replica, and available.
+        let seen = c2.rds_describe_instance("us-west-2", "orders-db-replica").unwrap();
+        assert_eq!((seen.status.as_str(), seen.replica_source.is_some()), ("available", true), "{seen:?}");
+        // The next is the truth.
+        assert!(c2.rds_describe_instance("us-west-2", "orders-db-replica").unwrap().replica_source.is_none());
+
+        // A read of what the last change created: not found.
+        let arn = c.rds_describe_instance("us-east-1", "orders-db").unwrap().arn;
+        let mut c3 = cloud(&[Fault::new("rds.wait-instance-available", "stale").effect(FaultEffect::Stale)]);
+        c3.rds_create_read_replica(&arn, "us-west-2", "second", "k2", "run-1").unwrap();
+        let e = c3.rds_wait_instance_available("us-west-2", "second", 600).unwrap_err();
+        assert_eq!(e.code, "DBInstanceNotFound", "{e:?}");
+        assert_eq!(c3.rds_wait_instance_available("us-west-2", "second", 600).unwrap().status, "available");
+    }
+
+    #[test]
+    fn a_stale_wait_returns_the_available_it_saw_before_a_promotion() {
+        let mut c = cloud(&[Fault::new("rds.wait-instance-available", "stale").effect(FaultEffect::Stale)]);
+        c.rds_promote_read_replica("us-west-2", "orders-db-replica", "k1").unwrap();
+        let seen = c.rds_wait_instance_available("us-west-2", "orders-db-replica", 600).unwrap();
+        // 'available', yet still a replica: what `wait_promoted` must not take for promoted.
+        assert_eq!((seen.status.as_str(), seen.replica_source.is_some()), ("available", true));
+        let now = c.rds_wait_instance_available("us-west-2", "orders-db-replica", 600).unwrap();
+        assert!(now.replica_source.is_none(), "{now:?}");
     }
 }
