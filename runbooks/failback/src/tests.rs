@@ -1,7 +1,7 @@
 //! `failback` against the simulated demo topology after a failover:
 //! `cargo test` in `runbooks/`.
 
-use drover_sdk::testing::{Fault, Scenario, TestRun};
+use drover_sdk::testing::{Fault, FaultEffect, Scenario, TestRun};
 use serde_json::Value;
 
 use super::Failback;
@@ -96,4 +96,19 @@ fn a_failback_that_fails_drops_the_home_instance_it_made() {
     let undo = r.step("undo:drop-home-instance");
     assert_eq!(undo.status, "failed", "{r}");
     assert!(undo.error.as_deref().is_some_and(|e| e.contains("kept-in-use")), "{r}");
+}
+
+/// Found by the simulation (stale reads): just after its creation, a read
+/// may not see the home instance yet. The undo took that "not found" for
+/// "gone" and left the instance; it now asks the delete, which asks RDS.
+#[test]
+fn a_home_instance_not_seen_yet_is_still_dropped() {
+    let mut wait_fails = Fault::new("rds.wait-instance-available", "InternalFailure").times(0);
+    wait_fails.retryable = Some(false);
+    let mut stale = Fault::new("rds.describe-instance", "stale").effect(FaultEffect::Stale);
+    stale.resource = Some("orders-db-home".into());
+    let r = TestRun::new(&after_failover().fault(wait_fails).fault(stale)).run::<Failback>();
+    assert_eq!(r.error().code(), "InternalFailure", "{r}");
+    assert_eq!(r.cloud.changes("rds.delete-instance"), 1, "{r}");
+    assert_eq!(r.cloud.state()["rds"]["instances"]["us-east-1"]["orders-db-home"], Value::Null, "{r}");
 }
