@@ -761,7 +761,7 @@ lag_seconds = 2.0
     #[test]
     fn a_stale_read_answers_as_the_resource_was_before_its_last_change() {
         let stale = Fault::new("rds.describe-instance", "stale").effect(FaultEffect::Stale).times(1);
-        let mut c = cloud(&[stale.clone()]);
+        let mut c = cloud(std::slice::from_ref(&stale));
         // Nothing changed yet: a stale read is the truth.
         assert!(c.rds_describe_instance("us-west-2", "orders-db-replica").unwrap().replica_source.is_some());
 
