@@ -4,10 +4,10 @@
 //! schedules of crashes (every crash point of the run, then sampled) and
 //! faults (throttling, 5xx, answers lost after the request took effect, SDK
 //! resends, partitioned regions, replicas turning busy, lag readings that
-//! cannot be trusted, a journal that no longer matches the build), and
-//! checks after each schedule the invariants a failover must keep. A broken
-//! invariant prints the seed, the component's digest and the schedule;
-//! `--seed S` replays it, call for call.
+//! cannot be trusted, stale reads, a journal that no longer matches the
+//! build), and checks after each schedule the invariants a failover must
+//! keep. A broken invariant prints the seed, the component's digest and the
+//! schedule; `--seed S` replays it, call for call.
 
 use std::process::ExitCode;
 use std::sync::Arc;
