@@ -462,8 +462,14 @@ impl Runbook for RegionalFailover {
             if db_now.status != "available" {
                 return Err(Error::retryable("verify-failed", format!("{} is '{}'", p.replica, db_now.status)));
             }
+            // Retryable: `wait-promoted` saw the promotion finished, so a
+            // read that still shows a replica may be stale (RDS reads are
+            // eventually consistent; found by the simulation). Failing at
+            // once would put the traffic back on the region it left; the
+            // next attempt reads again, and a replica that really still
+            // replicates fails the run when the attempts are spent.
             if let Some(src) = &db_now.replica_source {
-                return Err(Error::new(
+                return Err(Error::retryable(
                     "verify-failed",
                     format!("{} still replicates from {src}: it is not promoted, so the database record points at a read-only replica", p.replica),
                 )

@@ -1,7 +1,7 @@
 //! `regional-failover` against the simulated demo topology
 //! (`runbooks/scenarios/demo.toml`): `cargo test` in `runbooks/`.
 
-use drover_sdk::testing::{Fault, Report, Scenario, TestRun};
+use drover_sdk::testing::{Fault, FaultEffect, Report, Scenario, TestRun};
 use serde_json::Value;
 
 use super::RegionalFailover;
@@ -134,6 +134,20 @@ fn a_failed_verification_puts_the_weights_back() {
     assert!(!r.succeeded(), "{r}");
     assert_eq!(r.step("undo:restore-app-weights").status, "completed", "{r}");
     assert_eq!(weights(&r), [("us-east-1".to_string(), 100), ("us-west-2".to_string(), 0)]);
+}
+
+/// A stale read in `verify` (the replica as it was before its promotion,
+/// which `wait-promoted` already saw finished) is not a failed failover:
+/// verify reads again rather than fail and put the traffic back on the
+/// region it left.
+#[test]
+fn a_stale_read_in_verify_is_read_again_not_rolled_back() {
+    let mut stale = Fault::new("rds.describe-instance", "stale").effect(FaultEffect::Stale).after(1);
+    stale.resource = Some("orders-db-replica".into());
+    let r = TestRun::new(&demo().fault(stale)).run::<RegionalFailover>();
+    assert!(r.succeeded(), "{r}");
+    assert_eq!(r.step("verify").attempts, 2, "{r}");
+    assert_eq!(weights(&r), [("us-east-1".to_string(), 0), ("us-west-2".to_string(), 100)]);
 }
 
 #[test]
