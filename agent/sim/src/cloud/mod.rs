@@ -275,12 +275,6 @@ impl Cloud {
         };
         // A change to an RDS resource: what it was, for stale reads after.
         self.before_call = (t.service == "rds" && !t.api.starts_with("Describe")).then(|| self.rds.before(t.region, t.resource, self.now_ms));
-        if matches!(entry, Entry::Stale) {
-            self.rds.stale = true;
-            let out = body(self, &t);
-            self.rds.stale = false;
-            return self.finish(&t, out);
-        }
         if let Entry::LostAnswer(e) = entry {
             let changed = matches!(body(self, &t), Ok((_, true)));
             self.record(&t, changed, Some(&e));
@@ -303,7 +297,10 @@ impl Cloud {
             }
             return self.finish(&t, again);
         }
+        // A stale read answers from before the resource's last change.
+        self.rds.stale = matches!(entry, Entry::Stale);
         let out = body(self, &t);
+        self.rds.stale = false;
         self.finish(&t, out)
     }
 
