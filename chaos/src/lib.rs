@@ -9,6 +9,7 @@
 pub mod aws_request;
 pub mod error_shape;
 pub mod faults;
+pub mod fleet;
 pub mod gameday;
 pub mod hypothesis;
 pub mod proxy;

@@ -6,6 +6,13 @@
 //!   one fails, 2 when one could not be run.
 //! - `drover-chaos seed-demo [--suffix NAME]`: seeds (or re-seeds) the demo
 //!   topology.
+//! - `drover-chaos seed-fleet --databases N [--suffix NAME]`: seeds (or
+//!   re-seeds) a fleet of N databases for `fleet-failover`; prints the
+//!   fleet and the `--param` pairs that aim the runbook at it.
+//! - `drover-chaos proxy --latency-ms MS`: a proxy in front of the emulators
+//!   that adds MS to every request (a WAN round trip to another region);
+//!   prints the environment that points an agent or a script at it, and runs
+//!   until killed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +20,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use drover_aws::Clients;
+use drover_chaos::fleet::{Fleet, seed_fleet};
 use drover_chaos::gameday::{self, Options};
 use drover_chaos::scenario::Scenario;
 use drover_chaos::topology::{Topology, seed};
@@ -50,6 +58,21 @@ enum Cmd {
         #[arg(long, default_value = "")]
         suffix: String,
     },
+    /// Seed (or re-seed) a fleet of databases for fleet-failover.
+    SeedFleet {
+        /// How many databases.
+        #[arg(long, default_value_t = 10)]
+        databases: usize,
+        /// Suffix for every name.
+        #[arg(long, default_value = "")]
+        suffix: String,
+    },
+    /// A proxy in front of the emulators adding a fixed delay to every request.
+    Proxy {
+        /// Milliseconds added to every request.
+        #[arg(long, default_value_t = 100)]
+        latency_ms: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,6 +91,13 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&s)?);
                 Ok(ExitCode::SUCCESS)
             }
+            Cmd::SeedFleet { databases, suffix } => {
+                let fleet = Fleet::new(databases, &suffix);
+                seed_fleet(&Clients::load().await, &fleet).await.context("seeding the fleet failed")?;
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"fleet": fleet, "params": fleet.params()}))?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Cmd::Proxy { latency_ms } => latency_proxy(latency_ms).await,
             Cmd::Run { scenarios, full, out, config, runbooks } => run(scenarios, full, out, config, runbooks).await,
         }
     }) {
@@ -103,4 +133,24 @@ async fn run(scenarios: Vec<PathBuf>, full: bool, out: PathBuf, config: PathBuf,
         all_passed &= report.passed();
     }
     Ok(if all_passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `proxy`: every request to the emulators delayed by `latency_ms`; prints
+/// the environment (`export K=V` lines) and serves until the process is killed.
+async fn latency_proxy(latency_ms: u64) -> anyhow::Result<ExitCode> {
+    use drover_chaos::faults::{Faults, Rule};
+    use drover_chaos::proxy::{Proxy, Upstreams};
+    let upstreams = Upstreams::from_env().context("AWS_ENDPOINT_URL is not set: run `eval \"$(scripts/emulators env)\"` first")?;
+    let faults = std::sync::Arc::new(Faults::new(0));
+    let rule: Rule = toml::from_str(&format!("kind = \"latency\"\nms = {latency_ms}")).context("the latency rule")?;
+    faults.add(rule);
+    let proxy = Proxy::start(upstreams.clone(), faults).await.context("cannot start the proxy on 127.0.0.1")?;
+    for (k, v) in upstreams.env_for(&proxy.url()) {
+        println!("export {k}={v}");
+    }
+    use std::io::Write;
+    std::io::stdout().flush().context("stdout")?;
+    // Serves until the process is killed.
+    std::future::pending::<()>().await;
+    Ok(ExitCode::SUCCESS)
 }

@@ -168,17 +168,22 @@ fn sdk_err<E: std::fmt::Display>(op: &'static str, region: &str, id: &str, e: E)
     CapabilityError::new("rds", op, region, id, "seed-failed", e.to_string())
 }
 
-/// Seeds (or re-seeds) `t`.
-pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> {
+/// Creates primary `primary` in `primary_region` and its cross-region read
+/// replica `replica` in `dr_region` afresh (deleting what a previous drill
+/// left), and waits until both are available.
+pub async fn seed_db_pair(
+    c: &Clients,
+    primary_region: &str,
+    dr_region: &str,
+    primary: &str,
+    replica: &str,
+) -> Result<(drover_aws::rds::DbInstance, drover_aws::rds::DbInstance), CapabilityError> {
     let wait = Duration::from_secs(1800);
-    // A previous drill may have promoted the replica, or failed back: start
-    // the databases afresh.
-    delete_if_present(c, &t.primary_region, &format!("{}-home", t.db_instance)).await?;
-    delete_if_present(c, &t.dr_region, &t.replica).await?;
-    delete_if_present(c, &t.primary_region, &t.db_instance).await?;
-    c.rds(&t.primary_region)
+    delete_if_present(c, dr_region, replica).await?;
+    delete_if_present(c, primary_region, primary).await?;
+    c.rds(primary_region)
         .create_db_instance()
-        .db_instance_identifier(&t.db_instance)
+        .db_instance_identifier(primary)
         .engine("postgres")
         .engine_version("16.3")
         .db_instance_class("db.t3.micro")
@@ -188,40 +193,46 @@ pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> 
         .tags(Tag::builder().key("app").value("orders").build())
         .send()
         .await
-        .map_err(|e| sdk_err("CreateDBInstance", &t.primary_region, &t.db_instance, aws_sdk_rds::error::DisplayErrorContext(e)))?;
-    let primary = rds::wait_instance_available(c, &t.primary_region, &t.db_instance, wait).await?;
-    c.rds(&t.dr_region)
+        .map_err(|e| sdk_err("CreateDBInstance", primary_region, primary, aws_sdk_rds::error::DisplayErrorContext(e)))?;
+    let made = rds::wait_instance_available(c, primary_region, primary, wait).await?;
+    c.rds(dr_region)
         .create_db_instance_read_replica()
-        .db_instance_identifier(&t.replica)
-        .source_db_instance_identifier(&primary.arn)
+        .db_instance_identifier(replica)
+        .source_db_instance_identifier(&made.arn)
         .tags(Tag::builder().key("app").value("orders").build())
         .send()
         .await
-        .map_err(|e| sdk_err("CreateDBInstanceReadReplica", &t.dr_region, &t.replica, aws_sdk_rds::error::DisplayErrorContext(e)))?;
-    let replica = rds::wait_instance_available(c, &t.dr_region, &t.replica, wait).await?;
+        .map_err(|e| sdk_err("CreateDBInstanceReadReplica", dr_region, replica, aws_sdk_rds::error::DisplayErrorContext(e)))?;
+    let copy = rds::wait_instance_available(c, dr_region, replica, wait).await?;
+    Ok((made, copy))
+}
 
-    // The zone, created once; the records put back to the primary.
-    if let Err(e) = route53::zone_id(c, &t.hosted_zone).await {
-        if !e.is("NoSuchHostedZone") {
-            return Err(e);
-        }
-        c.route53()
+/// Creates hosted zone `zone` unless it exists.
+pub async fn ensure_zone(c: &Clients, zone: &str) -> Result<(), CapabilityError> {
+    match route53::zone_id(c, zone).await {
+        Ok(_) => Ok(()),
+        Err(e) if !e.is("NoSuchHostedZone") => Err(e),
+        Err(_) => c
+            .route53()
             .create_hosted_zone()
-            .name(&t.hosted_zone)
-            .caller_reference(format!("drover-demo-{}-{}", t.hosted_zone, rand_suffix()))
+            .name(zone)
+            .caller_reference(format!("drover-demo-{zone}-{}", rand_suffix()))
             .send()
             .await
+            .map(|_| ())
             .map_err(|e| {
-                CapabilityError::new(
-                    "route53",
-                    "CreateHostedZone",
-                    "global",
-                    &t.hosted_zone,
-                    "seed-failed",
-                    aws_sdk_route53::error::DisplayErrorContext(e).to_string(),
-                )
-            })?;
+                CapabilityError::new("route53", "CreateHostedZone", "global", zone, "seed-failed", aws_sdk_route53::error::DisplayErrorContext(e).to_string())
+            }),
     }
+}
+
+/// Seeds (or re-seeds) `t`.
+pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> {
+    // A previous drill may have promoted the replica, or failed back: start
+    // the databases afresh.
+    delete_if_present(c, &t.primary_region, &format!("{}-home", t.db_instance)).await?;
+    let (primary, replica) = seed_db_pair(c, &t.primary_region, &t.dr_region, &t.db_instance, &t.replica).await?;
+    ensure_zone(c, &t.hosted_zone).await?;
     let endpoint = primary.endpoint.clone().unwrap_or_default();
     let t60 = Duration::from_secs(60);
     route53::upsert_cname(c, &t.hosted_zone, &t.db_record, &endpoint, 60, t60).await?;
@@ -427,22 +438,27 @@ pub async fn set_alarm(c: &Clients, region: &str, name: &str, state: aws_sdk_clo
 /// Publishes a `ReplicaLag` reading of `seconds` for the replica, now, as
 /// RDS does every minute (the emulators publish none of their own).
 pub async fn publish_replica_lag(c: &Clients, t: &Topology, seconds: f64) -> Result<(), CapabilityError> {
+    publish_lag(c, &t.dr_region, &t.replica, seconds).await
+}
+
+/// Publishes a `ReplicaLag` reading of `seconds` for `replica` in `region`.
+pub async fn publish_lag(c: &Clients, region: &str, replica: &str, seconds: f64) -> Result<(), CapabilityError> {
     use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
     let datum = MetricDatum::builder()
         .metric_name("ReplicaLag")
-        .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(&t.replica).build())
+        .dimensions(Dimension::builder().name("DBInstanceIdentifier").value(replica).build())
         .value(seconds)
         .unit(StandardUnit::Seconds)
         .timestamp(std::time::SystemTime::now().into())
         .build();
-    c.cloudwatch(&t.dr_region)
+    c.cloudwatch(region)
         .put_metric_data()
         .namespace("AWS/RDS")
         .metric_data(datum)
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| drover_aws::from_sdk("cloudwatch", "PutMetricData", &t.dr_region, &t.replica, e))
+        .map_err(|e| drover_aws::from_sdk("cloudwatch", "PutMetricData", region, replica, e))
 }
 
 fn rand_suffix() -> u64 {

@@ -17,6 +17,8 @@
 //! - [`retry`]: a step's retry policy, its backoff and when to retry;
 //! - [`attempts`]: an attempt interrupted by a crash counts against the policy;
 //! - [`limits`]: the largest request a runbook may make of a journaled call;
+//! - [`sections`]: parallel sections: branch names, their run ids, the
+//!   cap on branches and the replay rule of a section;
 //! - [`summary`]: a run's journal in brief, which the agent and the harness
 //!   must agree on.
 //!
@@ -30,6 +32,7 @@ pub mod keys;
 pub mod limits;
 pub mod retry;
 pub mod revert;
+pub mod sections;
 pub mod summary;
 mod violation;
 

@@ -106,7 +106,10 @@ impl Violation {
 /// `approval`, `end`), `key` its key.
 pub fn describe(kind: &str, key: Option<&str>) -> String {
     match (kind, key) {
-        ("step", Some(k)) => format!("step '{k}'"),
+        ("step", Some(k)) => match crate::sections::parse_step_key(k) {
+            Some(section) => format!("parallel section '{section}'"),
+            None => format!("step '{k}'"),
+        },
         ("approval", Some(g)) => format!("approval gate '{g}'"),
         ("register", Some(k)) => match crate::ActionKind::parse(k) {
             Some((action, key)) => format!("the registration of {} '{key}'", action.as_str()),

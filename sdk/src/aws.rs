@@ -115,6 +115,30 @@ pub mod rds {
         wit::replica_lag(region, identifier).map_err(Error::from_wit)
     }
 
+    /// What a replica's lag says about the data a promotion now would lose.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Lag {
+        /// A trustworthy reading: seconds behind, and the reading's age in seconds.
+        Known(f64, u64),
+        /// Nothing trustworthy, and why.
+        Unknown(String),
+    }
+
+    /// Judges `reading`, the [`replica_lag`] of `replica`: no reading, a
+    /// reading of `-1` (replication is not running) or one older than
+    /// `max_age_seconds` is unknown lag, never "no lag".
+    pub fn judge_lag(reading: Option<LagReading>, replica: &str, max_age_seconds: u32) -> Lag {
+        match reading {
+            None => Lag::Unknown(format!("no ReplicaLag reading for {replica} in CloudWatch for the last 5 minutes")),
+            Some(l) if l.seconds < 0.0 => Lag::Unknown(format!("ReplicaLag of {replica} is {} (replication is not running)", l.seconds)),
+            Some(l) if l.age_seconds > u64::from(max_age_seconds) => Lag::Unknown(format!(
+                "the newest ReplicaLag reading of {replica} ({:.0} s) is {} s old, older than max_lag_age_seconds={max_age_seconds}",
+                l.seconds, l.age_seconds
+            )),
+            Some(l) => Lag::Known(l.seconds, l.age_seconds),
+        }
+    }
+
     /// Describes Aurora DB cluster `identifier` in `region`.
     pub fn describe_cluster(region: &str, identifier: &str) -> Result<DbCluster, Error> {
         wit::describe_cluster(region, identifier).map_err(Error::from_wit)

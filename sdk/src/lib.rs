@@ -196,6 +196,7 @@ extern crate self as drover_sdk;
 pub mod aws;
 #[allow(missing_docs)]
 pub mod bindings;
+mod branches;
 mod ctx;
 mod describe;
 mod error;
@@ -213,6 +214,7 @@ mod secret;
 )]
 pub mod testing;
 
+pub use branches::{Branch, Join, Outcome, Outcomes};
 pub use ctx::Mode;
 pub use ctx::{Approved, Attempt, Ctx, Level};
 pub use describe::{Capability, Describe, Param};
@@ -247,6 +249,17 @@ pub trait Runbook {
     fn readiness(ctx: &Ctx, params: &Self::Params) -> Option<Result<Readiness, Error>> {
         let _ = (ctx, params);
         None
+    }
+
+    /// One branch of a parallel section started with [`Ctx::parallel`]: the
+    /// agent calls it in the branch's own instance, with the run's
+    /// parameters and the branch (name and input). Its steps are journaled
+    /// in the branch's own journal (keys unique within the branch); its
+    /// result is the branch's outcome. A runbook that starts no section need
+    /// not implement it.
+    fn branch(ctx: &Ctx, params: &Self::Params, branch: Branch) -> Result<serde_json::Value, Error> {
+        let _ = (ctx, params);
+        Err(Error::new("no-branch-handler", format!("the runbook started branch '{}' but does not implement Runbook::branch", branch.name)))
     }
 
     /// Carries out a cleanup or undo registered with [`Ctx::defer`] or
@@ -303,6 +316,11 @@ pub mod __private {
         let params: R::Params =
             serde_json::from_str(params).map_err(|e| Error::new("bad-params", format!("parameters do not fit the runbook's type: {e}")).to_wit())?;
         let ctx = Ctx::new();
+        if let Some(branch) = branches::current() {
+            // This instance runs one branch of a parallel section.
+            let output = R::branch(&ctx, &params, branch).map_err(|e| e.to_wit())?;
+            return serde_json::to_string(&output).map_err(|e| Error::new("output-not-serializable", format!("branch result: {e}")).to_wit());
+        }
         if ctx.mode() == Mode::Readiness
             && let Some(found) = R::readiness(&ctx, &params)
         {

@@ -95,6 +95,7 @@ fn the_engine_journals_what_the_native_harness_journals() {
     let parity = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../runbooks/scenarios/parity");
     for (name, component) in [
         ("regional-failover", artifacts::REGIONAL_FAILOVER),
+        ("fleet-failover", artifacts::FLEET_FAILOVER),
         ("failback", artifacts::FAILBACK),
         ("dr-drill", artifacts::DR_DRILL),
         ("dns-shift", artifacts::DNS_SHIFT),

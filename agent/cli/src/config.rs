@@ -140,6 +140,8 @@ pub struct LimitsConfig {
     pub output_kib: Option<u64>,
     pub log_kib: Option<u64>,
     pub concurrent_host_calls: Option<u64>,
+    pub max_branches: Option<u64>,
+    pub concurrent_branches: Option<u64>,
 }
 
 /// `[signing]`.
@@ -271,6 +273,12 @@ impl Config {
         }
         if let Some(v) = l.concurrent_host_calls {
             out.max_host_calls = count("concurrent_host_calls", v)?;
+        }
+        if let Some(v) = l.max_branches {
+            out.max_branches = count("max_branches", v)?;
+        }
+        if let Some(v) = l.concurrent_branches {
+            out.concurrent_branches = count("concurrent_branches", v)?;
         }
         Ok(out)
     }

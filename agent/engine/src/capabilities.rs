@@ -91,7 +91,7 @@ impl HostState {
                 "{what} was called outside a step; wrap AWS calls in ctx.step so that their results are journaled and replayed"
             ))))
         })?;
-        let step = durable.open_step().map(str::to_string);
+        let step = durable.open_step().map(|s| durable.labelled(s));
         let dry_run = durable.plan().is_some();
         let gate =
             self.gate.clone().ok_or_else(|| wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!("{what} was called outside a run")))))?;

@@ -22,7 +22,7 @@ use crate::backend::sim::SimBackend;
 use crate::bindings;
 use crate::cancel::CancelSignal;
 use crate::capabilities::Gate;
-use crate::durable::{AfterFailure, Durable, DurableError, StepStart};
+use crate::durable::{AfterFailure, Durable, DurableError, Listed, Registration, StepStart};
 use crate::events::{Observer, RunEvent};
 use crate::host::{HostState, from_wit};
 use crate::limits::{LimitExceeded, StepClock};
@@ -30,6 +30,7 @@ use crate::plan::{Plan, PlannedChange};
 use crate::policy::Guard;
 use crate::sandbox::{stderr_tail, wasi_for_run};
 use crate::secrets::{Secrets, guest_params};
+use crate::sections::{BranchCall, SectionRequest};
 use crate::{EPOCH_TICK, Engine, EngineError, LoadedRunbook};
 
 /// How often a driver looks for a cancel request in the journal.
@@ -84,6 +85,7 @@ pub enum Admitted {
 }
 
 /// What a run's capability calls reach.
+#[derive(Clone)]
 pub(crate) enum World {
     /// The engine's: AWS, or the simulation it was built with (`drover test`).
     Given,
@@ -208,6 +210,9 @@ fn stops_resumable(trap: &wasmtime::Error) -> Option<ErrorRecord> {
     {
         return Some(ErrorRecord::terminal(e.code(), e.to_string()));
     }
+    if let Some(DurableError::BranchStopped { code, message, .. }) = trap.downcast_ref::<DurableError>() {
+        return Some(ErrorRecord::terminal(code.clone(), message.clone()));
+    }
     trap.downcast_ref::<crate::audit::AuditError>().map(|e| ErrorRecord::terminal("audit-log", e.to_string()))
 }
 
@@ -244,6 +249,9 @@ impl Engine {
             step_ticks: (0, 0),
             log_bytes: 0,
             max_log_bytes: self.limits.max_log_bytes,
+            branch: None,
+            sections: None,
+            max_branches: self.limits.max_branches,
         };
         let mut store = Store::new(&self.wasm, state);
         store.limiter(|s| &mut s.limits);
@@ -417,6 +425,21 @@ impl Engine {
         observer: Observer,
         world: World,
     ) -> Result<RunRecord, EngineError> {
+        self.drive_linked(journal, runbook, run_id, observer, world, vec![]).await
+    }
+
+    /// [`Engine::drive`], with signals that stop the run as a cancel does
+    /// (`links`: a branch stops with its run, and with its siblings under
+    /// fail-fast).
+    pub(crate) async fn drive_linked(
+        &self,
+        journal: Arc<dyn Journal>,
+        runbook: &LoadedRunbook,
+        run_id: &str,
+        observer: Observer,
+        world: World,
+        links: Vec<Arc<CancelSignal>>,
+    ) -> Result<RunRecord, EngineError> {
         let (plan, sim) = match world {
             World::Given => (None, self.sim.clone()),
             World::Plan(plan) => (Some(plan), self.sim.clone()),
@@ -437,6 +460,18 @@ impl Engine {
         }
         let cancel = Arc::new(CancelSignal::default());
         let watcher = tokio::spawn(watch_for_cancel(journal.clone(), run_id.to_string(), cancel.clone()));
+        let linked: Vec<_> = links
+            .into_iter()
+            .map(|link| {
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    link.raised().await;
+                    if let Some(req) = link.request() {
+                        cancel.raise(req);
+                    }
+                })
+            })
+            .collect();
         let span = tracing::info_span!(
             "run",
             run_id,
@@ -450,6 +485,7 @@ impl Engine {
         }
         let result = self.execute(journal.clone(), runbook, run, lease.clone(), keeper.guard(), secrets, cancel, observer, plan, sim).instrument(span).await;
         watcher.abort();
+        linked.iter().for_each(|l| l.abort());
         drop(keeper);
         // Giving up the claim is a courtesy: a dead driver's claim is taken over anyway.
         let _ = journal.release(&lease).await;
@@ -508,12 +544,13 @@ impl Engine {
             cancel.raise(req);
         }
         let gate = self.gate(runbook, run_id, &run.params, run.origin.as_ref())?;
-        let mut durable = Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel)
+        let mut durable = Durable::new(journal.clone(), lease.clone(), entries, observer.clone(), self.limits.max_output_bytes, secrets, cancel.clone())
             .with_plan(plan)
             .with_unattended(unattended_by(&run))
             .with_shutdown(self.shutdown.clone())
             .with_simulation(sim)
-            .with_lease_guard(guard);
+            .with_lease_guard(guard)
+            .with_label(crate::sections::label_of(&run));
 
         let ending = match durable.recorded_end() {
             // The main part ended before a crash: go straight to the actions.
@@ -526,13 +563,16 @@ impl Engine {
                     let ops = vec![Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None }];
                     journal.commit(&lease, ops, Durability::Buffered).await?;
                 }
-                let (ending, d) = self.run_main(runbook, &run, durable, gate.clone()).await?;
+                let parent = crate::sections::Parent { journal: &journal, runbook, run: &run, world: world_of(&durable), cancel: &cancel, observer: &observer };
+                let (ending, d) = self.run_main(runbook, &run, durable, gate.clone(), &parent).await?;
                 durable = d;
                 ending
             }
         };
 
-        let mut durable = self.finalize(runbook, &run, &ending, durable, gate).await?;
+        // A branch that succeeded hands its undos and cleanups to its run.
+        let hands_over = BranchCall::of_run(&run).is_some() && matches!(ending, Ending::Succeeded(_));
+        let mut durable = if hands_over { durable } else { self.finalize(runbook, &run, &ending, durable, gate, &journal).await? };
         let mut ops = durable.take_pending();
         ops.push(ending.final_status());
         durable.finish(ops).await.map_err(infra)?;
@@ -540,15 +580,40 @@ impl Engine {
     }
 
     /// Runs the runbook's `run` and records how it ended (the `End` entry).
-    async fn run_main(&self, runbook: &LoadedRunbook, run: &RunRecord, durable: Durable, gate: Arc<Gate>) -> Result<(Ending, Durable), EngineError> {
+    async fn run_main(
+        &self,
+        runbook: &LoadedRunbook,
+        run: &RunRecord,
+        durable: Durable,
+        gate: Arc<Gate>,
+        parent: &crate::sections::Parent<'_>,
+    ) -> Result<(Ending, Durable), EngineError> {
         let clock = durable.step_clock();
         let (mut store, stderr) = self.new_store(Some(durable), &run.run_id, run.created_at.timestamp(), Some(gate));
+        let (sections, mut requests) = tokio::sync::mpsc::channel::<SectionRequest>(1);
+        store.data_mut().branch = BranchCall::of_run(run);
+        store.data_mut().sections = Some(sections);
         let params = guest_params(&run.params).to_string();
         let left = (run.created_at + self.limits.run_timeout - Utc::now()).to_std().unwrap_or_default();
         let run_deadline = tokio::time::Instant::now() + left;
         let call = async {
             let instance = runbook.pre.instantiate_async(&mut store).await?;
             instance.call_run(&mut store, &params).await
+        };
+        // The runbook's parallel sections are driven here, beside its call:
+        // its `branches.run` waits for the answer.
+        let serve = async {
+            while let Some(req) = requests.recv().await {
+                let outcomes = self.run_section(parent, &req.section).await;
+                let _ = req.reply.send(outcomes);
+            }
+            std::future::pending().await
+        };
+        let call = async {
+            tokio::select! {
+                r = call => r,
+                never = serve => never,
+            }
         };
         let outcome = self.within_deadlines(call, &clock, Some(run_deadline)).await;
         let mut durable = store.into_data().durable.ok_or_else(no_durable_state)?;
@@ -565,7 +630,18 @@ impl Engine {
                     None => return Err(stop(&mut durable, run, runbook, ops, ErrorRecord::terminal(e.code(), e.to_string())).await?),
                 },
             },
-            Ok(Err(e)) => Ending::Failed(durable.mask_error(from_wit(e))),
+            Ok(Err(e)) => match durable.cancel_request() {
+                // Cancelled while a parallel section ran: the runbook saw its
+                // branches stopped and gave up; the run was cancelled.
+                Some(r) => {
+                    let e = from_wit(e);
+                    Ending::Cancelled(ErrorRecord::terminal(
+                        "cancelled",
+                        durable.mask(&format!("cancelled by {}: {}; the runbook then ended with: {}: {}", r.by, r.reason, e.code, e.message)),
+                    ))
+                }
+                _ => Ending::Failed(durable.mask_error(from_wit(e))),
+            },
             Err(trap) => {
                 if let Some(e) = stops_without_outcome(&trap) {
                     tracing::warn!(error = %e, "run stopped without an outcome; left resumable");
@@ -600,12 +676,20 @@ impl Engine {
     /// succeed), then the cleanups (newest first, always), each once, as a
     /// journaled step in a fresh instance. A failing action is retried per its
     /// policy and then recorded; the others still run.
-    async fn finalize(&self, runbook: &LoadedRunbook, run: &RunRecord, ending: &Ending, mut durable: Durable, gate: Arc<Gate>) -> Result<Durable, EngineError> {
+    async fn finalize(
+        &self,
+        runbook: &LoadedRunbook,
+        run: &RunRecord,
+        ending: &Ending,
+        mut durable: Durable,
+        gate: Arc<Gate>,
+        journal: &Arc<dyn Journal>,
+    ) -> Result<Durable, EngineError> {
         let (run_id, created) = (run.run_id.as_str(), run.created_at.timestamp());
-        let registrations = durable.registrations();
-        let undos = registrations.iter().filter(|r| r.undo && !matches!(ending, Ending::Succeeded(_))).rev();
-        let cleanups = registrations.iter().filter(|r| !r.undo).rev();
-        for reg in undos.chain(cleanups) {
+        let registrations = self.actions(&durable, run, journal).await?;
+        let undos = registrations.iter().filter(|(r, _)| r.undo && !matches!(ending, Ending::Succeeded(_))).rev();
+        let cleanups = registrations.iter().filter(|(r, _)| !r.undo).rev();
+        for (reg, branch) in undos.chain(cleanups) {
             match durable.begin_action(&reg.step_key, reg.retry).await.map_err(infra)? {
                 StepStart::Completed(_) | StepStart::Failed(_) => continue,
                 StepStart::Run(_) => {}
@@ -620,6 +704,7 @@ impl Engine {
                 let clock = durable.step_clock();
                 clock.start(&reg.step_key);
                 let (mut store, stderr) = self.new_store(Some(durable), run_id, created, Some(gate.clone()));
+                store.data_mut().branch = branch.clone();
                 let call = async {
                     let instance = runbook.pre.instantiate_async(&mut store).await?;
                     instance.call_finalize(&mut store, &action).await
@@ -657,6 +742,45 @@ impl Engine {
             }
         }
         Ok(durable)
+    }
+}
+
+impl Engine {
+    /// The run's registered actions in registration order, each with the
+    /// branch it came from: its own, and, in a section's place, those the
+    /// section's succeeded branches handed over (a branch's own step key
+    /// `undo:KEY` runs in the run's journal as `undo:SECTION/BRANCH/KEY`).
+    async fn actions(&self, durable: &Durable, run: &RunRecord, journal: &Arc<dyn Journal>) -> Result<Vec<(Registration, Option<BranchCall>)>, EngineError> {
+        let mut out = Vec::new();
+        for item in durable.actions_in_order() {
+            match item {
+                Listed::Own(reg) => out.push((reg, BranchCall::of_run(run))),
+                Listed::Section { key, branches } => {
+                    for b in branches {
+                        let Some(branch_run) = journal.run(&b.run_id).await? else { continue };
+                        if branch_run.status != RunStatus::Succeeded {
+                            continue;
+                        }
+                        let call = BranchCall::of_run(&branch_run);
+                        for mut reg in crate::durable::registrations(&journal.entries(&b.run_id).await?) {
+                            let kind = if reg.undo { drover_replay::ActionKind::Undo } else { drover_replay::ActionKind::Cleanup };
+                            reg.step_key = kind.step_key(&format!("{key}/{}/{}", b.name, reg.key));
+                            out.push((reg, call.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The world a run's branches run in: the run's own.
+fn world_of(durable: &Durable) -> World {
+    match (durable.plan(), durable.simulation()) {
+        (Some(plan), _) => World::Plan(plan.clone()),
+        (None, Some(sim)) => World::Simulated(sim.clone()),
+        (None, None) => World::Given,
     }
 }
 

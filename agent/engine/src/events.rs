@@ -97,6 +97,10 @@ impl Observer {
     }
 
     /// Sends `ev` if anyone listens.
+    pub(crate) fn sender(&self) -> Option<UnboundedSender<RunEvent>> {
+        self.0.clone()
+    }
+
     pub fn send(&self, ev: RunEvent) {
         if let Some(tx) = &self.0 {
             let _ = tx.send(ev);

@@ -6,8 +6,8 @@ use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{approval, cleanup, clock, log, random, run_context, steps, types};
-use crate::durable::{AfterFailure, Durable, DurableError, RetrySpec, StepStart};
+use crate::bindings::{approval, branches, cleanup, clock, log, random, run_context, steps, types};
+use crate::durable::{AfterFailure, BranchOutcome, BranchStatus, Durable, DurableError, RetrySpec, SectionStart, StepStart};
 
 /// Most bytes of one log message kept; the rest is cut with a marker.
 pub const MAX_LOG_MESSAGE: usize = 16 * 1024;
@@ -34,6 +34,13 @@ pub struct HostState {
     /// Log bytes the run has written in this execution, and the limit.
     pub(crate) log_bytes: usize,
     pub(crate) max_log_bytes: usize,
+    /// The branch this instance runs, if it runs one (`branches.current`).
+    pub(crate) branch: Option<crate::sections::BranchCall>,
+    /// Where `branches.run` sends a section for the driver to drive; `None`
+    /// where no section may start (finalize).
+    pub(crate) sections: Option<crate::sections::SectionSender>,
+    /// Branches a run may start (`limits.max_branches`).
+    pub(crate) max_branches: usize,
 }
 
 impl WasiView for HostState {
@@ -59,6 +66,42 @@ fn trap(e: DurableError) -> wasmtime::Error {
 }
 
 impl types::Host for HostState {}
+
+impl branches::Host for HostState {
+    async fn run(&mut self, key: String, list: Vec<branches::Branch>, mode: branches::JoinMode) -> wasmtime::Result<Vec<branches::BranchOutcome>> {
+        let fail_fast = matches!(mode, branches::JoinMode::FailFast);
+        let in_branch = self.branch.as_ref().map(|b| b.name.clone());
+        let max = self.max_branches;
+        let requested = list.into_iter().map(|b| (b.name, b.input)).collect();
+        let outcomes = match self.durable()?.begin_section(&key, requested, fail_fast, in_branch.as_deref(), max).await.map_err(trap)? {
+            SectionStart::Ended(outcomes) => outcomes,
+            SectionStart::Drive(section) => {
+                let to_driver = self.sections.clone().ok_or_else(|| trap(drover_replay::sections::in_finalize(&key).into()))?;
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let gone = || trap(DurableError::Branch("the driver stopped while the section ran".into()));
+                to_driver.send(crate::sections::SectionRequest { section: section.clone(), reply }).await.map_err(|_| gone())?;
+                let outcomes = answer.await.map_err(|_| gone())?.map_err(trap)?;
+                self.durable()?.end_section(&section, &outcomes).await.map_err(trap)?;
+                outcomes
+            }
+        };
+        Ok(outcomes.into_iter().map(outcome_to_wit).collect())
+    }
+
+    async fn current(&mut self) -> wasmtime::Result<Option<branches::Branch>> {
+        Ok(self.branch.as_ref().map(|b| branches::Branch { name: b.name.clone(), input: b.input.clone() }))
+    }
+}
+
+fn outcome_to_wit(o: BranchOutcome) -> branches::BranchOutcome {
+    let error = || to_wit(o.error.clone().unwrap_or_else(|| ErrorRecord::terminal("branch-failed", format!("branch '{}' did not succeed", o.name))));
+    let outcome = match o.status {
+        BranchStatus::Succeeded => branches::Outcome::Succeeded(o.output.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "null".into())),
+        BranchStatus::Failed => branches::Outcome::Failed(error()),
+        BranchStatus::Stopped => branches::Outcome::Stopped(error()),
+    };
+    branches::BranchOutcome { name: o.name, outcome }
+}
 
 impl steps::Host for HostState {
     async fn begin(&mut self, key: String, retry: steps::RetryPolicy) -> wasmtime::Result<steps::Started> {

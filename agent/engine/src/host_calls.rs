@@ -29,7 +29,8 @@ pub enum Priority {
 impl Priority {
     /// The priority of a run with `origin` (see the module's doc).
     pub fn of_origin(origin: Option<&serde_json::Value>) -> Self {
-        if origin.is_some_and(|o| o["kind"] == "drill") { Priority::Drill } else { Priority::Failover }
+        // A branch of a parallel section runs at its run's priority.
+        if origin.is_some_and(|o| o["kind"] == "drill" || o["run_kind"] == "drill") { Priority::Drill } else { Priority::Failover }
     }
 }
 

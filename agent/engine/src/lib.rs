@@ -49,6 +49,7 @@ pub mod plan;
 pub mod policy;
 mod sandbox;
 pub mod secrets;
+mod sections;
 mod shutdown;
 pub mod simulate;
 pub mod simulation;
@@ -67,6 +68,7 @@ pub use limits::{LimitExceeded, Limits};
 pub use loader::{LoadedRunbook, check_header};
 pub use plan::PlannedChange;
 pub use policy::Policy;
+pub use sections::entries_with_branches;
 
 use artifacts::Artifacts;
 use host::HostState;

@@ -34,6 +34,12 @@ pub struct Limits {
     /// Capability calls (AWS) in flight at once, across every run of the
     /// agent (`concurrent_host_calls`); more wait their turn.
     pub max_host_calls: usize,
+    /// Branches a run may start, all its parallel sections together
+    /// (`max_branches`): a section asking for more is refused.
+    pub max_branches: usize,
+    /// Branches of one section driven at once (`concurrent_branches`); the
+    /// others start as running ones end.
+    pub concurrent_branches: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +54,8 @@ impl Default for Limits {
             max_output_bytes: 1 << 20,
             max_log_bytes: 4 << 20,
             max_host_calls: 32,
+            max_branches: drover_replay::sections::DEFAULT_MAX_BRANCHES,
+            concurrent_branches: 32,
         }
     }
 }

@@ -129,6 +129,7 @@ mod tests {
         assert_eq!(contract_version_of("drover:runbook/steps@0.1.0"), Some("0.1.0"));
         assert_eq!(contract_version_of("drover:other/steps@0.1.0"), None);
         assert!(compatible("0.1.0"));
+        assert!(compatible("0.1.1"));
         assert!(!compatible("0.1.9"));
         assert!(!compatible("0.2.0"));
         assert!(!compatible("1.1.0"));

@@ -12,6 +12,7 @@ use sim_common::{budget, simulator_with};
 async fn every_reference_runbook_passes_its_budget() {
     let runbooks = [
         ("regional-failover", drover_test_artifacts::REGIONAL_FAILOVER),
+        ("fleet-failover", drover_test_artifacts::FLEET_FAILOVER),
         ("failback", drover_test_artifacts::FAILBACK),
         ("dns-shift", drover_test_artifacts::DNS_SHIFT),
         ("dr-drill", drover_test_artifacts::DR_DRILL),

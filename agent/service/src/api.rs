@@ -132,7 +132,7 @@ async fn run(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): P
         Ok(None) => return journal_error(JournalError::UnknownRun(id)),
         Err(e) => return journal_error(e),
     };
-    let (entries, approvals) = match (journal.entries(&id).await, journal.approvals(Some(&id), false).await) {
+    let (entries, approvals) = match (drover_engine::entries_with_branches(journal.as_ref(), &id).await, journal.approvals(Some(&id), false).await) {
         (Ok(e), Ok(a)) => (e, a),
         (Err(e), _) | (_, Err(e)) => return journal_error(e),
     };

@@ -172,7 +172,10 @@ impl Supervisor {
         // Stopped on non-determinism: it waits for an operator (a resume
         // with a build whose replay matches, or a cancel), not a takeover.
         let diverged = !run.status.is_final() && run.error.as_ref().is_some_and(|e| e.code == "non-determinism");
-        run.driver_gone(now) && !unclaimed && !diverged && !self.is_driving(&run.run_id) && !self.backing_off(&run.run_id)
+        // A branch of a parallel section is driven by its run's driver (which
+        // resumes it with the run), never on its own.
+        let branch = run.origin.as_ref().is_some_and(|o| o["kind"] == "branch");
+        run.driver_gone(now) && !unclaimed && !diverged && !branch && !self.is_driving(&run.run_id) && !self.backing_off(&run.run_id)
     }
 
     fn backing_off(&self, run_id: &str) -> bool {

@@ -44,6 +44,7 @@
 
 use std::time::Duration;
 
+use drover_sdk::aws::rds::Lag;
 use drover_sdk::aws::{rds, route53};
 use drover_sdk::{Action, Capability, Ctx, Describe, Error, Param, Readiness, Retry, Runbook, export_runbook};
 use serde::{Deserialize, Serialize};
@@ -147,27 +148,14 @@ fn targets(sets: &[route53::RecordSet]) -> Vec<(String, u8, String)> {
     route53::weighted_targets(sets).into_iter().map(|t| (t.set_identifier, t.weight, t.value)).collect()
 }
 
-/// What the replica's lag says about the data a promotion now would lose.
-enum Lag {
-    /// A fresh reading within the budget, or over it: seconds and age.
-    Known(f64, u64),
-    /// Nothing trustworthy: why.
-    Unknown(String),
-}
-
+/// What the replica's lag says about the data a promotion now would lose
+/// (`drover_sdk`'s judgement: unknown is never "no lag").
 fn lag(reading: Option<rds::LagReading>, replica: &str, max_age: u32) -> Lag {
     match reading {
-        None => Lag::Unknown(format!("no ReplicaLag reading for {replica} in CloudWatch for the last 5 minutes")),
-        // (The `power-test` feature reverts this refusal, for the simulation's
-        // power test only: a build with it is never shipped.)
-        Some(l) if l.seconds < 0.0 && !cfg!(feature = "power-test") => {
-            Lag::Unknown(format!("ReplicaLag of {replica} is {} (replication is not running)", l.seconds))
-        }
-        Some(l) if l.age_seconds > u64::from(max_age) => Lag::Unknown(format!(
-            "the newest ReplicaLag reading of {replica} ({:.0} s) is {} s old, older than max_lag_age_seconds={max_age}",
-            l.seconds, l.age_seconds
-        )),
-        Some(l) => Lag::Known(l.seconds, l.age_seconds),
+        // The `power-test` feature reverts the refusal of -1, for the
+        // simulation's power test only: a build with it is never shipped.
+        Some(l) if l.seconds < 0.0 && cfg!(feature = "power-test") && l.age_seconds <= u64::from(max_age) => Lag::Known(l.seconds, l.age_seconds),
+        reading => rds::judge_lag(reading, replica, max_age),
     }
 }
 

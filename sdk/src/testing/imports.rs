@@ -43,6 +43,18 @@ pub mod steps {
     }
 }
 
+pub mod branches {
+    pub use crate::bindings::drover::runbook::branches::*;
+
+    pub fn run(key: &str, branches: &[Branch], mode: JoinMode) -> Vec<BranchOutcome> {
+        crate::testing::run::run_section(key, branches, mode)
+    }
+
+    pub fn current() -> Option<Branch> {
+        super::with_live(|l| l.current_branch())
+    }
+}
+
 pub mod cleanup {
     use crate::bindings::drover::runbook::steps::RetryPolicy;
 

@@ -96,11 +96,15 @@ struct Registration {
     key: String,
     payload: String,
     retry: RetrySpec,
+    /// For an action a branch handed to the run: the step it runs under
+    /// (`undo:SECTION/BRANCH/KEY`) and the branch (name, input).
+    step_key: Option<String>,
+    branch: Option<(String, String)>,
 }
 
 impl Registration {
     fn step_key(&self) -> String {
-        self.kind.step_key(&self.key)
+        self.step_key.clone().unwrap_or_else(|| self.kind.step_key(&self.key))
     }
 }
 
@@ -158,7 +162,30 @@ pub(crate) struct Live {
     /// The retry policy each open step began with.
     retry: BTreeMap<String, RetrySpec>,
     rng: u64,
+    /// The branch this execution runs (name, input JSON), if it runs one.
+    branch: Option<(String, String)>,
+    /// `SECTION/BRANCH/` in a branch (its steps' names in the test), else empty.
+    prefix: String,
+    /// Why this branch stops at its next step boundary (fail-fast).
+    stop: Option<String>,
+    /// Set once the test cancelled the run (every branch stops too).
+    cancelled: bool,
+    /// Why the run or branch being cancelled is.
+    cancel_reason: Option<String>,
+    /// Branches a run may start (the agent's default `max_branches`).
+    max_branches: usize,
+    /// The branches' own runs, kept between executions, by run id.
+    branch_runs: BTreeMap<String, sections::BranchRun>,
+    /// Runs one execution of a branch (`execute::<R>`).
+    branch_exec: Option<fn(&str)>,
+    /// The run's parameters (JSON), which every branch gets too.
+    params: String,
+    /// Each ended section's branches' steps (named `SECTION/BRANCH/KEY`).
+    branch_steps: BTreeMap<String, Vec<StepRecord>>,
 }
+
+mod sections;
+pub(crate) use sections::run as run_section;
 
 /// A broken rule that fails the run as a `contract-violation`, as the agent
 /// does (the agent traps the runbook with the same text).
@@ -302,11 +329,11 @@ impl Live {
                 }
             }
         }
-        if self.cancel_before.as_deref() == Some(key) {
+        if self.cancel_before.as_deref() == Some(self.full_key(key).as_str()) {
             self.cancel_before = None;
-            self.keys.remove(key);
-            panic_any(Interrupt::Cancel);
+            self.cancelled = true;
         }
+        self.stop_before(key);
         let idem = drover_replay::idempotency_key(&self.run_id, key);
         let index = self.journal.steps.len();
         self.journal.steps.push(StepRecord {
@@ -336,11 +363,11 @@ impl Live {
 
     pub(crate) fn complete(&mut self, key: &str, output: &str) {
         let index = self.take_open(key);
-        self.interrupt_if(CrashPoint::BeforeComplete(key.to_string()));
+        self.interrupt_if(CrashPoint::BeforeComplete(self.full_key(key)));
         let rec = &mut self.journal.steps[index];
         rec.status = "completed".into();
         rec.output = Some(output.to_string());
-        self.interrupt_if(CrashPoint::AfterComplete(key.to_string()));
+        self.interrupt_if(CrashPoint::AfterComplete(self.full_key(key)));
     }
 
     pub(crate) fn fail(&mut self, key: &str, error: &WitError) -> AfterFailure {
@@ -501,7 +528,7 @@ impl Live {
             return;
         }
         let index = self.journal.registrations.len();
-        self.journal.registrations.push(Registration { kind, key: key.into(), payload: payload.into(), retry });
+        self.journal.registrations.push(Registration { kind, key: key.into(), payload: payload.into(), retry, step_key: None, branch: None });
         self.record(Entry::Register(index));
     }
 
@@ -648,9 +675,20 @@ impl TestRun {
             action_attempt: None,
             retry: BTreeMap::new(),
             rng: seed,
+            branch: None,
+            prefix: String::new(),
+            stop: None,
+            cancelled: false,
+            cancel_reason: None,
+            max_branches: drover_replay::sections::DEFAULT_MAX_BRANCHES,
+            branch_runs: BTreeMap::new(),
+            branch_exec: Some(execute::<R>),
+            params: String::new(),
+            branch_steps: BTreeMap::new(),
         };
-        LIVE.with(|l| *l.borrow_mut() = Some(live));
         let params = Value::Object(params).to_string();
+        let live = Live { params: params.clone(), ..live };
+        LIVE.with(|l| *l.borrow_mut() = Some(live));
         let mut executions = 0;
         let mut crashes = 0;
         loop {
@@ -679,7 +717,14 @@ impl TestRun {
         }
         let live = LIVE.with(|l| l.borrow_mut().take()).expect("the test run is still there");
         let (ending, result, _) = live.journal.ended.clone().expect("the run ended");
-        Report { ending, result: result.map_err(Error::from_wit), steps: live.journal.steps, cloud: live.cloud, logs: live.logs, executions, crashes }
+        // Each section's branches' steps follow the section's own.
+        let mut steps = Vec::new();
+        for s in live.journal.steps {
+            let branches = live.branch_steps.get(&s.key).cloned().unwrap_or_default();
+            steps.push(s);
+            steps.extend(branches);
+        }
+        Report { ending, result: result.map_err(Error::from_wit), steps, cloud: live.cloud, logs: live.logs, executions, crashes }
     }
 }
 
@@ -700,11 +745,22 @@ fn execute<R: Runbook>(params: &str) {
         }));
         let failed = |code: &str, message: String| (Ending::Failed, Err(WitError { code: code.into(), message, retryable: false, resource: None }));
         let (ending, result) = match outcome {
+            // A cancel the runbook saw only through its branches' outcomes
+            // still ends the run cancelled, as in the agent.
+            Ok(Err(e)) if with_live(|l| l.cancelled) => (
+                Ending::Cancelled,
+                Err(WitError { message: format!("the test cancelled the run; the runbook then ended with: {}", e.message), code: "cancelled".into(), ..e }),
+            ),
             Ok(r) => (if r.is_ok() { Ending::Succeeded } else { Ending::Failed }, r),
             Err(payload) => match (payload.downcast_ref::<Interrupt>(), payload.downcast_ref::<ContractViolation>()) {
                 (Some(Interrupt::Cancel), _) => (
                     Ending::Cancelled,
-                    Err(WitError { code: "cancelled".into(), message: "the test cancelled the run".into(), retryable: false, resource: None }),
+                    Err(WitError {
+                        code: "cancelled".into(),
+                        message: with_live(|l| l.cancel_reason.clone()).unwrap_or_else(|| "the test cancelled the run".into()),
+                        retryable: false,
+                        resource: None,
+                    }),
                 ),
                 (Some(Interrupt::Crash), _) => resume_unwind(payload),
                 (None, Some(ContractViolation(v))) => failed(v.code(), v.to_string()),
@@ -727,6 +783,11 @@ fn execute<R: Runbook>(params: &str) {
             l.journal.ended = Some((ending, result, l.cursor));
             l.finalizing = true;
         });
+    }
+    // A branch that succeeded hands its undos and cleanups to the run.
+    let handed_over = with_live(|l| l.branch.is_some() && l.journal.ended.as_ref().is_some_and(|e| e.0 == Ending::Succeeded));
+    if handed_over {
+        return;
     }
     finalize::<R>();
 }
@@ -764,8 +825,14 @@ fn finalize<R: Runbook>() {
                     Ending::Cancelled => crate::bindings::Ending::Cancelled,
                 },
             };
-            // What the component's `finalize` export does, natively.
+            // What the component's `finalize` export does, natively (in the
+            // branch that registered it, for an action a branch handed over).
+            let own = with_live(|l| {
+                let theirs = r.branch.clone().or_else(|| l.branch.clone());
+                std::mem::replace(&mut l.branch, theirs)
+            });
             let result = catch_unwind(AssertUnwindSafe(|| crate::__private::finalize::<R>(action)));
+            with_live(|l| l.branch = own);
             let result = match result {
                 Ok(r) => r,
                 Err(payload) if payload.downcast_ref::<Interrupt>().is_some() => resume_unwind(payload),

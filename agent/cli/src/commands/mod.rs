@@ -40,7 +40,7 @@ pub fn who() -> String {
 
 /// Prints run `run_id` (JSON or timeline) and returns the exit code its status means.
 pub async fn report(journal: &Arc<dyn Journal>, run: &RunRecord, json: bool) -> Result<ExitCode> {
-    let entries = journal.entries(&run.run_id).await?;
+    let entries = drover_engine::entries_with_branches(journal.as_ref(), &run.run_id).await?;
     let events = if json { journal.events(&run.run_id).await? } else { Vec::new() };
     print_run(run, &entries, &events, json, Map::new())?;
     Ok(exit_code(run.status))

@@ -24,7 +24,7 @@ pub struct Args {
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let journal = home.journal().await?;
     let run = journal.run(&args.run_id).await?.ok_or_else(|| JournalError::UnknownRun(args.run_id.clone()))?;
-    let entries = journal.entries(&run.run_id).await?;
+    let entries = drover_engine::entries_with_branches(journal.as_ref(), &run.run_id).await?;
     let audit_path = home.dir.join("audit.jsonl");
     let audit = AuditLog::read(&audit_path).with_context(|| format!("cannot read the audit log {}", audit_path.display()))?;
     let report = Report::new(&RunView::new(&run, &entries), &audit);

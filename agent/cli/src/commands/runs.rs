@@ -20,6 +20,10 @@ pub struct Args {
     /// At most this many runs, newest first.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+    /// Also list the runs of parallel sections' branches (`RUN.SECTION.BRANCH`;
+    /// `drover show RUN` shows them with their run).
+    #[arg(long)]
+    pub branches: bool,
 }
 
 fn parse_status(s: &str) -> Result<RunStatus, String> {
@@ -29,6 +33,8 @@ fn parse_status(s: &str) -> Result<RunStatus, String> {
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let journal = home.journal().await?;
     let runs = journal.runs(&RunFilter { status: args.status, limit: Some(args.limit), ..Default::default() }).await?;
+    let is_branch = |r: &drover_journal::RunRecord| r.origin.as_ref().is_some_and(|o| o["kind"] == "branch");
+    let runs: Vec<_> = runs.into_iter().filter(|r| args.branches || !is_branch(r)).collect();
     if args.json {
         let list: Vec<_> = runs
             .iter()

@@ -87,7 +87,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         p.finish().await;
     }
     let run = outcome?;
-    let entries = journal.entries(&run.run_id).await?;
+    let entries = drover_engine::entries_with_branches(journal.as_ref(), &run.run_id).await?;
     let events = if args.json { journal.events(&run.run_id).await? } else { Vec::new() };
     let cloud = sim.cloud();
     let mut extra = Map::new();

@@ -36,6 +36,21 @@ pub enum DurableError {
     /// The journal failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A branch of a parallel section stopped without an outcome,
+    /// resumable (a non-determinism in its replay, an unwritable audit log):
+    /// the run stops with it.
+    #[error("branch run '{run_id}' stopped: {message}")]
+    BranchStopped {
+        /// The branch's run.
+        run_id: String,
+        /// Why (`non-determinism`, `audit-log`).
+        code: String,
+        /// What the branch's driver said.
+        message: String,
+    },
+    /// A parallel section could not drive its branches.
+    #[error("a parallel section could not run: {0}")]
+    Branch(String),
     /// Under a deterministic simulation: the agent crashes here (`point`).
     /// Nothing after it runs; the simulation resumes the run as a restarted
     /// agent would.
@@ -56,6 +71,8 @@ impl DurableError {
             DurableError::Suspended => "suspended",
             DurableError::Crashed { .. } => "crashed",
             DurableError::Limit(_) => "limit-exceeded",
+            DurableError::BranchStopped { .. } => "branch-stopped",
+            DurableError::Branch(_) => "branch",
             _ => "contract-violation",
         }
     }

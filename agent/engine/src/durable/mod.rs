@@ -51,6 +51,7 @@ mod clock;
 mod control;
 mod entropy;
 mod error;
+mod sections;
 mod waits;
 
 use waits::wait_deadline;
@@ -60,6 +61,7 @@ pub use control::RunControl;
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use error::DurableError;
 use error::Result;
+pub use sections::{BranchOutcome, BranchStatus, Listed, Section, SectionBranch, SectionStart, recorded_branches};
 
 /// Permission to run a step body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +158,32 @@ pub struct Durable {
     entropy: Arc<dyn Entropy>,
     /// Under a deterministic simulation: where it crashes the agent.
     sim: Option<Arc<crate::simulation::Simulation>>,
+    /// `SECTION/BRANCH/` in a branch of a parallel section (empty in a run):
+    /// how crash points and the simulation name its steps.
+    label: String,
+}
+
+/// The registration journaled in entry `e`, if it is one.
+fn registration_of(e: &Entry) -> Option<Registration> {
+    if e.kind != EntryKind::Register {
+        return None;
+    }
+    let step_key = e.key.clone()?;
+    let (kind, key) = ActionKind::parse(&step_key)?;
+    let out = e.output.as_ref()?;
+    Some(Registration {
+        key: key.to_string(),
+        undo: kind == ActionKind::Undo,
+        payload: out["payload"].to_string(),
+        retry: serde_json::from_value(out["retry"].clone()).ok()?,
+        step_key,
+    })
+}
+
+/// Every registration journaled in `entries` (a run's, or a branch's), in
+/// registration order.
+pub fn registrations(entries: &[Entry]) -> Vec<Registration> {
+    entries.iter().filter_map(registration_of).collect()
 }
 
 /// Most deferred writes held before they are flushed on their own.
@@ -192,7 +220,15 @@ impl Durable {
             time: Arc::new(WallClock),
             entropy: Arc::new(OsEntropy),
             sim: None,
+            label: String::new(),
         }
+    }
+
+    /// Names this run's steps `label` + key at crash points and in the
+    /// simulation (a branch: `SECTION/BRANCH/`).
+    pub fn with_label(mut self, label: String) -> Self {
+        self.label = label;
+        self
     }
 
     /// Runs on a simulation's time (`drover test`): waits move its clock
@@ -211,6 +247,13 @@ impl Durable {
     /// run stops at once with [`DurableError::Crashed`], and where it pauses
     /// the driver (another agent takes the run over meanwhile), it waits.
     pub async fn point(&self, point: Failpoint, step: &str) -> Result<()> {
+        let labelled;
+        let step = if self.label.is_empty() || step.is_empty() || step == "-" {
+            step
+        } else {
+            labelled = format!("{}{step}", self.label);
+            labelled.as_str()
+        };
         failpoints::hit(point, step);
         let Some(sim) = &self.sim else { return Ok(()) };
         match sim.crash_point(point.name(), step) {
@@ -269,6 +312,12 @@ impl Durable {
     /// its capability calls).
     pub fn step_span(&self) -> Option<tracing::Id> {
         self.open.as_ref().and_then(|o| o.span.id())
+    }
+
+    /// Step `key` as named outside the run's journal: with its branch's
+    /// `SECTION/BRANCH/` in a branch.
+    pub fn labelled(&self, key: &str) -> String {
+        format!("{}{key}", self.label)
     }
 
     /// The step whose body is running, if any.
@@ -339,7 +388,7 @@ impl Durable {
             return Err(Violation::DuplicateKey { key: key.into() }.into());
         }
         if let Some(sim) = &self.sim {
-            sim.note_step(key, retry.max_attempts);
+            sim.note_step(&format!("{}{key}", self.label), retry.max_attempts);
         }
         self.point(Failpoint::BeforeStep, key).await?;
         let seq = self.cursor;
@@ -624,22 +673,7 @@ impl Durable {
 
     /// Every registration journaled in the main part, in registration order.
     pub fn registrations(&self) -> Vec<Registration> {
-        self.entries
-            .iter()
-            .filter(|e| e.kind == EntryKind::Register)
-            .filter_map(|e| {
-                let step_key = e.key.clone()?;
-                let (kind, key) = ActionKind::parse(&step_key)?;
-                let out = e.output.as_ref()?;
-                Some(Registration {
-                    key: key.to_string(),
-                    undo: kind == ActionKind::Undo,
-                    payload: out["payload"].to_string(),
-                    retry: serde_json::from_value(out["retry"].clone()).ok()?,
-                    step_key,
-                })
-            })
-            .collect()
+        registrations(&self.entries)
     }
 
     /// The outcome recorded when the main part ended, if it has.

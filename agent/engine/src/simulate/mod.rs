@@ -231,7 +231,15 @@ impl Simulator {
         }
         let run: RunRecord = journal.run(RUN_ID).await?.ok_or_else(|| EngineError::Internal("the simulated run is gone".into()))?;
         let entries = journal.entries(RUN_ID).await?;
-        let attempts = journal.attempts(RUN_ID).await?;
+        let mut attempts = journal.attempts(RUN_ID).await?;
+        // The attempts of its branches' steps, named as the simulation names them.
+        for r in journal.runs(&drover_journal::RunFilter::default()).await? {
+            if r.origin.as_ref().is_some_and(|o| o["kind"] == "branch" && o["parent"] == RUN_ID) {
+                let label = crate::sections::label_of(&r);
+                let theirs = journal.attempts(&r.run_id).await?;
+                attempts.extend(theirs.into_iter().map(|a| drover_journal::AttemptRecord { key: format!("{label}{}", a.key), ..a }));
+            }
+        }
         let cloud = sim.cloud();
         let after = cloud.state();
         let steps = sim.steps();

@@ -1,0 +1,470 @@
+//! `fleet-failover`: move a fleet of databases and their application from
+//! the primary region to the DR region at once. Each database is a branch of
+//! a parallel section (`Ctx::parallel`): ten promotions take the time of one.
+//!
+//! 1. Section `check` (every database at once, reads only, collect-all): the
+//!    replica in the DR region exists, is available and replicates from its
+//!    primary; its lag (CloudWatch `ReplicaLag`: the estimated RPO) is known,
+//!    fresh and within `rpo_seconds` (the overrides `accept_replica_lag` and
+//!    `accept_unknown_lag` work as in `regional-failover` and are named in
+//!    the result); its database record exists. **One database failing its
+//!    check refuses the whole failover, nothing changed**: a fleet half
+//!    failed over because one replica lagged is worse than none.
+//! 2. `check-app`: the application's weighted records have a set for the DR
+//!    region in every record type.
+//! 3. With `approval=true`, gate `failover` asks a person (every database and
+//!    its lag in the question).
+//! 4. Section `failover` (fail-fast): in each database's branch, `promote`
+//!    (a busy replica is waited for, never taken for promoted),
+//!    `wait-promoted` (available **and** no longer replicating), then
+//!    `point-db-record`. A branch that fails stops the others at their next
+//!    step; the run then fails naming which databases moved and which did
+//!    not, and the application's traffic stays where it is.
+//! 5. `shift-app-weights` to the DR region (undone if verification fails).
+//! 6. Section `verify` (collect-all): each database record points at its
+//!    promoted instance, which is available with no replication source (a
+//!    stale read is read again, not taken for a failure); then `verify-app`
+//!    reads the weights back. The result carries the measured RTO (start to
+//!    traffic shifted) and each database's estimated RPO.
+//!
+//! Every step is idempotent and every branch has its own journal: a crash
+//! anywhere, then `drover resume`, ends with one promotion per replica and
+//! every record changed once.
+
+use std::time::Duration;
+
+use drover_sdk::aws::rds::Lag;
+use drover_sdk::aws::{rds, route53};
+use drover_sdk::{Action, Branch, Capability, Ctx, Describe, Error, Join, Param, Retry, Runbook, export_runbook};
+use serde::{Deserialize, Serialize};
+
+/// One database of the fleet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Database {
+    /// Its name in the fleet (the branch name): lowercase letters, digits, `-`.
+    name: String,
+    /// The primary instance, in the primary region.
+    primary: String,
+    /// Its cross-region read replica, in the DR region.
+    replica: String,
+    /// The CNAME its clients use.
+    record: String,
+}
+
+#[derive(Deserialize)]
+struct Params {
+    primary_region: String,
+    dr_region: String,
+    databases: Vec<Database>,
+    hosted_zone: String,
+    app_record: String,
+    rto_seconds: u32,
+    rpo_seconds: u32,
+    accept_replica_lag: bool,
+    accept_unknown_lag: bool,
+    max_lag_age_seconds: u32,
+    #[serde(default)]
+    approval: bool,
+    #[serde(default)]
+    approval_timeout_seconds: u32,
+}
+
+/// What a branch is asked to do.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Job {
+    Check(Database),
+    Failover(Database),
+    Verify { db: Database, endpoint: String },
+}
+
+/// A database's check, as its branch found it.
+#[derive(Serialize, Deserialize)]
+struct Checked {
+    replica_arn: String,
+    lag_seconds: Option<f64>,
+    lag_reading_age_seconds: Option<u64>,
+    warning: Option<String>,
+}
+
+/// A database failed over.
+#[derive(Serialize, Deserialize)]
+struct Moved {
+    arn: String,
+    endpoint: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Weights {
+    targets: Vec<(String, u8, String)>,
+}
+
+/// The undo of the weight shift.
+#[derive(Serialize, Deserialize)]
+struct RestoreWeights {
+    zone: String,
+    record: String,
+    targets: Vec<(String, u8, String)>,
+    timeout_seconds: u64,
+}
+
+#[derive(Serialize)]
+struct DatabaseOutcome {
+    name: String,
+    promoted: String,
+    endpoint: String,
+    estimated_rpo_seconds: Option<f64>,
+    lag_reading_age_seconds: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    databases: Vec<DatabaseOutcome>,
+    rto_seconds: f64,
+    rto_objective_seconds: u32,
+    rto_met: bool,
+    rpo_objective_seconds: u32,
+    warnings: Vec<String>,
+}
+
+struct FleetFailover;
+
+/// The name in an RDS ARN (`arn:aws:rds:REGION:ACCOUNT:db:NAME`), or the
+/// identifier itself.
+fn rds_name(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
+fn unix_ms(ctx: &Ctx) -> u128 {
+    ctx.now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+}
+
+fn targets(sets: &[route53::RecordSet]) -> Vec<(String, u8, String)> {
+    route53::weighted_targets(sets).into_iter().map(|t| (t.set_identifier, t.weight, t.value)).collect()
+}
+
+fn weighted(t: &[(String, u8, String)]) -> Vec<route53::WeightedTarget> {
+    t.iter().map(|(set, weight, value)| route53::WeightedTarget { set_identifier: set.clone(), weight: *weight, value: value.clone() }).collect()
+}
+
+/// The branches of a section: one per database, `job` making each one's input.
+fn per_database(p: &Params, job: impl Fn(&Database) -> Job) -> Vec<(String, Job)> {
+    p.databases.iter().map(|db| (db.name.clone(), job(db))).collect()
+}
+
+/// `check`: one database's preflight (reads only).
+fn check(p: &Params, db: &Database) -> Result<Checked, Error> {
+    let replica = rds::describe_instance(&p.dr_region, &db.replica)
+        .map_err(|e| e.context(format!("the DR replica {} of {} in {} is not usable", db.replica, db.primary, p.dr_region)))?;
+    if replica.status != "available" {
+        return Err(Error::new("replica-not-available", format!("replica {} is '{}', not available", db.replica, replica.status)).with_resource(replica.arn));
+    }
+    match &replica.replica_source {
+        None => {
+            return Err(Error::new(
+                "not-a-replica",
+                format!(
+                    "{} in {} is not a read replica (it has no replication source): promoting it would change nothing, and its record would move to \
+                     an instance that may not hold {}'s data. Fix the fleet's list (--param databases)",
+                    db.replica, p.dr_region, db.primary
+                ),
+            )
+            .with_resource(replica.arn));
+        }
+        Some(src) if rds_name(src) != db.primary => {
+            return Err(Error::new(
+                "wrong-replica-source",
+                format!("{} replicates from {src}, not from the primary {}: promoting it would serve another database's data", db.replica, db.primary),
+            )
+            .with_resource(replica.arn));
+        }
+        Some(_) => {}
+    }
+    let record = route53::get_records(&p.hosted_zone, &db.record)?;
+    if record.is_empty() {
+        return Err(Error::new("record-not-found", format!("no record {} in zone {}", db.record, p.hosted_zone)));
+    }
+    let (lag_seconds, lag_reading_age_seconds, warning) = match rds::judge_lag(rds::replica_lag(&p.dr_region, &db.replica)?, &db.replica, p.max_lag_age_seconds)
+    {
+        Lag::Known(seconds, _) if seconds > f64::from(p.rpo_seconds) && !p.accept_replica_lag => {
+            return Err(Error::new(
+                "replica-lag-over-rpo",
+                format!(
+                    "replica {} lags {seconds:.0} s behind its source, over the RPO budget of {} s: promoting now would lose up to {seconds:.0} s of writes. \
+                     Wait for it to catch up, or fail over anyway with --param accept_replica_lag=true (recorded with the run)",
+                    db.replica, p.rpo_seconds
+                ),
+            )
+            .with_resource(replica.arn));
+        }
+        Lag::Known(seconds, age) if seconds > f64::from(p.rpo_seconds) => (
+            Some(seconds),
+            Some(age),
+            Some(format!("{}: replica lag {seconds:.0} s (read {age} s ago) over the RPO budget of {} s, accepted by the operator", db.name, p.rpo_seconds)),
+        ),
+        Lag::Known(seconds, age) => (Some(seconds), Some(age), None),
+        Lag::Unknown(why) if !p.accept_unknown_lag => {
+            return Err(Error::new(
+                "replica-lag-unknown",
+                format!(
+                    "{why}: the data a promotion now would lose is unknown. Check the replication and run again, or fail over anyway with \
+                     --param accept_unknown_lag=true (recorded with the run)"
+                ),
+            )
+            .with_resource(replica.arn));
+        }
+        Lag::Unknown(why) => (None, None, Some(format!("{}: {why}: the data lost is unknown, accepted by the operator", db.name))),
+    };
+    // The primary's region is usually why this runs: a primary that does not
+    // answer is worth a warning, never a refusal.
+    let warning = match rds::describe_instance(&p.primary_region, &db.primary) {
+        Err(e) if e.is_retryable() || e.code() == "DBInstanceNotFound" => {
+            let down = format!("{}: the primary {} does not answer ({})", db.name, db.primary, e.code());
+            Some(warning.map_or(down.clone(), |w| format!("{w}; {down}")))
+        }
+        Err(e) => return Err(e),
+        Ok(_) => warning,
+    };
+    Ok(Checked { replica_arn: replica.arn, lag_seconds, lag_reading_age_seconds, warning })
+}
+
+/// `failover`: promote one database's replica, wait until it is promoted,
+/// and point its record at it.
+fn fail_over(ctx: &Ctx, p: &Params, db: &Database) -> Result<Moved, Error> {
+    let wait = Duration::from_secs(u64::from(p.rto_seconds));
+    let arn: String = ctx.step_with("promote", Retry::attempts(8).backoff(Duration::from_secs(2), Duration::from_secs(60)), || {
+        Ok(rds::promote_read_replica(&p.dr_region, &db.replica)?.arn)
+    })?;
+    let endpoint: String = ctx.step_with("wait-promoted", Retry::attempts(20).backoff(Duration::from_secs(5), Duration::from_secs(30)), || {
+        let i = rds::wait_promoted(&p.dr_region, &db.replica, wait)?;
+        i.endpoint.ok_or_else(|| Error::retryable("no-endpoint", format!("{} has no endpoint yet", db.replica)))
+    })?;
+    ctx.step("point-db-record", || {
+        route53::upsert_cname(&p.hosted_zone, &db.record, &endpoint, 60, wait)?;
+        Ok(())
+    })?;
+    Ok(Moved { arn, endpoint })
+}
+
+/// `verify`: read one database back from the cloud.
+fn verify(ctx: &Ctx, p: &Params, db: &Database, endpoint: &str) -> Result<(), Error> {
+    ctx.step_with("verify", Retry::attempts(5).backoff(Duration::from_secs(2), Duration::from_secs(10)), || {
+        let record = route53::get_records(&p.hosted_zone, &db.record)?;
+        if !record.iter().any(|r| r.values.iter().any(|v| v.trim_end_matches('.') == endpoint.trim_end_matches('.'))) {
+            return Err(Error::new("verify-failed", format!("{} does not point at {endpoint}", db.record)));
+        }
+        let now = rds::describe_instance(&p.dr_region, &db.replica)?;
+        if now.status != "available" {
+            return Err(Error::retryable("verify-failed", format!("{} is '{}'", db.replica, now.status)).with_resource(now.arn));
+        }
+        // Retryable: `wait-promoted` saw the promotion finished, so a read
+        // still showing a source may be stale (RDS reads are eventually
+        // consistent); a replica that really still replicates fails the
+        // run once the attempts are spent.
+        if let Some(src) = &now.replica_source {
+            return Err(Error::retryable(
+                "verify-failed",
+                format!("{} still replicates from {src}: it is not promoted, so {} points at a read-only replica", db.replica, db.record),
+            )
+            .with_resource(now.arn));
+        }
+        Ok(())
+    })
+}
+
+/// What each database's branch of `failover` left, for an operator reading
+/// a failed run: which moved and which did not.
+fn partial(p: &Params, outcomes: &drover_sdk::Outcomes) -> String {
+    let mut moved = Vec::new();
+    let mut not = Vec::new();
+    for (db, o) in p.databases.iter().zip(&outcomes.0) {
+        match &o.result {
+            Ok(_) => moved.push(db.name.clone()),
+            Err(e) => not.push(format!("{} ({}{})", db.name, if o.stopped { "stopped: " } else { "" }, e.message())),
+        }
+    }
+    format!(
+        "failed over (promoted, record repointed): [{}]; not failed over: [{}]. The application's traffic was not moved. \
+         Look at each database's branch (`drover show`), fix the cause and run again: databases already moved are adopted, not promoted twice",
+        moved.join(", "),
+        not.join("; ")
+    )
+}
+
+impl Runbook for FleetFailover {
+    type Params = Params;
+    type Output = Outcome;
+
+    fn describe() -> Describe {
+        Describe::new("fleet-failover", env!("CARGO_PKG_VERSION"))
+            .description(
+                "Fails a fleet of databases and their application over to the DR region at once: every replica checked \
+                 (lag gate, all or nothing), every replica promoted and its record repointed in parallel, the app's \
+                 weighted records shifted, all verified.",
+            )
+            .param(Param::string("primary_region", "Region failing over from").default("us-east-1"))
+            .param(Param::string("dr_region", "Region failing over to").default("us-west-2"))
+            .param(Param::json(
+                "databases",
+                "The fleet: a list of {\"name\", \"primary\", \"replica\", \"record\"} (branch name, primary instance, its replica in the DR region, its CNAME)",
+            )
+            .default(serde_json::json!([{"name": "orders", "primary": "orders-db", "replica": "orders-db-replica", "record": "db.orders.example.internal"}])))
+            .param(Param::string("hosted_zone", "Route 53 hosted zone of every record").default("orders.example.internal"))
+            .param(Param::string("app_record", "Weighted records of the application").default("app.orders.example.internal"))
+            .param(Param::integer("rto_seconds", "Recovery time objective, in seconds").default(900))
+            .param(Param::integer("rpo_seconds", "Most replica lag (seconds of writes lost) a promotion may accept").default(300))
+            .param(Param::boolean("accept_replica_lag", "Promote even when a lag is over rpo_seconds (recorded)").default(false))
+            .param(Param::boolean("accept_unknown_lag", "Promote even when a lag is unknown: no reading, a stale one, or -1 (recorded)").default(false))
+            .param(Param::integer("max_lag_age_seconds", "Oldest ReplicaLag reading the lag gate trusts").default(180))
+            .param(Param::boolean("approval", "Wait at gate `failover` for an operator's approval before changing anything").default(false))
+            .param(Param::integer("approval_timeout_seconds", "With approval: fail the run (nothing changed) when nobody decides within this many seconds; 0 waits forever").default(1800))
+            .capability(
+                Capability::new("rds")
+                    .operations(["describe-instance", "promote-read-replica", "wait-instance-available", "replica-lag"])
+                    .regions(["{primary_region}", "{dr_region}"])
+                    .resources(["db/*"]),
+            )
+            .capability(
+                Capability::new("route53").operations(["get-records", "upsert-cname", "set-weights"]).resources(["zone/{hosted_zone}", "record/*"]),
+            )
+    }
+
+    fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {
+        let wait = Duration::from_secs(u64::from(p.rto_seconds));
+        let started_ms = unix_ms(ctx);
+        if p.databases.is_empty() {
+            return Err(Error::new("no-databases", "the fleet is empty: give --param databases a list of {name, primary, replica, record}"));
+        }
+        // 1. Every database checked at once; one refusal refuses them all.
+        let checks = ctx.parallel("check", per_database(&p, |db| Job::Check(db.clone())), Join::CollectAll)?;
+        if !checks.all_succeeded() {
+            let refused: Vec<String> =
+                checks.0.iter().filter_map(|o| o.result.as_ref().err().map(|e| format!("{}: {} ({})", o.name, e.message(), e.code()))).collect();
+            return Err(Error::new(
+                "fleet-check-failed",
+                format!("{} of {} databases cannot fail over; nothing was changed: {}", refused.len(), p.databases.len(), refused.join("; ")),
+            ));
+        }
+        let checked: Vec<Checked> = checks.0.iter().map(|o| o.output()).collect::<Result<_, _>>()?;
+        let mut warnings: Vec<String> = checked.iter().filter_map(|c| c.warning.clone()).collect();
+        for w in &warnings {
+            ctx.warn(w);
+        }
+        let app: Vec<(String, u8, String)> = ctx.step("check-app", || {
+            let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
+            let mut kinds: Vec<&str> = sets.iter().filter(|r| r.weight.is_some()).map(|r| r.record_type.as_str()).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            for kind in &kinds {
+                if !sets.iter().any(|r| r.record_type == *kind && r.weight.is_some() && r.set_identifier.as_deref() == Some(p.dr_region.as_str())) {
+                    return Err(Error::new(
+                        "record-not-found",
+                        format!("the weighted {kind} records of {} have no set for {}; nothing was changed", p.app_record, p.dr_region),
+                    ));
+                }
+            }
+            let app = targets(&sets);
+            if !app.iter().any(|(set, _, _)| *set == p.dr_region) {
+                return Err(Error::new("record-not-found", format!("no weighted record for {} under {}; nothing was changed", p.dr_region, p.app_record)));
+            }
+            Ok(app)
+        })?;
+        if p.approval {
+            let lags: Vec<String> = p
+                .databases
+                .iter()
+                .zip(&checked)
+                .map(|(db, c)| match c.lag_seconds {
+                    Some(l) => format!("{} {l:.0} s", db.name),
+                    None => format!("{} unknown", db.name),
+                })
+                .collect();
+            let question = format!(
+                "Fail {} databases over to {} and move {} there? Replica lag: {} (RPO budget {} s). Nothing has been changed yet.",
+                p.databases.len(),
+                p.dr_region,
+                p.app_record,
+                lags.join(", "),
+                p.rpo_seconds
+            );
+            let ok = ctx.approval_within("failover", &question, Duration::from_secs(u64::from(p.approval_timeout_seconds)))?;
+            ctx.info(&format!("failover approved by {}", ok.by));
+        }
+
+        // 2. Every database failed over at once; one failure stops the rest.
+        let moved = ctx.parallel("failover", per_database(&p, |db| Job::Failover(db.clone())), Join::FailFast)?;
+        if !moved.all_succeeded() {
+            let first = moved.check().err().map(|e| e.code().to_string()).unwrap_or_else(|| "branch-failed".into());
+            return Err(Error::new(first, partial(&p, &moved)));
+        }
+        let moved: Vec<Moved> = moved.0.iter().map(|o| o.output()).collect::<Result<_, _>>()?;
+
+        // 3. The application's traffic follows its databases.
+        let shifted: Weights = ctx.step("shift-app-weights", || {
+            let to: Vec<(String, u8, String)> = app.iter().map(|(set, _, v)| (set.clone(), if *set == p.dr_region { 100 } else { 0 }, v.clone())).collect();
+            route53::set_weights(&p.hosted_zone, &p.app_record, &weighted(&to), 60, wait)?;
+            Ok(Weights { targets: to })
+        })?;
+        ctx.compensate(
+            "restore-app-weights",
+            &RestoreWeights { zone: p.hosted_zone.clone(), record: p.app_record.clone(), targets: app.clone(), timeout_seconds: wait.as_secs() },
+        )?;
+        let shifted_ms = unix_ms(ctx);
+
+        // 4. Everything read back from the cloud.
+        let jobs: Vec<(String, Job)> =
+            p.databases.iter().zip(&moved).map(|(db, m)| (db.name.clone(), Job::Verify { db: db.clone(), endpoint: m.endpoint.clone() })).collect();
+        ctx.parallel("verify", jobs, Join::CollectAll)?.check()?;
+        ctx.step("verify-app", || {
+            let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
+            route53::check_weights(&p.app_record, &sets, &weighted(&shifted.targets)).map_err(|why| Error::new("verify-failed", why))
+        })?;
+
+        let rto = shifted_ms.saturating_sub(started_ms) as f64 / 1000.0;
+        warnings.sort();
+        Ok(Outcome {
+            databases: p
+                .databases
+                .iter()
+                .zip(moved)
+                .zip(checked)
+                .map(|((db, m), c)| DatabaseOutcome {
+                    name: db.name.clone(),
+                    promoted: m.arn,
+                    endpoint: m.endpoint,
+                    estimated_rpo_seconds: c.lag_seconds,
+                    lag_reading_age_seconds: c.lag_reading_age_seconds,
+                })
+                .collect(),
+            rto_seconds: rto,
+            rto_objective_seconds: p.rto_seconds,
+            rto_met: rto <= f64::from(p.rto_seconds),
+            rpo_objective_seconds: p.rpo_seconds,
+            warnings,
+        })
+    }
+
+    fn branch(ctx: &Ctx, p: &Params, branch: Branch) -> Result<serde_json::Value, Error> {
+        let out = match branch.input::<Job>()? {
+            Job::Check(db) => serde_json::to_value(ctx.step("check", || check(p, &db))?),
+            Job::Failover(db) => serde_json::to_value(fail_over(ctx, p, &db)?),
+            Job::Verify { db, endpoint } => serde_json::to_value(verify(ctx, p, &db, &endpoint)?),
+        };
+        out.map_err(|e| Error::new("output-not-serializable", format!("branch '{}': {e}", branch.name)))
+    }
+
+    fn finalize(_ctx: &Ctx, action: Action) -> Result<(), Error> {
+        match action.key() {
+            "restore-app-weights" => {
+                let r: RestoreWeights = action.payload()?;
+                route53::set_weights(&r.zone, &r.record, &weighted(&r.targets), 60, Duration::from_secs(r.timeout_seconds))
+            }
+            other => Err(Error::new("unknown-action", format!("fleet-failover registered no action '{other}'"))),
+        }
+    }
+}
+
+export_runbook!(FleetFailover);
+
+#[cfg(test)]
+mod tests;

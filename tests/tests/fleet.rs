@@ -1,0 +1,164 @@
+//! `fleet-failover` end to end: the real `drover` binary against the real
+//! emulators, a fleet of five databases, every request through the chaos
+//! proxy, which counts what the emulators accepted (the side effects).
+//! Each test seeds a fleet of its own (names suffixed).
+
+use std::sync::Arc;
+
+use drover_aws::{Clients, rds, route53};
+use drover_chaos::Agent;
+use drover_chaos::faults::Faults;
+use drover_chaos::fleet::{Fleet, seed_fleet};
+use drover_chaos::killed_by_sigkill;
+use drover_chaos::proxy::{Proxy, Upstreams};
+use drover_e2e::{agent, args, emulators_configured};
+use drover_test_artifacts as artifacts;
+use serde_json::Value;
+
+const DATABASES: usize = 5;
+
+/// A fleet seeded for test `name`, an agent whose every request goes
+/// through a proxy, and the proxy (with the runtime serving it).
+struct Setup {
+    c: Clients,
+    fleet: Fleet,
+    agent: Agent,
+    _home: tempfile::TempDir,
+    proxy: Proxy,
+    rt: tokio::runtime::Runtime,
+}
+
+fn setup(name: &str) -> Setup {
+    emulators_configured();
+    // A runtime with a worker thread: it serves the proxy while the test
+    // waits for the agent's processes.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let suffix = format!("{name}-{:06x}", rand::random::<u32>() & 0xffffff);
+    let fleet = Fleet::new(DATABASES, &suffix);
+    let (c, proxy) = rt.block_on(async {
+        let c = Clients::load().await;
+        seed_fleet(&c, &fleet).await.expect("the fleet seeds");
+        let upstreams = Upstreams::from_env().expect("the emulators' endpoints");
+        let proxy = Proxy::start(upstreams, Arc::new(Faults::new(0))).await.expect("the proxy starts");
+        (c, proxy)
+    });
+    let (home, mut agent) = agent();
+    let upstreams = Upstreams::from_env().unwrap();
+    for (k, v) in upstreams.env_for(&proxy.url()) {
+        agent = agent.with_env(&k, &v);
+    }
+    Setup { c, fleet, agent, _home: home, proxy, rt }
+}
+
+/// Reads the emulators back: every replica promoted (available, no
+/// replication source), every record on its replica, the app on the DR
+/// region, and the emulators accepted exactly one promotion per replica and
+/// one record change per database plus one for the weights.
+fn assert_fleet_failed_over(s: &Setup, context: &str) {
+    let f = &s.fleet;
+    s.rt.block_on(async {
+        for db in &f.databases {
+            let r = rds::describe_instance(&s.c, &f.dr_region, &db.replica).await.unwrap();
+            assert!(r.status == "available" && r.replica_source.is_none(), "{context}: {} is '{}', source {:?}", db.replica, r.status, r.replica_source);
+            let sets = route53::get_records(&s.c, &f.hosted_zone, &db.record).await.unwrap();
+            assert_eq!(sets.len(), 1, "{context}: {sets:?}");
+            let endpoint = route53::fqdn(r.endpoint.as_deref().unwrap_or_default());
+            assert_eq!(route53::fqdn(&sets[0].values[0]), endpoint, "{context}: {} does not point at its replica", db.record);
+        }
+        let app = route53::get_records(&s.c, &f.hosted_zone, &f.app_record).await.unwrap();
+        let weight = |set: &str| app.iter().find(|r| r.set_identifier.as_deref() == Some(set)).and_then(|r| r.weight);
+        assert_eq!((weight(&f.primary_region), weight(&f.dr_region)), (Some(0), Some(100)), "{context}");
+    });
+    let faults = s.proxy.faults();
+    assert_eq!(faults.accepted_count("rds", "PromoteReadReplica"), DATABASES as u64, "{context}: promotions accepted: {:?}", faults.accepted());
+    assert_eq!(faults.accepted_count("route53", "ChangeResourceRecordSets"), DATABASES as u64 + 1, "{context}: record changes: {:?}", faults.accepted());
+}
+
+#[test]
+fn fleet_failover_end_to_end() {
+    let s = setup("fleet");
+    let params = s.fleet.params();
+    let mut a = args(artifacts::FLEET_FAILOVER, "fleet-1", &params);
+    a.push("--json");
+    let (status, run) = s.agent.json(&a).unwrap();
+    assert!(status.success(), "{run:#}");
+    assert_eq!(run["status"], "succeeded");
+    let dbs = run["result"]["databases"].as_array().unwrap();
+    assert_eq!(dbs.len(), DATABASES);
+    assert_eq!(dbs[2]["estimated_rpo_seconds"], 3.0, "{run:#}");
+    assert_fleet_failed_over(&s, "fleet-1");
+    // `show` lists each branch's steps after its section.
+    let keys: Vec<&str> = run["steps"].as_array().unwrap().iter().map(|s| s["key"].as_str().unwrap()).collect();
+    let at = keys.iter().position(|k| *k == "section:failover").unwrap();
+    assert_eq!(keys[at + 1..at + 4], ["failover/db1/promote", "failover/db1/wait-promoted", "failover/db1/point-db-record"], "{keys:?}");
+    // Branch runs are hidden from `drover runs` unless asked for.
+    let (_, runs) = s.agent.json(&["runs", "--json"]).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs:#}");
+    let (_, all) = s.agent.json(&["runs", "--json", "--branches"]).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1 + 3 * DATABASES, "{all:#}");
+}
+
+/// One replica lagging over the RPO refuses the whole failover: nothing
+/// was promoted, no record moved.
+#[test]
+fn one_lagging_replica_refuses_the_whole_fleet() {
+    let s = setup("lag");
+    let lagging = &s.fleet.databases[3];
+    s.rt.block_on(drover_chaos::topology::publish_lag(&s.c, &s.fleet.dr_region, &lagging.replica, 900.0)).unwrap();
+    let params = s.fleet.params();
+    let mut a = args(artifacts::FLEET_FAILOVER, "lag-1", &params);
+    a.push("--json");
+    let (status, run) = s.agent.json(&a).unwrap();
+    assert_eq!(status.code(), Some(1), "{run:#}");
+    assert_eq!(run["error"]["code"], "fleet-check-failed", "{run:#}");
+    let msg = run["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("{}: replica {} lags 900 s", lagging.name, lagging.replica)), "{msg}");
+    assert_eq!(s.proxy.faults().accepted_count("rds", "PromoteReadReplica"), 0);
+    assert_eq!(s.proxy.faults().accepted_count("route53", "ChangeResourceRecordSets"), 0);
+}
+
+/// SIGKILL inside and between the steps of the branches (every step kind,
+/// every crash point kind, each branch in turn), then `drover resume`: one
+/// promotion per replica and one change per record, counted at the proxy
+/// across both processes.
+#[test]
+fn sigkill_in_the_branches_then_resume_promotes_each_replica_once() {
+    let mut kills: Vec<(String, String)> = Vec::new();
+    for (j, step) in ["promote", "wait-promoted", "point-db-record"].iter().enumerate() {
+        for (k, point) in ["in-step", "before-complete", "after-step"].iter().enumerate() {
+            let db = (j * 3 + k) % DATABASES + 1;
+            kills.push((point.to_string(), format!("failover/db{db}/{step}")));
+        }
+    }
+    kills.push(("before-complete".into(), "check/db2/check".into()));
+    kills.push(("after-step".into(), "verify/db4/verify".into()));
+    kills.push(("before-step".into(), "section:failover".into()));
+    for (n, (point, step)) in kills.iter().enumerate() {
+        let s = setup(&format!("k{n}"));
+        let params = s.fleet.params();
+        let id = format!("kill-{n}");
+        let mut child = s.agent.spawn(&args(artifacts::FLEET_FAILOVER, &id, &params), &format!("{point}:{step}")).unwrap();
+        let status = child.wait().unwrap();
+        assert!(killed_by_sigkill(&status), "{point}:{step} should kill the agent: {status:?}");
+        let (status, run) = s.agent.json(&["resume", &id, "--json", "--quiet"]).unwrap();
+        assert!(status.success(), "{point}:{step}: {run:#}");
+        assert_eq!(run["status"], "succeeded", "{point}:{step}: {run:#}");
+        assert_fleet_failed_over(&s, &format!("{point}:{step}"));
+        // In each branch, one idempotency key per step; only the step killed
+        // in its attempt (begun, or its body done, but no outcome journaled)
+        // ran a second attempt.
+        for db in 1..=DATABASES {
+            let branch = format!("{id}.failover.db{db}");
+            for key in ["promote", "wait-promoted", "point-db-record"] {
+                let twice = (point == "before-complete" || point == "in-step") && *step == format!("failover/db{db}/{key}");
+                let attempts: Vec<_> = s.agent.attempts(&branch).into_iter().filter(|a| a.key == key).collect();
+                assert_eq!(attempts.len(), if twice { 2 } else { 1 }, "{point}:{step}: attempts of {branch} {key}");
+                let mut keys: Vec<&str> = attempts.iter().map(|a| a.idempotency_key.as_str()).collect();
+                keys.dedup();
+                assert_eq!(keys.len(), 1, "{point}:{step}: {branch} {key}");
+            }
+        }
+        let steps: Vec<Value> = run["steps"].as_array().unwrap().clone();
+        assert!(steps.iter().all(|s| s["status"] == "succeeded"), "{point}:{step}: {steps:#?}");
+    }
+}
