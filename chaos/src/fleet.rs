@@ -70,7 +70,13 @@ impl Fleet {
             format!("hosted_zone={}", self.hosted_zone),
             format!("app_record={}", self.app_record),
             format!("databases={}", json!(self.databases)),
+            format!("db_prefix={}", self.db_prefix()),
         ]
+    }
+
+    /// What every instance of the fleet starts with (`fleet-SUFFIX-`).
+    pub fn db_prefix(&self) -> String {
+        self.hosted_zone.trim_end_matches(".example.internal").to_string() + "-"
     }
 
     /// The app target of `region`.

@@ -240,8 +240,22 @@ fn respond(a: crate::error_shape::Answer) -> Response<Full<Bytes>> {
 }
 
 /// Passes the request to its emulator and relays the answer; an emulator
-/// that cannot be reached is a 502, as a load balancer would say.
-async fn forward(shared: &Shared, aws: &AwsRequest, parts: hyper::http::request::Parts, body: Bytes) -> Response<Full<Bytes>> {
+/// that cannot be reached is a 502, as a load balancer would say. The
+/// emulator's side runs to its end, and is counted, even if the client goes
+/// away meanwhile: an agent killed in the middle of a request still had its
+/// request take effect, and the count of accepted requests must say so.
+async fn forward(shared: &Arc<Shared>, aws: &AwsRequest, parts: hyper::http::request::Parts, body: Bytes) -> Response<Full<Bytes>> {
+    let (shared, aws) = (shared.clone(), aws.clone());
+    match tokio::spawn(async move { upstream(&shared, &aws, parts, body).await }).await {
+        Ok(r) => r,
+        Err(e) => Response::builder()
+            .status(502)
+            .body(Full::new(Bytes::from(format!("chaos proxy: the forwarding task failed: {e}"))))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
+    }
+}
+
+async fn upstream(shared: &Shared, aws: &AwsRequest, parts: hyper::http::request::Parts, body: Bytes) -> Response<Full<Bytes>> {
     let _one_at_a_time = if aws.service == "dynamodb" { Some(shared.dynamodb.lock().await) } else { None };
     let upstream = shared.upstreams.for_service(&aws.service);
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");

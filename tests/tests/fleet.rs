@@ -144,15 +144,18 @@ fn sigkill_in_the_branches_then_resume_promotes_each_replica_once() {
         assert!(status.success(), "{point}:{step}: {run:#}");
         assert_eq!(run["status"], "succeeded", "{point}:{step}: {run:#}");
         assert_fleet_failed_over(&s, &format!("{point}:{step}"));
-        // In each branch, one idempotency key per step; only the step killed
-        // in its attempt (begun, or its body done, but no outcome journaled)
-        // ran a second attempt.
+        // In each branch, one idempotency key per step, and at most two
+        // attempts: the kill stops every branch at once, so a step of
+        // another branch in flight at that moment was interrupted too (its
+        // attempt counts); the step killed in its attempt (begun, or its body
+        // done, no outcome journaled) surely ran a second one.
         for db in 1..=DATABASES {
             let branch = format!("{id}.failover.db{db}");
             for key in ["promote", "wait-promoted", "point-db-record"] {
-                let twice = (point == "before-complete" || point == "in-step") && *step == format!("failover/db{db}/{key}");
+                let killed = (point == "before-complete" || point == "in-step") && *step == format!("failover/db{db}/{key}");
                 let attempts: Vec<_> = s.agent.attempts(&branch).into_iter().filter(|a| a.key == key).collect();
-                assert_eq!(attempts.len(), if twice { 2 } else { 1 }, "{point}:{step}: attempts of {branch} {key}");
+                let n = attempts.len();
+                assert!(if killed { n == 2 } else { (1..=2).contains(&n) }, "{point}:{step}: {n} attempts of {branch} {key}");
                 let mut keys: Vec<&str> = attempts.iter().map(|a| a.idempotency_key.as_str()).collect();
                 keys.dedup();
                 assert_eq!(keys.len(), 1, "{point}:{step}: {branch} {key}");

@@ -56,6 +56,7 @@ struct Params {
     primary_region: String,
     dr_region: String,
     databases: Vec<Database>,
+    db_prefix: String,
     hosted_zone: String,
     app_record: String,
     rto_seconds: u32,
@@ -309,6 +310,11 @@ impl Runbook for FleetFailover {
                 "The fleet: a list of {\"name\", \"primary\", \"replica\", \"record\"} (branch name, primary instance, its replica in the DR region, its CNAME)",
             )
             .default(serde_json::json!([{"name": "orders", "primary": "orders-db", "replica": "orders-db-replica", "record": "db.orders.example.internal"}])))
+            .param(Param::string(
+                "db_prefix",
+                "What every primary's and replica's identifier starts with: the capability declared (db/PREFIX*), checked before anything runs",
+            )
+            .default("orders-db"))
             .param(Param::string("hosted_zone", "Route 53 hosted zone of every record").default("orders.example.internal"))
             .param(Param::string("app_record", "Weighted records of the application").default("app.orders.example.internal"))
             .param(Param::integer("rto_seconds", "Recovery time objective, in seconds").default(900))
@@ -322,10 +328,12 @@ impl Runbook for FleetFailover {
                 Capability::new("rds")
                     .operations(["describe-instance", "promote-read-replica", "wait-instance-available", "replica-lag"])
                     .regions(["{primary_region}", "{dr_region}"])
-                    .resources(["db/*"]),
+                    .resources(["db/{db_prefix}*"]),
             )
             .capability(
-                Capability::new("route53").operations(["get-records", "upsert-cname", "set-weights"]).resources(["zone/{hosted_zone}", "record/*"]),
+                Capability::new("route53")
+                    .operations(["get-records", "upsert-cname", "set-weights"])
+                    .resources(["zone/{hosted_zone}", "record/*.{hosted_zone}"]),
             )
     }
 
@@ -334,6 +342,28 @@ impl Runbook for FleetFailover {
         let started_ms = unix_ms(ctx);
         if p.databases.is_empty() {
             return Err(Error::new("no-databases", "the fleet is empty: give --param databases a list of {name, primary, replica, record}"));
+        }
+        // What the runbook declared is what it touches: every instance under
+        // db_prefix, every record in the zone.
+        for db in &p.databases {
+            for id in [&db.primary, &db.replica] {
+                if p.db_prefix.is_empty() || !id.starts_with(&p.db_prefix) {
+                    return Err(Error::new(
+                        "outside-declaration",
+                        format!(
+                            "{} of database '{}' does not start with db_prefix '{}': the runbook declares (and the operator grants) db/{}* only. \
+                             Nothing was changed; pass --param db_prefix=PREFIX covering every instance",
+                            id, db.name, p.db_prefix, p.db_prefix
+                        ),
+                    ));
+                }
+            }
+            if !db.record.ends_with(&format!(".{}", p.hosted_zone)) {
+                return Err(Error::new(
+                    "outside-declaration",
+                    format!("record {} of database '{}' is not in zone {}. Nothing was changed", db.record, db.name, p.hosted_zone),
+                ));
+            }
         }
         // 1. Every database checked at once; one refusal refuses them all.
         let checks = ctx.parallel("check", per_database(&p, |db| Job::Check(db.clone())), Join::CollectAll)?;

@@ -32,11 +32,11 @@ fn weights(r: &Report) -> Vec<(String, u64)> {
 }
 
 fn replica_endpoint(db: &str) -> String {
-    format!("{db}-db-replica.c0ffee.us-west-2.rds.amazonaws.com")
+    format!("fleet-{db}-db-replica.c0ffee.us-west-2.rds.amazonaws.com")
 }
 
 fn promoted(r: &Report, db: &str) -> bool {
-    r.cloud.state()["rds"]["instances"]["us-west-2"][format!("{db}-db-replica")]["instance"]["replica_source"].is_null()
+    r.cloud.state()["rds"]["instances"]["us-west-2"][format!("fleet-{db}-db-replica")]["instance"]["replica_source"].is_null()
 }
 
 fn moved_everything(r: &Report) {
@@ -73,10 +73,10 @@ fn fails_the_fleet_over() {
 
 #[test]
 fn one_lagging_replica_refuses_the_whole_fleet() {
-    let r = TestRun::new(&fleet().lag("users-db-replica", Some(900.0))).run::<FleetFailover>();
+    let r = TestRun::new(&fleet().lag("fleet-users-db-replica", Some(900.0))).run::<FleetFailover>();
     assert!(!r.succeeded());
     assert_eq!(r.error().code(), "fleet-check-failed", "{r}");
-    assert!(r.error().message().contains("users: replica users-db-replica lags 900 s"), "{}", r.error());
+    assert!(r.error().message().contains("users: replica fleet-users-db-replica lags 900 s"), "{}", r.error());
     assert!(r.error().message().contains("nothing was changed"), "{}", r.error());
     assert!(r.calls().iter().all(|c| !c.changed), "{r}");
     // The others were checked all the same: the operator learns everything at once.
@@ -84,8 +84,16 @@ fn one_lagging_replica_refuses_the_whole_fleet() {
 }
 
 #[test]
+fn a_database_outside_the_declaration_is_refused_before_anything_runs() {
+    let r = TestRun::new(&fleet()).param("db_prefix", "fleet-u").run::<FleetFailover>();
+    assert_eq!(r.error().code(), "outside-declaration", "{r}");
+    assert!(r.error().message().contains("fleet-orders-db of database 'orders' does not start with db_prefix 'fleet-u'"), "{}", r.error());
+    assert!(r.calls().is_empty(), "{r}");
+}
+
+#[test]
 fn an_unknown_lag_refuses_unless_accepted() {
-    let scenario = fleet().lag("billing-db-replica", None);
+    let scenario = fleet().lag("fleet-billing-db-replica", None);
     let r = TestRun::new(&scenario).run::<FleetFailover>();
     assert_eq!(r.error().code(), "fleet-check-failed", "{r}");
     assert!(r.error().message().contains("replica-lag-unknown"), "{}", r.error());
@@ -97,7 +105,7 @@ fn an_unknown_lag_refuses_unless_accepted() {
 
 #[test]
 fn a_failed_promotion_stops_the_rest_and_moves_no_traffic() {
-    let scenario = fleet().fault(Fault::new("rds.promote-read-replica", "InvalidDBInstanceState").resource("users-db-replica").times(0));
+    let scenario = fleet().fault(Fault::new("rds.promote-read-replica", "InvalidDBInstanceState").resource("fleet-users-db-replica").times(0));
     let r = TestRun::new(&scenario).run::<FleetFailover>();
     assert!(!r.succeeded());
     let e = r.error().message();
