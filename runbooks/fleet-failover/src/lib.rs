@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use drover_sdk::aws::rds::Lag;
 use drover_sdk::aws::{rds, route53};
-use drover_sdk::{Action, Branch, Capability, Ctx, Describe, Error, Join, Param, Retry, Runbook, export_runbook};
+use drover_sdk::{Action, Branch, Capability, Ctx, Describe, Error, Join, Param, Readiness, Retry, Runbook, export_runbook};
 use serde::{Deserialize, Serialize};
 
 /// One database of the fleet.
@@ -472,6 +472,46 @@ impl Runbook for FleetFailover {
             rpo_objective_seconds: p.rpo_seconds,
             warnings,
         })
+    }
+
+    /// Would a failover of the fleet succeed now? Every database's check at
+    /// once (reads only), each a finding, and the app's records.
+    fn readiness(ctx: &Ctx, p: &Params) -> Option<Result<Readiness, Error>> {
+        let checks = match ctx.parallel("check", per_database(p, |db| Job::Check(db.clone())), Join::CollectAll) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut r = Readiness::new();
+        for (db, o) in p.databases.iter().zip(&checks.0) {
+            let what = format!("database '{}' can fail over", db.name);
+            match o.output::<Checked>() {
+                Ok(c) => {
+                    let lag = c.lag_seconds.map(|l| format!("lag {l:.0} s")).unwrap_or_else(|| "lag unknown (accepted)".into());
+                    r.ok(&what, format!("{} is an available replica of {}, {lag}", db.replica, db.primary), c.replica_arn);
+                }
+                Err(e) => r.problem(
+                    &what,
+                    format!("{} ({})", e.message(), e.code()),
+                    db.replica.clone(),
+                    "fix it, or take the database out of the fleet (--param databases): one database that cannot fail over refuses them all",
+                ),
+            }
+        }
+        let app = ctx.step("check-app", || {
+            let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
+            Ok(targets(&sets).iter().any(|(set, _, _)| *set == p.dr_region))
+        });
+        match app {
+            Ok(true) => r.ok("the app's weighted records have a DR set", format!("{} has a set for {}", p.app_record, p.dr_region), p.app_record.clone()),
+            Ok(false) => r.problem(
+                "the app's weighted records have a DR set",
+                format!("{} has no weighted set for {}", p.app_record, p.dr_region),
+                p.app_record.clone(),
+                "create a weighted record per region, with the region as set identifier",
+            ),
+            Err(e) => r.problem("the app's weighted records have a DR set", e.message().to_string(), p.hosted_zone.clone(), "check the hosted zone name"),
+        }
+        Some(Ok(r))
     }
 
     fn branch(ctx: &Ctx, p: &Params, branch: Branch) -> Result<serde_json::Value, Error> {

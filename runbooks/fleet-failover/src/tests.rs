@@ -152,3 +152,17 @@ fn journals_what_the_agent_journals_under_the_same_faults() {
     let scenario = Scenario::from_toml(include_str!("../../scenarios/parity/fleet-failover.toml")).unwrap();
     TestRun::new(&scenario).run::<FleetFailover>().assert_journal(include_str!("../../scenarios/parity/fleet-failover.journal.json"));
 }
+
+#[test]
+fn readiness_checks_every_database_at_once_and_changes_nothing() {
+    let r = TestRun::new(&fleet().lag("fleet-inventory-db-replica", Some(900.0))).readiness().run::<FleetFailover>();
+    assert!(r.succeeded(), "{r}");
+    let out: Value = r.output();
+    let findings = out["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 6, "{out:#}");
+    let inventory = findings.iter().find(|f| f["check"] == "database 'inventory' can fail over").unwrap();
+    assert_eq!(inventory["ok"], false, "{inventory}");
+    assert!(inventory["detail"].as_str().unwrap().contains("lags 900 s"), "{inventory}");
+    assert_eq!(findings.iter().filter(|f| f["ok"] == true).count(), 5, "{out:#}");
+    assert!(r.calls().iter().all(|c| !c.changed), "{r}");
+}
