@@ -78,6 +78,27 @@ fn assert_fleet_failed_over(s: &Setup, context: &str) {
 fn fleet_failover_end_to_end() {
     let s = setup("fleet");
     let params = s.fleet.params();
+
+    // A dry run first: every change planned, in its branch, none made.
+    let mut a = vec!["run", artifacts::FLEET_FAILOVER, "--dry-run", "--json", "--quiet"];
+    for p in &params {
+        a.push("-p");
+        a.push(p);
+    }
+    let (status, plan) = s.agent.json(&a).unwrap();
+    assert!(status.success(), "{plan:#}");
+    let changes: Vec<String> =
+        plan["plan"].as_array().unwrap().iter().map(|c| format!("{} {}", c["step"].as_str().unwrap(), c["operation"].as_str().unwrap())).collect();
+    for db in 1..=DATABASES {
+        assert!(changes.contains(&format!("failover/db{db}/promote PromoteReadReplica")), "{changes:?}");
+        assert!(changes.contains(&format!("failover/db{db}/point-db-record ChangeResourceRecordSets")), "{changes:?}");
+    }
+    assert_eq!(changes.last().map(String::as_str), Some("shift-app-weights ChangeResourceRecordSets"), "traffic moves last: {changes:?}");
+    assert_eq!(changes.len(), 2 * DATABASES + 1, "{changes:?}");
+    assert!(plan["steps"].as_array().unwrap().iter().any(|s| s["key"] == "failover/db3/wait-promoted"), "{plan:#}");
+    assert_eq!(s.proxy.faults().accepted_count("rds", "PromoteReadReplica"), 0, "a dry run promoted");
+    assert_eq!(s.proxy.faults().accepted_count("route53", "ChangeResourceRecordSets"), 0, "a dry run changed DNS");
+
     let mut a = args(artifacts::FLEET_FAILOVER, "fleet-1", &params);
     a.push("--json");
     let (status, run) = s.agent.json(&a).unwrap();

@@ -410,7 +410,12 @@ impl Engine {
             let run_id = format!("dry-run-{:08x}", rand::random::<u32>());
             journal.create_run(&new_run(runbook, &run_id, &params)?).await?;
             let run = self.drive(journal.clone(), runbook, &run_id, observer, World::Plan(plan.clone())).await?;
-            Ok(DryRun { entries: journal.entries(&run_id).await?, events: journal.events(&run_id).await?, run, plan: plan.changes() })
+            Ok(DryRun {
+                entries: crate::sections::entries_with_branches(journal.as_ref(), &run_id).await?,
+                events: journal.events(&run_id).await?,
+                run,
+                plan: plan.changes(),
+            })
         }
         .await;
         let _ = std::fs::remove_dir_all(&dir);
