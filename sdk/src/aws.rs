@@ -139,6 +139,73 @@ pub mod rds {
         }
     }
 
+    /// The name in an RDS ARN (`arn:aws:rds:REGION:ACCOUNT:db:NAME`), or the
+    /// identifier itself.
+    pub fn name_of(arn: &str) -> &str {
+        arn.rsplit(':').next().unwrap_or(arn)
+    }
+
+    /// The lag gate of a promotion: how much lag (seconds of writes a
+    /// promotion would lose) a failover accepts, and what it does with a lag
+    /// it cannot know. One rule for every runbook that promotes a replica.
+    #[derive(Debug, Clone, Copy)]
+    pub struct LagGate {
+        /// Most lag accepted without the operator's word (`rpo_seconds`).
+        pub rpo_seconds: u32,
+        /// The operator accepts a lag over the RPO (recorded with the run).
+        pub accept_replica_lag: bool,
+        /// The operator accepts an unknown lag (recorded with the run).
+        pub accept_unknown_lag: bool,
+    }
+
+    /// What the lag gate let through: the lag (the estimated RPO; none when
+    /// unknown), the age of its reading, and the warning an override leaves.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Admitted {
+        /// Seconds behind the source, when known.
+        pub seconds: Option<f64>,
+        /// Age of the reading, in seconds, when known.
+        pub age_seconds: Option<u64>,
+        /// Set when the operator's override let it through.
+        pub warning: Option<String>,
+    }
+
+    impl LagGate {
+        /// Lets `lag` of `replica` (ARN `arn`) through, or refuses the
+        /// promotion with what it would lose and how to override.
+        pub fn admit(&self, lag: Lag, replica: &str, arn: &str) -> Result<Admitted, Error> {
+            let rpo = self.rpo_seconds;
+            match lag {
+                Lag::Known(seconds, _) if seconds > f64::from(rpo) && !self.accept_replica_lag => Err(Error::new(
+                    "replica-lag-over-rpo",
+                    format!(
+                        "replica {replica} lags {seconds:.0} s behind its source, over the RPO budget of {rpo} s: promoting now would lose up to \
+                         {seconds:.0} s of writes. Nothing was changed. Wait for it to catch up, or fail over anyway with \
+                         --param accept_replica_lag=true (recorded with the run)"
+                    ),
+                )
+                .with_resource(arn)),
+                Lag::Known(seconds, age) if seconds > f64::from(rpo) => Ok(Admitted {
+                    seconds: Some(seconds),
+                    age_seconds: Some(age),
+                    warning: Some(format!("replica lag {seconds:.0} s (read {age} s ago) over the RPO budget of {rpo} s, accepted by the operator")),
+                }),
+                Lag::Known(seconds, age) => Ok(Admitted { seconds: Some(seconds), age_seconds: Some(age), warning: None }),
+                Lag::Unknown(why) if !self.accept_unknown_lag => Err(Error::new(
+                    "replica-lag-unknown",
+                    format!(
+                        "{why}: the data a promotion now would lose is unknown. Nothing was changed. Check the replication (RDS events, \
+                         ReplicaLag in CloudWatch) and run again, or fail over anyway with --param accept_unknown_lag=true (recorded with the run)"
+                    ),
+                )
+                .with_resource(arn)),
+                Lag::Unknown(why) => {
+                    Ok(Admitted { seconds: None, age_seconds: None, warning: Some(format!("{why}: the data lost is unknown, accepted by the operator")) })
+                }
+            }
+        }
+    }
+
     /// Describes Aurora DB cluster `identifier` in `region`.
     pub fn describe_cluster(region: &str, identifier: &str) -> Result<DbCluster, Error> {
         wit::describe_cluster(region, identifier).map_err(Error::from_wit)
@@ -266,6 +333,42 @@ pub mod route53 {
     /// per set identifier, with their weight and first value (empty for an
     /// alias): what [`set_weights`] takes to give each set a new weight.
     pub fn weighted_targets(sets: &[RecordSet]) -> Vec<WeightedTarget> {
+        weighted_targets_of(sets)
+    }
+
+    /// [`weighted_targets`] as (set identifier, weight, value) triples: a
+    /// form a step can journal (its output) and hand back to [`weighted`].
+    pub fn weight_triples(sets: &[RecordSet]) -> Vec<(String, u8, String)> {
+        weighted_targets_of(sets).into_iter().map(|t| (t.set_identifier, t.weight, t.value)).collect()
+    }
+
+    /// The undo of a weight shift, as the payload of `Ctx::compensate`: the
+    /// weights to put back (triples of [`weight_triples`]).
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct RestoreWeights {
+        /// The hosted zone.
+        pub zone: String,
+        /// The weighted records' name.
+        pub record: String,
+        /// The weights as they were.
+        pub targets: Vec<(String, u8, String)>,
+        /// How long to wait for the change to be in sync, in seconds.
+        pub timeout_seconds: u64,
+    }
+
+    impl RestoreWeights {
+        /// Puts the weights back.
+        pub fn apply(&self) -> Result<(), Error> {
+            set_weights(&self.zone, &self.record, &weighted(&self.targets), 60, Duration::from_secs(self.timeout_seconds))
+        }
+    }
+
+    /// Triples of [`weight_triples`] as the targets [`set_weights`] takes.
+    pub fn weighted(triples: &[(String, u8, String)]) -> Vec<WeightedTarget> {
+        triples.iter().map(|(set, weight, value)| WeightedTarget { set_identifier: set.clone(), weight: *weight, value: value.clone() }).collect()
+    }
+
+    fn weighted_targets_of(sets: &[RecordSet]) -> Vec<WeightedTarget> {
         let mut out: Vec<WeightedTarget> = Vec::new();
         for r in sets {
             let (Some(set), Some(weight)) = (&r.set_identifier, r.weight) else { continue };

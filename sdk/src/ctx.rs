@@ -158,6 +158,12 @@ impl Ctx {
         clock::now().seconds
     }
 
+    /// The current time as milliseconds since the Unix epoch, journaled
+    /// (an RTO measured between two of them survives a crash in between).
+    pub fn unix_ms(&self) -> u128 {
+        self.now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    }
+
     /// Waits durably: the wake-up time is journaled, so a run resumed after a
     /// crash waits only for what is left. The run shows as `waiting`.
     pub fn sleep(&self, duration: Duration) {

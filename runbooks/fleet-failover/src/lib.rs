@@ -33,7 +33,6 @@
 
 use std::time::Duration;
 
-use drover_sdk::aws::rds::Lag;
 use drover_sdk::aws::{rds, route53};
 use drover_sdk::{Action, Branch, Capability, Ctx, Describe, Error, Join, Param, Readiness, Retry, Runbook, export_runbook};
 use serde::{Deserialize, Serialize};
@@ -100,15 +99,6 @@ struct Weights {
     targets: Vec<(String, u8, String)>,
 }
 
-/// The undo of the weight shift.
-#[derive(Serialize, Deserialize)]
-struct RestoreWeights {
-    zone: String,
-    record: String,
-    targets: Vec<(String, u8, String)>,
-    timeout_seconds: u64,
-}
-
 #[derive(Serialize)]
 struct DatabaseOutcome {
     name: String,
@@ -129,24 +119,6 @@ struct Outcome {
 }
 
 struct FleetFailover;
-
-/// The name in an RDS ARN (`arn:aws:rds:REGION:ACCOUNT:db:NAME`), or the
-/// identifier itself.
-fn rds_name(arn: &str) -> &str {
-    arn.rsplit(':').next().unwrap_or(arn)
-}
-
-fn unix_ms(ctx: &Ctx) -> u128 {
-    ctx.now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
-}
-
-fn targets(sets: &[route53::RecordSet]) -> Vec<(String, u8, String)> {
-    route53::weighted_targets(sets).into_iter().map(|t| (t.set_identifier, t.weight, t.value)).collect()
-}
-
-fn weighted(t: &[(String, u8, String)]) -> Vec<route53::WeightedTarget> {
-    t.iter().map(|(set, weight, value)| route53::WeightedTarget { set_identifier: set.clone(), weight: *weight, value: value.clone() }).collect()
-}
 
 /// The branches of a section: one per database, `job` making each one's input.
 fn per_database(p: &Params, job: impl Fn(&Database) -> Job) -> Vec<(String, Job)> {
@@ -172,7 +144,7 @@ fn check(p: &Params, db: &Database) -> Result<Checked, Error> {
             )
             .with_resource(replica.arn));
         }
-        Some(src) if rds_name(src) != db.primary => {
+        Some(src) if rds::name_of(src) != db.primary => {
             return Err(Error::new(
                 "wrong-replica-source",
                 format!("{} replicates from {src}, not from the primary {}: promoting it would serve another database's data", db.replica, db.primary),
@@ -185,37 +157,11 @@ fn check(p: &Params, db: &Database) -> Result<Checked, Error> {
     if record.is_empty() {
         return Err(Error::new("record-not-found", format!("no record {} in zone {}", db.record, p.hosted_zone)));
     }
-    let (lag_seconds, lag_reading_age_seconds, warning) = match rds::judge_lag(rds::replica_lag(&p.dr_region, &db.replica)?, &db.replica, p.max_lag_age_seconds)
-    {
-        Lag::Known(seconds, _) if seconds > f64::from(p.rpo_seconds) && !p.accept_replica_lag => {
-            return Err(Error::new(
-                "replica-lag-over-rpo",
-                format!(
-                    "replica {} lags {seconds:.0} s behind its source, over the RPO budget of {} s: promoting now would lose up to {seconds:.0} s of writes. \
-                     Wait for it to catch up, or fail over anyway with --param accept_replica_lag=true (recorded with the run)",
-                    db.replica, p.rpo_seconds
-                ),
-            )
-            .with_resource(replica.arn));
-        }
-        Lag::Known(seconds, age) if seconds > f64::from(p.rpo_seconds) => (
-            Some(seconds),
-            Some(age),
-            Some(format!("{}: replica lag {seconds:.0} s (read {age} s ago) over the RPO budget of {} s, accepted by the operator", db.name, p.rpo_seconds)),
-        ),
-        Lag::Known(seconds, age) => (Some(seconds), Some(age), None),
-        Lag::Unknown(why) if !p.accept_unknown_lag => {
-            return Err(Error::new(
-                "replica-lag-unknown",
-                format!(
-                    "{why}: the data a promotion now would lose is unknown. Check the replication and run again, or fail over anyway with \
-                     --param accept_unknown_lag=true (recorded with the run)"
-                ),
-            )
-            .with_resource(replica.arn));
-        }
-        Lag::Unknown(why) => (None, None, Some(format!("{}: {why}: the data lost is unknown, accepted by the operator", db.name))),
-    };
+    let gate = rds::LagGate { rpo_seconds: p.rpo_seconds, accept_replica_lag: p.accept_replica_lag, accept_unknown_lag: p.accept_unknown_lag };
+    let lag = rds::judge_lag(rds::replica_lag(&p.dr_region, &db.replica)?, &db.replica, p.max_lag_age_seconds);
+    let admitted = gate.admit(lag, &db.replica, &replica.arn)?;
+    let (lag_seconds, lag_reading_age_seconds) = (admitted.seconds, admitted.age_seconds);
+    let warning = admitted.warning.map(|w| format!("{}: {w}", db.name));
     // The primary's region is usually why this runs: a primary that does not
     // answer is worth a warning, never a refusal.
     let warning = match rds::describe_instance(&p.primary_region, &db.primary) {
@@ -339,7 +285,7 @@ impl Runbook for FleetFailover {
 
     fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {
         let wait = Duration::from_secs(u64::from(p.rto_seconds));
-        let started_ms = unix_ms(ctx);
+        let started_ms = ctx.unix_ms();
         if p.databases.is_empty() {
             return Err(Error::new("no-databases", "the fleet is empty: give --param databases a list of {name, primary, replica, record}"));
         }
@@ -393,7 +339,7 @@ impl Runbook for FleetFailover {
                     ));
                 }
             }
-            let app = targets(&sets);
+            let app = route53::weight_triples(&sets);
             if !app.iter().any(|(set, _, _)| *set == p.dr_region) {
                 return Err(Error::new("record-not-found", format!("no weighted record for {} under {}; nothing was changed", p.dr_region, p.app_record)));
             }
@@ -432,14 +378,14 @@ impl Runbook for FleetFailover {
         // 3. The application's traffic follows its databases.
         let shifted: Weights = ctx.step("shift-app-weights", || {
             let to: Vec<(String, u8, String)> = app.iter().map(|(set, _, v)| (set.clone(), if *set == p.dr_region { 100 } else { 0 }, v.clone())).collect();
-            route53::set_weights(&p.hosted_zone, &p.app_record, &weighted(&to), 60, wait)?;
+            route53::set_weights(&p.hosted_zone, &p.app_record, &route53::weighted(&to), 60, wait)?;
             Ok(Weights { targets: to })
         })?;
         ctx.compensate(
             "restore-app-weights",
-            &RestoreWeights { zone: p.hosted_zone.clone(), record: p.app_record.clone(), targets: app.clone(), timeout_seconds: wait.as_secs() },
+            &route53::RestoreWeights { zone: p.hosted_zone.clone(), record: p.app_record.clone(), targets: app.clone(), timeout_seconds: wait.as_secs() },
         )?;
-        let shifted_ms = unix_ms(ctx);
+        let shifted_ms = ctx.unix_ms();
 
         // 4. Everything read back from the cloud.
         let jobs: Vec<(String, Job)> =
@@ -447,7 +393,7 @@ impl Runbook for FleetFailover {
         ctx.parallel("verify", jobs, Join::CollectAll)?.check()?;
         ctx.step("verify-app", || {
             let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
-            route53::check_weights(&p.app_record, &sets, &weighted(&shifted.targets)).map_err(|why| Error::new("verify-failed", why))
+            route53::check_weights(&p.app_record, &sets, &route53::weighted(&shifted.targets)).map_err(|why| Error::new("verify-failed", why))
         })?;
 
         let rto = shifted_ms.saturating_sub(started_ms) as f64 / 1000.0;
@@ -499,7 +445,7 @@ impl Runbook for FleetFailover {
         }
         let app = ctx.step("check-app", || {
             let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
-            Ok(targets(&sets).iter().any(|(set, _, _)| *set == p.dr_region))
+            Ok(route53::weight_triples(&sets).iter().any(|(set, _, _)| *set == p.dr_region))
         });
         match app {
             Ok(true) => r.ok("the app's weighted records have a DR set", format!("{} has a set for {}", p.app_record, p.dr_region), p.app_record.clone()),
@@ -525,10 +471,7 @@ impl Runbook for FleetFailover {
 
     fn finalize(_ctx: &Ctx, action: Action) -> Result<(), Error> {
         match action.key() {
-            "restore-app-weights" => {
-                let r: RestoreWeights = action.payload()?;
-                route53::set_weights(&r.zone, &r.record, &weighted(&r.targets), 60, Duration::from_secs(r.timeout_seconds))
-            }
+            "restore-app-weights" => action.payload::<route53::RestoreWeights>()?.apply(),
             other => Err(Error::new("unknown-action", format!("fleet-failover registered no action '{other}'"))),
         }
     }

@@ -107,15 +107,6 @@ struct Weights {
     targets: Vec<(String, u8, String)>,
 }
 
-/// The undo of the weight shift: everything needed to put the weights back.
-#[derive(Serialize, Deserialize)]
-struct RestoreWeights {
-    zone: String,
-    record: String,
-    targets: Vec<(String, u8, String)>,
-    timeout_seconds: u64,
-}
-
 #[derive(Serialize)]
 struct Outcome {
     promoted: String,
@@ -134,20 +125,6 @@ struct Outcome {
 
 struct RegionalFailover;
 
-/// The name in an RDS ARN (`arn:aws:rds:REGION:ACCOUNT:db:NAME`), or the
-/// identifier itself.
-fn rds_name(arn: &str) -> &str {
-    arn.rsplit(':').next().unwrap_or(arn)
-}
-
-fn unix_ms(ctx: &Ctx) -> u128 {
-    ctx.now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
-}
-
-fn targets(sets: &[route53::RecordSet]) -> Vec<(String, u8, String)> {
-    route53::weighted_targets(sets).into_iter().map(|t| (t.set_identifier, t.weight, t.value)).collect()
-}
-
 /// What the replica's lag says about the data a promotion now would lose
 /// (`drover_sdk`'s judgement: unknown is never "no lag").
 fn lag(reading: Option<rds::LagReading>, replica: &str, max_age: u32) -> Lag {
@@ -157,10 +134,6 @@ fn lag(reading: Option<rds::LagReading>, replica: &str, max_age: u32) -> Lag {
         Some(l) if l.seconds < 0.0 && cfg!(feature = "power-test") && l.age_seconds <= u64::from(max_age) => Lag::Known(l.seconds, l.age_seconds),
         reading => rds::judge_lag(reading, replica, max_age),
     }
-}
-
-fn weighted(t: &[(String, u8, String)]) -> Vec<route53::WeightedTarget> {
-    t.iter().map(|(set, weight, value)| route53::WeightedTarget { set_identifier: set.clone(), weight: *weight, value: value.clone() }).collect()
 }
 
 impl Runbook for RegionalFailover {
@@ -243,7 +216,7 @@ impl Runbook for RegionalFailover {
                     )
                     .with_resource(replica.arn));
                 }
-                (Some(src), false) if rds_name(src) != p.db_instance => {
+                (Some(src), false) if rds::name_of(src) != p.db_instance => {
                     return Err(Error::new(
                         "wrong-replica-source",
                         format!("{} replicates from {src}, not from the primary {}: promoting it would serve another database's data. Nothing was changed", p.replica, p.db_instance),
@@ -269,7 +242,7 @@ impl Runbook for RegionalFailover {
                     ));
                 }
             }
-            let app = targets(&app_sets);
+            let app = route53::weight_triples(&app_sets);
             if !app.iter().any(|(set, _, _)| *set == p.dr_region) {
                 return Err(Error::new("record-not-found", format!("no weighted record for {} under {}; DNS left unchanged", p.dr_region, p.app_record)));
             }
@@ -277,36 +250,9 @@ impl Runbook for RegionalFailover {
                 let w = format!("{} is standalone and target_is_writer=true: no promotion, no lag gate (the data it holds is what it holds)", p.replica);
                 (None, None, Some(w))
             } else {
-                match lag(rds::replica_lag(&p.dr_region, &p.replica)?, &p.replica, p.max_lag_age_seconds) {
-                    Lag::Known(seconds, _) if seconds > f64::from(p.rpo_seconds) && !p.accept_replica_lag => {
-                        return Err(Error::new(
-                            "replica-lag-over-rpo",
-                            format!(
-                                "replica {} lags {:.0} s behind its source, over the RPO budget of {} s: promoting now would lose up to {:.0} s of writes. \
-                                 Nothing was changed. Wait for it to catch up, or fail over anyway with --param accept_replica_lag=true (recorded with the run)",
-                                p.replica, seconds, p.rpo_seconds, seconds
-                            ),
-                        )
-                        .with_resource(replica.arn.clone()));
-                    }
-                    Lag::Known(seconds, age) if seconds > f64::from(p.rpo_seconds) => (
-                        Some(seconds),
-                        Some(age),
-                        Some(format!("replica lag {seconds:.0} s (read {age} s ago) over the RPO budget of {} s, accepted by the operator", p.rpo_seconds)),
-                    ),
-                    Lag::Known(seconds, age) => (Some(seconds), Some(age), None),
-                    Lag::Unknown(why) if !p.accept_unknown_lag => {
-                        return Err(Error::new(
-                            "replica-lag-unknown",
-                            format!(
-                                "{why}: the data a promotion now would lose is unknown. Nothing was changed. Check the replication (RDS events, \
-                                 ReplicaLag in CloudWatch) and run again, or fail over anyway with --param accept_unknown_lag=true (recorded with the run)"
-                            ),
-                        )
-                        .with_resource(replica.arn.clone()));
-                    }
-                    Lag::Unknown(why) => (None, None, Some(format!("{why}: the data lost is unknown, accepted by the operator"))),
-                }
+                let gate = rds::LagGate { rpo_seconds: p.rpo_seconds, accept_replica_lag: p.accept_replica_lag, accept_unknown_lag: p.accept_unknown_lag };
+                let a = gate.admit(lag(rds::replica_lag(&p.dr_region, &p.replica)?, &p.replica, p.max_lag_age_seconds), &p.replica, &replica.arn)?;
+                (a.seconds, a.age_seconds, a.warning)
             };
             let (primary_arn, primary_unreachable) = match rds::describe_instance(&p.primary_region, &p.db_instance) {
                 Ok(i) => (Some(i.arn), None),
@@ -314,7 +260,7 @@ impl Runbook for RegionalFailover {
                 Err(e) => return Err(e),
             };
             Ok(Preflight {
-                started_ms: unix_ms(ctx),
+                started_ms: ctx.unix_ms(),
                 replica_arn: replica.arn,
                 replica_source: replica.replica_source,
                 primary_arn,
@@ -406,15 +352,20 @@ impl Runbook for RegionalFailover {
         let shifted: Weights = ctx.step("shift-app-weights", || {
             let to: Vec<(String, u8, String)> =
                 pre.app_targets.iter().map(|(set, _, v)| (set.clone(), if *set == p.dr_region { 100 } else { 0 }, v.clone())).collect();
-            route53::set_weights(&p.hosted_zone, &p.app_record, &weighted(&to), 60, wait)?;
+            route53::set_weights(&p.hosted_zone, &p.app_record, &route53::weighted(&to), 60, wait)?;
             Ok(Weights { targets: to })
         })?;
         // If verification fails, send the traffic back where it was.
         ctx.compensate(
             "restore-app-weights",
-            &RestoreWeights { zone: p.hosted_zone.clone(), record: p.app_record.clone(), targets: pre.app_targets.clone(), timeout_seconds: wait.as_secs() },
+            &route53::RestoreWeights {
+                zone: p.hosted_zone.clone(),
+                record: p.app_record.clone(),
+                targets: pre.app_targets.clone(),
+                timeout_seconds: wait.as_secs(),
+            },
         )?;
-        let shifted_ms = unix_ms(ctx);
+        let shifted_ms = ctx.unix_ms();
 
         // Traffic runs in the DR region now: a copy that cannot be made is a
         // warning, never a reason to fail (and undo) the failover.
@@ -445,7 +396,7 @@ impl Runbook for RegionalFailover {
                 return Err(Error::new("verify-failed", format!("{} does not point at {endpoint}", p.db_record)));
             }
             let app = route53::get_records(&p.hosted_zone, &p.app_record)?;
-            route53::check_weights(&p.app_record, &app, &weighted(&shifted.targets)).map_err(|why| Error::new("verify-failed", why))?;
+            route53::check_weights(&p.app_record, &app, &route53::weighted(&shifted.targets)).map_err(|why| Error::new("verify-failed", why))?;
             let db_now = rds::describe_instance(&p.dr_region, &p.replica)?;
             if db_now.status != "available" {
                 return Err(Error::retryable("verify-failed", format!("{} is '{}'", p.replica, db_now.status)));
@@ -506,7 +457,7 @@ impl Runbook for RegionalFailover {
                     );
                 }
                 match &replica.replica_source {
-                    Some(src) if rds_name(src) == p.db_instance => {
+                    Some(src) if rds::name_of(src) == p.db_instance => {
                         r.ok("it replicates from the primary", format!("source {src}"), replica.arn.clone());
                     }
                     Some(src) => r.problem(
@@ -586,7 +537,7 @@ impl Runbook for RegionalFailover {
             }
             match route53::get_records(&p.hosted_zone, &p.app_record) {
                 Ok(sets) => {
-                    let app = targets(&sets);
+                    let app = route53::weight_triples(&sets);
                     let missing: Vec<&str> =
                         [&p.primary_region, &p.dr_region].into_iter().filter(|reg| !app.iter().any(|(s, _, _)| s == *reg)).map(String::as_str).collect();
                     if missing.is_empty() {
@@ -625,10 +576,7 @@ impl Runbook for RegionalFailover {
 
     fn finalize(_ctx: &Ctx, action: Action) -> Result<(), Error> {
         match action.key() {
-            "restore-app-weights" => {
-                let r: RestoreWeights = action.payload()?;
-                route53::set_weights(&r.zone, &r.record, &weighted(&r.targets), 60, Duration::from_secs(r.timeout_seconds))
-            }
+            "restore-app-weights" => action.payload::<route53::RestoreWeights>()?.apply(),
             other => Err(Error::new("unknown-action", format!("regional-failover registered no action '{other}'"))),
         }
     }
