@@ -10,8 +10,9 @@
 //!    the result); its database record exists. **One database failing its
 //!    check refuses the whole failover, nothing changed**: a fleet half
 //!    failed over because one replica lagged is worse than none.
-//! 2. `check-app`: the application's weighted records have a set for the DR
-//!    region in every record type.
+//! 2. Beside them, in the same section (branch `app`), `check-app`: the
+//!    application's weighted records have a set for the DR region in every
+//!    record type.
 //! 3. With `approval=true`, gate `failover` asks a person (every database and
 //!    its lag in the question).
 //! 4. Section `failover` (fail-fast): in each database's branch, `promote`
@@ -23,9 +24,10 @@
 //! 5. `shift-app-weights` to the DR region (undone if verification fails).
 //! 6. Section `verify` (collect-all): each database record points at its
 //!    promoted instance, which is available with no replication source (a
-//!    stale read is read again, not taken for a failure); then `verify-app`
-//!    reads the weights back. The result carries the measured RTO (start to
-//!    traffic shifted) and each database's estimated RPO.
+//!    stale read is read again, not taken for a failure), and branch
+//!    `app`'s `verify-app` reads the weights back. The result carries the
+//!    measured RTO (start to traffic shifted) and each database's estimated
+//!    RPO.
 //!
 //! Every step is idempotent and every branch has its own journal: a crash
 //! anywhere, then `drover resume`, ends with one promotion per replica and
@@ -74,9 +76,22 @@ struct Params {
 #[serde(rename_all = "kebab-case")]
 enum Job {
     Check(Database),
+    /// The app's weighted records have a DR set (branch `app` of `check`).
+    CheckApp,
     Failover(Database),
-    Verify { db: Database, endpoint: String },
+    Verify {
+        db: Database,
+        endpoint: String,
+    },
+    /// The app's weights read back (branch `app` of `verify`).
+    VerifyApp {
+        targets: Vec<(String, u8, String)>,
+    },
 }
+
+/// The branch that checks (and verifies) the application, beside the
+/// databases' branches; no database may take its name.
+const APP: &str = "app";
 
 /// A database's check, as its branch found it.
 #[derive(Serialize, Deserialize)]
@@ -173,6 +188,28 @@ fn check(p: &Params, db: &Database) -> Result<Checked, Error> {
         Ok(_) => warning,
     };
     Ok(Checked { replica_arn: replica.arn, lag_seconds, lag_reading_age_seconds, warning })
+}
+
+/// `check-app`: the app's weighted records have a set for the DR region in
+/// every record type; their weights now (what the undo puts back).
+fn check_app(p: &Params) -> Result<Vec<(String, u8, String)>, Error> {
+    let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
+    let mut kinds: Vec<&str> = sets.iter().filter(|r| r.weight.is_some()).map(|r| r.record_type.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    for kind in &kinds {
+        if !sets.iter().any(|r| r.record_type == *kind && r.weight.is_some() && r.set_identifier.as_deref() == Some(p.dr_region.as_str())) {
+            return Err(Error::new(
+                "record-not-found",
+                format!("the weighted {kind} records of {} have no set for {}; nothing was changed", p.app_record, p.dr_region),
+            ));
+        }
+    }
+    let app = route53::weight_triples(&sets);
+    if !app.iter().any(|(set, _, _)| *set == p.dr_region) {
+        return Err(Error::new("record-not-found", format!("no weighted record for {} under {}; nothing was changed", p.dr_region, p.app_record)));
+    }
+    Ok(app)
 }
 
 /// `failover`: promote one database's replica, wait until it is promoted,
@@ -292,6 +329,12 @@ impl Runbook for FleetFailover {
         // What the runbook declared is what it touches: every instance under
         // db_prefix, every record in the zone.
         for db in &p.databases {
+            if db.name == APP {
+                return Err(Error::new(
+                    "bad-databases",
+                    format!("a database may not be named '{APP}': the app's own checks take that name. Nothing was changed"),
+                ));
+            }
             for id in [&db.primary, &db.replica] {
                 if p.db_prefix.is_empty() || !id.starts_with(&p.db_prefix) {
                     return Err(Error::new(
@@ -311,40 +354,34 @@ impl Runbook for FleetFailover {
                 ));
             }
         }
-        // 1. Every database checked at once; one refusal refuses them all.
-        let checks = ctx.parallel("check", per_database(&p, |db| Job::Check(db.clone())), Join::CollectAll)?;
+        // 1. Every database, and the app's records, checked at once; one
+        // refusal refuses them all.
+        let mut jobs = per_database(&p, |db| Job::Check(db.clone()));
+        jobs.push((APP.to_string(), Job::CheckApp));
+        let checks = ctx.parallel("check", jobs, Join::CollectAll)?;
         if !checks.all_succeeded() {
             let refused: Vec<String> =
                 checks.0.iter().filter_map(|o| o.result.as_ref().err().map(|e| format!("{}: {} ({})", o.name, e.message(), e.code()))).collect();
             return Err(Error::new(
                 "fleet-check-failed",
-                format!("{} of {} databases cannot fail over; nothing was changed: {}", refused.len(), p.databases.len(), refused.join("; ")),
+                format!(
+                    "{} of {} checks refused the failover (each database, and the app); nothing was changed: {}",
+                    refused.len(),
+                    checks.0.len(),
+                    refused.join("; ")
+                ),
             ));
         }
-        let checked: Vec<Checked> = checks.0.iter().map(|o| o.output()).collect::<Result<_, _>>()?;
+        let (dbs, app) = checks.0.split_at(p.databases.len());
+        let checked: Vec<Checked> = dbs.iter().map(|o| o.output()).collect::<Result<_, _>>()?;
+        let app: Vec<(String, u8, String)> = match app.first() {
+            Some(o) => o.output()?,
+            None => return Err(Error::new("internal", "the app's check did not report")),
+        };
         let mut warnings: Vec<String> = checked.iter().filter_map(|c| c.warning.clone()).collect();
         for w in &warnings {
             ctx.warn(w);
         }
-        let app: Vec<(String, u8, String)> = ctx.step("check-app", || {
-            let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
-            let mut kinds: Vec<&str> = sets.iter().filter(|r| r.weight.is_some()).map(|r| r.record_type.as_str()).collect();
-            kinds.sort_unstable();
-            kinds.dedup();
-            for kind in &kinds {
-                if !sets.iter().any(|r| r.record_type == *kind && r.weight.is_some() && r.set_identifier.as_deref() == Some(p.dr_region.as_str())) {
-                    return Err(Error::new(
-                        "record-not-found",
-                        format!("the weighted {kind} records of {} have no set for {}; nothing was changed", p.app_record, p.dr_region),
-                    ));
-                }
-            }
-            let app = route53::weight_triples(&sets);
-            if !app.iter().any(|(set, _, _)| *set == p.dr_region) {
-                return Err(Error::new("record-not-found", format!("no weighted record for {} under {}; nothing was changed", p.dr_region, p.app_record)));
-            }
-            Ok(app)
-        })?;
         if p.approval {
             let lags: Vec<String> = p
                 .databases
@@ -388,13 +425,10 @@ impl Runbook for FleetFailover {
         let shifted_ms = ctx.unix_ms();
 
         // 4. Everything read back from the cloud.
-        let jobs: Vec<(String, Job)> =
+        let mut jobs: Vec<(String, Job)> =
             p.databases.iter().zip(&moved).map(|(db, m)| (db.name.clone(), Job::Verify { db: db.clone(), endpoint: m.endpoint.clone() })).collect();
+        jobs.push((APP.to_string(), Job::VerifyApp { targets: shifted.targets.clone() }));
         ctx.parallel("verify", jobs, Join::CollectAll)?.check()?;
-        ctx.step("verify-app", || {
-            let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
-            route53::check_weights(&p.app_record, &sets, &route53::weighted(&shifted.targets)).map_err(|why| Error::new("verify-failed", why))
-        })?;
 
         let rto = shifted_ms.saturating_sub(started_ms) as f64 / 1000.0;
         warnings.sort();
@@ -423,7 +457,9 @@ impl Runbook for FleetFailover {
     /// Would a failover of the fleet succeed now? Every database's check at
     /// once (reads only), each a finding, and the app's records.
     fn readiness(ctx: &Ctx, p: &Params) -> Option<Result<Readiness, Error>> {
-        let checks = match ctx.parallel("check", per_database(p, |db| Job::Check(db.clone())), Join::CollectAll) {
+        let mut jobs = per_database(p, |db| Job::Check(db.clone()));
+        jobs.push((APP.to_string(), Job::CheckApp));
+        let checks = match ctx.parallel("check", jobs, Join::CollectAll) {
             Ok(c) => c,
             Err(e) => return Some(Err(e)),
         };
@@ -443,19 +479,13 @@ impl Runbook for FleetFailover {
                 ),
             }
         }
-        let app = ctx.step("check-app", || {
-            let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
-            Ok(route53::weight_triples(&sets).iter().any(|(set, _, _)| *set == p.dr_region))
-        });
-        match app {
-            Ok(true) => r.ok("the app's weighted records have a DR set", format!("{} has a set for {}", p.app_record, p.dr_region), p.app_record.clone()),
-            Ok(false) => r.problem(
-                "the app's weighted records have a DR set",
-                format!("{} has no weighted set for {}", p.app_record, p.dr_region),
-                p.app_record.clone(),
-                "create a weighted record per region, with the region as set identifier",
-            ),
-            Err(e) => r.problem("the app's weighted records have a DR set", e.message().to_string(), p.hosted_zone.clone(), "check the hosted zone name"),
+        let what = "the app's weighted records have a DR set";
+        match checks.0.last().map(|o| o.output::<Vec<(String, u8, String)>>()) {
+            Some(Ok(_)) => r.ok(what, format!("{} has a set for {}", p.app_record, p.dr_region), p.app_record.clone()),
+            Some(Err(e)) => {
+                r.problem(what, e.message().to_string(), p.app_record.clone(), "create a weighted record per region, with the region as set identifier")
+            }
+            None => r.problem(what, "not checked".to_string(), p.app_record.clone(), "report this as a bug of fleet-failover"),
         }
         Some(Ok(r))
     }
@@ -465,6 +495,11 @@ impl Runbook for FleetFailover {
             Job::Check(db) => serde_json::to_value(ctx.step("check", || check(p, &db))?),
             Job::Failover(db) => serde_json::to_value(fail_over(ctx, p, &db)?),
             Job::Verify { db, endpoint } => serde_json::to_value(verify(ctx, p, &db, &endpoint)?),
+            Job::CheckApp => serde_json::to_value(ctx.step("check-app", || check_app(p))?),
+            Job::VerifyApp { targets } => serde_json::to_value(ctx.step("verify-app", || {
+                let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
+                route53::check_weights(&p.app_record, &sets, &route53::weighted(&targets)).map_err(|why| Error::new("verify-failed", why))
+            })?),
         };
         out.map_err(|e| Error::new("output-not-serializable", format!("branch '{}': {e}", branch.name)))
     }

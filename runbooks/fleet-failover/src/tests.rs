@@ -92,6 +92,18 @@ fn a_database_outside_the_declaration_is_refused_before_anything_runs() {
 }
 
 #[test]
+fn a_database_may_not_take_the_app_branch_name() {
+    let mut scenario = fleet();
+    scenario.params.insert(
+        "databases".into(),
+        serde_json::json!([{"name": "app", "primary": "fleet-orders-db", "replica": "fleet-orders-db-replica", "record": "db.orders.fleet.example.internal"}]),
+    );
+    let r = TestRun::new(&scenario).run::<FleetFailover>();
+    assert_eq!(r.error().code(), "bad-databases", "{r}");
+    assert!(r.calls().is_empty(), "{r}");
+}
+
+#[test]
 fn an_unknown_lag_refuses_unless_accepted() {
     let scenario = fleet().lag("fleet-billing-db-replica", None);
     let r = TestRun::new(&scenario).run::<FleetFailover>();
