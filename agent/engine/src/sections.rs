@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use drover_journal::{CancelRequest, Created, ErrorRecord, Journal, NewRun, RunRecord, RunStatus};
+use drover_journal::{CancelRequest, Created, ErrorRecord, Journal, NewRun, RunRecord, RunStatus, RunbookRef};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
@@ -133,7 +133,12 @@ impl Engine {
         for b in &section.branches {
             let new = NewRun {
                 run_id: b.run_id.clone(),
-                runbook: run.runbook.clone(),
+                // The build driving the run now (a resume with a fixed build pins its branches to it too).
+                runbook: RunbookRef {
+                    name: parent.runbook.info.name.clone(),
+                    version: parent.runbook.info.version.clone(),
+                    digest: parent.runbook.info.digest.clone(),
+                },
                 params: run.params.clone(),
                 created_at: Utc::now(),
                 policy_override: run.policy_override.clone(),
