@@ -175,7 +175,7 @@ pub(crate) struct Live {
     /// Branches a run may start (the agent's default `max_branches`).
     max_branches: usize,
     /// The branches' own runs, kept between executions, by run id.
-    branch_runs: BTreeMap<String, sections::BranchRun>,
+    branch_runs: BTreeMap<String, sections::RunState>,
     /// Runs one execution of a branch (`execute::<R>`).
     branch_exec: Option<fn(&str)>,
     /// The run's parameters (JSON), which every branch gets too.

@@ -671,11 +671,6 @@ impl Durable {
         Ok(())
     }
 
-    /// Every registration journaled in the main part, in registration order.
-    pub fn registrations(&self) -> Vec<Registration> {
-        registrations(&self.entries)
-    }
-
     /// The outcome recorded when the main part ended, if it has.
     pub fn recorded_end(&self) -> Option<Entry> {
         self.entries.iter().find(|e| e.kind == EntryKind::End).cloned()

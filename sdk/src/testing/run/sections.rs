@@ -39,11 +39,6 @@ pub(super) struct RunState {
     pub(super) stop: Option<String>,
 }
 
-/// A branch's run, kept between its executions.
-pub(super) struct BranchRun {
-    state: RunState,
-}
-
 impl Live {
     /// Swaps the run state in [`Live`] with `other`.
     fn exchange(&mut self, other: &mut RunState) {
@@ -171,12 +166,8 @@ impl Live {
             }
         }
         self.branch_steps.insert(step_key, steps);
-        for r in handed {
-            let index = self.journal.registrations.len();
-            self.journal.registrations.push(r);
-            // Not a journaled call of the run: kept for its finalize only.
-            let _ = index;
-        }
+        // Not journaled calls of the run: kept for its finalize only.
+        self.journal.registrations.extend(handed);
     }
 }
 
@@ -232,7 +223,7 @@ impl Drop for Leave {
             with_live(|l| {
                 l.exchange(&mut parent);
                 // `parent` now holds the branch's state: keep it for its next execution.
-                l.branch_runs.insert(self.run_id.clone(), BranchRun { state: parent });
+                l.branch_runs.insert(self.run_id.clone(), parent);
             });
         }
     }
@@ -254,7 +245,7 @@ pub(crate) fn run(key: &str, list: &[Branch], mode: JoinMode) -> Vec<BranchOutco
     for (name, input, run_id) in &branches {
         let prefix = format!("{key}/{name}/");
         // Enter the branch: its kept state, or a new one.
-        let mut state = with_live(|l| l.branch_runs.remove(run_id)).map(|b| b.state).unwrap_or_else(|| {
+        let mut state = with_live(|l| l.branch_runs.remove(run_id)).unwrap_or_else(|| {
             let seed = drover_replay::idempotency_key(run_id, "random").bytes().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b));
             RunState { run_id: run_id.clone(), rng: seed, branch: Some((name.clone(), input.clone())), prefix: prefix.clone(), ..RunState::default() }
         });
@@ -271,10 +262,10 @@ pub(crate) fn run(key: &str, list: &[Branch], mode: JoinMode) -> Vec<BranchOutco
             exec(&params);
             drop(leave);
         } else {
-            with_live(|l| l.branch_runs.insert(run_id.clone(), BranchRun { state }));
+            with_live(|l| l.branch_runs.insert(run_id.clone(), state));
         }
         let (ending, result, regs, branch_steps) = with_live(|l| {
-            let b = &l.branch_runs[run_id].state;
+            let b = &l.branch_runs[run_id];
             let (ending, result, _) = b.journal.ended.clone().unwrap_or((
                 Ending::Failed,
                 Err(WitError { code: "not-ended".into(), message: "the branch did not end".into(), retryable: false, resource: None }),
