@@ -18,6 +18,7 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use crate::call_observer::CallTimer;
 use crate::fence::{Fence, FencedHttpClient};
 use crate::request_ids::RequestIds;
+use crate::zones::ZoneIds;
 
 /// A client of SDK crate `$krate` for `$region`, from `$sdk`, with the
 /// interceptors every drover client has (request ids in the logs, request
@@ -80,6 +81,8 @@ pub struct Clients {
     fencing: Option<Fencing>,
     /// The HTTP client fenced calls send through (made once).
     base_http: std::sync::OnceLock<Option<SharedHttpClient>>,
+    /// Hosted zone ids found, shared with the fenced clients made from these.
+    zones: Arc<ZoneIds>,
 }
 
 impl Clients {
@@ -121,10 +124,10 @@ impl Clients {
     }
 
     pub fn from_config(sdk: SdkConfig) -> Self {
-        Self::with_fencing(sdk, None)
+        Self::with_fencing(sdk, None, Arc::default())
     }
 
-    fn with_fencing(sdk: SdkConfig, fencing: Option<Fencing>) -> Self {
+    fn with_fencing(sdk: SdkConfig, fencing: Option<Fencing>, zones: Arc<ZoneIds>) -> Self {
         // Route 53 is global; its API lives in us-east-1.
         Clients {
             route53: client!(aws_sdk_route53, &sdk, "us-east-1", fencing.as_ref()),
@@ -135,6 +138,7 @@ impl Clients {
             sdk,
             fencing,
             base_http: std::sync::OnceLock::new(),
+            zones,
         }
     }
 
@@ -150,10 +154,10 @@ impl Clients {
             // Cannot happen with the default HTTPS client compiled in; fail
             // closed rather than send unfenced.
             tracing::error!("no HTTP client to fence; the call's requests will fail");
-            return Self::with_fencing(self.sdk.clone(), Some(Fencing { http: SharedHttpClient::new(Unavailable), timeouts: None }));
+            return Self::with_fencing(self.sdk.clone(), Some(Fencing { http: SharedHttpClient::new(Unavailable), timeouts: None }), self.zones.clone());
         };
         let http = SharedHttpClient::new(FencedHttpClient { inner, fence });
-        Self::with_fencing(self.sdk.clone(), Some(Fencing { http, timeouts: ttl.map(timeouts_within) }))
+        Self::with_fencing(self.sdk.clone(), Some(Fencing { http, timeouts: ttl.map(timeouts_within) }), self.zones.clone())
     }
 
     /// The RDS client for `region`.
@@ -188,6 +192,11 @@ impl Clients {
     /// The Route 53 client.
     pub fn route53(&self) -> &aws_sdk_route53::Client {
         &self.route53
+    }
+
+    /// The hosted zone ids found by these clients (and the fenced ones made from them).
+    pub(crate) fn zones(&self) -> &ZoneIds {
+        &self.zones
     }
 }
 

@@ -30,6 +30,7 @@ pub mod route53;
 pub mod sns;
 pub mod turns;
 mod wait;
+mod zones;
 
 pub use call_observer::{CallObserver, observe_calls};
 pub use clients::{Clients, timeouts_within};

@@ -116,8 +116,45 @@ fn choose(zone: &str, want: &str, private: Option<bool>, found: &[(String, bool)
 
 /// The id of the hosted zone `zone` names (see [`ZoneRef`]): an id is
 /// checked to exist; a name must name exactly one zone (of the kind a
-/// `private:`/`public:` qualifier asks for), else nothing is changed.
+/// `private:`/`public:` qualifier asks for), else nothing is changed. An id
+/// these clients found a moment ago is taken without asking again (see
+/// [`crate::zones`]).
 pub async fn zone_id(c: &Clients, zone: &str) -> Result<String, CapabilityError> {
+    if let Some(id) = c.zones().get(zone) {
+        return Ok(id);
+    }
+    let id = look_up_zone(c, zone).await?;
+    c.zones().put(zone, &id);
+    Ok(id)
+}
+
+/// Runs `op` with the id of zone `zone`. When the id was one kept from an
+/// earlier lookup and Route 53 answers `NoSuchHostedZone` (the zone was
+/// deleted, maybe made again under its name), the id is forgotten, looked
+/// up afresh and `op` made once more: Route 53 changed nothing for a zone it
+/// does not have.
+async fn in_zone<T, F, Fut>(c: &Clients, zone: &str, op: F) -> Result<T, CapabilityError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, CapabilityError>>,
+{
+    let kept = c.zones().get(zone);
+    let was_kept = kept.is_some();
+    let id = match kept {
+        Some(id) => id,
+        None => zone_id(c, zone).await?,
+    };
+    match op(id).await {
+        Err(e) if was_kept && e.is("NoSuchHostedZone") => {
+            c.zones().forget(zone);
+            op(zone_id(c, zone).await?).await
+        }
+        other => other,
+    }
+}
+
+/// [`zone_id`] asking Route 53.
+async fn look_up_zone(c: &Clients, zone: &str) -> Result<String, CapabilityError> {
     let (name, private) = match ZoneRef::parse(zone).map_err(|e| bad("ListHostedZonesByName", zone, e))? {
         ZoneRef::Id(id) => {
             c.route53().get_hosted_zone().id(&id).send().await.map_err(|e| from_sdk("route53", "GetHostedZone", REGION, zone, e))?;
@@ -157,8 +194,7 @@ pub async fn zone_id(c: &Clients, zone: &str) -> Result<String, CapabilityError>
 
 /// The record sets named `name` in zone `zone`.
 pub async fn get_records(c: &Clients, zone: &str, name: &str) -> Result<Vec<RecordSet>, CapabilityError> {
-    let id = zone_id(c, zone).await?;
-    records_in(c, &id, name).await
+    in_zone(c, zone, |id| async move { records_in(c, &id, name).await }).await
 }
 
 async fn records_in(c: &Clients, zone_id: &str, name: &str) -> Result<Vec<RecordSet>, CapabilityError> {
@@ -210,21 +246,31 @@ async fn raw_sets_in(c: &Clients, zone_id: &str, name: &str) -> Result<Vec<Resou
 }
 
 async fn change(c: &Clients, zone_id: &str, name: &str, changes: Vec<Change>, comment: &str, timeout: Duration) -> Result<(), CapabilityError> {
-    let change_id = submit(c, zone_id, name, changes, comment, false).await?;
-    wait_in_sync(c, name, &change_id, timeout).await
+    match submit(c, zone_id, name, changes, comment, false).await? {
+        Some(change_id) => wait_in_sync(c, name, &change_id, timeout).await,
+        None => Ok(()),
+    }
 }
 
-/// Sends a change batch; returns its change id. `once`: with the SDK's
-/// retries off, for a change that is not idempotent (a `DELETE`), whose
-/// caller looks the records up after a failure instead.
-async fn submit(c: &Clients, zone_id: &str, name: &str, changes: Vec<Change>, comment: &str, once: bool) -> Result<String, CapabilityError> {
+/// Sends a change batch; returns its change id while it is `PENDING`, and
+/// `None` when the answer already says `INSYNC` (nothing to wait for: no
+/// `GetChange` round trip). `once`: with the SDK's retries off, for a
+/// change that is not idempotent (a `DELETE`), whose caller looks the
+/// records up after a failure instead.
+async fn submit(c: &Clients, zone_id: &str, name: &str, changes: Vec<Change>, comment: &str, once: bool) -> Result<Option<String>, CapabilityError> {
     let batch = ChangeBatch::builder().set_changes(Some(changes)).comment(comment).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
     let mut req = c.route53().change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch).customize();
     if once {
         req = req.config_override(aws_sdk_route53::Config::builder().retry_config(sdk_retries("route53.delete-cname")));
     }
     let out = req.send().await.map_err(|e| from_sdk("route53", "ChangeResourceRecordSets", REGION, name, e))?;
-    Ok(out.change_info().map(|i| i.id().to_string()).unwrap_or_default())
+    Ok(match out.change_info() {
+        Some(i) if *i.status() == ChangeStatus::Insync => None,
+        Some(i) => Some(i.id().to_string()),
+        // No change info: ask for a change of no id, which fails with
+        // Route 53's own error rather than passing for INSYNC.
+        None => Some(String::new()),
+    })
 }
 
 /// Waits until change `change_id` is INSYNC.
@@ -264,13 +310,16 @@ fn upsert(set: ResourceRecordSet) -> Result<Change, CapabilityError> {
 /// Points the simple CNAME `name` at `target`. Returns whether it changed
 /// anything (a record already pointing there is left alone).
 pub async fn upsert_cname(c: &Clients, zone: &str, name: &str, target: &str, ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
-    let id = zone_id(c, zone).await?;
-    let current = records_in(c, &id, name).await?;
+    in_zone(c, zone, |id| async move { upsert_cname_in(c, &id, name, target, ttl, timeout).await }).await
+}
+
+async fn upsert_cname_in(c: &Clients, id: &str, name: &str, target: &str, ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
+    let current = records_in(c, id, name).await?;
     if current.iter().any(|r| r.is_cname_to(target)) {
         return Ok(false);
     }
     let changes = vec![upsert(cname(name, target, ttl, None)?)?];
-    change(c, &id, name, changes, &format!("drover: point {name} at {target}"), timeout).await?;
+    change(c, id, name, changes, &format!("drover: point {name} at {target}"), timeout).await?;
     Ok(true)
 }
 
@@ -380,8 +429,11 @@ fn reweighted(name: &str, current: &ResourceRecordSet, w: &WeightChange) -> Resu
 /// are (see [`weight_changes`]), in one change batch. Returns whether it
 /// changed anything.
 pub async fn set_weights(c: &Clients, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
-    let id = zone_id(c, zone).await?;
-    let raw = raw_sets_in(c, &id, name).await?;
+    in_zone(c, zone, |id| async move { set_weights_in(c, &id, name, targets, ttl, timeout).await }).await
+}
+
+async fn set_weights_in(c: &Clients, id: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
+    let raw = raw_sets_in(c, id, name).await?;
     let current: Vec<RecordSet> = raw.iter().map(record_set).collect();
     let mut changes = Vec::new();
     for w in weight_changes(name, &current, targets)? {
@@ -400,7 +452,7 @@ pub async fn set_weights(c: &Clients, zone: &str, name: &str, targets: &[Weighte
         return Ok(false);
     }
     let summary: Vec<String> = targets.iter().map(|t| format!("{}={}", t.set_identifier, t.weight)).collect();
-    change(c, &id, name, changes, &format!("drover: weights of {name}: {}", summary.join(", ")), timeout).await?;
+    change(c, id, name, changes, &format!("drover: weights of {name}: {}", summary.join(", ")), timeout).await?;
     Ok(true)
 }
 
@@ -408,13 +460,15 @@ pub async fn set_weights(c: &Clients, zone: &str, name: &str, targets: &[Weighte
 /// whether it deleted anything.
 pub async fn delete_cname(c: &Clients, zone: &str, name: &str, timeout: Duration) -> Result<bool, CapabilityError> {
     // No zone, no record: nothing to delete.
-    let id = match zone_id(c, zone).await {
-        Ok(id) => id,
-        Err(e) if e.is("NoSuchHostedZone") => return Ok(false),
-        Err(e) => return Err(e),
-    };
+    match in_zone(c, zone, |id| async move { delete_cname_in(c, &id, name, timeout).await }).await {
+        Err(e) if e.is("NoSuchHostedZone") => Ok(false),
+        other => other,
+    }
+}
+
+async fn delete_cname_in(c: &Clients, id: &str, name: &str, timeout: Duration) -> Result<bool, CapabilityError> {
     let simple_cname = |r: &RecordSet| r.record_type == "CNAME" && r.set_identifier.is_none();
-    let current = records_in(c, &id, name).await?;
+    let current = records_in(c, id, name).await?;
     let Some(existing) = current.iter().find(|r| simple_cname(r)) else {
         return Ok(false);
     };
@@ -424,10 +478,11 @@ pub async fn delete_cname(c: &Clients, zone: &str, name: &str, timeout: Duration
     // A DELETE is not idempotent: resent after Route 53 applied it (its
     // answer lost), it fails on the missing record. So it goes out once per
     // attempt, and a failed attempt reads the records first: a record gone
-    // is deleted (its change id went with the lost answer: no INSYNC wait).
-    let (id, delete, comment) = (&id, &delete, &format!("drover: delete {name}"));
+    // is deleted (its change id went with the lost answer: no INSYNC wait),
+    // as is one whose answer said INSYNC already.
+    let (delete, comment) = (&delete, &format!("drover: delete {name}"));
     let gone = || async move { Ok::<Option<Option<String>>, CapabilityError>((!records_in(c, id, name).await?.iter().any(simple_cname)).then_some(None)) };
-    let send = || async move { submit(c, id, name, vec![delete.clone()], comment, true).await.map(Some) };
+    let send = || async move { submit(c, id, name, vec![delete.clone()], comment, true).await };
     if let Some(change_id) = create_or_adopt(gone, send).await? {
         wait_in_sync(c, name, &change_id, timeout).await?;
     }
@@ -506,8 +561,11 @@ pub async fn update_health_check(c: &Clients, id: &str, disabled: bool, inverted
 /// check) and waits until INSYNC. Returns whether it changed anything (a
 /// record already saying so is left alone).
 pub async fn upsert_failover(c: &Clients, zone: &str, name: &str, f: &FailoverRecord, timeout: Duration) -> Result<bool, CapabilityError> {
-    let id = zone_id(c, zone).await?;
-    let current = records_in(c, &id, name).await?;
+    in_zone(c, zone, |id| async move { upsert_failover_in(c, &id, name, f, timeout).await }).await
+}
+
+async fn upsert_failover_in(c: &Clients, id: &str, name: &str, f: &FailoverRecord, timeout: Duration) -> Result<bool, CapabilityError> {
+    let current = records_in(c, id, name).await?;
     if current.iter().any(|r| r.is_failover(f)) {
         return Ok(false);
     }
@@ -523,7 +581,7 @@ pub async fn upsert_failover(c: &Clients, zone: &str, name: &str, f: &FailoverRe
         .build()
         .map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
     let comment = format!("drover: {} failover record {name} ({}) at {}", f.role.as_str(), f.set_identifier, f.target);
-    change(c, &id, name, vec![upsert(set)?], &comment, timeout).await?;
+    change(c, id, name, vec![upsert(set)?], &comment, timeout).await?;
     Ok(true)
 }
 

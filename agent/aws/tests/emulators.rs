@@ -280,6 +280,44 @@ async fn a_cname_is_deleted_once_and_a_missing_zone_or_record_is_left_alone() {
     assert!(!route53::delete_cname(&c, "no-such-zone.example.internal", &name, t).await.unwrap());
 }
 
+/// A zone's id is looked up once (a failover's every record step would
+/// repeat that round trip); a zone deleted and made again under its name
+/// gets a new id, which the next call finds instead of failing on the old one.
+#[tokio::test]
+async fn a_zone_id_is_looked_up_once_and_again_when_its_zone_was_made_anew() {
+    let c = clients().await;
+    let zone = format!("{}.example.internal", unique("remade"));
+    let make = || async {
+        c.route53()
+            .create_hosted_zone()
+            .name(&zone)
+            .caller_reference(unique("ref"))
+            .send()
+            .await
+            .unwrap()
+            .hosted_zone()
+            .unwrap()
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_string()
+    };
+    let first = make().await;
+    let name = format!("db.{zone}");
+    let t = Duration::from_secs(30);
+    assert!(route53::upsert_cname(&c, &zone, &name, "one.example.internal", 60, t).await.unwrap());
+    assert_eq!(route53::zone_id(&c, &zone).await.unwrap(), first);
+
+    // The zone goes (its record first: Route 53 deletes only empty zones) and comes back.
+    assert!(route53::delete_cname(&c, &zone, &name, t).await.unwrap());
+    c.route53().delete_hosted_zone().id(&first).send().await.unwrap();
+    let second = make().await;
+    assert_ne!(first, second);
+    assert!(route53::upsert_cname(&c, &zone, &name, "two.example.internal", 60, t).await.unwrap(), "the change went to the zone made anew");
+    assert_eq!(route53::zone_id(&c, &zone).await.unwrap(), second);
+    let now = route53::get_records(&c, &format!("/hostedzone/{second}"), &name).await.unwrap();
+    assert!(now.len() == 1 && now[0].is_cname_to("two.example.internal"), "{now:?}");
+}
+
 /// Split-horizon DNS: a private zone (tied to a VPC) and a public zone with
 /// the same name. A plain name is refused, naming both; `private:NAME`,
 /// `public:NAME` and the zone's id each reach exactly their zone.
