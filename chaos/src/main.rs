@@ -9,10 +9,11 @@
 //! - `drover-chaos seed-fleet --databases N [--suffix NAME]`: seeds (or
 //!   re-seeds) a fleet of N databases for `fleet-failover`; prints the
 //!   fleet and the `--param` pairs that aim the runbook at it.
-//! - `drover-chaos proxy --latency-ms MS`: a proxy in front of the emulators
-//!   that adds MS to every request (a WAN round trip to another region);
-//!   prints the environment that points an agent or a script at it, and runs
-//!   until killed.
+//! - `drover-chaos proxy --latency-ms MS [--counts FILE]`: a proxy in front
+//!   of the emulators that adds MS to every request (a WAN round trip to
+//!   another region); prints the environment that points an agent or a
+//!   script at it, keeps FILE up to date with the requests answered, and
+//!   runs until killed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +73,11 @@ enum Cmd {
         /// Milliseconds added to every request.
         #[arg(long, default_value_t = 100)]
         latency_ms: u64,
+        /// Keep FILE up to date (every 100 ms) with the requests the
+        /// emulators answered so far, per `service:Operation`, as JSON
+        /// (`{"accepted": {...}, "refused": {...}}`): what a benchmark counts.
+        #[arg(long, value_name = "FILE")]
+        counts: Option<PathBuf>,
     },
 }
 
@@ -97,7 +103,7 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({"fleet": fleet, "params": fleet.params()}))?);
                 Ok(ExitCode::SUCCESS)
             }
-            Cmd::Proxy { latency_ms } => latency_proxy(latency_ms).await,
+            Cmd::Proxy { latency_ms, counts } => latency_proxy(latency_ms, counts).await,
             Cmd::Run { scenarios, full, out, config, runbooks } => run(scenarios, full, out, config, runbooks).await,
         }
     }) {
@@ -136,8 +142,9 @@ async fn run(scenarios: Vec<PathBuf>, full: bool, out: PathBuf, config: PathBuf,
 }
 
 /// `proxy`: every request to the emulators delayed by `latency_ms`; prints
-/// the environment (`export K=V` lines) and serves until the process is killed.
-async fn latency_proxy(latency_ms: u64) -> anyhow::Result<ExitCode> {
+/// the environment (`export K=V` lines) and serves until the process is
+/// killed, writing the counts of requests to `counts` when given.
+async fn latency_proxy(latency_ms: u64, counts: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     use drover_chaos::faults::{Faults, Rule};
     use drover_chaos::proxy::{Proxy, Upstreams};
     let upstreams = Upstreams::from_env().context("AWS_ENDPOINT_URL is not set: run `eval \"$(scripts/emulators env)\"` first")?;
@@ -150,7 +157,20 @@ async fn latency_proxy(latency_ms: u64) -> anyhow::Result<ExitCode> {
     }
     use std::io::Write;
     std::io::stdout().flush().context("stdout")?;
-    // Serves until the process is killed.
-    std::future::pending::<()>().await;
-    Ok(ExitCode::SUCCESS)
+    let Some(path) = counts else {
+        // Serves until the process is killed.
+        std::future::pending::<()>().await;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut written = String::new();
+    loop {
+        let now = serde_json::json!({"accepted": proxy.faults().accepted(), "refused": proxy.faults().refused()}).to_string();
+        if now != written {
+            // Whole or not at all: a reader never sees half a file.
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &now).and_then(|_| std::fs::rename(&tmp, &path)).with_context(|| format!("cannot write {}", path.display()))?;
+            written = now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
