@@ -310,16 +310,32 @@ pub mod route53 {
     use super::*;
     use crate::host::route53 as wit;
 
-    pub use wit::{FailoverRole, HealthCheck, RecordSet, WeightedTarget};
+    pub use wit::{CnameTarget, FailoverRole, HealthCheck, RecordSet, WeightedTarget};
 
     /// The record sets named `name` in hosted zone `zone`.
     pub fn get_records(zone: &str, name: &str) -> Result<Vec<RecordSet>, Error> {
         wit::get_records(zone, name).map_err(Error::from_wit)
     }
 
+    /// The record sets named any of `names` in hosted zone `zone`, in the
+    /// order of `names`, read together (one listing of a small zone): a
+    /// fleet's records in one request where [`get_records`] per name would
+    /// spend Route 53's 5 requests a second.
+    pub fn get_records_of(zone: &str, names: &[String]) -> Result<Vec<RecordSet>, Error> {
+        wit::get_records_of(zone, names).map_err(Error::from_wit)
+    }
+
     /// Points CNAME `name` at `target` and waits until the change is INSYNC.
     pub fn upsert_cname(zone: &str, name: &str, target: &str, ttl: u32, timeout: Duration) -> Result<(), Error> {
         wit::upsert_cname(zone, name, target, ttl, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// Points every CNAME of `records` at its target in one change batch
+    /// (Route 53 applies it whole or not at all: every record moves, or
+    /// none) and waits until it is INSYNC. Records already pointing there are
+    /// left out.
+    pub fn upsert_cnames(zone: &str, records: &[CnameTarget], ttl: u32, timeout: Duration) -> Result<(), Error> {
+        wit::upsert_cnames(zone, records, ttl, secs(timeout)).map_err(Error::from_wit)
     }
 
     /// Sets the weights of the weighted records `name`, in one change batch,

@@ -16,8 +16,8 @@ use crate::once::{create_or_adopt, sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients};
 
-use drover_cloud::route53::same_host;
 pub use drover_cloud::route53::{FailoverRecord, FailoverRole, HealthCheck, RecordSet, WeightedTarget, fqdn};
+use drover_cloud::route53::{cname_batch_problem, same_host};
 
 const REGION: &str = "global";
 
@@ -243,6 +243,94 @@ async fn raw_sets_in(c: &Clients, zone_id: &str, name: &str) -> Result<Vec<Resou
         }
     }
     Ok(out)
+}
+
+/// The most pages (of 300 record sets) [`get_records_of`] reads listing a
+/// zone before it reads name by name instead.
+const LISTING_PAGES: usize = 4;
+
+/// The record sets named any of `names` in zone `zone`, in the order of
+/// `names`: one listing of the zone while it has at most
+/// [`LISTING_PAGES`] pages, else one read per name.
+pub async fn get_records_of(c: &Clients, zone: &str, names: &[String]) -> Result<Vec<RecordSet>, CapabilityError> {
+    in_zone(c, zone, |id| async move { Ok(raw_sets_of(c, &id, names).await?.iter().map(record_set).collect()) }).await
+}
+
+/// [`get_records_of`] in zone `zone_id`, as Route 53 has the sets.
+async fn raw_sets_of(c: &Clients, zone_id: &str, names: &[String]) -> Result<Vec<ResourceRecordSet>, CapabilityError> {
+    let mut wants: Vec<String> = Vec::new();
+    for n in names {
+        let f = fqdn(n);
+        if !wants.contains(&f) {
+            wants.push(f);
+        }
+    }
+    let rank = |r: &ResourceRecordSet| wants.iter().position(|w| *w == fqdn(r.name())).unwrap_or(usize::MAX);
+    if wants.len() > 1 {
+        let what = wants.first().map(String::as_str).unwrap_or_default();
+        let mut found = Vec::new();
+        let mut start: Option<(String, Option<RrType>, Option<String>)> = None;
+        for _ in 0..LISTING_PAGES {
+            let mut req = c.route53().list_resource_record_sets().hosted_zone_id(zone_id);
+            if let Some((name, kind, id)) = start.take() {
+                req = req.start_record_name(name).set_start_record_type(kind).set_start_record_identifier(id);
+            }
+            let page = req.send().await.map_err(|e| from_sdk("route53", "ListResourceRecordSets", REGION, what, e))?;
+            found.extend(page.resource_record_sets().iter().filter(|r| rank(r) != usize::MAX).cloned());
+            match page.next_record_name() {
+                Some(next) if page.is_truncated() => {
+                    start = Some((next.to_string(), page.next_record_type().cloned(), page.next_record_identifier().map(str::to_string)));
+                }
+                _ => {
+                    found.sort_by_key(|r| rank(r));
+                    return Ok(found);
+                }
+            }
+        }
+        tracing::debug!(zone = zone_id, "the zone has more than {LISTING_PAGES} pages of records: reading them name by name");
+    }
+    let mut out = Vec::new();
+    for want in &wants {
+        out.extend(raw_sets_in(c, zone_id, want).await?);
+    }
+    Ok(out)
+}
+
+/// Points every simple CNAME of `records` (name, target) in zone `zone` at
+/// its target in one change batch (applied whole or not at all) and waits
+/// until INSYNC. Records already pointing there are left out; with none
+/// left nothing is sent. Returns how many records it changed.
+pub async fn upsert_cnames(c: &Clients, zone: &str, records: &[(String, String)], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
+    if let Some(why) = cname_batch_problem(records) {
+        let first = records.first().map(|(n, _)| n.as_str()).unwrap_or_default();
+        return Err(bad("ChangeResourceRecordSets", first, why));
+    }
+    if records.is_empty() {
+        return Ok(0);
+    }
+    in_zone(c, zone, |id| async move { upsert_cnames_in(c, &id, records, ttl, timeout).await }).await
+}
+
+async fn upsert_cnames_in(c: &Clients, id: &str, records: &[(String, String)], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
+    let names: Vec<String> = records.iter().map(|(n, _)| n.clone()).collect();
+    let current: Vec<RecordSet> = raw_sets_of(c, id, &names).await?.iter().map(record_set).collect();
+    let mut changes = Vec::new();
+    let mut moved = Vec::new();
+    for (name, target) in records {
+        let want = fqdn(name);
+        if current.iter().any(|r| r.name == want && r.is_cname_to(target)) {
+            continue;
+        }
+        changes.push(upsert(cname(name, target, ttl, None)?)?);
+        moved.push(format!("{name} -> {target}"));
+    }
+    let Some(first) = moved.first() else { return Ok(0) };
+    let what = records.first().map(|(n, _)| n.as_str()).unwrap_or_default();
+    let comment = if moved.len() == 1 { format!("drover: point {first}") } else { format!("drover: point {} records ({first}, ...)", moved.len()) };
+    // (Route 53 keeps at most 256 characters of a comment.)
+    let comment: String = comment.chars().take(256).collect();
+    change(c, id, what, changes, &comment, timeout).await?;
+    Ok(moved.len())
 }
 
 async fn change(c: &Clients, zone_id: &str, name: &str, changes: Vec<Change>, comment: &str, timeout: Duration) -> Result<(), CapabilityError> {

@@ -280,6 +280,40 @@ async fn a_cname_is_deleted_once_and_a_missing_zone_or_record_is_left_alone() {
     assert!(!route53::delete_cname(&c, "no-such-zone.example.internal", &name, t).await.unwrap());
 }
 
+/// A fleet's records read together and repointed in one change batch:
+/// every record in its order, a repeat changes nothing, a name twice is
+/// refused before anything is sent.
+#[tokio::test]
+async fn a_fleet_of_records_is_read_together_and_repointed_in_one_batch() {
+    let c = clients().await;
+    let zone = format!("{}.example.internal", unique("batch"));
+    c.route53().create_hosted_zone().name(&zone).caller_reference(unique("ref")).send().await.unwrap();
+    let t = Duration::from_secs(30);
+    let names: Vec<String> = (1..=3).map(|i| format!("db{i}.{zone}")).collect();
+    for n in &names[..2] {
+        route53::upsert_cname(&c, &zone, n, "old.example.internal", 60, t).await.unwrap();
+    }
+    // In the order asked for; a name with no record has none; a name twice is read once.
+    let asked = vec![names[1].clone(), names[2].clone(), names[0].clone(), names[1].clone()];
+    let sets = route53::get_records_of(&c, &zone, &asked).await.unwrap();
+    let got: Vec<&str> = sets.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(got, [route53::fqdn(&names[1]), route53::fqdn(&names[0])], "{sets:?}");
+
+    let batch: Vec<(String, String)> = names.iter().map(|n| (n.clone(), format!("new-{n}"))).collect();
+    assert_eq!(route53::upsert_cnames(&c, &zone, &batch, 60, t).await.unwrap(), 3);
+    let sets = route53::get_records_of(&c, &zone, &names).await.unwrap();
+    for (n, target) in &batch {
+        assert!(sets.iter().any(|r| r.name == route53::fqdn(n) && r.is_cname_to(target)), "{n}: {sets:?}");
+    }
+    assert_eq!(route53::upsert_cnames(&c, &zone, &batch, 60, t).await.unwrap(), 0, "a repeat changes nothing");
+
+    let twice = vec![(names[0].clone(), "x.example.internal".to_string()), (names[0].to_uppercase(), "y.example.internal".to_string())];
+    let err = route53::upsert_cnames(&c, &zone, &twice, 60, t).await.unwrap_err();
+    assert_eq!(err.code, "bad-request", "{err}");
+    assert!(err.message.contains("named twice"), "{err}");
+    assert!(route53::get_records(&c, &zone, &names[0]).await.unwrap()[0].is_cname_to(&batch[0].1), "nothing was sent");
+}
+
 /// A zone's id is looked up once (a failover's every record step would
 /// repeat that round trip); a zone deleted and made again under its name
 /// gets a new id, which the next call finds instead of failing on the old one.

@@ -133,3 +133,36 @@ impl FailoverRole {
         }
     }
 }
+
+/// The most changes Route 53 takes in one change batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// Why the simple CNAMEs `records` (name, target) cannot go to Route 53 as
+/// one change batch, if they cannot: a name given twice, or more than
+/// [`MAX_BATCH`] records.
+pub fn cname_batch_problem(records: &[(String, String)]) -> Option<String> {
+    if records.len() > MAX_BATCH {
+        return Some(format!("{} records in one batch; Route 53 takes at most {MAX_BATCH}. Nothing was changed; split them", records.len()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    records
+        .iter()
+        .map(|(name, _)| fqdn(name))
+        .find(|f| !seen.insert(f.clone()))
+        .map(|f| format!("{f} is named twice in one batch; name each record once. Nothing was changed"))
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_names_each_record_once_and_fits_route53() {
+        let r = |n: &str| (n.to_string(), "t.example".to_string());
+        assert_eq!(cname_batch_problem(&[r("a.example"), r("b.example")]), None);
+        let twice = cname_batch_problem(&[r("a.example"), r("A.example.")]).unwrap_or_default();
+        assert!(twice.contains("a.example. is named twice"), "{twice}");
+        let many: Vec<_> = (0..=MAX_BATCH).map(|i| r(&format!("r{i}.example"))).collect();
+        assert!(cname_batch_problem(&many).unwrap_or_default().contains("at most 1000"));
+    }
+}

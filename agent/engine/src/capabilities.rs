@@ -518,6 +518,25 @@ impl route53::Host for HostState {
         )
     }
 
+    async fn get_records_of(&mut self, zone: String, names: Vec<String>) -> wasmtime::Result<Result<Vec<route53::RecordSet>, types::Error>> {
+        // The zone and every record read: each must be declared and granted.
+        let resources = std::iter::once(Resource::new("zone", &zone)).chain(names.iter().map(|n| Resource::new("record", n))).collect();
+        call!(self, access("route53", "get-records-of", &[], resources, false), route53.get_records_of(&zone, &names))
+    }
+
+    async fn upsert_cnames(
+        &mut self,
+        zone: String,
+        records: Vec<route53::CnameTarget>,
+        ttl: u32,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<(), types::Error>> {
+        // The zone and every record changed: each must be declared and granted.
+        let resources = std::iter::once(Resource::new("zone", &zone)).chain(records.iter().map(|r| Resource::new("record", &r.name))).collect();
+        let records: Vec<(String, String)> = records.into_iter().map(|r| (r.name, r.target)).collect();
+        call!(self, access("route53", "upsert-cnames", &[], resources, true), route53.upsert_cnames(&zone, &records, ttl, timeout_seconds))
+    }
+
     async fn set_weights(
         &mut self,
         zone: String,

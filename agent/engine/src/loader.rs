@@ -130,6 +130,7 @@ mod tests {
         assert_eq!(contract_version_of("drover:other/steps@0.1.0"), None);
         assert!(compatible("0.1.0"));
         assert!(compatible("0.1.1"));
+        assert!(compatible("0.1.2"));
         assert!(!compatible("0.1.9"));
         assert!(!compatible("0.2.0"));
         assert!(!compatible("1.1.0"));

@@ -83,7 +83,17 @@ pub const SERVICES: &[Service] = &[
     },
     Service {
         name: "route53",
-        operations: &["get-records", "upsert-cname", "set-weights", "delete-cname", "get-health-check", "update-health-check", "upsert-failover"],
+        operations: &[
+            "get-records",
+            "get-records-of",
+            "upsert-cname",
+            "upsert-cnames",
+            "set-weights",
+            "delete-cname",
+            "get-health-check",
+            "update-health-check",
+            "upsert-failover",
+        ],
         regional: false,
     },
     Service { name: "cloudwatch", operations: &["describe-alarms"], regional: true },

@@ -7,31 +7,34 @@
 //!    primary; its lag (CloudWatch `ReplicaLag`: the estimated RPO) is known,
 //!    fresh and within `rpo_seconds` (the overrides `accept_replica_lag` and
 //!    `accept_unknown_lag` work as in `regional-failover` and are named in
-//!    the result); its database record exists. **One database failing its
-//!    check refuses the whole failover, nothing changed**: a fleet half
-//!    failed over because one replica lagged is worse than none.
-//! 2. Beside them, in the same section (branch `app`), `check-app`: the
-//!    application's weighted records have a set for the DR region in every
-//!    record type.
+//!    the result). **One database failing its check refuses the whole
+//!    failover, nothing changed**: a fleet half failed over because one
+//!    replica lagged is worse than none.
+//! 2. Beside them, in the same section (branch `dns`), `check-records`: every
+//!    database's record exists, and the application's weighted records have
+//!    a set for the DR region in every record type, all read in one request
+//!    (`route53.get-records-of`: Route 53 answers 5 requests a second per
+//!    account, which a record read per branch would spend).
 //! 3. With `approval=true`, gate `failover` asks a person (every database and
 //!    its lag in the question).
 //! 4. Section `failover` (fail-fast): in each database's branch, `promote`
-//!    (a busy replica is waited for, never taken for promoted),
-//!    `wait-promoted` (available **and** no longer replicating), then
-//!    `point-db-record`. A branch that fails stops the others at their next
-//!    step; the run then fails naming which databases moved and which did
-//!    not, and the application's traffic stays where it is.
-//! 5. `shift-app-weights` to the DR region (undone if verification fails).
-//! 6. Section `verify` (collect-all): each database record points at its
-//!    promoted instance, which is available with no replication source (a
-//!    stale read is read again, not taken for a failure), and branch
-//!    `app`'s `verify-app` reads the weights back. The result carries the
-//!    measured RTO (start to traffic shifted) and each database's estimated
-//!    RPO.
+//!    (a busy replica is waited for, never taken for promoted), then
+//!    `wait-promoted` (available **and** no longer replicating). A branch
+//!    that fails stops the others at their next step; the run then fails
+//!    naming which replicas were promoted and which not, with **no record
+//!    moved** and the application's traffic where it was.
+//! 5. `point-db-records`: every database's record at its promoted instance,
+//!    in one Route 53 change batch (applied whole or not at all).
+//! 6. `shift-app-weights` to the DR region (undone if verification fails).
+//! 7. Section `verify` (collect-all): each promoted instance is available
+//!    with no replication source (a stale read is read again, not taken for
+//!    a failure), and branch `dns`'s `verify-records` reads every database
+//!    record and the app's weights back. The result carries the measured
+//!    RTO (start to traffic shifted) and each database's estimated RPO.
 //!
 //! Every step is idempotent and every branch has its own journal: a crash
 //! anywhere, then `drover resume`, ends with one promotion per replica and
-//! every record changed once.
+//! the records changed once.
 
 use std::time::Duration;
 
@@ -76,22 +79,22 @@ struct Params {
 #[serde(rename_all = "kebab-case")]
 enum Job {
     Check(Database),
-    /// The app's weighted records have a DR set (branch `app` of `check`).
-    CheckApp,
+    /// Every database's record exists and the app's weighted records have
+    /// a DR set (branch `dns` of `check`).
+    CheckRecords,
     Failover(Database),
-    Verify {
-        db: Database,
-        endpoint: String,
-    },
-    /// The app's weights read back (branch `app` of `verify`).
-    VerifyApp {
+    Verify(Database),
+    /// Every database's record and the app's weights read back (branch
+    /// `dns` of `verify`): (record, endpoint) pairs and the app's targets.
+    VerifyRecords {
+        records: Vec<(String, String)>,
         targets: Vec<(String, u8, String)>,
     },
 }
 
-/// The branch that checks (and verifies) the application, beside the
+/// The branch that checks (and verifies) the records, beside the
 /// databases' branches; no database may take its name.
-const APP: &str = "app";
+const DNS: &str = "dns";
 
 /// A database's check, as its branch found it.
 #[derive(Serialize, Deserialize)]
@@ -168,10 +171,6 @@ fn check(p: &Params, db: &Database) -> Result<Checked, Error> {
         }
         Some(_) => {}
     }
-    let record = route53::get_records(&p.hosted_zone, &db.record)?;
-    if record.is_empty() {
-        return Err(Error::new("record-not-found", format!("no record {} in zone {}", db.record, p.hosted_zone)));
-    }
     let gate = rds::LagGate { rpo_seconds: p.rpo_seconds, accept_replica_lag: p.accept_replica_lag, accept_unknown_lag: p.accept_unknown_lag };
     let lag = rds::judge_lag(rds::replica_lag(&p.dr_region, &db.replica)?, &db.replica, p.max_lag_age_seconds);
     let admitted = gate.admit(lag, &db.replica, &replica.arn)?;
@@ -190,10 +189,30 @@ fn check(p: &Params, db: &Database) -> Result<Checked, Error> {
     Ok(Checked { replica_arn: replica.arn, lag_seconds, lag_reading_age_seconds, warning })
 }
 
-/// `check-app`: the app's weighted records have a set for the DR region in
-/// every record type; their weights now (what the undo puts back).
-fn check_app(p: &Params) -> Result<Vec<(String, u8, String)>, Error> {
-    let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
+/// Every record the run reads or changes: the app's, then each database's.
+fn record_names(p: &Params) -> Vec<String> {
+    std::iter::once(p.app_record.clone()).chain(p.databases.iter().map(|db| db.record.clone())).collect()
+}
+
+/// The sets among `sets` named `name`.
+fn named(sets: &[route53::RecordSet], name: &str) -> Vec<route53::RecordSet> {
+    let want = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+    sets.iter().filter(|r| r.name.to_ascii_lowercase() == want).cloned().collect()
+}
+
+/// `check-records`: every database's record exists; the app's weighted
+/// records have a set for the DR region in every record type. Returns the
+/// app's weights now (what the undo puts back).
+fn check_records(p: &Params) -> Result<Vec<(String, u8, String)>, Error> {
+    let all = route53::get_records_of(&p.hosted_zone, &record_names(p))?;
+    let missing: Vec<String> = p.databases.iter().filter(|db| named(&all, &db.record).is_empty()).map(|db| format!("{} ({})", db.record, db.name)).collect();
+    if !missing.is_empty() {
+        return Err(Error::new(
+            "record-not-found",
+            format!("no record {} in zone {}; nothing was changed. Create each database's CNAME first", missing.join(", "), p.hosted_zone),
+        ));
+    }
+    let sets = named(&all, &p.app_record);
     let mut kinds: Vec<&str> = sets.iter().filter(|r| r.weight.is_some()).map(|r| r.record_type.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();
@@ -212,8 +231,7 @@ fn check_app(p: &Params) -> Result<Vec<(String, u8, String)>, Error> {
     Ok(app)
 }
 
-/// `failover`: promote one database's replica, wait until it is promoted,
-/// and point its record at it.
+/// `failover`: promote one database's replica and wait until it is promoted.
 fn fail_over(ctx: &Ctx, p: &Params, db: &Database) -> Result<Moved, Error> {
     let wait = Duration::from_secs(u64::from(p.rto_seconds));
     let arn: String = ctx.step_with("promote", Retry::attempts(8).backoff(Duration::from_secs(2), Duration::from_secs(60)), || {
@@ -223,20 +241,12 @@ fn fail_over(ctx: &Ctx, p: &Params, db: &Database) -> Result<Moved, Error> {
         let i = rds::wait_promoted(&p.dr_region, &db.replica, wait)?;
         i.endpoint.ok_or_else(|| Error::retryable("no-endpoint", format!("{} has no endpoint yet", db.replica)))
     })?;
-    ctx.step("point-db-record", || {
-        route53::upsert_cname(&p.hosted_zone, &db.record, &endpoint, 60, wait)?;
-        Ok(())
-    })?;
     Ok(Moved { arn, endpoint })
 }
 
-/// `verify`: read one database back from the cloud.
-fn verify(ctx: &Ctx, p: &Params, db: &Database, endpoint: &str) -> Result<(), Error> {
+/// `verify`: read one promoted database back from the cloud.
+fn verify(ctx: &Ctx, p: &Params, db: &Database) -> Result<(), Error> {
     ctx.step_with("verify", Retry::attempts(5).backoff(Duration::from_secs(2), Duration::from_secs(10)), || {
-        let record = route53::get_records(&p.hosted_zone, &db.record)?;
-        if !record.iter().any(|r| r.values.iter().any(|v| v.trim_end_matches('.') == endpoint.trim_end_matches('.'))) {
-            return Err(Error::new("verify-failed", format!("{} does not point at {endpoint}", db.record)));
-        }
         let now = rds::describe_instance(&p.dr_region, &db.replica)?;
         if now.status != "available" {
             return Err(Error::retryable("verify-failed", format!("{} is '{}'", db.replica, now.status)).with_resource(now.arn));
@@ -256,6 +266,21 @@ fn verify(ctx: &Ctx, p: &Params, db: &Database, endpoint: &str) -> Result<(), Er
     })
 }
 
+/// `verify-records`: every database's record points at its promoted
+/// instance and the app's weights are as shifted, read in one request.
+fn verify_records(p: &Params, records: &[(String, String)], targets: &[(String, u8, String)]) -> Result<(), Error> {
+    let all = route53::get_records_of(&p.hosted_zone, &record_names(p))?;
+    let wrong: Vec<String> = records
+        .iter()
+        .filter(|(record, endpoint)| !named(&all, record).iter().any(|r| r.values.iter().any(|v| v.trim_end_matches('.') == endpoint.trim_end_matches('.'))))
+        .map(|(record, endpoint)| format!("{record} does not point at {endpoint}"))
+        .collect();
+    if !wrong.is_empty() {
+        return Err(Error::new("verify-failed", wrong.join("; ")));
+    }
+    route53::check_weights(&p.app_record, &named(&all, &p.app_record), &route53::weighted(targets)).map_err(|why| Error::new("verify-failed", why))
+}
+
 /// What each database's branch of `failover` left, for an operator reading
 /// a failed run: which moved and which did not.
 fn partial(p: &Params, outcomes: &drover_sdk::Outcomes) -> String {
@@ -268,8 +293,9 @@ fn partial(p: &Params, outcomes: &drover_sdk::Outcomes) -> String {
         }
     }
     format!(
-        "failed over (promoted, record repointed): [{}]; not failed over: [{}]. The application's traffic was not moved. \
-         Look at each database's branch (`drover show`), fix the cause and run again: databases already moved are adopted, not promoted twice",
+        "promoted: [{}]; not promoted: [{}]. No database record was repointed and the application's traffic was not moved \
+         (a promoted replica takes writes only once its record points at it). Look at each database's branch (`drover show`), \
+         fix the cause and run again: replicas already promoted are adopted, not promoted twice",
         moved.join(", "),
         not.join("; ")
     )
@@ -315,7 +341,7 @@ impl Runbook for FleetFailover {
             )
             .capability(
                 Capability::new("route53")
-                    .operations(["get-records", "upsert-cname", "set-weights"])
+                    .operations(["get-records-of", "upsert-cnames", "set-weights"])
                     .resources(["zone/{hosted_zone}", "record/*.{hosted_zone}"]),
             )
     }
@@ -329,10 +355,10 @@ impl Runbook for FleetFailover {
         // What the runbook declared is what it touches: every instance under
         // db_prefix, every record in the zone.
         for db in &p.databases {
-            if db.name == APP {
+            if db.name == DNS {
                 return Err(Error::new(
                     "bad-databases",
-                    format!("a database may not be named '{APP}': the app's own checks take that name. Nothing was changed"),
+                    format!("a database may not be named '{DNS}': the records' own checks take that name. Nothing was changed"),
                 ));
             }
             for id in [&db.primary, &db.replica] {
@@ -357,7 +383,7 @@ impl Runbook for FleetFailover {
         // 1. Every database, and the app's records, checked at once; one
         // refusal refuses them all.
         let mut jobs = per_database(&p, |db| Job::Check(db.clone()));
-        jobs.push((APP.to_string(), Job::CheckApp));
+        jobs.push((DNS.to_string(), Job::CheckRecords));
         let checks = ctx.parallel("check", jobs, Join::CollectAll)?;
         if !checks.all_succeeded() {
             let refused: Vec<String> =
@@ -412,7 +438,15 @@ impl Runbook for FleetFailover {
         }
         let moved: Vec<Moved> = moved.0.iter().map(|o| o.output()).collect::<Result<_, _>>()?;
 
-        // 3. The application's traffic follows its databases.
+        // 3. Every database's record at its promoted instance, in one batch.
+        let records: Vec<(String, String)> = p.databases.iter().zip(&moved).map(|(db, m)| (db.record.clone(), m.endpoint.clone())).collect();
+        ctx.step("point-db-records", || {
+            let batch: Vec<route53::CnameTarget> =
+                records.iter().map(|(name, target)| route53::CnameTarget { name: name.clone(), target: target.clone() }).collect();
+            route53::upsert_cnames(&p.hosted_zone, &batch, 60, wait)
+        })?;
+
+        // 4. The application's traffic follows its databases.
         let shifted: Weights = ctx.step("shift-app-weights", || {
             let to: Vec<(String, u8, String)> = app.iter().map(|(set, _, v)| (set.clone(), if *set == p.dr_region { 100 } else { 0 }, v.clone())).collect();
             route53::set_weights(&p.hosted_zone, &p.app_record, &route53::weighted(&to), 60, wait)?;
@@ -424,10 +458,9 @@ impl Runbook for FleetFailover {
         )?;
         let shifted_ms = ctx.unix_ms();
 
-        // 4. Everything read back from the cloud.
-        let mut jobs: Vec<(String, Job)> =
-            p.databases.iter().zip(&moved).map(|(db, m)| (db.name.clone(), Job::Verify { db: db.clone(), endpoint: m.endpoint.clone() })).collect();
-        jobs.push((APP.to_string(), Job::VerifyApp { targets: shifted.targets.clone() }));
+        // 5. Everything read back from the cloud.
+        let mut jobs: Vec<(String, Job)> = per_database(&p, |db| Job::Verify(db.clone()));
+        jobs.push((DNS.to_string(), Job::VerifyRecords { records, targets: shifted.targets.clone() }));
         ctx.parallel("verify", jobs, Join::CollectAll)?.check()?;
 
         let rto = shifted_ms.saturating_sub(started_ms) as f64 / 1000.0;
@@ -458,7 +491,7 @@ impl Runbook for FleetFailover {
     /// once (reads only), each a finding, and the app's records.
     fn readiness(ctx: &Ctx, p: &Params) -> Option<Result<Readiness, Error>> {
         let mut jobs = per_database(p, |db| Job::Check(db.clone()));
-        jobs.push((APP.to_string(), Job::CheckApp));
+        jobs.push((DNS.to_string(), Job::CheckRecords));
         let checks = match ctx.parallel("check", jobs, Join::CollectAll) {
             Ok(c) => c,
             Err(e) => return Some(Err(e)),
@@ -479,12 +512,15 @@ impl Runbook for FleetFailover {
                 ),
             }
         }
-        let what = "the app's weighted records have a DR set";
+        let what = "every database's record exists, and the app's weighted records have a DR set";
         match checks.0.last().map(|o| o.output::<Vec<(String, u8, String)>>()) {
-            Some(Ok(_)) => r.ok(what, format!("{} has a set for {}", p.app_record, p.dr_region), p.app_record.clone()),
-            Some(Err(e)) => {
-                r.problem(what, e.message().to_string(), p.app_record.clone(), "create a weighted record per region, with the region as set identifier")
-            }
+            Some(Ok(_)) => r.ok(what, format!("{} records found; {} has a set for {}", p.databases.len(), p.app_record, p.dr_region), p.app_record.clone()),
+            Some(Err(e)) => r.problem(
+                what,
+                e.message().to_string(),
+                p.app_record.clone(),
+                "create each database's CNAME, and a weighted record of the app per region with the region as set identifier",
+            ),
             None => r.problem(what, "not checked".to_string(), p.app_record.clone(), "report this as a bug of fleet-failover"),
         }
         Some(Ok(r))
@@ -494,12 +530,13 @@ impl Runbook for FleetFailover {
         let out = match branch.input::<Job>()? {
             Job::Check(db) => serde_json::to_value(ctx.step("check", || check(p, &db))?),
             Job::Failover(db) => serde_json::to_value(fail_over(ctx, p, &db)?),
-            Job::Verify { db, endpoint } => serde_json::to_value(verify(ctx, p, &db, &endpoint)?),
-            Job::CheckApp => serde_json::to_value(ctx.step("check-app", || check_app(p))?),
-            Job::VerifyApp { targets } => serde_json::to_value(ctx.step("verify-app", || {
-                let sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
-                route53::check_weights(&p.app_record, &sets, &route53::weighted(&targets)).map_err(|why| Error::new("verify-failed", why))
-            })?),
+            Job::Verify(db) => serde_json::to_value(verify(ctx, p, &db)?),
+            Job::CheckRecords => serde_json::to_value(ctx.step("check-records", || check_records(p))?),
+            Job::VerifyRecords { records, targets } => {
+                serde_json::to_value(ctx.step_with("verify-records", Retry::attempts(5).backoff(Duration::from_secs(2), Duration::from_secs(10)), || {
+                    verify_records(p, &records, &targets)
+                })?)
+            }
         };
         out.map_err(|e| Error::new("output-not-serializable", format!("branch '{}': {e}", branch.name)))
     }

@@ -42,7 +42,7 @@ fn promoted(r: &Report, db: &str) -> bool {
 fn moved_everything(r: &Report) {
     assert!(r.succeeded(), "{r}");
     assert_eq!(r.cloud.changes("rds.promote-read-replica"), 5, "{r}");
-    assert_eq!(r.cloud.changes("route53.upsert-cname"), 5, "{r}");
+    assert_eq!(r.cloud.changes("route53.upsert-cnames"), 1, "one change batch moves every record\n{r}");
     assert_eq!(r.cloud.changes("route53.set-weights"), 1, "{r}");
     for db in DATABASES {
         assert!(promoted(r, db), "{db}\n{r}");
@@ -63,12 +63,17 @@ fn fails_the_fleet_over() {
     assert_eq!(dbs[1]["endpoint"], replica_endpoint("billing"));
     // Each branch journals its own steps, named after its section and branch.
     for db in DATABASES {
-        for step in ["check/{db}/check", "failover/{db}/promote", "failover/{db}/wait-promoted", "failover/{db}/point-db-record", "verify/{db}/verify"] {
+        for step in ["check/{db}/check", "failover/{db}/promote", "failover/{db}/wait-promoted", "verify/{db}/verify"] {
             let key = step.replace("{db}", db);
             assert_eq!(r.step(&key).status, "completed", "{key}\n{r}");
         }
     }
-    assert_eq!(r.step("section:failover").status, "completed");
+    for step in ["section:failover", "check/dns/check-records", "point-db-records", "shift-app-weights", "verify/dns/verify-records"] {
+        assert_eq!(r.step(step).status, "completed", "{step}\n{r}");
+    }
+    // The records are read together: one read in the check, one in the
+    // read-back (Route 53 answers 5 requests a second per account).
+    assert_eq!(r.calls().iter().filter(|c| c.call.starts_with("route53.get-records")).count(), 2, "{r}");
 }
 
 #[test]
@@ -92,11 +97,11 @@ fn a_database_outside_the_declaration_is_refused_before_anything_runs() {
 }
 
 #[test]
-fn a_database_may_not_take_the_app_branch_name() {
+fn a_database_may_not_take_the_dns_branch_name() {
     let mut scenario = fleet();
     scenario.params.insert(
         "databases".into(),
-        serde_json::json!([{"name": "app", "primary": "fleet-orders-db", "replica": "fleet-orders-db-replica", "record": "db.orders.fleet.example.internal"}]),
+        serde_json::json!([{"name": "dns", "primary": "fleet-orders-db", "replica": "fleet-orders-db-replica", "record": "db.orders.fleet.example.internal"}]),
     );
     let r = TestRun::new(&scenario).run::<FleetFailover>();
     assert_eq!(r.error().code(), "bad-databases", "{r}");
@@ -116,17 +121,19 @@ fn an_unknown_lag_refuses_unless_accepted() {
 }
 
 #[test]
-fn a_failed_promotion_stops_the_rest_and_moves_no_traffic() {
+fn a_failed_promotion_stops_the_rest_and_moves_no_record_and_no_traffic() {
     let scenario = fleet().fault(Fault::new("rds.promote-read-replica", "InvalidDBInstanceState").resource("fleet-users-db-replica").times(0));
     let r = TestRun::new(&scenario).run::<FleetFailover>();
     assert!(!r.succeeded());
     let e = r.error().message();
-    // The harness runs branches in order: orders and billing moved before
-    // users failed; inventory and sessions were stopped before promoting.
-    assert!(e.contains("failed over (promoted, record repointed): [orders, billing]"), "{e}");
+    // The harness runs branches in order: orders and billing were promoted
+    // before users failed; inventory and sessions were stopped before promoting.
+    assert!(e.contains("promoted: [orders, billing]"), "{e}");
     assert!(e.contains("users (") && e.contains("inventory (stopped: ") && e.contains("sessions (stopped: "), "{e}");
-    assert!(e.contains("traffic was not moved"), "{e}");
+    assert!(e.contains("No database record was repointed and the application's traffic was not moved"), "{e}");
     assert_eq!(r.cloud.changes("route53.set-weights"), 0, "{r}");
+    assert_eq!(r.cloud.changes("route53.upsert-cnames"), 0, "{r}");
+    assert_ne!(record(&r, "orders"), replica_endpoint("orders"), "a record moves only once every replica is promoted");
     assert_eq!(weights(&r), [("us-east-1".to_string(), 100), ("us-west-2".to_string(), 0)]);
     assert!(!promoted(&r, "inventory") && !promoted(&r, "sessions"));
     assert_eq!(r.step("section:failover").status, "failed");
@@ -137,7 +144,9 @@ fn a_crash_inside_a_branch_resumes_it_without_promoting_twice() {
     for (crash, after) in [
         ("failover/billing/promote", false),
         ("failover/billing/promote", true),
-        ("failover/sessions/point-db-record", false),
+        ("point-db-records", false),
+        ("point-db-records", true),
+        ("verify/dns/verify-records", false),
         ("check/inventory/check", true),
         ("verify/orders/verify", false),
     ] {

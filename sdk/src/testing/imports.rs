@@ -250,6 +250,13 @@ pub mod route53 {
     pub fn upsert_cname(zone: &str, name: &str, target: &str, ttl: u32, timeout_seconds: u32) -> Result<(), Error> {
         super::aws("route53.upsert-cname", |c, _, _| c.route53_upsert_cname(zone, name, target, ttl, timeout_seconds))
     }
+    pub fn get_records_of(zone: &str, names: &[String]) -> Result<Vec<RecordSet>, Error> {
+        super::aws("route53.get-records-of", |c, _, _| c.route53_get_records_of(zone, names))
+    }
+    pub fn upsert_cnames(zone: &str, records: &[CnameTarget], ttl: u32, timeout_seconds: u32) -> Result<(), Error> {
+        let records: Vec<(String, String)> = records.iter().map(|r| (r.name.clone(), r.target.clone())).collect();
+        super::aws("route53.upsert-cnames", |c, _, _| c.route53_upsert_cnames(zone, &records, ttl, timeout_seconds))
+    }
     pub fn set_weights(zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout_seconds: u32) -> Result<(), Error> {
         let _ = timeout_seconds;
         let targets = crate::testing::convert::weighted_targets(targets.to_vec());

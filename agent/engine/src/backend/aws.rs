@@ -168,6 +168,15 @@ impl Route53Backend for AwsBackend {
         let upsert = r53::upsert_cname(&cx.clients, zone, name, target, ttl, secs(timeout_seconds));
         answer(lent(&cx.turn, upsert.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", name))).await.map(|_| ()))
     }
+    async fn get_records_of(&self, cx: &CallCx, zone: &str, names: &[String]) -> Answer<Vec<RecordSet>> {
+        let first = names.first().map(String::as_str).unwrap_or_default();
+        answer(r53::get_records_of(&cx.clients, zone, names).instrument(span(cx, "route53", "ListResourceRecordSets", "global", first)).await)
+    }
+    async fn upsert_cnames(&self, cx: &CallCx, zone: &str, records: &[(String, String)], ttl: u32, timeout_seconds: u32) -> Answer<()> {
+        let first = records.first().map(|(n, _)| n.as_str()).unwrap_or_default();
+        let upsert = r53::upsert_cnames(&cx.clients, zone, records, ttl, secs(timeout_seconds));
+        answer(lent(&cx.turn, upsert.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", first))).await.map(|_| ()))
+    }
     async fn set_weights(&self, cx: &CallCx, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout_seconds: u32) -> Answer<()> {
         let set = r53::set_weights(&cx.clients, zone, name, targets, ttl, secs(timeout_seconds));
         answer(lent(&cx.turn, set.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", name))).await.map(|_| ()))

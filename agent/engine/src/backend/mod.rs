@@ -117,6 +117,9 @@ pub(crate) trait Ec2Backend: Send + Sync {
 pub(crate) trait Route53Backend: Send + Sync {
     async fn get_records(&self, cx: &CallCx, zone: &str, name: &str) -> Answer<Vec<RecordSet>>;
     async fn upsert_cname(&self, cx: &CallCx, zone: &str, name: &str, target: &str, ttl: u32, timeout_seconds: u32) -> Answer<()>;
+    async fn get_records_of(&self, cx: &CallCx, zone: &str, names: &[String]) -> Answer<Vec<RecordSet>>;
+    /// `records`: (name, target) pairs.
+    async fn upsert_cnames(&self, cx: &CallCx, zone: &str, records: &[(String, String)], ttl: u32, timeout_seconds: u32) -> Answer<()>;
     async fn set_weights(&self, cx: &CallCx, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout_seconds: u32) -> Answer<()>;
     async fn get_health_check(&self, cx: &CallCx, id: &str) -> Answer<HealthCheck>;
     async fn update_health_check(&self, cx: &CallCx, id: &str, disabled: bool, inverted: bool) -> Answer<HealthCheck>;

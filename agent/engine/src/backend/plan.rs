@@ -299,6 +299,36 @@ impl Route53Backend for PlanBackend {
         self.plan.plan_records(zone, name, next);
         Ok(Ok(()))
     }
+    async fn get_records_of(&self, cx: &CallCx, zone: &str, names: &[String]) -> Answer<Vec<RecordSet>> {
+        // Names a planned change touched, as planned; the others read together.
+        let unplanned: Vec<String> = names.iter().filter(|n| self.plan.records(zone, n).is_none()).cloned().collect();
+        let read = if unplanned.is_empty() { Vec::new() } else { read!(AwsBackend.get_records_of(cx, zone, &unplanned).await) };
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        for name in names {
+            let want = fqdn(name);
+            if seen.contains(&want) {
+                continue;
+            }
+            match self.plan.records(zone, name) {
+                Some(sets) => out.extend(sets),
+                None => out.extend(read.iter().filter(|r| r.name == want).cloned()),
+            }
+            seen.push(want);
+        }
+        Ok(Ok(out))
+    }
+    async fn upsert_cnames(&self, cx: &CallCx, zone: &str, records: &[(String, String)], ttl: u32, timeout_seconds: u32) -> Answer<()> {
+        if let Some(why) = drover_cloud::route53::cname_batch_problem(records) {
+            let first = records.first().map(|(n, _)| n.as_str()).unwrap_or_default();
+            return Ok(Err(cloud_error(CapabilityError::new("route53", "ChangeResourceRecordSets", "global", first, "bad-request", why))));
+        }
+        // Planned as one change per record that moves.
+        for (name, target) in records {
+            read!(self.upsert_cname(cx, zone, name, target, ttl, timeout_seconds).await);
+        }
+        Ok(Ok(()))
+    }
     async fn set_weights(&self, cx: &CallCx, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, _timeout_seconds: u32) -> Answer<()> {
         let mut current = read!(self.records(cx, zone, name).await);
         let planned = match aws_r53::weight_changes(name, &current, targets) {

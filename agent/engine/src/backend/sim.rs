@@ -137,6 +137,12 @@ impl Route53Backend for SimBackend {
     async fn upsert_cname(&self, cx: &CallCx, zone: &str, name: &str, target: &str, ttl: u32, timeout_seconds: u32) -> Answer<()> {
         self.call(cx, |s| s.route53_upsert_cname(zone, name, target, ttl, timeout_seconds))
     }
+    async fn get_records_of(&self, cx: &CallCx, zone: &str, names: &[String]) -> Answer<Vec<RecordSet>> {
+        self.call(cx, |s| s.route53_get_records_of(zone, names))
+    }
+    async fn upsert_cnames(&self, cx: &CallCx, zone: &str, records: &[(String, String)], ttl: u32, timeout_seconds: u32) -> Answer<()> {
+        self.call(cx, |s| s.route53_upsert_cnames(zone, records, ttl, timeout_seconds))
+    }
     async fn set_weights(&self, cx: &CallCx, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, _timeout_seconds: u32) -> Answer<()> {
         self.call(cx, |s| s.route53_set_weights(zone, name, targets, ttl))
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Cloud, Target, aws_error};
 use crate::scenario::Route53Seed;
 use drover_cloud::CloudError;
-use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget, fqdn, same_host};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget, cname_batch_problem, fqdn, same_host};
 
 const GLOBAL: &str = "global";
 
@@ -134,6 +134,48 @@ fn upsert(sets: &mut Vec<RecordSet>, new: RecordSet) -> bool {
     }
 }
 
+/// Points the simple CNAME `name` among `sets` at `value`, as Route 53
+/// would UPSERT it (refused beside weighted CNAMEs or records of another
+/// type); whether it changed anything.
+fn point_cname(t: &Target, sets: &mut Vec<RecordSet>, name: &str, value: &str, ttl: u32) -> Result<bool, CloudError> {
+    let want = fqdn(name);
+    if sets.iter().any(|r| r.name == want && r.set_identifier.is_some()) {
+        return Err(aws_error(
+            t,
+            "InvalidChangeBatch",
+            &format!(
+                "RRSet of type CNAME with DNS name {want} is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists"
+            ),
+            false,
+        ));
+    }
+    if let Some(other) = sets.iter().find(|r| r.name == want && r.record_type != "CNAME") {
+        return Err(aws_error(
+            t,
+            "InvalidChangeBatch",
+            &format!(
+                "RRSet of type CNAME with DNS name {want} is not permitted as it conflicts with other records ({}) with the same DNS name",
+                other.record_type
+            ),
+            false,
+        ));
+    }
+    if sets.iter().any(|r| r.name == want && r.record_type == "CNAME" && r.values.iter().any(|v| same_host(v, value))) {
+        return Ok(false);
+    }
+    let new = RecordSet {
+        name: want,
+        record_type: "CNAME".into(),
+        ttl: Some(ttl),
+        set_identifier: None,
+        weight: None,
+        values: vec![value.to_string()],
+        failover: None,
+        health_check: None,
+    };
+    Ok(upsert(sets, new))
+}
+
 impl Cloud {
     /// `route53.get-records`, as the agent's capability behaves, on the simulated cloud.
     pub fn route53_get_records(&mut self, zone: &str, name: &str) -> Result<Vec<RecordSet>, CloudError> {
@@ -146,39 +188,38 @@ impl Cloud {
     /// `route53.upsert-cname`, as the agent's capability behaves, on the simulated cloud.
     pub fn route53_upsert_cname(&mut self, zone: &str, name: &str, value: &str, ttl: u32, timeout_seconds: u32) -> Result<(), CloudError> {
         let _ = timeout_seconds;
-        self.call(target("upsert-cname", "ChangeResourceRecordSets", name), |c, t| {
-            let want = fqdn(name);
+        self.call(target("upsert-cname", "ChangeResourceRecordSets", name), |c, t| Ok(((), point_cname(t, c.route53.zone(t, zone)?, name, value, ttl)?)))
+    }
+
+    /// `route53.get-records-of`, as the agent's capability behaves, on the simulated cloud.
+    pub fn route53_get_records_of(&mut self, zone: &str, names: &[String]) -> Result<Vec<RecordSet>, CloudError> {
+        let first = names.first().map(String::as_str).unwrap_or_default();
+        self.call(target("get-records-of", "ListResourceRecordSets", first), |c, t| {
             let sets = c.route53.zone(t, zone)?;
-            if sets.iter().any(|r| r.name == want && r.set_identifier.is_some()) {
-                return Err(aws_error(
-                    t,
-                    "InvalidChangeBatch",
-                    &format!("RRSet of type CNAME with DNS name {want} is not permitted because a conflicting RRSet of type CNAME with the same DNS name already exists"),
-                    false,
-                ));
+            let mut wants: Vec<String> = names.iter().map(|n| fqdn(n)).collect();
+            let mut seen = std::collections::BTreeSet::new();
+            wants.retain(|w| seen.insert(w.clone()));
+            Ok((wants.iter().flat_map(|w| sets.iter().filter(move |r| r.name == *w)).cloned().collect(), false))
+        })
+    }
+
+    /// `route53.upsert-cnames`, as the agent's capability behaves, on the
+    /// simulated cloud: one change batch, applied whole or not at all.
+    pub fn route53_upsert_cnames(&mut self, zone: &str, records: &[(String, String)], ttl: u32, timeout_seconds: u32) -> Result<(), CloudError> {
+        let _ = timeout_seconds;
+        let first = records.first().map(|(n, _)| n.as_str()).unwrap_or_default();
+        self.call(target("upsert-cnames", "ChangeResourceRecordSets", first), |c, t| {
+            if let Some(why) = cname_batch_problem(records) {
+                return Err(aws_error(t, "bad-request", &why, false));
             }
-            if let Some(other) = sets.iter().find(|r| r.name == want && r.record_type != "CNAME") {
-                return Err(aws_error(
-                    t,
-                    "InvalidChangeBatch",
-                    &format!("RRSet of type CNAME with DNS name {want} is not permitted as it conflicts with other records ({}) with the same DNS name", other.record_type),
-                    false,
-                ));
+            let sets = c.route53.zone(t, zone)?;
+            let mut next = sets.clone();
+            let mut changed = false;
+            for (name, value) in records {
+                changed |= point_cname(t, &mut next, name, value, ttl)?;
             }
-            if sets.iter().any(|r| r.name == want && r.record_type == "CNAME" && r.values.iter().any(|v| same_host(v, value))) {
-                return Ok(((), false));
-            }
-            let new = RecordSet {
-                name: want,
-                record_type: "CNAME".into(),
-                ttl: Some(ttl),
-                set_identifier: None,
-                weight: None,
-                values: vec![value.to_string()],
-                failover: None,
-                health_check: None,
-            };
-            Ok(((), upsert(sets, new)))
+            *sets = next;
+            Ok(((), changed))
         })
     }
 
