@@ -310,7 +310,7 @@ pub mod route53 {
     use super::*;
     use crate::host::route53 as wit;
 
-    pub use wit::{CnameTarget, FailoverRole, HealthCheck, RecordSet, WeightedTarget};
+    pub use wit::{CnameTarget, FailoverRole, HealthCheck, RecordChange, RecordSet, WeightedTarget, WeightsChange};
 
     /// The record sets named `name` in hosted zone `zone`.
     pub fn get_records(zone: &str, name: &str) -> Result<Vec<RecordSet>, Error> {
@@ -330,12 +330,22 @@ pub mod route53 {
         wit::upsert_cname(zone, name, target, ttl, secs(timeout)).map_err(Error::from_wit)
     }
 
-    /// Points every CNAME of `records` at its target in one change batch
-    /// (Route 53 applies it whole or not at all: every record moves, or
-    /// none) and waits until it is INSYNC. Records already pointing there are
-    /// left out.
-    pub fn upsert_cnames(zone: &str, records: &[CnameTarget], ttl: u32, timeout: Duration) -> Result<(), Error> {
-        wit::upsert_cnames(zone, records, ttl, secs(timeout)).map_err(Error::from_wit)
+    /// Makes every change of `changes` (CNAMEs pointed, weights set) in one
+    /// change batch, and waits until it is INSYNC: Route 53 applies it whole
+    /// or not at all, so a fleet's records and its application's weights
+    /// move together or not at all. What is already so is left out.
+    pub fn change_records(zone: &str, changes: &[RecordChange], ttl: u32, timeout: Duration) -> Result<(), Error> {
+        wit::change_records(zone, changes, ttl, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// A [`RecordChange`] pointing the simple CNAME `name` at `target`.
+    pub fn point_cname(name: &str, target: &str) -> RecordChange {
+        RecordChange::PointCname(CnameTarget { name: name.to_string(), target: target.to_string() })
+    }
+
+    /// A [`RecordChange`] giving the weighted records `name` the weights of `targets`.
+    pub fn set_weights_of(name: &str, targets: Vec<WeightedTarget>) -> RecordChange {
+        RecordChange::SetWeights(WeightsChange { name: name.to_string(), targets })
     }
 
     /// Sets the weights of the weighted records `name`, in one change batch,

@@ -52,8 +52,8 @@ fn setup(name: &str) -> Setup {
 
 /// Reads the emulators back: every replica promoted (available, no
 /// replication source), every record on its replica, the app on the DR
-/// region, and the emulators accepted exactly one promotion per replica, one
-/// change batch for every database record and one for the weights.
+/// region, and the emulators accepted exactly one promotion per replica and
+/// one change batch: every database record and the app's weights.
 fn assert_fleet_failed_over(s: &Setup, context: &str) {
     let f = &s.fleet;
     s.rt.block_on(async {
@@ -71,7 +71,7 @@ fn assert_fleet_failed_over(s: &Setup, context: &str) {
     });
     let faults = s.proxy.faults();
     assert_eq!(faults.accepted_count("rds", "PromoteReadReplica"), DATABASES as u64, "{context}: promotions accepted: {:?}", faults.accepted());
-    assert_eq!(faults.accepted_count("route53", "ChangeResourceRecordSets"), 2, "{context}: record changes: {:?}", faults.accepted());
+    assert_eq!(faults.accepted_count("route53", "ChangeResourceRecordSets"), 1, "{context}: record changes: {:?}", faults.accepted());
 }
 
 #[test]
@@ -92,9 +92,9 @@ fn fleet_failover_end_to_end() {
     for db in 1..=DATABASES {
         assert!(changes.contains(&format!("failover/db{db}/promote PromoteReadReplica")), "{changes:?}");
     }
-    // Every record in the one batch of `point-db-records` (planned per record).
-    assert_eq!(changes.iter().filter(|c| *c == "point-db-records ChangeResourceRecordSets").count(), DATABASES, "{changes:?}");
-    assert_eq!(changes.last().map(String::as_str), Some("shift-app-weights ChangeResourceRecordSets"), "traffic moves last: {changes:?}");
+    // Every record and the app's weights in the one batch of `shift-traffic` (planned per name).
+    assert_eq!(changes.iter().filter(|c| *c == "shift-traffic ChangeResourceRecordSets").count(), DATABASES + 1, "{changes:?}");
+    assert_eq!(changes.last().map(String::as_str), Some("shift-traffic ChangeResourceRecordSets"), "traffic moves last: {changes:?}");
     assert_eq!(changes.len(), 2 * DATABASES + 1, "{changes:?}");
     assert!(plan["steps"].as_array().unwrap().iter().any(|s| s["key"] == "failover/db3/wait-promoted"), "{plan:#}");
     assert_eq!(s.proxy.faults().accepted_count("rds", "PromoteReadReplica"), 0, "a dry run promoted");
@@ -153,9 +153,9 @@ fn sigkill_in_the_branches_then_resume_promotes_each_replica_once() {
             kills.push((point.to_string(), format!("failover/db{db}/{step}")));
         }
     }
-    // The one change batch of every record: inside it, its answer in, after it.
+    // The one change batch of every record and the weights: inside it, its answer in, after it.
     for point in ["in-step", "before-complete", "after-step"] {
-        kills.push((point.into(), "point-db-records".into()));
+        kills.push((point.into(), "shift-traffic".into()));
     }
     kills.push(("before-complete".into(), "check/db2/check".into()));
     kills.push(("after-step".into(), "verify/db4/verify".into()));

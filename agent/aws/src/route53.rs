@@ -16,8 +16,8 @@ use crate::once::{create_or_adopt, sdk_retries};
 use crate::wait::poll;
 use crate::{CapabilityError, Clients};
 
-pub use drover_cloud::route53::{FailoverRecord, FailoverRole, HealthCheck, RecordSet, WeightedTarget, fqdn};
-use drover_cloud::route53::{cname_batch_problem, same_host};
+pub use drover_cloud::route53::{FailoverRecord, FailoverRole, HealthCheck, RecordChange, RecordSet, WeightedTarget, fqdn};
+use drover_cloud::route53::{batch_problem, same_host};
 
 const REGION: &str = "global";
 
@@ -296,41 +296,57 @@ async fn raw_sets_of(c: &Clients, zone_id: &str, names: &[String]) -> Result<Vec
     Ok(out)
 }
 
-/// Points every simple CNAME of `records` (name, target) in zone `zone` at
-/// its target in one change batch (applied whole or not at all) and waits
-/// until INSYNC. Records already pointing there are left out; with none
-/// left nothing is sent. Returns how many records it changed.
-pub async fn upsert_cnames(c: &Clients, zone: &str, records: &[(String, String)], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
-    if let Some(why) = cname_batch_problem(records) {
-        let first = records.first().map(|(n, _)| n.as_str()).unwrap_or_default();
+/// Makes every change of `changes` in zone `zone` in one change batch
+/// (Route 53 applies it whole or not at all) and waits until INSYNC. What is
+/// already so is left out; with nothing left nothing is sent. Returns how
+/// many record sets it wrote.
+pub async fn change_records(c: &Clients, zone: &str, changes: &[RecordChange], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
+    if let Some(why) = batch_problem(changes) {
+        let first = changes.first().map(RecordChange::name).unwrap_or_default();
         return Err(bad("ChangeResourceRecordSets", first, why));
     }
-    if records.is_empty() {
+    if changes.is_empty() {
         return Ok(0);
     }
-    in_zone(c, zone, |id| async move { upsert_cnames_in(c, &id, records, ttl, timeout).await }).await
+    in_zone(c, zone, |id| async move { change_records_in(c, &id, changes, ttl, timeout).await }).await
 }
 
-async fn upsert_cnames_in(c: &Clients, id: &str, records: &[(String, String)], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
-    let names: Vec<String> = records.iter().map(|(n, _)| n.clone()).collect();
-    let current: Vec<RecordSet> = raw_sets_of(c, id, &names).await?.iter().map(record_set).collect();
-    let mut changes = Vec::new();
-    let mut moved = Vec::new();
-    for (name, target) in records {
-        let want = fqdn(name);
-        if current.iter().any(|r| r.name == want && r.is_cname_to(target)) {
-            continue;
+async fn change_records_in(c: &Clients, id: &str, changes: &[RecordChange], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
+    let names: Vec<String> = changes.iter().map(|ch| ch.name().to_string()).collect();
+    let raw = raw_sets_of(c, id, &names).await?;
+    let mut batch = Vec::new();
+    let mut said = Vec::new();
+    for ch in changes {
+        let want = fqdn(ch.name());
+        let of_name: Vec<ResourceRecordSet> = raw.iter().filter(|r| fqdn(r.name()) == want).cloned().collect();
+        match ch {
+            RecordChange::PointCname { name, target } => {
+                if of_name.iter().map(record_set).any(|r| r.is_cname_to(target)) {
+                    continue;
+                }
+                batch.push(upsert(cname(name, target, ttl, None)?)?);
+                said.push(format!("{name} -> {target}"));
+            }
+            RecordChange::SetWeights { name, targets } => {
+                let sets = weight_upserts(name, &of_name, targets, ttl)?;
+                if !sets.is_empty() {
+                    said.push(format!(
+                        "weights of {name}: {}",
+                        targets.iter().map(|t| format!("{}={}", t.set_identifier, t.weight)).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                batch.extend(sets);
+            }
         }
-        changes.push(upsert(cname(name, target, ttl, None)?)?);
-        moved.push(format!("{name} -> {target}"));
     }
-    let Some(first) = moved.first() else { return Ok(0) };
-    let what = records.first().map(|(n, _)| n.as_str()).unwrap_or_default();
-    let comment = if moved.len() == 1 { format!("drover: point {first}") } else { format!("drover: point {} records ({first}, ...)", moved.len()) };
+    let written = batch.len();
+    let Some(first) = said.first() else { return Ok(0) };
+    let what = changes.first().map(RecordChange::name).unwrap_or_default();
+    let comment = if said.len() == 1 { format!("drover: {first}") } else { format!("drover: {} changes ({first}, ...)", said.len()) };
     // (Route 53 keeps at most 256 characters of a comment.)
     let comment: String = comment.chars().take(256).collect();
-    change(c, id, what, changes, &comment, timeout).await?;
-    Ok(moved.len())
+    change(c, id, what, batch, &comment, timeout).await?;
+    Ok(written)
 }
 
 async fn change(c: &Clients, zone_id: &str, name: &str, changes: Vec<Change>, comment: &str, timeout: Duration) -> Result<(), CapabilityError> {
@@ -513,15 +529,9 @@ fn reweighted(name: &str, current: &ResourceRecordSet, w: &WeightChange) -> Resu
         .map_err(|e| bad("ChangeResourceRecordSets", name, e))
 }
 
-/// Sets the weights of the weighted records `name`, of whatever type they
-/// are (see [`weight_changes`]), in one change batch. Returns whether it
-/// changed anything.
-pub async fn set_weights(c: &Clients, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
-    in_zone(c, zone, |id| async move { set_weights_in(c, &id, name, targets, ttl, timeout).await }).await
-}
-
-async fn set_weights_in(c: &Clients, id: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
-    let raw = raw_sets_in(c, id, name).await?;
+/// The UPSERTs that give the weighted records `name` (`raw`: its sets as
+/// Route 53 has them) the weights of `targets` (see [`weight_changes`]).
+fn weight_upserts(name: &str, raw: &[ResourceRecordSet], targets: &[WeightedTarget], ttl: u32) -> Result<Vec<Change>, CapabilityError> {
     let current: Vec<RecordSet> = raw.iter().map(record_set).collect();
     let mut changes = Vec::new();
     for w in weight_changes(name, &current, targets)? {
@@ -536,6 +546,19 @@ async fn set_weights_in(c: &Clients, id: &str, name: &str, targets: &[WeightedTa
         };
         changes.push(upsert(set)?);
     }
+    Ok(changes)
+}
+
+/// Sets the weights of the weighted records `name`, of whatever type they
+/// are (see [`weight_changes`]), in one change batch. Returns whether it
+/// changed anything.
+pub async fn set_weights(c: &Clients, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
+    in_zone(c, zone, |id| async move { set_weights_in(c, &id, name, targets, ttl, timeout).await }).await
+}
+
+async fn set_weights_in(c: &Clients, id: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
+    let raw = raw_sets_in(c, id, name).await?;
+    let changes = weight_upserts(name, &raw, targets, ttl)?;
     if changes.is_empty() {
         return Ok(false);
     }

@@ -280,11 +280,12 @@ async fn a_cname_is_deleted_once_and_a_missing_zone_or_record_is_left_alone() {
     assert!(!route53::delete_cname(&c, "no-such-zone.example.internal", &name, t).await.unwrap());
 }
 
-/// A fleet's records read together and repointed in one change batch:
-/// every record in its order, a repeat changes nothing, a name twice is
-/// refused before anything is sent.
+/// A fleet's records read together, and changed with the app's weights in
+/// one change batch: every record in its order, a repeat changes nothing, a
+/// name twice is refused before anything is sent.
 #[tokio::test]
-async fn a_fleet_of_records_is_read_together_and_repointed_in_one_batch() {
+async fn a_fleet_of_records_is_read_together_and_changed_in_one_batch() {
+    use route53::{RecordChange, WeightedTarget};
     let c = clients().await;
     let zone = format!("{}.example.internal", unique("batch"));
     c.route53().create_hosted_zone().name(&zone).caller_reference(unique("ref")).send().await.unwrap();
@@ -293,25 +294,34 @@ async fn a_fleet_of_records_is_read_together_and_repointed_in_one_batch() {
     for n in &names[..2] {
         route53::upsert_cname(&c, &zone, n, "old.example.internal", 60, t).await.unwrap();
     }
+    let app = format!("app.{zone}");
+    let w = |set: &str, weight: u8| WeightedTarget { set_identifier: set.into(), weight, value: format!("app.{set}.example.internal") };
+    route53::set_weights(&c, &zone, &app, &[w("east", 100), w("west", 0)], 60, t).await.unwrap();
     // In the order asked for; a name with no record has none; a name twice is read once.
     let asked = vec![names[1].clone(), names[2].clone(), names[0].clone(), names[1].clone()];
     let sets = route53::get_records_of(&c, &zone, &asked).await.unwrap();
     let got: Vec<&str> = sets.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(got, [route53::fqdn(&names[1]), route53::fqdn(&names[0])], "{sets:?}");
 
-    let batch: Vec<(String, String)> = names.iter().map(|n| (n.clone(), format!("new-{n}"))).collect();
-    assert_eq!(route53::upsert_cnames(&c, &zone, &batch, 60, t).await.unwrap(), 3);
-    let sets = route53::get_records_of(&c, &zone, &names).await.unwrap();
-    for (n, target) in &batch {
-        assert!(sets.iter().any(|r| r.name == route53::fqdn(n) && r.is_cname_to(target)), "{n}: {sets:?}");
+    let mut batch: Vec<RecordChange> = names.iter().map(|n| RecordChange::PointCname { name: n.clone(), target: format!("new-{n}") }).collect();
+    batch.push(RecordChange::SetWeights { name: app.clone(), targets: vec![w("east", 0), w("west", 100)] });
+    assert_eq!(route53::change_records(&c, &zone, &batch, 60, t).await.unwrap(), 5, "3 records and 2 weighted sets");
+    let sets = route53::get_records_of(&c, &zone, &[names.clone(), vec![app.clone()]].concat()).await.unwrap();
+    for n in &names {
+        assert!(sets.iter().any(|r| r.name == route53::fqdn(n) && r.is_cname_to(&format!("new-{n}"))), "{n}: {sets:?}");
     }
-    assert_eq!(route53::upsert_cnames(&c, &zone, &batch, 60, t).await.unwrap(), 0, "a repeat changes nothing");
+    let weight = |set: &str| sets.iter().find(|r| r.set_identifier.as_deref() == Some(set)).and_then(|r| r.weight);
+    assert_eq!((weight("east"), weight("west")), (Some(0), Some(100)), "{sets:?}");
+    assert_eq!(route53::change_records(&c, &zone, &batch, 60, t).await.unwrap(), 0, "a repeat changes nothing");
 
-    let twice = vec![(names[0].clone(), "x.example.internal".to_string()), (names[0].to_uppercase(), "y.example.internal".to_string())];
-    let err = route53::upsert_cnames(&c, &zone, &twice, 60, t).await.unwrap_err();
+    let twice = vec![
+        RecordChange::PointCname { name: names[0].clone(), target: "x.example.internal".into() },
+        RecordChange::PointCname { name: names[0].to_uppercase(), target: "y.example.internal".into() },
+    ];
+    let err = route53::change_records(&c, &zone, &twice, 60, t).await.unwrap_err();
     assert_eq!(err.code, "bad-request", "{err}");
-    assert!(err.message.contains("named twice"), "{err}");
-    assert!(route53::get_records(&c, &zone, &names[0]).await.unwrap()[0].is_cname_to(&batch[0].1), "nothing was sent");
+    assert!(err.message.contains("changed twice"), "{err}");
+    assert!(route53::get_records(&c, &zone, &names[0]).await.unwrap()[0].is_cname_to(&format!("new-{}", names[0])), "nothing was sent");
 }
 
 /// A zone's id is looked up once (a failover's every record step would

@@ -137,19 +137,55 @@ impl FailoverRole {
 /// The most changes Route 53 takes in one change batch.
 pub const MAX_BATCH: usize = 1000;
 
-/// Why the simple CNAMEs `records` (name, target) cannot go to Route 53 as
-/// one change batch, if they cannot: a name given twice, or more than
-/// [`MAX_BATCH`] records.
-pub fn cname_batch_problem(records: &[(String, String)]) -> Option<String> {
-    if records.len() > MAX_BATCH {
-        return Some(format!("{} records in one batch; Route 53 takes at most {MAX_BATCH}. Nothing was changed; split them", records.len()));
+/// One change of a batch (`route53.change-records`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum RecordChange {
+    /// Point the simple CNAME `name` at `target` (as `upsert-cname`).
+    PointCname {
+        /// The record.
+        name: String,
+        /// The host it points at.
+        target: String,
+    },
+    /// Give the weighted records `name` these weights (as `set-weights`).
+    SetWeights {
+        /// The records' name.
+        name: String,
+        /// Their new weights.
+        targets: Vec<WeightedTarget>,
+    },
+}
+
+impl RecordChange {
+    /// The record name it changes.
+    pub fn name(&self) -> &str {
+        match self {
+            RecordChange::PointCname { name, .. } | RecordChange::SetWeights { name, .. } => name,
+        }
+    }
+
+    /// The record sets it writes at most (one per weighted target).
+    fn size(&self) -> usize {
+        match self {
+            RecordChange::PointCname { .. } => 1,
+            RecordChange::SetWeights { targets, .. } => targets.len(),
+        }
+    }
+}
+
+/// Why `changes` cannot go to Route 53 as one change batch, if they cannot:
+/// a name changed twice, or more than [`MAX_BATCH`] record sets.
+pub fn batch_problem(changes: &[RecordChange]) -> Option<String> {
+    let size: usize = changes.iter().map(RecordChange::size).sum();
+    if size > MAX_BATCH {
+        return Some(format!("{size} record sets in one batch; Route 53 takes at most {MAX_BATCH}. Nothing was changed; split them"));
     }
     let mut seen = std::collections::BTreeSet::new();
-    records
+    changes
         .iter()
-        .map(|(name, _)| fqdn(name))
+        .map(|c| fqdn(c.name()))
         .find(|f| !seen.insert(f.clone()))
-        .map(|f| format!("{f} is named twice in one batch; name each record once. Nothing was changed"))
+        .map(|f| format!("{f} is changed twice in one batch; name each record once. Nothing was changed"))
 }
 
 #[cfg(test)]
@@ -158,11 +194,12 @@ mod batch_tests {
 
     #[test]
     fn a_batch_names_each_record_once_and_fits_route53() {
-        let r = |n: &str| (n.to_string(), "t.example".to_string());
-        assert_eq!(cname_batch_problem(&[r("a.example"), r("b.example")]), None);
-        let twice = cname_batch_problem(&[r("a.example"), r("A.example.")]).unwrap_or_default();
-        assert!(twice.contains("a.example. is named twice"), "{twice}");
+        let r = |n: &str| RecordChange::PointCname { name: n.to_string(), target: "t.example".to_string() };
+        let w = |n: &str| RecordChange::SetWeights { name: n.to_string(), targets: vec![] };
+        assert_eq!(batch_problem(&[r("a.example"), r("b.example"), w("app.example")]), None);
+        let twice = batch_problem(&[r("a.example"), w("A.example.")]).unwrap_or_default();
+        assert!(twice.contains("a.example. is changed twice"), "{twice}");
         let many: Vec<_> = (0..=MAX_BATCH).map(|i| r(&format!("r{i}.example"))).collect();
-        assert!(cname_batch_problem(&many).unwrap_or_default().contains("at most 1000"));
+        assert!(batch_problem(&many).unwrap_or_default().contains("at most 1000"));
     }
 }

@@ -235,6 +235,19 @@ macro_rules! contract_conversions {
             pub fn weighted_targets(targets: Vec<route53::WeightedTarget>) -> Vec<$crate::route53::WeightedTarget> {
                 targets.into_iter().map(|t| $crate::route53::WeightedTarget { set_identifier: t.set_identifier, weight: t.weight, value: t.value }).collect()
             }
+
+            /// The contract's batch of record changes in the model.
+            pub fn record_changes(changes: Vec<route53::RecordChange>) -> Vec<$crate::route53::RecordChange> {
+                changes
+                    .into_iter()
+                    .map(|c| match c {
+                        route53::RecordChange::PointCname(r) => $crate::route53::RecordChange::PointCname { name: r.name, target: r.target },
+                        route53::RecordChange::SetWeights(w) => {
+                            $crate::route53::RecordChange::SetWeights { name: w.name, targets: weighted_targets(w.targets) }
+                        }
+                    })
+                    .collect()
+            }
         }
     };
 }

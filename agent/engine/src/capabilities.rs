@@ -23,7 +23,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::backend::CallCx;
 use crate::bindings::{cloudwatch, ec2, rds, route53, types};
 use crate::cancel::CancelSignal;
-use crate::convert::{ToWit, failover_mode, failover_role, weighted_targets};
+use crate::convert::{ToWit, failover_mode, failover_role, record_changes, weighted_targets};
 use crate::durable::DurableError;
 use crate::host::HostState;
 use crate::host_calls::{HostCalls, LentTurn, Priority};
@@ -524,17 +524,17 @@ impl route53::Host for HostState {
         call!(self, access("route53", "get-records-of", &[], resources, false), route53.get_records_of(&zone, &names))
     }
 
-    async fn upsert_cnames(
+    async fn change_records(
         &mut self,
         zone: String,
-        records: Vec<route53::CnameTarget>,
+        changes: Vec<route53::RecordChange>,
         ttl: u32,
         timeout_seconds: u32,
     ) -> wasmtime::Result<Result<(), types::Error>> {
+        let changes = record_changes(changes);
         // The zone and every record changed: each must be declared and granted.
-        let resources = std::iter::once(Resource::new("zone", &zone)).chain(records.iter().map(|r| Resource::new("record", &r.name))).collect();
-        let records: Vec<(String, String)> = records.into_iter().map(|r| (r.name, r.target)).collect();
-        call!(self, access("route53", "upsert-cnames", &[], resources, true), route53.upsert_cnames(&zone, &records, ttl, timeout_seconds))
+        let resources = std::iter::once(Resource::new("zone", &zone)).chain(changes.iter().map(|c| Resource::new("record", c.name()))).collect();
+        call!(self, access("route53", "change-records", &[], resources, true), route53.change_records(&zone, &changes, ttl, timeout_seconds))
     }
 
     async fn set_weights(

@@ -12,4 +12,4 @@ drover_cloud::contract_conversions!(
     cloudwatch = crate::bindings::cloudwatch
 );
 
-pub(crate) use wit::{ToWit, failover_mode, failover_role, weighted_targets};
+pub(crate) use wit::{ToWit, failover_mode, failover_role, record_changes, weighted_targets};

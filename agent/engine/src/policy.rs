@@ -87,7 +87,7 @@ pub const SERVICES: &[Service] = &[
             "get-records",
             "get-records-of",
             "upsert-cname",
-            "upsert-cnames",
+            "change-records",
             "set-weights",
             "delete-cname",
             "get-health-check",

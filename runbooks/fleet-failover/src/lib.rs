@@ -23,10 +23,11 @@
 //!    that fails stops the others at their next step; the run then fails
 //!    naming which replicas were promoted and which not, with **no record
 //!    moved** and the application's traffic where it was.
-//! 5. `point-db-records`: every database's record at its promoted instance,
-//!    in one Route 53 change batch (applied whole or not at all).
-//! 6. `shift-app-weights` to the DR region (undone if verification fails).
-//! 7. Section `verify` (collect-all): each promoted instance is available
+//! 5. `shift-traffic`: every database's record at its promoted instance and
+//!    the application's weights to the DR region, in one Route 53 change
+//!    batch (`route53.change-records`: applied whole or not at all, and
+//!    propagated once). The weights are put back if verification fails.
+//! 6. Section `verify` (collect-all): each promoted instance is available
 //!    with no replication source (a stale read is read again, not taken for
 //!    a failure), and branch `dns`'s `verify-records` reads every database
 //!    record and the app's weights back. The result carries the measured
@@ -341,7 +342,7 @@ impl Runbook for FleetFailover {
             )
             .capability(
                 Capability::new("route53")
-                    .operations(["get-records-of", "upsert-cnames", "set-weights"])
+                    .operations(["get-records-of", "change-records", "set-weights"])
                     .resources(["zone/{hosted_zone}", "record/*.{hosted_zone}"]),
             )
     }
@@ -438,18 +439,14 @@ impl Runbook for FleetFailover {
         }
         let moved: Vec<Moved> = moved.0.iter().map(|o| o.output()).collect::<Result<_, _>>()?;
 
-        // 3. Every database's record at its promoted instance, in one batch.
+        // 3. Every database's record at its promoted instance and the
+        // application's traffic to the DR region, in one atomic batch.
         let records: Vec<(String, String)> = p.databases.iter().zip(&moved).map(|(db, m)| (db.record.clone(), m.endpoint.clone())).collect();
-        ctx.step("point-db-records", || {
-            let batch: Vec<route53::CnameTarget> =
-                records.iter().map(|(name, target)| route53::CnameTarget { name: name.clone(), target: target.clone() }).collect();
-            route53::upsert_cnames(&p.hosted_zone, &batch, 60, wait)
-        })?;
-
-        // 4. The application's traffic follows its databases.
-        let shifted: Weights = ctx.step("shift-app-weights", || {
+        let shifted: Weights = ctx.step("shift-traffic", || {
             let to: Vec<(String, u8, String)> = app.iter().map(|(set, _, v)| (set.clone(), if *set == p.dr_region { 100 } else { 0 }, v.clone())).collect();
-            route53::set_weights(&p.hosted_zone, &p.app_record, &route53::weighted(&to), 60, wait)?;
+            let mut batch: Vec<route53::RecordChange> = records.iter().map(|(name, target)| route53::point_cname(name, target)).collect();
+            batch.push(route53::set_weights_of(&p.app_record, route53::weighted(&to)));
+            route53::change_records(&p.hosted_zone, &batch, 60, wait)?;
             Ok(Weights { targets: to })
         })?;
         ctx.compensate(
@@ -458,7 +455,7 @@ impl Runbook for FleetFailover {
         )?;
         let shifted_ms = ctx.unix_ms();
 
-        // 5. Everything read back from the cloud.
+        // 4. Everything read back from the cloud.
         let mut jobs: Vec<(String, Job)> = per_database(&p, |db| Job::Verify(db.clone()));
         jobs.push((DNS.to_string(), Job::VerifyRecords { records, targets: shifted.targets.clone() }));
         ctx.parallel("verify", jobs, Join::CollectAll)?.check()?;

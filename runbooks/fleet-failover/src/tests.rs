@@ -42,8 +42,8 @@ fn promoted(r: &Report, db: &str) -> bool {
 fn moved_everything(r: &Report) {
     assert!(r.succeeded(), "{r}");
     assert_eq!(r.cloud.changes("rds.promote-read-replica"), 5, "{r}");
-    assert_eq!(r.cloud.changes("route53.upsert-cnames"), 1, "one change batch moves every record\n{r}");
-    assert_eq!(r.cloud.changes("route53.set-weights"), 1, "{r}");
+    assert_eq!(r.cloud.changes("route53.change-records"), 1, "one change batch moves every record and the app's weights\n{r}");
+    assert_eq!(r.cloud.changes("route53.set-weights"), 0, "{r}");
     for db in DATABASES {
         assert!(promoted(r, db), "{db}\n{r}");
         assert_eq!(record(r, db), replica_endpoint(db), "{r}");
@@ -68,7 +68,7 @@ fn fails_the_fleet_over() {
             assert_eq!(r.step(&key).status, "completed", "{key}\n{r}");
         }
     }
-    for step in ["section:failover", "check/dns/check-records", "point-db-records", "shift-app-weights", "verify/dns/verify-records"] {
+    for step in ["section:failover", "check/dns/check-records", "shift-traffic", "verify/dns/verify-records"] {
         assert_eq!(r.step(step).status, "completed", "{step}\n{r}");
     }
     // The records are read together: one read in the check, one in the
@@ -131,8 +131,7 @@ fn a_failed_promotion_stops_the_rest_and_moves_no_record_and_no_traffic() {
     assert!(e.contains("promoted: [orders, billing]"), "{e}");
     assert!(e.contains("users (") && e.contains("inventory (stopped: ") && e.contains("sessions (stopped: "), "{e}");
     assert!(e.contains("No database record was repointed and the application's traffic was not moved"), "{e}");
-    assert_eq!(r.cloud.changes("route53.set-weights"), 0, "{r}");
-    assert_eq!(r.cloud.changes("route53.upsert-cnames"), 0, "{r}");
+    assert_eq!(r.cloud.changes("route53.change-records"), 0, "{r}");
     assert_ne!(record(&r, "orders"), replica_endpoint("orders"), "a record moves only once every replica is promoted");
     assert_eq!(weights(&r), [("us-east-1".to_string(), 100), ("us-west-2".to_string(), 0)]);
     assert!(!promoted(&r, "inventory") && !promoted(&r, "sessions"));
@@ -144,8 +143,8 @@ fn a_crash_inside_a_branch_resumes_it_without_promoting_twice() {
     for (crash, after) in [
         ("failover/billing/promote", false),
         ("failover/billing/promote", true),
-        ("point-db-records", false),
-        ("point-db-records", true),
+        ("shift-traffic", false),
+        ("shift-traffic", true),
         ("verify/dns/verify-records", false),
         ("check/inventory/check", true),
         ("verify/orders/verify", false),
@@ -163,7 +162,7 @@ fn a_cancel_in_a_branch_stops_every_branch_and_promotes_nothing_more() {
     let r = TestRun::new(&fleet()).cancel_before("failover/users/promote").run::<FleetFailover>();
     assert_eq!(r.ending, drover_sdk::Ending::Cancelled, "{r}");
     assert_eq!(r.cloud.changes("rds.promote-read-replica"), 2, "{r}");
-    assert_eq!(r.cloud.changes("route53.set-weights"), 0, "{r}");
+    assert_eq!(r.cloud.changes("route53.change-records"), 0, "{r}");
 }
 
 /// The parity check with the agent: `drover test` (the real engine) runs the

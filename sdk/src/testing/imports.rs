@@ -253,9 +253,9 @@ pub mod route53 {
     pub fn get_records_of(zone: &str, names: &[String]) -> Result<Vec<RecordSet>, Error> {
         super::aws("route53.get-records-of", |c, _, _| c.route53_get_records_of(zone, names))
     }
-    pub fn upsert_cnames(zone: &str, records: &[CnameTarget], ttl: u32, timeout_seconds: u32) -> Result<(), Error> {
-        let records: Vec<(String, String)> = records.iter().map(|r| (r.name.clone(), r.target.clone())).collect();
-        super::aws("route53.upsert-cnames", |c, _, _| c.route53_upsert_cnames(zone, &records, ttl, timeout_seconds))
+    pub fn change_records(zone: &str, changes: &[RecordChange], ttl: u32, timeout_seconds: u32) -> Result<(), Error> {
+        let changes = crate::testing::convert::record_changes(changes.to_vec());
+        super::aws("route53.change-records", |c, _, _| c.route53_change_records(zone, &changes, ttl, timeout_seconds))
     }
     pub fn set_weights(zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout_seconds: u32) -> Result<(), Error> {
         let _ = timeout_seconds;

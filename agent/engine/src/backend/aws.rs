@@ -8,7 +8,7 @@ use drover_cloud::CloudError;
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
-use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget};
 use tracing::Instrument;
 
 use super::{Answer, CallCx, CloudWatchBackend, Ec2Backend, RdsBackend, Route53Backend};
@@ -172,10 +172,10 @@ impl Route53Backend for AwsBackend {
         let first = names.first().map(String::as_str).unwrap_or_default();
         answer(r53::get_records_of(&cx.clients, zone, names).instrument(span(cx, "route53", "ListResourceRecordSets", "global", first)).await)
     }
-    async fn upsert_cnames(&self, cx: &CallCx, zone: &str, records: &[(String, String)], ttl: u32, timeout_seconds: u32) -> Answer<()> {
-        let first = records.first().map(|(n, _)| n.as_str()).unwrap_or_default();
-        let upsert = r53::upsert_cnames(&cx.clients, zone, records, ttl, secs(timeout_seconds));
-        answer(lent(&cx.turn, upsert.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", first))).await.map(|_| ()))
+    async fn change_records(&self, cx: &CallCx, zone: &str, changes: &[RecordChange], ttl: u32, timeout_seconds: u32) -> Answer<()> {
+        let first = changes.first().map(RecordChange::name).unwrap_or_default();
+        let change = r53::change_records(&cx.clients, zone, changes, ttl, secs(timeout_seconds));
+        answer(lent(&cx.turn, change.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", first))).await.map(|_| ()))
     }
     async fn set_weights(&self, cx: &CallCx, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout_seconds: u32) -> Answer<()> {
         let set = r53::set_weights(&cx.clients, zone, name, targets, ttl, secs(timeout_seconds));

@@ -28,7 +28,7 @@ use drover_cloud::CloudError;
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
-use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget};
 
 use crate::cancel::CancelSignal;
 use crate::host_calls::LentTurn;
@@ -118,8 +118,7 @@ pub(crate) trait Route53Backend: Send + Sync {
     async fn get_records(&self, cx: &CallCx, zone: &str, name: &str) -> Answer<Vec<RecordSet>>;
     async fn upsert_cname(&self, cx: &CallCx, zone: &str, name: &str, target: &str, ttl: u32, timeout_seconds: u32) -> Answer<()>;
     async fn get_records_of(&self, cx: &CallCx, zone: &str, names: &[String]) -> Answer<Vec<RecordSet>>;
-    /// `records`: (name, target) pairs.
-    async fn upsert_cnames(&self, cx: &CallCx, zone: &str, records: &[(String, String)], ttl: u32, timeout_seconds: u32) -> Answer<()>;
+    async fn change_records(&self, cx: &CallCx, zone: &str, changes: &[RecordChange], ttl: u32, timeout_seconds: u32) -> Answer<()>;
     async fn set_weights(&self, cx: &CallCx, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout_seconds: u32) -> Answer<()>;
     async fn get_health_check(&self, cx: &CallCx, id: &str) -> Answer<HealthCheck>;
     async fn update_health_check(&self, cx: &CallCx, id: &str, disabled: bool, inverted: bool) -> Answer<HealthCheck>;

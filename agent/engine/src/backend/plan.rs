@@ -7,7 +7,7 @@ use drover_aws::{CapabilityError, rds as aws_rds, route53 as aws_r53};
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
-use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget, fqdn};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget, fqdn};
 
 use super::aws::{AwsBackend, cloud_error};
 use super::{Answer, CallCx, CloudWatchBackend, Ec2Backend, RdsBackend, Route53Backend};
@@ -318,14 +318,18 @@ impl Route53Backend for PlanBackend {
         }
         Ok(Ok(out))
     }
-    async fn upsert_cnames(&self, cx: &CallCx, zone: &str, records: &[(String, String)], ttl: u32, timeout_seconds: u32) -> Answer<()> {
-        if let Some(why) = drover_cloud::route53::cname_batch_problem(records) {
-            let first = records.first().map(|(n, _)| n.as_str()).unwrap_or_default();
+    async fn change_records(&self, cx: &CallCx, zone: &str, changes: &[RecordChange], ttl: u32, timeout_seconds: u32) -> Answer<()> {
+        if let Some(why) = drover_cloud::route53::batch_problem(changes) {
+            let first = changes.first().map(RecordChange::name).unwrap_or_default();
             return Ok(Err(cloud_error(CapabilityError::new("route53", "ChangeResourceRecordSets", "global", first, "bad-request", why))));
         }
-        // Planned as one change per record that moves.
-        for (name, target) in records {
-            read!(self.upsert_cname(cx, zone, name, target, ttl, timeout_seconds).await);
+        // Planned as one change per name that changes (Route 53 makes them
+        // in one batch).
+        for change in changes {
+            match change {
+                RecordChange::PointCname { name, target } => read!(self.upsert_cname(cx, zone, name, target, ttl, timeout_seconds).await),
+                RecordChange::SetWeights { name, targets } => read!(self.set_weights(cx, zone, name, targets, ttl, timeout_seconds).await),
+            }
         }
         Ok(Ok(()))
     }

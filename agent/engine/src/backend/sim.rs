@@ -8,7 +8,7 @@ use drover_cloud::CloudError;
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
-use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget};
 use drover_sim::Cloud;
 
 use super::{Answer, CallCx, CloudWatchBackend, Ec2Backend, RdsBackend, Route53Backend};
@@ -140,8 +140,8 @@ impl Route53Backend for SimBackend {
     async fn get_records_of(&self, cx: &CallCx, zone: &str, names: &[String]) -> Answer<Vec<RecordSet>> {
         self.call(cx, |s| s.route53_get_records_of(zone, names))
     }
-    async fn upsert_cnames(&self, cx: &CallCx, zone: &str, records: &[(String, String)], ttl: u32, timeout_seconds: u32) -> Answer<()> {
-        self.call(cx, |s| s.route53_upsert_cnames(zone, records, ttl, timeout_seconds))
+    async fn change_records(&self, cx: &CallCx, zone: &str, changes: &[RecordChange], ttl: u32, timeout_seconds: u32) -> Answer<()> {
+        self.call(cx, |s| s.route53_change_records(zone, changes, ttl, timeout_seconds))
     }
     async fn set_weights(&self, cx: &CallCx, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, _timeout_seconds: u32) -> Answer<()> {
         self.call(cx, |s| s.route53_set_weights(zone, name, targets, ttl))

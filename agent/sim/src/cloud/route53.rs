@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Cloud, Target, aws_error};
 use crate::scenario::Route53Seed;
 use drover_cloud::CloudError;
-use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordSet, WeightedTarget, cname_batch_problem, fqdn, same_host};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget, batch_problem, fqdn, same_host};
 
 const GLOBAL: &str = "global";
 
@@ -176,6 +176,56 @@ fn point_cname(t: &Target, sets: &mut Vec<RecordSet>, name: &str, value: &str, t
     Ok(upsert(sets, new))
 }
 
+/// Gives the weighted records `name` among `sets` the weights of `targets`,
+/// as Route 53 would in one batch; whether it changed anything.
+fn apply_weights(t: &Target, sets: &mut Vec<RecordSet>, name: &str, targets: &[WeightedTarget], ttl: u32) -> Result<bool, CloudError> {
+    let want = fqdn(name);
+    if sets.iter().any(|r| r.name == want && r.set_identifier.is_none()) {
+        return Err(aws_error(t, "InvalidChangeBatch", &format!("{want} has a simple record; weighted records cannot share its name"), false));
+    }
+    let mut changed = false;
+    for w in targets {
+        let mut found = false;
+        for r in sets.iter_mut().filter(|r| r.name == want && r.set_identifier.as_deref() == Some(w.set_identifier.as_str())) {
+            found = true;
+            if r.weight != Some(w.weight) {
+                r.weight = Some(w.weight);
+                changed = true;
+            }
+            if r.record_type == "CNAME" && !w.value.is_empty() && !r.values.iter().any(|v| same_host(v, &w.value)) {
+                r.values = vec![w.value.clone()];
+                changed = true;
+            }
+        }
+        if found {
+            continue;
+        }
+        if let Some(other) = sets.iter().find(|r| r.name == want && r.record_type != "CNAME") {
+            return Err(aws_error(
+                t,
+                "no-such-weighted-set",
+                &format!(
+                    "{want} has no weighted record '{}', and its records are of type {}: a CNAME cannot stand beside them",
+                    w.set_identifier, other.record_type
+                ),
+                false,
+            ));
+        }
+        let new = RecordSet {
+            name: want.clone(),
+            record_type: "CNAME".into(),
+            ttl: Some(ttl),
+            set_identifier: Some(w.set_identifier.clone()),
+            weight: Some(w.weight),
+            values: vec![w.value.clone()],
+            failover: None,
+            health_check: None,
+        };
+        changed |= upsert(sets, new);
+    }
+    Ok(changed)
+}
+
 impl Cloud {
     /// `route53.get-records`, as the agent's capability behaves, on the simulated cloud.
     pub fn route53_get_records(&mut self, zone: &str, name: &str) -> Result<Vec<RecordSet>, CloudError> {
@@ -203,20 +253,23 @@ impl Cloud {
         })
     }
 
-    /// `route53.upsert-cnames`, as the agent's capability behaves, on the
+    /// `route53.change-records`, as the agent's capability behaves, on the
     /// simulated cloud: one change batch, applied whole or not at all.
-    pub fn route53_upsert_cnames(&mut self, zone: &str, records: &[(String, String)], ttl: u32, timeout_seconds: u32) -> Result<(), CloudError> {
+    pub fn route53_change_records(&mut self, zone: &str, changes: &[RecordChange], ttl: u32, timeout_seconds: u32) -> Result<(), CloudError> {
         let _ = timeout_seconds;
-        let first = records.first().map(|(n, _)| n.as_str()).unwrap_or_default();
-        self.call(target("upsert-cnames", "ChangeResourceRecordSets", first), |c, t| {
-            if let Some(why) = cname_batch_problem(records) {
+        let first = changes.first().map(RecordChange::name).unwrap_or_default();
+        self.call(target("change-records", "ChangeResourceRecordSets", first), |c, t| {
+            if let Some(why) = batch_problem(changes) {
                 return Err(aws_error(t, "bad-request", &why, false));
             }
             let sets = c.route53.zone(t, zone)?;
             let mut next = sets.clone();
             let mut changed = false;
-            for (name, value) in records {
-                changed |= point_cname(t, &mut next, name, value, ttl)?;
+            for change in changes {
+                changed |= match change {
+                    RecordChange::PointCname { name, target } => point_cname(t, &mut next, name, target, ttl)?,
+                    RecordChange::SetWeights { name, targets } => apply_weights(t, &mut next, name, targets, ttl)?,
+                };
             }
             *sets = next;
             Ok(((), changed))
@@ -229,51 +282,11 @@ impl Cloud {
     /// a weighted CNAME, which Route 53 refuses beside records of another type.
     pub fn route53_set_weights(&mut self, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32) -> Result<(), CloudError> {
         self.call(target("set-weights", "ChangeResourceRecordSets", name), |c, t| {
-            let want = fqdn(name);
+            // One change batch: whole or nothing.
             let sets = c.route53.zone(t, zone)?;
-            if sets.iter().any(|r| r.name == want && r.set_identifier.is_none()) {
-                return Err(aws_error(t, "InvalidChangeBatch", &format!("{want} has a simple record; weighted records cannot share its name"), false));
-            }
-            let mut changed = false;
-            for w in targets {
-                let mut found = false;
-                for r in sets.iter_mut().filter(|r| r.name == want && r.set_identifier.as_deref() == Some(w.set_identifier.as_str())) {
-                    found = true;
-                    if r.weight != Some(w.weight) {
-                        r.weight = Some(w.weight);
-                        changed = true;
-                    }
-                    if r.record_type == "CNAME" && !w.value.is_empty() && !r.values.iter().any(|v| same_host(v, &w.value)) {
-                        r.values = vec![w.value.clone()];
-                        changed = true;
-                    }
-                }
-                if found {
-                    continue;
-                }
-                if let Some(other) = sets.iter().find(|r| r.name == want && r.record_type != "CNAME") {
-                    return Err(aws_error(
-                        t,
-                        "no-such-weighted-set",
-                        &format!(
-                            "{want} has no weighted record '{}', and its records are of type {}: a CNAME cannot stand beside them",
-                            w.set_identifier, other.record_type
-                        ),
-                        false,
-                    ));
-                }
-                let new = RecordSet {
-                    name: want.clone(),
-                    record_type: "CNAME".into(),
-                    ttl: Some(ttl),
-                    set_identifier: Some(w.set_identifier.clone()),
-                    weight: Some(w.weight),
-                    values: vec![w.value.clone()],
-                    failover: None,
-                    health_check: None,
-                };
-                changed |= upsert(sets, new);
-            }
+            let mut next = sets.clone();
+            let changed = apply_weights(t, &mut next, name, targets, ttl)?;
+            *sets = next;
             Ok(((), changed))
         })
     }
