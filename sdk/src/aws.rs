@@ -368,6 +368,31 @@ pub mod route53 {
         weighted_targets_of(sets).into_iter().map(|t| (t.set_identifier, t.weight, t.value)).collect()
     }
 
+    /// The weights of the weighted records `name` (`sets`, as read) as
+    /// [`weight_triples`], if their traffic can be moved to the set `to`:
+    /// every record type that holds weighted sets (A and AAAA, say) has one
+    /// for `to`, or its clients could not be moved. The error
+    /// (`record-not-found`) says which and ends with `left` (what the
+    /// runbook left as it was, e.g. "DNS left unchanged").
+    pub fn movable_weights(name: &str, sets: &[RecordSet], to: &str, left: &str) -> Result<Vec<(String, u8, String)>, Error> {
+        let mut kinds: Vec<&str> = sets.iter().filter(|r| r.weight.is_some()).map(|r| r.record_type.as_str()).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        for kind in &kinds {
+            if !sets.iter().any(|r| r.record_type == *kind && r.weight.is_some() && r.set_identifier.as_deref() == Some(to)) {
+                return Err(Error::new(
+                    "record-not-found",
+                    format!("the weighted {kind} records of {name} have no set for {to}: its {kind} clients could not be moved; {left}"),
+                ));
+            }
+        }
+        let triples = weight_triples(sets);
+        if !triples.iter().any(|(set, _, _)| set == to) {
+            return Err(Error::new("record-not-found", format!("no weighted record for {to} under {name}; {left}")));
+        }
+        Ok(triples)
+    }
+
     /// The undo of a weight shift, as the payload of `Ctx::compensate`: the
     /// weights to put back (triples of [`weight_triples`]).
     #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -214,22 +214,7 @@ fn check_records(p: &Params) -> Result<Vec<(String, u8, String)>, Error> {
         ));
     }
     let sets = named(&all, &p.app_record);
-    let mut kinds: Vec<&str> = sets.iter().filter(|r| r.weight.is_some()).map(|r| r.record_type.as_str()).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
-    for kind in &kinds {
-        if !sets.iter().any(|r| r.record_type == *kind && r.weight.is_some() && r.set_identifier.as_deref() == Some(p.dr_region.as_str())) {
-            return Err(Error::new(
-                "record-not-found",
-                format!("the weighted {kind} records of {} have no set for {}; nothing was changed", p.app_record, p.dr_region),
-            ));
-        }
-    }
-    let app = route53::weight_triples(&sets);
-    if !app.iter().any(|(set, _, _)| *set == p.dr_region) {
-        return Err(Error::new("record-not-found", format!("no weighted record for {} under {}; nothing was changed", p.dr_region, p.app_record)));
-    }
-    Ok(app)
+    route53::movable_weights(&p.app_record, &sets, &p.dr_region, "nothing was changed")
 }
 
 /// `failover`: promote one database's replica and wait until it is promoted.

@@ -230,22 +230,7 @@ impl Runbook for RegionalFailover {
                 return Err(Error::new("record-not-found", format!("no record {} in zone {}; DNS left unchanged", p.db_record, p.hosted_zone)));
             }
             let app_sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
-            // Every record type that holds weighted sets (A and AAAA, say)
-            // needs one for the DR region, or its clients cannot be moved.
-            let mut kinds: Vec<&str> = app_sets.iter().filter(|r| r.weight.is_some()).map(|r| r.record_type.as_str()).collect();
-            kinds.dedup();
-            for kind in &kinds {
-                if !app_sets.iter().any(|r| r.record_type == *kind && r.weight.is_some() && r.set_identifier.as_deref() == Some(p.dr_region.as_str())) {
-                    return Err(Error::new(
-                        "record-not-found",
-                        format!("the weighted {kind} records of {} have no set for {}: its {kind} clients could not be moved; DNS left unchanged", p.app_record, p.dr_region),
-                    ));
-                }
-            }
-            let app = route53::weight_triples(&app_sets);
-            if !app.iter().any(|(set, _, _)| *set == p.dr_region) {
-                return Err(Error::new("record-not-found", format!("no weighted record for {} under {}; DNS left unchanged", p.dr_region, p.app_record)));
-            }
+            let app = route53::movable_weights(&p.app_record, &app_sets, &p.dr_region, "DNS left unchanged")?;
             let (replica_lag_seconds, lag_reading_age_seconds, lag_warning) = if already_writer {
                 let w = format!("{} is standalone and target_is_writer=true: no promotion, no lag gate (the data it holds is what it holds)", p.replica);
                 (None, None, Some(w))
