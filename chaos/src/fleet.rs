@@ -101,3 +101,24 @@ pub async fn seed_fleet(c: &Clients, f: &Fleet) -> Result<(), CapabilityError> {
     route53::set_weights(c, &f.hosted_zone, &f.app_record, &weights, 60, t60).await?;
     Ok(())
 }
+
+/// Deletes the fleet's instances (replicas first, then primaries; no final
+/// snapshot, automated backups with them), so that a long sweep seeding a
+/// fleet per kill stays within the emulator's snapshot quota (moto counts
+/// every instance's automated snapshot against 1,000 per region).
+pub async fn remove_fleet(c: &Clients, f: &Fleet) -> Result<(), CapabilityError> {
+    for (region, id) in f.databases.iter().map(|db| (&f.dr_region, &db.replica)).chain(f.databases.iter().map(|db| (&f.primary_region, &db.primary))) {
+        // moto may answer an error to deleting a cross-region replica and
+        // delete it all the same: the outcome is checked, not the answer.
+        let _ = c.rds(region).delete_db_instance().db_instance_identifier(id).skip_final_snapshot(true).delete_automated_backups(true).send().await;
+        match drover_aws::rds::describe_instance(c, region, id).await {
+            Err(e) if e.is("DBInstanceNotFound") => {}
+            Err(e) => return Err(e),
+            Ok(i) if i.status == "deleting" => {}
+            Ok(i) => {
+                return Err(CapabilityError::new("rds", "DeleteDBInstance", region, id, "still-there", format!("instance is '{}' after delete", i.status)));
+            }
+        }
+    }
+    Ok(())
+}

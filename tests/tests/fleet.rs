@@ -8,7 +8,7 @@ use std::sync::Arc;
 use drover_aws::{Clients, rds, route53};
 use drover_chaos::Agent;
 use drover_chaos::faults::Faults;
-use drover_chaos::fleet::{Fleet, seed_fleet};
+use drover_chaos::fleet::{Fleet, remove_fleet, seed_fleet};
 use drover_chaos::killed_by_sigkill;
 use drover_chaos::proxy::{Proxy, Upstreams};
 use drover_e2e::{agent, args, emulators_configured};
@@ -142,8 +142,9 @@ fn one_lagging_replica_refuses_the_whole_fleet() {
 
 /// SIGKILL inside and between the steps of the branches (every step kind,
 /// every crash point kind, each branch in turn), then `drover resume`: one
-/// promotion per replica and one change per record, counted at the proxy
-/// across both processes.
+/// promotion per replica and one change batch, counted at the proxy across
+/// both processes. (Every crash point of every branch: the long run
+/// `sigkill_at_every_crash_point_of_every_branch`.)
 #[test]
 fn sigkill_in_the_branches_then_resume_promotes_each_replica_once() {
     let mut kills: Vec<(String, String)> = Vec::new();
@@ -160,10 +161,46 @@ fn sigkill_in_the_branches_then_resume_promotes_each_replica_once() {
     kills.push(("before-complete".into(), "check/db2/check".into()));
     kills.push(("after-step".into(), "verify/db4/verify".into()));
     kills.push(("before-step".into(), "section:failover".into()));
+    sweep("kill", &kills);
+}
+
+/// Every crash point (inside the step, its answer in but not journaled,
+/// after it) of every step of every branch and of the run, and before
+/// every section: 72 SIGKILLs, each on a fresh fleet, then `drover resume`.
+/// A long run (about 3 minutes), not in CI's budget:
+/// `cargo test -p drover-e2e --test fleet -- --ignored` with the emulators
+/// up (`scripts/emulators start`, `eval "$(scripts/emulators env)"`).
+#[test]
+#[ignore = "long run (72 SIGKILLs): cargo test -p drover-e2e --test fleet -- --ignored"]
+fn sigkill_at_every_crash_point_of_every_branch() {
+    let mut steps: Vec<String> = Vec::new();
+    for db in 1..=DATABASES {
+        for step in ["check/db{db}/check", "failover/db{db}/promote", "failover/db{db}/wait-promoted", "verify/db{db}/verify"] {
+            steps.push(step.replace("{db}", &db.to_string()));
+        }
+    }
+    steps.extend(["check/dns/check-records", "shift-traffic", "verify/dns/verify-records"].map(String::from));
+    let mut kills: Vec<(String, String)> = Vec::new();
+    for step in &steps {
+        for point in ["in-step", "before-complete", "after-step"] {
+            kills.push((point.to_string(), step.clone()));
+        }
+    }
+    for section in ["section:check", "section:failover", "section:verify"] {
+        kills.push(("before-step".into(), section.into()));
+    }
+    assert_eq!(kills.len(), 72);
+    sweep("every", &kills);
+}
+
+/// For each (crash point, step) of `kills`, on a fresh fleet: a run killed
+/// there by SIGKILL, `drover resume`, and the fleet failed over with one
+/// promotion per replica and one change batch.
+fn sweep(prefix: &str, kills: &[(String, String)]) {
     for (n, (point, step)) in kills.iter().enumerate() {
-        let s = setup(&format!("k{n}"));
+        let s = setup(&format!("{prefix}{n}"));
         let params = s.fleet.params();
-        let id = format!("kill-{n}");
+        let id = format!("{prefix}-{n}");
         let mut child = s.agent.spawn(&args(artifacts::FLEET_FAILOVER, &id, &params), &format!("{point}:{step}")).unwrap();
         let status = child.wait().unwrap();
         assert!(killed_by_sigkill(&status), "{point}:{step} should kill the agent: {status:?}");
@@ -190,5 +227,6 @@ fn sigkill_in_the_branches_then_resume_promotes_each_replica_once() {
         }
         let steps: Vec<Value> = run["steps"].as_array().unwrap().clone();
         assert!(steps.iter().all(|s| s["status"] == "succeeded"), "{point}:{step}: {steps:#?}");
+        s.rt.block_on(remove_fleet(&s.c, &s.fleet)).unwrap();
     }
 }
