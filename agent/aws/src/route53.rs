@@ -17,7 +17,7 @@ use crate::wait::poll;
 use crate::{CapabilityError, Clients};
 
 pub use drover_cloud::route53::{FailoverRecord, FailoverRole, HealthCheck, RecordChange, RecordSet, WeightedTarget, fqdn};
-use drover_cloud::route53::{batch_problem, same_host};
+use drover_cloud::route53::{batch_problem, distinct_names, same_host};
 
 const REGION: &str = "global";
 
@@ -138,11 +138,9 @@ where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<T, CapabilityError>>,
 {
-    let kept = c.zones().get(zone);
-    let was_kept = kept.is_some();
-    let id = match kept {
-        Some(id) => id,
-        None => zone_id(c, zone).await?,
+    let (id, was_kept) = match c.zones().get(zone) {
+        Some(id) => (id, true),
+        None => (zone_id(c, zone).await?, false),
     };
     match op(id).await {
         Err(e) if was_kept && e.is("NoSuchHostedZone") => {
@@ -258,13 +256,7 @@ pub async fn get_records_of(c: &Clients, zone: &str, names: &[String]) -> Result
 
 /// [`get_records_of`] in zone `zone_id`, as Route 53 has the sets.
 async fn raw_sets_of(c: &Clients, zone_id: &str, names: &[String]) -> Result<Vec<ResourceRecordSet>, CapabilityError> {
-    let mut wants: Vec<String> = Vec::new();
-    for n in names {
-        let f = fqdn(n);
-        if !wants.contains(&f) {
-            wants.push(f);
-        }
-    }
+    let wants = distinct_names(names);
     let rank = |r: &ResourceRecordSet| wants.iter().position(|w| *w == fqdn(r.name())).unwrap_or(usize::MAX);
     if wants.len() > 1 {
         let what = wants.first().map(String::as_str).unwrap_or_default();
@@ -325,7 +317,7 @@ async fn change_records_in(c: &Clients, id: &str, changes: &[RecordChange], ttl:
                     continue;
                 }
                 batch.push(upsert(cname(name, target, ttl, None)?)?);
-                said.push(format!("{name} -> {target}"));
+                said.push(format!("point {name} at {target}"));
             }
             RecordChange::SetWeights { name, targets } => {
                 let sets = weight_upserts(name, &of_name, targets, ttl)?;
@@ -414,17 +406,8 @@ fn upsert(set: ResourceRecordSet) -> Result<Change, CapabilityError> {
 /// Points the simple CNAME `name` at `target`. Returns whether it changed
 /// anything (a record already pointing there is left alone).
 pub async fn upsert_cname(c: &Clients, zone: &str, name: &str, target: &str, ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
-    in_zone(c, zone, |id| async move { upsert_cname_in(c, &id, name, target, ttl, timeout).await }).await
-}
-
-async fn upsert_cname_in(c: &Clients, id: &str, name: &str, target: &str, ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
-    let current = records_in(c, id, name).await?;
-    if current.iter().any(|r| r.is_cname_to(target)) {
-        return Ok(false);
-    }
-    let changes = vec![upsert(cname(name, target, ttl, None)?)?];
-    change(c, id, name, changes, &format!("drover: point {name} at {target}"), timeout).await?;
-    Ok(true)
+    let change = [RecordChange::PointCname { name: name.to_string(), target: target.to_string() }];
+    Ok(change_records(c, zone, &change, ttl, timeout).await? > 0)
 }
 
 /// One weighted record set to write: the set `set_identifier` of type
@@ -553,18 +536,8 @@ fn weight_upserts(name: &str, raw: &[ResourceRecordSet], targets: &[WeightedTarg
 /// are (see [`weight_changes`]), in one change batch. Returns whether it
 /// changed anything.
 pub async fn set_weights(c: &Clients, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
-    in_zone(c, zone, |id| async move { set_weights_in(c, &id, name, targets, ttl, timeout).await }).await
-}
-
-async fn set_weights_in(c: &Clients, id: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout: Duration) -> Result<bool, CapabilityError> {
-    let raw = raw_sets_in(c, id, name).await?;
-    let changes = weight_upserts(name, &raw, targets, ttl)?;
-    if changes.is_empty() {
-        return Ok(false);
-    }
-    let summary: Vec<String> = targets.iter().map(|t| format!("{}={}", t.set_identifier, t.weight)).collect();
-    change(c, id, name, changes, &format!("drover: weights of {name}: {}", summary.join(", ")), timeout).await?;
-    Ok(true)
+    let change = [RecordChange::SetWeights { name: name.to_string(), targets: targets.to_vec() }];
+    Ok(change_records(c, zone, &change, ttl, timeout).await? > 0)
 }
 
 /// Deletes the simple (not weighted) CNAME `name`, if there is one. Returns

@@ -134,6 +134,13 @@ impl FailoverRole {
     }
 }
 
+/// `names` fully qualified (see [`fqdn`]), each once, in their first order:
+/// the names `route53.get-records-of` answers for, in its order.
+pub fn distinct_names(names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    names.iter().map(|n| fqdn(n)).filter(|f| seen.insert(f.clone())).collect()
+}
+
 /// The most changes Route 53 takes in one change batch.
 pub const MAX_BATCH: usize = 1000;
 
@@ -201,5 +208,11 @@ mod batch_tests {
         assert!(twice.contains("a.example. is changed twice"), "{twice}");
         let many: Vec<_> = (0..=MAX_BATCH).map(|i| r(&format!("r{i}.example"))).collect();
         assert!(batch_problem(&many).unwrap_or_default().contains("at most 1000"));
+    }
+
+    #[test]
+    fn names_are_read_once_each_in_their_first_order() {
+        let names: Vec<String> = ["b.example", "A.example.", "b.example.", "a.example"].map(String::from).to_vec();
+        assert_eq!(distinct_names(&names), ["b.example.", "a.example."]);
     }
 }

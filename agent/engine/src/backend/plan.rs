@@ -301,20 +301,16 @@ impl Route53Backend for PlanBackend {
     }
     async fn get_records_of(&self, cx: &CallCx, zone: &str, names: &[String]) -> Answer<Vec<RecordSet>> {
         // Names a planned change touched, as planned; the others read together.
-        let unplanned: Vec<String> = names.iter().filter(|n| self.plan.records(zone, n).is_none()).cloned().collect();
+        let wants = drover_cloud::route53::distinct_names(names);
+        let planned: Vec<Option<Vec<RecordSet>>> = wants.iter().map(|w| self.plan.records(zone, w)).collect();
+        let unplanned: Vec<String> = wants.iter().zip(&planned).filter(|(_, p)| p.is_none()).map(|(w, _)| w.clone()).collect();
         let read = if unplanned.is_empty() { Vec::new() } else { read!(AwsBackend.get_records_of(cx, zone, &unplanned).await) };
         let mut out = Vec::new();
-        let mut seen = Vec::new();
-        for name in names {
-            let want = fqdn(name);
-            if seen.contains(&want) {
-                continue;
-            }
-            match self.plan.records(zone, name) {
+        for (want, planned) in wants.iter().zip(planned) {
+            match planned {
                 Some(sets) => out.extend(sets),
-                None => out.extend(read.iter().filter(|r| r.name == want).cloned()),
+                None => out.extend(read.iter().filter(|r| r.name == *want).cloned()),
             }
-            seen.push(want);
         }
         Ok(Ok(out))
     }

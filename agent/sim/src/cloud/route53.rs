@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Cloud, Target, aws_error};
 use crate::scenario::Route53Seed;
 use drover_cloud::CloudError;
-use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget, batch_problem, fqdn, same_host};
+use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget, batch_problem, distinct_names, fqdn, same_host};
 
 const GLOBAL: &str = "global";
 
@@ -246,9 +246,7 @@ impl Cloud {
         let first = names.first().map(String::as_str).unwrap_or_default();
         self.call(target("get-records-of", "ListResourceRecordSets", first), |c, t| {
             let sets = c.route53.zone(t, zone)?;
-            let mut wants: Vec<String> = names.iter().map(|n| fqdn(n)).collect();
-            let mut seen = std::collections::BTreeSet::new();
-            wants.retain(|w| seen.insert(w.clone()));
+            let wants = distinct_names(names);
             Ok((wants.iter().flat_map(|w| sets.iter().filter(move |r| r.name == *w)).cloned().collect(), false))
         })
     }
