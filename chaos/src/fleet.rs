@@ -16,7 +16,7 @@ use drover_aws::{CapabilityError, Clients, route53};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::topology::{ensure_zone, publish_lag, seed_db_pair};
+use crate::topology::{delete_if_present, ensure_zone, publish_lag, seed_db_pair};
 
 /// One database of the fleet.
 #[derive(Debug, Clone, Serialize)]
@@ -102,23 +102,12 @@ pub async fn seed_fleet(c: &Clients, f: &Fleet) -> Result<(), CapabilityError> {
     Ok(())
 }
 
-/// Deletes the fleet's instances (replicas first, then primaries; no final
-/// snapshot, automated backups with them), so that a long sweep seeding a
-/// fleet per kill stays within the emulator's snapshot quota (moto counts
-/// every instance's automated snapshot against 1,000 per region).
+/// Deletes the fleet's instances (replicas first, then primaries; see
+/// [`delete_if_present`]), so that a long sweep seeding a fleet per kill
+/// stays within the emulator's snapshot quota.
 pub async fn remove_fleet(c: &Clients, f: &Fleet) -> Result<(), CapabilityError> {
     for (region, id) in f.databases.iter().map(|db| (&f.dr_region, &db.replica)).chain(f.databases.iter().map(|db| (&f.primary_region, &db.primary))) {
-        // moto may answer an error to deleting a cross-region replica and
-        // delete it all the same: the outcome is checked, not the answer.
-        let _ = c.rds(region).delete_db_instance().db_instance_identifier(id).skip_final_snapshot(true).delete_automated_backups(true).send().await;
-        match drover_aws::rds::describe_instance(c, region, id).await {
-            Err(e) if e.is("DBInstanceNotFound") => {}
-            Err(e) => return Err(e),
-            Ok(i) if i.status == "deleting" => {}
-            Ok(i) => {
-                return Err(CapabilityError::new("rds", "DeleteDBInstance", region, id, "still-there", format!("instance is '{}' after delete", i.status)));
-            }
-        }
+        delete_if_present(c, region, id).await?;
     }
     Ok(())
 }

@@ -155,7 +155,9 @@ pub async fn delete_if_present(c: &Clients, region: &str, id: &str) -> Result<()
     }
     // moto answers HTTP 500 to deleting a cross-region replica yet deletes it
     // (a bug in its replica bookkeeping): check the outcome, not the answer.
-    let _ = c.rds(region).delete_db_instance().db_instance_identifier(id).skip_final_snapshot(true).send().await;
+    // Automated backups go with it: moto counts them against its snapshot
+    // quota (1,000 per region), which long sweeps would otherwise reach.
+    let _ = c.rds(region).delete_db_instance().db_instance_identifier(id).skip_final_snapshot(true).delete_automated_backups(true).send().await;
     match rds::describe_instance(c, region, id).await {
         Err(e) if e.is("DBInstanceNotFound") => Ok(()),
         Err(e) => Err(e),
