@@ -293,3 +293,42 @@ pub fn metric(s: &Served, prefix: &str) -> Option<f64> {
     let text = http_text(&s.addr, "/metrics").expect("/metrics answers");
     text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+/// A fault proxy in front of the emulators, on a runtime of its own: it
+/// counts what the emulators accepted (the side effects a run made, across
+/// every `drover` process of a test) and can hold a resource in a state.
+pub struct Proxied {
+    /// The proxy.
+    pub proxy: drover_chaos::proxy::Proxy,
+    /// The emulators behind it.
+    pub upstreams: drover_chaos::proxy::Upstreams,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Proxied {
+    /// Starts a proxy in front of the configured emulators.
+    pub fn start() -> Proxied {
+        emulators_configured();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
+        let upstreams = drover_chaos::proxy::Upstreams::from_env().expect("the emulators' endpoints are set");
+        let faults = std::sync::Arc::new(drover_chaos::faults::Faults::new(17));
+        let proxy = rt.block_on(drover_chaos::proxy::Proxy::start(upstreams.clone(), faults)).expect("the proxy starts");
+        Proxied { proxy, upstreams, _rt: rt }
+    }
+
+    /// An agent with a home of its own, configured with `config`, whose AWS
+    /// calls all go through the proxy.
+    pub fn agent_with(&self, config: &str) -> (tempfile::TempDir, Agent) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut a = Agent::new(dir.path().join("home")).with_env("DROVER_CONFIG", config);
+        for (k, v) in self.upstreams.env_for(&self.proxy.url()) {
+            a = a.with_env(&k, &v);
+        }
+        (dir, a)
+    }
+
+    /// [`Proxied::agent_with`] the [`demo_config`].
+    pub fn agent(&self) -> (tempfile::TempDir, Agent) {
+        self.agent_with(&demo_config())
+    }
+}

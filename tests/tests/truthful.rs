@@ -7,45 +7,15 @@
 //! cloud's state, read back from the emulators, never against what the
 //! agent says it did.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use drover_aws::{Clients, route53};
 use drover_chaos::Agent;
-use drover_chaos::faults::Faults;
 use drover_chaos::hypothesis::{Probe, check};
-use drover_chaos::proxy::{Proxy, Upstreams};
 use drover_chaos::topology::Seeded;
-use drover_e2e::{args, demo_config, rt, seeded};
+use drover_e2e::{Proxied, args, rt, seeded};
 use drover_test_artifacts as artifacts;
 use serde_json::Value;
-
-/// A proxy in front of the emulators, on a runtime of its own.
-struct Proxied {
-    proxy: Proxy,
-    upstreams: Upstreams,
-    _rt: tokio::runtime::Runtime,
-}
-
-impl Proxied {
-    fn start() -> Proxied {
-        drover_e2e::emulators_configured();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let upstreams = Upstreams::from_env().expect("the emulators' endpoints are set");
-        let proxy = rt.block_on(Proxy::start(upstreams.clone(), Arc::new(Faults::new(17)))).unwrap();
-        Proxied { proxy, upstreams, _rt: rt }
-    }
-
-    /// An agent with a home of its own whose AWS calls all go through the proxy.
-    fn agent(&self) -> (tempfile::TempDir, Agent) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut a = Agent::new(dir.path().join("home")).with_env("DROVER_CONFIG", &demo_config());
-        for (k, v) in self.upstreams.env_for(&self.proxy.url()) {
-            a = a.with_env(&k, &v);
-        }
-        (dir, a)
-    }
-}
 
 fn holds(c: &Clients, s: &Seeded, probes: &[Probe]) -> Vec<String> {
     rt().block_on(async {

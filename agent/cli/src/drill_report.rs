@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use drover_engine::audit::AuditRecord;
+use drover_journal::Event;
 use serde_json::Value;
 
 use crate::render::RunView;
@@ -35,6 +36,9 @@ pub struct Report {
     failures: Vec<(String, String, String)>,
     warnings: Vec<String>,
     actions: Vec<(String, String)>,
+    /// What operators did to the run (redrive, takeover), from its events:
+    /// when, and the event's words (who, why, and what the run had ended with).
+    controls: Vec<(String, String)>,
 }
 
 fn at(s: &str) -> Option<DateTime<Utc>> {
@@ -51,8 +55,9 @@ fn anchor(key: &str) -> String {
 }
 
 impl Report {
-    /// The report of `run`, with the audited calls of the agent's home.
-    pub fn new(run: &RunView, audit: &[AuditRecord]) -> Self {
+    /// The report of `run`, with the audited calls of the agent's home and
+    /// the run's events.
+    pub fn new(run: &RunView, audit: &[AuditRecord], events: &[Event]) -> Self {
         let start = at(&run.started_at).unwrap_or_else(Utc::now);
         let end = run.finished_at.as_deref().and_then(at).unwrap_or_else(Utc::now);
         let secs = |t: &DateTime<Utc>| (*t - start).num_milliseconds() as f64 / 1000.0;
@@ -144,7 +149,9 @@ impl Report {
         let warnings =
             result.get("warnings").and_then(Value::as_array).map(|w| w.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
         let actions = run.cleanup.actions.iter().map(|a| (format!("{}:{}", a.kind, a.key), a.status.to_string())).collect();
-        Report { title: format!("{} run {}", run.runbook, run.run_id), verdict, facts, bars, total, changes, failures, warnings, actions }
+        let controls =
+            events.iter().filter(|e| e.fields.iter().any(|(k, _)| k == "control")).map(|e| (drover_journal::rfc3339(&e.at), e.message.clone())).collect();
+        Report { title: format!("{} run {}", run.runbook, run.run_id), verdict, facts, bars, total, changes, failures, warnings, actions, controls }
     }
 
     /// The report in Markdown.
@@ -187,6 +194,12 @@ impl Report {
             let _ = writeln!(s, "\n## Cleanups and undos\n");
             for (k, st) in &self.actions {
                 let _ = writeln!(s, "- {k}: {st}");
+            }
+        }
+        if !self.controls.is_empty() {
+            let _ = writeln!(s, "\n## Operator actions\n");
+            for (at, what) in &self.controls {
+                let _ = writeln!(s, "- {at}: {what}");
             }
         }
         s
@@ -248,6 +261,13 @@ body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#1f2328
             let _ = writeln!(s, "<h2>Cleanups and undos</h2><ul>");
             for (k, st) in &self.actions {
                 let _ = writeln!(s, "<li>{}: {}</li>", esc(k), esc(st));
+            }
+            let _ = writeln!(s, "</ul>");
+        }
+        if !self.controls.is_empty() {
+            let _ = writeln!(s, "<h2>Operator actions</h2><ul>");
+            for (at, what) in &self.controls {
+                let _ = writeln!(s, "<li>{}: {}</li>", esc(at), esc(what));
             }
             let _ = writeln!(s, "</ul>");
         }

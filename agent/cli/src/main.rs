@@ -58,6 +58,10 @@ enum Command {
     /// Cancel a run: it stops at its next step boundary (or at once in a
     /// durable sleep), runs its undos and cleanups, and ends `cancelled`.
     Cancel(commands::cancel::Args),
+    /// Take a failed or cancelled run up again from the step it stopped at
+    /// (or --from an earlier one): completed steps are replayed from the
+    /// journal, never executed again; recorded with the run and audited.
+    Redrive(commands::redrive::Args),
     /// Take a run away from a driver that is gone (its container re-created
     /// under a new host name): refused while that driver's lease is live
     /// unless --force; recorded with the run and in the audit log.
@@ -140,6 +144,7 @@ fn main() -> ExitCode {
             Command::Run(a) => commands::run::exec(&home, a).await,
             Command::Resume(a) => commands::resume::exec(&home, a).await,
             Command::Cancel(a) => commands::cancel::exec(&home, a).await,
+            Command::Redrive(a) => commands::redrive::exec(&home, a).await,
             Command::Takeover(a) => commands::takeover::exec(&home, a).await,
             Command::Approve(a) => commands::approve::exec(&home, a).await,
             Command::Approvals(a) => commands::approve::list(&home, a).await,

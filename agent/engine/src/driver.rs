@@ -430,12 +430,43 @@ impl Engine {
         observer: Observer,
         world: World,
     ) -> Result<RunRecord, EngineError> {
-        self.drive_linked(journal, runbook, run_id, observer, world, vec![]).await
+        self.drive_linked(journal, runbook, run_id, observer, world, vec![], None).await
+    }
+
+    /// Redrives failed or cancelled run `run_id` (see [`crate::redrive`]):
+    /// refused, with the reason, before anything is written when it cannot
+    /// be; otherwise reopened under this driver's claim and driven on with
+    /// the runbook it is pinned to, or with `replacement` (pinned to the run
+    /// as a resume pins it).
+    pub async fn redrive(
+        &self,
+        journal: Arc<dyn Journal>,
+        run_id: &str,
+        redrive: &crate::redrive::Redrive,
+        replacement: Option<&LoadedRunbook>,
+        observer: Observer,
+    ) -> Result<RunRecord, EngineError> {
+        let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+        // Checked here first so a refusal loads nothing; checked again under the claim.
+        let entries = journal.entries(run_id).await?;
+        let approvals = journal.approvals(Some(run_id), false).await?;
+        crate::redrive::plan(&run, &entries, &approvals, redrive.from.as_deref())?;
+        let pinned;
+        let runbook = match replacement {
+            Some(rb) => rb,
+            None => {
+                pinned = self.load_pinned(&run.runbook.digest).await?;
+                &pinned
+            }
+        };
+        self.drive_linked(journal, runbook, run_id, observer, World::Given, vec![], Some(redrive)).await
     }
 
     /// [`Engine::drive`], with signals that stop the run as a cancel does
     /// (`links`: a branch stops with its run, and with its siblings under
-    /// fail-fast).
+    /// fail-fast), reopening the run first under the claim when `redrive`
+    /// asks for it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn drive_linked(
         &self,
         journal: Arc<dyn Journal>,
@@ -444,6 +475,7 @@ impl Engine {
         observer: Observer,
         world: World,
         links: Vec<Arc<CancelSignal>>,
+        redrive: Option<&crate::redrive::Redrive>,
     ) -> Result<RunRecord, EngineError> {
         let (plan, sim) = match world {
             World::Given => (None, self.sim.clone()),
@@ -457,7 +489,15 @@ impl Engine {
         let keeper = crate::lease::LeaseKeeper::start(journal.clone(), lease.clone(), claimed_at);
         // What the run is now that it is ours (another driver may have ended
         // it between the read above and the claim).
-        let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+        let mut run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+        if let Some(redrive) = redrive {
+            if let Err(e) = crate::redrive::reopen(&journal, &lease, &run, redrive).await {
+                drop(keeper);
+                let _ = journal.release(&lease).await;
+                return Err(e);
+            }
+            run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+        }
         if run.status.is_final() {
             drop(keeper);
             let _ = journal.release(&lease).await;

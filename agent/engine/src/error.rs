@@ -180,6 +180,14 @@ pub enum EngineError {
         /// Why, and what to do.
         message: String,
     },
+    /// `drover redrive` refused: nothing was written, the run is as it was.
+    #[error("run '{run_id}' cannot be redriven: {reason}")]
+    RedriveRefused {
+        /// The run.
+        run_id: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// The component a run is pinned to is gone from the agent's home.
     #[error("the runbook (sha256 {digest}) this run is pinned to cannot be loaded: {detail}; pass it again with --runbook FILE")]
     RunbookMissing {

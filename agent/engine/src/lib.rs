@@ -47,6 +47,7 @@ mod limits;
 mod loader;
 pub mod plan;
 pub mod policy;
+pub mod redrive;
 mod sandbox;
 pub mod secrets;
 mod sections;

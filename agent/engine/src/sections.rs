@@ -216,7 +216,7 @@ type BranchDrive<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result
 
 impl Engine {
     fn drive_branch<'a>(&'a self, parent: &'a Parent<'_>, run_id: &'a str, observer: Observer, links: Vec<Arc<CancelSignal>>) -> BranchDrive<'a> {
-        Box::pin(self.drive_linked(parent.journal.clone(), parent.runbook, run_id, observer, parent.world.clone(), links))
+        Box::pin(self.drive_linked(parent.journal.clone(), parent.runbook, run_id, observer, parent.world.clone(), links, None))
     }
 }
 

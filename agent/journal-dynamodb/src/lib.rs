@@ -595,6 +595,9 @@ impl Journal for DynamoJournal {
             set.push("run_runbook = :rb");
             values.push((":rb", json(r)?));
         }
+        if ops.iter().any(|o| matches!(o, Op::ClearCancel)) {
+            remove.push("cancel_req");
+        }
         let mut expr = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expr.push_str(&format!(" REMOVE {}", remove.join(", ")));

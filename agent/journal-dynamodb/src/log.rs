@@ -112,7 +112,7 @@ fn apply(f: &mut Folded, op: Op) {
         }
         Op::AddEvent(e) => f.events.push(e),
         // Kept on the run item and the gate items.
-        Op::OpenApproval { .. } | Op::SetStatus { .. } | Op::SetRunbook(_) => {}
+        Op::OpenApproval { .. } | Op::SetStatus { .. } | Op::SetRunbook(_) | Op::ClearCancel => {}
     }
 }
 

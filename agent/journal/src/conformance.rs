@@ -24,6 +24,7 @@ pub async fn all(j: &Arc<dyn Journal>, prefix: &str) {
     runs_are_listed_newest_first(j, prefix).await;
     a_run_is_repinned_and_stopped_without_an_outcome(j, prefix).await;
     claims_are_leases_and_an_operator_can_take_over(j, prefix).await;
+    an_ended_run_is_reopened(j, prefix).await;
 }
 
 /// A new run named `id`.
@@ -267,6 +268,36 @@ pub async fn a_run_is_repinned_and_stopped_without_an_outcome(j: &Arc<dyn Journa
     j.commit(&lease, vec![Op::SetRunbook(back.clone()), resumed], Durability::Durable).await.unwrap();
     let run = j.run(&id).await.unwrap().unwrap();
     assert_eq!((run.runbook, run.error), (back, None));
+}
+
+/// A redrive reopens a cancelled run: claimed after it ended, its journal
+/// cut back, its cancel request withdrawn and its status running again in
+/// one commit; it is listed as unfinished and can be cancelled again.
+pub async fn an_ended_run_is_reopened(j: &Arc<dyn Journal>, prefix: &str) {
+    let id = format!("{prefix}-reopen");
+    j.create_run(&new_run(&id)).await.unwrap();
+    let lease = j.claim(&id, &current_owner()).await.unwrap();
+    let ops = vec![Op::PutEntry(step(0, "a", EntryStatus::Succeeded)), Op::PutEntry(step(1, "b", EntryStatus::Succeeded))];
+    j.commit(&lease, ops, Durability::Durable).await.unwrap();
+    j.request_cancel(&id, &CancelRequest { by: "alice".into(), reason: "wrong region".into(), at: now() }).await.unwrap();
+    let failed = Op::SetStatus {
+        status: RunStatus::Cancelled,
+        finished_at: Some(now()),
+        result: None,
+        error: Some(crate::ErrorRecord::terminal("cancelled", "by alice")),
+    };
+    j.commit(&lease, vec![failed], Durability::Durable).await.unwrap();
+    j.release(&lease).await.unwrap();
+
+    let lease = j.claim(&id, &current_owner()).await.unwrap();
+    let reopen = vec![Op::TruncateAfter(0), Op::ClearCancel, Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None }];
+    j.commit(&lease, reopen, Durability::Durable).await.unwrap();
+    let run = j.run(&id).await.unwrap().unwrap();
+    assert_eq!((run.status, run.finished_at, run.error, run.cancel), (RunStatus::Running, None, None, None));
+    assert_eq!(j.entries(&id).await.unwrap().len(), 1);
+    assert!(j.runs(&RunFilter { unfinished: true, ..Default::default() }).await.unwrap().iter().any(|r| r.run_id == id));
+    let again = j.request_cancel(&id, &CancelRequest { by: "bob".into(), reason: "again".into(), at: now() }).await.unwrap();
+    assert_eq!(again.cancel.unwrap().by, "bob");
 }
 
 /// A driver on a host that is gone for good (a container re-created under

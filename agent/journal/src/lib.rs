@@ -122,6 +122,9 @@ pub enum Op {
     /// Pin the run to another build of its runbook (`drover resume RUN
     /// --runbook FIXED.wasm`): later resumes and takeovers run that one.
     SetRunbook(RunbookRef),
+    /// Withdraw the run's cancel request: an operator redrives a cancelled
+    /// run (`drover redrive`), asking it to go on after all.
+    ClearCancel,
     /// Change the run's status; final statuses carry the result or error. An
     /// unfinished status with an error marks a run stopped without an
     /// outcome (resumable; the error says why and what to do).

@@ -239,6 +239,11 @@ fn apply(run: &mut Run, op: Op) {
                 rec.runbook = r;
             }
         }
+        Op::ClearCancel => {
+            if let Some(rec) = run.record.as_mut() {
+                rec.cancel = None;
+            }
+        }
         Op::SetStatus { status, finished_at, result, error } => {
             if let Some(rec) = run.record.as_mut() {
                 rec.status = status;

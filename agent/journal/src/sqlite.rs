@@ -529,6 +529,9 @@ fn apply_op(conn: &Connection, run_id: &str, op: &Op) -> rusqlite::Result<()> {
                 params![run_id, r.name, r.version, r.digest],
             )?;
         }
+        Op::ClearCancel => {
+            conn.execute("UPDATE runs SET cancel = NULL WHERE run_id = ?1", params![run_id])?;
+        }
         Op::SetStatus { status, finished_at, result, error } => {
             conn.execute(
                 "UPDATE runs SET status = ?2, finished_at = ?3, result = ?4, error = ?5 WHERE run_id = ?1",

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod keygen;
 pub mod new;
 pub mod readiness;
+pub mod redrive;
 pub mod report;
 pub mod resume;
 pub mod run;

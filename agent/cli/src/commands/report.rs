@@ -27,7 +27,8 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let entries = drover_engine::entries_with_branches(journal.as_ref(), &run.run_id).await?;
     let audit_path = home.dir.join("audit.jsonl");
     let audit = AuditLog::read(&audit_path).with_context(|| format!("cannot read the audit log {}", audit_path.display()))?;
-    let report = Report::new(&RunView::new(&run, &entries), &audit);
+    let events = journal.events(&run.run_id).await?;
+    let report = Report::new(&RunView::new(&run, &entries), &audit, &events);
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     for (ext, text) in [("md", report.markdown()), ("html", report.html())] {
         let path = args.out.join(format!("{}.{ext}", run.run_id));

@@ -91,6 +91,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         step: None,
         message: format!("run taken over by {who}: {reason}"),
         fields: vec![
+            ("control".into(), "takeover".into()),
             ("by".into(), who.clone()),
             ("reason".into(), reason.to_string()),
             ("previous_driver".into(), previous.clone()),
