@@ -569,3 +569,111 @@ fn a_cloudwatch_alarm_through_sns_starts_the_runbook_after_the_handshake() {
     assert_eq!(code, 403);
     assert_eq!(runs(&s).len(), 1);
 }
+
+/// Anti-flapping: per runbook and scope, triggers start runs at least
+/// `min_interval_seconds` apart, and none after a failed automatic run until
+/// an operator clears the hold; each refusal says why and until when, and is
+/// counted. Redrive and unblock work over the API with the caller recorded.
+#[test]
+fn alerts_that_flap_start_one_run_and_a_failed_one_holds_until_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(dir.path());
+    let trigger = |name: &str, alert: &str, runbook: &str, scope: &str, min_interval: u32| {
+        format!(
+            "\n[[serve.trigger]]\nname = \"{name}\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nmatch = {{ alertname = \"{alert}\" }}\n\
+             runbook = \"{runbook}\"\nparams = {{ steps = 2 }}\nparams_from_labels = {{ fail_at = \"fail_at\" }}\nscope = \"{scope}\"\nmin_interval_seconds = {min_interval}\n"
+        )
+    };
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{}{}{}{}{}",
+            runbook(artifacts::JANITOR),
+            runbook(artifacts::PROBE),
+            trigger("am", "OrdersDown", "janitor", "app:{app}", 600),
+            trigger("flaky", "FlakyDown", "probe", "flaky:{app}", 0),
+            trigger("tidy", "TidyDown", "janitor", "tidy:{app}", 0)
+        ),
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    let s = Served::start(&agent, &cfg, &addr, &dir.path().join("serve.log"));
+    let auth = bearer(AM_TOKEN);
+    let fire = |trigger: &str, alert: &str, app: &str, fail_at: u32| {
+        let body = alertmanager_body(json!({"alertname": alert, "app": app, "fail_at": fail_at.to_string()}), "firing");
+        s.call("POST", &format!("/v1/triggers/{trigger}"), &[("authorization", &auth)], &body)
+    };
+
+    // An alert starts a failover, which ends; the alert fires again (the
+    // flap) seconds later: held until 600 s after the first run started.
+    let (code, v) = fire("am", "OrdersDown", "orders", 0);
+    assert_eq!(code, 202, "{v}");
+    let first = v["runs"][0]["run_id"].as_str().unwrap().to_string();
+    let done = agent.wait_for_status(&first, "succeeded", Duration::from_secs(30)).unwrap();
+    let (code, v) = fire("am", "OrdersDown", "orders", 0);
+    assert_eq!(code, 200, "a held trigger is answered, not failed (the sender must not retry into the hold): {v}");
+    assert_eq!(v["runs"], json!([]), "{v}");
+    let held = &v["held"][0];
+    assert_eq!((held["scope"].as_str(), held["held_by"].as_str()), (Some("app:orders"), Some(first.as_str())), "{v}");
+    let created = chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap()).unwrap();
+    let until = chrono::DateTime::parse_from_rfc3339(held["until"].as_str().unwrap()).unwrap();
+    assert_eq!((until - created).num_seconds(), 600, "{v}");
+    assert!(held["reason"].as_str().unwrap().contains("at least 600 s apart"), "{v}");
+    assert_eq!(runs(&s).len(), 1);
+    assert_eq!(metric(&s, "drover_trigger_requests_total{trigger=\"am\",result=\"held\"}"), Some(1.0));
+    // Another scope is not held by it.
+    let (code, v) = fire("am", "OrdersDown", "billing", 0);
+    assert_eq!(code, 202, "{v}");
+
+    // An automatic run that fails holds its scope until an operator clears it.
+    let (code, v) = fire("flaky", "FlakyDown", "cart", 1);
+    assert_eq!(code, 202, "{v}");
+    let failed = v["runs"][0]["run_id"].as_str().unwrap().to_string();
+    agent.wait_for_status(&failed, "failed", Duration::from_secs(30)).unwrap();
+    let (code, v) = fire("flaky", "FlakyDown", "cart", 0);
+    assert_eq!((code, v["held"][0]["held_by"].as_str(), v["held"][0]["until"].is_null()), (200, Some(failed.as_str()), true), "{v}");
+    assert!(v["held"][0]["reason"].as_str().unwrap().contains(&format!("drover unblock {failed}")), "{v}");
+    // A manual run is not held, and says that the hold exists.
+    let out = agent.output(&["run", artifacts::PROBE, "-p", "steps=1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("note: automatic runs of probe in scope 'flaky:cart' are held") && said.contains("(this manual run is not held)"), "{said}");
+    // Redriven over the API (its step fails again: the fault is in its parameters).
+    let (code, v) = api(&s, "POST", &format!("/v1/runs/{failed}/redrive"), &json!({"reason": ""}));
+    assert_eq!(code, 400, "{v}");
+    let (code, v) = api(&s, "POST", &format!("/v1/runs/{failed}/redrive"), &json!({"reason": "try s1 once more", "by": "sre-oncall"}));
+    assert_eq!((code, v["from_step"].as_str()), (202, Some("s1")), "{v}");
+    wait_until("the redriven run to fail again", Duration::from_secs(30), || {
+        let r = agent.show(&failed)?;
+        (r["status"] == "failed" && agent.attempt_count(&failed, "s1") == 2).then_some(())
+    });
+    let (code, v) = api(&s, "POST", &format!("/v1/runs/{}/redrive", first), &json!({"reason": "again"}));
+    assert_eq!(code, 409, "a succeeded run is not redriven: {v}");
+    assert!(v["error"].as_str().unwrap().contains("it succeeded"), "{v}");
+    // A failed run whose cleanups ran (the janitor registers one before its
+    // first step) is not redriven: what they removed is gone.
+    let (code, v) = fire("tidy", "TidyDown", "shelf", 1);
+    assert_eq!(code, 202, "{v}");
+    let tidy = v["runs"][0]["run_id"].as_str().unwrap().to_string();
+    agent.wait_for_status(&tidy, "failed", Duration::from_secs(30)).unwrap();
+    let (code, v) = api(&s, "POST", &format!("/v1/runs/{tidy}/redrive"), &json!({"reason": "again"}));
+    assert_eq!(code, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("cleanup:c1 (registered before the first step) ran after it ended (succeeded)"), "{v}");
+    assert_eq!(agent.show(&tidy).unwrap()["status"], "failed");
+    // Cleared over the API: the next alert starts a run.
+    let (code, v) = api(&s, "POST", &format!("/v1/runs/{failed}/unblock"), &json!({"reason": "cart fixed", "by": "sre-oncall"}));
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = api(&s, "POST", &format!("/v1/runs/{failed}/unblock"), &json!({"reason": "again"}));
+    assert_eq!(code, 409, "{v}");
+    let (code, v) = fire("flaky", "FlakyDown", "cart", 0);
+    assert_eq!(code, 202, "{v}");
+    let shown = agent.show(&failed).unwrap();
+    let controls: Vec<&str> = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["fields"].as_array().unwrap().iter().any(|f| f[0] == "control"))
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(controls.len() == 2 && controls.iter().all(|m| m.contains("(API; claimed: sre-oncall)")), "{controls:?}");
+    assert_eq!(metric(&s, "drover_trigger_requests_total{trigger=\"flaky\",result=\"held\"}"), Some(1.0));
+}

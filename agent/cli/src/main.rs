@@ -62,6 +62,9 @@ enum Command {
     /// (or --from an earlier one): completed steps are replayed from the
     /// journal, never executed again; recorded with the run and audited.
     Redrive(commands::redrive::Args),
+    /// Clear the hold a failed automatic run puts on its scope: triggers
+    /// may start runs there again (anti-flapping; recorded with the run).
+    Unblock(commands::unblock::Args),
     /// Take a run away from a driver that is gone (its container re-created
     /// under a new host name): refused while that driver's lease is live
     /// unless --force; recorded with the run and in the audit log.
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
             Command::Resume(a) => commands::resume::exec(&home, a).await,
             Command::Cancel(a) => commands::cancel::exec(&home, a).await,
             Command::Redrive(a) => commands::redrive::exec(&home, a).await,
+            Command::Unblock(a) => commands::unblock::exec(&home, a).await,
             Command::Takeover(a) => commands::takeover::exec(&home, a).await,
             Command::Approve(a) => commands::approve::exec(&home, a).await,
             Command::Approvals(a) => commands::approve::list(&home, a).await,

@@ -450,7 +450,25 @@ impl Engine {
         // Checked here first so a refusal loads nothing; checked again under the claim.
         let entries = journal.entries(run_id).await?;
         let approvals = journal.approvals(Some(run_id), false).await?;
-        crate::redrive::plan(&run, &entries, &approvals, redrive.from.as_deref())?;
+        let audit = |decision: &str, why: String| crate::audit::AuditRecord {
+            at: Utc::now(),
+            run_id: run_id.to_string(),
+            runbook: run.runbook.name.clone(),
+            digest: run.runbook.digest.clone(),
+            step: redrive.from.clone(),
+            operation: "drover.redrive".into(),
+            regions: Vec::new(),
+            resources: vec![format!("run/{run_id}")],
+            mutating: false,
+            decision: decision.into(),
+            reason: Some(why),
+        };
+        if let Err(e) = crate::redrive::plan(&run, &entries, &approvals, redrive.from.as_deref()) {
+            self.audit.append(&audit("deny", format!("by {}: {}; refused: {e}", redrive.by, redrive.reason)))?;
+            return Err(e);
+        }
+        // Recorded (and on disk) before the run is reopened, like every audited action.
+        self.audit.append(&audit("allow", format!("by {}: {}", redrive.by, redrive.reason)))?;
         let pinned;
         let runbook = match replacement {
             Some(rb) => rb,

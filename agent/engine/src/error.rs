@@ -180,6 +180,9 @@ pub enum EngineError {
         /// Why, and what to do.
         message: String,
     },
+    /// The audit log could not be written: the audited action was not taken.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// `drover redrive` refused: nothing was written, the run is as it was.
     #[error("run '{run_id}' cannot be redriven: {reason}")]
     RedriveRefused {

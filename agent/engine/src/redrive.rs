@@ -163,14 +163,19 @@ pub fn plan(run: &RunRecord, entries: &[Entry], approvals: &[Approval], from: Op
         let registered = entries[..end].iter().find(|r| r.kind == EntryKind::Register && r.key.as_deref() == Some(key)).map(|r| r.seq as usize);
         match registered {
             Some(r) if r < start => {
-                let step = step_at_or_before(entries, &tl, r).unwrap_or("the run's start");
                 let what = if e.status == EntryStatus::Running { "started (and may have acted)" } else { e.status.as_str() };
                 return Err(refused(
                     id,
-                    format!(
-                        "{key} ran after it ended ({what}): what step '{step}' did is undone or cleaned up, and a redrive would \
-                         replay '{step}' as done; redrive --from {step} to do it again, or start a new run"
-                    ),
+                    match step_at_or_before(entries, &tl, r) {
+                        Some(step) => format!(
+                            "{key} ran after it ended ({what}): what step '{step}' did is undone or cleaned up, and a redrive would \
+                             replay '{step}' as done; redrive --from {step} to do it again, or start a new run"
+                        ),
+                        None => format!(
+                            "{key} (registered before the first step) ran after it ended ({what}): what it undoes or cleans up is \
+                             gone, and a redrive would replay every step before the one it stopped at as done; start a new run"
+                        ),
+                    },
                 ));
             }
             _ => actions_ran.push((key.to_string(), e.status)),

@@ -9,6 +9,8 @@
 //! | `GET /v1/approvals?all=true` | API token | approval gates waiting (or all) |
 //! | `POST /v1/runs/{id}/approvals/{gate}` | API token | `{"approve": bool, "comment": "...", "by": "..."}` |
 //! | `POST /v1/runs/{id}/cancel` | API token | `{"reason": "...", "by": "..."}` |
+//! | `POST /v1/runs/{id}/redrive` | API token | `{"reason": "...", "by": "...", "from": "STEP"}`: a failed or cancelled run goes on (`drover redrive`) |
+//! | `POST /v1/runs/{id}/unblock` | API token | `{"reason": "...", "by": "..."}`: a failed automatic run no longer holds its scope's triggers |
 //! | `POST /v1/triggers/{name}` | the trigger's own | an incident: see `triggers.rs` |
 //!
 //! Who decided or cancelled is who authenticated: the API token's name
@@ -52,6 +54,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/approvals", get(approvals))
         .route("/v1/runs/{id}/approvals/{gate}", post(decide))
         .route("/v1/runs/{id}/cancel", post(cancel))
+        .route("/v1/runs/{id}/redrive", post(redrive))
+        .route("/v1/runs/{id}/unblock", post(unblock))
         .route("/v1/triggers/{name}", post(crate::triggers::handle))
         .with_state(state)
 }
@@ -207,5 +211,66 @@ async fn cancel(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id)
     match state.supervisor.journal().request_cancel(&id, &req).await {
         Ok(run) => (StatusCode::ACCEPTED, Json(json!({"run": run}))).into_response(),
         Err(e) => journal_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlBody {
+    #[serde(default)]
+    by: Option<String>,
+    reason: String,
+    #[serde(default)]
+    from: Option<String>,
+}
+
+/// The body of a redrive or unblock (a reason is required), or why it is a 400.
+fn control_body(body: &[u8], what: &str) -> Result<ControlBody, String> {
+    let b: ControlBody = serde_json::from_slice(body).map_err(|e| format!("expected {{\"reason\": \"why\"}}: {e}"))?;
+    if b.reason.trim().is_empty() {
+        return Err(format!("\"reason\" is empty: say why the run is {what} (it is recorded with the run)"));
+    }
+    Ok(b)
+}
+
+/// A refusal of a control: 404 for an unknown run, 409 for a run the
+/// control does not apply to (the message says why and what to do).
+fn control_error(e: crate::ServiceError) -> Response {
+    match e {
+        crate::ServiceError::Journal(j) => journal_error(j),
+        crate::ServiceError::Engine(drover_engine::EngineError::Journal(j)) => journal_error(j),
+        e @ (crate::ServiceError::NotHeld { .. } | crate::ServiceError::Engine(drover_engine::EngineError::RedriveRefused { .. })) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
+        other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+async fn redrive(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let body = match control_body(&body, "redriven") {
+        Ok(b) => b,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let r = drover_engine::redrive::Redrive { from: body.from, by: caller(&state, body.by.as_deref()), reason: body.reason };
+    match state.supervisor.redrive(&id, r).await {
+        Ok(step) => (StatusCode::ACCEPTED, Json(json!({"run_id": id, "from_step": step}))).into_response(),
+        Err(e) => control_error(e),
+    }
+}
+
+async fn unblock(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let body = match control_body(&body, "unblocked") {
+        Ok(b) => b,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    match crate::flapping::unblock(state.supervisor.journal().as_ref(), &id, &caller(&state, body.by.as_deref()), &body.reason).await {
+        Ok(run) => Json(json!({"run_id": run.run_id, "unblocked": true, "scope": run.scope})).into_response(),
+        Err(e) => control_error(e),
     }
 }

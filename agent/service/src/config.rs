@@ -145,9 +145,26 @@ pub struct TriggerConfig {
     /// failover asks a person at each gate.
     #[serde(default)]
     pub unattended: bool,
+    /// Anti-flapping: the least time, in seconds, between the starts of two
+    /// runs this runbook's triggers start in one scope. Default 0 (none).
+    #[serde(default)]
+    pub min_interval_seconds: u64,
+    /// Anti-flapping: after a run a trigger started has failed, start no
+    /// other in its scope until an operator clears the hold (`drover
+    /// unblock RUN`). Default true.
+    #[serde(default = "yes")]
+    pub hold_after_failure: bool,
 }
 
 impl TriggerConfig {
+    /// The anti-flapping rules of the trigger.
+    pub fn flapping(&self) -> crate::flapping::Rules {
+        crate::flapping::Rules {
+            min_interval: chrono::Duration::seconds(i64::try_from(self.min_interval_seconds).unwrap_or(i64::MAX / 1000)),
+            hold_after_failure: self.hold_after_failure,
+        }
+    }
+
     /// The scope of a run for an alert with `labels`: each `{label}` of the
     /// template replaced, in one pass, by that label's value (a value is
     /// never read as a template, so a label holding `{app}` cannot move the

@@ -14,6 +14,7 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod flapping;
 pub mod metrics;
 pub mod notify;
 pub mod replay;
@@ -56,6 +57,14 @@ pub enum ServiceError {
     /// The run store failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// `unblock` of a run that holds nothing.
+    #[error("run '{run_id}' holds no trigger: {why}; nothing was changed")]
+    NotHeld {
+        /// The run.
+        run_id: String,
+        /// Why it holds nothing.
+        why: String,
+    },
 }
 
 /// Everything `serve` needs.

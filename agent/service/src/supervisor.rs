@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use drover_engine::redrive::Redrive;
 use drover_engine::{Admitted, Engine, EngineError, LoadedRunbook, Observer, RunEvent, RunRequest};
 use drover_journal::{Journal, JournalError, RunFilter, RunRecord};
 use serde_json::Value;
@@ -34,6 +35,16 @@ impl Admission {
             Admission::Started(id) | Admission::Joined(id) | Admission::Existing(id) => id,
         }
     }
+}
+
+/// How a driven run is taken up.
+enum How {
+    /// Just admitted, with the runbook it was admitted with.
+    Continue(Arc<LoadedRunbook>),
+    /// Left unfinished: resumed with the runbook it is pinned to.
+    Resume,
+    /// Ended failed or cancelled: an operator redrives it.
+    Redrive(Redrive),
 }
 
 /// A run to start.
@@ -111,7 +122,7 @@ impl Supervisor {
         match self.engine.admit(&self.journal, &runbook, req).await? {
             Admitted::New(id) => {
                 tracing::info!(run_id = %id, runbook = %s.runbook, "run started");
-                self.drive(id.clone(), s.runbook.clone(), Some(runbook));
+                self.drive(id.clone(), s.runbook.clone(), How::Continue(runbook));
                 Ok(Admission::Started(id))
             }
             Admitted::Joined(holder) => {
@@ -121,7 +132,7 @@ impl Supervisor {
                     // Its driver is gone (its lease ran out, or its process
                     // here exited): take it up now, not at the next scan.
                     tracing::info!(run_id = %holder.run_id, owner = ?holder.owner, "the run holding the scope has no live driver: resuming it");
-                    self.drive(holder.run_id.clone(), holder.runbook.name.clone(), None);
+                    self.drive(holder.run_id.clone(), holder.runbook.name.clone(), How::Resume);
                 }
                 Ok(Admission::Joined(holder.run_id))
             }
@@ -140,7 +151,7 @@ impl Supervisor {
                 continue;
             }
             tracing::info!(run_id = %run.run_id, status = %run.status, owner = ?run.owner, "resuming a run left in flight");
-            self.drive(run.run_id.clone(), run.runbook.name.clone(), None);
+            self.drive(run.run_id.clone(), run.runbook.name.clone(), How::Resume);
             ids.push(run.run_id);
         }
         Ok(ids)
@@ -202,7 +213,21 @@ impl Supervisor {
 
     /// Drives `run_id` (of runbook `name`) in the background: with
     /// `runbook`, or the component the run is pinned to.
-    fn drive(self: &Arc<Self>, run_id: String, name: String, runbook: Option<Arc<LoadedRunbook>>) {
+    /// Redrives failed or cancelled run `run_id` (see
+    /// `drover_engine::redrive`): refused, with the reason, before anything
+    /// is written when it cannot be; otherwise driven on here. Returns the
+    /// step it goes on from (`None`: from where its runbook returned).
+    pub async fn redrive(self: &Arc<Self>, run_id: &str, redrive: Redrive) -> Result<Option<String>, ServiceError> {
+        let run = self.journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+        let entries = self.journal.entries(run_id).await?;
+        let approvals = self.journal.approvals(Some(run_id), false).await?;
+        // Said now, to the caller; the engine checks again (and audits) under its claim.
+        let reopening = drover_engine::redrive::plan(&run, &entries, &approvals, redrive.from.as_deref())?;
+        self.drive(run_id.to_string(), run.runbook.name.clone(), How::Redrive(redrive));
+        Ok(reopening.step)
+    }
+
+    fn drive(self: &Arc<Self>, run_id: String, name: String, how: How) {
         if !self.driving.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.clone()) {
             return;
         }
@@ -210,12 +235,13 @@ impl Supervisor {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.spawn(async move {
             let (tx, rx) = mpsc::unbounded_channel();
-            let watcher = tokio::spawn(watch(rx, me.metrics.clone(), me.notifier.clone(), name, runbook.is_none()));
+            let watcher = tokio::spawn(watch(rx, me.metrics.clone(), me.notifier.clone(), name, !matches!(how, How::Continue(_))));
             let observer = Observer::channel(tx);
             let journal = me.journal.clone();
-            let outcome = match &runbook {
-                Some(rb) => me.engine.continue_run(journal, rb, &run_id, observer).await,
-                None => me.engine.resume(journal, &run_id, None, observer).await,
+            let outcome = match &how {
+                How::Continue(rb) => me.engine.continue_run(journal, rb, &run_id, observer).await,
+                How::Resume => me.engine.resume(journal, &run_id, None, observer).await,
+                How::Redrive(r) => me.engine.redrive(journal, &run_id, r, None, observer).await,
             };
             let _ = watcher.await;
             me.finished(&run_id, outcome).await;

@@ -5,7 +5,9 @@
 //! firing alerts matching the trigger's labels each ask for a run of its
 //! runbook in their scope; a scope already held by an unfinished run is
 //! joined, so two alerts for one outage start one failover. The answer (202)
-//! names each run and whether it was joined. A delivery received before (a
+//! names each run and whether it was joined. A scope held by the
+//! anti-flapping rules (`flapping.rs`) starts nothing: the answer names the
+//! run that holds it, until when, and what to do. A delivery received before (a
 //! replay, or the sender's retry) starts nothing: 200 with `"duplicate":
 //! true` and the runs the first one started (see `replay.rs`).
 
@@ -114,7 +116,23 @@ pub async fn handle(State(state): State<Arc<AppState>>, Path(name): Path<String>
         by_scope.entry(trigger.config.scope_for(&a.labels)).or_default().push(a);
     }
     let mut runs = Vec::new();
+    let mut held = Vec::new();
     for (scope, alerts) in by_scope {
+        match crate::flapping::check(state.supervisor.journal().as_ref(), &trigger.config.runbook, &scope, trigger.config.flapping(), Utc::now()).await {
+            Ok(None) => {}
+            Ok(Some(h)) => {
+                tracing::warn!(trigger = %name, scope = %scope, held_by = %h.run_id, "trigger held (anti-flapping): {}", h.reason);
+                metrics.trigger(&name, "held");
+                held.push(json!({"scope": scope, "held_by": h.run_id, "until": h.until.as_ref().map(drover_journal::rfc3339), "reason": h.reason}));
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(trigger = %name, scope = %scope, error = %e, "trigger could not read the run store");
+                metrics.trigger(&name, "refused");
+                state.triggers.seen.release(&deliveries);
+                return error(StatusCode::SERVICE_UNAVAILABLE, format!("trigger '{name}' could not read the run store: {e}; nothing was started, retry"));
+            }
+        }
         match start(&state, trigger, &scope, &alerts, traceparent.clone()).await {
             Ok(admission) => {
                 let joined = matches!(admission, Admission::Joined(_));
@@ -133,7 +151,12 @@ pub async fn handle(State(state): State<Arc<AppState>>, Path(name): Path<String>
         }
     }
     state.triggers.seen.finish(&deliveries, &json!(runs));
-    (StatusCode::ACCEPTED, Json(json!({"runs": runs}))).into_response()
+    if held.is_empty() {
+        return (StatusCode::ACCEPTED, Json(json!({"runs": runs}))).into_response();
+    }
+    // Decided, not failed: a 2xx, so the sender does not retry into the hold.
+    let status = if runs.is_empty() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    (status, Json(json!({"runs": runs, "held": held}))).into_response()
 }
 
 async fn start(state: &AppState, trigger: &Trigger, scope: &str, alerts: &[Alert], traceparent: Option<String>) -> Result<Admission, ServiceError> {

@@ -19,6 +19,7 @@ pub mod simulate;
 pub mod store;
 pub mod takeover;
 pub mod test;
+pub mod unblock;
 pub mod verify;
 
 use std::process::ExitCode;

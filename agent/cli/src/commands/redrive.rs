@@ -4,8 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use chrono::Utc;
-use drover_engine::audit::{AuditLog, AuditRecord};
 use drover_engine::redrive::{Redrive, plan};
 use drover_journal::JournalError;
 
@@ -45,44 +43,22 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let journal = home.journal().await?;
     let engine = home.engine()?;
     let run = journal.run(id).await?.ok_or_else(|| JournalError::UnknownRun(id.into()))?;
-    let who = super::who();
-    let audit = AuditLog::new(home.dir.join("audit.jsonl"));
-    let record = |decision: &str, why: String| AuditRecord {
-        at: Utc::now(),
-        run_id: id.to_string(),
-        runbook: run.runbook.name.clone(),
-        digest: run.runbook.digest.clone(),
-        step: args.from.clone(),
-        operation: "drover.redrive".into(),
-        regions: Vec::new(),
-        resources: vec![format!("run/{id}")],
-        mutating: false,
-        decision: decision.into(),
-        reason: Some(why),
-    };
     let entries = journal.entries(id).await?;
     let approvals = journal.approvals(Some(id), false).await?;
-    let reopening = match plan(&run, &entries, &approvals, args.from.as_deref()) {
-        Ok(r) => r,
-        Err(e) => {
-            audit.append(&record("deny", format!("by {who}: {reason}; refused: {e}")))?;
-            return Err(e.into());
-        }
-    };
+    // A refusal is said (and audited) by the engine; what a redrive will do is said here.
+    let reopening = plan(&run, &entries, &approvals, args.from.as_deref()).ok();
     let replacement = match &args.runbook {
         Some(path) => Some(home.load_runbook(&engine, path).await?),
         None => None,
     };
-    // Recorded (and on disk) before the run is reopened, like every audited action.
-    audit.append(&record("allow", format!("by {who}: {reason}")))?;
-    if !args.quiet {
+    if let Some(reopening) = reopening.filter(|_| !args.quiet) {
         let from = reopening.step.as_deref().map_or("where its runbook returned".to_string(), |s| format!("step '{s}'"));
         eprintln!("redriving run {id} from {from}; the steps before it are replayed from the journal");
         for (action, status) in &reopening.actions_ran {
             eprintln!("  note: {action} had run after the run ended ({}); its step runs again", status.as_str());
         }
     }
-    let redrive = Redrive { from: args.from.clone(), by: who, reason };
+    let redrive = Redrive { from: args.from.clone(), by: super::who(), reason };
     let j = journal.clone();
     super::drive(&journal, id, args.json, args.quiet, |observer| async move { engine.redrive(j, id, &redrive, replacement.as_ref(), observer).await }).await
 }

@@ -53,6 +53,12 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         return dry_run(&engine, &runbook, params, args.json, args.quiet).await;
     }
     let journal = home.journal().await?;
+    // Manual runs are never held by the anti-flapping rules; the operator is told of the holds.
+    if !args.quiet {
+        for held in drover_service::flapping::holds(journal.as_ref(), &runbook.info.name).await? {
+            eprintln!("note: {} (this manual run is not held)", held.reason);
+        }
+    }
     let run_id = args.run_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let req = RunRequest { accept_missing_grants: args.accept_missing_grants, ..RunRequest::new(run_id.clone(), params) };
     let j = journal.clone();
