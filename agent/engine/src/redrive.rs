@@ -178,7 +178,19 @@ pub fn plan(run: &RunRecord, entries: &[Entry], approvals: &[Approval], from: Op
                     },
                 ));
             }
-            _ => actions_ran.push((key.to_string(), e.status)),
+            Some(_) => actions_ran.push((key.to_string(), e.status)),
+            // Not registered by the run's own main part: a branch of a
+            // parallel section handed it over, and that section is replayed.
+            None => {
+                return Err(refused(
+                    id,
+                    format!(
+                        "{key}, handed over by a branch of a parallel section, ran after it ended ({}): what that branch did \
+                         is undone or cleaned up, and a redrive would replay the section as done; start a new run",
+                        e.status.as_str()
+                    ),
+                ));
+            }
         }
     }
     let step = (start < end).then(|| entries[start].key.clone()).flatten();
@@ -382,6 +394,10 @@ mod tests {
         sectioned[4].key = Some("section:failover".into());
         let err = plan(&run(RunStatus::Failed), &sectioned, &[], None).unwrap_err().to_string();
         assert!(err.contains("parallel section 'failover' would run again"), "{err}");
+        let mut handed = entries.clone();
+        handed.push(step(6, "undo:branch-weights", EntryStatus::Succeeded));
+        let err = plan(&run(RunStatus::Failed), &handed, &[], None).unwrap_err().to_string();
+        assert!(err.contains("handed over by a branch of a parallel section"), "{err}");
         let gate = Approval {
             run_id: "r1".into(),
             gate: "promote".into(),
