@@ -620,6 +620,11 @@ fn alerts_that_flap_start_one_run_and_a_failed_one_holds_until_cleared() {
     assert!(held["reason"].as_str().unwrap().contains("at least 600 s apart"), "{v}");
     assert_eq!(runs(&s).len(), 1);
     assert_eq!(metric(&s, "drover_trigger_requests_total{trigger=\"am\",result=\"held\"}"), Some(1.0));
+    // Pause over the API: refused for an ended run and an unknown one.
+    let (code, v) = api(&s, "POST", &format!("/v1/runs/{first}/pause"), &json!({"reason": "look"}));
+    assert_eq!(code, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("there is nothing to pause"), "{v}");
+    assert_eq!(api(&s, "POST", "/v1/runs/nope/unpause", &json!({"reason": "go"})).0, 404);
     // Another scope is not held by it.
     let (code, v) = fire("am", "OrdersDown", "billing", 0);
     assert_eq!(code, 202, "{v}");

@@ -62,6 +62,11 @@ enum Command {
     /// (or --from an earlier one): completed steps are replayed from the
     /// journal, never executed again; recorded with the run and audited.
     Redrive(commands::redrive::Args),
+    /// Pause a run: it stops at its next step boundary and waits (durably,
+    /// across restarts) until unpaused; recorded and audited.
+    Pause(commands::pause::Args),
+    /// Let a paused run go on.
+    Unpause(commands::pause::Args),
     /// Clear the hold a failed automatic run puts on its scope: triggers
     /// may start runs there again (anti-flapping; recorded with the run).
     Unblock(commands::unblock::Args),
@@ -148,6 +153,8 @@ fn main() -> ExitCode {
             Command::Resume(a) => commands::resume::exec(&home, a).await,
             Command::Cancel(a) => commands::cancel::exec(&home, a).await,
             Command::Redrive(a) => commands::redrive::exec(&home, a).await,
+            Command::Pause(a) => commands::pause::exec(&home, a, true).await,
+            Command::Unpause(a) => commands::pause::exec(&home, a, false).await,
             Command::Unblock(a) => commands::unblock::exec(&home, a).await,
             Command::Takeover(a) => commands::takeover::exec(&home, a).await,
             Command::Approve(a) => commands::approve::exec(&home, a).await,

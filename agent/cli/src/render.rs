@@ -92,6 +92,8 @@ pub struct RunView {
     pub waits: Vec<WaitView>,
     pub driver: Option<DriverView>,
     pub cancel: Option<CancelRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause: Option<CancelRequest>,
     pub cleanup: CleanupView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_override: Option<Value>,
@@ -183,6 +185,7 @@ impl RunView {
                 lease_expires_at: run.lease_expires_at.as_ref().map(rfc3339),
             }),
             cancel: run.cancel.clone(),
+            pause: run.pause.clone(),
             policy_override: run.policy_override.clone(),
             cleanup: cleanup_view(run, entries),
         }
@@ -306,6 +309,9 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
     if let Some(o) = &run.policy_override {
         let missing: Vec<&str> = o["accepted_missing_grants"].as_array().map(|a| a.iter().filter_map(|m| m.as_str()).collect()).unwrap_or_default();
         let _ = writeln!(out, "override  started by {} without the grants: {}", o["by"].as_str().unwrap_or("?"), missing.join("; "));
+    }
+    if let Some(p) = &run.pause {
+        let _ = writeln!(out, "paused    by {} at {}: {} (`drover unpause {}` lets it go on)", p.by, rfc3339(&p.at), p.reason, run.run_id);
     }
     if let Some(c) = &run.cancel {
         let _ = writeln!(out, "cancel    requested by {} at {}: {}", c.by, rfc3339(&c.at), c.reason);

@@ -50,6 +50,40 @@ impl CancelSignal {
     }
 }
 
+/// A run's pause request as its driver's watcher last read it from the
+/// journal (`drover pause` / `unpause` write it there).
+pub struct PauseSignal {
+    state: tokio::sync::watch::Sender<Option<CancelRequest>>,
+}
+
+impl Default for PauseSignal {
+    fn default() -> Self {
+        PauseSignal { state: tokio::sync::watch::channel(None).0 }
+    }
+}
+
+impl PauseSignal {
+    /// The request as read now (`None`: not paused).
+    pub fn set(&self, request: Option<CancelRequest>) {
+        self.state.send_if_modified(|now| {
+            let changed = *now != request;
+            *now = request;
+            changed
+        });
+    }
+
+    /// The pause request standing, if any.
+    pub fn request(&self) -> Option<CancelRequest> {
+        self.state.borrow().clone()
+    }
+
+    /// Completes when no pause request stands.
+    pub async fn cleared(&self) {
+        let mut rx = self.state.subscribe();
+        let _ = rx.wait_for(Option::is_none).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

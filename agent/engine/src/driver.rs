@@ -522,7 +522,9 @@ impl Engine {
             return Ok(run);
         }
         let cancel = Arc::new(CancelSignal::default());
-        let watcher = tokio::spawn(watch_for_cancel(journal.clone(), run_id.to_string(), cancel.clone()));
+        let pause = Arc::new(crate::cancel::PauseSignal::default());
+        pause.set(run.pause.clone());
+        let watcher = tokio::spawn(watch_for_cancel(journal.clone(), run_id.to_string(), cancel.clone(), pause.clone()));
         let linked: Vec<_> = links
             .into_iter()
             .map(|link| {
@@ -546,7 +548,8 @@ impl Engine {
         if let Some(hook) = &self.span_hook {
             hook(&span, &run);
         }
-        let result = self.execute(journal.clone(), runbook, run, lease.clone(), keeper.guard(), secrets, cancel, observer, plan, sim).instrument(span).await;
+        let result =
+            self.execute(journal.clone(), runbook, run, lease.clone(), keeper.guard(), secrets, (cancel, pause), observer, plan, sim).instrument(span).await;
         watcher.abort();
         linked.iter().for_each(|l| l.abort());
         drop(keeper);
@@ -569,7 +572,7 @@ impl Engine {
         lease: Lease,
         guard: crate::lease::LeaseGuard,
         secrets: Arc<Secrets>,
-        cancel: Arc<CancelSignal>,
+        (cancel, pause): (Arc<CancelSignal>, Arc<crate::cancel::PauseSignal>),
         observer: Observer,
         plan: Option<Plan>,
         sim: Option<Arc<crate::simulation::Simulation>>,
@@ -611,6 +614,7 @@ impl Engine {
             .with_plan(plan)
             .with_unattended(unattended_by(&run))
             .with_shutdown(self.shutdown.clone())
+            .with_pause(pause)
             .with_simulation(sim)
             .with_lease_guard(guard)
             .with_label(crate::sections::label_of(&run));
@@ -955,14 +959,15 @@ impl Engine {
 }
 
 /// Watches the journal for a cancel request for `run_id` and raises `signal`.
-async fn watch_for_cancel(journal: Arc<dyn Journal>, run_id: String, signal: Arc<CancelSignal>) {
+async fn watch_for_cancel(journal: Arc<dyn Journal>, run_id: String, signal: Arc<CancelSignal>, pause: Arc<crate::cancel::PauseSignal>) {
     loop {
         tokio::time::sleep(CANCEL_POLL).await;
-        if let Ok(Some(run)) = journal.run(&run_id).await
-            && let Some(req) = run.cancel
-        {
-            signal.raise(req);
-            return;
+        if let Ok(Some(run)) = journal.run(&run_id).await {
+            pause.set(run.pause);
+            if let Some(req) = run.cancel {
+                signal.raise(req);
+                return;
+            }
         }
     }
 }

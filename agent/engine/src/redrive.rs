@@ -294,6 +294,7 @@ mod tests {
             fence: 1,
             lease_expires_at: None,
             cancel: None,
+            pause: None,
             policy_override: None,
             origin: None,
             scope: None,

@@ -207,6 +207,7 @@ pub fn run_from_item(item: &Item) -> Result<RunRecord, JournalError> {
         fence: get_n(item, "run_fence")?,
         lease_expires_at: (item.contains_key("run_owner") && lease_ms > 0).then(|| DateTime::from_timestamp_millis(lease_ms as i64)).flatten(),
         cancel: get_json(item, "cancel_req")?,
+        pause: get_json(item, "pause_req")?,
         policy_override: doc.policy_override,
         origin: doc.origin,
         scope: doc.scope,

@@ -638,6 +638,22 @@ impl Journal for DynamoJournal {
         run_from_item(&item)
     }
 
+    async fn request_pause(&self, run_id: &str, request: Option<&CancelRequest>) -> Result<RunRecord> {
+        let condition = "attribute_exists(pk) AND g1pk = :active";
+        let recorded = match request {
+            Some(r) => {
+                self.update_if(run_key(run_id), "SET pause_req = :p", condition, &[(":p", json(&capped_cancel(r))?), (":active", s(RUNS_ACTIVE))]).await?
+            }
+            None => self.update_if(run_key(run_id), "REMOVE pause_req", condition, &[(":active", s(RUNS_ACTIVE))]).await?,
+        };
+        // Refused: an ended run, or no such run.
+        let item = match recorded {
+            Some(item) => item,
+            None => self.get_run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?,
+        };
+        run_from_item(&item)
+    }
+
     async fn decide(&self, run_id: &str, gate: &str, decision: &Decision) -> Result<Approval> {
         let recorded = self
             .update_if(

@@ -25,6 +25,24 @@ pub async fn all(j: &Arc<dyn Journal>, prefix: &str) {
     a_run_is_repinned_and_stopped_without_an_outcome(j, prefix).await;
     claims_are_leases_and_an_operator_can_take_over(j, prefix).await;
     an_ended_run_is_reopened(j, prefix).await;
+    a_pause_is_requested_and_withdrawn(j, prefix).await;
+}
+
+/// A pause is requested and withdrawn without a claim (the latest request
+/// stands); an ended run is not paused.
+pub async fn a_pause_is_requested_and_withdrawn(j: &Arc<dyn Journal>, prefix: &str) {
+    let id = format!("{prefix}-pause");
+    j.create_run(&new_run(&id)).await.unwrap();
+    let req = |by: &str| CancelRequest { by: by.into(), reason: "check the replica".into(), at: now() };
+    assert_eq!(j.request_pause(&id, Some(&req("alice"))).await.unwrap().pause.unwrap().by, "alice");
+    assert_eq!(j.request_pause(&id, Some(&req("bob"))).await.unwrap().pause.unwrap().by, "bob");
+    assert_eq!(j.run(&id).await.unwrap().unwrap().pause.unwrap().by, "bob");
+    assert!(j.request_pause(&id, None).await.unwrap().pause.is_none());
+    assert!(j.run(&id).await.unwrap().unwrap().pause.is_none());
+    let lease = j.claim(&id, &current_owner()).await.unwrap();
+    j.commit(&lease, vec![ended(RunStatus::Succeeded)], Durability::Durable).await.unwrap();
+    assert!(j.request_pause(&id, Some(&req("late"))).await.unwrap().pause.is_none());
+    assert!(matches!(j.request_pause(&format!("{prefix}-nope"), None).await, Err(JournalError::UnknownRun(_))));
 }
 
 /// A new run named `id`.

@@ -202,6 +202,12 @@ pub trait Journal: Send + Sync + 'static {
     /// driver sees the request and stops the run. Returns the run.
     async fn request_cancel(&self, run_id: &str, request: &CancelRequest) -> Result<RunRecord>;
 
+    /// Records a request to pause a run that has not ended (`Some`; a later
+    /// request replaces an earlier one), or withdraws it (`None`). Needs no
+    /// claim: the run's driver sees it at its next step boundary. Returns
+    /// the run.
+    async fn request_pause(&self, run_id: &str, request: Option<&CancelRequest>) -> Result<RunRecord>;
+
     /// Records `decision` on gate `gate` of run `run_id`, unless a decision
     /// is already recorded (the first one wins). Needs no claim: the run's
     /// driver sees the decision. Returns the gate as it stands.

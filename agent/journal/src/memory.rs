@@ -209,6 +209,7 @@ fn create(runs: &mut Runs, new: &NewRun) -> Result<Created> {
         fence: 0,
         lease_expires_at: None,
         cancel: None,
+        pause: None,
         policy_override: new.policy_override.clone(),
         origin: new.origin.clone(),
         scope: new.scope.clone(),
@@ -350,6 +351,16 @@ impl Journal for MemoryJournal {
             let run = record(runs, run_id)?;
             if run.cancel.is_none() && !run.status.is_final() {
                 run.cancel = Some(request.clone());
+            }
+            Ok(run.clone())
+        })
+    }
+
+    async fn request_pause(&self, run_id: &str, request: Option<&CancelRequest>) -> Result<RunRecord> {
+        self.durable(|runs| {
+            let run = record(runs, run_id)?;
+            if !run.status.is_final() {
+                run.pause = request.cloned();
             }
             Ok(run.clone())
         })

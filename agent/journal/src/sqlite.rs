@@ -33,7 +33,7 @@ use crate::{
 };
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 /// How long a write waits for another process's lock on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most commits one group commit takes.
@@ -57,7 +57,8 @@ CREATE TABLE runs (
     policy_override TEXT,
     origin          TEXT,
     scope           TEXT,
-    lease_expires   TEXT
+    lease_expires   TEXT,
+    pause           TEXT
 );
 CREATE INDEX runs_by_created ON runs(created_at);
 CREATE INDEX runs_by_scope ON runs(scope) WHERE scope IS NOT NULL;
@@ -118,6 +119,7 @@ pub struct SqliteJournal {
 enum Job {
     Create(Box<NewRun>),
     Cancel(String, CancelRequest),
+    Pause(String, Option<CancelRequest>),
     Decide(String, String, Decision),
     /// Claim a run; `true`: whatever its current lease (an operator's takeover).
     Claim(String, Owner, bool),
@@ -261,6 +263,10 @@ fn migrate(conn: &Connection, path: &Path, lease: Duration) -> Result<()> {
             return Err(map_err(path, e));
         }
     }
+    if version <= 4 {
+        // 5: an operator's request to pause a run.
+        conn.execute_batch("BEGIN IMMEDIATE; ALTER TABLE runs ADD COLUMN pause TEXT; PRAGMA user_version = 5; COMMIT;").map_err(|e| map_err(path, e))?;
+    }
     Ok(())
 }
 
@@ -398,6 +404,15 @@ fn apply(conn: &Connection, path: &Path, lease: Duration, job: &Job) -> Result<R
             if run.cancel.is_none() && !run.status.is_final() {
                 let text = serde_json::to_string(req).map_err(|e| JournalError::Malformed(e.to_string()))?;
                 conn.execute("UPDATE runs SET cancel = ?2 WHERE run_id = ?1", params![run_id, text]).map_err(sql)?;
+            }
+            let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
+            Ok(Reply::Run(Box::new(run)))
+        }
+        Job::Pause(run_id, req) => {
+            let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
+            if !run.status.is_final() {
+                let text = req.as_ref().map(serde_json::to_string).transpose().map_err(|e| JournalError::Malformed(e.to_string()))?;
+                conn.execute("UPDATE runs SET pause = ?2 WHERE run_id = ?1", params![run_id, text]).map_err(sql)?;
             }
             let run = read_run(conn, run_id).map_err(sql)?.ok_or_else(|| JournalError::UnknownRun(run_id.clone()))?;
             Ok(Reply::Run(Box::new(run)))
@@ -562,7 +577,7 @@ fn json_col<T: serde::de::DeserializeOwned>(row: &Row, col: usize) -> rusqlite::
 }
 
 const RUN_COLUMNS: &str = "run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at,
-     finished_at, result, error, owner, fence, cancel, policy_override, origin, scope, lease_expires";
+     finished_at, result, error, owner, fence, cancel, policy_override, origin, scope, lease_expires, pause";
 
 fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
     let status: String = row.get(5)?;
@@ -580,6 +595,7 @@ fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
         owner,
         fence: row.get::<_, i64>(11)? as u64,
         cancel: json_col::<CancelRequest>(row, 12)?,
+        pause: json_col::<CancelRequest>(row, 17)?,
         policy_override: json_col::<Value>(row, 13)?,
         origin: json_col::<Value>(row, 14)?,
         scope: row.get(15)?,
@@ -694,6 +710,13 @@ impl Journal for SqliteJournal {
         match self.write(Job::Cancel(run_id.to_string(), request.clone())).await? {
             Reply::Run(r) => Ok(*r),
             _ => unreachable!("cancel answers Run"),
+        }
+    }
+
+    async fn request_pause(&self, run_id: &str, request: Option<&CancelRequest>) -> Result<RunRecord> {
+        match self.write(Job::Pause(run_id.to_string(), request.cloned())).await? {
+            Reply::Run(r) => Ok(*r),
+            _ => unreachable!("pause answers Run"),
         }
     }
 
@@ -831,8 +854,8 @@ mod tests {
         let path = dir.path().join("runs.db");
         {
             let c = Connection::open(&path).unwrap();
-            let v3 = SCHEMA.replace(",\n    lease_expires   TEXT", "");
-            assert!(!v3.contains("lease_expires"), "{v3}");
+            let v3 = SCHEMA.replace(",\n    lease_expires   TEXT,\n    pause           TEXT", "");
+            assert!(!v3.contains("lease_expires") && !v3.contains("pause"), "{v3}");
             c.execute_batch(&format!("{v3} PRAGMA user_version = 3;")).unwrap();
             // Claimed by an older drover in a container since re-created under another host name.
             c.execute(
@@ -1003,13 +1026,23 @@ mod tests {
             let c = Connection::open(&path).unwrap();
             // The schema as version 1 had it: no override, origin, scope or approvals.
             let v1 = SCHEMA
-                .replace(",\n    policy_override TEXT,\n    origin          TEXT,\n    scope           TEXT,\n    lease_expires   TEXT", "")
+                .replace(
+                    ",\n    policy_override TEXT,\n    origin          TEXT,\n    scope           TEXT,\n    lease_expires   TEXT,\n    pause           TEXT",
+                    "",
+                )
                 .split("CREATE INDEX runs_by_scope")
                 .next()
                 .unwrap()
                 .to_string()
                 + SCHEMA.split_once("CREATE TABLE entries").map(|(_, rest)| format!("CREATE TABLE entries{rest}")).unwrap().as_str();
-            assert!(!v1.contains("origin") && !v1.contains("lease_expires") && !v1.contains("approvals") && v1.contains("CREATE TABLE events"), "{v1}");
+            assert!(
+                !v1.contains("origin")
+                    && !v1.contains("lease_expires")
+                    && !v1.contains("pause")
+                    && !v1.contains("approvals")
+                    && v1.contains("CREATE TABLE events"),
+                "{v1}"
+            );
             c.execute_batch(&format!("{v1} PRAGMA user_version = 1;")).unwrap();
             c.execute(
                 "INSERT INTO runs (run_id, runbook_name, runbook_version, runbook_digest, params, status, created_at)

@@ -141,6 +141,11 @@ pub struct RunRecord {
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// The operator's request to cancel the run, once made.
     pub cancel: Option<CancelRequest>,
+    /// The operator's request to pause the run, while it stands: the run
+    /// stops at its next step boundary and waits (durably: a restarted
+    /// driver waits too) until the request is withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<CancelRequest>,
     /// Set when the run was started with declared capabilities not granted
     /// (`drover run --accept-missing-grants`): who, when, what was missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,7 +177,7 @@ impl RunRecord {
     }
 }
 
-/// Who asked to cancel a run, when, and why.
+/// Who asked to cancel (or pause) a run, when, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelRequest {
     /// Who: `user@host (pid N)` of the `drover cancel` process, or the API caller.

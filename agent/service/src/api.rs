@@ -10,6 +10,8 @@
 //! | `POST /v1/runs/{id}/approvals/{gate}` | API token | `{"approve": bool, "comment": "...", "by": "..."}` |
 //! | `POST /v1/runs/{id}/cancel` | API token | `{"reason": "...", "by": "..."}` |
 //! | `POST /v1/runs/{id}/redrive` | API token | `{"reason": "...", "by": "...", "from": "STEP"}`: a failed or cancelled run goes on (`drover redrive`) |
+//! | `POST /v1/runs/{id}/pause` | API token | `{"reason": "...", "by": "..."}`: the run stops at its next step boundary and waits |
+//! | `POST /v1/runs/{id}/unpause` | API token | `{"reason": "...", "by": "..."}`: it goes on |
 //! | `POST /v1/runs/{id}/unblock` | API token | `{"reason": "...", "by": "..."}`: a failed automatic run no longer holds its scope's triggers |
 //! | `POST /v1/triggers/{name}` | the trigger's own | an incident: see `triggers.rs` |
 //!
@@ -56,6 +58,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/redrive", post(redrive))
         .route("/v1/runs/{id}/unblock", post(unblock))
+        .route("/v1/runs/{id}/pause", post(pause))
+        .route("/v1/runs/{id}/unpause", post(unpause))
         .route("/v1/triggers/{name}", post(crate::triggers::handle))
         .with_state(state)
 }
@@ -239,9 +243,9 @@ fn control_error(e: crate::ServiceError) -> Response {
     match e {
         crate::ServiceError::Journal(j) => journal_error(j),
         crate::ServiceError::Engine(drover_engine::EngineError::Journal(j)) => journal_error(j),
-        e @ (crate::ServiceError::NotHeld { .. } | crate::ServiceError::Engine(drover_engine::EngineError::RedriveRefused { .. })) => {
-            error(StatusCode::CONFLICT, e.to_string())
-        }
+        e @ (crate::ServiceError::NotHeld { .. }
+        | crate::ServiceError::Ended { .. }
+        | crate::ServiceError::Engine(drover_engine::EngineError::RedriveRefused { .. })) => error(StatusCode::CONFLICT, e.to_string()),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     }
 }
@@ -271,6 +275,29 @@ async fn unblock(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id
     };
     match crate::flapping::unblock(state.supervisor.journal().as_ref(), &id, &caller(&state, body.by.as_deref()), &body.reason).await {
         Ok(run) => Json(json!({"run_id": run.run_id, "unblocked": true, "scope": run.scope})).into_response(),
+        Err(e) => control_error(e),
+    }
+}
+
+async fn pause(state: State<Arc<AppState>>, headers: HeaderMap, id: Path<String>, body: axum::body::Bytes) -> Response {
+    set_pause(state, headers, id, body, true).await
+}
+
+async fn unpause(state: State<Arc<AppState>>, headers: HeaderMap, id: Path<String>, body: axum::body::Bytes) -> Response {
+    set_pause(state, headers, id, body, false).await
+}
+
+async fn set_pause(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes, on: bool) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let body = match control_body(&body, if on { "paused" } else { "unpaused" }) {
+        Ok(b) => b,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let audit = state.supervisor.audit_path();
+    match crate::pause::set(state.supervisor.journal().as_ref(), &audit, &id, on, &caller(&state, body.by.as_deref()), &body.reason).await {
+        Ok(run) => (StatusCode::ACCEPTED, Json(json!({"run_id": run.run_id, "paused": run.pause.is_some(), "pause": run.pause}))).into_response(),
         Err(e) => control_error(e),
     }
 }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod flapping;
 pub mod metrics;
 pub mod notify;
+pub mod pause;
 pub mod replay;
 pub mod schedule;
 pub mod supervisor;
@@ -57,6 +58,16 @@ pub enum ServiceError {
     /// The run store failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A control (pause, unpause) of a run that has ended.
+    #[error("run '{run_id}' has ended ({status}); there is nothing to {what}")]
+    Ended {
+        /// The run.
+        run_id: String,
+        /// How it ended.
+        status: String,
+        /// The control asked for.
+        what: String,
+    },
     /// `unblock` of a run that holds nothing.
     #[error("run '{run_id}' holds no trigger: {why}; nothing was changed")]
     NotHeld {

@@ -98,6 +98,11 @@ impl Supervisor {
         })
     }
 
+    /// The agent's audit log (operators' controls are audited there too).
+    pub fn audit_path(&self) -> std::path::PathBuf {
+        self.engine.audit_path().to_path_buf()
+    }
+
     /// The run store.
     pub fn journal(&self) -> &Arc<dyn Journal> {
         &self.journal

@@ -6,6 +6,7 @@ pub mod check;
 pub mod inspect;
 pub mod keygen;
 pub mod new;
+pub mod pause;
 pub mod readiness;
 pub mod redrive;
 pub mod report;

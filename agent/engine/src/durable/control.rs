@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use drover_journal::{Durability, JournalError, Op};
+use drover_journal::{Durability, Event, JournalError, Level, Op, RunStatus};
 
 use super::error::{DurableError, Result};
 use super::{Durable, Phase};
-use crate::cancel::CancelSignal;
+use crate::cancel::{CancelSignal, PauseSignal};
 use crate::lease::LeaseGuard;
 use crate::shutdown::Shutdown;
 
@@ -17,6 +17,8 @@ use crate::shutdown::Shutdown;
 pub struct RunControl {
     /// An operator's cancel request.
     pub(super) cancel: Arc<CancelSignal>,
+    /// An operator's pause request, while it stands.
+    pub(super) pause: Arc<PauseSignal>,
     /// The engine stopping.
     pub(super) shutdown: Arc<Shutdown>,
     /// The driver's local view of its lease (checked before side effects).
@@ -26,7 +28,7 @@ pub struct RunControl {
 impl RunControl {
     /// Control by `cancel` only (no shutdown raised, no lease guard yet).
     pub(super) fn new(cancel: Arc<CancelSignal>) -> RunControl {
-        RunControl { cancel, shutdown: Default::default(), lease_guard: None }
+        RunControl { cancel, pause: Default::default(), shutdown: Default::default(), lease_guard: None }
     }
 
     /// Whether this driver may still act, as its lease keeper knows it.
@@ -59,6 +61,48 @@ impl Durable {
     pub fn with_lease_guard(mut self, guard: LeaseGuard) -> Self {
         self.control.lease_guard = Some(guard);
         self
+    }
+
+    /// The operator's pause requests, as the driver's watcher reads them.
+    pub fn with_pause(mut self, pause: Arc<PauseSignal>) -> Self {
+        self.control.pause = pause;
+        self
+    }
+
+    /// At a step boundary of the main part: while an operator's pause
+    /// stands, the run shows as waiting (an event says who paused it, why,
+    /// and before which step) and goes on once the pause is withdrawn. A
+    /// cancel or the agent stopping ends the wait as they end a sleep; a
+    /// driver that restarts finds the pause in the journal and waits again.
+    /// Cleanups and undos are never paused.
+    pub(super) async fn hold_if_paused(&mut self, key: &str) -> Result<()> {
+        if self.phase != Phase::Main {
+            return Ok(());
+        }
+        let Some(req) = self.control.pause.request() else { return Ok(()) };
+        let event = |at, message: String, control: &str| Event {
+            at,
+            level: Level::Warn,
+            step: Some(key.to_string()),
+            message,
+            fields: vec![("control".into(), control.into()), ("by".into(), req.by.clone()), ("reason".into(), req.reason.clone())],
+        };
+        let paused = event(self.time(), format!("paused before step '{key}' by {}: {}", req.by, req.reason), "pause");
+        let waiting = Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None };
+        self.commit(vec![waiting, Op::AddEvent(paused)], Durability::Durable).await?;
+        tracing::warn!(step = key, by = %req.by, "run paused by an operator");
+        let pause = self.control.pause.clone();
+        tokio::select! {
+            _ = pause.cleared() => {}
+            _ = self.control.cancel.raised() => return self.check_cancel(),
+            _ = self.control.shutdown.raised() => return Err(DurableError::Suspended),
+        }
+        self.check_held()?;
+        let unpaused = event(self.time(), format!("unpaused before step '{key}' (it had been paused by {}: {})", req.by, req.reason), "unpause");
+        let running = Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None };
+        self.commit(vec![running, Op::AddEvent(unpaused)], Durability::Durable).await?;
+        tracing::info!(step = key, "run unpaused");
+        Ok(())
     }
 
     /// The engine's shutdown signal: once raised, the run stops at its next

@@ -409,6 +409,8 @@ impl Durable {
                 // In flight when the last driver stopped: run it again, same key.
                 self.check_cancel()?;
                 self.check_suspend()?;
+                self.hold_if_paused(key).await?;
+                self.check_cancel()?;
                 match e.next_attempt_at {
                     // A retry was due: its attempt was counted when it was granted.
                     Some(at) => self.wait_until(key, at).await?,
@@ -430,6 +432,8 @@ impl Durable {
             None => {
                 self.check_cancel()?;
                 self.check_suspend()?;
+                self.hold_if_paused(key).await?;
+                self.check_cancel()?;
                 let mut e = Entry::new(seq as u64, EntryKind::Step, Some(key.into()), EntryStatus::Running, now);
                 e.attempts = 1;
                 e.idempotency_key = Some(idem.clone());
