@@ -578,6 +578,7 @@ fn a_cloudwatch_alarm_through_sns_starts_the_runbook_after_the_handshake() {
 fn alerts_that_flap_start_one_run_and_a_failed_one_holds_until_cleared() {
     let dir = tempfile::tempdir().unwrap();
     let agent = agent(dir.path());
+    let hook = drover_e2e::Capture::start();
     let trigger = |name: &str, alert: &str, runbook: &str, scope: &str, min_interval: u32| {
         format!(
             "\n[[serve.trigger]]\nname = \"{name}\"\nkind = \"alertmanager\"\nauth = {{ bearer_env = \"T_AM\" }}\nmatch = {{ alertname = \"{alert}\" }}\n\
@@ -587,12 +588,13 @@ fn alerts_that_flap_start_one_run_and_a_failed_one_holds_until_cleared() {
     let cfg = config(
         dir.path(),
         &format!(
-            "{}{}{}{}{}",
+            "{}{}{}{}{}\n[[serve.notify]]\nurl = \"http://{}/drover\"\nevents = [\"control\"]\n",
             runbook(artifacts::JANITOR),
             runbook(artifacts::PROBE),
             trigger("am", "OrdersDown", "janitor", "app:{app}", 600),
             trigger("flaky", "FlakyDown", "probe", "flaky:{app}", 0),
-            trigger("tidy", "TidyDown", "janitor", "tidy:{app}", 0)
+            trigger("tidy", "TidyDown", "janitor", "tidy:{app}", 0),
+            hook.addr
         ),
     );
     let addr = format!("127.0.0.1:{}", free_port());
@@ -651,6 +653,13 @@ fn alerts_that_flap_start_one_run_and_a_failed_one_holds_until_cleared() {
         let r = agent.show(&failed)?;
         (r["status"] == "failed" && agent.attempt_count(&failed, "s1") == 2).then_some(())
     });
+    // The on-call webhook is told (and only of controls: its events say so).
+    let told = wait_until("the redrive notification", Duration::from_secs(10), || {
+        hook.received().into_iter().map(|r| r.json()).find(|n| n["run_id"] == failed.as_str())
+    });
+    assert_eq!((told["event"].as_str(), told["control"].as_str(), told["step"].as_str()), (Some("run-control"), Some("redrive"), Some("s1")), "{told}");
+    assert!(told["by"].as_str().unwrap().ends_with("(API; claimed: sre-oncall)"), "{told}");
+    assert!(hook.received().iter().all(|r| r.json()["event"] == "run-control"), "only controls were asked for");
     let (code, v) = api(&s, "POST", &format!("/v1/runs/{}/redrive", first), &json!({"reason": "again"}));
     assert_eq!(code, 409, "a succeeded run is not redriven: {v}");
     assert!(v["error"].as_str().unwrap().contains("it succeeded"), "{v}");

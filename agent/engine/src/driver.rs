@@ -509,10 +509,13 @@ impl Engine {
         // it between the read above and the claim).
         let mut run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
         if let Some(redrive) = redrive {
-            if let Err(e) = crate::redrive::reopen(&journal, &lease, &run, redrive).await {
-                drop(keeper);
-                let _ = journal.release(&lease).await;
-                return Err(e);
+            match crate::redrive::reopen(&journal, &lease, &run, redrive).await {
+                Ok((reopening, at)) => observer.send(RunEvent::Log(reopening.event(redrive, at))),
+                Err(e) => {
+                    drop(keeper);
+                    let _ = journal.release(&lease).await;
+                    return Err(e);
+                }
             }
             run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
         }

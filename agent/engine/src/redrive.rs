@@ -225,7 +225,7 @@ impl Reopening {
     }
 
     /// The event that records the redrive.
-    fn event(&self, redrive: &Redrive, now: DateTime<Utc>) -> Event {
+    pub fn event(&self, redrive: &Redrive, now: DateTime<Utc>) -> Event {
         let from = match &self.step {
             Some(step) => format!("from step '{step}'"),
             None => "from where its runbook returned (every step replayed)".to_string(),
@@ -256,7 +256,8 @@ impl Reopening {
 /// Reopens `run` under `lease` (the caller's claim): plans the redrive on
 /// the journal as it is now, checks that no other unfinished run took the
 /// run's scope meanwhile, and commits the reopening durably.
-pub(crate) async fn reopen(journal: &Arc<dyn Journal>, lease: &Lease, run: &RunRecord, redrive: &Redrive) -> Result<Reopening, EngineError> {
+/// Returns the reopening and when it was recorded.
+pub(crate) async fn reopen(journal: &Arc<dyn Journal>, lease: &Lease, run: &RunRecord, redrive: &Redrive) -> Result<(Reopening, DateTime<Utc>), EngineError> {
     let entries = journal.entries(&run.run_id).await?;
     let approvals = journal.approvals(Some(&run.run_id), false).await?;
     let reopening = plan(run, &entries, &approvals, redrive.from.as_deref())?;
@@ -269,8 +270,9 @@ pub(crate) async fn reopen(journal: &Arc<dyn Journal>, lease: &Lease, run: &RunR
             ));
         }
     }
-    journal.commit(lease, reopening.ops(run, &entries, redrive, Utc::now()), Durability::Durable).await?;
-    Ok(reopening)
+    let now = Utc::now();
+    journal.commit(lease, reopening.ops(run, &entries, redrive, now), Durability::Durable).await?;
+    Ok((reopening, now))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Notifications of results: `[[serve.notify]]` webhooks get a JSON POST
-//! when a run waits for approval (the page an on-call person acts on) and
-//! when a run ends. Signed like a generic trigger when the webhook has a
+//! when a run waits for approval (the page an on-call person acts on), when
+//! an operator controls a run this agent drives (pause, unpause, redrive),
+//! and when a run ends. Signed like a generic trigger when the webhook has a
 //! key (`X-Drover-Timestamp`, `X-Drover-Signature`), or with a bearer
 //! token. Delivery is retried 3 times (1 s, then 2 s apart) with a 10 s
 //! timeout each; a notification that still fails is logged and counted
@@ -22,8 +23,9 @@ use crate::metrics::Metrics;
 pub struct NotifyConfig {
     /// Where to POST.
     pub url: String,
-    /// Which events: `approval` (a run waits at a gate), `ended` (a run
-    /// ended). Default: both.
+    /// Which events: `approval` (a run waits at a gate), `control` (an
+    /// operator paused, unpaused or redrove a run), `ended` (a run ended).
+    /// Default: all three.
     #[serde(default = "all_events")]
     pub events: Vec<String>,
     /// `Authorization: Bearer TOKEN` from this environment variable.
@@ -33,7 +35,7 @@ pub struct NotifyConfig {
 }
 
 fn all_events() -> Vec<String> {
-    vec!["approval".into(), "ended".into()]
+    vec!["approval".into(), "control".into(), "ended".into()]
 }
 
 impl NotifyConfig {
@@ -42,8 +44,8 @@ impl NotifyConfig {
         if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
             return Err(ServiceError::Config(format!("notify url '{}' must be http:// or https://", self.url)));
         }
-        if let Some(e) = self.events.iter().find(|e| !matches!(e.as_str(), "approval" | "ended")) {
-            return Err(ServiceError::Config(format!("notify {}: event '{e}' is neither approval nor ended", self.url)));
+        if let Some(e) = self.events.iter().find(|e| !matches!(e.as_str(), "approval" | "control" | "ended")) {
+            return Err(ServiceError::Config(format!("notify {}: event '{e}' is not approval, control or ended", self.url)));
         }
         if self.bearer_env.is_some() && self.hmac_sha256_env.is_some() {
             return Err(ServiceError::Config(format!("notify {}: set bearer_env or hmac_sha256_env, not both", self.url)));

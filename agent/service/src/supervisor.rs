@@ -240,7 +240,7 @@ impl Supervisor {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.spawn(async move {
             let (tx, rx) = mpsc::unbounded_channel();
-            let watcher = tokio::spawn(watch(rx, me.metrics.clone(), me.notifier.clone(), name, !matches!(how, How::Continue(_))));
+            let watcher = tokio::spawn(watch(rx, me.metrics.clone(), me.notifier.clone(), run_id.clone(), name, !matches!(how, How::Continue(_))));
             let observer = Observer::channel(tx);
             let journal = me.journal.clone();
             let outcome = match &how {
@@ -326,9 +326,9 @@ impl Supervisor {
 /// Turns a run's events into metrics and logs.
 /// Follows a run's events for the metrics and notifications; `resumed`: the
 /// run was taken up from another driver (counted once this agent holds it).
-async fn watch(mut rx: mpsc::UnboundedReceiver<RunEvent>, metrics: Arc<Metrics>, notifier: Arc<Notifier>, runbook: String, resumed: bool) {
+async fn watch(mut rx: mpsc::UnboundedReceiver<RunEvent>, metrics: Arc<Metrics>, notifier: Arc<Notifier>, run_id: String, runbook: String, resumed: bool) {
     let mut started: BTreeMap<String, std::time::Instant> = BTreeMap::new();
-    let mut run = String::new();
+    let mut run = run_id;
     while let Some(ev) = rx.recv().await {
         match ev {
             RunEvent::Started { run_id, .. } => {
@@ -359,6 +359,24 @@ async fn watch(mut rx: mpsc::UnboundedReceiver<RunEvent>, metrics: Arc<Metrics>,
                         "approve": format!("drover approve {run} {gate}"),
                         "reject": format!("drover approve {run} {gate} --reject"),
                         "api": format!("POST /v1/runs/{run}/approvals/{gate}"),
+                    }),
+                );
+            }
+            // An operator's control the driver recorded (pause, unpause, redrive).
+            RunEvent::Log(ev) if ev.fields.iter().any(|(k, _)| k == "control") => {
+                let field = |name: &str| ev.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                notifier.send(
+                    "control",
+                    serde_json::json!({
+                        "event": "run-control",
+                        "run_id": run,
+                        "runbook": runbook,
+                        "control": field("control"),
+                        "by": field("by"),
+                        "reason": field("reason"),
+                        "step": ev.step,
+                        "message": ev.message,
+                        "show": format!("drover show {run}"),
                     }),
                 );
             }

@@ -89,7 +89,8 @@ impl Durable {
         };
         let paused = event(self.time(), format!("paused before step '{key}' by {}: {}", req.by, req.reason), "pause");
         let waiting = Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None };
-        self.commit(vec![waiting, Op::AddEvent(paused)], Durability::Durable).await?;
+        self.commit(vec![waiting, Op::AddEvent(paused.clone())], Durability::Durable).await?;
+        self.observer.send(crate::events::RunEvent::Log(paused));
         tracing::warn!(step = key, by = %req.by, "run paused by an operator");
         let pause = self.control.pause.clone();
         tokio::select! {
@@ -100,7 +101,8 @@ impl Durable {
         self.check_held()?;
         let unpaused = event(self.time(), format!("unpaused before step '{key}' (it had been paused by {}: {})", req.by, req.reason), "unpause");
         let running = Op::SetStatus { status: RunStatus::Running, finished_at: None, result: None, error: None };
-        self.commit(vec![running, Op::AddEvent(unpaused)], Durability::Durable).await?;
+        self.commit(vec![running, Op::AddEvent(unpaused.clone())], Durability::Durable).await?;
+        self.observer.send(crate::events::RunEvent::Log(unpaused));
         tracing::info!(step = key, "run unpaused");
         Ok(())
     }
