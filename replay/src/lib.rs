@@ -16,6 +16,8 @@
 //!   create its resource a second time);
 //! - [`retry`]: a step's retry policy, its backoff and when to retry;
 //! - [`attempts`]: an attempt interrupted by a crash counts against the policy;
+//! - [`held`]: a step that failed for good waiting for an operator (retry,
+//!   skip, or the failure stands);
 //! - [`limits`]: the largest request a runbook may make of a journaled call;
 //! - [`sections`]: parallel sections: branch names, their run ids, the
 //!   cap on branches and the replay rule of a section;
@@ -27,6 +29,7 @@
 
 pub mod attempts;
 pub mod cursor;
+pub mod held;
 pub mod idempotency;
 pub mod keys;
 pub mod limits;

@@ -68,7 +68,51 @@ impl Ctx {
     }
 
     /// [`Ctx::step`] with an explicit retry policy.
-    pub fn step_with<T, F>(&self, key: &str, retry: Retry, mut body: F) -> Result<T, Error>
+    pub fn step_with<T, F>(&self, key: &str, retry: Retry, body: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut() -> Result<T, Error>,
+    {
+        self.run_step(key, retry, None, body)
+    }
+
+    /// [`Ctx::step_with`], for a step an operator takes over once it has
+    /// failed for good (its retries used up, or a terminal error): instead
+    /// of failing the run (and running its undos), the run waits for
+    /// `on_failure`'s time, durably, at the gate `failed:KEY:N`. The
+    /// operator fixes the cause and retries the step (`drover redrive RUN`,
+    /// or approves the gate), skips it (`drover skip RUN KEY --reason`, if
+    /// `on_failure` allows: this returns the output it declared, or the
+    /// error `step-skipped`), or lets the failure stand (a rejection, the
+    /// deadline, a cancel): this returns the step's error. An unattended run
+    /// (a scheduled drill) has no operator: its failures stand at once.
+    ///
+    /// ```no_run
+    /// # use drover_sdk::{Ctx, Error, OnFailure, Retry};
+    /// # use std::time::Duration;
+    /// # fn point(ctx: &Ctx) -> Result<bool, Error> {
+    /// // Wait up to an hour for someone to fix the grant, or skip: `false`.
+    /// let hold = OnFailure::wait(Duration::from_secs(3600)).or_skip_with(false);
+    /// ctx.step_with_operator("point-db-record", Retry::attempts(3), &hold, || Ok(true))
+    /// # }
+    /// ```
+    pub fn step_with_operator<T, F>(&self, key: &str, retry: Retry, on_failure: &OnFailure<T>, body: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut() -> Result<T, Error>,
+    {
+        let skip = match &on_failure.skip {
+            SkipAs::Refused => steps::SkipOutcome::Refused,
+            SkipAs::Error => steps::SkipOutcome::Error,
+            SkipAs::Output(v) => steps::SkipOutcome::Output(
+                serde_json::to_string(v).map_err(|e| Error::new("output-not-serializable", format!("skip output of step '{key}': {e}")))?,
+            ),
+        };
+        let wait_seconds = on_failure.wait.as_secs().saturating_add(u64::from(on_failure.wait.subsec_nanos() > 0));
+        self.run_step(key, retry, Some(steps::OnFailure { wait_seconds, skip }), body)
+    }
+
+    fn run_step<T, F>(&self, key: &str, retry: Retry, on_failure: Option<steps::OnFailure>, mut body: F) -> Result<T, Error>
     where
         T: Serialize + DeserializeOwned,
         F: FnMut() -> Result<T, Error>,
@@ -89,9 +133,16 @@ impl Ctx {
                     // Hand back what a replay would hand back: the journaled JSON, decoded.
                     return decode_output(key, &json);
                 }
-                Err(e) => match steps::fail(key, &e.to_wit()) {
-                    steps::AfterFailure::Retry(next) => attempt = next,
-                    steps::AfterFailure::GiveUp(e) => return Err(Error::from_wit(e)),
+                Err(e) => match &on_failure {
+                    None => match steps::fail(key, &e.to_wit()) {
+                        steps::AfterFailure::Retry(next) => attempt = next,
+                        steps::AfterFailure::GiveUp(e) => return Err(Error::from_wit(e)),
+                    },
+                    Some(of) => match steps::fail_with(key, &e.to_wit(), of) {
+                        steps::Started::Run(next) => attempt = next,
+                        steps::Started::Completed(json) => return decode_output(key, &json),
+                        steps::Started::Failed(e) => return Err(Error::from_wit(e)),
+                    },
                 },
             }
         }
@@ -233,4 +284,42 @@ fn encode_payload<P: Serialize>(key: &str, payload: &P) -> Result<String, Error>
 fn decode_output<T: DeserializeOwned>(key: &str, json: &str) -> Result<T, Error> {
     serde_json::from_str(json)
         .map_err(|e| Error::new("output-type-changed", format!("the journaled output of step '{key}' does not decode as this runbook's type: {e}")))
+}
+
+/// What an operator may do with a step that has failed for good
+/// ([`Ctx::step_with_operator`]): how long the run waits for them, and
+/// whether they may skip the step and what it then returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnFailure<T> {
+    wait: Duration,
+    skip: SkipAs<T>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum SkipAs<T> {
+    Refused,
+    Output(T),
+    Error,
+}
+
+impl<T> OnFailure<T> {
+    /// Wait up to `wait` (at most 366 days; rounded up to whole seconds)
+    /// for an operator, who may retry the step or let the failure stand.
+    pub fn wait(wait: Duration) -> Self {
+        OnFailure { wait, skip: SkipAs::Refused }
+    }
+
+    /// The operator may also skip the step: it then returns `output` (which
+    /// is journaled as the step's output).
+    pub fn or_skip_with(mut self, output: T) -> Self {
+        self.skip = SkipAs::Output(output);
+        self
+    }
+
+    /// The operator may also skip the step: it then returns the error
+    /// `step-skipped`, for the runbook to handle.
+    pub fn or_skip_as_error(mut self) -> Self {
+        self.skip = SkipAs::Error;
+        self
+    }
 }

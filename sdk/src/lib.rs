@@ -216,7 +216,7 @@ pub mod testing;
 
 pub use branches::{Branch, Join, Outcome, Outcomes};
 pub use ctx::Mode;
-pub use ctx::{Approved, Attempt, Ctx, Level};
+pub use ctx::{Approved, Attempt, Ctx, Level, OnFailure};
 pub use describe::{Capability, Describe, Param};
 pub use error::{Context, Error};
 pub use finalize::{Action, Ending};

@@ -67,6 +67,10 @@ enum Command {
     Pause(commands::pause::Args),
     /// Let a paused run go on.
     Unpause(commands::pause::Args),
+    /// Skip a step that waits for an operator after it failed for good (the
+    /// runbook declared what a skip returns), or pass an approval gate;
+    /// recorded and audited.
+    Skip(commands::skip::Args),
     /// Clear the hold a failed automatic run puts on its scope: triggers
     /// may start runs there again (anti-flapping; recorded with the run).
     Unblock(commands::unblock::Args),
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
             Command::Pause(a) => commands::pause::exec(&home, a, true).await,
             Command::Unpause(a) => commands::pause::exec(&home, a, false).await,
             Command::Unblock(a) => commands::unblock::exec(&home, a).await,
+            Command::Skip(a) => commands::skip::exec(&home, a).await,
             Command::Takeover(a) => commands::takeover::exec(&home, a).await,
             Command::Approve(a) => commands::approve::exec(&home, a).await,
             Command::Approvals(a) => commands::approve::list(&home, a).await,

@@ -260,6 +260,10 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
                 if let Some(at) = e.next_attempt_at.filter(|_| e.status == EntryStatus::Running) {
                     let _ = writeln!(out, "  {:>9}    next attempt at {}", "", rfc3339(&at));
                 }
+                if let Some(h) = drover_engine::durable::held_of(e) {
+                    let skip = if h.skip == drover_engine::held::Skip::Refused { "retry it or let it fail" } else { "retry, skip, or let it fail" };
+                    let _ = writeln!(out, "  {:>9}    failed for good: waits for an operator at gate {} until {} ({skip})", "", h.gate, h.deadline);
+                }
                 if let Some(err) = &e.error {
                     let label = if e.status == EntryStatus::Failed { "error" } else { "last error" };
                     let _ = writeln!(out, "  {:>9}    {label}: {err}", "");

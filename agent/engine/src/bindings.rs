@@ -17,7 +17,7 @@ pub use drover::runbook::{approval, branches, cleanup, clock, cloudwatch, ec2, l
 
 /// The WIT package version this agent provides. A runbook importing another
 /// version is refused before instantiation with an error naming both.
-pub const CONTRACT_VERSION: &str = "0.1.2";
+pub const CONTRACT_VERSION: &str = "0.1.3";
 
 /// The WIT package runbooks import.
 pub const CONTRACT_PACKAGE: &str = "drover:runbook";

@@ -7,7 +7,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{approval, branches, cleanup, clock, log, random, run_context, steps, types};
-use crate::durable::{AfterFailure, BranchOutcome, BranchStatus, Durable, DurableError, RetrySpec, SectionStart, StepStart};
+use crate::durable::{AfterFailure, BranchOutcome, BranchStatus, Durable, DurableError, Hold, RetrySpec, SectionStart, StepStart};
+use drover_replay::held::Skip;
 
 /// Most bytes of one log message kept; the rest is cut with a marker.
 pub const MAX_LOG_MESSAGE: usize = 16 * 1024;
@@ -105,11 +106,7 @@ fn outcome_to_wit(o: BranchOutcome) -> branches::BranchOutcome {
 
 impl steps::Host for HostState {
     async fn begin(&mut self, key: String, retry: steps::RetryPolicy) -> wasmtime::Result<steps::Started> {
-        Ok(match self.durable()?.begin_step(&key, retry_spec(retry)).await.map_err(trap)? {
-            StepStart::Completed(json) => steps::Started::Completed(json),
-            StepStart::Failed(e) => steps::Started::Failed(to_wit(e)),
-            StepStart::Run(a) => steps::Started::Run(steps::Attempt { idempotency_key: a.idempotency_key, number: a.number }),
-        })
+        Ok(started(self.durable()?.begin_step(&key, retry_spec(retry)).await.map_err(trap)?))
     }
 
     async fn complete(&mut self, key: String, output: String) -> wasmtime::Result<()> {
@@ -121,6 +118,25 @@ impl steps::Host for HostState {
             AfterFailure::Retry(a) => steps::AfterFailure::Retry(steps::Attempt { idempotency_key: a.idempotency_key, number: a.number }),
             AfterFailure::GiveUp(e) => steps::AfterFailure::GiveUp(to_wit(e)),
         })
+    }
+
+    async fn fail_with(&mut self, key: String, error: types::Error, on_failure: steps::OnFailure) -> wasmtime::Result<steps::Started> {
+        let skip = match on_failure.skip {
+            steps::SkipOutcome::Refused => Skip::Refused,
+            steps::SkipOutcome::Output(json) => Skip::Output(json),
+            steps::SkipOutcome::Error => Skip::Error,
+        };
+        let hold = Hold { wait: std::time::Duration::from_secs(on_failure.wait_seconds), skip };
+        Ok(started(self.durable()?.fail_step_with(&key, from_wit(error), hold).await.map_err(trap)?))
+    }
+}
+
+/// A step's start (or restart) as the runbook sees it.
+fn started(start: StepStart) -> steps::Started {
+    match start {
+        StepStart::Completed(json) => steps::Started::Completed(json),
+        StepStart::Failed(e) => steps::Started::Failed(to_wit(e)),
+        StepStart::Run(a) => steps::Started::Run(steps::Attempt { idempotency_key: a.idempotency_key, number: a.number }),
     }
 }
 
@@ -142,6 +158,8 @@ impl approval::Host for HostState {
         let said = if d.comment.is_empty() { String::new() } else { format!(": {}", d.comment) };
         Ok(match d.verdict {
             drover_journal::Verdict::Approved => Ok(approval::Approved { by: d.by, comment: d.comment }),
+            // An operator skipped the gate: the run goes through, and says so.
+            drover_journal::Verdict::Skipped => Ok(approval::Approved { by: d.by, comment: format!("skipped{said}") }),
             drover_journal::Verdict::Rejected => Err(types::Error {
                 code: "rejected".into(),
                 message: format!("approval gate '{gate}' was rejected by {}{said}", d.by),

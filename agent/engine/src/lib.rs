@@ -62,6 +62,8 @@ use std::time::Duration;
 
 pub use bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION};
 pub use driver::{Admitted, DryRun, RunRequest};
+/// The rules of a step held for an operator (gate names, skip outcomes).
+pub use drover_replay::held;
 pub use error::EngineError;
 pub use events::{Observer, RunEvent};
 pub use info::{CapabilityInfo, ParamInfo, ParamType, RunbookInfo};

@@ -143,8 +143,11 @@ pub fn plan(run: &RunRecord, entries: &[Entry], approvals: &[Approval], from: Op
             ));
         }
     }
-    for gate in approvals {
-        if let Some(d) = gate.decision.as_ref().filter(|d| d.verdict != Verdict::Approved) {
+    // A failure gate's decision is not replayed (the held step's outcome is
+    // in its entry, reopened like any failed step's); a skipped gate lets
+    // the run through, as an approval does.
+    for gate in approvals.iter().filter(|g| drover_replay::held::parse_failure_gate(&g.gate).is_none()) {
+        if let Some(d) = gate.decision.as_ref().filter(|d| !matches!(d.verdict, Verdict::Approved | Verdict::Skipped)) {
             return Err(refused(
                 id,
                 format!(

@@ -16,7 +16,7 @@ async fn hello_durable_succeeds_and_steps_feed_each_other() {
     let f = fixture();
     let rb = load(&f, artifacts::HELLO_DURABLE).await;
     assert_eq!(rb.info.name, "hello-durable");
-    assert_eq!(rb.info.contract, "0.1.2");
+    assert_eq!(rb.info.contract, "0.1.3");
     let run = start(&f, &rb, "hello-1", &[("pause_seconds", "1"), ("target", "sre")]).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     let result = run.result.unwrap();
@@ -235,7 +235,7 @@ async fn bad_components_are_refused_by_name() {
     let future = std::fs::read(artifacts::FUTURE_CONTRACT).unwrap();
     let err = f.engine.load("future.wasm", &future).await.err().unwrap();
     assert!(matches!(err, EngineError::UnsupportedContract { .. }), "{err}");
-    assert!(err.to_string().contains("drover:runbook@0.9.0") && err.to_string().contains("provides drover:runbook@0.1.2"), "{err}");
+    assert!(err.to_string().contains("drover:runbook@0.9.0") && err.to_string().contains("provides drover:runbook@0.1.3"), "{err}");
 
     let other = std::fs::read(artifacts::OTHER_WORLD).unwrap();
     let err = f.engine.load("other.wasm", &other).await.err().unwrap();
@@ -303,4 +303,61 @@ async fn plain_std_gets_no_files_network_environment_or_clock() {
     // The WASI wall clock is frozen at the run's creation, not the real time.
     let created = run.created_at.timestamp();
     assert!(seen.contains(&format!("wasi wall clock: {created}")), "{seen:?} vs {created}");
+}
+
+/// A step that fails for good and may wait for an operator
+/// (`steps.fail-with`) holds the run at gate `failed:KEY:N`, showing
+/// `waiting`, with nothing after it run and nothing undone. Approved, the
+/// step runs again with the same idempotency key; skipped, the runbook gets
+/// the output it declared for a skip; nobody deciding lets the failure stand
+/// at the deadline. Who decided is in the run's events.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_step_is_retried_skipped_or_fails_at_its_deadline() {
+    use drover_journal::{Decision, Verdict};
+    let f = fixture();
+    let rb = load(&f, artifacts::PROBE).await;
+    let held =
+        |hold: &str| rb.info.validate_params(&params(&[("fail_at", "2"), ("fail_attempts", "1"), ("max_attempts", "1"), ("hold_seconds", hold)])).unwrap();
+    for (id, verdict, control) in [("held-retry", Verdict::Approved, "retry"), ("held-skip", Verdict::Skipped, "skip")] {
+        let drive = f.engine.start(f.journal.clone(), &rb, RunRequest::new(id, held("600")), Observer::none());
+        let decide = async {
+            loop {
+                let gates = f.journal.approvals(Some(id), true).await.unwrap();
+                if let Some(g) = gates.iter().find(|g| g.gate == "failed:s2:1") {
+                    assert!(g.message.contains("step 's2' failed for good (attempt 1): step s2 fails as asked"), "{}", g.message);
+                    assert_eq!(f.journal.run(id).await.unwrap().unwrap().status, RunStatus::Waiting);
+                    assert_eq!(attempts_of(&f, id, "s3").await, 0, "nothing after the held step runs");
+                    let d = Decision { verdict, by: "carol".into(), comment: "checked by hand".into(), at: chrono::Utc::now() };
+                    f.journal.decide(id, &g.gate, &d).await.unwrap();
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let (run, ()) = tokio::join!(drive, decide);
+        let run = run.unwrap();
+        assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+        let out = run.result.unwrap();
+        let attempts = f.journal.attempts(id).await.unwrap();
+        let s2: Vec<_> = attempts.iter().filter(|a| a.key == "s2").collect();
+        if verdict == Verdict::Approved {
+            assert_eq!(s2.len(), 2, "{attempts:?}");
+            assert_eq!(s2[0].idempotency_key, s2[1].idempotency_key);
+            assert_eq!(out[1]["attempt"], 2);
+        } else {
+            assert_eq!(s2.len(), 1, "{attempts:?}");
+            assert_eq!(out[1]["attempt"], 0, "the declared skip output: {out}");
+        }
+        assert_eq!(attempts_of(&f, id, "s3").await, 1);
+        let events = f.journal.events(id).await.unwrap();
+        let said = events.iter().find(|e| e.fields.iter().any(|(k, v)| k == "control" && v == control)).unwrap();
+        assert!(said.message.contains("carol") && said.fields.iter().any(|(k, v)| k == "reason" && v == "checked by hand"), "{said:?}");
+    }
+    // Nobody decides: the failure stands once the wait is over.
+    let run = start(&f, &rb, "held-late", &[("fail_at", "2"), ("fail_attempts", "1"), ("max_attempts", "1"), ("hold_seconds", "1")]).await;
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    assert_eq!(run.error.unwrap().code, "probe-failure");
+    assert_eq!(attempts_of(&f, "held-late", "s2").await, 1);
+    let gate = f.journal.approvals(Some("held-late"), false).await.unwrap().into_iter().find(|g| g.gate == "failed:s2:1").unwrap();
+    assert_eq!(gate.decision.unwrap().verdict, Verdict::TimedOut);
 }

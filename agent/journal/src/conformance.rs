@@ -237,6 +237,13 @@ pub async fn the_first_decision_on_a_gate_wins(j: &Arc<dyn Journal>, prefix: &st
     assert_eq!(all[0].decision.as_ref().unwrap().verdict, Verdict::Rejected);
     assert!(mine(j.approvals(None, true).await.unwrap()).is_empty());
     assert_eq!(mine(j.approvals(None, false).await.unwrap()).len(), 1);
+    // A held step's gate (`failed:KEY:N`) takes a skip like any decision.
+    let held = Op::OpenApproval { gate: "failed:point-db-record:1".into(), message: "retry?".into(), requested_at: now(), deadline: None };
+    j.commit(&lease, vec![held], Durability::Durable).await.unwrap();
+    let skipped = j.decide(&id, "failed:point-db-record:1", &decision(Verdict::Skipped, "carol")).await.unwrap();
+    assert_eq!(skipped.decision.unwrap().verdict, Verdict::Skipped);
+    let all = j.approvals(Some(&id), false).await.unwrap();
+    assert_eq!(all.iter().find(|a| a.gate == "failed:point-db-record:1").and_then(|a| a.decision.as_ref()).map(|d| d.verdict), Some(Verdict::Skipped));
 }
 
 /// Runs are listed newest first, filtered by status and limited.

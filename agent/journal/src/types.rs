@@ -419,6 +419,10 @@ pub enum Verdict {
     Rejected,
     /// Nobody decided before the gate's deadline: treated as a rejection.
     TimedOut,
+    /// An operator skipped it (`drover skip`): a step held after failing
+    /// for good hands the runbook its declared skip outcome; a runbook's
+    /// approval gate lets the run through, recorded as skipped.
+    Skipped,
 }
 
 impl Verdict {
@@ -428,6 +432,7 @@ impl Verdict {
             Verdict::Approved => "approved",
             Verdict::Rejected => "rejected",
             Verdict::TimedOut => "timed-out",
+            Verdict::Skipped => "skipped",
         }
     }
 }
@@ -435,7 +440,7 @@ impl Verdict {
 /// A decision on an approval gate: the first one recorded wins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
-    /// Approved, rejected or timed out.
+    /// Approved, rejected, timed out or skipped.
     pub verdict: Verdict,
     /// Who decided: `user@host` of `drover approve`, the API caller, or the
     /// agent itself (a deadline, an unattended drill).

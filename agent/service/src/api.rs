@@ -10,6 +10,7 @@
 //! | `POST /v1/runs/{id}/approvals/{gate}` | API token | `{"approve": bool, "comment": "...", "by": "..."}` |
 //! | `POST /v1/runs/{id}/cancel` | API token | `{"reason": "...", "by": "..."}` |
 //! | `POST /v1/runs/{id}/redrive` | API token | `{"reason": "...", "by": "...", "from": "STEP"}`: a failed or cancelled run goes on (`drover redrive`) |
+//! | `POST /v1/runs/{id}/skip` | API token | `{"step": "KEY", "reason": "...", "by": "..."}`: a step held after failing for good is skipped (its declared skip outcome), or an approval gate is passed (`drover skip`) |
 //! | `POST /v1/runs/{id}/pause` | API token | `{"reason": "...", "by": "..."}`: the run stops at its next step boundary and waits |
 //! | `POST /v1/runs/{id}/unpause` | API token | `{"reason": "...", "by": "..."}`: it goes on |
 //! | `POST /v1/runs/{id}/unblock` | API token | `{"reason": "...", "by": "..."}`: a failed automatic run no longer holds its scope's triggers |
@@ -58,6 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/redrive", post(redrive))
         .route("/v1/runs/{id}/unblock", post(unblock))
+        .route("/v1/runs/{id}/skip", post(skip))
         .route("/v1/runs/{id}/pause", post(pause))
         .route("/v1/runs/{id}/unpause", post(unpause))
         .route("/v1/triggers/{name}", post(crate::triggers::handle))
@@ -245,6 +247,7 @@ fn control_error(e: crate::ServiceError) -> Response {
         crate::ServiceError::Engine(drover_engine::EngineError::Journal(j)) => journal_error(j),
         e @ (crate::ServiceError::NotHeld { .. }
         | crate::ServiceError::Ended { .. }
+        | crate::ServiceError::Refused { .. }
         | crate::ServiceError::Engine(drover_engine::EngineError::RedriveRefused { .. })) => error(StatusCode::CONFLICT, e.to_string()),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     }
@@ -258,9 +261,45 @@ async fn redrive(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id
         Ok(b) => b,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let r = drover_engine::redrive::Redrive { from: body.from, by: caller(&state, body.by.as_deref()), reason: body.reason };
+    let by = caller(&state, body.by.as_deref());
+    // A run that has not ended, held at a step that failed: retry the step.
+    if body.from.is_none() {
+        match crate::held::retry(state.supervisor.journal().as_ref(), &state.supervisor.audit_path(), &id, &by, &body.reason).await {
+            Ok(Some(d)) => return (StatusCode::ACCEPTED, Json(json!({"run_id": id, "retried": d.gate}))).into_response(),
+            Ok(None) => {}
+            Err(e) => return control_error(e),
+        }
+    }
+    let r = drover_engine::redrive::Redrive { from: body.from, by, reason: body.reason };
     match state.supervisor.redrive(&id, r).await {
         Ok(step) => (StatusCode::ACCEPTED, Json(json!({"run_id": id, "from_step": step}))).into_response(),
+        Err(e) => control_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkipBody {
+    step: String,
+    #[serde(default)]
+    by: Option<String>,
+    reason: String,
+}
+
+async fn skip(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    if let Some(r) = refused(&state, &headers) {
+        return r;
+    }
+    let body: SkipBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected {{\"step\": \"KEY\", \"reason\": \"why\"}}: {e}")),
+    };
+    if body.reason.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "\"reason\" is empty: say why the step is skipped (it is recorded with the run)");
+    }
+    let audit = state.supervisor.audit_path();
+    match crate::held::skip(state.supervisor.journal().as_ref(), &audit, &id, &body.step, &caller(&state, body.by.as_deref()), &body.reason).await {
+        Ok(d) => (StatusCode::ACCEPTED, Json(json!({"run_id": id, "skipped": d.gate, "failed_step": d.failure_gate}))).into_response(),
         Err(e) => control_error(e),
     }
 }

@@ -15,6 +15,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod flapping;
+pub mod held;
 pub mod metrics;
 pub mod notify;
 pub mod pause;
@@ -67,6 +68,17 @@ pub enum ServiceError {
         status: String,
         /// The control asked for.
         what: String,
+    },
+    /// A control the run's state does not allow (a skip of a step that does
+    /// not wait for an operator, a gate decided before).
+    #[error("cannot {what} of run '{run_id}': {why}")]
+    Refused {
+        /// The run.
+        run_id: String,
+        /// The control asked for.
+        what: String,
+        /// Why not, and what to do.
+        why: String,
     },
     /// `unblock` of a run that holds nothing.
     #[error("run '{run_id}' holds no trigger: {why}; nothing was changed")]

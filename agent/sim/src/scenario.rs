@@ -327,9 +327,12 @@ fn one() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalSeed {
-    /// The gate.
+    /// The gate: a runbook's, or `failed:KEY:N` where step KEY waits for
+    /// an operator after its attempt N failed for good.
     pub gate: String,
-    /// `approve`, `reject` or `timeout` (nobody decides).
+    /// `approve`, `reject`, `skip` or `timeout` (nobody decides). At a
+    /// failure gate, `approve` retries the step; a failure gate nobody
+    /// decides lets the failure stand.
     pub decision: String,
     /// Who decided.
     #[serde(default)]

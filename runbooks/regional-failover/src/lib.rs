@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use drover_sdk::aws::rds::Lag;
 use drover_sdk::aws::{rds, route53};
-use drover_sdk::{Action, Capability, Ctx, Describe, Error, Param, Readiness, Retry, Runbook, export_runbook};
+use drover_sdk::{Action, Capability, Ctx, Describe, Error, OnFailure, Param, Readiness, Retry, Runbook, export_runbook};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -69,6 +69,8 @@ struct Params {
     approval: bool,
     #[serde(default)]
     approval_timeout_seconds: u32,
+    #[serde(default)]
+    operator_wait_seconds: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -164,6 +166,16 @@ impl Runbook for RegionalFailover {
             .param(Param::integer("max_copy_age_seconds", "Readiness: oldest acceptable snapshot copy in the DR region").default(93600))
             .param(Param::boolean("approval", "Wait at gate `failover` for an operator's approval before changing anything (what the preflight found is in the question)").default(false))
             .param(Param::integer("approval_timeout_seconds", "With approval: fail the run (nothing changed) when nobody decides within this many seconds; 0 waits forever").default(1800))
+            .param(
+                Param::integer(
+                    "operator_wait_seconds",
+                    "When point-db-record or shift-app-weights fails for good (a missing grant, a wrong record), wait this many seconds for an \
+                     operator instead of failing (and undoing) the failover: they fix the cause and retry the step (`drover redrive RUN`), \
+                     skip point-db-record after moving the record by hand (`drover skip RUN point-db-record`; verify still checks where it \
+                     points), or let the failure stand. 0 fails at once",
+                )
+                .default(0),
+            )
             .capability(
                 Capability::new("rds")
                     .operations([
@@ -329,12 +341,23 @@ impl Runbook for RegionalFailover {
             i.endpoint.ok_or_else(|| Error::retryable("no-endpoint", format!("{} has no endpoint yet", p.replica)))
         })?;
 
-        ctx.step("point-db-record", || {
+        // A DNS change that fails for good (a missing grant, a record that
+        // is not what it should be) may wait for an operator rather than
+        // undo a promotion that has happened (operator_wait_seconds).
+        let operator = Duration::from_secs(u64::from(p.operator_wait_seconds));
+        // Skipped (the operator moved the record by hand): `false`. Verify
+        // checks where the record points all the same.
+        let moved: bool = ctx.step_with_operator("point-db-record", Retry::default(), &OnFailure::wait(operator).or_skip_with(false), || {
             route53::upsert_cname(&p.hosted_zone, &p.db_record, &endpoint, 60, wait)?;
-            Ok(())
+            Ok(true)
         })?;
+        if !moved {
+            let w = format!("{} was not moved by drover: an operator skipped point-db-record (the run's events say who and why)", p.db_record);
+            ctx.warn(&w);
+            warnings.push(w);
+        }
 
-        let shifted: Weights = ctx.step("shift-app-weights", || {
+        let shifted: Weights = ctx.step_with_operator("shift-app-weights", Retry::default(), &OnFailure::wait(operator), || {
             let to: Vec<(String, u8, String)> =
                 pre.app_targets.iter().map(|(set, _, v)| (set.clone(), if *set == p.dr_region { 100 } else { 0 }, v.clone())).collect();
             route53::set_weights(&p.hosted_zone, &p.app_record, &route53::weighted(&to), 60, wait)?;

@@ -345,3 +345,45 @@ fn journals_what_the_agent_journals_under_the_same_faults() {
     let scenario = Scenario::from_toml(include_str!("../../scenarios/parity/regional-failover.toml")).unwrap();
     TestRun::new(&scenario).run::<RegionalFailover>().assert_journal(include_str!("../../scenarios/parity/regional-failover.journal.json"));
 }
+
+/// A DNS change that fails for good waits for an operator
+/// (`operator_wait_seconds`) at gate `failed:KEY:N`: retried, it succeeds
+/// without a second promotion.
+#[test]
+fn a_record_change_that_failed_is_retried_by_the_operator() {
+    let scenario = demo().fault(Fault::new("route53.upsert-cname", "AccessDenied").times(1)).approval("failed:point-db-record:1", "approve");
+    let r = TestRun::new(&scenario).param("operator_wait_seconds", 600).run::<RegionalFailover>();
+    assert!(r.succeeded(), "{r}");
+    assert_eq!(r.step("point-db-record").attempts, 2, "{r}");
+    assert_eq!(r.cloud.changes("rds.promote-read-replica"), 1);
+    assert_eq!(db_record(&r), "orders-db-replica.c0ffee.us-west-2.rds.amazonaws.com");
+}
+
+/// Skipped by an operator, the record change hands the runbook `false`;
+/// verify still reads where the record points: a record nobody moved fails
+/// the failover, and the weights go back.
+#[test]
+fn a_skipped_record_change_does_not_make_verify_pass() {
+    let scenario = demo().fault(Fault::new("route53.upsert-cname", "AccessDenied").times(0)).approval("failed:point-db-record:1", "skip");
+    let r = TestRun::new(&scenario).param("operator_wait_seconds", 600).run::<RegionalFailover>();
+    assert!(!r.succeeded(), "{r}");
+    assert_eq!(r.error().code(), "verify-failed", "{r}");
+    assert_eq!(r.step("point-db-record").status, "completed", "{r}");
+    assert_eq!(r.step("undo:restore-app-weights").status, "completed", "{r}");
+    assert_eq!(weights(&r), [("us-east-1".to_string(), 100), ("us-west-2".to_string(), 0)]);
+}
+
+/// Nobody decides: once the wait is over the failure stands, and the run
+/// fails (and undoes) as it would have at once without the wait.
+#[test]
+fn a_held_step_nobody_decides_fails_when_the_wait_is_over() {
+    let scenario = demo().fault(Fault::new("route53.set-weights", "AccessDenied").times(0));
+    let r = TestRun::new(&scenario).param("operator_wait_seconds", 600).run::<RegionalFailover>();
+    assert_eq!(r.error().code(), "AccessDenied", "{r}");
+    assert_eq!(r.step("shift-app-weights").status, "failed", "{r}");
+    assert_eq!(weights(&r), [("us-east-1".to_string(), 100), ("us-west-2".to_string(), 0)]);
+    let out = demo().fault(Fault::new("route53.set-weights", "AccessDenied").times(0));
+    let at_once = TestRun::new(&out).run::<RegionalFailover>();
+    assert_eq!(at_once.error().code(), "AccessDenied", "{at_once}");
+    assert!(r.cloud.now_ms() >= at_once.cloud.now_ms() + 600_000, "the run waited for an operator");
+}

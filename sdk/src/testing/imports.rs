@@ -41,6 +41,10 @@ pub mod steps {
     pub fn fail(key: &str, error: &Error) -> AfterFailure {
         super::with_live(|l| l.fail(key, error))
     }
+
+    pub fn fail_with(key: &str, error: &Error, on_failure: &OnFailure) -> Started {
+        super::with_live(|l| l.fail_with(key, error, on_failure))
+    }
 }
 
 pub mod branches {

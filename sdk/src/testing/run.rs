@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use drover_replay::{ActionKind, RetrySpec, Violation};
 
-use crate::bindings::drover::runbook::steps::{AfterFailure, Attempt, RetryPolicy, Started};
+use crate::bindings::drover::runbook::steps::{AfterFailure, Attempt, OnFailure, RetryPolicy, SkipOutcome, Started};
 use crate::bindings::drover::runbook::types::Error as WitError;
 use crate::{Ending, Error, Mode, Runbook};
 use drover_sim::{ApprovalSeed, Call, Cloud, Scenario};
@@ -387,6 +387,82 @@ impl Live {
         rec.status = "failed".into();
         rec.error_record = Some(error.clone());
         AfterFailure::GiveUp(error.clone())
+    }
+
+    /// `steps.fail-with`: as [`Live::fail`]; a step that failed for good and
+    /// may wait for an operator takes the decision seeded for its gate
+    /// `failed:KEY:N` (`approve` retries it, `skip` skips it, anything else
+    /// or none lets the failure stand once the wait is over).
+    pub(crate) fn fail_with(&mut self, key: &str, error: &WitError, on_failure: &OnFailure) -> Started {
+        let call = format!("the operator wait of step '{key}'");
+        let wait_ms = checked_wait(on_failure.wait_seconds.saturating_mul(1000), &call);
+        if let SkipOutcome::Output(json) = &on_failure.skip
+            && let Err(e) = serde_json::from_str::<serde_json::Value>(json)
+        {
+            refuse(Violation::BadRequest(format!("the skip output of step '{key}' is not JSON: {e}")))
+        }
+        let index = match &self.open {
+            Some(o) if o.key == key => o.index,
+            _ => refuse(Violation::NotBegun { key: key.into() }),
+        };
+        match self.fail(key, error) {
+            AfterFailure::Retry(a) => return Started::Run(a),
+            AfterFailure::GiveUp(e) if wait_ms == 0 => return Started::Failed(e),
+            AfterFailure::GiveUp(_) => {}
+        }
+        let rec = &mut self.journal.steps[index];
+        let gate = drover_replay::held::failure_gate(key, rec.attempts);
+        let seed = self.approvals.iter().find(|a| a.gate == gate).cloned();
+        let by = seed.as_ref().and_then(|s| s.by.clone()).unwrap_or_else(|| "test".into());
+        let reason = seed.as_ref().and_then(|s| s.comment.clone()).unwrap_or_default();
+        let verdict = match seed.as_ref().map(|s| s.decision.as_str()) {
+            // A dry run has no operator: the failure stands, as in the agent.
+            _ if self.mode == Mode::DryRun => "rejected",
+            Some("approve") => "approved",
+            Some("skip") => "skipped",
+            Some("reject") => "rejected",
+            _ => "timed-out",
+        };
+        let skip = match &on_failure.skip {
+            SkipOutcome::Refused => drover_replay::held::Skip::Refused,
+            SkipOutcome::Output(json) => drover_replay::held::Skip::Output(json.clone()),
+            SkipOutcome::Error => drover_replay::held::Skip::Error,
+        };
+        match drover_replay::held::resolve(verdict, &skip) {
+            drover_replay::held::Resolution::Retry => {
+                rec.status = "in-flight".into();
+                rec.error_record = None;
+                rec.attempts = rec.attempts.saturating_add(1);
+                let attempt = Attempt { idempotency_key: rec.idempotency_key.clone(), number: rec.attempts };
+                self.open = Some(Open { index, key: key.to_string() });
+                Started::Run(attempt)
+            }
+            drover_replay::held::Resolution::Skip => match skip {
+                drover_replay::held::Skip::Output(json) => {
+                    rec.status = "completed".into();
+                    rec.error = None;
+                    rec.output = Some(json.clone());
+                    Started::Completed(json)
+                }
+                _ => {
+                    let e = WitError {
+                        code: drover_replay::held::SKIPPED.into(),
+                        message: drover_replay::held::skipped_message(key, &by, &reason),
+                        retryable: false,
+                        resource: Some(key.into()),
+                    };
+                    rec.error = Some(format!("{}: {}", e.code, e.message));
+                    rec.error_record = Some(e.clone());
+                    Started::Failed(e)
+                }
+            },
+            drover_replay::held::Resolution::Fail => {
+                if verdict == "timed-out" {
+                    self.cloud.advance_ms(wait_ms);
+                }
+                Started::Failed(error.clone())
+            }
+        }
     }
 
     /// The journaled value of a call outside a step at the cursor, or a new

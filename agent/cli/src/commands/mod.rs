@@ -17,6 +17,7 @@ pub mod serve;
 pub mod show;
 pub mod sign;
 pub mod simulate;
+pub mod skip;
 pub mod store;
 pub mod takeover;
 pub mod test;

@@ -41,6 +41,20 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         bail!("--reason is empty: say why run {id} is redriven (it is recorded with the run and in the audit log)");
     }
     let journal = home.journal().await?;
+    // A run that has not ended, held at a step that failed: retry the step.
+    if args.from.is_none()
+        && args.runbook.is_none()
+        && let Some(d) = drover_service::held::retry(journal.as_ref(), &home.dir.join("audit.jsonl"), id, &super::who(), &reason).await?
+    {
+        let step = drover_engine::held::parse_failure_gate(&d.gate.gate).map_or("?", |(k, _)| k).to_string();
+        println!("step {step} of run {id}: retried (gate {} approved)", d.gate.gate);
+        let run = &d.run;
+        match run.owner.as_ref().filter(|_| !run.driver_gone(chrono::Utc::now())) {
+            Some(o) => eprintln!("its driver (pid {} on {}) runs the step again", o.pid, o.host),
+            None => eprintln!("no live process drives run {id} now: `drover resume {id}` runs the step again"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let engine = home.engine()?;
     let run = journal.run(id).await?.ok_or_else(|| JournalError::UnknownRun(id.into()))?;
     let entries = journal.entries(id).await?;

@@ -51,6 +51,7 @@ mod clock;
 mod control;
 mod entropy;
 mod error;
+mod held;
 mod sections;
 mod waits;
 
@@ -61,6 +62,7 @@ pub use control::RunControl;
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use error::DurableError;
 use error::Result;
+pub use held::{Hold, held_of};
 pub use sections::{BranchOutcome, BranchStatus, Listed, Section, SectionBranch, SectionStart, recorded_branches};
 
 /// Permission to run a step body.
@@ -405,6 +407,12 @@ impl Durable {
                     _ => StepStart::Completed(e.output.map(|v| v.to_string()).unwrap_or_else(|| "null".into())),
                 });
             }
+            Some(e) if held::held_of(&e).is_some() => {
+                // Held for an operator when the last driver stopped: wait again.
+                self.check_cancel()?;
+                self.show_waiting().await?;
+                return self.await_held(seq, e, retry).await;
+            }
             Some(mut e) => {
                 // In flight when the last driver stopped: run it again, same key.
                 self.check_cancel()?;
@@ -522,6 +530,18 @@ impl Durable {
 
     /// `steps.fail`: retry per policy (waiting out the backoff), or give up.
     pub async fn fail_step(&mut self, key: &str, error: ErrorRecord) -> Result<AfterFailure> {
+        Ok(match self.failed(key, error, None).await? {
+            StepStart::Run(grant) => AfterFailure::Retry(grant),
+            StepStart::Failed(e) => AfterFailure::GiveUp(e),
+            // Only a held step can be skipped, and this one is not held.
+            StepStart::Completed(_) => return Err(Violation::BadRequest(format!("step '{key}' was skipped without being held")).into()),
+        })
+    }
+
+    /// The open attempt of step `key` failed with `error`: retry per policy
+    /// (waiting out the backoff); once it has failed for good, hold it for
+    /// an operator when `hold` says so (see [`held`]), or give up.
+    async fn failed(&mut self, key: &str, error: ErrorRecord, hold: Option<Hold>) -> Result<StepStart> {
         let open = self.take_open(key)?;
         self.clock.stop();
         let error = self.mask_error(error);
@@ -564,7 +584,10 @@ impl Durable {
             self.open = Some(OpenStep { attempt: number, durable_begin: false, ..open });
             self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
             self.clock.start(key);
-            return Ok(AfterFailure::Retry(grant));
+            return Ok(StepStart::Run(grant));
+        }
+        if let Some(hold) = hold.filter(|h| !h.wait.is_zero()) {
+            return self.hold(open, entry, error, hold).await;
         }
         entry.fail(error.clone(), now);
         entry.end_seq = Some(self.cursor as u64 - 1);
@@ -572,7 +595,7 @@ impl Durable {
         self.put(entry);
         self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Failed, error: Some(error.clone()) });
         self.point(Failpoint::AfterStep, key).await?;
-        Ok(AfterFailure::GiveUp(error))
+        Ok(StepStart::Failed(error))
     }
 
     /// Records a value (`now`, random) or replays the recorded one.

@@ -40,7 +40,7 @@ impl Durable {
     }
 
     /// Back in a wait after a resume: the run shows as `waiting` again.
-    async fn show_waiting(&mut self) -> Result<()> {
+    pub(super) async fn show_waiting(&mut self) -> Result<()> {
         let waiting = Op::SetStatus { status: RunStatus::Waiting, finished_at: None, result: None, error: None };
         self.commit(vec![waiting], Durability::Buffered).await
     }
@@ -131,7 +131,7 @@ impl Durable {
                 e
             }
         };
-        let decision = self.await_decision(gate, entry.next_attempt_at).await?;
+        let decision = self.await_decision(gate, entry.next_attempt_at, Verdict::Approved).await?;
         let message = entry.output.as_ref().map(|o| o["message"].clone()).unwrap_or_default();
         entry.output = Some(json!({"message": message, "decision": decision}));
         // Durable: the run goes on from the decision, which must not be lost.
@@ -140,17 +140,22 @@ impl Durable {
         Ok(decision)
     }
 
-    /// Waits for the decision on `gate`, deciding it here when the run is
+    /// Waits for the decision on `gate`, deciding it here (`unattended`:
+    /// what nobody's decision means at this gate) when the run is
     /// unattended, a dry run, or past its deadline. The journal arbitrates:
     /// the first decision recorded wins, so a late approval cannot race a
     /// timeout into two outcomes.
-    async fn await_decision(&self, gate: &str, deadline: Option<DateTime<Utc>>) -> Result<Decision> {
+    pub(super) async fn await_decision(&self, gate: &str, deadline: Option<DateTime<Utc>>, unattended: Verdict) -> Result<Decision> {
         let run_id = self.lease.run_id.clone();
         let decide = |verdict, by: &str, comment: &str| Decision { verdict, by: by.into(), comment: comment.into(), at: self.time() };
+        let (configured, dry) = match unattended {
+            Verdict::Approved => ("approved by the agent's configuration", "a dry run assumes approval"),
+            _ => ("an unattended run has no operator: the failure stands", "a dry run has no operator: the failure stands"),
+        };
         if let Some(by) = &self.unattended {
-            self.journal.decide(&run_id, gate, &decide(Verdict::Approved, by, "approved by the agent's configuration")).await?;
+            self.journal.decide(&run_id, gate, &decide(unattended, by, configured)).await?;
         } else if self.plan.is_some() {
-            self.journal.decide(&run_id, gate, &decide(Verdict::Approved, "drover (dry run)", "a dry run assumes approval")).await?;
+            self.journal.decide(&run_id, gate, &decide(unattended, "drover (dry run)", dry)).await?;
         }
         let mut announced = false;
         loop {
