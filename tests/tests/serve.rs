@@ -283,9 +283,28 @@ fn two_simultaneous_alerts_start_one_run_approved_over_the_api_and_sigterm_loses
     let out = remote(&["approve", &second, "g1", "--agent", &url], "not-the-token-0123456789");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused the API token"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Paused through the agent before the decision: approved, it holds
+    // before its next step until unpaused through the agent.
+    let out = remote(&["pause", &second, "--agent", &url, "--reason", "checking the replica"], API_TOKEN);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = remote(&["approve", &second, "g1", "--agent", &url, "--comment", "from my laptop"], API_TOKEN);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_until("the paused run to hold before s2", Duration::from_secs(30), || {
+        let r = agent.show(&second)?;
+        let held = r["events"].as_array()?.iter().any(|e| e["message"].as_str().is_some_and(|m| m.contains("paused before step 's2'")));
+        (held && r["status"] == "waiting").then_some(())
+    });
+    assert_eq!(agent.attempt_count(&second, "s2"), 0, "nothing runs while paused");
+    let out = remote(&["unpause", &second, "--agent", &url, "--reason", "replica is fine"], API_TOKEN);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     agent.wait_for_status(&second, "succeeded", Duration::from_secs(30)).unwrap();
+    // An ended run is neither paused nor redriven through the agent: its answer says why.
+    let out = remote(&["pause", &second, "--agent", &url, "--reason", "late"], API_TOKEN);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("answered 409: run '"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = remote(&["redrive", &second, "--agent", &url, "--reason", "again"], API_TOKEN);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("it succeeded"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(agent.attempt_count(&second, "s1"), 1, "the step before the gate ran once");
     drop(s);
 }
@@ -678,6 +697,13 @@ fn alerts_that_flap_start_one_run_and_a_failed_one_holds_until_cleared() {
     assert_eq!(code, 200, "{v}");
     let (code, v) = api(&s, "POST", &format!("/v1/runs/{failed}/unblock"), &json!({"reason": "again"}));
     assert_eq!(code, 409, "{v}");
+    let out = agent
+        .command(&["unblock", &failed, "--agent", &format!("http://{}", s.addr), "--reason", "again"])
+        .env("DROVER_API_TOKEN", API_TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("answered 409"), "{}", String::from_utf8_lossy(&out.stderr));
     let (code, v) = fire("flaky", "FlakyDown", "cart", 0);
     assert_eq!(code, 202, "{v}");
     let shown = agent.show(&failed).unwrap();

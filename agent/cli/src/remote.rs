@@ -38,3 +38,15 @@ impl Remote {
         Ok((status, v))
     }
 }
+
+/// `POST /v1/runs/RUN/CONTROL` on the agent at `url` with `body` (the
+/// caller's `by` added as a claim): the answer, or an error carrying the
+/// agent's reason (a 409 says why the control does not apply).
+pub async fn control(url: &str, run_id: &str, control: &str, mut body: Value) -> Result<Value> {
+    body["by"] = Value::String(crate::commands::who());
+    let (status, v) = Remote::new(url)?.call(reqwest::Method::POST, &format!("/v1/runs/{run_id}/{control}"), Some(&body)).await?;
+    if !(200..300).contains(&status) {
+        bail!("the agent at {url} answered {status}: {}", v["error"].as_str().unwrap_or("no detail"));
+    }
+    Ok(v)
+}

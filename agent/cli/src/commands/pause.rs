@@ -14,6 +14,10 @@ pub struct Args {
     /// Why (required): recorded with the run and in the audit log.
     #[arg(long)]
     pub reason: String,
+    /// Through a running agent's HTTP API instead of the local store (token
+    /// in $DROVER_API_TOKEN).
+    #[arg(long, env = "DROVER_AGENT", value_name = "URL")]
+    pub agent: Option<String>,
 }
 
 pub async fn exec(home: &Home, args: Args, pause: bool) -> Result<ExitCode> {
@@ -22,6 +26,15 @@ pub async fn exec(home: &Home, args: Args, pause: bool) -> Result<ExitCode> {
     let what = if pause { "paused" } else { "unpaused" };
     if reason.is_empty() {
         bail!("--reason is empty: say why run {id} is {what} (it is recorded with the run and in the audit log)");
+    }
+    if let Some(url) = &args.agent {
+        crate::remote::control(url, id, if pause { "pause" } else { "unpause" }, serde_json::json!({"reason": reason})).await?;
+        eprintln!(
+            "{} recorded by the agent at {url}: run {id} {}",
+            if pause { "pause" } else { "unpause" },
+            if pause { "stops at its next step boundary and waits" } else { "goes on" }
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     let journal = home.journal().await?;
     let run = drover_service::pause::set(journal.as_ref(), &home.dir.join("audit.jsonl"), id, pause, &super::who(), reason).await?;

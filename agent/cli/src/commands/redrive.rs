@@ -32,6 +32,10 @@ pub struct Args {
     /// No live progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Through a running agent's HTTP API instead of the local store (token
+    /// in $DROVER_API_TOKEN): the agent drives the run; this returns at once.
+    #[arg(long, env = "DROVER_AGENT", value_name = "URL", conflicts_with = "runbook")]
+    pub agent: Option<String>,
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
@@ -39,6 +43,18 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let reason = args.reason.trim().to_string();
     if reason.is_empty() {
         bail!("--reason is empty: say why run {id} is redriven (it is recorded with the run and in the audit log)");
+    }
+    if let Some(url) = &args.agent {
+        let mut body = serde_json::json!({"reason": reason});
+        if let Some(from) = &args.from {
+            body["from"] = serde_json::Value::String(from.clone());
+        }
+        let v = crate::remote::control(url, id, "redrive", body).await?;
+        match v["retried"]["gate"].as_str() {
+            Some(gate) => println!("run {id}: the agent at {url} retries the step held at gate {gate}"),
+            None => println!("run {id}: the agent at {url} redrives it from {}", v["from_step"].as_str().unwrap_or("where its runbook returned")),
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let journal = home.journal().await?;
     // A run that has not ended, held at a step that failed: retry the step.

@@ -31,11 +31,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         bail!("--reason is empty: say why step {step} of run {id} is skipped (it is recorded with the run and in the audit log)");
     }
     if let Some(url) = &args.agent {
-        let body = serde_json::json!({"step": step, "reason": reason, "by": super::who()});
-        let (status, v) = crate::remote::Remote::new(url)?.call(reqwest::Method::POST, &format!("/v1/runs/{id}/skip"), Some(&body)).await?;
-        if status != 202 {
-            bail!("the agent at {url} answered {status}: {}", v["error"].as_str().unwrap_or("no detail"));
-        }
+        let v = crate::remote::control(url, id, "skip", serde_json::json!({"step": step, "reason": reason})).await?;
         println!("step {step} of run {id}: skipped (gate {})", v["skipped"]["gate"].as_str().unwrap_or(step));
         return Ok(ExitCode::SUCCESS);
     }

@@ -14,12 +14,21 @@ pub struct Args {
     /// Why (required): recorded with the run.
     #[arg(long)]
     pub reason: String,
+    /// Through a running agent's HTTP API instead of the local store (token
+    /// in $DROVER_API_TOKEN).
+    #[arg(long, env = "DROVER_AGENT", value_name = "URL")]
+    pub agent: Option<String>,
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let reason = args.reason.trim();
     if reason.is_empty() {
         bail!("--reason is empty: say why the hold of run {} is cleared (it is recorded with the run)", args.run_id);
+    }
+    if let Some(url) = &args.agent {
+        let v = crate::remote::control(url, &args.run_id, "unblock", serde_json::json!({"reason": reason})).await?;
+        eprintln!("hold cleared by the agent at {url}: scope '{}' may start runs again", v["scope"].as_str().unwrap_or("-"));
+        return Ok(ExitCode::SUCCESS);
     }
     let journal = home.journal().await?;
     let run = drover_service::flapping::unblock(journal.as_ref(), &args.run_id, &super::who(), reason).await?;
