@@ -332,3 +332,35 @@ impl Proxied {
         self.agent_with(&demo_config())
     }
 }
+
+/// The demo configuration with regional-failover's grant of `upsert-cname`
+/// (its `point-db-record` step) taken out, written to `dir`: its path, and
+/// the full configuration (to put the grant back).
+pub fn config_without_the_record_grant(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let full = std::fs::read_to_string(demo_config()).expect("the demo configuration");
+    let granted = r#"operations = ["get-records", "upsert-cname", "set-weights"]"#;
+    assert!(full.contains(granted), "the demo configuration grants regional-failover its record changes");
+    let path = dir.join("drover.toml");
+    std::fs::write(&path, full.replace(granted, r#"operations = ["get-records", "set-weights"]"#)).expect("a configuration written");
+    (path, full)
+}
+
+/// What a succeeded failover claims, checked against the cloud: the
+/// replica promoted once, the DB record on it, the app's weights on the DR
+/// region.
+pub fn assert_failed_over(c: &Clients, s: &Seeded) {
+    use drover_chaos::hypothesis::{Probe, check};
+    for probe in [Probe::ReplicaPromotedOnce, Probe::DbRecordOnReplica, Probe::AppWeightsOnDr] {
+        let k = rt().block_on(check(c, s, probe));
+        assert!(k.ok, "the run said succeeded, the cloud says {:?}: {}", k.probe, k.detail);
+    }
+}
+
+/// The attempts of step `key` of run `id`: numbered 1, 2, ... `n`, all with
+/// the same idempotency key.
+pub fn assert_attempts_share_a_key(agent: &Agent, id: &str, key: &str, n: u32) {
+    let attempts = agent.attempts(id);
+    let mine: Vec<_> = attempts.iter().filter(|a| a.key == key).collect();
+    assert_eq!(mine.iter().map(|a| a.number).collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>(), "{attempts:?}");
+    assert!(mine.iter().all(|a| a.idempotency_key == mine[0].idempotency_key), "{attempts:?}");
+}

@@ -13,21 +13,10 @@ use std::time::Duration;
 
 use drover_chaos::hypothesis::{Probe, check};
 use drover_chaos::{Agent, kill9};
-use drover_e2e::{Proxied, args, demo_config, drover, rt, seeded, wait_until};
+use drover_e2e::{Proxied, args, assert_attempts_share_a_key, assert_failed_over, config_without_the_record_grant, drover, rt, seeded, wait_until};
 use drover_engine::audit::AuditLog;
 use drover_test_artifacts as artifacts;
 use serde_json::Value;
-
-/// The demo configuration without the grant of `upsert-cname` to
-/// regional-failover (its `point-db-record` step), and the full one.
-fn config_without_the_record_grant(dir: &std::path::Path) -> (std::path::PathBuf, String) {
-    let full = std::fs::read_to_string(demo_config()).unwrap();
-    let granted = r#"operations = ["get-records", "upsert-cname", "set-weights"]"#;
-    assert!(full.contains(granted), "the demo configuration grants regional-failover its record changes");
-    let path = dir.join("drover.toml");
-    std::fs::write(&path, full.replace(granted, r#"operations = ["get-records", "set-weights"]"#)).unwrap();
-    (path, full)
-}
 
 /// Waits until run `id` holds at `gate`, undecided; returns the run.
 fn held_at(agent: &Agent, id: &str, gate: &str) -> Value {
@@ -97,14 +86,8 @@ fn a_failover_held_at_a_missing_grant_waits_across_a_sigkill_and_is_retried_by_t
     let run = agent.show("h1").unwrap();
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(p.proxy.faults().accepted_count("rds", "PromoteReadReplica"), 1, "the promotion was made again");
-    for probe in [Probe::ReplicaPromotedOnce, Probe::DbRecordOnReplica, Probe::AppWeightsOnDr] {
-        let k = rt().block_on(check(&c, &s, probe));
-        assert!(k.ok, "the run said succeeded, the cloud says {:?}: {}", k.probe, k.detail);
-    }
-    let attempts = agent.attempts("h1");
-    let point: Vec<_> = attempts.iter().filter(|a| a.key == "point-db-record").collect();
-    assert_eq!(point.iter().map(|a| a.number).collect::<Vec<_>>(), [1, 2], "{attempts:?}");
-    assert_eq!(point[0].idempotency_key, point[1].idempotency_key);
+    assert_failed_over(&c, &s);
+    assert_attempts_share_a_key(&agent, "h1", "point-db-record", 2);
     let said = controls(&run);
     assert!(said.iter().any(|(c, m)| c == "retry" && m.contains("step 'point-db-record' retried by ") && m.contains("granted upsert-cname")), "{said:?}");
     let audit = AuditLog::read(&agent.home.join("audit.jsonl")).unwrap();
@@ -144,10 +127,7 @@ fn a_held_record_change_is_skipped_after_the_operator_moved_the_record_by_hand_a
     let point = run["steps"].as_array().unwrap().iter().find(|s| s["key"] == "point-db-record").unwrap();
     assert_eq!((point["status"].as_str(), &point["output"]), (Some("succeeded"), &Value::Bool(false)), "{point:#}");
     // Verify read the record back: it points where the operator put it.
-    for probe in [Probe::ReplicaPromotedOnce, Probe::DbRecordOnReplica, Probe::AppWeightsOnDr] {
-        let k = rt().block_on(check(&c, &s, probe));
-        assert!(k.ok, "the run said succeeded, the cloud says {:?}: {}", k.probe, k.detail);
-    }
+    assert_failed_over(&c, &s);
     assert_eq!(agent.attempt_count("h2", "verify"), 1);
     let said = controls(&run);
     assert!(said.iter().any(|(c, m)| c == "skip" && m.contains("step 'point-db-record' was skipped by ") && m.contains("moved db record by hand")), "{said:?}");

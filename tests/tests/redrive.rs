@@ -7,21 +7,10 @@
 //! made it. What cannot be redriven is refused and changes nothing.
 
 use drover_chaos::hypothesis::{Probe, check};
-use drover_e2e::{Proxied, args, demo_config, drover, rt, seeded};
+use drover_e2e::{Proxied, args, assert_attempts_share_a_key, assert_failed_over, config_without_the_record_grant, drover, rt, seeded};
 use drover_engine::audit::AuditLog;
 use drover_test_artifacts as artifacts;
 use serde_json::Value;
-
-/// The demo configuration without the grant of `upsert-cname` to
-/// regional-failover: the record change its `point-db-record` step makes.
-fn config_without_the_record_grant(dir: &std::path::Path) -> (std::path::PathBuf, String) {
-    let full = std::fs::read_to_string(demo_config()).unwrap();
-    let granted = r#"operations = ["get-records", "upsert-cname", "set-weights"]"#;
-    assert!(full.contains(granted), "the demo configuration grants regional-failover its record changes");
-    let path = dir.join("drover.toml");
-    std::fs::write(&path, full.replace(granted, r#"operations = ["get-records", "set-weights"]"#)).unwrap();
-    (path, full)
-}
 
 #[test]
 fn a_failover_stopped_by_a_missing_grant_is_redriven_without_promoting_twice() {
@@ -59,18 +48,12 @@ fn a_failover_stopped_by_a_missing_grant_is_redriven_without_promoting_twice() {
     assert_eq!(status.code(), Some(0), "{run:#}");
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(p.proxy.faults().accepted_count("rds", "PromoteReadReplica"), 1, "the promotion was made again: {:?}", p.proxy.faults().accepted());
-    for probe in [Probe::ReplicaPromotedOnce, Probe::DbRecordOnReplica, Probe::AppWeightsOnDr] {
-        let k = rt().block_on(check(&c, &s, probe));
-        assert!(k.ok, "the run said succeeded, the cloud says {:?}: {}", k.probe, k.detail);
-    }
+    assert_failed_over(&c, &s);
 
     // The step's second attempt kept its idempotency key; the steps before it ran once.
-    let attempts = agent.attempts("rd");
-    let point: Vec<_> = attempts.iter().filter(|a| a.key == "point-db-record").collect();
-    assert_eq!(point.iter().map(|a| a.number).collect::<Vec<_>>(), [1, 2], "{attempts:?}");
-    assert_eq!(point[0].idempotency_key, point[1].idempotency_key);
+    assert_attempts_share_a_key(&agent, "rd", "point-db-record", 2);
     for key in ["preflight", "promote", "wait-promoted"] {
-        assert_eq!(agent.attempt_count("rd", key), 1, "{key} ran again: {attempts:?}");
+        assert_eq!(agent.attempt_count("rd", key), 1, "{key} ran again: {:?}", agent.attempts("rd"));
     }
 
     // The journal says what happened and who did it.
