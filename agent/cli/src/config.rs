@@ -29,6 +29,9 @@ pub struct Config {
     /// `[signing]`.
     #[serde(default)]
     pub signing: SigningConfig,
+    /// `[registry]`: how OCI registries are reached.
+    #[serde(default)]
+    pub registry: RegistryConfig,
     /// `[runbooks.NAME]`: grants per runbook name.
     #[serde(default)]
     pub runbooks: BTreeMap<String, RunbookGrants>,
@@ -142,6 +145,23 @@ pub struct LimitsConfig {
     pub concurrent_host_calls: Option<u64>,
     pub max_branches: Option<u64>,
     pub concurrent_branches: Option<u64>,
+}
+
+/// `[registry]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Registries (`host:port`) reached over plain HTTP. Loopback registries
+    /// always are; every other is reached over HTTPS unless listed here.
+    #[serde(default)]
+    pub plain_http: Vec<String>,
+}
+
+impl RegistryConfig {
+    /// The transport to registries.
+    pub fn transport(&self) -> drover_oci::Transport {
+        drover_oci::Transport { plain_http: self.plain_http.clone() }
+    }
 }
 
 /// `[signing]`.

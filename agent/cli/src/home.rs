@@ -46,9 +46,35 @@ impl Home {
         Ok(Engine::new(&self.dir, self.config.limits()?)?.with_policy(self.config.policy()).with_span_hook(crate::telemetry::Telemetry::span_hook()))
     }
 
-    /// Reads and loads the runbook component at `path` (checking its
-    /// signature first when the configuration requires one).
+    /// Reads and loads the runbook at `path`: a component file, or an OCI
+    /// reference (see [`Home::load_runbook_from`]).
     pub async fn load_runbook(&self, engine: &Engine, path: &Path) -> Result<LoadedRunbook> {
+        Ok(self.load_runbook_from(engine, path).await?.0)
+    }
+
+    /// Reads and loads the runbook at `path` (checking its signature first
+    /// when the configuration requires one). A path that is an OCI
+    /// reference (`oci://REF`, or `REGISTRY/REPO:TAG` / `@sha256:...` that is
+    /// no file) is pulled, pinned to its digest and checked by digest; its
+    /// signatures are the referrers the registry lists; its config must
+    /// agree with what the component says of itself. Returns where it came
+    /// from, for an OCI artifact.
+    pub async fn load_runbook_from(&self, engine: &Engine, path: &Path) -> Result<(LoadedRunbook, Option<OciSource>)> {
+        let arg = path.to_string_lossy();
+        let reference = match drover_oci::parse_source(&arg)? {
+            drover_oci::RunbookSource::File(path) => return Ok((self.load_file(engine, &path).await?, None)),
+            drover_oci::RunbookSource::Oci(r) => r,
+        };
+        let pulled = drover_oci::pull(&reference, &self.config.registry.transport()).await?;
+        let label = pulled.pinned.clone();
+        let key = self.check_signatures(&label, &pulled.component, &pulled.signatures)?;
+        let runbook = engine.load(&label, &pulled.component).await?;
+        check_config(&label, &runbook, &pulled.config.drover)?;
+        let source = OciSource { requested: reference.whole(), pinned: pulled.pinned, manifest_digest: pulled.manifest_digest, signed_by: key };
+        Ok((runbook, Some(source)))
+    }
+
+    async fn load_file(&self, engine: &Engine, path: &Path) -> Result<LoadedRunbook> {
         let label = path.display().to_string();
         let bytes = std::fs::read(path).with_context(|| format!("cannot read runbook {label}"))?;
         if let Some(trust) = self.config.trust()? {
@@ -59,4 +85,59 @@ impl Home {
         }
         Ok(engine.load(&label, &bytes).await?)
     }
+
+    /// With `[signing] require`, the key of the first of `signatures` that a
+    /// trusted key made over `bytes`; refused if none is. Without it, the
+    /// key of a signature that checks, if any.
+    pub fn check_signatures(&self, label: &str, bytes: &[u8], signatures: &[drover_signing::Signature]) -> Result<Option<String>> {
+        let Some(trust) = self.config.trust()? else {
+            return Ok(None);
+        };
+        let mut refused = Vec::new();
+        for sig in signatures {
+            match trust.verify(bytes, sig) {
+                Ok(key) => {
+                    tracing::info!(runbook = %label, key = %key, "signature verified");
+                    return Ok(Some(key.to_string()));
+                }
+                Err(e) => refused.push(e.to_string()),
+            }
+        }
+        let found =
+            if refused.is_empty() { "it has no drover signature".to_string() } else { format!("none of its signatures checks: {}", refused.join("; ")) };
+        anyhow::bail!(
+            "refusing runbook {label}: the configuration requires a signature by a trusted key ([signing] require = true), and {found}; \
+             push it with its signature (`drover sign` writes RUNBOOK.wasm.sig, which `drover push` attaches)"
+        )
+    }
+}
+
+/// Where a runbook loaded from a registry came from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OciSource {
+    /// The reference as given (a tag, or a digest).
+    pub requested: String,
+    /// It, pinned to the manifest pulled: `REGISTRY/REPO@sha256:HEX`.
+    pub pinned: String,
+    /// The manifest's digest.
+    pub manifest_digest: String,
+    /// The trusted key whose signature was checked, when one is required.
+    pub signed_by: Option<String>,
+}
+
+/// The artifact's config (not signed) must say what the component says of
+/// itself.
+fn check_config(label: &str, runbook: &LoadedRunbook, meta: &serde_json::Value) -> Result<()> {
+    let info = &runbook.info;
+    let said = (meta["name"].as_str(), meta["version"].as_str());
+    if said != (Some(info.name.as_str()), Some(info.version.as_str())) {
+        anyhow::bail!(
+            "refusing runbook {label}: its OCI config says {} {} but the component describes itself as {} {} (the artifact was altered, or pushed by another tool)",
+            said.0.unwrap_or("(no name)"),
+            said.1.unwrap_or("(no version)"),
+            info.name,
+            info.version
+        );
+    }
+    Ok(())
 }

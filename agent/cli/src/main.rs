@@ -71,6 +71,11 @@ enum Command {
     /// runbook declared what a skip returns), or pass an approval gate;
     /// recorded and audited.
     Skip(commands::skip::Args),
+    /// Push a runbook component (and its signature) to an OCI registry.
+    Push(commands::push::Args),
+    /// Pull a runbook from an OCI registry to a file (and its signature),
+    /// checked by digest and, when required, by signature.
+    Pull(commands::pull::Args),
     /// Clear the hold a failed automatic run puts on its scope: triggers
     /// may start runs there again (anti-flapping; recorded with the run).
     Unblock(commands::unblock::Args),
@@ -161,6 +166,8 @@ fn main() -> ExitCode {
             Command::Unpause(a) => commands::pause::exec(&home, a, false).await,
             Command::Unblock(a) => commands::unblock::exec(&home, a).await,
             Command::Skip(a) => commands::skip::exec(&home, a).await,
+            Command::Push(a) => commands::push::exec(&home, a).await,
+            Command::Pull(a) => commands::pull::exec(&home, a).await,
             Command::Takeover(a) => commands::takeover::exec(&home, a).await,
             Command::Approve(a) => commands::approve::exec(&home, a).await,
             Command::Approvals(a) => commands::approve::list(&home, a).await,
@@ -177,7 +184,7 @@ fn main() -> ExitCode {
             Command::Store(a) => commands::store::exec(&home, a).await,
             Command::Keygen(a) => commands::keygen::exec(a),
             Command::Sign(a) => commands::sign::exec(a),
-            Command::Verify(a) => commands::verify::exec(a),
+            Command::Verify(a) => commands::verify::exec(&home, a).await,
         }
     });
     drop(runtime);

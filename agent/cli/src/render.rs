@@ -97,6 +97,10 @@ pub struct RunView {
     pub cleanup: CleanupView,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_override: Option<Value>,
+    /// Why the run started, when not by hand, and where its runbook came
+    /// from when a registry served it (`runbook_source`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Value>,
 }
 
 fn cleanup_view(run: &RunRecord, entries: &[Entry]) -> CleanupView {
@@ -187,6 +191,7 @@ impl RunView {
             cancel: run.cancel.clone(),
             pause: run.pause.clone(),
             policy_override: run.policy_override.clone(),
+            origin: run.origin.clone(),
             cleanup: cleanup_view(run, entries),
         }
     }
@@ -230,6 +235,9 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
     let start = run.created_at;
     let _ = writeln!(out, "run       {}", run.run_id);
     let _ = writeln!(out, "runbook   {} {}  sha256:{}", run.runbook.name, run.runbook.version, &run.runbook.digest[..run.runbook.digest.len().min(12)]);
+    if let Some(source) = run.origin.as_ref().map(|o| &o["runbook_source"]).filter(|s| s.is_object()) {
+        let _ = writeln!(out, "source    {} pinned to {}", source["requested"].as_str().unwrap_or("?"), source["pinned"].as_str().unwrap_or("?"));
+    }
     let took = run.finished_at.map(|f| format!("  (took {})", secs(f - start))).unwrap_or_default();
     let mut status = format!("{}{took}", run.status);
     if let Some(why) = stopped(run) {

@@ -55,7 +55,9 @@ fn default_grace() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunbookEntry {
-    /// The component (.wasm); relative to the configuration file.
+    /// The component (.wasm), relative to the configuration file; or an OCI
+    /// reference (`REGISTRY/REPO@sha256:...`, or a tag, pinned to its digest
+    /// when the agent starts).
     pub path: PathBuf,
 }
 

@@ -59,8 +59,19 @@ fn semver(v: &str) -> bool {
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
-    let label = args.runbook.display().to_string();
-    let bytes = std::fs::read(&args.runbook).with_context(|| format!("cannot read runbook {label}"))?;
+    let mut label = args.runbook.display().to_string();
+    // An OCI reference is checked as pulled, with the signatures that refer to it.
+    let pulled = match drover_oci::parse_source(&label)? {
+        drover_oci::RunbookSource::Oci(reference) => Some(drover_oci::pull(&reference, &home.config.registry.transport()).await?),
+        drover_oci::RunbookSource::File(_) => None,
+    };
+    let bytes = match &pulled {
+        Some(p) => {
+            label = p.pinned.clone();
+            p.component.clone()
+        }
+        None => std::fs::read(&args.runbook).with_context(|| format!("cannot read runbook {label}"))?,
+    };
     let mut f = Vec::new();
     match drover_engine::check_header(&label, &bytes) {
         Ok(()) => {}
@@ -153,13 +164,32 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     }
     let trust = if args.trusted.is_empty() { home.config.trust()? } else { Some(TrustStore::from_specs(&args.trusted)?) };
     let sig = signature_path(&args.runbook);
-    match (&trust, sig.exists()) {
-        (Some(t), _) => match t.verify_file(&args.runbook, &bytes) {
-            Ok(key) => f.push(pass("signed by a trusted key", format!("key {key}"))),
-            Err(e) => f.push(fail("signed by a trusted key", format!("{e:#}"), "sign it: drover sign RUNBOOK.wasm --key KEY.key, with a key the agents trust")),
-        },
-        (None, true) => f.push(pass("signed by a trusted key", format!("{} exists; no trusted key to check it against (--trusted)", sig.display()))),
-        (None, false) => f.push(pass("signed by a trusted key", "not signed; the configuration does not require it ([signing] require = false)")),
+    if let Some(p) = &pulled {
+        let checked = trust.as_ref().map(|t| p.signatures.iter().map(|s| t.verify(&bytes, s)).collect::<Vec<_>>());
+        f.push(match checked {
+            Some(results) => match results.iter().find_map(|r| r.as_ref().ok()) {
+                Some(key) => pass("signed by a trusted key", format!("key {key} (a referrer of {label})")),
+                None => fail(
+                    "signed by a trusted key",
+                    format!("{} signature(s) refer to it, none by a trusted key", p.signatures.len()),
+                    "sign it (drover sign RUNBOOK.wasm --key KEY.key) and push it again: drover push attaches RUNBOOK.wasm.sig",
+                ),
+            },
+            None => {
+                pass("signed by a trusted key", format!("{} signature(s) refer to it; no trusted key to check them against (--trusted)", p.signatures.len()))
+            }
+        });
+    } else {
+        match (&trust, sig.exists()) {
+            (Some(t), _) => match t.verify_file(&args.runbook, &bytes) {
+                Ok(key) => f.push(pass("signed by a trusted key", format!("key {key}"))),
+                Err(e) => {
+                    f.push(fail("signed by a trusted key", format!("{e:#}"), "sign it: drover sign RUNBOOK.wasm --key KEY.key, with a key the agents trust"))
+                }
+            },
+            (None, true) => f.push(pass("signed by a trusted key", format!("{} exists; no trusted key to check it against (--trusted)", sig.display()))),
+            (None, false) => f.push(pass("signed by a trusted key", "not signed; the configuration does not require it ([signing] require = false)")),
+        }
     }
 
     let ok = f.iter().all(|x| x.ok);

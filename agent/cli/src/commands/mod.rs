@@ -7,6 +7,8 @@ pub mod inspect;
 pub mod keygen;
 pub mod new;
 pub mod pause;
+pub mod pull;
+pub mod push;
 pub mod readiness;
 pub mod redrive;
 pub mod report;

@@ -47,7 +47,7 @@ pub fn parse_param(s: &str) -> Result<(String, String), String> {
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let engine = home.engine()?;
-    let runbook = home.load_runbook(&engine, &args.runbook).await?;
+    let (runbook, source) = home.load_runbook_from(&engine, &args.runbook).await?;
     let params = runbook.info.validate_params(&args.params)?;
     if args.dry_run {
         return dry_run(&engine, &runbook, params, args.json, args.quiet).await;
@@ -60,7 +60,11 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         }
     }
     let run_id = args.run_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let req = RunRequest { accept_missing_grants: args.accept_missing_grants, ..RunRequest::new(run_id.clone(), params) };
+    // A runbook from a registry: the reference and the digest it was pinned
+    // to are kept with the run (a resume loads the component by its own
+    // digest, whatever the tag says by then).
+    let origin = source.map(|s| serde_json::json!({"kind": "cli", "runbook_source": s}));
+    let req = RunRequest { accept_missing_grants: args.accept_missing_grants, origin, ..RunRequest::new(run_id.clone(), params) };
     let j = journal.clone();
     super::drive(&journal, &run_id, args.json, args.quiet, |observer| async move { engine.start(j, &runbook, req, observer).await }).await
 }

@@ -33,7 +33,11 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let journal = home.journal().await?;
     let mut runbooks = BTreeMap::new();
     for entry in &config.runbooks {
-        let path = home.config.relative(&entry.path);
+        // An OCI reference is pulled (and pinned) at start; a file is relative to the configuration.
+        let path = match drover_oci::parse_source(&entry.path.to_string_lossy())? {
+            drover_oci::RunbookSource::Oci(_) => entry.path.clone(),
+            drover_oci::RunbookSource::File(_) => home.config.relative(&entry.path),
+        };
         let rb = home.load_runbook(&engine, &path).await.with_context(|| format!("[[serve.runbook]] {}", entry.path.display()))?;
         let name = rb.info.name.clone();
         if runbooks.insert(name.clone(), Arc::new(rb)).is_some() {
