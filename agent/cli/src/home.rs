@@ -127,7 +127,7 @@ pub struct OciSource {
 
 /// The artifact's config (not signed) must say what the component says of
 /// itself.
-fn check_config(label: &str, runbook: &LoadedRunbook, meta: &serde_json::Value) -> Result<()> {
+pub fn check_config(label: &str, runbook: &LoadedRunbook, meta: &serde_json::Value) -> Result<()> {
     let info = &runbook.info;
     let said = (meta["name"].as_str(), meta["version"].as_str());
     if said != (Some(info.name.as_str()), Some(info.version.as_str())) {

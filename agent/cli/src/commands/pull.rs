@@ -17,9 +17,8 @@ pub struct Args {
     /// signature goes to FILE.sig.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
-    /// Reach this registry (`host:port`) over plain HTTP (loopback registries always are).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub plain_http: Vec<String>,
+    #[command(flatten)]
+    pub registry: super::push::RegistryArgs,
     /// Print what was pulled as JSON.
     #[arg(long)]
     pub json: bool,
@@ -27,22 +26,11 @@ pub struct Args {
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let reference = drover_oci::source::parse_reference(args.reference.trim_start_matches("oci://"))?;
-    let mut transport = home.config.registry.transport();
-    transport.plain_http.extend(args.plain_http);
-    let pulled = drover_oci::pull(&reference, &transport).await?;
+    let pulled = drover_oci::pull(&reference, &args.registry.transport(home)).await?;
     let key = home.check_signatures(&pulled.pinned, &pulled.component, &pulled.signatures)?;
     let engine = home.engine()?;
     let runbook = engine.load(&pulled.pinned, &pulled.component).await?;
-    let name = (pulled.config.drover["name"].as_str(), pulled.config.drover["version"].as_str());
-    if name != (Some(runbook.info.name.as_str()), Some(runbook.info.version.as_str())) {
-        anyhow::bail!(
-            "refusing {}: its OCI config says {:?} but the component describes itself as {} {}",
-            pulled.pinned,
-            name,
-            runbook.info.name,
-            runbook.info.version
-        );
-    }
+    crate::home::check_config(&pulled.pinned, &runbook, &pulled.config.drover)?;
     let out = args.out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.wasm", runbook.info.name, runbook.info.version)));
     std::fs::write(&out, &pulled.component).with_context(|| format!("cannot write {}", out.display()))?;
     // The signature a trusted key made, else the first one.

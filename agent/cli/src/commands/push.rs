@@ -14,12 +14,29 @@ pub struct Args {
     pub runbook: PathBuf,
     /// Where: `REGISTRY/REPOSITORY:TAG` (e.g. `registry.example.com/sre/regional-failover:1.4.0`).
     pub reference: String,
-    /// Reach this registry (`host:port`) over plain HTTP (loopback registries always are).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub plain_http: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Print what was pushed as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How `push` and `pull` reach the registry.
+#[derive(clap::Args)]
+pub struct RegistryArgs {
+    /// Reach this registry (`host:port`) over plain HTTP (loopback registries
+    /// always are; others are listed under [registry] plain_http).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub plain_http: Vec<String>,
+}
+
+impl RegistryArgs {
+    /// The configured transport, with these registries added.
+    pub fn transport(&self, home: &Home) -> drover_oci::Transport {
+        let mut t = home.config.registry.transport();
+        t.plain_http.extend(self.plain_http.iter().cloned());
+        t
+    }
 }
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
@@ -49,8 +66,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut transport = home.config.registry.transport();
-    transport.plain_http.extend(args.plain_http);
+    let transport = args.registry.transport(home);
     let meta = serde_json::to_value(&runbook.info)?;
     let title = args.runbook.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| format!("{}.wasm", runbook.info.name));
     let pushed = drover_oci::push(&reference, &transport, &bytes, meta, &title, signature.as_ref()).await?;
