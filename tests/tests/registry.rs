@@ -24,6 +24,18 @@ struct Registry {
 
 impl Registry {
     fn start(dir: &Path) -> Registry {
+        Registry::start_with(dir, "")
+    }
+
+    /// A registry that asks for user `drover`, password `s3cret`.
+    fn with_password(dir: &Path) -> Registry {
+        // bcrypt of s3cret (the registry accepts only bcrypt lines).
+        let htpasswd = dir.join("htpasswd");
+        std::fs::write(&htpasswd, "drover:$2b$05$tqpIA7HZapZ7YWLqBgxZY.w4g4CiCvT3z.xZa9EVb7jLk4DIwVLo.\n").unwrap();
+        Registry::start_with(dir, &format!("auth: {{ htpasswd: {{ realm: drover-test, path: {} }} }}\n", htpasswd.display()))
+    }
+
+    fn start_with(dir: &Path, extra: &str) -> Registry {
         let root = dir.join("registry");
         std::fs::create_dir_all(&root).unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
@@ -31,7 +43,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog: {{ level: warn }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {addr} }}\n",
+                "version: 0.1\nlog: {{ level: warn }}\nstorage: {{ filesystem: {{ rootdirectory: {} }}, delete: {{ enabled: true }} }}\nhttp: {{ addr: {addr} }}\n{extra}",
                 root.display()
             ),
         )
@@ -44,7 +56,7 @@ impl Registry {
             .spawn()
             .expect("Debian's docker-registry (scripts/test installs it)");
         let r = Registry { child, addr, root };
-        wait_until("the registry to answer", Duration::from_secs(20), || drover_e2e::http_text(&r.addr, "/v2/").ok().map(|_| ()));
+        wait_until("the registry to answer", Duration::from_secs(20), || std::net::TcpStream::connect(&r.addr).ok().map(|_| ()));
         r
     }
 
@@ -88,6 +100,11 @@ fn signed_copy(agent: &Agent, dir: &Path, component: &str, name: &str) -> PathBu
     let (code, _, stderr) = drover(agent, &["sign", "--key", dir.join("k.key").to_str().unwrap(), path.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
     path
+}
+
+/// `agent` with `key=value` added to its environment.
+fn with(agent: &Agent, key: &str, value: &str) -> Agent {
+    Agent { bin: agent.bin.clone(), home: agent.home.clone(), env: agent.env.clone() }.with_env(key, value)
 }
 
 fn sha256(path: &Path) -> String {
@@ -230,4 +247,32 @@ fn a_tampered_layer_and_an_unsigned_artifact_are_refused_under_require() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("does not match its digest (tampered with, or damaged; nothing of it was used)"), "{stderr}");
     assert!(agent.show("evil").is_none(), "nothing ran");
+}
+
+#[test]
+fn registry_credentials_come_from_the_environment_or_the_docker_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::with_password(dir.path());
+    let agent = signing_agent(dir.path());
+    let probe = signed_copy(&agent, dir.path(), artifacts::PROBE, "probe.wasm");
+    let tag = format!("{}/drover/probe:1.0", reg.addr);
+    let empty = dir.path().join("docker-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let anonymous = with(&agent, "DOCKER_CONFIG", empty.to_str().unwrap());
+    let (code, _, stderr) = drover(&anonymous, &["push", probe.to_str().unwrap(), &tag]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("DROVER_REGISTRY_USERNAME"), "the refusal says how to give credentials: {stderr}");
+
+    // From the environment.
+    let by_env = with(&anonymous, "DROVER_REGISTRY_USERNAME", "drover").with_env("DROVER_REGISTRY_PASSWORD", "s3cret");
+    let (code, _, stderr) = drover(&by_env, &["push", probe.to_str().unwrap(), &tag]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // From the Docker configuration file.
+    let docker = dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(docker.join("config.json"), format!("{{\"auths\": {{\"{}\": {{\"auth\": \"ZHJvdmVyOnMzY3JldA==\"}}}}}}", reg.addr)).unwrap();
+    let by_file = with(&agent, "DOCKER_CONFIG", docker.to_str().unwrap());
+    let (code, _, stderr) = drover(&by_file, &["run", &tag, "--run-id", "c1", "--quiet"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(by_file.show("c1").unwrap()["status"], "succeeded");
 }

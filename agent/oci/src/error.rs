@@ -38,7 +38,7 @@ impl OciError {
     pub(crate) fn registry(action: &'static str, reference: &str, e: oci_client::errors::OciDistributionError) -> Self {
         use oci_client::errors::OciDistributionError as E;
         let advice = match &e {
-            E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => {
+            E::AuthenticationFailure(_) | E::UnauthorizedError { .. } | E::ServerError { code: 401 | 403, .. } => {
                 " (set DROVER_REGISTRY_USERNAME and DROVER_REGISTRY_PASSWORD, or log in so that the Docker configuration file holds credentials for this registry)"
             }
             E::RequestError(_) => {
