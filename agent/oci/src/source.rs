@@ -45,14 +45,13 @@ pub fn parse_reference(text: &str) -> Result<Reference, OciError> {
     if !names_a_registry(text) {
         return Err(bad("name the registry (`registry.example.com/team/runbook:1.0`, `127.0.0.1:5000/...`): drover never assumes Docker Hub"));
     }
-    let reference: Reference = text.parse().map_err(|e: oci_client::ParseError| bad(&e.to_string()))?;
-    if let Some(digest) = reference.digest() {
+    if let Some((_, digest)) = text.split_once('@') {
         let hex = digest.strip_prefix("sha256:").unwrap_or("");
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad("a digest is `sha256:` and 64 hex digits"));
         }
     }
-    Ok(reference)
+    text.parse().map_err(|e: oci_client::ParseError| bad(&e.to_string()))
 }
 
 /// Whether the first segment of `text` is a registry host.
