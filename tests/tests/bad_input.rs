@@ -136,3 +136,18 @@ fn chrono_like_rfc3339(s: &str) {
     let b = s.as_bytes();
     assert!(s.len() >= 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && s.ends_with('Z'), "not RFC 3339: {s}");
 }
+
+/// A reader that goes away (`drover inspect RUNBOOK | head -0`) ends the
+/// command quietly, as for any Unix tool: no panic, exit 141.
+#[test]
+fn a_closed_output_ends_quietly() {
+    let (_dir, agent) = agent();
+    // The reader is gone before drover writes a byte.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = agent.command(&["inspect", artifacts::PROBE]).stdout(writer).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

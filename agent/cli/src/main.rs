@@ -131,6 +131,23 @@ enum Command {
     Verify(commands::verify::Args),
 }
 
+/// `drover show RUN | head`: when the reader of the output goes away, end
+/// quietly, as Unix tools do (exit 141, what a shell reports for SIGPIPE),
+/// instead of printing a panic. Rust ignores SIGPIPE, so that a socket
+/// reports EPIPE rather than killing the process (resetting it is unsafe
+/// for commands that talk to AWS), and `println!` then panics on EPIPE.
+fn quiet_on_broken_pipe() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        previous(info);
+    }));
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A store that hits a file size limit must fail its write (EFBIG), which
@@ -139,6 +156,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    quiet_on_broken_pipe();
     // A simulation crashes its runs thousands of times on purpose: its
     // report says what matters.
     let default_level = match cli.command {
