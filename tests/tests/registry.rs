@@ -156,6 +156,11 @@ fn a_signed_runbook_is_pushed_pulled_verified_and_run_by_tag_and_by_digest() {
     assert_eq!(code, Some(0), "{said}{stderr}");
     let (status, info) = agent.json(&["inspect", &pinned, "--json"]).unwrap();
     assert!(status.success() && info["name"] == "probe", "{info:#}");
+    // The author's tools take a reference too.
+    let scenario = dir.path().join("empty.toml");
+    std::fs::write(&scenario, "").unwrap();
+    let (code, said, stderr) = drover(&agent, &["test", &tag, "--scenario", scenario.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{said}{stderr}");
 
     // Run by tag: the run is pinned to the digest, which it records.
     let (status, run) = agent.json(&["run", &tag, "--run-id", "t1", "--quiet", "--json"]).unwrap();

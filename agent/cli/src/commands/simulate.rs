@@ -62,16 +62,14 @@ fn parse_budget(s: &str) -> Result<Duration, String> {
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let label = args.target.label();
-    let (scenario, bytes) = args.target.read()?;
+    let (scenario, bytes, runbook_label) = args.target.read(home).await?;
     // A throwaway home: the simulation leaves nothing in the agent's.
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the simulation")?;
-    let sim = Simulator::new(scratch.path(), home.config.limits()?, &args.target.runbook.display().to_string(), &bytes, scenario, &args.target.params)
-        .await?
-        .with_agents(args.agents);
+    let sim = Simulator::new(scratch.path(), home.config.limits()?, &runbook_label, &bytes, scenario, &args.target.params).await?.with_agents(args.agents);
     let replay = |seed: u64| {
         let params: String = args.target.params.iter().map(|(k, v)| format!(" --param {k}={v}")).collect();
         let agents = if args.agents > 1 { format!(" --agents {}", args.agents) } else { String::new() };
-        format!("drover simulate {} --scenario {label}{params}{agents} --seed {seed}", args.target.runbook.display())
+        format!("drover simulate {runbook_label} --scenario {label}{params}{agents} --seed {seed}")
     };
 
     if let Some(seed) = args.seed {

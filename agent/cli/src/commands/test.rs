@@ -23,7 +23,7 @@ use crate::home::Home;
 /// simulated cloud it runs against, and parameters over the scenario's.
 #[derive(clap::Args)]
 pub struct Target {
-    /// The runbook component (.wasm).
+    /// The runbook component (.wasm), or an OCI reference.
     pub runbook: PathBuf,
     /// The simulated cloud: resources, faults, parameters (TOML; see
     /// runbooks/scenarios/demo.toml and the drover_sdk::testing docs).
@@ -40,13 +40,21 @@ impl Target {
         self.scenario.display().to_string()
     }
 
-    /// Reads the scenario and the component; an error names the file.
-    pub fn read(&self) -> Result<(Scenario, Vec<u8>)> {
+    /// Reads the scenario and the component (a file, or an OCI reference
+    /// pulled and checked as a run checks it); an error names the file.
+    /// Returns the component's label too (a reference pinned to its digest).
+    pub async fn read(&self, home: &Home) -> Result<(Scenario, Vec<u8>, String)> {
         let label = self.label();
         let text = std::fs::read_to_string(&self.scenario).with_context(|| format!("cannot read scenario {label}"))?;
         let scenario = Scenario::from_toml(&text).map_err(|e| anyhow!("scenario {label}: {e}"))?;
-        let bytes = std::fs::read(&self.runbook).with_context(|| format!("cannot read runbook {}", self.runbook.display()))?;
-        Ok((scenario, bytes))
+        let runbook = self.runbook.display().to_string();
+        if let drover_oci::RunbookSource::Oci(reference) = drover_oci::parse_source(&runbook)? {
+            let pulled = drover_oci::pull(&reference, &home.config.registry.transport()).await?;
+            home.check_signatures(&pulled.pinned, &pulled.component, &pulled.signatures)?;
+            return Ok((scenario, pulled.component, pulled.pinned));
+        }
+        let bytes = std::fs::read(&self.runbook).with_context(|| format!("cannot read runbook {runbook}"))?;
+        Ok((scenario, bytes, runbook))
     }
 }
 
@@ -61,7 +69,7 @@ pub struct Args {
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let label = args.target.label();
-    let (mut scenario, bytes) = args.target.read()?;
+    let (mut scenario, bytes, runbook_label) = args.target.read(home).await?;
     // Simulated time starts now, so the run's timeline reads like a real one.
     let now = chrono::Utc::now();
     scenario.settings.start_unix = now.timestamp();
@@ -70,7 +78,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     // A throwaway store: a simulated run leaves nothing in the agent's.
     let scratch = tempfile::tempdir().context("cannot create a scratch directory for the simulated run")?;
     let engine = Engine::new(scratch.path(), home.config.limits()?)?.with_simulation(sim.clone());
-    let runbook = engine.load(&args.target.runbook.display().to_string(), &bytes).await?;
+    let runbook = engine.load(&runbook_label, &bytes).await?;
 
     let params = runbook.info.validate_params(&scenario.params_over(&args.target.params))?;
     // What the runbook declares (for these parameters) is granted: the
