@@ -65,11 +65,8 @@ impl Home {
             drover_oci::RunbookSource::File(path) => return Ok((self.load_file(engine, &path).await?, None)),
             drover_oci::RunbookSource::Oci(r) => r,
         };
-        let pulled = drover_oci::pull(&reference, &self.config.registry.transport()).await?;
-        let label = pulled.pinned.clone();
-        let key = self.check_signatures(&label, &pulled.component, &pulled.signatures)?;
-        let runbook = engine.load(&label, &pulled.component).await?;
-        check_config(&label, &runbook, &pulled.config.drover)?;
+        let (pulled, key) = self.pull_checked(&reference, &self.config.registry.transport()).await?;
+        let runbook = load_pulled(engine, &pulled).await?;
         let source = OciSource { requested: reference.whole(), pinned: pulled.pinned, manifest_digest: pulled.manifest_digest, signed_by: key };
         Ok((runbook, Some(source)))
     }
@@ -86,6 +83,15 @@ impl Home {
         Ok(engine.load(&label, &bytes).await?)
     }
 
+    /// Pulls `reference`, checked by digest (`drover_oci::pull`) and, under
+    /// `[signing] require`, by a trusted referrer signature: the artifact,
+    /// and the trusted key that signed it.
+    pub async fn pull_checked(&self, reference: &drover_oci::Reference, transport: &drover_oci::Transport) -> Result<(drover_oci::Pulled, Option<String>)> {
+        let pulled = drover_oci::pull(reference, transport).await?;
+        let key = self.check_signatures(&pulled.pinned, &pulled.component, &pulled.signatures)?;
+        Ok((pulled, key))
+    }
+
     /// With `[signing] require`, the key of the first of `signatures` that a
     /// trusted key made over `bytes`; refused if none is. Without it, the
     /// key of a signature that checks, if any.
@@ -93,18 +99,18 @@ impl Home {
         let Some(trust) = self.config.trust()? else {
             return Ok(None);
         };
-        let mut refused = Vec::new();
-        for sig in signatures {
-            match trust.verify(bytes, sig) {
-                Ok(key) => {
-                    tracing::info!(runbook = %label, key = %key, "signature verified");
-                    return Ok(Some(key.to_string()));
-                }
-                Err(e) => refused.push(e.to_string()),
+        let refused = match trust.verify_any(bytes, signatures) {
+            Ok(key) => {
+                tracing::info!(runbook = %label, key = %key, "signature verified");
+                return Ok(Some(key.to_string()));
             }
-        }
-        let found =
-            if refused.is_empty() { "it has no drover signature".to_string() } else { format!("none of its signatures checks: {}", refused.join("; ")) };
+            Err(refused) => refused,
+        };
+        let found = if refused.is_empty() {
+            "it has no drover signature".to_string()
+        } else {
+            format!("none of its signatures checks: {}", refused.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        };
         anyhow::bail!(
             "refusing runbook {label}: the configuration requires a signature by a trusted key ([signing] require = true), and {found}; \
              push it with its signature (`drover sign` writes RUNBOOK.wasm.sig, which `drover push` attaches)"
@@ -125,9 +131,17 @@ pub struct OciSource {
     pub signed_by: Option<String>,
 }
 
+/// Loads a pulled artifact into `engine` (labelled with its pinned
+/// reference); its config must agree with the component.
+pub async fn load_pulled(engine: &Engine, pulled: &drover_oci::Pulled) -> Result<LoadedRunbook> {
+    let runbook = engine.load(&pulled.pinned, &pulled.component).await?;
+    check_config(&pulled.pinned, &runbook, &pulled.config.drover)?;
+    Ok(runbook)
+}
+
 /// The artifact's config (not signed) must say what the component says of
 /// itself.
-pub fn check_config(label: &str, runbook: &LoadedRunbook, meta: &serde_json::Value) -> Result<()> {
+fn check_config(label: &str, runbook: &LoadedRunbook, meta: &serde_json::Value) -> Result<()> {
     let info = &runbook.info;
     let said = (meta["name"].as_str(), meta["version"].as_str());
     if said != (Some(info.name.as_str()), Some(info.version.as_str())) {

@@ -41,6 +41,28 @@ pub struct AuditRecord {
     pub reason: Option<String>,
 }
 
+impl AuditRecord {
+    /// An operator's control of `run` (`drover.redrive`, `drover.pause`,
+    /// `drover.takeover`, ...) on `resource` (`run/ID`, or a gate of it):
+    /// it changes nothing in AWS. `decision` is `allow` or `deny`; `reason`
+    /// says who and why (and, denied, why not).
+    pub fn control(run: &drover_journal::RunRecord, operation: &str, step: Option<String>, resource: String, decision: &str, reason: String) -> Self {
+        AuditRecord {
+            at: Utc::now(),
+            run_id: run.run_id.clone(),
+            runbook: run.runbook.name.clone(),
+            digest: run.runbook.digest.clone(),
+            step,
+            operation: operation.into(),
+            regions: Vec::new(),
+            resources: vec![resource],
+            mutating: false,
+            decision: decision.into(),
+            reason: Some(reason),
+        }
+    }
+}
+
 /// Why the audit log could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write the audit log {path}: {source}; the call was not made (free disk space or fix the file's permissions, then resume the run)")]

@@ -450,18 +450,8 @@ impl Engine {
         // Checked here first so a refusal loads nothing; checked again under the claim.
         let entries = journal.entries(run_id).await?;
         let approvals = journal.approvals(Some(run_id), false).await?;
-        let audit = |decision: &str, why: String| crate::audit::AuditRecord {
-            at: Utc::now(),
-            run_id: run_id.to_string(),
-            runbook: run.runbook.name.clone(),
-            digest: run.runbook.digest.clone(),
-            step: redrive.from.clone(),
-            operation: "drover.redrive".into(),
-            regions: Vec::new(),
-            resources: vec![format!("run/{run_id}")],
-            mutating: false,
-            decision: decision.into(),
-            reason: Some(why),
+        let audit = |decision: &str, why: String| {
+            crate::audit::AuditRecord::control(&run, "drover.redrive", redrive.from.clone(), format!("run/{run_id}"), decision, why)
         };
         if let Err(e) = crate::redrive::plan(&run, &entries, &approvals, redrive.from.as_deref()) {
             self.audit.append(&audit("deny", format!("by {}: {}; refused: {e}", redrive.by, redrive.reason)))?;

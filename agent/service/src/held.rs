@@ -31,7 +31,7 @@ pub struct Decided {
 /// an operator and its runbook allows a skip, or the gate waits for a
 /// decision.
 pub async fn skip(journal: &dyn Journal, audit: &Path, run_id: &str, step: &str, by: &str, reason: &str) -> Result<Decided, ServiceError> {
-    let run = open_run(journal, run_id, "skip").await?;
+    let run = crate::unended_run(journal, run_id, "skip").await?;
     let pending = journal.approvals(Some(run_id), true).await?;
     let entries = journal.entries(run_id).await?;
     let refused = |why: String| ServiceError::Refused { run_id: run_id.into(), what: format!("skip step '{step}'"), why };
@@ -71,15 +71,6 @@ pub async fn retry(journal: &dyn Journal, audit: &Path, run_id: &str, by: &str, 
     Ok(Some(Decided { gate, failure_gate: true, run }))
 }
 
-/// The run, unless it has ended.
-async fn open_run(journal: &dyn Journal, run_id: &str, what: &str) -> Result<RunRecord, ServiceError> {
-    let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
-    if run.status.is_final() {
-        return Err(ServiceError::Ended { run_id: run_id.into(), status: run.status.to_string(), what: what.into() });
-    }
-    Ok(run)
-}
-
 /// Audits, then records `verdict` on `gate`; refused if someone decided first.
 #[allow(clippy::too_many_arguments)]
 async fn decide(
@@ -92,19 +83,8 @@ async fn decide(
     by: &str,
     reason: &str,
 ) -> Result<Approval, ServiceError> {
-    let record = AuditRecord {
-        at: Utc::now(),
-        run_id: run.run_id.clone(),
-        runbook: run.runbook.name.clone(),
-        digest: run.runbook.digest.clone(),
-        step: parse_failure_gate(gate).map(|(k, _)| k.to_string()),
-        operation: operation.into(),
-        regions: Vec::new(),
-        resources: vec![format!("run/{}/gate/{gate}", run.run_id)],
-        mutating: false,
-        decision: "allow".into(),
-        reason: Some(format!("by {by}: {reason}")),
-    };
+    let step = parse_failure_gate(gate).map(|(k, _)| k.to_string());
+    let record = AuditRecord::control(run, operation, step, format!("run/{}/gate/{gate}", run.run_id), "allow", format!("by {by}: {reason}"));
     AuditLog::new(audit).append(&record).map_err(drover_engine::EngineError::from)?;
     let ours = Decision { verdict, by: by.into(), comment: reason.into(), at: Utc::now() };
     let decided = journal.decide(&run.run_id, gate, &ours).await?;

@@ -90,6 +90,16 @@ pub enum ServiceError {
     },
 }
 
+/// Run `run_id`, unless it has ended (a control `what` of an ended run is
+/// refused: [`ServiceError::Ended`]).
+pub(crate) async fn unended_run(journal: &dyn Journal, run_id: &str, what: &str) -> Result<drover_journal::RunRecord, ServiceError> {
+    let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
+    if run.status.is_final() {
+        return Err(ServiceError::Ended { run_id: run_id.into(), status: run.status.to_string(), what: what.into() });
+    }
+    Ok(run)
+}
+
 /// Everything `serve` needs.
 pub struct Service {
     /// The `[serve]` section.

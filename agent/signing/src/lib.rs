@@ -531,6 +531,20 @@ impl TrustStore {
         self.verify_labeled("the component", "the signature", bytes, sig)
     }
 
+    /// The key of the first of `signatures` (e.g. an OCI artifact's
+    /// referrers) that a trusted key made over the exact `bytes`; else why
+    /// each was refused (none: there was no signature).
+    pub fn verify_any(&self, bytes: &[u8], signatures: &[Signature]) -> std::result::Result<KeyId, Vec<SigningError>> {
+        let mut refused = Vec::new();
+        for sig in signatures {
+            match self.verify(bytes, sig) {
+                Ok(key) => return Ok(key),
+                Err(e) => refused.push(e),
+            }
+        }
+        Err(refused)
+    }
+
     /// Checks the bytes `bytes` of the component at `component_path` against
     /// its signature file `COMPONENT.sig` (see [`verify`](Self::verify)).
     pub fn verify_file(&self, component_path: &Path, bytes: &[u8]) -> Result<KeyId> {

@@ -63,7 +63,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         return Ok(already_decided(&args, &recorded));
     }
     println!("gate {} of run {}: {}", args.gate, args.run_id, verdict.as_str());
-    match run.owner.as_ref().filter(|_| !run.driver_gone(chrono::Utc::now())) {
+    match super::live_driver(&run) {
         Some(o) => eprintln!("the driver (pid {} on {}) goes on from the gate", o.pid, o.host),
         None if !run.status.is_final() => {
             eprintln!("no live process drives run {} now: `drover resume {}` goes on from the gate", args.run_id, args.run_id)

@@ -41,7 +41,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         eprintln!("run {id} ended ({}) before the cancel took effect; cancel changes nothing", run.status);
         return Ok(ExitCode::SUCCESS);
     }
-    match run.owner.as_ref().filter(|_| !run.driver_gone(chrono::Utc::now())) {
+    match super::live_driver(&run) {
         Some(owner) => {
             if !args.quiet {
                 eprintln!("cancel recorded; the driver (pid {} on {}) stops run {id} at its next step boundary and runs its cleanups", owner.pid, owner.host);

@@ -165,11 +165,10 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let trust = if args.trusted.is_empty() { home.config.trust()? } else { Some(TrustStore::from_specs(&args.trusted)?) };
     let sig = signature_path(&args.runbook);
     if let Some(p) = &pulled {
-        let checked = trust.as_ref().map(|t| p.signatures.iter().map(|s| t.verify(&bytes, s)).collect::<Vec<_>>());
-        f.push(match checked {
-            Some(results) => match results.iter().find_map(|r| r.as_ref().ok()) {
-                Some(key) => pass("signed by a trusted key", format!("key {key} (a referrer of {label})")),
-                None => fail(
+        f.push(match trust.as_ref().map(|t| t.verify_any(&bytes, &p.signatures)) {
+            Some(verified) => match verified {
+                Ok(key) => pass("signed by a trusted key", format!("key {key} (a referrer of {label})")),
+                Err(_) => fail(
                     "signed by a trusted key",
                     format!("{} signature(s) refer to it, none by a trusted key", p.signatures.len()),
                     "sign it (drover sign RUNBOOK.wasm --key KEY.key) and push it again: drover push attaches RUNBOOK.wasm.sig",

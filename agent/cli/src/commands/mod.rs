@@ -68,6 +68,13 @@ pub fn print_run(run: &RunRecord, entries: &[Entry], events: &[Event], json: boo
     Ok(())
 }
 
+/// The driver of `run`, if it is alive now: what an operator records in
+/// the store reaches it at once; otherwise the next `drover resume` (or a
+/// `drover serve` on the store) acts on it.
+pub fn live_driver(run: &RunRecord) -> Option<&drover_journal::Owner> {
+    run.owner.as_ref().filter(|_| !run.driver_gone(chrono::Utc::now()))
+}
+
 /// The exit code a run's status means (see `main.rs`).
 pub fn exit_code(status: RunStatus) -> ExitCode {
     match status {

@@ -38,7 +38,7 @@ pub async fn exec(home: &Home, args: Args, pause: bool) -> Result<ExitCode> {
     }
     let journal = home.journal().await?;
     let run = drover_service::pause::set(journal.as_ref(), &home.dir.join("audit.jsonl"), id, pause, &super::who(), reason).await?;
-    let driver = match run.owner.as_ref().filter(|_| !run.driver_gone(chrono::Utc::now())) {
+    let driver = match super::live_driver(&run) {
         Some(o) => format!("its driver (pid {} on {})", o.pid, o.host),
         None => "whoever drives it next (`drover resume`, or a `drover serve` on this store)".to_string(),
     };

@@ -26,11 +26,8 @@ pub struct Args {
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let reference = drover_oci::source::parse_reference(args.reference.trim_start_matches("oci://"))?;
-    let pulled = drover_oci::pull(&reference, &args.registry.transport(home)).await?;
-    let key = home.check_signatures(&pulled.pinned, &pulled.component, &pulled.signatures)?;
-    let engine = home.engine()?;
-    let runbook = engine.load(&pulled.pinned, &pulled.component).await?;
-    crate::home::check_config(&pulled.pinned, &runbook, &pulled.config.drover)?;
+    let (pulled, key) = home.pull_checked(&reference, &args.registry.transport(home)).await?;
+    let runbook = crate::home::load_pulled(&home.engine()?, &pulled).await?;
     let out = args.out.unwrap_or_else(|| PathBuf::from(format!("{}-{}.wasm", runbook.info.name, runbook.info.version)));
     std::fs::write(&out, &pulled.component).with_context(|| format!("cannot write {}", out.display()))?;
     // The signature a trusted key made, else the first one.

@@ -65,7 +65,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         let step = drover_engine::held::parse_failure_gate(&d.gate.gate).map_or("?", |(k, _)| k).to_string();
         println!("step {step} of run {id}: retried (gate {} approved)", d.gate.gate);
         let run = &d.run;
-        match run.owner.as_ref().filter(|_| !run.driver_gone(chrono::Utc::now())) {
+        match super::live_driver(run) {
             Some(o) => eprintln!("its driver (pid {} on {}) runs the step again", o.pid, o.host),
             None => eprintln!("no live process drives run {id} now: `drover resume {id}` runs the step again"),
         }

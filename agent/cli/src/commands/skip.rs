@@ -39,7 +39,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let d = drover_service::held::skip(journal.as_ref(), &home.dir.join("audit.jsonl"), id, step, &super::who(), reason).await?;
     println!("step {step} of run {id}: skipped (gate {})", d.gate.gate);
     let run = &d.run;
-    match run.owner.as_ref().filter(|_| !run.driver_gone(chrono::Utc::now())) {
+    match super::live_driver(run) {
         Some(o) => eprintln!("its driver (pid {} on {}) goes on after the step", o.pid, o.host),
         None => eprintln!("no live process drives run {id} now: `drover resume {id}` goes on after the step"),
     }

@@ -58,19 +58,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let previous = holder(&run);
     let live = run.owner.is_some() && !run.driver_gone(now);
     let audit = AuditLog::new(home.dir.join("audit.jsonl"));
-    let record = |decision: &str, why: String| AuditRecord {
-        at: now,
-        run_id: id.to_string(),
-        runbook: run.runbook.name.clone(),
-        digest: run.runbook.digest.clone(),
-        step: None,
-        operation: "drover.takeover".into(),
-        regions: Vec::new(),
-        resources: vec![format!("run/{id}")],
-        mutating: false,
-        decision: decision.into(),
-        reason: Some(why),
-    };
+    let record = |decision: &str, why: String| AuditRecord::control(&run, "drover.takeover", None, format!("run/{id}"), decision, why);
     if live && !args.force {
         audit.append(&record("deny", format!("by {who}: {reason}; refused: the driver ({previous}) holds a live lease")))?;
         bail!(

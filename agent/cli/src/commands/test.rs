@@ -49,8 +49,7 @@ impl Target {
         let scenario = Scenario::from_toml(&text).map_err(|e| anyhow!("scenario {label}: {e}"))?;
         let runbook = self.runbook.display().to_string();
         if let drover_oci::RunbookSource::Oci(reference) = drover_oci::parse_source(&runbook)? {
-            let pulled = drover_oci::pull(&reference, &home.config.registry.transport()).await?;
-            home.check_signatures(&pulled.pinned, &pulled.component, &pulled.signatures)?;
+            let (pulled, _) = home.pull_checked(&reference, &home.config.registry.transport()).await?;
             return Ok((scenario, pulled.component, pulled.pinned));
         }
         let bytes = std::fs::read(&self.runbook).with_context(|| format!("cannot read runbook {runbook}"))?;

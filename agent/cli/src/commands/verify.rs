@@ -24,18 +24,20 @@ pub async fn exec(home: &crate::home::Home, args: Args) -> Result<ExitCode> {
     let trust = TrustStore::from_specs(&args.trusted)?;
     if let drover_oci::RunbookSource::Oci(reference) = drover_oci::parse_source(&label)? {
         let pulled = drover_oci::pull(&reference, &home.config.registry.transport()).await?;
-        let mut refused = Vec::new();
-        for sig in &pulled.signatures {
-            match trust.verify(&pulled.component, sig) {
-                Ok(key_id) => {
-                    println!("ok: {} signed by key {key_id}", pulled.pinned);
-                    return Ok(ExitCode::SUCCESS);
-                }
-                Err(e) => refused.push(e.to_string()),
+        match trust.verify_any(&pulled.component, &pulled.signatures) {
+            Ok(key_id) => {
+                println!("ok: {} signed by key {key_id}", pulled.pinned);
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(refused) => {
+                let why = if refused.is_empty() {
+                    "it has no drover signature".to_string()
+                } else {
+                    refused.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                };
+                anyhow::bail!("{} is not signed by a trusted key: {why}", pulled.pinned);
             }
         }
-        let why = if refused.is_empty() { "it has no drover signature".to_string() } else { refused.join("; ") };
-        anyhow::bail!("{} is not signed by a trusted key: {why}", pulled.pinned);
     }
     let bytes = std::fs::read(&args.runbook).with_context(|| format!("cannot read runbook {label}"))?;
     let key_id = trust.verify_file(&args.runbook, &bytes)?;

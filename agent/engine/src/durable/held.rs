@@ -42,16 +42,7 @@ impl Durable {
         let call = format!("the operator wait of step '{key}'");
         drover_replay::check_wait(hold.wait, MAX_WAIT, &call)?;
         let skip = match hold.skip {
-            Skip::Output(json) => {
-                let masked = self.mask_json(&json);
-                if masked.len() > self.max_output_bytes {
-                    return Err(crate::limits::LimitExceeded::output(key, masked.len(), self.max_output_bytes).into());
-                }
-                if let Err(e) = serde_json::from_str::<Value>(&masked) {
-                    return Err(DurableError::BadOutput { key: key.into(), reason: format!("its skip output is not JSON: {e}") });
-                }
-                Skip::Output(masked)
-            }
+            Skip::Output(json) => Skip::Output(self.checked_output(key, &json, "its skip output is ")?.0),
             other => other,
         };
         self.failed(key, error, Some(Hold { wait: hold.wait, skip })).await

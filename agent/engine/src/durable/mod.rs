@@ -499,18 +499,11 @@ impl Durable {
     /// `steps.complete`: journal the output durably.
     pub async fn complete_step(&mut self, key: &str, output: &str) -> Result<()> {
         let open = self.take_open(key)?;
-        let output = self.secrets.mask_json(output);
-        let output = output.as_str();
-        if output.len() > self.max_output_bytes {
-            self.open = Some(open);
-            return Err(crate::limits::LimitExceeded::output(key, output.len(), self.max_output_bytes).into());
-        }
-        let value = serde_json::from_str::<Value>(output).map_err(|e| format!("not JSON: {e}"));
-        let value = match value {
-            Ok(v) => v,
-            Err(reason) => {
+        let value = match self.checked_output(key, output, "") {
+            Ok((_, v)) => v,
+            Err(e) => {
                 self.open = Some(open);
-                return Err(DurableError::BadOutput { key: key.into(), reason });
+                return Err(e);
             }
         };
         self.clock.stop();
@@ -526,6 +519,19 @@ impl Durable {
         self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Succeeded, error: None });
         self.point(Failpoint::AfterStep, key).await?;
         Ok(())
+    }
+
+    /// Step `key`'s output (`what`: which, in an error), its secrets masked,
+    /// within the output limit and JSON: the masked text and its value.
+    fn checked_output(&self, key: &str, output: &str, what: &str) -> Result<(String, Value)> {
+        let masked = self.secrets.mask_json(output);
+        if masked.len() > self.max_output_bytes {
+            return Err(crate::limits::LimitExceeded::output(key, masked.len(), self.max_output_bytes).into());
+        }
+        match serde_json::from_str::<Value>(&masked) {
+            Ok(value) => Ok((masked, value)),
+            Err(e) => Err(DurableError::BadOutput { key: key.into(), reason: format!("{what}not JSON: {e}") }),
+        }
     }
 
     /// `steps.fail`: retry per policy (waiting out the backoff), or give up.
