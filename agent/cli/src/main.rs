@@ -7,11 +7,9 @@
 
 mod commands;
 mod config;
-mod drill_report;
 mod home;
 mod progress;
 mod remote;
-mod render;
 mod telemetry;
 
 use std::path::PathBuf;

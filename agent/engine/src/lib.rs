@@ -22,6 +22,7 @@
 //! - [`policy`]: what a runbook declared, what the operator granted, and the
 //!   check of every capability call; [`audit`]: the log of those decisions;
 //!   `limits`: the resource limits and the error that stops a run.
+//! - [`readiness`]: would a run succeed now (findings with fixes).
 //! - [`failpoints`]: crash injection for tests and game-days.
 //! - [`simulation`]: the simulated cloud and clock of `drover test`;
 //!   [`simulate`]: the deterministic simulation over seeded schedules of
@@ -47,6 +48,7 @@ mod limits;
 mod loader;
 pub mod plan;
 pub mod policy;
+pub mod readiness;
 pub mod redrive;
 mod sandbox;
 pub mod secrets;

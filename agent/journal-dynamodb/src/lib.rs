@@ -702,7 +702,10 @@ impl Journal for DynamoJournal {
         for p in partitions {
             for item in self.query(Some(INDEX), "g1pk", p, None, true).await? {
                 let Some(run) = decoded(&item, run_from_item) else { continue };
-                if filter.status.is_none_or(|st| st == run.status) && !(filter.unfinished && run.status.is_final()) {
+                if filter.status.is_none_or(|st| st == run.status)
+                    && !(filter.unfinished && run.status.is_final())
+                    && filter.runbook.as_ref().is_none_or(|n| run.runbook.name == *n)
+                {
                     runs.push(run);
                 }
             }

@@ -246,12 +246,16 @@ pub async fn the_first_decision_on_a_gate_wins(j: &Arc<dyn Journal>, prefix: &st
     assert_eq!(all.iter().find(|a| a.gate == "failed:point-db-record:1").and_then(|a| a.decision.as_ref()).map(|d| d.verdict), Some(Verdict::Skipped));
 }
 
-/// Runs are listed newest first, filtered by status and limited.
+/// Runs are listed newest first, filtered by status and runbook, and limited.
 pub async fn runs_are_listed_newest_first(j: &Arc<dyn Journal>, prefix: &str) {
     let t0 = now();
     let ids: Vec<String> = (0..3).map(|i| format!("{prefix}-list-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
-        j.create_run(&NewRun { created_at: t0 + Duration::milliseconds(i as i64), ..new_run(id) }).await.unwrap();
+        let mut run = NewRun { created_at: t0 + Duration::milliseconds(i as i64), ..new_run(id) };
+        if i == 1 {
+            run.runbook.name = "other-runbook".into();
+        }
+        j.create_run(&run).await.unwrap();
     }
     let lease = j.claim(&ids[1], &current_owner()).await.unwrap();
     j.commit(&lease, vec![ended(RunStatus::Succeeded)], Durability::Durable).await.unwrap();
@@ -265,6 +269,12 @@ pub async fn runs_are_listed_newest_first(j: &Arc<dyn Journal>, prefix: &str) {
     let unfinished = j.runs(&RunFilter { unfinished: true, ..Default::default() }).await.unwrap();
     assert!(unfinished.iter().all(|r| !r.status.is_final()));
     assert_eq!(mine(unfinished), [ids[2].clone(), ids[0].clone()]);
+    let of = |name: &str| RunFilter { runbook: Some(name.into()), ..Default::default() };
+    assert_eq!(mine(j.runs(&of("conformance")).await.unwrap()), [ids[2].clone(), ids[0].clone()]);
+    assert_eq!(mine(j.runs(&of("other-runbook")).await.unwrap()), [ids[1].clone()]);
+    let other_succeeded = RunFilter { status: Some(RunStatus::Succeeded), ..of("other-runbook") };
+    assert_eq!(mine(j.runs(&other_succeeded).await.unwrap()), [ids[1].clone()]);
+    assert!(mine(j.runs(&RunFilter { status: Some(RunStatus::Running), ..of("other-runbook") }).await.unwrap()).is_empty());
     let newest = j.runs(&RunFilter { limit: Some(1), ..Default::default() }).await.unwrap();
     assert_eq!(newest.len(), 1);
     assert!(newest[0].created_at >= t0 + Duration::milliseconds(2));

@@ -149,6 +149,8 @@ pub struct RunFilter {
     pub limit: Option<usize>,
     /// Only runs that have not ended (running or waiting).
     pub unfinished: bool,
+    /// Only runs of the runbook of this name.
+    pub runbook: Option<String>,
 }
 
 /// The store behind the engine. Small on purpose: a shared store for agents

@@ -404,6 +404,7 @@ impl Journal for MemoryJournal {
             .filter_map(|r| r.record.clone())
             .filter(|r| filter.status.is_none_or(|s| r.status == s))
             .filter(|r| !filter.unfinished || matches!(r.status, RunStatus::Running | RunStatus::Waiting))
+            .filter(|r| filter.runbook.as_ref().is_none_or(|n| r.runbook.name == *n))
             .collect();
         found.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
         found.truncate(filter.limit.unwrap_or(usize::MAX));

@@ -750,13 +750,15 @@ impl Journal for SqliteJournal {
         let status = filter.status.map(|s| s.as_str().to_string());
         let limit = filter.limit.map(|l| l as i64).unwrap_or(-1);
         let unfinished = filter.unfinished;
+        let runbook = filter.runbook.clone();
         self.read(move |c| {
             let mut stmt = c.prepare(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR status = ?1)
                  AND (?3 = 0 OR status IN ('running', 'waiting'))
+                 AND (?4 IS NULL OR runbook_name = ?4)
                  ORDER BY created_at DESC, run_id DESC LIMIT ?2"
             ))?;
-            let rows = stmt.query_map(params![status, limit, unfinished as i64], run_from_row)?;
+            let rows = stmt.query_map(params![status, limit, unfinished as i64, runbook], run_from_row)?;
             rows.collect()
         })
         .await

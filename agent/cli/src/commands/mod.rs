@@ -35,7 +35,7 @@ use drover_journal::{Entry, Event, Journal, JournalError, RunRecord, RunStatus};
 use serde_json::{Map, Value};
 
 use crate::progress::Progress;
-use crate::render::{RunView, timeline};
+use drover_view::{RunView, timeline};
 
 /// `user@host (pid N)` of this process: who a cancel or a decision is recorded as.
 pub fn who() -> String {

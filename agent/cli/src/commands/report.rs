@@ -1,5 +1,5 @@
 //! `drover report RUN_ID [--out DIR]`: the run's report, as Markdown and as
-//! a self-contained HTML page (see `drill_report`).
+//! a self-contained HTML page (see `drover_view::report`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 use drover_engine::audit::AuditLog;
 use drover_journal::JournalError;
 
-use crate::drill_report::Report;
 use crate::home::Home;
-use crate::render::RunView;
+use drover_view::Report;
+use drover_view::RunView;
 
 #[derive(clap::Args)]
 pub struct Args {

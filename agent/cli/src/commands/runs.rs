@@ -7,7 +7,7 @@ use drover_journal::{RunFilter, RunStatus, rfc3339};
 use serde_json::json;
 
 use crate::home::Home;
-use crate::render::{orphaned, stopped};
+use drover_view::{orphaned, stopped};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,6 +17,9 @@ pub struct Args {
     /// Only runs with this status (running, waiting, succeeded, failed, cancelled).
     #[arg(long, value_parser = parse_status)]
     pub status: Option<RunStatus>,
+    /// Only runs of this runbook (its name, as `drover runs` lists it).
+    #[arg(long)]
+    pub runbook: Option<String>,
     /// At most this many runs, newest first.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
@@ -32,7 +35,7 @@ fn parse_status(s: &str) -> Result<RunStatus, String> {
 
 pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let journal = home.journal().await?;
-    let runs = journal.runs(&RunFilter { status: args.status, limit: Some(args.limit), ..Default::default() }).await?;
+    let runs = journal.runs(&RunFilter { status: args.status, runbook: args.runbook, limit: Some(args.limit), ..Default::default() }).await?;
     let is_branch = |r: &drover_journal::RunRecord| r.origin.as_ref().is_some_and(|o| o["kind"] == "branch");
     let runs: Vec<_> = runs.into_iter().filter(|r| args.branches || !is_branch(r)).collect();
     if args.json {

@@ -11,7 +11,7 @@ use drover_engine::audit::AuditRecord;
 use drover_journal::Event;
 use serde_json::Value;
 
-use crate::render::RunView;
+use crate::run::RunView;
 
 /// A bar of the timeline.
 struct Bar {
@@ -72,7 +72,8 @@ impl Report {
             .collect();
         for w in &run.waits {
             let b = at(&w.started_at).unwrap_or(start);
-            let e = w.finished_at.as_deref().or(w.until.as_deref()).and_then(at).unwrap_or(end);
+            // A wait still open is drawn up to now (or the run's end), not to its deadline.
+            let e = w.finished_at.as_deref().and_then(at).unwrap_or(end);
             let label = match &w.gate {
                 Some(g) => format!("approval: {g}"),
                 None => "durable wait".into(),
@@ -220,10 +221,20 @@ body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#1f2328
 .verdict{{color:{color}}} table{{border-collapse:collapse}} td,th{{padding:.2em .8em;border-bottom:1px solid #d0d7de;text-align:left}}\
 .bar.succeeded{{fill:#2da44e}} .bar.failed{{fill:#cf222e}} .bar.running{{fill:#bf8700}} .bar.wait{{fill:url(#hatch)}}\
 .label{{font-size:12px}} .retry{{fill:#fff;stroke:#1f2328}} code{{background:#f6f8fa;padding:0 .2em}}\
-</style></head><body>\n<h1>{t}: <span class=\"verdict\">{v}</span></h1>\n<table>\n",
+</style></head><body>\n",
             t = esc(&self.title),
             v = self.verdict
         );
+        s.push_str(&self.body_html());
+        s.push_str("</body></html>\n");
+        s
+    }
+
+    /// The report's content without the page around it (what the console
+    /// embeds in a run's page; its styles are the console's).
+    pub fn body_html(&self) -> String {
+        let mut s = String::new();
+        let _ = write!(s, "<h1>{t}: <span class=\"verdict\">{v}</span></h1>\n<table>\n", t = esc(&self.title), v = self.verdict);
         for (k, v) in &self.facts {
             let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
         }
@@ -271,13 +282,12 @@ body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#1f2328
             }
             let _ = writeln!(s, "</ul>");
         }
-        s.push_str("</body></html>\n");
         s
     }
 
     /// One bar per step (and per durable wait) on a time axis; a failed
     /// step's bar links to its error; each retried attempt is a tick.
-    fn svg(&self) -> String {
+    pub fn svg(&self) -> String {
         const LEFT: f64 = 200.0;
         const WIDTH: f64 = 720.0;
         const ROW: f64 = 22.0;
