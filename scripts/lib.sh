@@ -20,20 +20,22 @@ ensure_wasm_target() {
 }
 
 # The real peers the tests drive (docs: tests/README or the test files):
-# Chromium renders the HTML report; Alertmanager sends real alerts to the
+# Chromium renders the HTML report and, driven by chromedriver, runs the
+# console's browser test; Alertmanager sends real alerts to the
 # incident trigger; Prometheus scrapes /metrics; the CNCF distribution
 # registry (Debian's docker-registry) serves runbooks as OCI artifacts.
 # Installed once from Debian.
 ensure_peers() {
     local missing=()
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
     command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
     command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
     command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing the test peers ${missing[*]} (once)..." >&2
         if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
-            echo "error: could not install ${missing[*]} with apt-get (the report, trigger, metrics and registry tests use them); install them and rerun" >&2
+            echo "error: could not install ${missing[*]} with apt-get (the report, console, trigger, metrics and registry tests use them); install them and rerun" >&2
             exit 2
         fi
     fi

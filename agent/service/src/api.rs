@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `GET /v1/health` | none | the agent is up; runs it drives |
 //! | `GET /metrics` | none | Prometheus metrics |
-//! | `GET /v1/runs?status=S&limit=N` | API token | runs, newest first |
+//! | `GET /v1/runs?status=S&runbook=R&limit=N` | API token | runs, newest first |
 //! | `GET /v1/runs/{id}` | API token | one run with its journal entries |
 //! | `GET /v1/approvals?all=true` | API token | approval gates waiting (or all) |
 //! | `POST /v1/runs/{id}/approvals/{gate}` | API token | `{"approve": bool, "comment": "...", "by": "..."}` |
@@ -15,6 +15,7 @@
 //! | `POST /v1/runs/{id}/unpause` | API token | `{"reason": "...", "by": "..."}`: it goes on |
 //! | `POST /v1/runs/{id}/unblock` | API token | `{"reason": "...", "by": "..."}`: a failed automatic run no longer holds its scope's triggers |
 //! | `POST /v1/triggers/{name}` | the trigger's own | an incident: see `triggers.rs` |
+//! | `/console/...` | session cookie (login with the API token) | the web console: see `console/` |
 //!
 //! Who decided or cancelled is who authenticated: the API token's name
 //! (`[serve] api_token_name`, else a label of the token). A `"by"` in the
@@ -35,7 +36,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::Verifier;
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Redriven, Supervisor};
 use crate::triggers::Triggers;
 
 /// What every handler shares.
@@ -45,6 +46,12 @@ pub struct AppState {
     /// Who holds the API token: recorded for every decision and cancel made with it.
     pub api_identity: String,
     pub triggers: Triggers,
+    /// The web console's keys and live streams.
+    pub console: crate::console::Console,
+    /// The readiness of the served runbooks (the console shows it).
+    pub readiness: Arc<crate::readiness::Readiness>,
+    /// The scheduled drills (the console shows them).
+    pub drills: Vec<crate::config::DrillConfig>,
 }
 
 /// The router.
@@ -63,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/runs/{id}/pause", post(pause))
         .route("/v1/runs/{id}/unpause", post(unpause))
         .route("/v1/triggers/{name}", post(crate::triggers::handle))
+        .merge(crate::console::router())
         .with_state(state)
 }
 
@@ -72,9 +80,14 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn journal_error(e: JournalError) -> Response {
+    error(journal_status(&e), e.to_string())
+}
+
+/// 404 for an unknown run or gate; 503 when the store failed.
+pub(crate) fn journal_status(e: &JournalError) -> StatusCode {
     match e {
-        JournalError::UnknownRun(_) | JournalError::UnknownGate { .. } => error(StatusCode::NOT_FOUND, e.to_string()),
-        other => error(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
+        JournalError::UnknownRun(_) | JournalError::UnknownGate { .. } => StatusCode::NOT_FOUND,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -114,6 +127,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 #[derive(Deserialize)]
 struct RunsQuery {
     status: Option<String>,
+    runbook: Option<String>,
     limit: Option<usize>,
 }
 
@@ -126,7 +140,8 @@ async fn runs(State(state): State<Arc<AppState>>, headers: HeaderMap, Query(q): 
         Some(s) => s,
         None => None,
     };
-    match state.supervisor.journal().runs(&RunFilter { status, limit: Some(q.limit.unwrap_or(100).min(1000)), ..Default::default() }).await {
+    let runbook = q.runbook.filter(|r| !r.is_empty());
+    match state.supervisor.journal().runs(&RunFilter { status, runbook, limit: Some(q.limit.unwrap_or(100).min(1000)), ..Default::default() }).await {
         Ok(runs) => Json(json!({"runs": runs})).into_response(),
         Err(e) => journal_error(e),
     }
@@ -242,14 +257,18 @@ fn control_body(body: &[u8], what: &str) -> Result<ControlBody, String> {
 /// A refusal of a control: 404 for an unknown run, 409 for a run the
 /// control does not apply to (the message says why and what to do).
 fn control_error(e: crate::ServiceError) -> Response {
+    error(control_status(&e), e.to_string())
+}
+
+/// The status of a refused control (the API's and the console's).
+pub(crate) fn control_status(e: &crate::ServiceError) -> StatusCode {
     match e {
-        crate::ServiceError::Journal(j) => journal_error(j),
-        crate::ServiceError::Engine(drover_engine::EngineError::Journal(j)) => journal_error(j),
-        e @ (crate::ServiceError::NotHeld { .. }
+        crate::ServiceError::Journal(j) | crate::ServiceError::Engine(drover_engine::EngineError::Journal(j)) => journal_status(j),
+        crate::ServiceError::NotHeld { .. }
         | crate::ServiceError::Ended { .. }
         | crate::ServiceError::Refused { .. }
-        | crate::ServiceError::Engine(drover_engine::EngineError::RedriveRefused { .. })) => error(StatusCode::CONFLICT, e.to_string()),
-        other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        | crate::ServiceError::Engine(drover_engine::EngineError::RedriveRefused { .. }) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -262,17 +281,9 @@ async fn redrive(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
     let by = caller(&state, body.by.as_deref());
-    // A run that has not ended, held at a step that failed: retry the step.
-    if body.from.is_none() {
-        match crate::held::retry(state.supervisor.journal().as_ref(), &state.supervisor.audit_path(), &id, &by, &body.reason).await {
-            Ok(Some(d)) => return (StatusCode::ACCEPTED, Json(json!({"run_id": id, "retried": d.gate}))).into_response(),
-            Ok(None) => {}
-            Err(e) => return control_error(e),
-        }
-    }
-    let r = drover_engine::redrive::Redrive { from: body.from, by, reason: body.reason };
-    match state.supervisor.redrive(&id, r).await {
-        Ok(step) => (StatusCode::ACCEPTED, Json(json!({"run_id": id, "from_step": step}))).into_response(),
+    match state.supervisor.redrive_or_retry(&id, body.from, &by, &body.reason).await {
+        Ok(Redriven::Retried(gate)) => (StatusCode::ACCEPTED, Json(json!({"run_id": id, "retried": gate}))).into_response(),
+        Ok(Redriven::From(step)) => (StatusCode::ACCEPTED, Json(json!({"run_id": id, "from_step": step}))).into_response(),
         Err(e) => control_error(e),
     }
 }

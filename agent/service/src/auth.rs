@@ -96,6 +96,13 @@ impl Verifier {
 }
 
 impl Verifier {
+    /// The shared secret (what keys derived from it start from, e.g. the
+    /// console's session keys).
+    pub fn secret(&self) -> &[u8] {
+        let (Verifier::Bearer(secret) | Verifier::Hmac(secret)) = self;
+        secret
+    }
+
     /// A stable label of the secret that never reveals it: `token:` and the
     /// first 8 hex digits of its SHA-256 (who authenticated, when the
     /// configuration gives the token no name).

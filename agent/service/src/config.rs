@@ -40,6 +40,11 @@ pub struct ServeConfig {
     /// Webhooks told when a run waits for approval and when it ends.
     #[serde(default, rename = "notify")]
     pub notify: Vec<crate::notify::NotifyConfig>,
+    /// How often the readiness of every served runbook is evaluated (a dry
+    /// run that changes nothing; shown by the console's readiness page).
+    /// 0 (the default): only when asked from the console.
+    #[serde(default)]
+    pub readiness_interval_seconds: u64,
 }
 
 fn default_listen() -> SocketAddr {

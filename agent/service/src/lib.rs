@@ -8,17 +8,22 @@
 //!   and the deliveries already received.
 //! - [`api`]: the HTTP API (runs, approvals, cancel, health, metrics).
 //! - [`metrics`]: what `/metrics` exposes.
+//! - [`console`]: the web console (runs, a run's live timeline, approvals,
+//!   readiness, drills, the operator's controls) on the same listener.
+//! - [`readiness`]: the readiness of the served runbooks, on a schedule and on demand.
 //! - [`notify`]: webhooks told of approvals awaited and runs ended.
 
 pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod flapping;
 pub mod held;
 pub mod metrics;
 pub mod notify;
 pub mod pause;
+pub mod readiness;
 pub mod replay;
 pub mod schedule;
 pub mod supervisor;
@@ -131,6 +136,7 @@ pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'st
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.map_err(|e| ServiceError::Listen { addr: config.listen.to_string(), detail: e.to_string() })?;
     let notifier = Arc::new(notify::Notifier::new(&config.notify, metrics.clone())?);
+    let readiness = Arc::new(readiness::Readiness::new(engine.clone(), &runbooks, &config));
     let supervisor = supervisor::Supervisor::new(engine, journal, runbooks, metrics, notifier);
     let resumed = supervisor.resume_in_flight().await?;
     let mut background: Vec<_> = config.drills.iter().map(|d| tokio::spawn(schedule::run_schedule(d.clone(), supervisor.clone()))).collect();
@@ -139,8 +145,12 @@ pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'st
         let every = (ttl / 10).clamp(Duration::from_millis(250), Duration::from_secs(2));
         background.push(tokio::spawn(supervisor.clone().take_over_orphans(every)));
     }
+    background.push(tokio::spawn(readiness.clone().run_schedule()));
     let api_identity = config.api_token_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| api_token.label());
-    let state = Arc::new(api::AppState { supervisor: supervisor.clone(), api_token, api_identity, triggers });
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    let console = console::Console::new(api_token.secret(), stopping);
+    let drills = config.drills.clone();
+    let state = Arc::new(api::AppState { supervisor: supervisor.clone(), api_token, api_identity, triggers, console, readiness, drills });
     tracing::info!(
         listen = %config.listen,
         drills = config.drills.len(),
@@ -155,6 +165,12 @@ pub async fn serve(service: Service, stop: impl Future<Output = ()> + Send + 'st
         config.triggers.len(),
         resumed.len()
     );
+    // When told to stop, the console's live streams end first: the
+    // graceful shutdown waits for open connections.
+    let stop = async move {
+        stop.await;
+        let _ = stopping_tx.send(true);
+    };
     let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(stop);
     let served = server.await;
     for task in background {

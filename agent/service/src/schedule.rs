@@ -13,6 +13,11 @@ use serde_json::json;
 use crate::config::{DrillConfig, param_text};
 use crate::supervisor::{Admission, Start, Supervisor};
 
+/// The first slot of `cron` after `now` (`None`: a bad schedule, or no slot left).
+pub fn next_slot(cron: &str, now: chrono::DateTime<Utc>) -> Option<chrono::DateTime<Utc>> {
+    cron::Schedule::from_str(cron).ok()?.after(&now).next()
+}
+
 /// Runs `drill` on its schedule until the task is dropped.
 pub async fn run_schedule(drill: DrillConfig, supervisor: Arc<Supervisor>) {
     let schedule = match cron::Schedule::from_str(&drill.cron) {

@@ -37,6 +37,15 @@ impl Admission {
     }
 }
 
+/// What an operator's redrive did.
+#[derive(Debug, Clone)]
+pub enum Redriven {
+    /// The step the run held after it failed for good is retried (its gate).
+    Retried(drover_journal::Approval),
+    /// The ended run goes on, from this step (`None`: from its start).
+    From(Option<String>),
+}
+
 /// How a driven run is taken up.
 enum How {
     /// Just admitted, with the runbook it was admitted with.
@@ -75,6 +84,8 @@ pub struct Supervisor {
     /// runbook or a secret is missing on this agent, is not retried on every
     /// takeover scan).
     backoff: Mutex<HashMap<String, (u32, std::time::Instant)>>,
+    /// Told the id of a run whenever it moves (the console's live pages).
+    wake: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Supervisor {
@@ -95,6 +106,7 @@ impl Supervisor {
             tasks: Mutex::new(JoinSet::new()),
             driving: Default::default(),
             backoff: Default::default(),
+            wake: tokio::sync::broadcast::channel(256).0,
         })
     }
 
@@ -116,6 +128,11 @@ impl Supervisor {
     /// The metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// Hears the id of every run this agent drives as it moves.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.wake.subscribe()
     }
 
     /// Records the run and starts driving it in the background; a scope held
@@ -232,6 +249,20 @@ impl Supervisor {
         Ok(reopening.step)
     }
 
+    /// An operator's redrive (`drover redrive`, the API, the console): a run
+    /// held at a step that failed for good (and `from` not given) retries
+    /// that step; a failed or cancelled run goes on from where it stopped
+    /// (or from step `from`).
+    pub async fn redrive_or_retry(self: &Arc<Self>, run_id: &str, from: Option<String>, by: &str, reason: &str) -> Result<Redriven, ServiceError> {
+        if from.is_none()
+            && let Some(d) = crate::held::retry(self.journal.as_ref(), &self.audit_path(), run_id, by, reason).await?
+        {
+            return Ok(Redriven::Retried(d.gate));
+        }
+        let step = self.redrive(run_id, Redrive { from, by: by.to_string(), reason: reason.to_string() }).await?;
+        Ok(Redriven::From(step))
+    }
+
     fn drive(self: &Arc<Self>, run_id: String, name: String, how: How) {
         if !self.driving.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.clone()) {
             return;
@@ -240,7 +271,8 @@ impl Supervisor {
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.spawn(async move {
             let (tx, rx) = mpsc::unbounded_channel();
-            let watcher = tokio::spawn(watch(rx, me.metrics.clone(), me.notifier.clone(), run_id.clone(), name, !matches!(how, How::Continue(_))));
+            let watcher =
+                tokio::spawn(watch(rx, me.metrics.clone(), me.notifier.clone(), me.wake.clone(), run_id.clone(), name, !matches!(how, How::Continue(_))));
             let observer = Observer::channel(tx);
             let journal = me.journal.clone();
             let outcome = match &how {
@@ -250,6 +282,7 @@ impl Supervisor {
             };
             let _ = watcher.await;
             me.finished(&run_id, outcome).await;
+            let _ = me.wake.send(run_id.clone());
             me.driving.lock().unwrap_or_else(|p| p.into_inner()).remove(&run_id);
         });
         // Reap what has ended, so a long-lived agent does not collect handles.
@@ -326,10 +359,20 @@ impl Supervisor {
 /// Turns a run's events into metrics and logs.
 /// Follows a run's events for the metrics and notifications; `resumed`: the
 /// run was taken up from another driver (counted once this agent holds it).
-async fn watch(mut rx: mpsc::UnboundedReceiver<RunEvent>, metrics: Arc<Metrics>, notifier: Arc<Notifier>, run_id: String, runbook: String, resumed: bool) {
+async fn watch(
+    mut rx: mpsc::UnboundedReceiver<RunEvent>,
+    metrics: Arc<Metrics>,
+    notifier: Arc<Notifier>,
+    wake: tokio::sync::broadcast::Sender<String>,
+    run_id: String,
+    runbook: String,
+    resumed: bool,
+) {
     let mut started: BTreeMap<String, std::time::Instant> = BTreeMap::new();
     let mut run = run_id;
     while let Some(ev) = rx.recv().await {
+        // Nobody listening is fine: no console page is open.
+        let _ = wake.send(run.clone());
         match ev {
             RunEvent::Started { run_id, .. } => {
                 if resumed {
