@@ -170,6 +170,13 @@ fn an_alerted_failover_is_approved_in_the_browser_and_the_page_follows_it_live()
     assert_eq!(b.execute_js("return document.querySelectorAll('main script, main img').length;"), json!(0), "no element made of it");
     assert_eq!(b.execute_js("return document.body.dataset.pwned || null;"), Value::Null, "nothing of it ran");
     assert!(b.source().contains("&lt;script&gt;document.body.dataset.pwned"), "escaped in the page");
+    assert!(!b.source().contains("an-unrelated-secret-0123"), "a secret stays masked as in the journal");
+    // The runs page and the API filter by runbook.
+    b.goto(&format!("{base}/console/runs?runbook=secretive"));
+    assert_eq!(b.texts("table.runs tbody tr td:first-child"), ["hostile"]);
+    let bearer = format!("Bearer {API_TOKEN}");
+    let (code, v) = drover_e2e::http(&addr, "GET", "/v1/runs?runbook=regional-failover", &[("authorization", &bearer)], b"").unwrap();
+    assert_eq!((code, v["runs"].as_array().map(|r| r.len())), (200, Some(1)), "{v}");
 
     // The readiness and drills pages.
     b.goto(&format!("{base}/console/readiness"));
