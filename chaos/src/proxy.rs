@@ -4,8 +4,8 @@
 //! service, region and operation ([`AwsRequest`]), asks the [`Faults`] in
 //! force what to do, and then delays it, answers it with an error in the
 //! service's own shape, drops the connection, holds it, or passes it to the
-//! emulator that serves the service (moto for RDS and DynamoDB, LocalStack
-//! for the rest) and relays the answer.
+//! emulator that serves the service (moto for RDS, DynamoDB, Auto Scaling
+//! and ECS, LocalStack for the rest) and relays the answer.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,7 +34,7 @@ use crate::states::{StateAction, States, refusal, show_status};
 pub struct Upstreams {
     /// The endpoint of services not named below (LocalStack).
     pub default: String,
-    /// Endpoints by service (`rds` and `dynamodb`: moto).
+    /// Endpoints by service (`rds`, `dynamodb`, `autoscaling`, `ecs`: moto).
     pub by_service: HashMap<String, String>,
 }
 
@@ -45,8 +45,16 @@ impl Upstreams {
     pub fn from_env() -> Option<Self> {
         let default = std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty())?;
         let mut by_service = HashMap::new();
-        for (service, var) in [("rds", "RDS"), ("dynamodb", "DYNAMODB"), ("ec2", "EC2"), ("route53", "ROUTE_53"), ("cloudwatch", "CLOUDWATCH"), ("sts", "STS")]
-        {
+        for (service, var) in [
+            ("rds", "RDS"),
+            ("dynamodb", "DYNAMODB"),
+            ("ec2", "EC2"),
+            ("route53", "ROUTE_53"),
+            ("cloudwatch", "CLOUDWATCH"),
+            ("sts", "STS"),
+            ("autoscaling", "AUTO_SCALING"),
+            ("ecs", "ECS"),
+        ] {
             if let Ok(url) = std::env::var(format!("AWS_ENDPOINT_URL_{var}")) {
                 by_service.insert(service.to_string(), url);
             }
@@ -62,7 +70,7 @@ impl Upstreams {
     /// service these upstreams serve.
     pub fn env_for(&self, url: &str) -> Vec<(String, String)> {
         let mut env = vec![("AWS_ENDPOINT_URL".to_string(), url.to_string())];
-        for var in ["RDS", "DYNAMODB", "EC2", "ROUTE_53", "CLOUDWATCH", "STS"] {
+        for var in ["RDS", "DYNAMODB", "EC2", "ROUTE_53", "CLOUDWATCH", "STS", "AUTO_SCALING", "ECS"] {
             env.push((format!("AWS_ENDPOINT_URL_{var}"), url.to_string()));
         }
         env

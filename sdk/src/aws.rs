@@ -1,5 +1,5 @@
 //! AWS capabilities for runbooks: typed calls over the `rds`, `ec2`,
-//! `route53` and `cloudwatch` WIT interfaces. Call them inside [`crate::Ctx::step`] bodies (the agent
+//! `route53`, `cloudwatch`, `autoscaling` and `ecs` WIT interfaces. Call them inside [`crate::Ctx::step`] bodies (the agent
 //! refuses them elsewhere, since their results must be journaled). Mutating
 //! calls are idempotent under replay: the agent tags what they create with
 //! the step's idempotency key and adopts what an earlier attempt made.
@@ -508,5 +508,117 @@ pub mod cloudwatch {
     /// CloudWatch does not know is an error (`alarm-not-found`).
     pub fn describe_alarms(region: &str, names: &[String]) -> Result<Vec<Alarm>, Error> {
         wit::describe_alarms(region, names).map_err(Error::from_wit)
+    }
+}
+
+/// EC2 Auto Scaling: the capacity of a group (e.g. the DR region's warm
+/// standby fleet).
+pub mod autoscaling {
+    use super::*;
+    use crate::host::autoscaling as wit;
+
+    pub use wit::{Capacity, GroupInstance, ScalingGroup};
+
+    /// Group `name` in `region` (`group-not-found` when there is none).
+    pub fn describe_group(region: &str, name: &str) -> Result<ScalingGroup, Error> {
+        wit::describe_group(region, name).map_err(Error::from_wit)
+    }
+
+    /// Sets the group's capacity (what is already so is not sent).
+    pub fn set_capacity(region: &str, name: &str, capacity: Capacity) -> Result<ScalingGroup, Error> {
+        wit::set_capacity(region, name, capacity).map_err(Error::from_wit)
+    }
+
+    /// Waits until the group holds its desired capacity `InService` and `Healthy`.
+    pub fn wait_in_service(region: &str, name: &str, timeout: Duration) -> Result<ScalingGroup, Error> {
+        wit::wait_in_service(region, name, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// The capacity that makes `group` hold `desired` instances: its
+    /// maximum raised (and minimum lowered) only when they would not allow it.
+    pub fn capacity_for(group: &ScalingGroup, desired: u32) -> Capacity {
+        Capacity { min_size: (group.min_size > desired).then_some(desired), max_size: (group.max_size < desired).then_some(desired), desired }
+    }
+
+    /// A group's capacity as it was, to put back (the payload of an undo:
+    /// `Ctx::compensate`).
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct RestoreCapacity {
+        /// The region.
+        pub region: String,
+        /// The group.
+        pub name: String,
+        /// Its minimum size before.
+        pub min_size: u32,
+        /// Its maximum size before.
+        pub max_size: u32,
+        /// Its desired capacity before.
+        pub desired: u32,
+    }
+
+    impl RestoreCapacity {
+        /// The capacity of `group` now, to restore later.
+        pub fn of(group: &ScalingGroup) -> Self {
+            RestoreCapacity {
+                region: group.region.clone(),
+                name: group.name.clone(),
+                min_size: group.min_size,
+                max_size: group.max_size,
+                desired: group.desired_capacity,
+            }
+        }
+
+        /// Puts it back (instances in excess terminate; nothing waits for them).
+        pub fn apply(&self) -> Result<ScalingGroup, Error> {
+            set_capacity(&self.region, &self.name, Capacity { min_size: Some(self.min_size), max_size: Some(self.max_size), desired: self.desired })
+        }
+    }
+}
+
+/// Amazon ECS: the desired count of a service (e.g. the DR region's tasks).
+pub mod ecs {
+    use super::*;
+    use crate::host::ecs as wit;
+
+    pub use wit::EcsService;
+
+    /// Service `name` of `cluster` in `region` (`service-not-found` when there is none).
+    pub fn describe_service(region: &str, cluster: &str, name: &str) -> Result<EcsService, Error> {
+        wit::describe_service(region, cluster, name).map_err(Error::from_wit)
+    }
+
+    /// Sets the service's desired count (a count already so is not sent).
+    pub fn set_desired_count(region: &str, cluster: &str, name: &str, desired: u32) -> Result<EcsService, Error> {
+        wit::set_desired_count(region, cluster, name, desired).map_err(Error::from_wit)
+    }
+
+    /// Waits until the service is steady (running = desired, none pending, one deployment).
+    pub fn wait_stable(region: &str, cluster: &str, name: &str, timeout: Duration) -> Result<EcsService, Error> {
+        wit::wait_stable(region, cluster, name, secs(timeout)).map_err(Error::from_wit)
+    }
+
+    /// A service's desired count as it was, to put back (the payload of an undo).
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct RestoreCount {
+        /// The region.
+        pub region: String,
+        /// The cluster.
+        pub cluster: String,
+        /// The service.
+        pub name: String,
+        /// Its desired count before.
+        pub desired: u32,
+    }
+
+    impl RestoreCount {
+        /// The desired count of `service` now, to restore later.
+        pub fn of(service: &EcsService) -> Self {
+            RestoreCount { region: service.region.clone(), cluster: service.cluster.clone(), name: service.name.clone(), desired: service.desired_count }
+        }
+
+        /// Puts it back.
+        pub fn apply(&self) -> Result<EcsService, Error> {
+            set_desired_count(&self.region, &self.cluster, &self.name, self.desired)
+        }
     }
 }

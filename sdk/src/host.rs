@@ -4,7 +4,11 @@
 //! Everything in the SDK calls the agent through this module only.
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) use crate::bindings::drover::runbook::{approval, branches, cleanup, clock, cloudwatch, ec2, log, random, rds, route53, run_context, steps};
+pub(crate) use crate::bindings::drover::runbook::{
+    approval, autoscaling, branches, cleanup, clock, cloudwatch, ec2, ecs, log, random, rds, route53, run_context, steps,
+};
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use crate::testing::imports::{approval, branches, cleanup, clock, cloudwatch, ec2, log, random, rds, route53, run_context, steps};
+pub(crate) use crate::testing::imports::{
+    approval, autoscaling, branches, cleanup, clock, cloudwatch, ec2, ecs, log, random, rds, route53, run_context, steps,
+};

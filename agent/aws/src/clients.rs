@@ -77,6 +77,8 @@ pub struct Clients {
     ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
     cloudwatch: Mutex<HashMap<String, aws_sdk_cloudwatch::Client>>,
     sns: Mutex<HashMap<String, aws_sdk_sns::Client>>,
+    autoscaling: Mutex<HashMap<String, aws_sdk_autoscaling::Client>>,
+    ecs: Mutex<HashMap<String, aws_sdk_ecs::Client>>,
     route53: aws_sdk_route53::Client,
     fencing: Option<Fencing>,
     /// The HTTP client fenced calls send through (made once).
@@ -135,6 +137,8 @@ impl Clients {
             ec2: Mutex::default(),
             cloudwatch: Mutex::default(),
             sns: Mutex::default(),
+            autoscaling: Mutex::default(),
+            ecs: Mutex::default(),
             sdk,
             fencing,
             base_http: std::sync::OnceLock::new(),
@@ -179,6 +183,16 @@ impl Clients {
     /// subscriptions of its incident triggers).
     pub fn sns(&self, region: &str) -> aws_sdk_sns::Client {
         per_region(&self.sns, region, || client!(aws_sdk_sns, &self.sdk, region, self.fencing.as_ref()))
+    }
+
+    /// The EC2 Auto Scaling client for `region`.
+    pub fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
+        per_region(&self.autoscaling, region, || client!(aws_sdk_autoscaling, &self.sdk, region, self.fencing.as_ref()))
+    }
+
+    /// The ECS client for `region`.
+    pub fn ecs(&self, region: &str) -> aws_sdk_ecs::Client {
+        per_region(&self.ecs, region, || client!(aws_sdk_ecs, &self.sdk, region, self.fencing.as_ref()))
     }
 
     /// The endpoint URL configured for `service` (`rds`, `ec2`, ...) in place

@@ -1,5 +1,6 @@
 //! drover's AWS capabilities, one module per service: [`rds`] (and
-//! [`aurora`] for Aurora global databases), [`ec2`],
+//! [`aurora`] for Aurora global databases), [`ec2`], [`autoscaling`] and
+//! [`ecs`] for the compute a failover scales up in the DR region,
 //! [`route53`], and [`cloudwatch`] for the signals failover decisions read
 //! (replica lag, alarm states). The engine exposes them to runbooks through
 //! the `drover:runbook` WIT interfaces (`rds.replica-lag` reads CloudWatch).
@@ -17,10 +18,12 @@
 #![allow(clippy::result_large_err)]
 
 pub mod aurora;
+pub mod autoscaling;
 mod call_observer;
 mod clients;
 pub mod cloudwatch;
 pub mod ec2;
+pub mod ecs;
 mod error;
 pub mod fence;
 mod once;

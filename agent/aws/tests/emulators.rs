@@ -1,5 +1,6 @@
 //! The capabilities against the real emulators (LocalStack for Route 53,
-//! moto's server for RDS), reached through the standard endpoint settings.
+//! moto's server for RDS, Auto Scaling and ECS), reached through the
+//! standard endpoint settings.
 //! `scripts/test` starts the emulators and sets `AWS_ENDPOINT_URL*`; run
 //! `scripts/emulators start` and `eval "$(scripts/emulators env)"` to run
 //! these by hand.
@@ -574,6 +575,132 @@ async fn ec2_resources_are_tagged_once_and_reserved_keys_refused() {
     assert_eq!(err.code, "reserved-tag", "{err}");
     assert_eq!(ec2::resource_kind(&id), Some("instance"));
     assert_eq!(ec2::resource_kind("sg-123"), None);
+}
+
+/// How many requests of `operation` the clients of this process sent (each
+/// attempt, retries included), from the crate's call observer.
+fn sent(operation: &str) -> usize {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex, Once};
+    static CALLS: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Mutex::default);
+    static OBSERVE: Once = Once::new();
+    OBSERVE.call_once(|| {
+        drover_aws::observe_calls(Arc::new(|_service: &str, op: &str, _status: Option<u16>, _took: Duration| {
+            *CALLS.lock().unwrap().entry(op.to_string()).or_default() += 1;
+        }))
+    });
+    CALLS.lock().unwrap().get(operation).copied().unwrap_or(0)
+}
+
+/// Clients for the compute tests: Auto Scaling and ECS must reach moto.
+async fn compute_clients() -> Clients {
+    for var in ["AWS_ENDPOINT_URL_AUTO_SCALING", "AWS_ENDPOINT_URL_ECS"] {
+        let ep = std::env::var(var).unwrap_or_default();
+        assert!(ep.starts_with("http://127.0.0.1"), "{var} must point at moto: `eval \"$(scripts/emulators env)\"` (it is '{ep}')");
+    }
+    clients().await
+}
+
+#[tokio::test]
+async fn a_scaling_group_is_scaled_once_and_waited_for_and_bad_capacities_refused() {
+    use drover_aws::autoscaling::{self, Capacity};
+    let c = compute_clients().await;
+    let region = "eu-west-1";
+    let name = unique("web-asg");
+    // The group as an operator's infrastructure would have it, standing by
+    // empty (a launch configuration: moto serves it with the group, where a
+    // launch template would be EC2's, which LocalStack serves).
+    let asg = c.autoscaling(region);
+    asg.create_launch_configuration().launch_configuration_name(&name).image_id("ami-0a1b2c3d4e5f60001").instance_type("t3.micro").send().await.unwrap();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name(&name)
+        .launch_configuration_name(&name)
+        .min_size(0)
+        .max_size(4)
+        .desired_capacity(0)
+        .availability_zones(format!("{region}a"))
+        .send()
+        .await
+        .unwrap();
+    let before = autoscaling::describe_group(&c, region, &name).await.unwrap();
+    assert_eq!((before.min_size, before.max_size, before.desired_capacity, before.in_service()), (0, 4, 0, 0), "{before:?}");
+    assert!(before.arn.contains(&name) && before.region == region, "{before:?}");
+
+    let updates = sent("UpdateAutoScalingGroup");
+    let three = Capacity { min_size: None, max_size: None, desired: 3 };
+    let set = autoscaling::set_capacity(&c, region, &name, &three).await.unwrap();
+    assert_eq!((set.min_size, set.max_size, set.desired_capacity), (0, 4, 3));
+    assert_eq!(sent("UpdateAutoScalingGroup"), updates + 1);
+    let again = autoscaling::set_capacity(&c, region, &name, &three).await.unwrap();
+    assert_eq!((again.min_size, again.max_size, again.desired_capacity), (0, 4, 3));
+    assert_eq!(sent("UpdateAutoScalingGroup"), updates + 1, "already so: nothing sent");
+
+    let ready = autoscaling::wait_in_service(&c, region, &name, Duration::from_secs(60)).await.unwrap();
+    assert!(ready.at_capacity() && ready.in_service() >= 3, "{ready:?}");
+    let i = &ready.instances[0];
+    assert!(i.id.starts_with("i-") && i.lifecycle_state == "InService" && i.health_status == "Healthy" && i.availability_zone == format!("{region}a"), "{i:?}");
+
+    // Outside the bounds: refused before anything is sent.
+    let err = autoscaling::set_capacity(&c, region, &name, &Capacity { min_size: None, max_size: None, desired: 9 }).await.unwrap_err();
+    assert_eq!(err.code, "invalid-capacity", "{err}");
+    assert!(!err.retryable && err.message.contains("maximum 4"), "{err}");
+    let err = autoscaling::set_capacity(&c, region, &name, &Capacity { min_size: Some(5), max_size: Some(2), desired: 3 }).await.unwrap_err();
+    assert_eq!(err.code, "invalid-capacity", "{err}");
+    assert_eq!(sent("UpdateAutoScalingGroup"), updates + 1, "nothing sent for a refused capacity");
+    assert_eq!(autoscaling::describe_group(&c, region, &name).await.unwrap().desired_capacity, 3);
+    // Bounds given with it move too.
+    let wider = autoscaling::set_capacity(&c, region, &name, &Capacity { min_size: Some(1), max_size: Some(6), desired: 5 }).await.unwrap();
+    assert_eq!((wider.min_size, wider.max_size, wider.desired_capacity), (1, 6, 5));
+
+    let err = autoscaling::describe_group(&c, region, "no-such-group").await.unwrap_err();
+    assert_eq!((err.code.as_str(), err.resource.as_str()), ("group-not-found", "no-such-group"), "{err}");
+    assert!(!err.retryable && err.message.contains("'no-such-group' in eu-west-1"), "{err}");
+    let err = autoscaling::set_capacity(&c, "us-east-1", &name, &three).await.unwrap_err();
+    assert_eq!(err.code, "group-not-found", "groups live in a region: {err}");
+}
+
+#[tokio::test]
+async fn an_ecs_service_is_scaled_once_and_waited_for_and_a_missing_one_named() {
+    use drover_aws::ecs::{self, Steadiness};
+    let c = compute_clients().await;
+    let region = "eu-west-1";
+    let cluster = unique("orders-cluster");
+    let name = unique("web");
+    let e = c.ecs(region);
+    e.create_cluster().cluster_name(&cluster).send().await.unwrap();
+    let container =
+        aws_sdk_ecs::types::ContainerDefinition::builder().name("web").image("public.ecr.aws/nginx/nginx:latest").memory(128).essential(true).build();
+    e.register_task_definition().family(&name).container_definitions(container).send().await.unwrap();
+    e.create_service().cluster(&cluster).service_name(&name).task_definition(&name).desired_count(0).send().await.unwrap();
+
+    let before = ecs::describe_service(&c, region, &cluster, &name).await.unwrap();
+    assert_eq!((before.status.as_str(), before.desired_count, before.cluster.as_str()), ("ACTIVE", 0, cluster.as_str()), "{before:?}");
+    assert!(before.arn.contains(&name), "{before:?}");
+
+    let updates = sent("UpdateService");
+    let set = ecs::set_desired_count(&c, region, &cluster, &name, 3).await.unwrap();
+    assert_eq!(set.desired_count, 3);
+    assert_eq!(sent("UpdateService"), updates + 1);
+    let again = ecs::set_desired_count(&c, region, &cluster, &name, 3).await.unwrap();
+    assert_eq!(again.desired_count, 3);
+    assert_eq!(sent("UpdateService"), updates + 1, "already so: nothing sent");
+
+    let steady = ecs::wait_stable(&c, region, &cluster, &name, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(steady.steadiness(), Steadiness::Steady, "{steady:?}");
+    assert_eq!((steady.running_count, steady.pending_count, steady.deployments), (3, 0, 1), "{steady:?}");
+    assert_eq!(steady.rollout_state.as_deref(), Some("COMPLETED"), "{steady:?}");
+
+    let err = ecs::describe_service(&c, region, &cluster, "no-such-service").await.unwrap_err();
+    assert_eq!(err.code, "service-not-found", "{err}");
+    assert_eq!(err.resource, format!("{cluster}/no-such-service"));
+    assert!(!err.retryable && err.message.contains("'no-such-service'"), "{err}");
+    let err = ecs::set_desired_count(&c, region, "no-such-cluster", &name, 1).await.unwrap_err();
+    assert_eq!(err.code, "service-not-found", "{err}");
+    assert_eq!(sent("UpdateService"), updates + 1);
+    // A deleted service lingers as INACTIVE: not found either.
+    e.delete_service().cluster(&cluster).service(&name).force(true).send().await.unwrap();
+    let err = ecs::wait_stable(&c, region, &cluster, &name, Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err.code, "service-not-found", "{err}");
 }
 
 /// A failover record with a 60 s TTL.

@@ -9,10 +9,13 @@
 //! cloud needs no bridge to the agent. No I/O here.
 //!
 //! One module per service, named after the WIT interface: [`rds`] (Aurora
-//! included, as in the contract), [`ec2`], [`route53`], [`cloudwatch`].
+//! included, as in the contract), [`ec2`], [`route53`], [`cloudwatch`],
+//! [`autoscaling`], [`ecs`].
 
+pub mod autoscaling;
 pub mod cloudwatch;
 pub mod ec2;
+pub mod ecs;
 mod error;
 pub mod rds;
 pub mod resend;

@@ -8,15 +8,17 @@
 /// and `Vec`/`Option` of them) and the contract → model conversions of the
 /// records a capability takes (`failover_mode`, `failover_role`,
 /// `weighted_targets`). Give the paths of the bindings' `types`, `rds`,
-/// `ec2`, `route53` and `cloudwatch` interface modules.
+/// `ec2`, `route53`, `cloudwatch`, `autoscaling` and `ecs` interface modules.
 #[macro_export]
 macro_rules! contract_conversions {
-    ($module:ident, types = $types:path, rds = $rds:path, ec2 = $ec2:path, route53 = $r53:path, cloudwatch = $cw:path) => {
+    ($module:ident, types = $types:path, rds = $rds:path, ec2 = $ec2:path, route53 = $r53:path, cloudwatch = $cw:path, autoscaling = $asg:path, ecs = $ecs:path) => {
         /// Cloud-model values (`drover-cloud`) as the contract has them, and back.
         pub(crate) mod $module {
             #![allow(dead_code)]
+            use $asg as autoscaling;
             use $cw as cloudwatch;
             use $ec2 as ec2;
+            use $ecs as ecs;
             use $r53 as route53;
             use $rds as rds;
             use $types as types;
@@ -90,6 +92,55 @@ macro_rules! contract_conversions {
                         replicas: self.replicas,
                     }
                 }
+            }
+
+            impl ToWit for $crate::autoscaling::ScalingGroup {
+                type Wit = autoscaling::ScalingGroup;
+                fn to_wit(self) -> autoscaling::ScalingGroup {
+                    let in_service = self.in_service();
+                    autoscaling::ScalingGroup {
+                        name: self.name,
+                        arn: self.arn,
+                        region: self.region,
+                        min_size: self.min_size,
+                        max_size: self.max_size,
+                        desired_capacity: self.desired_capacity,
+                        instances: self
+                            .instances
+                            .into_iter()
+                            .map(|i| autoscaling::GroupInstance {
+                                id: i.id,
+                                lifecycle_state: i.lifecycle_state,
+                                health_status: i.health_status,
+                                availability_zone: i.availability_zone,
+                            })
+                            .collect(),
+                        in_service,
+                    }
+                }
+            }
+
+            impl ToWit for $crate::ecs::EcsService {
+                type Wit = ecs::EcsService;
+                fn to_wit(self) -> ecs::EcsService {
+                    ecs::EcsService {
+                        name: self.name,
+                        arn: self.arn,
+                        cluster: self.cluster,
+                        region: self.region,
+                        status: self.status,
+                        desired_count: self.desired_count,
+                        running_count: self.running_count,
+                        pending_count: self.pending_count,
+                        deployments: self.deployments,
+                        rollout_state: self.rollout_state,
+                    }
+                }
+            }
+
+            /// The contract's capacity in the model.
+            pub fn capacity(c: autoscaling::Capacity) -> $crate::autoscaling::Capacity {
+                $crate::autoscaling::Capacity { min_size: c.min_size, max_size: c.max_size, desired: c.desired }
             }
 
             impl ToWit for $crate::rds::DbSnapshot {

@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use drover_aws::{Clients, ec2 as aws_ec2, rds as aws_rds};
 use drover_cloud::CloudError;
+use drover_cloud::ecs::EcsService;
 use drover_cloud::route53::FailoverRecord;
 use drover_replay::Violation;
 use tokio::sync::OnceCell;
 
 use crate::audit::{AuditLog, AuditRecord};
 use crate::backend::CallCx;
-use crate::bindings::{cloudwatch, ec2, rds, route53, types};
+use crate::bindings::{autoscaling, cloudwatch, ec2, ecs, rds, route53, types};
 use crate::cancel::CancelSignal;
 use crate::convert::{ToWit, failover_mode, failover_role, record_changes, weighted_targets};
 use crate::durable::DurableError;
@@ -594,6 +595,68 @@ impl cloudwatch::Host for HostState {
         call!(self, access("cloudwatch", "describe-alarms", &[&region], resources, false), cloudwatch.describe_alarms(&region, &names))
     }
 }
+impl autoscaling::Host for HostState {
+    async fn describe_group(&mut self, region: String, name: String) -> wasmtime::Result<Result<autoscaling::ScalingGroup, types::Error>> {
+        call!(self, access("autoscaling", "describe-group", &[&region], vec![Resource::new("asg", &name)], false), autoscaling.describe_group(&region, &name))
+    }
+
+    async fn set_capacity(
+        &mut self,
+        region: String,
+        name: String,
+        capacity: autoscaling::Capacity,
+    ) -> wasmtime::Result<Result<autoscaling::ScalingGroup, types::Error>> {
+        let capacity = crate::convert::capacity(capacity);
+        call!(
+            self,
+            access("autoscaling", "set-capacity", &[&region], vec![Resource::new("asg", &name)], true),
+            autoscaling.set_capacity(&region, &name, &capacity)
+        )
+    }
+
+    async fn wait_in_service(
+        &mut self,
+        region: String,
+        name: String,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<autoscaling::ScalingGroup, types::Error>> {
+        call!(
+            self,
+            access("autoscaling", "wait-in-service", &[&region], vec![Resource::new("asg", &name)], false),
+            autoscaling.wait_in_service(&region, &name, timeout_seconds)
+        )
+    }
+}
+
+impl ecs::Host for HostState {
+    async fn describe_service(&mut self, region: String, cluster: String, name: String) -> wasmtime::Result<Result<ecs::EcsService, types::Error>> {
+        let resource = Resource::new("ecs-service", EcsService::resource(&cluster, &name));
+        call!(self, access("ecs", "describe-service", &[&region], vec![resource], false), ecs.describe_service(&region, &cluster, &name))
+    }
+
+    async fn set_desired_count(
+        &mut self,
+        region: String,
+        cluster: String,
+        name: String,
+        desired: u32,
+    ) -> wasmtime::Result<Result<ecs::EcsService, types::Error>> {
+        let resource = Resource::new("ecs-service", EcsService::resource(&cluster, &name));
+        call!(self, access("ecs", "set-desired-count", &[&region], vec![resource], true), ecs.set_desired_count(&region, &cluster, &name, desired))
+    }
+
+    async fn wait_stable(
+        &mut self,
+        region: String,
+        cluster: String,
+        name: String,
+        timeout_seconds: u32,
+    ) -> wasmtime::Result<Result<ecs::EcsService, types::Error>> {
+        let resource = Resource::new("ecs-service", EcsService::resource(&cluster, &name));
+        call!(self, access("ecs", "wait-stable", &[&region], vec![resource], false), ecs.wait_stable(&region, &cluster, &name, timeout_seconds))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,9 @@ drover_cloud::contract_conversions!(
     rds = crate::bindings::rds,
     ec2 = crate::bindings::ec2,
     route53 = crate::bindings::route53,
-    cloudwatch = crate::bindings::cloudwatch
+    cloudwatch = crate::bindings::cloudwatch,
+    autoscaling = crate::bindings::autoscaling,
+    ecs = crate::bindings::ecs
 );
 
-pub(crate) use wit::{ToWit, failover_mode, failover_role, record_changes, weighted_targets};
+pub(crate) use wit::{ToWit, capacity, failover_mode, failover_role, record_changes, weighted_targets};

@@ -9,6 +9,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use drover_cloud::autoscaling::ScalingGroup;
+use drover_cloud::ecs::EcsService;
 use drover_cloud::rds::{DbInstance, GlobalCluster};
 use drover_cloud::route53::RecordSet;
 use serde::Serialize;
@@ -42,6 +44,10 @@ struct Inner {
     launched: Vec<(String, String)>,
     /// Aurora global databases as planned failovers and detaches left them.
     globals: HashMap<String, GlobalCluster>,
+    /// Auto Scaling groups as planned capacity changes left them.
+    groups: HashMap<(String, String), ScalingGroup>,
+    /// ECS services as planned count changes left them (region, `CLUSTER/NAME`).
+    services: HashMap<(String, String), EcsService>,
     /// A readiness evaluation rather than a plain dry run.
     readiness: bool,
 }
@@ -130,6 +136,26 @@ impl Plan {
     /// The EC2 instances planned launches left running in `region`.
     pub fn launched_in(&self, region: &str) -> Vec<String> {
         self.inner().launched.iter().filter(|(r, _)| r == region).map(|(_, i)| i.clone()).collect()
+    }
+
+    /// Notes an Auto Scaling group as a planned capacity change left it.
+    pub fn plan_group(&self, g: ScalingGroup) {
+        self.inner().groups.insert((g.region.clone(), g.name.clone()), g);
+    }
+
+    /// Group `name` in `region` as planned changes left it, if any did.
+    pub fn planned_group(&self, region: &str, name: &str) -> Option<ScalingGroup> {
+        self.inner().groups.get(&(region.to_string(), name.to_string())).cloned()
+    }
+
+    /// Notes an ECS service as a planned count change left it.
+    pub fn plan_service(&self, s: EcsService) {
+        self.inner().services.insert((s.region.clone(), EcsService::resource(&s.cluster, &s.name)), s);
+    }
+
+    /// Service `name` of `cluster` in `region` as planned changes left it, if any did.
+    pub fn planned_service(&self, region: &str, cluster: &str, name: &str) -> Option<EcsService> {
+        self.inner().services.get(&(region.to_string(), EcsService::resource(cluster, name))).cloned()
     }
 
     /// Notes the record sets `name` in `zone` as planned changes left them.

@@ -10,7 +10,8 @@
 //! `zone/orders.example.internal`, `record/db.orders.example.internal`,
 //! `instance/i-0abc`, `volume/vol-0abc`, `image/ami-0abc` or `image/NAME`,
 //! `lineage/NAME`, `healthcheck/ID`, `alarm/NAME`, `cluster/ID` (an Aurora
-//! cluster or global database). A pattern is `kind/glob` (that kind only) or a bare glob
+//! cluster or global database), `asg/NAME` (an Auto Scaling group),
+//! `ecs-service/CLUSTER/SERVICE`. A pattern is `kind/glob` (that kind only) or a bare glob
 //! (any kind); `*` matches any run of characters.
 //!
 //! A declaration may name the run's parameters: `{db_instance}` in a region or
@@ -97,6 +98,8 @@ pub const SERVICES: &[Service] = &[
         regional: false,
     },
     Service { name: "cloudwatch", operations: &["describe-alarms"], regional: true },
+    Service { name: "autoscaling", operations: &["describe-group", "set-capacity", "wait-in-service"], regional: true },
+    Service { name: "ecs", operations: &["describe-service", "set-desired-count", "wait-stable"], regional: true },
 ];
 
 fn service(name: &str) -> Option<&'static Service> {
@@ -360,10 +363,11 @@ impl Rule {
     }
 }
 
-/// `kind/glob` → (Some(kind), glob); `glob` → (None, glob).
+/// `kind/glob` → (Some(kind), glob) (a kind is lower-case letters and `-`,
+/// e.g. `ecs-service`); `glob` → (None, glob).
 fn split_kind(pattern: &str) -> (Option<&str>, &str) {
     match pattern.split_once('/') {
-        Some((k, rest)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase()) => (Some(k), rest),
+        Some((k, rest)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '-') => (Some(k), rest),
         _ => (None, pattern),
     }
 }
@@ -507,6 +511,13 @@ pub fn missing(declared: &[Grant], granted: &[Grant]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kind_may_have_a_hyphen() {
+        assert_eq!(split_kind("ecs-service/orders/api"), (Some("ecs-service"), "orders/api"));
+        assert_eq!(split_kind("asg/orders-web"), (Some("asg"), "orders-web"));
+        assert_eq!(split_kind("Orders/x"), (None, "Orders/x"));
+    }
     use crate::info::ParamInfo;
     use serde_json::json;
 

@@ -30,6 +30,16 @@
 //! weight = 100
 //! values = ["app-use1.orders.example.internal"]
 //!
+//! [[autoscaling.group]]        # compute: instances settle like the rest
+//! region = "us-west-2"
+//! name = "orders-web"
+//! max = 6                      # min and desired default to 0
+//!
+//! [[ecs.service]]
+//! region = "us-west-2"
+//! cluster = "orders"
+//! name = "api"
+//!
 //! [[fault]]                    # throttle the first two promotions
 //! call = "rds.promote-read-replica"
 //! error = "Throttling"
@@ -66,6 +76,12 @@ pub struct Scenario {
     /// CloudWatch alarms.
     #[serde(default)]
     pub cloudwatch: CloudWatchSeed,
+    /// Auto Scaling groups.
+    #[serde(default)]
+    pub autoscaling: AutoscalingSeed,
+    /// ECS services.
+    #[serde(default)]
+    pub ecs: EcsSeed,
     /// Regions that do not answer at all: every call there fails with the
     /// retryable code `unreachable`.
     #[serde(default)]
@@ -648,4 +664,55 @@ mod tests {
             [("extra", "1"), ("max_lag", "30"), ("source_region", "eu-west-1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(params, want);
     }
+}
+
+/// `[[autoscaling.group]]` entries.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscalingSeed {
+    /// Auto Scaling groups (their instances start in service).
+    #[serde(default, rename = "group")]
+    pub groups: Vec<GroupSeed>,
+}
+
+/// An Auto Scaling group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSeed {
+    /// Its region.
+    pub region: String,
+    /// Its name.
+    pub name: String,
+    /// Minimum size.
+    #[serde(default)]
+    pub min: u32,
+    /// Maximum size.
+    pub max: u32,
+    /// Desired capacity (that many instances, in service).
+    #[serde(default)]
+    pub desired: u32,
+}
+
+/// `[[ecs.service]]` entries.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsSeed {
+    /// ECS services (steady at their desired count).
+    #[serde(default, rename = "service")]
+    pub services: Vec<EcsServiceSeed>,
+}
+
+/// An ECS service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcsServiceSeed {
+    /// Its region.
+    pub region: String,
+    /// Its cluster's name.
+    pub cluster: String,
+    /// Its name.
+    pub name: String,
+    /// Desired (and running) count.
+    #[serde(default)]
+    pub desired: u32,
 }

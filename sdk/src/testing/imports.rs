@@ -306,3 +306,38 @@ pub mod cloudwatch {
         super::aws("cloudwatch.describe-alarms", |c, _, _| c.cloudwatch_describe_alarms(region, names))
     }
 }
+
+pub mod autoscaling {
+    pub use crate::bindings::drover::runbook::autoscaling::*;
+
+    use super::super::convert::capacity;
+
+    pub fn describe_group(region: &str, name: &str) -> Result<ScalingGroup, Error> {
+        super::aws("autoscaling.describe-group", |c, _, _| c.autoscaling_describe_group(region, name))
+    }
+
+    pub fn set_capacity(region: &str, name: &str, cap: Capacity) -> Result<ScalingGroup, Error> {
+        let cap = capacity(cap);
+        super::aws("autoscaling.set-capacity", |c, _, _| c.autoscaling_set_capacity(region, name, &cap))
+    }
+
+    pub fn wait_in_service(region: &str, name: &str, timeout_seconds: u32) -> Result<ScalingGroup, Error> {
+        super::aws("autoscaling.wait-in-service", |c, _, _| c.autoscaling_wait_in_service(region, name, timeout_seconds))
+    }
+}
+
+pub mod ecs {
+    pub use crate::bindings::drover::runbook::ecs::*;
+
+    pub fn describe_service(region: &str, cluster: &str, name: &str) -> Result<EcsService, Error> {
+        super::aws("ecs.describe-service", |c, _, _| c.ecs_describe_service(region, cluster, name))
+    }
+
+    pub fn set_desired_count(region: &str, cluster: &str, name: &str, desired: u32) -> Result<EcsService, Error> {
+        super::aws("ecs.set-desired-count", |c, _, _| c.ecs_set_desired_count(region, cluster, name, desired))
+    }
+
+    pub fn wait_stable(region: &str, cluster: &str, name: &str, timeout_seconds: u32) -> Result<EcsService, Error> {
+        super::aws("ecs.wait-stable", |c, _, _| c.ecs_wait_stable(region, cluster, name, timeout_seconds))
+    }
+}

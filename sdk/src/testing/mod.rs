@@ -49,7 +49,9 @@ drover_cloud::contract_conversions!(
     rds = crate::bindings::drover::runbook::rds,
     ec2 = crate::bindings::drover::runbook::ec2,
     route53 = crate::bindings::drover::runbook::route53,
-    cloudwatch = crate::bindings::drover::runbook::cloudwatch
+    cloudwatch = crate::bindings::drover::runbook::cloudwatch,
+    autoscaling = crate::bindings::drover::runbook::autoscaling,
+    ecs = crate::bindings::drover::runbook::ecs
 );
 
 #[cfg(test)]

@@ -3,15 +3,17 @@
 //! racing the run's cancel.
 
 use async_trait::async_trait;
-use drover_aws::{CapabilityError, aurora, cloudwatch as cw, ec2, rds, route53 as r53};
+use drover_aws::{CapabilityError, aurora, autoscaling as asg, cloudwatch as cw, ec2, ecs, rds, route53 as r53};
 use drover_cloud::CloudError;
+use drover_cloud::autoscaling::{Capacity, ScalingGroup};
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
+use drover_cloud::ecs::EcsService;
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
 use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget};
 use tracing::Instrument;
 
-use super::{Answer, CallCx, CloudWatchBackend, Ec2Backend, RdsBackend, Route53Backend};
+use super::{Answer, AutoscalingBackend, CallCx, CloudWatchBackend, Ec2Backend, EcsBackend, RdsBackend, Route53Backend};
 use crate::capabilities::{cancellable, lent, secs};
 
 /// Answers from AWS.
@@ -202,5 +204,45 @@ impl Route53Backend for AwsBackend {
 impl CloudWatchBackend for AwsBackend {
     async fn describe_alarms(&self, cx: &CallCx, region: &str, names: &[String]) -> Answer<Vec<Alarm>> {
         answer(cw::describe_alarms(&cx.clients, region, names).instrument(span(cx, "cloudwatch", "DescribeAlarms", region, &names.join(","))).await)
+    }
+}
+
+#[async_trait]
+impl AutoscalingBackend for AwsBackend {
+    async fn describe_group(&self, cx: &CallCx, region: &str, name: &str) -> Answer<ScalingGroup> {
+        answer(asg::describe_group(&cx.clients, region, name).instrument(span(cx, "autoscaling", "DescribeAutoScalingGroups", region, name)).await)
+    }
+    async fn set_capacity(&self, cx: &CallCx, region: &str, name: &str, capacity: &Capacity) -> Answer<ScalingGroup> {
+        answer(asg::set_capacity(&cx.clients, region, name, capacity).instrument(span(cx, "autoscaling", "UpdateAutoScalingGroup", region, name)).await)
+    }
+    async fn wait_in_service(&self, cx: &CallCx, region: &str, name: &str, timeout_seconds: u32) -> Answer<ScalingGroup> {
+        wait(
+            cx,
+            asg::wait_in_service(&cx.clients, region, name, secs(timeout_seconds)).instrument(span(
+                cx,
+                "autoscaling",
+                "DescribeAutoScalingGroups",
+                region,
+                name,
+            )),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl EcsBackend for AwsBackend {
+    async fn describe_service(&self, cx: &CallCx, region: &str, cluster: &str, name: &str) -> Answer<EcsService> {
+        let resource = EcsService::resource(cluster, name);
+        answer(ecs::describe_service(&cx.clients, region, cluster, name).instrument(span(cx, "ecs", "DescribeServices", region, &resource)).await)
+    }
+    async fn set_desired_count(&self, cx: &CallCx, region: &str, cluster: &str, name: &str, desired: u32) -> Answer<EcsService> {
+        let resource = EcsService::resource(cluster, name);
+        answer(ecs::set_desired_count(&cx.clients, region, cluster, name, desired).instrument(span(cx, "ecs", "UpdateService", region, &resource)).await)
+    }
+    async fn wait_stable(&self, cx: &CallCx, region: &str, cluster: &str, name: &str, timeout_seconds: u32) -> Answer<EcsService> {
+        let resource = EcsService::resource(cluster, name);
+        wait(cx, ecs::wait_stable(&cx.clients, region, cluster, name, secs(timeout_seconds)).instrument(span(cx, "ecs", "DescribeServices", region, &resource)))
+            .await
     }
 }

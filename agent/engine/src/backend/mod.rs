@@ -25,8 +25,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use drover_aws::Clients;
 use drover_cloud::CloudError;
+use drover_cloud::autoscaling::{Capacity, ScalingGroup};
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
+use drover_cloud::ecs::EcsService;
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
 use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget};
 
@@ -132,6 +134,22 @@ pub(crate) trait CloudWatchBackend: Send + Sync {
     async fn describe_alarms(&self, cx: &CallCx, region: &str, names: &[String]) -> Answer<Vec<Alarm>>;
 }
 
+/// EC2 Auto Scaling, as the `autoscaling` interface.
+#[async_trait]
+pub(crate) trait AutoscalingBackend: Send + Sync {
+    async fn describe_group(&self, cx: &CallCx, region: &str, name: &str) -> Answer<ScalingGroup>;
+    async fn set_capacity(&self, cx: &CallCx, region: &str, name: &str, capacity: &Capacity) -> Answer<ScalingGroup>;
+    async fn wait_in_service(&self, cx: &CallCx, region: &str, name: &str, timeout_seconds: u32) -> Answer<ScalingGroup>;
+}
+
+/// Amazon ECS, as the `ecs` interface.
+#[async_trait]
+pub(crate) trait EcsBackend: Send + Sync {
+    async fn describe_service(&self, cx: &CallCx, region: &str, cluster: &str, name: &str) -> Answer<EcsService>;
+    async fn set_desired_count(&self, cx: &CallCx, region: &str, cluster: &str, name: &str, desired: u32) -> Answer<EcsService>;
+    async fn wait_stable(&self, cx: &CallCx, region: &str, cluster: &str, name: &str, timeout_seconds: u32) -> Answer<EcsService>;
+}
+
 /// A run's backend, one per service.
 #[derive(Clone)]
 pub(crate) struct Backends {
@@ -139,12 +157,14 @@ pub(crate) struct Backends {
     pub ec2: Arc<dyn Ec2Backend>,
     pub route53: Arc<dyn Route53Backend>,
     pub cloudwatch: Arc<dyn CloudWatchBackend>,
+    pub autoscaling: Arc<dyn AutoscalingBackend>,
+    pub ecs: Arc<dyn EcsBackend>,
 }
 
 impl Backends {
     /// Every service answered by `backend`.
-    pub fn of<B: RdsBackend + Ec2Backend + Route53Backend + CloudWatchBackend + 'static>(backend: B) -> Backends {
+    pub fn of<B: RdsBackend + Ec2Backend + Route53Backend + CloudWatchBackend + AutoscalingBackend + EcsBackend + 'static>(backend: B) -> Backends {
         let b = Arc::new(backend);
-        Backends { rds: b.clone(), ec2: b.clone(), route53: b.clone(), cloudwatch: b }
+        Backends { rds: b.clone(), ec2: b.clone(), route53: b.clone(), cloudwatch: b.clone(), autoscaling: b.clone(), ecs: b }
     }
 }

@@ -4,13 +4,15 @@
 
 use async_trait::async_trait;
 use drover_aws::{CapabilityError, rds as aws_rds, route53 as aws_r53};
+use drover_cloud::autoscaling::{Capacity, ScalingGroup, capacity_change};
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
+use drover_cloud::ecs::EcsService;
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
 use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget, fqdn};
 
 use super::aws::{AwsBackend, cloud_error};
-use super::{Answer, CallCx, CloudWatchBackend, Ec2Backend, RdsBackend, Route53Backend};
+use super::{Answer, AutoscalingBackend, CallCx, CloudWatchBackend, Ec2Backend, EcsBackend, RdsBackend, Route53Backend};
 use crate::plan::{Plan, PlannedChange};
 
 /// Records changes in `plan`; reads through to AWS.
@@ -400,5 +402,67 @@ impl Route53Backend for PlanBackend {
 impl CloudWatchBackend for PlanBackend {
     async fn describe_alarms(&self, cx: &CallCx, region: &str, names: &[String]) -> Answer<Vec<Alarm>> {
         AwsBackend.describe_alarms(cx, region, names).await
+    }
+}
+
+#[async_trait]
+impl AutoscalingBackend for PlanBackend {
+    async fn describe_group(&self, cx: &CallCx, region: &str, name: &str) -> Answer<ScalingGroup> {
+        match self.plan.planned_group(region, name) {
+            Some(g) => Ok(Ok(g)),
+            None => AwsBackend.describe_group(cx, region, name).await,
+        }
+    }
+    async fn set_capacity(&self, cx: &CallCx, region: &str, name: &str, capacity: &Capacity) -> Answer<ScalingGroup> {
+        let current = read!(AutoscalingBackend::describe_group(self, cx, region, name).await);
+        let ((min, max, desired), changed) = match capacity_change(&current, capacity) {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(cloud_error(CapabilityError::new("autoscaling", "UpdateAutoScalingGroup", region, name, "invalid-capacity", why)))),
+        };
+        if !changed {
+            return Ok(Ok(current));
+        }
+        let detail = format!(
+            "capacity of group {name}: min {} -> {min}, max {} -> {max}, desired {} -> {desired}",
+            current.min_size, current.max_size, current.desired_capacity
+        );
+        self.record(cx, "autoscaling", "UpdateAutoScalingGroup", region, name, detail);
+        let planned = ScalingGroup { min_size: min, max_size: max, desired_capacity: desired, ..current };
+        self.plan.plan_group(planned.clone());
+        Ok(Ok(planned))
+    }
+    async fn wait_in_service(&self, cx: &CallCx, region: &str, name: &str, timeout_seconds: u32) -> Answer<ScalingGroup> {
+        // A planned capacity change is taken as done (a dry run waits for nothing it only planned).
+        match self.plan.planned_group(region, name) {
+            Some(g) => Ok(Ok(g)),
+            None => AwsBackend.wait_in_service(cx, region, name, timeout_seconds).await,
+        }
+    }
+}
+
+#[async_trait]
+impl EcsBackend for PlanBackend {
+    async fn describe_service(&self, cx: &CallCx, region: &str, cluster: &str, name: &str) -> Answer<EcsService> {
+        match self.plan.planned_service(region, cluster, name) {
+            Some(s) => Ok(Ok(s)),
+            None => AwsBackend.describe_service(cx, region, cluster, name).await,
+        }
+    }
+    async fn set_desired_count(&self, cx: &CallCx, region: &str, cluster: &str, name: &str, desired: u32) -> Answer<EcsService> {
+        let current = read!(EcsBackend::describe_service(self, cx, region, cluster, name).await);
+        if current.desired_count == desired {
+            return Ok(Ok(current));
+        }
+        let resource = EcsService::resource(cluster, name);
+        self.record(cx, "ecs", "UpdateService", region, &resource, format!("desired count of service {resource}: {} -> {desired}", current.desired_count));
+        let planned = EcsService { desired_count: desired, ..current };
+        self.plan.plan_service(planned.clone());
+        Ok(Ok(planned))
+    }
+    async fn wait_stable(&self, cx: &CallCx, region: &str, cluster: &str, name: &str, timeout_seconds: u32) -> Answer<EcsService> {
+        match self.plan.planned_service(region, cluster, name) {
+            Some(s) => Ok(Ok(s)),
+            None => AwsBackend.wait_stable(cx, region, cluster, name, timeout_seconds).await,
+        }
     }
 }

@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use drover_cloud::CloudError;
+use drover_cloud::autoscaling::{Capacity, ScalingGroup};
 use drover_cloud::cloudwatch::Alarm;
 use drover_cloud::ec2::{Image, Instance, Snapshot};
+use drover_cloud::ecs::EcsService;
 use drover_cloud::rds::{DbCluster, DbInstance, DbSnapshot, GlobalCluster, GlobalFailoverMode, LagReading, SnapshotInfo};
 use drover_cloud::route53::{FailoverRecord, HealthCheck, RecordChange, RecordSet, WeightedTarget};
 use drover_sim::Cloud;
 
-use super::{Answer, CallCx, CloudWatchBackend, Ec2Backend, RdsBackend, Route53Backend};
+use super::{Answer, AutoscalingBackend, CallCx, CloudWatchBackend, Ec2Backend, EcsBackend, RdsBackend, Route53Backend};
 use crate::simulation::Simulation;
 
 /// Answers from the simulated cloud.
@@ -164,5 +166,31 @@ impl Route53Backend for SimBackend {
 impl CloudWatchBackend for SimBackend {
     async fn describe_alarms(&self, cx: &CallCx, region: &str, names: &[String]) -> Answer<Vec<Alarm>> {
         self.call(cx, |s| s.cloudwatch_describe_alarms(region, names))
+    }
+}
+
+#[async_trait]
+impl AutoscalingBackend for SimBackend {
+    async fn describe_group(&self, cx: &CallCx, region: &str, name: &str) -> Answer<ScalingGroup> {
+        self.call(cx, |s| s.autoscaling_describe_group(region, name))
+    }
+    async fn set_capacity(&self, cx: &CallCx, region: &str, name: &str, capacity: &Capacity) -> Answer<ScalingGroup> {
+        self.call(cx, |s| s.autoscaling_set_capacity(region, name, capacity))
+    }
+    async fn wait_in_service(&self, cx: &CallCx, region: &str, name: &str, timeout_seconds: u32) -> Answer<ScalingGroup> {
+        self.call(cx, |s| s.autoscaling_wait_in_service(region, name, timeout_seconds))
+    }
+}
+
+#[async_trait]
+impl EcsBackend for SimBackend {
+    async fn describe_service(&self, cx: &CallCx, region: &str, cluster: &str, name: &str) -> Answer<EcsService> {
+        self.call(cx, |s| s.ecs_describe_service(region, cluster, name))
+    }
+    async fn set_desired_count(&self, cx: &CallCx, region: &str, cluster: &str, name: &str, desired: u32) -> Answer<EcsService> {
+        self.call(cx, |s| s.ecs_set_desired_count(region, cluster, name, desired))
+    }
+    async fn wait_stable(&self, cx: &CallCx, region: &str, cluster: &str, name: &str, timeout_seconds: u32) -> Answer<EcsService> {
+        self.call(cx, |s| s.ecs_wait_stable(region, cluster, name, timeout_seconds))
     }
 }

@@ -7,8 +7,10 @@
 //! Every call is recorded ([`Cloud::calls`]): tests assert what was called,
 //! what changed ([`Cloud::changes`]) and the final state.
 
+mod autoscaling;
 mod cloudwatch;
 mod ec2;
+mod ecs;
 mod rds;
 mod route53;
 
@@ -81,6 +83,8 @@ pub struct Cloud {
     pub(crate) ec2: ec2::Ec2,
     pub(crate) route53: route53::Route53,
     pub(crate) cloudwatch: cloudwatch::CloudWatch,
+    pub(crate) autoscaling: autoscaling::Autoscaling,
+    pub(crate) ecs: ecs::Ecs,
     /// Regions that do not answer (every call there fails, retryable).
     down: BTreeSet<String>,
     #[serde(skip)]
@@ -142,6 +146,8 @@ impl Cloud {
             ec2: ec2::Ec2::default(),
             route53: route53::Route53::default(),
             cloudwatch: cloudwatch::CloudWatch::default(),
+            autoscaling: autoscaling::Autoscaling::default(),
+            ecs: ecs::Ecs::default(),
             down: scenario.down_regions.iter().cloned().collect(),
             faults: scenario.faults.iter().cloned().map(|fault| ArmedFault { fault, seen: 0, fired: 0 }).collect(),
             calls: Vec::new(),
@@ -155,6 +161,8 @@ impl Cloud {
         cloud.ec2.load(&scenario.ec2, now_ms)?;
         cloud.route53.load(&scenario.route53, now_ms)?;
         cloud.cloudwatch.load(&scenario.cloudwatch, now_ms)?;
+        cloud.autoscaling.load(&scenario.autoscaling, now_ms)?;
+        cloud.ecs.load(&scenario.ecs, now_ms)?;
         Ok(cloud)
     }
 
