@@ -3,7 +3,7 @@
 //! proxy), checked before the run (the world is as the scenario assumes)
 //! and after it (the run left it as it should).
 
-use drover_aws::{Clients, rds, route53};
+use drover_aws::{Clients, autoscaling, ecs, rds, route53};
 use serde::{Deserialize, Serialize};
 
 use crate::topology::Seeded;
@@ -36,6 +36,14 @@ pub enum Probe {
     OneFinalSnapshotCopy,
     /// No final snapshot was copied to the DR region.
     NoFinalSnapshotCopy,
+    /// The DR region's compute took over the primary's: its Auto Scaling
+    /// group asks for the primary's desired capacity and holds it in
+    /// service, and its ECS service asks for the primary's desired count
+    /// and is steady.
+    DrComputeAtPrimaryCapacity,
+    /// The DR region's compute stands by: its Auto Scaling group and its
+    /// ECS service both ask for 0.
+    DrComputeAtStandby,
 }
 
 /// One probe's verdict.
@@ -108,6 +116,26 @@ async fn promotions(c: &Clients, s: &Seeded) -> Result<Option<(rds::DbInstance, 
     Ok(Some((replica, n)))
 }
 
+/// The app's compute in `region`: its Auto Scaling group and ECS service.
+async fn compute(c: &Clients, s: &Seeded, region: &str) -> Result<(autoscaling::ScalingGroup, ecs::EcsService), drover_aws::CapabilityError> {
+    let t = &s.topology;
+    Ok((autoscaling::describe_group(c, region, &t.asg_name).await?, ecs::describe_service(c, region, &t.ecs_cluster, &t.ecs_service).await?))
+}
+
+fn show_compute(region: &str, g: &autoscaling::ScalingGroup, e: &ecs::EcsService) -> String {
+    format!(
+        "{region}: group {} desired {} ({} in service), service {} desired {} (running {}, pending {}, {} deployments)",
+        g.name,
+        g.desired_capacity,
+        g.in_service(),
+        ecs::EcsService::resource(&e.cluster, &e.name),
+        e.desired_count,
+        e.running_count,
+        e.pending_count,
+        e.deployments
+    )
+}
+
 async fn evaluate(c: &Clients, s: &Seeded, probe: Probe) -> Result<(bool, String), drover_aws::CapabilityError> {
     let t = &s.topology;
     Ok(match probe {
@@ -155,6 +183,19 @@ async fn evaluate(c: &Clients, s: &Seeded, probe: Probe) -> Result<(bool, String
             let n = final_copies(c, s).await?;
             let want = if probe == Probe::OneFinalSnapshotCopy { 1 } else { 0 };
             (n == want, format!("{n} final snapshot copies of {} in {}", t.db_instance, t.dr_region))
+        }
+        Probe::DrComputeAtPrimaryCapacity => {
+            let (pg, pe) = compute(c, s, &t.primary_region).await?;
+            let (dg, de) = compute(c, s, &t.dr_region).await?;
+            let ok = dg.desired_capacity == pg.desired_capacity
+                && dg.at_capacity()
+                && de.desired_count == pe.desired_count
+                && de.steadiness() == ecs::Steadiness::Steady;
+            (ok, format!("{}; {}", show_compute(&t.dr_region, &dg, &de), show_compute(&t.primary_region, &pg, &pe)))
+        }
+        Probe::DrComputeAtStandby => {
+            let (dg, de) = compute(c, s, &t.dr_region).await?;
+            (dg.desired_capacity == 0 && de.desired_count == 0, show_compute(&t.dr_region, &dg, &de))
         }
     })
 }

@@ -12,7 +12,13 @@
 //!   CloudWatch alarm on its 5xx count (state OK), which `dns-shift` gates on;
 //! - Route 53 zone `orders.example.internal` with `db.` (CNAME to the
 //!   primary's endpoint) and weighted `app.` records (us-east-1 at 100,
-//!   us-west-2 at 0).
+//!   us-west-2 at 0);
+//! - in both regions, the app's compute under the same names: Auto Scaling
+//!   group `orders-web` (from a launch configuration of the same name) and
+//!   ECS service `api` in cluster `orders`; serving in us-east-1 (group
+//!   min 1, max 6, desired 3; 4 tasks), standing by in us-west-2 (group
+//!   min 0, max 6, desired 0; 0 tasks), which `regional-failover` scales up
+//!   ([`Topology::compute_params`]).
 //!
 //! Seeding is repeatable: what a previous drill changed (a promoted replica,
 //! shifted records) is put back, so the drill can run again. Names take an
@@ -21,7 +27,7 @@
 use std::time::Duration;
 
 use aws_sdk_rds::types::Tag;
-use drover_aws::{CapabilityError, Clients, ec2, rds, route53};
+use drover_aws::{CapabilityError, Clients, autoscaling, ec2, ecs, rds, route53};
 use serde::Serialize;
 
 /// Names and regions of a demo topology.
@@ -41,7 +47,20 @@ pub struct Topology {
     pub db_record: String,
     /// Application weighted records.
     pub app_record: String,
+    /// The app's Auto Scaling group (the same name in both regions).
+    pub asg_name: String,
+    /// The ECS cluster of [`Self::ecs_service`] (the same name in both regions).
+    pub ecs_cluster: String,
+    /// The app's ECS service (the same name in both regions).
+    pub ecs_service: String,
 }
+
+/// The capacity (min, max, desired) of the app's Auto Scaling group and
+/// the desired count of its ECS service, as seeded: serving in the primary
+/// region, standing by in the DR region.
+pub const PRIMARY_COMPUTE: ((u32, u32, u32), u32) = ((1, 6, 3), 4);
+/// See [`PRIMARY_COMPUTE`].
+pub const DR_COMPUTE: ((u32, u32, u32), u32) = ((0, 6, 0), 0);
 
 impl Topology {
     /// The demo topology, with every name suffixed by `suffix` (empty: the
@@ -57,6 +76,9 @@ impl Topology {
             db_record: format!("db.{zone}"),
             app_record: format!("app.{zone}"),
             hosted_zone: zone,
+            asg_name: format!("orders-web{s}"),
+            ecs_cluster: format!("orders{s}"),
+            ecs_service: format!("api{s}"),
         }
     }
 
@@ -84,6 +106,13 @@ impl Topology {
             format!("db_record={}", self.db_record),
             format!("app_record={}", self.app_record),
         ]
+    }
+
+    /// The parameters that aim the compute steps of `regional-failover` and
+    /// `failback` at it (added to [`Self::params`] or
+    /// [`Self::failback_params`]).
+    pub fn compute_params(&self) -> Vec<String> {
+        vec![format!("asg_name={}", self.asg_name), format!("ecs_cluster={}", self.ecs_cluster), format!("ecs_service={}", self.ecs_service)]
     }
 
     /// The parameters that aim `dr-drill` at it.
@@ -247,6 +276,8 @@ pub async fn seed(c: &Clients, t: &Topology) -> Result<Seeded, CapabilityError> 
     seed_backups(c, t, &app_instance).await?;
     publish_replica_lag(c, t, 2.0).await?;
     let (dr_health_check, dr_alarm) = seed_health_signals(c, t).await?;
+    seed_compute(c, t, &t.primary_region, PRIMARY_COMPUTE).await?;
+    seed_compute(c, t, &t.dr_region, DR_COMPUTE).await?;
     Ok(Seeded { topology: t.clone(), primary_endpoint: endpoint, replica_arn: replica.arn, app_instance, data_volume, dr_health_check, dr_alarm })
 }
 
@@ -421,6 +452,110 @@ async fn seed_health_signals(c: &Clients, t: &Topology) -> Result<(String, Strin
         .map_err(|e| cw_err("PutMetricAlarm")(aws_sdk_cloudwatch::error::DisplayErrorContext(e).to_string()))?;
     set_alarm(c, &t.dr_region, &alarm, StateValue::Ok, "seeded: the DR side of the app answers").await?;
     Ok((health_check, alarm))
+}
+
+/// How long seeding waits for compute to settle (the emulators: at once).
+const COMPUTE_WAIT: Duration = Duration::from_secs(900);
+
+/// Seeds (or puts back: a failover scaled the DR side up) the app's compute
+/// in `region`: the Auto Scaling group at `(min, max, desired)` and the ECS
+/// service at `tasks`, made when missing, and waits until both hold it.
+pub async fn seed_compute(c: &Clients, t: &Topology, region: &str, ((min, max, desired), tasks): ((u32, u32, u32), u32)) -> Result<(), CapabilityError> {
+    seed_group(c, region, &t.asg_name, (min, max, desired)).await?;
+    seed_service(c, region, &t.ecs_cluster, &t.ecs_service, tasks).await
+}
+
+/// The Auto Scaling group `name` in `region`, made from a launch
+/// configuration of the same name (served by the Auto Scaling endpoint
+/// itself, which the emulators route to moto; a launch template would be
+/// EC2's, which LocalStack serves), or set to the capacity.
+async fn seed_group(c: &Clients, region: &str, name: &str, (min, max, desired): (u32, u32, u32)) -> Result<(), CapabilityError> {
+    use aws_sdk_autoscaling::types::Tag as AsgTag;
+    match autoscaling::describe_group(c, region, name).await {
+        Ok(_) => {
+            autoscaling::set_capacity(c, region, name, &autoscaling::Capacity { min_size: Some(min), max_size: Some(max), desired }).await?;
+        }
+        Err(e) if e.is("group-not-found") => {
+            let asg = c.autoscaling(region);
+            let configs = asg
+                .describe_launch_configurations()
+                .launch_configuration_names(name)
+                .send()
+                .await
+                .map_err(|e| drover_aws::from_sdk("autoscaling", "DescribeLaunchConfigurations", region, name, e))?;
+            if configs.launch_configurations().is_empty() {
+                asg.create_launch_configuration()
+                    .launch_configuration_name(name)
+                    .image_id("ami-0a1b2c3d4e5f60001")
+                    .instance_type("t3.micro")
+                    .send()
+                    .await
+                    .map_err(|e| drover_aws::from_sdk("autoscaling", "CreateLaunchConfiguration", region, name, e))?;
+            }
+            asg.create_auto_scaling_group()
+                .auto_scaling_group_name(name)
+                .launch_configuration_name(name)
+                .min_size(min as i32)
+                .max_size(max as i32)
+                .desired_capacity(desired as i32)
+                .availability_zones(format!("{region}a"))
+                .tags(AsgTag::builder().key("app").value("orders").propagate_at_launch(true).build())
+                .send()
+                .await
+                .map_err(|e| drover_aws::from_sdk("autoscaling", "CreateAutoScalingGroup", region, name, e))?;
+        }
+        Err(e) => return Err(e),
+    }
+    autoscaling::wait_in_service(c, region, name, COMPUTE_WAIT).await.map(|_| ())
+}
+
+/// ECS service `name` of `cluster` in `region` (cluster, task definition
+/// and service made when missing), at `tasks`.
+async fn seed_service(c: &Clients, region: &str, cluster: &str, name: &str, tasks: u32) -> Result<(), CapabilityError> {
+    use aws_sdk_ecs::types::{ContainerDefinition, Tag as EcsTag};
+    let resource = drover_aws::ecs::EcsService::resource(cluster, name);
+    let e = c.ecs(region);
+    let found = e.describe_clusters().clusters(cluster).send().await.map_err(|err| drover_aws::from_sdk("ecs", "DescribeClusters", region, &resource, err))?;
+    if !found.clusters().iter().any(|k| k.status() == Some("ACTIVE")) {
+        e.create_cluster()
+            .cluster_name(cluster)
+            .tags(EcsTag::builder().key("app").value("orders").build())
+            .send()
+            .await
+            .map_err(|err| drover_aws::from_sdk("ecs", "CreateCluster", region, &resource, err))?;
+    }
+    // The task definition's family is the service's name.
+    if let Err(err) = e.describe_task_definition().task_definition(name).send().await {
+        let err = drover_aws::from_sdk("ecs", "DescribeTaskDefinition", region, name, err);
+        if !err.is("ClientException") {
+            return Err(err);
+        }
+        let container = ContainerDefinition::builder().name("api").image("public.ecr.aws/nginx/nginx:latest").memory(128).essential(true).build();
+        e.register_task_definition()
+            .family(name)
+            .container_definitions(container)
+            .send()
+            .await
+            .map_err(|err| drover_aws::from_sdk("ecs", "RegisterTaskDefinition", region, &resource, err))?;
+    }
+    match ecs::describe_service(c, region, cluster, name).await {
+        Ok(_) => {
+            ecs::set_desired_count(c, region, cluster, name, tasks).await?;
+        }
+        Err(err) if err.is("service-not-found") => {
+            e.create_service()
+                .cluster(cluster)
+                .service_name(name)
+                .task_definition(name)
+                .desired_count(tasks as i32)
+                .tags(EcsTag::builder().key("app").value("orders").build())
+                .send()
+                .await
+                .map_err(|err| drover_aws::from_sdk("ecs", "CreateService", region, &resource, err))?;
+        }
+        Err(err) => return Err(err),
+    }
+    ecs::wait_stable(c, region, cluster, name, COMPUTE_WAIT).await.map(|_| ())
 }
 
 /// Sets the state of alarm `name` in `region`, as an incident (or its end)

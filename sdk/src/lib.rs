@@ -197,6 +197,7 @@ pub mod aws;
 #[allow(missing_docs)]
 pub mod bindings;
 mod branches;
+pub mod compute;
 mod ctx;
 mod describe;
 mod error;

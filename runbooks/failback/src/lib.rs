@@ -13,12 +13,20 @@
 //! 3. `promote-home` and `wait-promoted`: the home replica becomes the writer.
 //! 4. `point-db-record` at it, `shift-app-weights` back home, `verify`.
 //!
+//! With `asg_name` and/or `ecs_cluster`+`ecs_service`, the compute follows:
+//! `scale-home-compute` (first) scales the home region's group and service
+//! to the capacity the DR region's hold now (undone if the failback fails),
+//! `wait-home-compute` waits for it before the DNS moves home, and
+//! `scale-down-dr-compute` (after `verify`) scales the DR region's back to
+//! `standby_capacity` / `standby_tasks` (a failure there is a warning).
+//!
 //! Like every reference runbook, each step is idempotent: a crash and a
 //! resume end in the same state, with one replica and one promotion.
 
 use std::time::Duration;
 
 use drover_sdk::aws::{rds, route53};
+use drover_sdk::compute::{Compute, Scaled};
 use drover_sdk::{Action, Capability, Ctx, Describe, Error, Param, Retry, Runbook, export_runbook};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +40,16 @@ struct Params {
     db_record: String,
     app_record: String,
     timeout_seconds: u64,
+    #[serde(default)]
+    asg_name: String,
+    #[serde(default)]
+    ecs_cluster: String,
+    #[serde(default)]
+    ecs_service: String,
+    #[serde(default)]
+    standby_capacity: u32,
+    #[serde(default)]
+    standby_tasks: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -53,6 +71,7 @@ struct DropHome {
 struct Outcome {
     writer: String,
     endpoint: String,
+    warnings: Vec<String>,
 }
 
 struct Failback;
@@ -76,6 +95,23 @@ impl Runbook for Failback {
             .param(Param::string("db_record", "CNAME clients use for the database").default("db.orders.example.internal"))
             .param(Param::string("app_record", "Weighted records of the application").default("app.orders.example.internal"))
             .param(Param::integer("timeout_seconds", "Longest wait for any one resource").default(3600))
+            .param(Param::string("asg_name", "An Auto Scaling group of the same name in both regions: the home one is scaled to the DR one's capacity before DNS moves home, the DR one back to standby_capacity after; empty: none").default(""))
+            .param(Param::string("ecs_cluster", "The ECS cluster of ecs_service, the same name in both regions").default(""))
+            .param(Param::string("ecs_service", "An ECS service in both regions, scaled like asg_name (to standby_tasks in the DR region after); empty: none").default(""))
+            .param(Param::integer("standby_capacity", "The DR group's desired capacity once traffic is home (its warm standby)").default(0))
+            .param(Param::integer("standby_tasks", "The DR service's desired count once traffic is home").default(0))
+            .capability(
+                Capability::new("autoscaling")
+                    .operations(["describe-group", "set-capacity", "wait-in-service"])
+                    .regions(["{home_region}", "{dr_region}"])
+                    .resources(["asg/{asg_name}"]),
+            )
+            .capability(
+                Capability::new("ecs")
+                    .operations(["describe-service", "set-desired-count", "wait-stable"])
+                    .regions(["{home_region}", "{dr_region}"])
+                    .resources(["ecs-service/{ecs_cluster}/{ecs_service}"]),
+            )
             .capability(
                 Capability::new("rds")
                     .operations(["describe-instance", "create-read-replica", "promote-read-replica", "wait-instance-available", "delete-instance"])
@@ -121,6 +157,13 @@ impl Runbook for Failback {
             "drop-home-instance",
             &DropHome { region: p.home_region.clone(), instance: p.home_instance.clone(), zone: p.hosted_zone.clone(), db_record: p.db_record.clone() },
         )?;
+        // Home compute scaled to what serves now, before traffic comes back
+        // (put back as it was if the failback fails).
+        let compute = Compute::new(&p.asg_name, &p.ecs_cluster, &p.ecs_service, 0, 0);
+        if !compute.is_empty() {
+            let scaled: Scaled = ctx.step("scale-home-compute", || compute.match_capacity(&p.dr_region, &p.home_region))?;
+            ctx.compensate("restore-home-compute", &scaled)?;
+        }
         ctx.step("create-home-replica", || Ok(rds::create_read_replica(&current.arn, &p.home_region, &p.home_instance, None)?.arn))?;
         ctx.step("wait-home-replica", || Ok(rds::wait_instance_available(&p.home_region, &p.home_instance, wait)?.arn))?;
         // A busy replica refuses a promotion: wait for it, never take it for promoted.
@@ -132,6 +175,11 @@ impl Runbook for Failback {
             let i = rds::wait_promoted(&p.home_region, &p.home_instance, wait)?;
             i.endpoint.ok_or_else(|| Error::retryable("no-endpoint", format!("{} has no endpoint yet", p.home_instance)))
         })?;
+        if !compute.is_empty() {
+            ctx.step_with("wait-home-compute", Retry::attempts(5).backoff(Duration::from_secs(5), Duration::from_secs(30)), || {
+                compute.wait(&p.home_region, wait)
+            })?;
+        }
         ctx.step("point-db-record", || {
             route53::upsert_cname(&p.hosted_zone, &p.db_record, &endpoint, 60, wait)?;
             Ok(())
@@ -165,12 +213,24 @@ impl Runbook for Failback {
             }
             Ok(())
         })?;
+        // Traffic is home: the DR compute goes back to standby. A failure
+        // here is a warning (the failback itself has succeeded).
+        let mut warnings = Vec::new();
+        if !compute.is_empty() {
+            let down: Result<Scaled, Error> = ctx.step("scale-down-dr-compute", || compute.scale_to(&p.dr_region, p.standby_capacity, p.standby_tasks));
+            if let Err(e) = down {
+                let w = format!("the DR compute in {} was not scaled back to standby: {}; scale it down by hand", p.dr_region, e.message());
+                ctx.warn(&w);
+                warnings.push(w);
+            }
+        }
         let writer: String = ctx.step("report", || Ok(rds::describe_instance(&p.home_region, &p.home_instance)?.arn))?;
-        Ok(Outcome { writer, endpoint })
+        Ok(Outcome { writer, endpoint, warnings })
     }
 
     fn finalize(_ctx: &Ctx, action: Action) -> Result<(), Error> {
         match action.key() {
+            "restore-home-compute" => action.payload::<Scaled>()?.restore(),
             "drop-home-instance" => {
                 let d: DropHome = action.payload()?;
                 let home = match rds::describe_instance(&d.region, &d.instance) {

@@ -112,3 +112,50 @@ fn a_home_instance_not_seen_yet_is_still_dropped() {
     assert_eq!(r.cloud.changes("rds.delete-instance"), 1, "{r}");
     assert_eq!(r.cloud.state()["rds"]["instances"]["us-east-1"]["orders-db-home"], Value::Null, "{r}");
 }
+
+/// After a failover that scaled the DR compute up (the home region's compute
+/// scaled down while it was out): the failback brings the home compute to
+/// the DR's capacity before DNS moves home, and the DR's back to standby.
+#[test]
+fn home_compute_comes_up_before_dns_and_the_dr_compute_goes_back_to_standby() {
+    const COMPUTE: &str = r#"
+[[autoscaling.group]]
+region = "us-east-1"
+name = "orders-web"
+max = 6
+
+[[autoscaling.group]]
+region = "us-west-2"
+name = "orders-web"
+max = 6
+desired = 3
+
+[[ecs.service]]
+region = "us-east-1"
+cluster = "orders"
+name = "api"
+
+[[ecs.service]]
+region = "us-west-2"
+cluster = "orders"
+name = "api"
+desired = 4
+"#;
+    let base = after_failover();
+    let mut s = Scenario::from_toml(&format!("{}\n{COMPUTE}", include_str!("../../scenarios/demo.toml"))).unwrap();
+    (s.rds, s.route53) = (base.rds, base.route53);
+    for (k, v) in [("asg_name", "orders-web"), ("ecs_cluster", "orders"), ("ecs_service", "api")] {
+        s.params.insert(k.into(), Value::String(v.into()));
+    }
+    s.params.insert("standby_capacity".into(), Value::from(1));
+    let r = TestRun::new(&s).run::<Failback>();
+    assert!(r.succeeded(), "{r}");
+    let at = |k: &str| r.steps.iter().position(|s| s.key == k).unwrap_or_else(|| panic!("no step {k}\n{r}"));
+    assert!(at("scale-home-compute") < at("wait-home-compute") && at("wait-home-compute") < at("point-db-record"), "{r}");
+    assert!(at("verify") < at("scale-down-dr-compute"), "{r}");
+    let state = r.cloud.state();
+    let desired = |region: &str| state["autoscaling"]["groups"][region]["orders-web"]["desired"].as_u64().unwrap();
+    let tasks = |region: &str| state["ecs"]["services"][region]["orders/api"]["service"]["desired_count"].as_u64().unwrap();
+    assert_eq!((desired("us-east-1"), tasks("us-east-1")), (3, 4), "home holds what the DR held");
+    assert_eq!((desired("us-west-2"), tasks("us-west-2")), (1, 0), "the DR back to standby");
+}

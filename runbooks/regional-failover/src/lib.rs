@@ -17,6 +17,16 @@
 //!    replica is promoted, so the snapshot does not add to the RTO. An
 //!    unreachable primary (the region is down, or goes down during the
 //!    failover) skips it with a recorded warning.
+//!
+//!    Before it, with `asg_name` and/or `ecs_cluster`+`ecs_service` given,
+//!    `scale-dr-compute` scales the DR region's Auto Scaling group and ECS
+//!    service (same names in both regions) to the desired capacity the
+//!    primary's hold now (at least `asg_min_capacity` / `ecs_min_count`,
+//!    which are also what they get when the primary region does not answer;
+//!    a group's maximum is raised when it could not hold it), undone if the
+//!    failover fails; `wait-dr-compute`, after the promotion and before DNS
+//!    moves, waits until the group's instances are in service and healthy
+//!    and the service is steady.
 //! 3. `promote` the replica (a busy replica is waited for, never taken for
 //!    promoted) and `wait-promoted` until it is available **and no longer
 //!    replicates**: "available" alone is not "promoted".
@@ -40,12 +50,14 @@
 //!
 //! `drover readiness` asks it, without changing anything, whether a failover
 //! would succeed now: replica, lag, the age of the newest snapshot copy in the
-//! DR region, the DNS records, the primary.
+//! DR region, the DNS records, the primary, and the DR compute (the group
+//! and service exist; the group's maximum can hold the primary's capacity).
 
 use std::time::Duration;
 
 use drover_sdk::aws::rds::Lag;
-use drover_sdk::aws::{rds, route53};
+use drover_sdk::aws::{autoscaling, ecs, rds, route53};
+use drover_sdk::compute::{Compute, Scaled};
 use drover_sdk::{Action, Capability, Ctx, Describe, Error, OnFailure, Param, Readiness, Retry, Runbook, export_runbook};
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +83,23 @@ struct Params {
     approval_timeout_seconds: u32,
     #[serde(default)]
     operator_wait_seconds: u32,
+    #[serde(default)]
+    asg_name: String,
+    #[serde(default)]
+    ecs_cluster: String,
+    #[serde(default)]
+    ecs_service: String,
+    #[serde(default)]
+    asg_min_capacity: u32,
+    #[serde(default)]
+    ecs_min_count: u32,
+}
+
+impl Params {
+    /// The DR compute to scale with the failover, if any.
+    fn compute(&self) -> Compute {
+        Compute::new(&self.asg_name, &self.ecs_cluster, &self.ecs_service, self.asg_min_capacity, self.ecs_min_count)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -175,6 +204,23 @@ impl Runbook for RegionalFailover {
                      points), or let the failure stand. 0 fails at once",
                 )
                 .default(0),
+            )
+            .param(Param::string("asg_name", "An Auto Scaling group of the same name in both regions: the DR one is scaled to the primary's desired capacity before DNS moves (undone if the failover fails); empty: none").default(""))
+            .param(Param::string("ecs_cluster", "The ECS cluster of ecs_service, the same name in both regions").default(""))
+            .param(Param::string("ecs_service", "An ECS service in both regions: the DR one is scaled to the primary's desired count before DNS moves; empty: none").default(""))
+            .param(Param::integer("asg_min_capacity", "Least capacity for the DR group, and what it gets when the primary region does not answer").default(0))
+            .param(Param::integer("ecs_min_count", "Least desired count for the DR service, and what it gets when the primary region does not answer").default(0))
+            .capability(
+                Capability::new("autoscaling")
+                    .operations(["describe-group", "set-capacity", "wait-in-service"])
+                    .regions(["{primary_region}", "{dr_region}"])
+                    .resources(["asg/{asg_name}"]),
+            )
+            .capability(
+                Capability::new("ecs")
+                    .operations(["describe-service", "set-desired-count", "wait-stable"])
+                    .regions(["{primary_region}", "{dr_region}"])
+                    .resources(["ecs-service/{ecs_cluster}/{ecs_service}"]),
             )
             .capability(
                 Capability::new("rds")
@@ -292,6 +338,19 @@ impl Runbook for RegionalFailover {
             ctx.info(&format!("failover approved by {}", ok.by));
         }
 
+        // DR compute scaled up first, so that it starts while the database
+        // is promoted; waited for before DNS moves. Undone (put back as it
+        // was) if the failover fails.
+        let compute = p.compute();
+        if !compute.is_empty() {
+            let scaled: Scaled = ctx.step("scale-dr-compute", || compute.match_capacity(&p.primary_region, &p.dr_region))?;
+            ctx.compensate("restore-dr-compute", &scaled)?;
+            for w in &scaled.warnings {
+                ctx.warn(w);
+                warnings.push(w.clone());
+            }
+        }
+
         // Requested, not waited for: AWS takes it while the replica is promoted.
         // Best effort: the primary's region may die while the failover runs
         // (that is why it runs); then the failover goes on without it.
@@ -340,6 +399,13 @@ impl Runbook for RegionalFailover {
             let i = rds::wait_promoted(&p.dr_region, &p.replica, wait)?;
             i.endpoint.ok_or_else(|| Error::retryable("no-endpoint", format!("{} has no endpoint yet", p.replica)))
         })?;
+
+        if !compute.is_empty() {
+            let timeout = Duration::from_secs(u64::from(p.rto_seconds));
+            ctx.step_with("wait-dr-compute", Retry::attempts(5).backoff(Duration::from_secs(5), Duration::from_secs(30)), || {
+                compute.wait(&p.dr_region, timeout)
+            })?;
+        }
 
         // A DNS change that fails for good (a missing grant, a record that
         // is not what it should be) may wait for an operator rather than
@@ -578,6 +644,7 @@ impl Runbook for RegionalFailover {
                     p.db_instance.clone(),
                 ),
             }
+            compute_readiness(&mut r, p);
             Ok(r)
         }))
     }
@@ -585,7 +652,73 @@ impl Runbook for RegionalFailover {
     fn finalize(_ctx: &Ctx, action: Action) -> Result<(), Error> {
         match action.key() {
             "restore-app-weights" => action.payload::<route53::RestoreWeights>()?.apply(),
+            "restore-dr-compute" => action.payload::<Scaled>()?.restore(),
             other => Err(Error::new("unknown-action", format!("regional-failover registered no action '{other}'"))),
+        }
+    }
+}
+
+/// Readiness of the DR compute: the DR group and service exist, and the
+/// group's maximum can hold the primary's current capacity.
+fn compute_readiness(r: &mut Readiness, p: &Params) {
+    let compute = p.compute();
+    if let Some(name) = &compute.asg {
+        let fix = format!("create the Auto Scaling group {name} in {}, or pass --param asg_name=NAME", p.dr_region);
+        let dr = r.check("the DR Auto Scaling group exists", name, &fix, autoscaling::describe_group(&p.dr_region, name));
+        let primary = autoscaling::describe_group(&p.primary_region, name);
+        match (dr, primary) {
+            (Some(dr), Ok(primary)) => {
+                let need = primary.desired_capacity.max(p.asg_min_capacity);
+                if dr.max_size >= need {
+                    r.ok(
+                        "the DR group can hold the primary's capacity",
+                        format!("{name}: maximum {} in {}, the primary holds {} in {}", dr.max_size, p.dr_region, primary.desired_capacity, p.primary_region),
+                        dr.arn,
+                    );
+                } else {
+                    r.problem(
+                        "the DR group can hold the primary's capacity",
+                        format!("{name}: maximum {} in {}, below the {need} the primary holds", dr.max_size, p.dr_region),
+                        dr.arn,
+                        format!(
+                            "raise the DR group's maximum size to at least {need} (a failover would raise it, and your infrastructure code may put it back)"
+                        ),
+                    );
+                }
+            }
+            (Some(dr), Err(e)) => r.problem(
+                "the DR group can hold the primary's capacity",
+                format!(
+                    "the primary's group cannot be read ({}); the failover would scale {name} in {} to asg_min_capacity={}",
+                    e.code(),
+                    p.dr_region,
+                    p.asg_min_capacity
+                ),
+                dr.arn,
+                "check the group in the primary region, and set asg_min_capacity to what the DR region must hold",
+            ),
+            (None, _) => {}
+        }
+    }
+    if let Some((cluster, name)) = &compute.ecs {
+        let fix = format!("create the ECS service {name} in cluster {cluster} in {}, or pass --param ecs_cluster/ecs_service", p.dr_region);
+        if let Some(dr) = r.check("the DR ECS service exists", &format!("{cluster}/{name}"), &fix, ecs::describe_service(&p.dr_region, cluster, name)) {
+            match ecs::describe_service(&p.primary_region, cluster, name) {
+                Ok(primary) => r.ok(
+                    "the DR ECS service can be scaled to the primary's count",
+                    format!(
+                        "{cluster}/{name}: {} task(s) in {}, the primary runs {} in {}",
+                        dr.desired_count, p.dr_region, primary.desired_count, p.primary_region
+                    ),
+                    dr.arn,
+                ),
+                Err(e) => r.problem(
+                    "the DR ECS service can be scaled to the primary's count",
+                    format!("the primary's service cannot be read ({}); the failover would run ecs_min_count={} task(s)", e.code(), p.ecs_min_count),
+                    dr.arn,
+                    "check the service in the primary region, and set ecs_min_count to what the DR region must run",
+                ),
+            }
         }
     }
 }

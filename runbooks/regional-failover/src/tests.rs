@@ -387,3 +387,99 @@ fn a_held_step_nobody_decides_fails_when_the_wait_is_over() {
     assert_eq!(at_once.error().code(), "AccessDenied", "{at_once}");
     assert!(r.cloud.now_ms() >= at_once.cloud.now_ms() + 600_000, "the run waited for an operator");
 }
+
+/// The demo topology with an Auto Scaling group and an ECS service in each
+/// region (the DR ones at standby, the DR group's maximum too low), named
+/// by the run's parameters.
+fn with_compute() -> Scenario {
+    const COMPUTE: &str = r#"
+[[autoscaling.group]]
+region = "us-east-1"
+name = "orders-web"
+min = 1
+max = 6
+desired = 3
+
+[[autoscaling.group]]
+region = "us-west-2"
+name = "orders-web"
+max = 2
+
+[[ecs.service]]
+region = "us-east-1"
+cluster = "orders"
+name = "api"
+desired = 4
+
+[[ecs.service]]
+region = "us-west-2"
+cluster = "orders"
+name = "api"
+"#;
+    let mut s = Scenario::from_toml(&format!("{}\n{COMPUTE}", include_str!("../../scenarios/demo.toml"))).unwrap();
+    for (k, v) in [("asg_name", "orders-web"), ("ecs_cluster", "orders"), ("ecs_service", "api")] {
+        s.params.insert(k.into(), Value::String(v.into()));
+    }
+    s
+}
+
+fn dr_compute(r: &Report) -> (u64, u64, u64) {
+    let state = r.cloud.state();
+    let g = &state["autoscaling"]["groups"]["us-west-2"]["orders-web"];
+    let s = &state["ecs"]["services"]["us-west-2"]["orders/api"]["service"];
+    (g["desired"].as_u64().unwrap(), g["max"].as_u64().unwrap(), s["desired_count"].as_u64().unwrap())
+}
+
+fn position(r: &Report, key: &str) -> usize {
+    r.steps.iter().position(|s| s.key == key).unwrap_or_else(|| panic!("no step {key}\n{r}"))
+}
+
+#[test]
+fn dr_compute_is_scaled_to_the_primary_before_dns_moves() {
+    let r = TestRun::new(&with_compute()).run::<RegionalFailover>();
+    assert!(r.succeeded(), "{r}");
+    // The primary's 3 instances and 4 tasks; the DR group's maximum raised to hold them.
+    assert_eq!(dr_compute(&r), (3, 3, 4));
+    assert!(position(&r, "scale-dr-compute") < position(&r, "promote"), "scaled while the database is promoted\n{r}");
+    assert!(position(&r, "wait-dr-compute") < position(&r, "point-db-record"), "in service before DNS moves\n{r}");
+    assert_eq!(r.cloud.changes("autoscaling.set-capacity"), 1, "{r}");
+    assert_eq!(r.cloud.changes("ecs.set-desired-count"), 1, "{r}");
+    let out: Value = r.output();
+    assert!(out["warnings"].to_string().contains("raised to 3"), "{out}");
+}
+
+#[test]
+fn a_crash_after_scaling_the_dr_compute_scales_it_once() {
+    for step in ["scale-dr-compute", "wait-dr-compute"] {
+        let r = TestRun::new(&with_compute()).crash_before_complete(step).run::<RegionalFailover>();
+        assert!(r.succeeded(), "crash in {step}: {r}");
+        assert_eq!(r.cloud.changes("autoscaling.set-capacity"), 1, "crash in {step}\n{r}");
+        assert_eq!(r.cloud.changes("ecs.set-desired-count"), 1, "crash in {step}\n{r}");
+        assert_eq!(dr_compute(&r), (3, 3, 4));
+    }
+}
+
+#[test]
+fn a_failed_failover_puts_the_dr_compute_back() {
+    let scenario = with_compute().fault(Fault::new("route53.upsert-cname", "AccessDenied"));
+    let r = TestRun::new(&scenario).run::<RegionalFailover>();
+    assert!(!r.succeeded(), "{r}");
+    assert_eq!(dr_compute(&r), (0, 2, 0), "the undo restored the standby capacity\n{r}");
+}
+
+#[test]
+fn a_primary_region_down_scales_to_the_floor_or_refuses_without_one() {
+    let r = TestRun::new(&with_compute().region_down("us-east-1")).run::<RegionalFailover>();
+    assert!(!r.succeeded(), "{r}");
+    assert_eq!(r.error().code(), "capacity-unknown", "{r}");
+    assert_eq!(r.cloud.changes("rds.promote-read-replica"), 0, "nothing promoted: {r}");
+    let mut floors = with_compute().region_down("us-east-1");
+    floors.params.insert("asg_min_capacity".into(), Value::from(2));
+    floors.params.insert("ecs_min_count".into(), Value::from(2));
+    floors.params.insert("accept_unknown_lag".into(), Value::Bool(true));
+    let r = TestRun::new(&floors).run::<RegionalFailover>();
+    assert!(r.succeeded(), "{r}");
+    assert_eq!(dr_compute(&r), (2, 2, 2));
+    let out: Value = r.output();
+    assert!(out["warnings"].to_string().contains("did not answer"), "{out}");
+}

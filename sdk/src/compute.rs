@@ -1,0 +1,181 @@
+//! DR-region compute: an Auto Scaling group and an ECS service (each
+//! optional, the same names in both regions, as infrastructure code usually
+//! makes them) scaled in one region to the capacity another holds, before
+//! traffic moves there, and back. What AWS ARC's Region switch does with its
+//! EC2 Auto Scaling and ECS execution blocks.
+//!
+//! Call these inside steps: [`Compute::match_capacity`] in one (its output,
+//! [`Scaled`], is what the undo puts back), [`Compute::wait`] in another
+//! with a retry policy.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::aws::autoscaling::{self, RestoreCapacity};
+use crate::aws::ecs::{self, RestoreCount};
+
+/// A runbook's compute, as its parameters name it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compute {
+    /// The Auto Scaling group's name (none: no group).
+    pub asg: Option<String>,
+    /// The ECS cluster and service (none: no service).
+    pub ecs: Option<(String, String)>,
+    /// Least desired capacity to scale the group to, and what it is scaled
+    /// to when the source region's cannot be read (the region is down).
+    pub asg_floor: u32,
+    /// The same for the service's desired count.
+    pub ecs_floor: u32,
+}
+
+/// What a scaling did: the capacity each resource had before (what an undo
+/// puts back) and the capacity asked for, with any warning.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scaled {
+    /// The group's capacity before.
+    pub asg_before: Option<RestoreCapacity>,
+    /// Its desired capacity now.
+    pub asg_desired: Option<u32>,
+    /// The service's count before.
+    pub ecs_before: Option<RestoreCount>,
+    /// Its desired count now.
+    pub ecs_desired: Option<u32>,
+    /// What the run should know (a floor used because the source region did not answer).
+    pub warnings: Vec<String>,
+}
+
+impl Scaled {
+    /// Puts every capacity back as it was before (an undo).
+    pub fn restore(&self) -> Result<(), Error> {
+        if let Some(a) = &self.asg_before {
+            a.apply()?;
+        }
+        if let Some(e) = &self.ecs_before {
+            e.apply()?;
+        }
+        Ok(())
+    }
+}
+
+impl Compute {
+    /// From parameters: empty names mean none.
+    pub fn new(asg: &str, ecs_cluster: &str, ecs_service: &str, asg_floor: u32, ecs_floor: u32) -> Compute {
+        let some = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        let ecs = match (some(ecs_cluster), some(ecs_service)) {
+            (Some(c), Some(s)) => Some((c, s)),
+            _ => None,
+        };
+        Compute { asg: some(asg), ecs, asg_floor, ecs_floor }
+    }
+
+    /// Nothing to scale.
+    pub fn is_empty(&self) -> bool {
+        self.asg.is_none() && self.ecs.is_none()
+    }
+
+    /// Scales `to_region`'s group and service to the desired capacity
+    /// `from_region`'s hold now (at least the floors; the floor alone when
+    /// `from_region` does not answer: a warning says so). The group's
+    /// maximum is raised when it could not hold that capacity.
+    pub fn match_capacity(&self, from_region: &str, to_region: &str) -> Result<Scaled, Error> {
+        let mut out = Scaled::default();
+        if let Some(name) = &self.asg {
+            let source = match autoscaling::describe_group(from_region, name) {
+                Ok(g) => Some(g.desired_capacity),
+                Err(e) if e.is_retryable() => None,
+                Err(e) => return Err(e.context(format!("reading the capacity of Auto Scaling group {name} in {from_region}"))),
+            };
+            let desired = match source {
+                Some(d) => d.max(self.asg_floor),
+                None if self.asg_floor > 0 => {
+                    out.warnings
+                        .push(format!("Auto Scaling group {name} in {from_region} did not answer: {to_region}'s is scaled to the floor of {}", self.asg_floor));
+                    self.asg_floor
+                }
+                None => {
+                    return Err(Error::new(
+                        "capacity-unknown",
+                        format!(
+                            "the capacity of Auto Scaling group {name} in {from_region} cannot be read (the region does not answer), and no floor is set: \
+                             set the runbook's asg_min_capacity to the capacity {to_region} must hold"
+                        ),
+                    ));
+                }
+            };
+            let group = autoscaling::describe_group(to_region, name)?;
+            if group.max_size < desired {
+                out.warnings.push(format!(
+                    "Auto Scaling group {name} in {to_region} had a maximum of {} below the {desired} needed: raised to {desired}",
+                    group.max_size
+                ));
+            }
+            out.asg_before = Some(RestoreCapacity::of(&group));
+            autoscaling::set_capacity(to_region, name, autoscaling::capacity_for(&group, desired))?;
+            out.asg_desired = Some(desired);
+        }
+        if let Some((cluster, name)) = &self.ecs {
+            let source = match ecs::describe_service(from_region, cluster, name) {
+                Ok(s) => Some(s.desired_count),
+                Err(e) if e.is_retryable() => None,
+                Err(e) => return Err(e.context(format!("reading the desired count of ECS service {cluster}/{name} in {from_region}"))),
+            };
+            let desired = match source {
+                Some(d) => d.max(self.ecs_floor),
+                None if self.ecs_floor > 0 => {
+                    out.warnings.push(format!(
+                        "ECS service {cluster}/{name} in {from_region} did not answer: {to_region}'s is scaled to the floor of {}",
+                        self.ecs_floor
+                    ));
+                    self.ecs_floor
+                }
+                None => {
+                    return Err(Error::new(
+                        "capacity-unknown",
+                        format!(
+                            "the desired count of ECS service {cluster}/{name} in {from_region} cannot be read (the region does not answer), and no floor is \
+                             set: set the runbook's ecs_min_count to the count {to_region} must run"
+                        ),
+                    ));
+                }
+            };
+            let service = ecs::describe_service(to_region, cluster, name)?;
+            out.ecs_before = Some(RestoreCount::of(&service));
+            ecs::set_desired_count(to_region, cluster, name, desired)?;
+            out.ecs_desired = Some(desired);
+        }
+        Ok(out)
+    }
+
+    /// Scales `region`'s group and service to these counts (a standby
+    /// region back down after traffic left it).
+    pub fn scale_to(&self, region: &str, asg_desired: u32, ecs_desired: u32) -> Result<Scaled, Error> {
+        let mut out = Scaled::default();
+        if let Some(name) = &self.asg {
+            let group = autoscaling::describe_group(region, name)?;
+            out.asg_before = Some(RestoreCapacity::of(&group));
+            autoscaling::set_capacity(region, name, autoscaling::capacity_for(&group, asg_desired))?;
+            out.asg_desired = Some(asg_desired);
+        }
+        if let Some((cluster, name)) = &self.ecs {
+            let service = ecs::describe_service(region, cluster, name)?;
+            out.ecs_before = Some(RestoreCount::of(&service));
+            ecs::set_desired_count(region, cluster, name, ecs_desired)?;
+            out.ecs_desired = Some(ecs_desired);
+        }
+        Ok(out)
+    }
+
+    /// Waits until `region`'s group holds its capacity in service and its
+    /// service is steady.
+    pub fn wait(&self, region: &str, timeout: Duration) -> Result<(), Error> {
+        if let Some(name) = &self.asg {
+            autoscaling::wait_in_service(region, name, timeout)?;
+        }
+        if let Some((cluster, name)) = &self.ecs {
+            ecs::wait_stable(region, cluster, name, timeout)?;
+        }
+        Ok(())
+    }
+}
