@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
 use crate::aws::autoscaling::{self, RestoreCapacity};
 use crate::aws::ecs::{self, RestoreCount};
+use crate::{Capability, Describe, Error};
 
 /// A runbook's compute, as its parameters name it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,6 +57,23 @@ impl Scaled {
         }
         Ok(())
     }
+}
+
+/// Declares what the compute steps call, in the two regions given as
+/// parameter placeholders (e.g. `"{primary_region}"`), on the resources the
+/// parameters `asg_name`, `ecs_cluster` and `ecs_service` name (an empty
+/// parameter declares nothing).
+pub fn declare(describe: Describe, regions: [&str; 2]) -> Describe {
+    describe
+        .capability(
+            Capability::new("autoscaling").operations(["describe-group", "set-capacity", "wait-in-service"]).regions(regions).resources(["asg/{asg_name}"]),
+        )
+        .capability(
+            Capability::new("ecs")
+                .operations(["describe-service", "set-desired-count", "wait-stable"])
+                .regions(regions)
+                .resources(["ecs-service/{ecs_cluster}/{ecs_service}"]),
+        )
 }
 
 impl Compute {

@@ -36,6 +36,17 @@ pub fn demo_config() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/drover.toml").to_string()
 }
 
+/// A configuration for `drover serve` in `dir`: the demo configuration's
+/// grants (everything before its `[serve]` example), then a `[serve]` whose
+/// API token is in `$T_API`, then `serve` (runbooks, triggers, drills...).
+pub fn serve_config(dir: &std::path::Path, serve: &str) -> std::path::PathBuf {
+    let demo = std::fs::read_to_string(demo_config()).expect("the demo configuration");
+    let grants = demo.split("\n[serve]").next().unwrap_or_default();
+    let path = dir.join("drover.toml");
+    std::fs::write(&path, format!("{grants}\n[serve]\napi_token_env = \"T_API\"\nshutdown_grace_seconds = 10\n{serve}")).expect("the configuration is written");
+    path
+}
+
 /// An agent with a home of its own (removed with the returned directory),
 /// configured with [`demo_config`].
 pub fn agent() -> (tempfile::TempDir, Agent) {

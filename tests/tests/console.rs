@@ -8,7 +8,7 @@
 
 mod browser;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use browser::Browser;
@@ -24,13 +24,8 @@ const AM_TOKEN: &str = "alertmanager-token-0123456789";
 const HOSTILE_1: &str = "<script>document.body.dataset.pwned='1'</script>";
 const HOSTILE_2: &str = "<img src=x onerror=\"document.body.dataset.pwned='2'\">";
 
-fn config(dir: &Path, serve: &str) -> PathBuf {
-    let demo = std::fs::read_to_string(drover_e2e::demo_config()).unwrap();
-    let grants = demo.split("\n[serve]").next().unwrap();
-    let path = dir.join("drover.toml");
-    std::fs::write(&path, format!("{grants}\n[serve]\napi_token_env = \"T_API\"\nshutdown_grace_seconds = 10\n{serve}")).unwrap();
-    path
-}
+// The demo's grants and a `[serve]` section ending with the test's own lines.
+use drover_e2e::serve_config as config;
 
 fn alert(labels: Value) -> Vec<u8> {
     json!({"version": "4", "status": "firing", "receiver": "drover", "groupKey": "{}:{}",

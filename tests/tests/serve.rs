@@ -3,7 +3,7 @@
 //! Alertmanager, and by the clock (cron drills); killed with SIGKILL and
 //! stopped with SIGTERM in between.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -25,15 +25,8 @@ fn agent(dir: &Path) -> Agent {
         .with_env("DROVER_LOG", "info,drover_engine=warn")
 }
 
-/// The demo configuration's grants (everything before its `[serve]`
-/// example) followed by `serve`.
-fn config(dir: &Path, serve: &str) -> PathBuf {
-    let demo = std::fs::read_to_string(drover_e2e::demo_config()).unwrap();
-    let grants = demo.split("\n[serve]").next().unwrap();
-    let path = dir.join("drover.toml");
-    std::fs::write(&path, format!("{grants}\n[serve]\napi_token_env = \"T_API\"\nshutdown_grace_seconds = 10\n{serve}")).unwrap();
-    path
-}
+// The demo's grants and a `[serve]` section ending with the test's own lines.
+use drover_e2e::serve_config as config;
 
 fn runbook(path: &str) -> String {
     format!("[[serve.runbook]]\npath = \"{path}\"\n")

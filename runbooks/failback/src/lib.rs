@@ -81,7 +81,7 @@ impl Runbook for Failback {
     type Output = Outcome;
 
     fn describe() -> Describe {
-        Describe::new("failback", env!("CARGO_PKG_VERSION"))
+        let described = Describe::new("failback", env!("CARGO_PKG_VERSION"))
             .description(
                 "Brings the database and the app back to the home region after a regional failover: a new \
                  cross-region replica of the serving DR instance in the home region, its promotion, the DB \
@@ -101,18 +101,6 @@ impl Runbook for Failback {
             .param(Param::integer("standby_capacity", "The DR group's desired capacity once traffic is home (its warm standby)").default(0))
             .param(Param::integer("standby_tasks", "The DR service's desired count once traffic is home").default(0))
             .capability(
-                Capability::new("autoscaling")
-                    .operations(["describe-group", "set-capacity", "wait-in-service"])
-                    .regions(["{home_region}", "{dr_region}"])
-                    .resources(["asg/{asg_name}"]),
-            )
-            .capability(
-                Capability::new("ecs")
-                    .operations(["describe-service", "set-desired-count", "wait-stable"])
-                    .regions(["{home_region}", "{dr_region}"])
-                    .resources(["ecs-service/{ecs_cluster}/{ecs_service}"]),
-            )
-            .capability(
                 Capability::new("rds")
                     .operations(["describe-instance", "create-read-replica", "promote-read-replica", "wait-instance-available", "delete-instance"])
                     .regions(["{home_region}", "{dr_region}"])
@@ -122,7 +110,8 @@ impl Runbook for Failback {
                 "zone/{hosted_zone}",
                 "record/{db_record}",
                 "record/{app_record}",
-            ]))
+            ]));
+        drover_sdk::compute::declare(described, ["{home_region}", "{dr_region}"])
     }
 
     fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {

@@ -172,7 +172,7 @@ impl Runbook for RegionalFailover {
     type Output = Outcome;
 
     fn describe() -> Describe {
-        Describe::new("regional-failover", env!("CARGO_PKG_VERSION"))
+        let described = Describe::new("regional-failover", env!("CARGO_PKG_VERSION"))
             .description(
                 "Fails a database and its application over to the DR region: final snapshot of the primary \
                  (when it answers) copied to the DR region, promotion of the cross-region replica, the DB \
@@ -211,18 +211,6 @@ impl Runbook for RegionalFailover {
             .param(Param::integer("asg_min_capacity", "Least capacity for the DR group, and what it gets when the primary region does not answer").default(0))
             .param(Param::integer("ecs_min_count", "Least desired count for the DR service, and what it gets when the primary region does not answer").default(0))
             .capability(
-                Capability::new("autoscaling")
-                    .operations(["describe-group", "set-capacity", "wait-in-service"])
-                    .regions(["{primary_region}", "{dr_region}"])
-                    .resources(["asg/{asg_name}"]),
-            )
-            .capability(
-                Capability::new("ecs")
-                    .operations(["describe-service", "set-desired-count", "wait-stable"])
-                    .regions(["{primary_region}", "{dr_region}"])
-                    .resources(["ecs-service/{ecs_cluster}/{ecs_service}"]),
-            )
-            .capability(
                 Capability::new("rds")
                     .operations([
                         "describe-instance",
@@ -241,7 +229,8 @@ impl Runbook for RegionalFailover {
                 Capability::new("route53")
                     .operations(["get-records", "upsert-cname", "set-weights"])
                     .resources(["zone/{hosted_zone}", "record/{db_record}", "record/{app_record}"]),
-            )
+            );
+        drover_sdk::compute::declare(described, ["{primary_region}", "{dr_region}"])
     }
 
     fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {

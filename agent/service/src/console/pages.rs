@@ -38,13 +38,7 @@ fn layout(state: &AppState, session: &Session, title: &str, active: &str, body: 
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · drover" }
-                link rel="stylesheet" href="/console/static/console.css";
-                script src="/console/static/console.js" defer {}
-            }
+            (head(title, true))
             body {
                 header.top {
                     a.brand href="/console/runs" { "drover" }
@@ -70,13 +64,21 @@ fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · drover" }
-                link rel="stylesheet" href="/console/static/console.css";
-            }
+            (head(title, false))
             body { main.narrow { (body) } }
+        }
+    }
+}
+
+/// A page's head: its title, the stylesheet, and the live script (`live`).
+fn head(title: &str, live: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · drover" }
+            link rel="stylesheet" href="/console/static/console.css";
+            @if live { script src="/console/static/console.js" defer {} }
         }
     }
 }
