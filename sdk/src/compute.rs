@@ -94,92 +94,64 @@ impl Compute {
 
     /// Scales `to_region`'s group and service to the desired capacity
     /// `from_region`'s hold now (at least the floors; the floor alone when
-    /// `from_region` does not answer: a warning says so). The group's
-    /// maximum is raised when it could not hold that capacity.
+    /// `from_region` does not answer: a warning says so). Both sources are
+    /// read before anything changes. The group's maximum is raised when it
+    /// could not hold that capacity.
     pub fn match_capacity(&self, from_region: &str, to_region: &str) -> Result<Scaled, Error> {
-        let mut out = Scaled::default();
-        if let Some(name) = &self.asg {
-            let source = match autoscaling::describe_group(from_region, name) {
-                Ok(g) => Some(g.desired_capacity),
-                Err(e) if e.is_retryable() => None,
-                Err(e) => return Err(e.context(format!("reading the capacity of Auto Scaling group {name} in {from_region}"))),
-            };
-            let desired = match source {
-                Some(d) => d.max(self.asg_floor),
-                None if self.asg_floor > 0 => {
-                    out.warnings
-                        .push(format!("Auto Scaling group {name} in {from_region} did not answer: {to_region}'s is scaled to the floor of {}", self.asg_floor));
-                    self.asg_floor
-                }
-                None => {
-                    return Err(Error::new(
-                        "capacity-unknown",
-                        format!(
-                            "the capacity of Auto Scaling group {name} in {from_region} cannot be read (the region does not answer), and no floor is set: \
-                             set the runbook's asg_min_capacity to the capacity {to_region} must hold"
-                        ),
-                    ));
-                }
-            };
-            let group = autoscaling::describe_group(to_region, name)?;
-            if group.max_size < desired {
-                out.warnings.push(format!(
-                    "Auto Scaling group {name} in {to_region} had a maximum of {} below the {desired} needed: raised to {desired}",
-                    group.max_size
-                ));
-            }
-            out.asg_before = Some(RestoreCapacity::of(&group));
-            autoscaling::set_capacity(to_region, name, autoscaling::capacity_for(&group, desired))?;
-            out.asg_desired = Some(desired);
-        }
-        if let Some((cluster, name)) = &self.ecs {
-            let source = match ecs::describe_service(from_region, cluster, name) {
-                Ok(s) => Some(s.desired_count),
-                Err(e) if e.is_retryable() => None,
-                Err(e) => return Err(e.context(format!("reading the desired count of ECS service {cluster}/{name} in {from_region}"))),
-            };
-            let desired = match source {
-                Some(d) => d.max(self.ecs_floor),
-                None if self.ecs_floor > 0 => {
-                    out.warnings.push(format!(
-                        "ECS service {cluster}/{name} in {from_region} did not answer: {to_region}'s is scaled to the floor of {}",
-                        self.ecs_floor
-                    ));
-                    self.ecs_floor
-                }
-                None => {
-                    return Err(Error::new(
-                        "capacity-unknown",
-                        format!(
-                            "the desired count of ECS service {cluster}/{name} in {from_region} cannot be read (the region does not answer), and no floor is \
-                             set: set the runbook's ecs_min_count to the count {to_region} must run"
-                        ),
-                    ));
-                }
-            };
-            let service = ecs::describe_service(to_region, cluster, name)?;
-            out.ecs_before = Some(RestoreCount::of(&service));
-            ecs::set_desired_count(to_region, cluster, name, desired)?;
-            out.ecs_desired = Some(desired);
-        }
+        let mut warnings = Vec::new();
+        let mut source = |what: String, read: Result<u32, Error>, floor: u32, param: &str| {
+            source_or_floor(&what, read, floor, param, (from_region, to_region), &mut warnings)
+        };
+        let asg = match &self.asg {
+            Some(name) => Some(source(
+                format!("Auto Scaling group {name}"),
+                autoscaling::describe_group(from_region, name).map(|g| g.desired_capacity),
+                self.asg_floor,
+                "asg_min_capacity",
+            )?),
+            None => None,
+        };
+        let ecs = match &self.ecs {
+            Some((cluster, name)) => Some(source(
+                format!("ECS service {cluster}/{name}"),
+                ecs::describe_service(from_region, cluster, name).map(|s| s.desired_count),
+                self.ecs_floor,
+                "ecs_min_count",
+            )?),
+            None => None,
+        };
+        let mut out = self.scale(to_region, asg, ecs)?;
+        warnings.append(&mut out.warnings);
+        out.warnings = warnings;
         Ok(out)
     }
 
     /// Scales `region`'s group and service to these counts (a standby
     /// region back down after traffic left it).
     pub fn scale_to(&self, region: &str, asg_desired: u32, ecs_desired: u32) -> Result<Scaled, Error> {
+        self.scale(region, Some(asg_desired), Some(ecs_desired))
+    }
+
+    /// Scales `region`'s group to `asg_desired` (its maximum raised, with a
+    /// warning, when it could not hold it) and its service to `ecs_desired`,
+    /// keeping what each had before.
+    fn scale(&self, region: &str, asg_desired: Option<u32>, ecs_desired: Option<u32>) -> Result<Scaled, Error> {
         let mut out = Scaled::default();
-        if let Some(name) = &self.asg {
+        if let (Some(name), Some(desired)) = (&self.asg, asg_desired) {
             let group = autoscaling::describe_group(region, name)?;
+            if group.max_size < desired {
+                out.warnings
+                    .push(format!("Auto Scaling group {name} in {region} had a maximum of {} below the {desired} needed: raised to {desired}", group.max_size));
+            }
             out.asg_before = Some(RestoreCapacity::of(&group));
-            autoscaling::set_capacity(region, name, autoscaling::capacity_for(&group, asg_desired))?;
-            out.asg_desired = Some(asg_desired);
+            autoscaling::set_capacity(region, name, autoscaling::capacity_for(&group, desired))?;
+            out.asg_desired = Some(desired);
         }
-        if let Some((cluster, name)) = &self.ecs {
+        if let (Some((cluster, name)), Some(desired)) = (&self.ecs, ecs_desired) {
             let service = ecs::describe_service(region, cluster, name)?;
             out.ecs_before = Some(RestoreCount::of(&service));
-            ecs::set_desired_count(region, cluster, name, ecs_desired)?;
-            out.ecs_desired = Some(ecs_desired);
+            ecs::set_desired_count(region, cluster, name, desired)?;
+            out.ecs_desired = Some(desired);
         }
         Ok(out)
     }
@@ -194,5 +166,27 @@ impl Compute {
             ecs::wait_stable(region, cluster, name, timeout)?;
         }
         Ok(())
+    }
+}
+
+/// The desired capacity `what` holds in the source region (`read`), at
+/// least `floor`; `floor` (with a warning) when the source region does not
+/// answer; `capacity-unknown` when it does not and there is no floor
+/// (`param` names the runbook's parameter that sets it).
+fn source_or_floor(what: &str, read: Result<u32, Error>, floor: u32, param: &str, (from, to): (&str, &str), warnings: &mut Vec<String>) -> Result<u32, Error> {
+    match read {
+        Ok(d) => Ok(d.max(floor)),
+        Err(e) if e.is_retryable() && floor > 0 => {
+            warnings.push(format!("{what} in {from} did not answer: {to}'s is scaled to the floor of {floor}"));
+            Ok(floor)
+        }
+        Err(e) if e.is_retryable() => Err(Error::new(
+            "capacity-unknown",
+            format!(
+                "the desired capacity of {what} in {from} cannot be read (the region does not answer), and no floor is set: set the runbook's {param} \
+                 to what {to} must hold"
+            ),
+        )),
+        Err(e) => Err(e.context(format!("reading the desired capacity of {what} in {from}"))),
     }
 }

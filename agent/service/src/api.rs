@@ -31,7 +31,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
-use drover_journal::{CancelRequest, Decision, JournalError, RunFilter, RunStatus, Verdict};
+use drover_journal::{Approval, CancelRequest, Decision, Journal, JournalError, RunFilter, RunStatus, Verdict};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -199,16 +199,31 @@ async fn decide(State(state): State<Arc<AppState>>, headers: HeaderMap, Path((id
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("expected {{\"approve\": true|false, \"comment\": \"why\"}}: {e}")),
     };
     let verdict = if body.approve { Verdict::Approved } else { Verdict::Rejected };
-    let ours = Decision { verdict, by: caller(&state, body.by.as_deref()), comment: body.comment, at: Utc::now() };
-    match state.supervisor.journal().decide(&id, &gate, &ours).await {
-        Ok(a) => {
-            let recorded = a.decision.as_ref() == Some(&ours);
-            tracing::info!(run_id = %id, gate = %gate, verdict = verdict.as_str(), by = %ours.by, recorded, "approval decision");
+    match decide_gate(state.supervisor.journal().as_ref(), &id, &gate, verdict, caller(&state, body.by.as_deref()), body.comment).await {
+        Ok((recorded, a)) => {
             let status = if recorded { StatusCode::OK } else { StatusCode::CONFLICT };
             (status, Json(json!({"recorded": recorded, "approval": a}))).into_response()
         }
         Err(e) => journal_error(e),
     }
+}
+
+/// Records `verdict` at `gate` of run `run_id` as `by`'s decision (the API's
+/// and the console's): whether it was recorded (the first decision wins;
+/// `false`: another was there) and the gate as it stands.
+pub(crate) async fn decide_gate(
+    journal: &dyn Journal,
+    run_id: &str,
+    gate: &str,
+    verdict: Verdict,
+    by: String,
+    comment: String,
+) -> Result<(bool, Approval), JournalError> {
+    let ours = Decision { verdict, by, comment, at: Utc::now() };
+    let a = journal.decide(run_id, gate, &ours).await?;
+    let recorded = a.decision.as_ref() == Some(&ours);
+    tracing::info!(run_id, gate, verdict = verdict.as_str(), by = %ours.by, recorded, "approval decision");
+    Ok((recorded, a))
 }
 
 #[derive(Deserialize)]

@@ -203,6 +203,11 @@ pub fn param_text(v: &toml::Value) -> String {
     }
 }
 
+/// A drill's or trigger's `params` as `--param` pairs.
+pub fn params_text(params: &BTreeMap<String, toml::Value>) -> Vec<(String, String)> {
+    params.iter().map(|(k, v)| (k.clone(), param_text(v))).collect()
+}
+
 fn check_name(what: &str, name: &str) -> Result<(), ServiceError> {
     let ok = !name.is_empty() && name.len() <= 32 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok { Ok(()) } else { Err(ServiceError::Config(format!("{what} name '{name}' must be 1 to 32 of [A-Za-z0-9_-] (it is used in URLs and run ids)"))) }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use drover_engine::readiness::Evaluation;
 use drover_engine::{Engine, LoadedRunbook};
 
-use crate::config::{ServeConfig, param_text};
+use crate::config::{ServeConfig, params_text};
 
 /// A served runbook and the parameters its evaluations take.
 type Evaluated = (Arc<LoadedRunbook>, Vec<(String, String)>);
@@ -36,7 +36,7 @@ impl Readiness {
         let params_of = |name: &str| {
             let drill = config.drills.iter().find(|d| d.runbook == name).map(|d| &d.params);
             let trigger = config.triggers.iter().find(|t| t.runbook == name).map(|t| &t.params);
-            drill.or(trigger).map(|p| p.iter().map(|(k, v)| (k.clone(), param_text(v))).collect()).unwrap_or_default()
+            drill.or(trigger).map(params_text).unwrap_or_default()
         };
         Readiness {
             engine,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::json;
 
-use crate::config::{DrillConfig, param_text};
+use crate::config::{DrillConfig, params_text};
 use crate::supervisor::{Admission, Start, Supervisor};
 
 /// The first slot of `cron` after `now` (`None`: a bad schedule, or no slot left).
@@ -39,7 +39,7 @@ pub async fn run_schedule(drill: DrillConfig, supervisor: Arc<Supervisor>) {
         let run_id = format!("drill-{}-{}", drill.name, slot.format("%Y%m%dT%H%M%SZ"));
         let start = Start {
             runbook: drill.runbook.clone(),
-            params: drill.params.iter().map(|(k, v)| (k.clone(), param_text(v))).collect(),
+            params: params_text(&drill.params),
             run_id: run_id.clone(),
             origin: json!({"kind": "drill", "name": drill.name, "unattended": drill.unattended, "scheduled_for": slot}),
             scope: drill.scope.clone(),

@@ -27,7 +27,7 @@ use crate::ServiceError;
 use crate::alerts::{self, Alert};
 use crate::api::{AppState, error, unauthorized};
 use crate::auth::Verifier;
-use crate::config::{TriggerConfig, TriggerKind, param_text};
+use crate::config::{TriggerConfig, TriggerKind, params_text};
 use crate::replay::{self, Claim, Seen};
 use crate::supervisor::{Admission, Start};
 
@@ -162,7 +162,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, Path(name): Path<String>
 async fn start(state: &AppState, trigger: &Trigger, scope: &str, alerts: &[Alert], traceparent: Option<String>) -> Result<Admission, ServiceError> {
     let c = &trigger.config;
     let first = &alerts[0];
-    let mut params: Vec<(String, String)> = c.params.iter().map(|(k, v)| (k.clone(), param_text(v))).collect();
+    let mut params = params_text(&c.params);
     for (param, label) in &c.params_from_labels {
         let value = first
             .labels

@@ -12,11 +12,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
-use drover_journal::{CancelRequest, Decision, Verdict};
+use drover_journal::{CancelRequest, Verdict};
 
 use super::session::{CSRF_FIELD, Session, clear_cookie, set_cookie};
 use super::{identity, over_https, percent, problem, secured, session};
-use crate::api::{AppState, control_status, journal_status};
+use crate::api::{AppState, control_status, decide_gate, journal_status};
 use crate::supervisor::Redriven;
 
 type Fields = BTreeMap<String, String>;
@@ -100,10 +100,9 @@ pub async fn control(State(state): State<Arc<AppState>>, headers: HeaderMap, Pat
         "approve" | "reject" => {
             let verdict = if action == "approve" { Verdict::Approved } else { Verdict::Rejected };
             let gate = field(&f, "gate");
-            let ours = Decision { verdict, by: by.clone(), comment: field(&f, "comment").to_string(), at: Utc::now() };
-            match journal.decide(&id, gate, &ours).await {
-                Ok(a) if a.decision.as_ref() == Some(&ours) => Ok(format!("{action}d gate {gate}")),
-                Ok(a) => Err((
+            match decide_gate(journal.as_ref(), &id, gate, verdict, by.clone(), field(&f, "comment").to_string()).await {
+                Ok((true, _)) => Ok(format!("{action}d gate {gate}")),
+                Ok((false, a)) => Err((
                     StatusCode::CONFLICT,
                     format!(
                         "gate '{gate}' was already decided: {} by {}",
