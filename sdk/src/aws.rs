@@ -1,5 +1,6 @@
 //! AWS capabilities for runbooks: typed calls over the `rds`, `ec2`,
-//! `route53`, `cloudwatch`, `autoscaling` and `ecs` WIT interfaces. Call them inside [`crate::Ctx::step`] bodies (the agent
+//! `route53`, `cloudwatch`, `autoscaling` and `ecs` WIT interfaces, and
+//! [`reads`]: independent reads sent at once. Call them inside [`crate::Ctx::step`] bodies (the agent
 //! refuses them elsewhere, since their results must be journaled). Mutating
 //! calls are idempotent under replay: the agent tags what they create with
 //! the step's idempotency key and adopts what an earlier attempt made.
@@ -9,6 +10,8 @@
 use std::time::Duration;
 
 use crate::Error;
+
+pub mod reads;
 
 fn secs(d: Duration) -> u32 {
     d.as_secs().clamp(1, u64::from(u32::MAX)) as u32
@@ -323,6 +326,13 @@ pub mod route53 {
     /// spend Route 53's 5 requests a second.
     pub fn get_records_of(zone: &str, names: &[String]) -> Result<Vec<RecordSet>, Error> {
         wit::get_records_of(zone, names).map_err(Error::from_wit)
+    }
+
+    /// The sets among `sets` named `name` (as [`get_records_of`] answers
+    /// for several names: Route 53's names end in a dot, in lower case).
+    pub fn named(sets: &[RecordSet], name: &str) -> Vec<RecordSet> {
+        let want = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+        sets.iter().filter(|r| format!("{}.", r.name.trim_end_matches('.').to_ascii_lowercase()) == want).cloned().collect()
     }
 
     /// Points CNAME `name` at `target` and waits until the change is INSYNC.

@@ -5,10 +5,10 @@
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) use crate::bindings::drover::runbook::{
-    approval, autoscaling, branches, cleanup, clock, cloudwatch, ec2, ecs, log, random, rds, route53, run_context, steps,
+    approval, autoscaling, branches, cleanup, clock, cloudwatch, ec2, ecs, log, random, rds, reads, route53, run_context, steps,
 };
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use crate::testing::imports::{
-    approval, autoscaling, branches, cleanup, clock, cloudwatch, ec2, ecs, log, random, rds, route53, run_context, steps,
+    approval, autoscaling, branches, cleanup, clock, cloudwatch, ec2, ecs, log, random, rds, reads, route53, run_context, steps,
 };

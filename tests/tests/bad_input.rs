@@ -32,7 +32,7 @@ fn files_that_are_not_runbooks() {
     assert!(e.contains("core.wasm is a core WebAssembly module, not a component"), "{e}");
 
     let e = fails(&agent, &["run", artifacts::FUTURE_CONTRACT], 2);
-    assert!(e.contains("drover:runbook@0.9.0") && e.contains("this agent provides drover:runbook@0.1.4"), "{e}");
+    assert!(e.contains("drover:runbook@0.9.0") && e.contains("this agent provides drover:runbook@0.1.5"), "{e}");
 
     let e = fails(&agent, &["run", artifacts::OTHER_WORLD], 2);
     assert!(e.contains("is not a drover runbook") && e.contains("wasi:cli/run"), "{e}");

@@ -291,16 +291,26 @@ pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &st
         PromotionState::Busy => return Err(busy(region, &before, "")),
         PromotionState::Promotable => {}
     }
-    // The intent first: if the answer to the promotion is lost, the next
-    // attempt knows the request may have gone through.
-    c.rds(region)
-        .add_tags_to_resource()
-        .resource_name(&before.arn)
-        .tags(tag(PROMOTED_TAG, idem))
-        .send()
-        .await
-        .map_err(|e| from_sdk("rds", "AddTagsToResource", region, id, e))?;
-    let sent = c.rds(region).promote_read_replica().db_instance_identifier(id).send().await;
+    // The intent, sent with the promotion (one round trip, not two): if the
+    // answer to the promotion is lost, the next attempt knows the request
+    // may have gone through. Should the tag fail as well (both requests
+    // lost), the next attempt sees a replica in transition without it:
+    // "busy", retried until it is standalone, which is then adopted; never
+    // taken for promoted before it is.
+    let intent = async {
+        c.rds(region)
+            .add_tags_to_resource()
+            .resource_name(&before.arn)
+            .tags(tag(PROMOTED_TAG, idem))
+            .send()
+            .await
+            .map_err(|e| from_sdk("rds", "AddTagsToResource", region, id, e))
+    };
+    let promotion = async { c.rds(region).promote_read_replica().db_instance_identifier(id).send().await };
+    let (tagged, sent) = tokio::join!(intent, promotion);
+    if let Err(e) = &tagged {
+        tracing::warn!(instance = id, region, error = %e, "the promotion's intent tag was not written; a later attempt would take the promotion for someone else's until it ends");
+    }
     match sent {
         Ok(out) => Ok(out.db_instance().map(|i| instance(region, i)).unwrap_or(before)),
         Err(e) => {

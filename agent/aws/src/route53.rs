@@ -300,12 +300,34 @@ pub async fn change_records(c: &Clients, zone: &str, changes: &[RecordChange], t
     if changes.is_empty() {
         return Ok(0);
     }
-    in_zone(c, zone, |id| async move { change_records_in(c, &id, changes, ttl, timeout).await }).await
+    in_zone(c, zone, |id| async move { change_records_in(c, &id, changes, ttl, timeout, true).await }).await
 }
 
-async fn change_records_in(c: &Clients, id: &str, changes: &[RecordChange], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
+/// [`change_records`] without reading the records first where the change
+/// does not need them: a CNAME is pointed with a plain `UPSERT` (one round
+/// trip instead of two), even when it already points there (Route 53 makes
+/// a change of nothing). For the first attempt of a step, which no earlier
+/// attempt can have done already; weights are always read first (a weighted
+/// set keeps its type, values and health check). Returns how many record
+/// sets it wrote.
+pub async fn change_records_unread(c: &Clients, zone: &str, changes: &[RecordChange], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
+    if let Some(why) = batch_problem(changes) {
+        let first = changes.first().map(RecordChange::name).unwrap_or_default();
+        return Err(bad("ChangeResourceRecordSets", first, why));
+    }
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    in_zone(c, zone, |id| async move { change_records_in(c, &id, changes, ttl, timeout, false).await }).await
+}
+
+/// The change batch of `changes` in zone `id`, sent. `read_first`: the
+/// records are read first and what is already so is left out; otherwise
+/// they are read only when a change needs them (weights).
+async fn change_records_in(c: &Clients, id: &str, changes: &[RecordChange], ttl: u32, timeout: Duration, read_first: bool) -> Result<usize, CapabilityError> {
     let names: Vec<String> = changes.iter().map(|ch| ch.name().to_string()).collect();
-    let raw = raw_sets_of(c, id, &names).await?;
+    let needs_read = read_first || changes.iter().any(|ch| matches!(ch, RecordChange::SetWeights { .. }));
+    let raw = if needs_read { raw_sets_of(c, id, &names).await? } else { Vec::new() };
     let mut batch = Vec::new();
     let mut said = Vec::new();
     for ch in changes {
@@ -313,7 +335,7 @@ async fn change_records_in(c: &Clients, id: &str, changes: &[RecordChange], ttl:
         let of_name: Vec<ResourceRecordSet> = raw.iter().filter(|r| fqdn(r.name()) == want).cloned().collect();
         match ch {
             RecordChange::PointCname { name, target } => {
-                if of_name.iter().map(record_set).any(|r| r.is_cname_to(target)) {
+                if read_first && of_name.iter().map(record_set).any(|r| r.is_cname_to(target)) {
                     continue;
                 }
                 batch.push(upsert(cname(name, target, ttl, None)?)?);

@@ -13,11 +13,11 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize, serde::Deserialize],
 });
 
-pub use drover::runbook::{approval, autoscaling, branches, cleanup, clock, cloudwatch, ec2, ecs, log, random, rds, route53, run_context, steps, types};
+pub use drover::runbook::{approval, autoscaling, branches, cleanup, clock, cloudwatch, ec2, ecs, log, random, rds, reads, route53, run_context, steps, types};
 
 /// The WIT package version this agent provides. A runbook importing another
 /// version is refused before instantiation with an error naming both.
-pub const CONTRACT_VERSION: &str = "0.1.4";
+pub const CONTRACT_VERSION: &str = "0.1.5";
 
 /// The WIT package runbooks import.
 pub const CONTRACT_PACKAGE: &str = "drover:runbook";

@@ -67,14 +67,46 @@ macro_rules! call {
     }};
 }
 
-fn access(service: &'static str, operation: &'static str, regions: &[&str], resources: Vec<Resource>, mutating: bool) -> Access {
+pub(crate) fn access(service: &'static str, operation: &'static str, regions: &[&str], resources: Vec<Resource>, mutating: bool) -> Access {
     Access { service, operation, regions: regions.iter().map(|r| r.to_string()).collect(), resources, mutating }
+}
+
+/// The access of `rds.describe-instance` (also of the read of that name).
+pub(crate) fn rds_describe_instance_access(region: &str, identifier: &str) -> Access {
+    access("rds", "describe-instance", &[region], vec![Resource::new("db", identifier)], false)
+}
+
+/// The access of `rds.replica-lag`.
+pub(crate) fn rds_replica_lag_access(region: &str, identifier: &str) -> Access {
+    access("rds", "replica-lag", &[region], vec![Resource::new("db", identifier)], false)
+}
+
+/// The access of `rds.latest-snapshot`.
+pub(crate) fn rds_latest_snapshot_access(region: &str, instance: &str) -> Access {
+    access("rds", "latest-snapshot", &[region], vec![Resource::new("db", instance)], false)
+}
+
+/// The access of `route53.get-records-of`: the zone and every record read,
+/// each declared and granted.
+pub(crate) fn route53_get_records_of_access(zone: &str, names: &[String]) -> Access {
+    let resources = std::iter::once(Resource::new("zone", zone)).chain(names.iter().map(|n| Resource::new("record", n))).collect();
+    access("route53", "get-records-of", &[], resources, false)
+}
+
+/// The access of `autoscaling.describe-group`.
+pub(crate) fn asg_describe_group_access(region: &str, name: &str) -> Access {
+    access("autoscaling", "describe-group", &[region], vec![Resource::new("asg", name)], false)
+}
+
+/// The access of `ecs.describe-service`.
+pub(crate) fn ecs_describe_service_access(region: &str, cluster: &str, name: &str) -> Access {
+    access("ecs", "describe-service", &[region], vec![Resource::new("ecs-service", EcsService::resource(cluster, name))], false)
 }
 
 impl HostState {
     /// The crash point after a capability call took effect and before its
     /// answer reaches the runbook (`after-call`).
-    async fn after_call(&mut self) -> wasmtime::Result<()> {
+    pub(crate) async fn after_call(&mut self) -> wasmtime::Result<()> {
         match &mut self.durable {
             Some(d) => d.point(crate::failpoints::Failpoint::AfterCall, d.open_step().unwrap_or_default()).await.map_err(wasmtime::Error::new),
             None => Ok(()),
@@ -85,25 +117,36 @@ impl HostState {
     /// run's policy (declared and granted; the decision is audited), and, if it
     /// changes anything, the step's begin is made durable first.
     async fn capability(&mut self, a: Access) -> wasmtime::Result<Result<CallCx, types::Error>> {
+        if let Err(denied) = self.admit(&a)? {
+            return Ok(Err(denied));
+        }
+        self.call_cx(&a).await.map(Ok)
+    }
+
+    /// The checks of a call before anything is sent: it comes from inside a
+    /// step, and the run's policy grants it (a denial, and every decision on
+    /// a call that changes something, is audited). A denial is the
+    /// runbook's error; a call outside a step stops the run.
+    pub(crate) fn admit(&mut self, a: &Access) -> wasmtime::Result<Result<(), types::Error>> {
         let what = a.name();
         let durable = self.durable.as_mut().ok_or_else(|| wasmtime::Error::new(crate::host::ImportInDescribe))?;
-        let (key, attempt) = durable.current_attempt().map(|a| (a.idempotency_key, a.number)).ok_or_else(|| {
-            wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!(
+        if durable.current_attempt().is_none() {
+            return Err(wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!(
                 "{what} was called outside a step; wrap AWS calls in ctx.step so that their results are journaled and replayed"
-            ))))
-        })?;
+            )))));
+        }
         let step = durable.open_step().map(|s| durable.labelled(s));
         let dry_run = durable.plan().is_some();
         let gate =
             self.gate.clone().ok_or_else(|| wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!("{what} was called outside a run")))))?;
-        let decision = gate.guard.check(&a);
+        let decision = gate.guard.check(a);
         if !dry_run && (a.mutating || decision.is_err()) {
             let record = AuditRecord {
                 at: chrono::Utc::now(),
                 run_id: gate.run_id.clone(),
                 runbook: gate.runbook.clone(),
                 digest: gate.digest.clone(),
-                step: step.clone(),
+                step,
                 operation: what.clone(),
                 regions: a.regions.clone(),
                 resources: a.resources.iter().map(ToString::to_string).collect(),
@@ -113,15 +156,22 @@ impl HostState {
             };
             gate.audit.append(&record).map_err(wasmtime::Error::new)?;
         }
-        if let Err(denial) = decision {
+        Ok(decision.map_err(|denial| {
             tracing::warn!(operation = %what, subject = %denial.subject, "capability call denied");
-            return Ok(Err(types::Error {
-                code: "permission-denied".into(),
-                message: denial.to_string(),
-                retryable: false,
-                resource: Some(denial.subject.clone()),
-            }));
-        }
+            types::Error { code: "permission-denied".into(), message: denial.to_string(), retryable: false, resource: Some(denial.subject.clone()) }
+        }))
+    }
+
+    /// The context of an admitted call ([`Self::admit`]): if it changes
+    /// anything, the step's begin made durable and the lease checked last;
+    /// a turn among the agent's AWS calls; the clients (fenced for a change).
+    pub(crate) async fn call_cx(&mut self, a: &Access) -> wasmtime::Result<CallCx> {
+        let what = a.name();
+        let durable = self.durable.as_mut().ok_or_else(|| wasmtime::Error::new(crate::host::ImportInDescribe))?;
+        let (key, attempt) = durable.current_attempt().map(|a| (a.idempotency_key, a.number)).unwrap_or_default();
+        let step = durable.open_step().map(|s| durable.labelled(s));
+        let gate =
+            self.gate.clone().ok_or_else(|| wasmtime::Error::new(DurableError::from(Violation::BadRequest(format!("{what} was called outside a run")))))?;
         // A side effect's refusal stops the run; a fenced driver says why.
         let refuse = |e: DurableError| {
             if matches!(&e, DurableError::Journal(j) if j.is_fenced()) {
@@ -151,7 +201,7 @@ impl HostState {
                 clients = Arc::new(clients.fenced(Arc::new(guard.clone()), guard.ttl()));
             }
         }
-        Ok(Ok(CallCx {
+        Ok(CallCx {
             clients,
             key,
             run_id: gate.run_id.clone(),
@@ -160,17 +210,17 @@ impl HostState {
             turn,
             cancel: durable.cancel_watch(),
             span: durable.step_span(),
-        }))
+        })
     }
 
     /// A backend's answer as the runbook gets it: in the contract's types,
     /// secret values masked in an error.
-    fn answer<T: ToWit>(&self, answer: Result<T, CloudError>) -> Result<T::Wit, types::Error> {
+    pub(crate) fn answer<T: ToWit>(&self, answer: Result<T, CloudError>) -> Result<T::Wit, types::Error> {
         answer.map(ToWit::to_wit).map_err(|e| self.mask(e.to_wit()))
     }
 
     /// A capability's error as the runbook gets it: secret values masked.
-    fn mask(&self, e: types::Error) -> types::Error {
+    pub(crate) fn mask(&self, e: types::Error) -> types::Error {
         let record = drover_journal::ErrorRecord { code: e.code, message: e.message, retryable: e.retryable, resource: e.resource };
         let record = match &self.durable {
             Some(d) => d.mask_error(record),
@@ -210,7 +260,7 @@ pub(crate) fn secs(s: u32) -> Duration {
 
 impl rds::Host for HostState {
     async fn describe_instance(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbInstance, types::Error>> {
-        call!(self, access("rds", "describe-instance", &[&region], vec![Resource::new("db", &identifier)], false), rds.describe_instance(&region, &identifier))
+        call!(self, rds_describe_instance_access(&region, &identifier), rds.describe_instance(&region, &identifier))
     }
 
     async fn create_snapshot(&mut self, region: String, inst: String, snap: String) -> wasmtime::Result<Result<rds::DbSnapshot, types::Error>> {
@@ -296,7 +346,7 @@ impl rds::Host for HostState {
     }
 
     async fn latest_snapshot(&mut self, region: String, inst: String) -> wasmtime::Result<Result<Option<rds::SnapshotInfo>, types::Error>> {
-        call!(self, access("rds", "latest-snapshot", &[&region], vec![Resource::new("db", &inst)], false), rds.latest_snapshot(&region, &inst))
+        call!(self, rds_latest_snapshot_access(&region, &inst), rds.latest_snapshot(&region, &inst))
     }
 
     async fn restore_from_snapshot(
@@ -319,7 +369,7 @@ impl rds::Host for HostState {
     }
 
     async fn replica_lag(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<Option<rds::LagReading>, types::Error>> {
-        call!(self, access("rds", "replica-lag", &[&region], vec![Resource::new("db", &identifier)], false), rds.replica_lag(&region, &identifier))
+        call!(self, rds_replica_lag_access(&region, &identifier), rds.replica_lag(&region, &identifier))
     }
 
     async fn describe_cluster(&mut self, region: String, identifier: String) -> wasmtime::Result<Result<rds::DbCluster, types::Error>> {
@@ -520,9 +570,7 @@ impl route53::Host for HostState {
     }
 
     async fn get_records_of(&mut self, zone: String, names: Vec<String>) -> wasmtime::Result<Result<Vec<route53::RecordSet>, types::Error>> {
-        // The zone and every record read: each must be declared and granted.
-        let resources = std::iter::once(Resource::new("zone", &zone)).chain(names.iter().map(|n| Resource::new("record", n))).collect();
-        call!(self, access("route53", "get-records-of", &[], resources, false), route53.get_records_of(&zone, &names))
+        call!(self, route53_get_records_of_access(&zone, &names), route53.get_records_of(&zone, &names))
     }
 
     async fn change_records(
@@ -597,7 +645,7 @@ impl cloudwatch::Host for HostState {
 }
 impl autoscaling::Host for HostState {
     async fn describe_group(&mut self, region: String, name: String) -> wasmtime::Result<Result<autoscaling::ScalingGroup, types::Error>> {
-        call!(self, access("autoscaling", "describe-group", &[&region], vec![Resource::new("asg", &name)], false), autoscaling.describe_group(&region, &name))
+        call!(self, asg_describe_group_access(&region, &name), autoscaling.describe_group(&region, &name))
     }
 
     async fn set_capacity(
@@ -630,8 +678,7 @@ impl autoscaling::Host for HostState {
 
 impl ecs::Host for HostState {
     async fn describe_service(&mut self, region: String, cluster: String, name: String) -> wasmtime::Result<Result<ecs::EcsService, types::Error>> {
-        let resource = Resource::new("ecs-service", EcsService::resource(&cluster, &name));
-        call!(self, access("ecs", "describe-service", &[&region], vec![resource], false), ecs.describe_service(&region, &cluster, &name))
+        call!(self, ecs_describe_service_access(&region, &cluster, &name), ecs.describe_service(&region, &cluster, &name))
     }
 
     async fn set_desired_count(

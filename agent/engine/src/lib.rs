@@ -49,6 +49,7 @@ mod loader;
 pub mod plan;
 pub mod policy;
 pub mod readiness;
+mod reads;
 pub mod redrive;
 mod sandbox;
 pub mod secrets;

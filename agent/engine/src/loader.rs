@@ -133,6 +133,7 @@ mod tests {
         assert!(compatible("0.1.2"));
         assert!(compatible("0.1.3"));
         assert!(compatible("0.1.4"));
+        assert!(compatible("0.1.5"));
         assert!(!compatible("0.1.9"));
         assert!(!compatible("0.2.0"));
         assert!(!compatible("1.1.0"));

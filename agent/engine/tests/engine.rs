@@ -16,7 +16,7 @@ async fn hello_durable_succeeds_and_steps_feed_each_other() {
     let f = fixture();
     let rb = load(&f, artifacts::HELLO_DURABLE).await;
     assert_eq!(rb.info.name, "hello-durable");
-    assert_eq!(rb.info.contract, "0.1.4");
+    assert_eq!(rb.info.contract, "0.1.5");
     let run = start(&f, &rb, "hello-1", &[("pause_seconds", "1"), ("target", "sre")]).await;
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     let result = run.result.unwrap();
@@ -235,7 +235,7 @@ async fn bad_components_are_refused_by_name() {
     let future = std::fs::read(artifacts::FUTURE_CONTRACT).unwrap();
     let err = f.engine.load("future.wasm", &future).await.err().unwrap();
     assert!(matches!(err, EngineError::UnsupportedContract { .. }), "{err}");
-    assert!(err.to_string().contains("drover:runbook@0.9.0") && err.to_string().contains("provides drover:runbook@0.1.4"), "{err}");
+    assert!(err.to_string().contains("drover:runbook@0.9.0") && err.to_string().contains("provides drover:runbook@0.1.5"), "{err}");
 
     let other = std::fs::read(artifacts::OTHER_WORLD).unwrap();
     let err = f.engine.load("other.wasm", &other).await.err().unwrap();

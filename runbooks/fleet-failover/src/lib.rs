@@ -195,11 +195,7 @@ fn record_names(p: &Params) -> Vec<String> {
     std::iter::once(p.app_record.clone()).chain(p.databases.iter().map(|db| db.record.clone())).collect()
 }
 
-/// The sets among `sets` named `name`.
-fn named(sets: &[route53::RecordSet], name: &str) -> Vec<route53::RecordSet> {
-    let want = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
-    sets.iter().filter(|r| r.name.to_ascii_lowercase() == want).cloned().collect()
-}
+use route53::named;
 
 /// `check-records`: every database's record exists; the app's weighted
 /// records have a set for the DR region in every record type. Returns the

@@ -56,6 +56,7 @@
 use std::time::Duration;
 
 use drover_sdk::aws::rds::Lag;
+use drover_sdk::aws::reads::{Answers, Reads, Ticket};
 use drover_sdk::aws::{autoscaling, ecs, rds, route53};
 use drover_sdk::compute::{Compute, Scaled};
 use drover_sdk::{Action, Capability, Ctx, Describe, Error, OnFailure, Param, Readiness, Retry, Runbook, export_runbook};
@@ -227,7 +228,7 @@ impl Runbook for RegionalFailover {
             )
             .capability(
                 Capability::new("route53")
-                    .operations(["get-records", "upsert-cname", "set-weights"])
+                    .operations(["get-records", "get-records-of", "upsert-cname", "set-weights"])
                     .resources(["zone/{hosted_zone}", "record/{db_record}", "record/{app_record}"]),
             );
         drover_sdk::compute::declare(described, ["{primary_region}", "{dr_region}"])
@@ -236,7 +237,19 @@ impl Runbook for RegionalFailover {
     fn run(ctx: &Ctx, p: Params) -> Result<Outcome, Error> {
         let wait = Duration::from_secs(u64::from(p.rto_seconds));
         let pre: Preflight = ctx.step("preflight", || {
-            let replica = rds::describe_instance(&p.dr_region, &p.replica)
+            // The RTO counts from here: the preflight's reads are part of
+            // the outage's recovery time (a script's clock starts before its
+            // reads too).
+            let started_ms = ctx.unix_ms();
+            // Every read at once: one round trip to both regions, not five.
+            let mut reads = Reads::new();
+            let replica = reads.describe_instance(&p.dr_region, &p.replica);
+            let records = reads.get_records_of(&p.hosted_zone, &[p.db_record.clone(), p.app_record.clone()]);
+            let replica_lag = reads.replica_lag(&p.dr_region, &p.replica);
+            let primary = reads.describe_instance(&p.primary_region, &p.db_instance);
+            let mut answers = reads.send();
+            let replica = answers
+                .take(replica)
                 .map_err(|e| e.context(format!("the DR replica {} in {} is not usable", p.replica, p.dr_region)))?;
             if replica.status != "available" {
                 return Err(Error::new("replica-not-available", format!("replica {} is '{}', not available; DNS left unchanged", p.replica, replica.status))
@@ -272,27 +285,27 @@ impl Runbook for RegionalFailover {
                 }
                 (Some(_), false) => false,
             };
-            let db = route53::get_records(&p.hosted_zone, &p.db_record)?;
-            if db.is_empty() {
+            let records = answers.take(records)?;
+            if route53::named(&records, &p.db_record).is_empty() {
                 return Err(Error::new("record-not-found", format!("no record {} in zone {}; DNS left unchanged", p.db_record, p.hosted_zone)));
             }
-            let app_sets = route53::get_records(&p.hosted_zone, &p.app_record)?;
+            let app_sets = route53::named(&records, &p.app_record);
             let app = route53::movable_weights(&p.app_record, &app_sets, &p.dr_region, "DNS left unchanged")?;
             let (replica_lag_seconds, lag_reading_age_seconds, lag_warning) = if already_writer {
                 let w = format!("{} is standalone and target_is_writer=true: no promotion, no lag gate (the data it holds is what it holds)", p.replica);
                 (None, None, Some(w))
             } else {
                 let gate = rds::LagGate { rpo_seconds: p.rpo_seconds, accept_replica_lag: p.accept_replica_lag, accept_unknown_lag: p.accept_unknown_lag };
-                let a = gate.admit(lag(rds::replica_lag(&p.dr_region, &p.replica)?, &p.replica, p.max_lag_age_seconds), &p.replica, &replica.arn)?;
+                let a = gate.admit(lag(answers.take(replica_lag)?, &p.replica, p.max_lag_age_seconds), &p.replica, &replica.arn)?;
                 (a.seconds, a.age_seconds, a.warning)
             };
-            let (primary_arn, primary_unreachable) = match rds::describe_instance(&p.primary_region, &p.db_instance) {
+            let (primary_arn, primary_unreachable) = match answers.take(primary) {
                 Ok(i) => (Some(i.arn), None),
                 Err(e) if e.is_retryable() || e.code() == "DBInstanceNotFound" => (None, Some(e.to_string())),
                 Err(e) => return Err(e),
             };
             Ok(Preflight {
-                started_ms: ctx.unix_ms(),
+                started_ms,
                 replica_arn: replica.arn,
                 replica_source: replica.replica_source,
                 primary_arn,
@@ -453,14 +466,20 @@ impl Runbook for RegionalFailover {
         };
 
         ctx.step("verify", || {
-            let db = route53::get_records(&p.hosted_zone, &p.db_record)?;
+            // Read back from the cloud, the records and the instance at once.
+            let mut reads = Reads::new();
+            let records = reads.get_records_of(&p.hosted_zone, &[p.db_record.clone(), p.app_record.clone()]);
+            let db_now = reads.describe_instance(&p.dr_region, &p.replica);
+            let mut answers = reads.send();
+            let records = answers.take(records)?;
+            let db = route53::named(&records, &p.db_record);
             let points = db.iter().any(|r| r.values.iter().any(|v| v.trim_end_matches('.') == endpoint.trim_end_matches('.')));
             if !points {
                 return Err(Error::new("verify-failed", format!("{} does not point at {endpoint}", p.db_record)));
             }
-            let app = route53::get_records(&p.hosted_zone, &p.app_record)?;
+            let app = route53::named(&records, &p.app_record);
             route53::check_weights(&p.app_record, &app, &route53::weighted(&shifted.targets)).map_err(|why| Error::new("verify-failed", why))?;
-            let db_now = rds::describe_instance(&p.dr_region, &p.replica)?;
+            let db_now = answers.take(db_now)?;
             if db_now.status != "available" {
                 return Err(Error::retryable("verify-failed", format!("{} is '{}'", p.replica, db_now.status)));
             }
@@ -502,12 +521,17 @@ impl Runbook for RegionalFailover {
         Some(ctx.step("readiness", || {
             let mut r = Readiness::new();
             let now = ctx.unix_seconds();
-            let replica = r.check(
-                "the DR replica exists",
-                &p.replica,
-                "create the cross-region read replica, or pass --param replica=NAME",
-                rds::describe_instance(&p.dr_region, &p.replica),
-            );
+            // Every read at once: one round trip to both regions.
+            let mut reads = Reads::new();
+            let replica = reads.describe_instance(&p.dr_region, &p.replica);
+            let replica_lag = reads.replica_lag(&p.dr_region, &p.replica);
+            let copy = reads.latest_snapshot(&p.dr_region, &p.db_instance);
+            let records = reads.get_records_of(&p.hosted_zone, &[p.db_record.clone(), p.app_record.clone()]);
+            let primary = reads.describe_instance(&p.primary_region, &p.db_instance);
+            let compute = ComputeReads::add(&mut reads, p);
+            let mut answers = reads.send();
+            let replica =
+                r.check("the DR replica exists", &p.replica, "create the cross-region read replica, or pass --param replica=NAME", answers.take(replica));
             if let Some(replica) = replica {
                 if replica.status == "available" {
                     r.ok("the DR replica is available", format!("{} is available", p.replica), replica.arn.clone());
@@ -537,7 +561,7 @@ impl Runbook for RegionalFailover {
                     ),
                 }
             }
-            match rds::replica_lag(&p.dr_region, &p.replica).map(|r| lag(r, &p.replica, p.max_lag_age_seconds)) {
+            match answers.take(replica_lag).map(|r| lag(r, &p.replica, p.max_lag_age_seconds)) {
                 Ok(Lag::Known(seconds, age)) if seconds <= f64::from(p.rpo_seconds) => {
                     r.ok(
                         "replica lag within the RPO budget",
@@ -562,7 +586,7 @@ impl Runbook for RegionalFailover {
                 ),
                 Err(e) => r.problem("replica lag within the RPO budget", e.message().to_string(), p.replica.clone(), "check CloudWatch access from the agent"),
             }
-            match rds::latest_snapshot(&p.dr_region, &p.db_instance) {
+            match answers.take(copy) {
                 Ok(Some(s)) if now - s.taken.seconds < i64::from(p.max_copy_age_seconds) => r.ok(
                     "a recent snapshot copy in the DR region",
                     format!("{} is {} s old (younger than {} s)", s.snapshot.identifier, now - s.taken.seconds, p.max_copy_age_seconds),
@@ -584,7 +608,8 @@ impl Runbook for RegionalFailover {
                     r.problem("a recent snapshot copy in the DR region", e.message().to_string(), p.db_instance.clone(), "check RDS access in the DR region")
                 }
             }
-            match route53::get_records(&p.hosted_zone, &p.db_record) {
+            let records = answers.take(records);
+            match records.as_ref().map(|all| route53::named(all, &p.db_record)) {
                 Ok(sets) if sets.iter().any(|s| s.record_type == "CNAME" && s.set_identifier.is_none()) => {
                     r.ok("the database record exists", format!("{} is a CNAME", p.db_record), p.db_record.clone());
                 }
@@ -598,7 +623,7 @@ impl Runbook for RegionalFailover {
                     r.problem("the database record exists", e.message().to_string(), p.hosted_zone.clone(), "check the hosted zone name (--param hosted_zone)")
                 }
             }
-            match route53::get_records(&p.hosted_zone, &p.app_record) {
+            match records.as_ref().map(|all| route53::named(all, &p.app_record)) {
                 Ok(sets) => {
                     let app = route53::weight_triples(&sets);
                     let missing: Vec<&str> =
@@ -625,7 +650,7 @@ impl Runbook for RegionalFailover {
                     "check the hosted zone name (--param hosted_zone)",
                 ),
             }
-            match rds::describe_instance(&p.primary_region, &p.db_instance) {
+            match answers.take(primary) {
                 Ok(i) => r.ok("the primary answers (a final snapshot is possible)", format!("{} is '{}'", p.db_instance, i.status), i.arn),
                 Err(e) => r.ok(
                     "the primary answers (a final snapshot is possible)",
@@ -633,7 +658,7 @@ impl Runbook for RegionalFailover {
                     p.db_instance.clone(),
                 ),
             }
-            compute_readiness(&mut r, p);
+            compute.readiness(&mut r, &mut answers, p);
             Ok(r)
         }))
     }
@@ -647,67 +672,110 @@ impl Runbook for RegionalFailover {
     }
 }
 
-/// Readiness of the DR compute: the DR group and service exist, and the
-/// group's maximum can hold the primary's current capacity.
-fn compute_readiness(r: &mut Readiness, p: &Params) {
-    let compute = p.compute();
-    if let Some(name) = &compute.asg {
-        let fix = format!("create the Auto Scaling group {name} in {}, or pass --param asg_name=NAME", p.dr_region);
-        let dr = r.check("the DR Auto Scaling group exists", name, &fix, autoscaling::describe_group(&p.dr_region, name));
-        let primary = autoscaling::describe_group(&p.primary_region, name);
-        match (dr, primary) {
-            (Some(dr), Ok(primary)) => {
-                let need = primary.desired_capacity.max(p.asg_min_capacity);
-                if dr.max_size >= need {
-                    r.ok(
-                        "the DR group can hold the primary's capacity",
-                        format!("{name}: maximum {} in {}, the primary holds {} in {}", dr.max_size, p.dr_region, primary.desired_capacity, p.primary_region),
-                        dr.arn,
-                    );
-                } else {
-                    r.problem(
-                        "the DR group can hold the primary's capacity",
-                        format!("{name}: maximum {} in {}, below the {need} the primary holds", dr.max_size, p.dr_region),
-                        dr.arn,
-                        format!(
-                            "raise the DR group's maximum size to at least {need} (a failover would raise it, and your infrastructure code may put it back)"
-                        ),
-                    );
-                }
-            }
-            (Some(dr), Err(e)) => r.problem(
-                "the DR group can hold the primary's capacity",
-                format!(
-                    "the primary's group cannot be read ({}); the failover would scale {name} in {} to asg_min_capacity={}",
-                    e.code(),
-                    p.dr_region,
-                    p.asg_min_capacity
-                ),
-                dr.arn,
-                "check the group in the primary region, and set asg_min_capacity to what the DR region must hold",
-            ),
-            (None, _) => {}
+/// The reads of the DR compute's readiness, sent with the others: the group
+/// and the service in both regions.
+struct ComputeReads {
+    groups: Option<(String, Ticket<autoscaling::ScalingGroup>, Ticket<autoscaling::ScalingGroup>)>,
+    services: Option<(String, String, Ticket<ecs::EcsService>, Ticket<ecs::EcsService>)>,
+}
+
+impl ComputeReads {
+    fn add(reads: &mut Reads, p: &Params) -> Self {
+        let compute = p.compute();
+        ComputeReads {
+            groups: compute.asg.map(|name| {
+                let (dr, primary) = (reads.describe_group(&p.dr_region, &name), reads.describe_group(&p.primary_region, &name));
+                (name, dr, primary)
+            }),
+            services: compute.ecs.map(|(cluster, name)| {
+                let dr = reads.describe_service(&p.dr_region, &cluster, &name);
+                let primary = reads.describe_service(&p.primary_region, &cluster, &name);
+                (cluster, name, dr, primary)
+            }),
         }
     }
-    if let Some((cluster, name)) = &compute.ecs {
-        let fix = format!("create the ECS service {name} in cluster {cluster} in {}, or pass --param ecs_cluster/ecs_service", p.dr_region);
-        if let Some(dr) = r.check("the DR ECS service exists", &format!("{cluster}/{name}"), &fix, ecs::describe_service(&p.dr_region, cluster, name)) {
-            match ecs::describe_service(&p.primary_region, cluster, name) {
-                Ok(primary) => r.ok(
-                    "the DR ECS service can be scaled to the primary's count",
-                    format!(
-                        "{cluster}/{name}: {} task(s) in {}, the primary runs {} in {}",
-                        dr.desired_count, p.dr_region, primary.desired_count, p.primary_region
-                    ),
+
+    /// Readiness of the DR compute: the DR group and service exist, and the
+    /// group's maximum can hold the primary's current capacity.
+    fn readiness(self, r: &mut Readiness, answers: &mut Answers, p: &Params) {
+        if let Some((name, dr, primary)) = self.groups {
+            compute_group_readiness(r, &name, answers.take(dr), answers.take(primary), p);
+        }
+        if let Some((cluster, name, dr, primary)) = self.services {
+            compute_service_readiness(r, &cluster, &name, answers.take(dr), answers.take(primary), p);
+        }
+    }
+}
+
+/// Readiness of the DR Auto Scaling group `name`, from its reads in both regions.
+fn compute_group_readiness(
+    r: &mut Readiness,
+    name: &str,
+    dr: Result<autoscaling::ScalingGroup, Error>,
+    primary: Result<autoscaling::ScalingGroup, Error>,
+    p: &Params,
+) {
+    let fix = format!("create the Auto Scaling group {name} in {}, or pass --param asg_name=NAME", p.dr_region);
+    let dr = r.check("the DR Auto Scaling group exists", name, &fix, dr);
+    match (dr, primary) {
+        (Some(dr), Ok(primary)) => {
+            let need = primary.desired_capacity.max(p.asg_min_capacity);
+            if dr.max_size >= need {
+                r.ok(
+                    "the DR group can hold the primary's capacity",
+                    format!("{name}: maximum {} in {}, the primary holds {} in {}", dr.max_size, p.dr_region, primary.desired_capacity, p.primary_region),
                     dr.arn,
-                ),
-                Err(e) => r.problem(
-                    "the DR ECS service can be scaled to the primary's count",
-                    format!("the primary's service cannot be read ({}); the failover would run ecs_min_count={} task(s)", e.code(), p.ecs_min_count),
+                );
+            } else {
+                r.problem(
+                    "the DR group can hold the primary's capacity",
+                    format!("{name}: maximum {} in {}, below the {need} the primary holds", dr.max_size, p.dr_region),
                     dr.arn,
-                    "check the service in the primary region, and set ecs_min_count to what the DR region must run",
-                ),
+                    format!("raise the DR group's maximum size to at least {need} (a failover would raise it, and your infrastructure code may put it back)"),
+                );
             }
+        }
+        (Some(dr), Err(e)) => r.problem(
+            "the DR group can hold the primary's capacity",
+            format!(
+                "the primary's group cannot be read ({}); the failover would scale {name} in {} to asg_min_capacity={}",
+                e.code(),
+                p.dr_region,
+                p.asg_min_capacity
+            ),
+            dr.arn,
+            "check the group in the primary region, and set asg_min_capacity to what the DR region must hold",
+        ),
+        (None, _) => {}
+    }
+}
+
+/// Readiness of the DR ECS service `cluster/name`, from its reads in both regions.
+fn compute_service_readiness(
+    r: &mut Readiness,
+    cluster: &str,
+    name: &str,
+    dr: Result<ecs::EcsService, Error>,
+    primary: Result<ecs::EcsService, Error>,
+    p: &Params,
+) {
+    let fix = format!("create the ECS service {name} in cluster {cluster} in {}, or pass --param ecs_cluster/ecs_service", p.dr_region);
+    if let Some(dr) = r.check("the DR ECS service exists", &format!("{cluster}/{name}"), &fix, dr) {
+        match primary {
+            Ok(primary) => r.ok(
+                "the DR ECS service can be scaled to the primary's count",
+                format!(
+                    "{cluster}/{name}: {} task(s) in {}, the primary runs {} in {}",
+                    dr.desired_count, p.dr_region, primary.desired_count, p.primary_region
+                ),
+                dr.arn,
+            ),
+            Err(e) => r.problem(
+                "the DR ECS service can be scaled to the primary's count",
+                format!("the primary's service cannot be read ({}); the failover would run ecs_min_count={} task(s)", e.code(), p.ecs_min_count),
+                dr.arn,
+                "check the service in the primary region, and set ecs_min_count to what the DR region must run",
+            ),
         }
     }
 }

@@ -128,8 +128,9 @@ fn a_crash_after_a_journaled_step_does_not_run_it_again() {
 
 #[test]
 fn a_failed_verification_puts_the_weights_back() {
-    // The DB record's read-back fails for good: verify fails, the undo runs.
-    let scenario = demo().fault(Fault::new("route53.get-records", "AccessDenied").after(2).times(0));
+    // The records' read-back fails for good (the preflight's read of them
+    // passed): verify fails, the undo runs.
+    let scenario = demo().fault(Fault::new("route53.get-records-of", "AccessDenied").after(1).times(0));
     let r = TestRun::new(&scenario).run::<RegionalFailover>();
     assert!(!r.succeeded(), "{r}");
     assert_eq!(r.step("undo:restore-app-weights").status, "completed", "{r}");

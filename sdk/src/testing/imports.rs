@@ -341,3 +341,27 @@ pub mod ecs {
         super::aws("ecs.wait-stable", |c, _, _| c.ecs_wait_stable(region, cluster, name, timeout_seconds))
     }
 }
+
+pub mod reads {
+    pub use crate::bindings::drover::runbook::reads::*;
+
+    /// Most reads one `read-all` may send, as in the agent.
+    const MAX_READS: usize = 16;
+
+    /// Each read answered by the call it names, in order (the simulated
+    /// cloud answers at once: nothing to send together).
+    pub fn read_all(reads: &[Read]) -> Vec<Answer> {
+        assert!(reads.len() <= MAX_READS, "reads.read-all was given {} reads; at most {MAX_READS} go out at once: split them into several calls", reads.len());
+        reads
+            .iter()
+            .map(|r| match r {
+                Read::RdsDescribeInstance(r) => Answer::RdsDescribeInstance(super::rds::describe_instance(&r.region, &r.identifier)),
+                Read::RdsReplicaLag(r) => Answer::RdsReplicaLag(super::rds::replica_lag(&r.region, &r.identifier)),
+                Read::RdsLatestSnapshot(r) => Answer::RdsLatestSnapshot(super::rds::latest_snapshot(&r.region, &r.identifier)),
+                Read::Route53GetRecordsOf(r) => Answer::Route53GetRecordsOf(super::route53::get_records_of(&r.zone, &r.names)),
+                Read::AutoscalingDescribeGroup(r) => Answer::AutoscalingDescribeGroup(super::autoscaling::describe_group(&r.region, &r.name)),
+                Read::EcsDescribeService(r) => Answer::EcsDescribeService(super::ecs::describe_service(&r.region, &r.cluster, &r.name)),
+            })
+            .collect()
+    }
+}

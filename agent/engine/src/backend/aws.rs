@@ -167,7 +167,19 @@ impl Route53Backend for AwsBackend {
         answer(r53::get_records(&cx.clients, zone, name).instrument(span(cx, "route53", "ListResourceRecordSets", "global", name)).await)
     }
     async fn upsert_cname(&self, cx: &CallCx, zone: &str, name: &str, target: &str, ttl: u32, timeout_seconds: u32) -> Answer<()> {
-        let upsert = r53::upsert_cname(&cx.clients, zone, name, target, ttl, secs(timeout_seconds));
+        // The first attempt of a step sends the UPSERT without reading the
+        // record first (one round trip); a later one (after a crash or an
+        // error) reads first, so that what an earlier attempt did is not
+        // changed again.
+        let change = [RecordChange::PointCname { name: name.to_string(), target: target.to_string() }];
+        let timeout = secs(timeout_seconds);
+        let upsert = async {
+            if cx.attempt <= 1 {
+                r53::change_records_unread(&cx.clients, zone, &change, ttl, timeout).await
+            } else {
+                r53::change_records(&cx.clients, zone, &change, ttl, timeout).await
+            }
+        };
         answer(lent(&cx.turn, upsert.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", name))).await.map(|_| ()))
     }
     async fn get_records_of(&self, cx: &CallCx, zone: &str, names: &[String]) -> Answer<Vec<RecordSet>> {
