@@ -11,6 +11,8 @@
 #
 #   chaos/bench/failover.sh [N] [LATENCY...]   (N defaults to 10, LATENCY to 0;
 #                                               e.g. `chaos/bench/failover.sh 5 0 50 100`)
+#   BENCH_JSON=FILE: also append one JSON line per latency to FILE (the
+#   medians, the ratios and the requests: what chaos/bench/check.sh reads)
 #   (needs `cargo build -p drover -p drover-chaos` and the runbooks built:
 #    scripts/drill does both)
 set -euo pipefail
@@ -70,7 +72,7 @@ PY
     done
     kill $PROXY 2>/dev/null || true; wait $PROXY 2>/dev/null || true; PROXY=""
     "$PY" - "$LATENCY" "${drover_ms[*]}" "${script_ms[*]}" "${inside_ms[*]}" "${drover_rto[*]}" "${script_rto[*]}" "${drover_req[*]}" "${script_req[*]}" "$WORK/steps.txt" <<'PY'
-import statistics, sys, collections
+import statistics, sys, collections, json, os
 latency = sys.argv[1]
 d, s, inside, d_rto, s_rto, d_req, s_req = ([int(x) for x in a.split()] for a in sys.argv[2:9])
 def show(name, xs):
@@ -90,5 +92,16 @@ for line in open(sys.argv[9]):
     k, v = line.split()
     steps[k].append(float(v))
 print("  drover per step (median ms): " + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in steps.items()))
+out = os.environ.get("BENCH_JSON")
+if out:
+    with open(out, "a") as f:
+        f.write(json.dumps({
+            "latency_ms": int(latency),
+            "drover_ms": statistics.median(d), "script_ms": statistics.median(s),
+            "drover_rto_ms": statistics.median(d_rto), "script_rto_ms": statistics.median(s_rto),
+            "whole_ratio": statistics.median(s) / statistics.median(d),
+            "rto_ratio": statistics.median(s_rto) / max(statistics.median(d_rto), 1),
+            "drover_requests": statistics.median(d_req), "script_requests": statistics.median(s_req),
+        }) + "\n")
 PY
 done

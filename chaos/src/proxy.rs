@@ -82,6 +82,7 @@ pub struct Proxy {
     addr: SocketAddr,
     faults: Arc<Faults>,
     states: Arc<States>,
+    in_flight: Arc<InFlight>,
     stop: watch::Sender<bool>,
 }
 
@@ -93,6 +94,7 @@ impl Proxy {
         let addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
         let states = Arc::new(States::default());
+        let in_flight = Arc::new(InFlight::default());
         let shared = Arc::new(Shared {
             upstreams,
             faults: faults.clone(),
@@ -100,6 +102,7 @@ impl Proxy {
             client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
             seq: AtomicU64::new(0),
             dynamodb: tokio::sync::Mutex::new(()),
+            in_flight: in_flight.clone(),
         });
         tokio::spawn(async move {
             loop {
@@ -127,7 +130,7 @@ impl Proxy {
                 });
             }
         });
-        Ok(Proxy { addr, faults, states, stop })
+        Ok(Proxy { addr, faults, states, in_flight, stop })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -143,6 +146,11 @@ impl Proxy {
     /// The resource states it shows in place of the emulators' (see [`States`]).
     pub fn states(&self) -> &Arc<States> {
         &self.states
+    }
+
+    /// The requests it holds at once (see [`InFlight`]).
+    pub fn in_flight(&self) -> &Arc<InFlight> {
+        &self.in_flight
     }
 }
 
@@ -163,6 +171,42 @@ struct Shared {
     /// puts on one scope lock were both seen to succeed). The proxy hands
     /// DynamoDB its requests one at a time, as the real service orders them.
     dynamodb: tokio::sync::Mutex<()>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Requests the proxy holds at once: now, and the most so far (how a test
+/// sees that a client sent its requests together rather than one by one).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    now: AtomicU64,
+    most: AtomicU64,
+}
+
+impl InFlight {
+    /// The most requests held at once so far.
+    pub fn most(&self) -> u64 {
+        self.most.load(Ordering::SeqCst)
+    }
+
+    /// Forgets the most so far (counting starts again from those held now).
+    pub fn reset(&self) {
+        self.most.store(self.now.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    fn enter(self: &Arc<Self>) -> Held {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        Held(self.clone())
+    }
+}
+
+/// One request held, until it is answered or dropped.
+struct Held(Arc<InFlight>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Why the proxy closed a connection without answering (a fault, on purpose).
@@ -171,6 +215,7 @@ struct Shared {
 struct Dropped(&'static str);
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+    let _held = shared.in_flight.enter();
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),

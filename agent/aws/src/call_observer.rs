@@ -1,7 +1,11 @@
 //! Latency and outcome of every AWS request (each attempt, retries
 //! included), for the agent's metrics: an SDK interceptor on every client
-//! reports to the observer the process installed with [`observe_calls`].
+//! reports to the observer the process installed with [`observe_calls`],
+//! and counts the request for the capability call that sent it
+//! ([`counted`]: a step's requests, shown with the step).
 
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -16,6 +20,20 @@ use aws_smithy_types::config_bag::{Storable, StoreReplace};
 pub type CallObserver = Arc<dyn Fn(&str, &str, Option<u16>, Duration) + Send + Sync>;
 
 static OBSERVER: OnceLock<CallObserver> = OnceLock::new();
+
+tokio::task_local! {
+    /// Where the requests of the capability call being made are counted.
+    static REQUESTS: Arc<AtomicU32>;
+}
+
+/// Runs `f`, adding to `counter` every AWS request it puts on the wire (each
+/// attempt, the SDK's retries and a waiter's polls included).
+pub async fn counted<F: Future>(counter: Option<Arc<AtomicU32>>, f: F) -> F::Output {
+    match counter {
+        Some(c) => REQUESTS.scope(c, f).await,
+        None => f.await,
+    }
+}
 
 /// Installs the process's observer of AWS requests (the first one wins).
 pub fn observe_calls(observer: CallObserver) {
@@ -40,6 +58,7 @@ impl Intercept for CallTimer {
 
     fn read_before_transmit(&self, _context: &BeforeTransmitInterceptorContextRef<'_>, _rc: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
         cfg.interceptor_state().store_put(AttemptStart(Instant::now()));
+        let _ = REQUESTS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
         Ok(())
     }
 

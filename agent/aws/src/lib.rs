@@ -35,7 +35,7 @@ pub mod turns;
 mod wait;
 mod zones;
 
-pub use call_observer::{CallObserver, observe_calls};
+pub use call_observer::{CallObserver, counted, observe_calls};
 pub use clients::{Clients, timeouts_within};
 pub use error::{CapabilityError, from_sdk};
 

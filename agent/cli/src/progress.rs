@@ -45,7 +45,7 @@ fn describe(ev: &RunEvent) -> Option<String> {
         RunEvent::StepRetrying { key, attempt, backoff, error } => {
             format!("step {key}: attempt {attempt} failed ({error}); retrying in {:.1} s", backoff.as_secs_f64())
         }
-        RunEvent::StepFinished { key, status: EntryStatus::Failed, error } => match error {
+        RunEvent::StepFinished { key, status: EntryStatus::Failed, error, .. } => match error {
             Some(e) => format!("step {key}: failed: {e}"),
             None => format!("step {key}: failed"),
         },

@@ -61,7 +61,7 @@ macro_rules! allowed {
 macro_rules! call {
     ($self:ident, $access:expr, $service:ident . $op:ident ( $($arg:expr),* $(,)? )) => {{
         let cx = allowed!($self, $access);
-        let answer = $self.backends.$service.$op(&cx, $($arg),*).await?;
+        let answer = drover_aws::counted(cx.requests.clone(), $self.backends.$service.$op(&cx, $($arg),*)).await?;
         $self.after_call().await?;
         Ok($self.answer(answer))
     }};
@@ -210,6 +210,7 @@ impl HostState {
             turn,
             cancel: durable.cancel_watch(),
             span: durable.step_span(),
+            requests: durable.request_counter(),
         })
     }
 

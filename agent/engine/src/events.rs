@@ -51,6 +51,8 @@ pub enum RunEvent {
         status: EntryStatus,
         /// The error, if it failed.
         error: Option<ErrorRecord>,
+        /// AWS requests its attempts sent.
+        requests: u32,
     },
     /// The run waits durably until `until`.
     Sleeping {

@@ -124,7 +124,7 @@ impl reads::Host for HostState {
         let cx = self.call_cx(&first).await?;
         let backends = self.backends.clone();
         let sent: Vec<Pending<'_>> = reads.iter().zip(&answers).filter(|(_, a)| a.is_none()).map(|(r, _)| send(&backends, &cx, r)).collect();
-        let mut came = futures_util::future::join_all(sent).await.into_iter();
+        let mut came = drover_aws::counted(cx.requests.clone(), futures_util::future::join_all(sent)).await.into_iter();
         let mut out = Vec::with_capacity(reads.len());
         for a in answers {
             match a {

@@ -245,7 +245,7 @@ impl Observer {
                     RunEvent::StepReplayed { key, status } => RunEvent::StepReplayed { key: p(key), status },
                     RunEvent::StepStarted { key, attempt } => RunEvent::StepStarted { key: p(key), attempt },
                     RunEvent::StepRetrying { key, attempt, backoff, error } => RunEvent::StepRetrying { key: p(key), attempt, backoff, error },
-                    RunEvent::StepFinished { key, status, error } => RunEvent::StepFinished { key: p(key), status, error },
+                    RunEvent::StepFinished { key, status, error, requests } => RunEvent::StepFinished { key: p(key), status, error, requests },
                     RunEvent::Sleeping { step, until } => RunEvent::Sleeping { step: step.map(p), until },
                     other => other,
                 };

@@ -66,6 +66,8 @@ fn now() -> DateTime<Utc> {
 fn step(seq: u64, key: &str, status: EntryStatus) -> Entry {
     let mut e = Entry::new(seq, EntryKind::Step, Some(key.into()), status, now());
     e.idempotency_key = Some(format!("k-{seq}"));
+    // Kept by every store (read back equal wherever entries are compared).
+    e.requests = seq as u32 + 3;
     e
 }
 

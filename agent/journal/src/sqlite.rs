@@ -33,7 +33,7 @@ use crate::{
 };
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 /// How long a write waits for another process's lock on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most commits one group commit takes.
@@ -85,6 +85,7 @@ CREATE TABLE entries (
     idempotency_key TEXT,
     next_attempt_at TEXT,
     end_seq         INTEGER,
+    requests        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE attempts (
@@ -266,6 +267,11 @@ fn migrate(conn: &Connection, path: &Path, lease: Duration) -> Result<()> {
     if version <= 4 {
         // 5: an operator's request to pause a run.
         conn.execute_batch("BEGIN IMMEDIATE; ALTER TABLE runs ADD COLUMN pause TEXT; PRAGMA user_version = 5; COMMIT;").map_err(|e| map_err(path, e))?;
+    }
+    if version <= 5 {
+        // 6: the AWS requests of each step.
+        conn.execute_batch("BEGIN IMMEDIATE; ALTER TABLE entries ADD COLUMN requests INTEGER NOT NULL DEFAULT 0; PRAGMA user_version = 6; COMMIT;")
+            .map_err(|e| map_err(path, e))?;
     }
     Ok(())
 }
@@ -497,8 +503,8 @@ fn apply_op(conn: &Connection, run_id: &str, op: &Op) -> rusqlite::Result<()> {
             conn.execute(
                 "INSERT OR REPLACE INTO entries
                  (run_id, seq, kind, key, status, attempts, started_at, finished_at, output, error,
-                  idempotency_key, next_attempt_at, end_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                  idempotency_key, next_attempt_at, end_seq, requests)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     run_id,
                     e.seq as i64,
@@ -513,6 +519,7 @@ fn apply_op(conn: &Connection, run_id: &str, op: &Op) -> rusqlite::Result<()> {
                     e.idempotency_key,
                     e.next_attempt_at.as_ref().map(rfc3339),
                     e.end_seq.map(|s| s as i64),
+                    e.requests,
                 ],
             )?;
         }
@@ -639,6 +646,7 @@ fn entry_from_row(row: &Row) -> rusqlite::Result<Entry> {
         idempotency_key: row.get(9)?,
         next_attempt_at: opt_time_col(row, 10)?,
         end_seq: row.get::<_, Option<i64>>(11)?.map(|s| s as u64),
+        requests: row.get(12)?,
     })
 }
 
@@ -769,7 +777,7 @@ impl Journal for SqliteJournal {
         self.read(move |c| {
             let mut stmt = c.prepare(
                 "SELECT seq, kind, key, status, attempts, started_at, finished_at, output, error,
-                        idempotency_key, next_attempt_at, end_seq
+                        idempotency_key, next_attempt_at, end_seq, requests
                  FROM entries WHERE run_id = ?1 ORDER BY seq",
             )?;
             let rows = stmt.query_map(params![id], entry_from_row)?;
@@ -850,14 +858,17 @@ mod tests {
         crate::conformance::an_expired_lease_is_taken_over(&j, "x").await;
     }
 
+    /// The column version 6 added to `entries`.
+    const V6_REQUESTS: &str = "\n    requests        INTEGER NOT NULL DEFAULT 0,";
+
     #[tokio::test]
     async fn a_version_3_claim_gets_one_lease_from_the_migration() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs.db");
         {
             let c = Connection::open(&path).unwrap();
-            let v3 = SCHEMA.replace(",\n    lease_expires   TEXT,\n    pause           TEXT", "");
-            assert!(!v3.contains("lease_expires") && !v3.contains("pause"), "{v3}");
+            let v3 = SCHEMA.replace(",\n    lease_expires   TEXT,\n    pause           TEXT", "").replace(V6_REQUESTS, "");
+            assert!(!v3.contains("lease_expires") && !v3.contains("pause") && !v3.contains("requests"), "{v3}");
             c.execute_batch(&format!("{v3} PRAGMA user_version = 3;")).unwrap();
             // Claimed by an older drover in a container since re-created under another host name.
             c.execute(
@@ -1036,12 +1047,13 @@ mod tests {
                 .next()
                 .unwrap()
                 .to_string()
-                + SCHEMA.split_once("CREATE TABLE entries").map(|(_, rest)| format!("CREATE TABLE entries{rest}")).unwrap().as_str();
+                + SCHEMA.split_once("CREATE TABLE entries").map(|(_, rest)| format!("CREATE TABLE entries{rest}")).unwrap().replace(V6_REQUESTS, "").as_str();
             assert!(
                 !v1.contains("origin")
                     && !v1.contains("lease_expires")
                     && !v1.contains("pause")
                     && !v1.contains("approvals")
+                    && !v1.contains("requests")
                     && v1.contains("CREATE TABLE events"),
                 "{v1}"
             );

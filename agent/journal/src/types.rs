@@ -301,6 +301,11 @@ pub struct Entry {
     /// For a finished step: the last `seq` recorded inside its body, so a
     /// replay can skip the body's own entries.
     pub end_seq: Option<u64>,
+    /// AWS requests the step's attempts put on the wire (each attempt of a
+    /// request, the SDK's retries and a waiter's polls included), as the
+    /// agent counted them; an attempt cut off by a crash is not counted.
+    #[serde(default)]
+    pub requests: u32,
 }
 
 impl Entry {
@@ -320,6 +325,7 @@ impl Entry {
             idempotency_key: None,
             next_attempt_at: None,
             end_seq: None,
+            requests: 0,
         }
     }
 

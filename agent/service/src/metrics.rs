@@ -31,6 +31,12 @@ struct StepLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunbookStepLabels {
+    runbook: String,
+    step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AwsLabels {
     service: String,
     operation: String,
@@ -55,6 +61,7 @@ pub struct Metrics {
     runs: Family<RunLabels, Counter>,
     joined: Family<RunbookLabel, Counter>,
     steps: Family<StepLabels, Histogram>,
+    step_requests: Family<RunbookStepLabels, Histogram>,
     aws_latency: Family<AwsLabels, Histogram>,
     aws_errors: Family<AwsErrorLabels, Counter>,
     drill_rto: Family<RunbookLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -85,6 +92,12 @@ impl Metrics {
         registry.register("runs_joined", "Requests that joined a run already holding their scope", joined.clone());
         let steps = Family::<StepLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 18)));
         registry.register("step_duration_seconds", "Duration of step attempts, by step and outcome", steps.clone());
+        let step_requests = Family::<RunbookStepLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(1.0, 2.0, 10)));
+        registry.register(
+            "step_aws_requests",
+            "AWS requests a finished step sent over all its attempts (retries and polls included), by runbook and step",
+            step_requests.clone(),
+        );
         let aws_latency = Family::<AwsLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.002, 2.0, 16)));
         registry.register("aws_call_duration_seconds", "Latency of AWS API requests (each attempt), by service and operation", aws_latency.clone());
         let aws_errors = Family::<AwsErrorLabels, Counter>::default();
@@ -99,7 +112,20 @@ impl Metrics {
         registry.register("runs_resumed", "Runs this agent took up from a driver that stopped, died or (shared store) let its lease run out", resumed.clone());
         let fenced_out = Family::<RunbookLabel, Counter>::default();
         registry.register("runs_fenced_out", "Runs this agent stopped driving because its lease was lost or ran out", fenced_out.clone());
-        Metrics { registry: Mutex::new(registry), runs, joined, steps, aws_latency, aws_errors, drill_rto, triggers, notifications, resumed, fenced_out }
+        Metrics {
+            registry: Mutex::new(registry),
+            runs,
+            joined,
+            steps,
+            step_requests,
+            aws_latency,
+            aws_errors,
+            drill_rto,
+            triggers,
+            notifications,
+            resumed,
+            fenced_out,
+        }
     }
 
     /// A run ended (or stopped with an error).
@@ -132,6 +158,11 @@ impl Metrics {
     /// A step attempt finished.
     pub fn step_finished(&self, step: &str, status: &str, took: Duration) {
         self.steps.get_or_create(&StepLabels { step: step.into(), status: status.into() }).observe(took.as_secs_f64());
+    }
+
+    /// A step finished having sent `requests` AWS requests over its attempts.
+    pub fn step_requests(&self, runbook: &str, step: &str, requests: u32) {
+        self.step_requests.get_or_create(&RunbookStepLabels { runbook: runbook.into(), step: step.into() }).observe(f64::from(requests));
     }
 
     /// An AWS request finished: `status` is the HTTP status, or `None` when

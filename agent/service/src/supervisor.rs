@@ -383,10 +383,11 @@ async fn watch(
             RunEvent::StepStarted { key, .. } => {
                 started.insert(key, std::time::Instant::now());
             }
-            RunEvent::StepFinished { key, status, .. } => {
+            RunEvent::StepFinished { key, status, requests, .. } => {
                 if let Some(t) = started.remove(&key) {
                     metrics.step_finished(&key, status.as_str(), t.elapsed());
                 }
+                metrics.step_requests(&runbook, &key, requests);
             }
             RunEvent::AwaitingApproval { gate, message, deadline } => {
                 tracing::warn!(run_id = %run, gate = %gate, deadline = ?deadline, "waiting for approval: {message}");

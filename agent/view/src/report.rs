@@ -21,6 +21,8 @@ struct Bar {
     end: f64,
     status: String,
     attempts: u32,
+    /// AWS requests (steps only).
+    requests: u32,
     /// A durable wait rather than a step.
     wait: bool,
 }
@@ -67,7 +69,15 @@ impl Report {
             .map(|s| {
                 let b = at(&s.started_at).unwrap_or(start);
                 let e = s.finished_at.as_deref().and_then(at).unwrap_or(end);
-                Bar { label: s.key.clone(), start: secs(&b), end: secs(&e), status: s.status.to_string(), attempts: s.attempts, wait: false }
+                Bar {
+                    label: s.key.clone(),
+                    start: secs(&b),
+                    end: secs(&e),
+                    status: s.status.to_string(),
+                    attempts: s.attempts,
+                    requests: s.requests,
+                    wait: false,
+                }
             })
             .collect();
         for w in &run.waits {
@@ -78,7 +88,7 @@ impl Report {
                 Some(g) => format!("approval: {g}"),
                 None => "durable wait".into(),
             };
-            bars.push(Bar { label, start: secs(&b), end: secs(&e), status: w.status.to_string(), attempts: 1, wait: true });
+            bars.push(Bar { label, start: secs(&b), end: secs(&e), status: w.status.to_string(), attempts: 1, requests: 0, wait: true });
         }
         bars.sort_by(|a, b| a.start.total_cmp(&b.start));
         let total = secs(&end).max(bars.iter().map(|b| b.end).fold(0.0, f64::max)).max(0.001);
@@ -121,6 +131,8 @@ impl Report {
         }
         let retried: u32 = run.steps.iter().map(|s| s.attempts.saturating_sub(1)).sum();
         facts.push(("steps".into(), format!("{} ({} retried attempt(s))", run.steps.len(), retried)));
+        let requests: u32 = run.steps.iter().map(|s| s.requests).sum();
+        facts.push(("AWS requests".into(), format!("{requests} (as the agent counted them; each round trip to AWS is one)")));
 
         let mut changes: Vec<String> = Vec::new();
         for r in audit.iter().filter(|r| r.run_id == run.run_id && r.mutating) {
@@ -168,10 +180,10 @@ impl Report {
                 let _ = writeln!(s, "- {w}");
             }
         }
-        let _ = writeln!(s, "\n## Timeline\n\n| at | step | took | attempts | status |\n|---|---|---|---|---|");
+        let _ = writeln!(s, "\n## Timeline\n\n| at | step | took | attempts | AWS requests | status |\n|---|---|---|---|---|---|");
         for b in &self.bars {
             let name = if b.status == "failed" { format!("[{}](#{})", b.label, anchor(&b.label)) } else { b.label.clone() };
-            let _ = writeln!(s, "| +{:.3} s | {name} | {:.3} s | {} | {} |", b.start, b.end - b.start, b.attempts, b.status);
+            let _ = writeln!(s, "| +{:.3} s | {name} | {:.3} s | {} | {} | {} |", b.start, b.end - b.start, b.attempts, b.requests, b.status);
         }
         let _ = writeln!(s, "\n## What changed\n");
         if self.changes.is_empty() {
@@ -308,7 +320,7 @@ body{{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#1f2328
             let y = i as f64 * ROW + 4.0;
             let (x0, x1) = (x(b.start), x(b.end).max(x(b.start) + MIN_BAR));
             let class = if b.wait { "bar wait".to_string() } else { format!("bar {}", b.status) };
-            let title = format!("{}: {} in {:.3} s, {} attempt(s)", b.label, b.status, b.end - b.start, b.attempts);
+            let title = format!("{}: {} in {:.3} s, {} attempt(s), {} AWS request(s)", b.label, b.status, b.end - b.start, b.attempts, b.requests);
             let rect = format!(
                 "<rect class=\"{class}\" data-step=\"{}\" x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>{}</title></rect>",
                 esc(&b.label),

@@ -19,6 +19,9 @@ pub struct StepView {
     pub error: Option<ErrorRecord>,
     pub idempotency_key: Option<String>,
     pub next_attempt_at: Option<String>,
+    /// AWS requests its attempts sent (the agent's count; an attempt cut
+    /// off by a crash is not counted).
+    pub requests: u32,
 }
 
 /// A durable wait, as `show --json` prints it.
@@ -153,6 +156,7 @@ impl RunView {
                 error: e.error.clone(),
                 idempotency_key: e.idempotency_key.clone(),
                 next_attempt_at: e.next_attempt_at.as_ref().map(rfc3339),
+                requests: e.requests,
             })
             .collect();
         let waits = entries
@@ -264,7 +268,12 @@ pub fn timeline(run: &RunRecord, entries: &[Entry]) -> String {
                 };
                 let attempts = if e.attempts == 1 { "1 attempt".to_string() } else { format!("{} attempts", e.attempts) };
                 let dur = e.finished_at.map(|f| secs(f - e.started_at)).unwrap_or_else(|| "…".into());
-                let _ = writeln!(out, "  {:>9}  {mark} {key:<width$}  {status:<9}  {attempts:<10}  {dur}", offset(&start, &e.started_at));
+                let requests = match e.requests {
+                    0 => String::new(),
+                    1 => "  1 AWS request".to_string(),
+                    n => format!("  {n} AWS requests"),
+                };
+                let _ = writeln!(out, "  {:>9}  {mark} {key:<width$}  {status:<9}  {attempts:<10}  {dur}{requests}", offset(&start, &e.started_at));
                 if let Some(at) = e.next_attempt_at.filter(|_| e.status == EntryStatus::Running) {
                     let _ = writeln!(out, "  {:>9}    next attempt at {}", "", rfc3339(&at));
                 }

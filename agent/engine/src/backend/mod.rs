@@ -57,6 +57,8 @@ pub(crate) struct CallCx {
     pub cancel: Option<Arc<CancelSignal>>,
     /// The step's span, parent of the call's `aws` span.
     pub span: Option<tracing::Id>,
+    /// Where the call's AWS requests are counted (the attempt's count).
+    pub requests: Option<Arc<std::sync::atomic::AtomicU32>>,
 }
 
 /// RDS (Aurora included), as the `rds` interface of the contract.

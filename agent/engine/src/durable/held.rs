@@ -6,6 +6,7 @@
 //! failure stand (reject, the deadline, an unattended run, a cancel). The
 //! rules (gate names, what each decision means) are `drover_replay::held`'s.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use drover_journal::{AttemptRecord, Durability, Entry, EntryStatus, ErrorRecord, Event, Level, Op, RunStatus, Verdict, rfc3339};
@@ -140,7 +141,16 @@ impl Durable {
                 self.cursor = seq + 1;
                 self.observer.send(RunEvent::Log(event));
                 let span = tracing::info_span!("step", step = %key, attempt = number, idempotency_key = %idem);
-                self.open = Some(OpenStep { seq, key: key.clone(), attempt: number, idempotency_key: idem.clone(), retry, durable_begin: false, span });
+                self.open = Some(OpenStep {
+                    seq,
+                    key: key.clone(),
+                    attempt: number,
+                    idempotency_key: idem.clone(),
+                    retry,
+                    durable_begin: false,
+                    span,
+                    requests: Arc::default(),
+                });
                 self.observer.send(RunEvent::StepStarted { key: key.clone(), attempt: number });
                 self.clock.start(&key);
                 self.point(Failpoint::InStep, &key).await?;
@@ -171,7 +181,7 @@ impl Durable {
                 };
                 self.commit(vec![Op::PutEntry(entry.clone()), Op::AddEvent(event.clone()), running], Durability::Durable).await?;
                 self.observer.send(RunEvent::Log(event));
-                self.observer.send(RunEvent::StepFinished { key: key.clone(), status: entry.status, error: entry.error.clone() });
+                self.observer.send(RunEvent::StepFinished { key: key.clone(), status: entry.status, error: entry.error.clone(), requests: entry.requests });
                 self.put(entry);
                 self.cursor = seq + 1;
                 Ok(start)
@@ -192,10 +202,11 @@ impl Durable {
                 entry.fail(error.clone(), now);
                 entry.end_seq = Some(seq as u64);
                 self.commit(vec![Op::PutEntry(entry.clone()), Op::AddEvent(event.clone()), running], Durability::Durable).await?;
+                let requests = entry.requests;
                 self.put(entry);
                 self.cursor = seq + 1;
                 self.observer.send(RunEvent::Log(event));
-                self.observer.send(RunEvent::StepFinished { key, status: EntryStatus::Failed, error: Some(error.clone()) });
+                self.observer.send(RunEvent::StepFinished { key, status: EntryStatus::Failed, error: Some(error.clone()), requests });
                 Ok(StepStart::Failed(error))
             }
         }

@@ -32,6 +32,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -129,6 +130,15 @@ struct OpenStep {
     /// The attempt's `step` span: the parent of its capability calls' spans;
     /// it ends when the attempt's outcome is recorded.
     span: tracing::Span,
+    /// The AWS requests this attempt's capability calls sent so far.
+    requests: Arc<AtomicU32>,
+}
+
+impl OpenStep {
+    /// The requests of this attempt, added to its step's entry.
+    fn count_into(&self, entry: &mut Entry) {
+        entry.requests = entry.requests.saturating_add(self.requests.load(Ordering::Relaxed));
+    }
 }
 
 /// The durable state of one run while a driver executes it.
@@ -455,7 +465,16 @@ impl Durable {
         self.put(entry);
         self.cursor = seq + 1;
         let span = tracing::info_span!("step", step = key, attempt = number, idempotency_key = %idem);
-        self.open = Some(OpenStep { seq, key: key.into(), attempt: number, idempotency_key: idem.clone(), retry, durable_begin: false, span });
+        self.open = Some(OpenStep {
+            seq,
+            key: key.into(),
+            attempt: number,
+            idempotency_key: idem.clone(),
+            retry,
+            durable_begin: false,
+            span,
+            requests: Arc::default(),
+        });
         self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
         self.clock.start(key);
         self.point(Failpoint::InStep, key).await?;
@@ -479,10 +498,11 @@ impl Durable {
         };
         self.entries.truncate(seq + 1);
         self.commit(vec![Op::TruncateAfter(seq as u64), Op::PutEntry(e.clone()), Op::AddEvent(event)], Durability::Durable).await?;
+        let requests = e.requests;
         self.put(e);
         self.cursor = seq + 1;
         tracing::warn!(step = %key, "step interrupted with its attempts used up; not run again");
-        self.observer.send(RunEvent::StepFinished { key, status: EntryStatus::Failed, error: Some(error.clone()) });
+        self.observer.send(RunEvent::StepFinished { key, status: EntryStatus::Failed, error: Some(error.clone()), requests });
         Ok(StepStart::Failed(error))
     }
 
@@ -509,14 +529,16 @@ impl Durable {
         self.clock.stop();
         self.point(Failpoint::BeforeComplete, key).await?;
         let mut entry = self.entries[open.seq].clone();
+        open.count_into(&mut entry);
         entry.status = EntryStatus::Succeeded;
         entry.finished_at = Some(self.time());
         entry.output = Some(value);
         entry.error = None;
         entry.end_seq = Some(self.cursor as u64 - 1);
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
+        let requests = entry.requests;
         self.put(entry);
-        self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Succeeded, error: None });
+        self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Succeeded, error: None, requests });
         self.point(Failpoint::AfterStep, key).await?;
         Ok(())
     }
@@ -552,6 +574,7 @@ impl Durable {
         self.clock.stop();
         let error = self.mask_error(error);
         let mut entry = self.entries[open.seq].clone();
+        open.count_into(&mut entry);
         let now = self.time();
         if open.retry.retries(open.attempt, error.retryable) {
             let backoff = open.retry.backoff(open.attempt + 1, self.entropy.unit());
@@ -587,7 +610,7 @@ impl Durable {
             self.put(entry);
             self.cursor = open.seq + 1;
             let grant = AttemptGrant { idempotency_key: open.idempotency_key.clone(), number };
-            self.open = Some(OpenStep { attempt: number, durable_begin: false, ..open });
+            self.open = Some(OpenStep { attempt: number, durable_begin: false, requests: Arc::default(), ..open });
             self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
             self.clock.start(key);
             return Ok(StepStart::Run(grant));
@@ -598,8 +621,9 @@ impl Durable {
         entry.fail(error.clone(), now);
         entry.end_seq = Some(self.cursor as u64 - 1);
         self.commit(vec![Op::PutEntry(entry.clone())], Durability::Durable).await?;
+        let requests = entry.requests;
         self.put(entry);
-        self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Failed, error: Some(error.clone()) });
+        self.observer.send(RunEvent::StepFinished { key: key.into(), status: EntryStatus::Failed, error: Some(error.clone()), requests });
         self.point(Failpoint::AfterStep, key).await?;
         Ok(StepStart::Failed(error))
     }
@@ -742,6 +766,11 @@ impl Durable {
         }
     }
 
+    /// Where the AWS requests of the attempt running now are counted.
+    pub fn request_counter(&self) -> Option<Arc<AtomicU32>> {
+        self.open.as_ref().map(|o| o.requests.clone())
+    }
+
     /// The attempt running now (a step body, or a cleanup or undo).
     pub fn current_attempt(&self) -> Option<AttemptGrant> {
         self.open.as_ref().map(|o| AttemptGrant { idempotency_key: o.idempotency_key.clone(), number: o.attempt })
@@ -780,6 +809,7 @@ impl Durable {
         self.clock.stop();
         let Some(open) = self.open.take() else { return vec![] };
         let mut entry = self.entries[open.seq].clone();
+        open.count_into(&mut entry);
         entry.fail(error.clone(), self.time());
         entry.end_seq = Some(self.cursor.saturating_sub(1) as u64);
         self.put(entry.clone());
