@@ -293,14 +293,7 @@ async fn raw_sets_of(c: &Clients, zone_id: &str, names: &[String]) -> Result<Vec
 /// already so is left out; with nothing left nothing is sent. Returns how
 /// many record sets it wrote.
 pub async fn change_records(c: &Clients, zone: &str, changes: &[RecordChange], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
-    if let Some(why) = batch_problem(changes) {
-        let first = changes.first().map(RecordChange::name).unwrap_or_default();
-        return Err(bad("ChangeResourceRecordSets", first, why));
-    }
-    if changes.is_empty() {
-        return Ok(0);
-    }
-    in_zone(c, zone, |id| async move { change_records_in(c, &id, changes, ttl, timeout, true).await }).await
+    change_records_with(c, zone, changes, ttl, timeout, true).await
 }
 
 /// [`change_records`] without reading the records first where the change
@@ -311,6 +304,17 @@ pub async fn change_records(c: &Clients, zone: &str, changes: &[RecordChange], t
 /// set keeps its type, values and health check). Returns how many record
 /// sets it wrote.
 pub async fn change_records_unread(c: &Clients, zone: &str, changes: &[RecordChange], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
+    change_records_with(c, zone, changes, ttl, timeout, false).await
+}
+
+async fn change_records_with(
+    c: &Clients,
+    zone: &str,
+    changes: &[RecordChange],
+    ttl: u32,
+    timeout: Duration,
+    read_first: bool,
+) -> Result<usize, CapabilityError> {
     if let Some(why) = batch_problem(changes) {
         let first = changes.first().map(RecordChange::name).unwrap_or_default();
         return Err(bad("ChangeResourceRecordSets", first, why));
@@ -318,7 +322,7 @@ pub async fn change_records_unread(c: &Clients, zone: &str, changes: &[RecordCha
     if changes.is_empty() {
         return Ok(0);
     }
-    in_zone(c, zone, |id| async move { change_records_in(c, &id, changes, ttl, timeout, false).await }).await
+    in_zone(c, zone, |id| async move { change_records_in(c, &id, changes, ttl, timeout, read_first).await }).await
 }
 
 /// The change batch of `changes` in zone `id`, sent. `read_first`: the

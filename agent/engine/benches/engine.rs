@@ -55,6 +55,24 @@ async fn main() {
     let first_compile = t.elapsed();
     assert!(!rb.from_cache);
 
+    // --- 0. the floor: one fdatasync of this disk, measured here and now
+    // (an append of a step's size, then fdatasync), the reference of 1.
+    let fsync = {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("fsync.probe")).unwrap();
+        let mut samples: Vec<Duration> = (0..500)
+            .map(|_| {
+                f.write_all(&[7u8; 512]).unwrap();
+                let t = Instant::now();
+                f.sync_data().unwrap();
+                t.elapsed()
+            })
+            .collect();
+        samples.sort();
+        println!("fdatasync of this disk (512-byte append, 500 samples): median {}  p99 {}", ms(pct(&samples, 0.5)), ms(pct(&samples, 0.99)));
+        pct(&samples, 0.5)
+    };
+
     // --- 1. one journaled step
     let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(dir.path().join("runs.db")).unwrap());
     let steps = 2000;
@@ -76,10 +94,13 @@ async fn main() {
     per_step.sort();
     println!("journaled step (probe, {steps} steps, one run):");
     println!("  median {}  p99 {}  max {}  mean {}", ms(pct(&per_step, 0.5)), ms(pct(&per_step, 0.99)), ms(*per_step.last().unwrap()), ms(total / steps));
+    println!("  median step / median fdatasync: {:.2} (target: at most 1.25)", pct(&per_step, 0.5).as_secs_f64() / fsync.as_secs_f64().max(f64::MIN_POSITIVE));
 
-    // --- 2. group commit: many runs at once
-    for concurrent in [1usize, 8, 32] {
-        let steps_each = 200;
+    // --- 2. group commit: many runs at once (each step one durable
+    // commit), and the memory they hold
+    for concurrent in [1usize, 10, 100, 1000] {
+        let steps_each = 100;
+        let rss_before = rss_bytes();
         let t = Instant::now();
         let mut tasks = Vec::new();
         let engine = Arc::new(Engine::new(&home, Limits::default()).unwrap());
@@ -91,15 +112,29 @@ async fn main() {
                 probe_run(&engine, journal, &rb, &format!("gc-{concurrent}-{i}"), p, Observer::none()).await;
             }));
         }
+        // The most memory they hold while all run (sampled every 10 ms).
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(rss_bytes()));
+        let sampler = {
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                loop {
+                    peak.fetch_max(rss_bytes(), std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
         for t in tasks {
             t.await.unwrap();
         }
         let el = t.elapsed();
+        sampler.abort();
         let total_steps = (concurrent * steps_each) as f64;
         println!(
-            "group commit: {concurrent:>2} concurrent runs x {steps_each} steps: {:.0} steps/s ({} per step overall)",
+            "group commit: {concurrent:>4} concurrent runs x {steps_each} steps: {:.0} durable step commits/s ({} per step overall), peak RSS {:.0} MiB (+{:.0} MiB)",
             total_steps / el.as_secs_f64(),
-            ms(el / (concurrent * steps_each) as u32)
+            ms(el / (concurrent * steps_each) as u32),
+            peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / (1 << 20) as f64,
+            peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(rss_before) as f64 / (1 << 20) as f64
         );
     }
 

@@ -117,7 +117,7 @@ impl HostState {
     /// run's policy (declared and granted; the decision is audited), and, if it
     /// changes anything, the step's begin is made durable first.
     async fn capability(&mut self, a: Access) -> wasmtime::Result<Result<CallCx, types::Error>> {
-        if let Err(denied) = self.admit(&a)? {
+        if let Err(denied) = self.admit(&a).await? {
             return Ok(Err(denied));
         }
         self.call_cx(&a).await.map(Ok)
@@ -127,7 +127,7 @@ impl HostState {
     /// step, and the run's policy grants it (a denial, and every decision on
     /// a call that changes something, is audited). A denial is the
     /// runbook's error; a call outside a step stops the run.
-    pub(crate) fn admit(&mut self, a: &Access) -> wasmtime::Result<Result<(), types::Error>> {
+    pub(crate) async fn admit(&mut self, a: &Access) -> wasmtime::Result<Result<(), types::Error>> {
         let what = a.name();
         let durable = self.durable.as_mut().ok_or_else(|| wasmtime::Error::new(crate::host::ImportInDescribe))?;
         if durable.current_attempt().is_none() {
@@ -154,7 +154,7 @@ impl HostState {
                 decision: if decision.is_ok() { "allow" } else { "deny" }.into(),
                 reason: decision.as_ref().err().map(ToString::to_string),
             };
-            gate.audit.append(&record).map_err(wasmtime::Error::new)?;
+            gate.audit.append(&record).await.map_err(wasmtime::Error::new)?;
         }
         Ok(decision.map_err(|denial| {
             tracing::warn!(operation = %what, subject = %denial.subject, "capability call denied");

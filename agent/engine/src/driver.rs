@@ -454,11 +454,11 @@ impl Engine {
             crate::audit::AuditRecord::control(&run, "drover.redrive", redrive.from.clone(), format!("run/{run_id}"), decision, why)
         };
         if let Err(e) = crate::redrive::plan(&run, &entries, &approvals, redrive.from.as_deref()) {
-            self.audit.append(&audit("deny", format!("by {}: {}; refused: {e}", redrive.by, redrive.reason)))?;
+            self.audit.append(&audit("deny", format!("by {}: {}; refused: {e}", redrive.by, redrive.reason))).await?;
             return Err(e);
         }
         // Recorded (and on disk) before the run is reopened, like every audited action.
-        self.audit.append(&audit("allow", format!("by {}: {}", redrive.by, redrive.reason)))?;
+        self.audit.append(&audit("allow", format!("by {}: {}", redrive.by, redrive.reason))).await?;
         let pinned;
         let runbook = match replacement {
             Some(rb) => rb,

@@ -110,7 +110,7 @@ impl reads::Host for HostState {
         let mut admitted = None;
         for read in &reads {
             let access = access_of(read);
-            match self.admit(&access)? {
+            match self.admit(&access).await? {
                 Ok(()) => {
                     admitted.get_or_insert(access);
                     answers.push(None);

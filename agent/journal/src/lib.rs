@@ -25,6 +25,7 @@
 #[allow(clippy::panic, clippy::expect_used, clippy::unwrap_used, reason = "a test suite for stores: a failed check fails the store's test")]
 pub mod conformance;
 mod error;
+pub mod group;
 mod memory;
 mod owner;
 mod sqlite;

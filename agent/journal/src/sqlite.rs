@@ -165,6 +165,8 @@ impl SqliteJournal {
         }
         let writer_conn = open_connection(&path)?;
         migrate(&writer_conn, &path, lease)?;
+        // Every statement a commit or a claim runs stays prepared.
+        writer_conn.set_prepared_statement_cache_capacity(64);
         let reader = open_connection(&path)?;
         let (tx, rx) = mpsc::channel();
         let thread_path = path.clone();
@@ -302,13 +304,7 @@ fn map_err(path: &Path, e: rusqlite::Error) -> JournalError {
 fn writer_loop(conn: Connection, path: PathBuf, lease: Duration, rx: mpsc::Receiver<WriteRequest>) {
     let mut synchronous_full = true;
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
+        let batch = crate::group::batch(&rx, first, MAX_BATCH);
         // A renewal needs no fsync: it matters only while its driver lives.
         let durable = batch.iter().any(|r| !matches!(r.job, Job::Commit(_, _, Durability::Buffered) | Job::Renew(_)));
         if durable != synchronous_full {
@@ -319,27 +315,27 @@ fn writer_loop(conn: Connection, path: PathBuf, lease: Duration, rx: mpsc::Recei
             }
             synchronous_full = durable;
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE", []) {
             fail_all(batch, &map_err(&path, e));
             continue;
         }
         let mut results = Vec::with_capacity(batch.len());
         let mut fatal = None;
         for req in &batch {
-            if let Err(e) = conn.execute_batch("SAVEPOINT one") {
+            if let Err(e) = exec(&conn, "SAVEPOINT one", []) {
                 fatal = Some(map_err(&path, e));
                 break;
             }
             let r = apply(&conn, &path, lease, &req.job);
-            let end = if r.is_ok() { "RELEASE one" } else { "ROLLBACK TO one; RELEASE one" };
-            if let Err(e) = conn.execute_batch(end) {
+            let end = if r.is_ok() { exec(&conn, "RELEASE one", []).map(|_| ()) } else { conn.execute_batch("ROLLBACK TO one; RELEASE one") };
+            if let Err(e) = end {
                 fatal = Some(map_err(&path, e));
                 break;
             }
             results.push(r);
         }
         if fatal.is_none()
-            && let Err(e) = conn.execute_batch("COMMIT")
+            && let Err(e) = exec(&conn, "COMMIT", [])
         {
             fatal = Some(map_err(&path, e));
         }
@@ -477,7 +473,10 @@ fn apply(conn: &Connection, path: &Path, lease: Duration, job: &Job) -> Result<R
             Ok(Reply::Unit)
         }
         Job::Commit(lease, ops, _) => {
-            let held: Option<i64> = conn.query_row("SELECT fence FROM runs WHERE run_id = ?1", params![lease.run_id], |r| r.get(0)).optional().map_err(sql)?;
+            let held: Option<i64> = conn
+                .prepare_cached("SELECT fence FROM runs WHERE run_id = ?1")
+                .and_then(|mut st| st.query_row(params![lease.run_id], |r| r.get(0)).optional())
+                .map_err(sql)?;
             match held {
                 None => return Err(JournalError::UnknownRun(lease.run_id.clone())),
                 Some(f) if f as u64 != lease.fence => {
@@ -497,10 +496,18 @@ fn json_text<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
     v.as_ref().map(|v| serde_json::to_string(v).unwrap_or_else(|_| "null".into()))
 }
 
+/// Runs `sql` with `params` through the connection's statement cache: the
+/// statements of a commit are parsed once per connection, not once per
+/// commit.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
 fn apply_op(conn: &Connection, run_id: &str, op: &Op) -> rusqlite::Result<()> {
     match op {
         Op::PutEntry(e) => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT OR REPLACE INTO entries
                  (run_id, seq, kind, key, status, attempts, started_at, finished_at, output, error,
                   idempotency_key, next_attempt_at, end_seq, requests)
@@ -524,38 +531,43 @@ fn apply_op(conn: &Connection, run_id: &str, op: &Op) -> rusqlite::Result<()> {
             )?;
         }
         Op::TruncateAfter(seq) => {
-            conn.execute("DELETE FROM entries WHERE run_id = ?1 AND seq > ?2", params![run_id, *seq as i64])?;
+            exec(conn, "DELETE FROM entries WHERE run_id = ?1 AND seq > ?2", params![run_id, *seq as i64])?;
         }
         Op::AddAttempt(a) => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT OR REPLACE INTO attempts (run_id, seq, number, key, idempotency_key, started_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![run_id, a.seq as i64, a.number, a.key, a.idempotency_key, rfc3339(&a.started_at)],
             )?;
         }
         Op::AddEvent(ev) => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO events (run_id, at, level, step, message, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![run_id, rfc3339(&ev.at), ev.level.as_str(), ev.step, ev.message, serde_json::to_string(&ev.fields).unwrap_or_else(|_| "[]".into()),],
             )?;
         }
         Op::OpenApproval { gate, message, requested_at, deadline } => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT OR IGNORE INTO approvals (run_id, gate, message, requested_at, deadline) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![run_id, gate, message, rfc3339(requested_at), deadline.as_ref().map(rfc3339)],
             )?;
         }
         Op::SetRunbook(r) => {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE runs SET runbook_name = ?2, runbook_version = ?3, runbook_digest = ?4 WHERE run_id = ?1",
                 params![run_id, r.name, r.version, r.digest],
             )?;
         }
         Op::ClearCancel => {
-            conn.execute("UPDATE runs SET cancel = NULL WHERE run_id = ?1", params![run_id])?;
+            exec(conn, "UPDATE runs SET cancel = NULL WHERE run_id = ?1", params![run_id])?;
         }
         Op::SetStatus { status, finished_at, result, error } => {
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE runs SET status = ?2, finished_at = ?3, result = ?4, error = ?5 WHERE run_id = ?1",
                 params![run_id, status.as_str(), finished_at.as_ref().map(rfc3339), json_text(result), json_text(error)],
             )?;

@@ -85,7 +85,7 @@ async fn decide(
 ) -> Result<Approval, ServiceError> {
     let step = parse_failure_gate(gate).map(|(k, _)| k.to_string());
     let record = AuditRecord::control(run, operation, step, format!("run/{}/gate/{gate}", run.run_id), "allow", format!("by {by}: {reason}"));
-    AuditLog::new(audit).append(&record).map_err(drover_engine::EngineError::from)?;
+    AuditLog::new(audit).append(&record).await.map_err(drover_engine::EngineError::from)?;
     let ours = Decision { verdict, by: by.into(), comment: reason.into(), at: Utc::now() };
     let decided = journal.decide(&run.run_id, gate, &ours).await?;
     match &decided.decision {

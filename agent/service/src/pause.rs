@@ -19,7 +19,7 @@ pub async fn set(journal: &dyn Journal, audit: &Path, run_id: &str, pause: bool,
     let what = if pause { "pause" } else { "unpause" };
     let run = crate::unended_run(journal, run_id, what).await?;
     let record = AuditRecord::control(&run, &format!("drover.{what}"), None, format!("run/{run_id}"), "allow", format!("by {by}: {reason}"));
-    AuditLog::new(audit).append(&record).map_err(drover_engine::EngineError::from)?;
+    AuditLog::new(audit).append(&record).await.map_err(drover_engine::EngineError::from)?;
     let request = CancelRequest { by: by.to_string(), reason: reason.to_string(), at: Utc::now() };
     Ok(journal.request_pause(run_id, pause.then_some(&request)).await?)
 }

@@ -60,7 +60,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let audit = AuditLog::new(home.dir.join("audit.jsonl"));
     let record = |decision: &str, why: String| AuditRecord::control(&run, "drover.takeover", None, format!("run/{id}"), decision, why);
     if live && !args.force {
-        audit.append(&record("deny", format!("by {who}: {reason}; refused: the driver ({previous}) holds a live lease")))?;
+        audit.append(&record("deny", format!("by {who}: {reason}; refused: the driver ({previous}) holds a live lease"))).await?;
         bail!(
             "run {id} is held by {previous}, renewed while that driver runs; nothing was changed. \
              If that host or container is gone for good, take the run now with `drover takeover {id} --reason \"...\" --force`; \
@@ -70,7 +70,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     let forced = live && args.force;
     // Recorded (and on disk) before the run changes hands, like every audited action.
     let why = format!("by {who}: {reason}; previous driver: {previous}{}", if forced { "; forced before its lease ran out" } else { "" });
-    audit.append(&record("allow", why))?;
+    audit.append(&record("allow", why)).await?;
     let me = current_owner();
     let lease = if forced { journal.take_over(id, &me).await? } else { journal.claim(id, &me).await? };
     let event = Event {

@@ -6,7 +6,6 @@
 //! failure stand (reject, the deadline, an unattended run, a cancel). The
 //! rules (gate names, what each decision means) are `drover_replay::held`'s.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use drover_journal::{AttemptRecord, Durability, Entry, EntryStatus, ErrorRecord, Event, Level, Op, RunStatus, Verdict, rfc3339};
@@ -140,20 +139,7 @@ impl Durable {
                 self.put(entry);
                 self.cursor = seq + 1;
                 self.observer.send(RunEvent::Log(event));
-                let span = tracing::info_span!("step", step = %key, attempt = number, idempotency_key = %idem);
-                self.open = Some(OpenStep {
-                    seq,
-                    key: key.clone(),
-                    attempt: number,
-                    idempotency_key: idem.clone(),
-                    retry,
-                    durable_begin: false,
-                    span,
-                    requests: Arc::default(),
-                });
-                self.observer.send(RunEvent::StepStarted { key: key.clone(), attempt: number });
-                self.clock.start(&key);
-                self.point(Failpoint::InStep, &key).await?;
+                self.open_attempt(seq, &key, number, &idem, retry).await?;
                 Ok(StepStart::Run(AttemptGrant { idempotency_key: idem, number }))
             }
             Resolution::Skip => {

@@ -464,20 +464,7 @@ impl Durable {
         self.commit(ops, Durability::Buffered).await?;
         self.put(entry);
         self.cursor = seq + 1;
-        let span = tracing::info_span!("step", step = key, attempt = number, idempotency_key = %idem);
-        self.open = Some(OpenStep {
-            seq,
-            key: key.into(),
-            attempt: number,
-            idempotency_key: idem.clone(),
-            retry,
-            durable_begin: false,
-            span,
-            requests: Arc::default(),
-        });
-        self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
-        self.clock.start(key);
-        self.point(Failpoint::InStep, key).await?;
+        self.open_attempt(seq, key, number, &idem, retry).await?;
         Ok(StepStart::Run(AttemptGrant { idempotency_key: idem, number }))
     }
 
@@ -764,6 +751,18 @@ impl Durable {
         if let Some(end) = self.recorded_end() {
             self.cursor = end.seq as usize + 1;
         }
+    }
+
+    /// Opens attempt `number` of step `key` (at `seq`), its begin
+    /// journaled: its span, its request count, its clock, the `in-step`
+    /// crash point.
+    async fn open_attempt(&mut self, seq: usize, key: &str, number: u32, idem: &str, retry: RetrySpec) -> Result<()> {
+        let span = tracing::info_span!("step", step = key, attempt = number, idempotency_key = %idem);
+        self.open =
+            Some(OpenStep { seq, key: key.into(), attempt: number, idempotency_key: idem.into(), retry, durable_begin: false, span, requests: Arc::default() });
+        self.observer.send(RunEvent::StepStarted { key: key.into(), attempt: number });
+        self.clock.start(key);
+        self.point(Failpoint::InStep, key).await
     }
 
     /// Where the AWS requests of the attempt running now are counted.
