@@ -136,3 +136,73 @@ impl Answers {
         T::from_answer(answer).ok_or_else(missing)?
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::testing::{Scenario, TestRun};
+    use crate::{Ctx, Describe, Runbook};
+
+    /// 20 reads in one step: more than one go of the agent's.
+    struct Many;
+
+    impl Runbook for Many {
+        type Params = serde_json::Value;
+        type Output = Vec<String>;
+
+        fn describe() -> Describe {
+            Describe::new("many-reads", "0.1.0").description("20 reads sent together, one of them of a missing instance")
+        }
+
+        fn run(ctx: &Ctx, _: serde_json::Value) -> Result<Vec<String>, Error> {
+            ctx.step("read", || {
+                let mut reads = Reads::new();
+                let tickets: Vec<Ticket<rds::DbInstance>> = (0..20)
+                    .map(|i| match i {
+                        7 => reads.describe_instance("us-west-2", "no-such-db"),
+                        i if i % 2 == 0 => reads.describe_instance("us-east-1", "orders-db"),
+                        _ => reads.describe_instance("us-west-2", "orders-db-replica"),
+                    })
+                    .collect();
+                let lag = reads.replica_lag("us-west-2", "orders-db-replica");
+                let mut answers = reads.send();
+                let mut out: Vec<String> =
+                    tickets.into_iter().map(|t| answers.take(t).map(|i| i.identifier).unwrap_or_else(|e| e.code().to_string())).collect();
+                out.push(format!("lag {}", answers.take(lag)?.map(|l| l.seconds).unwrap_or(-1.0)));
+                Ok(out)
+            })
+        }
+    }
+
+    #[test]
+    fn more_reads_than_one_go_answer_in_order_each_with_its_own_error() {
+        let scenario = Scenario::from_toml(
+            r#"
+[[rds.instance]]
+region = "us-east-1"
+identifier = "orders-db"
+
+[[rds.instance]]
+region = "us-west-2"
+identifier = "orders-db-replica"
+replica_of = "us-east-1/orders-db"
+lag_seconds = 2.0
+"#,
+        )
+        .unwrap();
+        let r = TestRun::new(&scenario).run::<Many>();
+        assert!(r.succeeded(), "{r}");
+        let out: Vec<String> = serde_json::from_str(r.result.as_ref().unwrap()).unwrap();
+        assert_eq!(out.len(), 21, "{out:?}");
+        for (i, got) in out.iter().take(20).enumerate() {
+            let want = match i {
+                7 => "DBInstanceNotFound",
+                i if i % 2 == 0 => "orders-db",
+                _ => "orders-db-replica",
+            };
+            assert_eq!(got, want, "read {i}: {out:?}");
+        }
+        assert_eq!(out[20], "lag 2");
+        assert_eq!(r.calls().iter().filter(|c| c.call == "rds.describe-instance").count(), 20);
+    }
+}

@@ -345,8 +345,7 @@ pub mod ecs {
 pub mod reads {
     pub use crate::bindings::drover::runbook::reads::*;
 
-    /// Most reads one `read-all` may send, as in the agent.
-    const MAX_READS: usize = 16;
+    use crate::aws::reads::MAX_READS;
 
     /// Each read answered by the call it names, in order (the simulated
     /// cloud answers at once: nothing to send together).
