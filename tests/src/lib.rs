@@ -349,10 +349,10 @@ impl Proxied {
 /// the full configuration (to put the grant back).
 pub fn config_without_the_record_grant(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     let full = std::fs::read_to_string(demo_config()).expect("the demo configuration");
-    let granted = r#"operations = ["get-records", "get-records-of", "upsert-cname", "set-weights"]"#;
+    let granted = r#"operations = ["get-records-of", "upsert-cname", "set-weights"]"#;
     assert!(full.contains(granted), "the demo configuration grants regional-failover its record changes");
     let path = dir.join("drover.toml");
-    std::fs::write(&path, full.replace(granted, r#"operations = ["get-records", "get-records-of", "set-weights"]"#)).expect("a configuration written");
+    std::fs::write(&path, full.replace(granted, r#"operations = ["get-records-of", "set-weights"]"#)).expect("a configuration written");
     (path, full)
 }
 

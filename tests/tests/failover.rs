@@ -80,7 +80,7 @@ fn a_final_snapshot_that_cannot_be_copied_is_a_warning_not_a_failback() {
 [runbooks.regional-failover]
 grants = [
     { service = "rds", operations = ["describe-instance", "create-snapshot", "wait-snapshot-available", "promote-read-replica", "wait-instance-available", "replica-lag"], regions = ["us-east-1", "us-west-2"], resources = ["db/orders-db*", "snapshot/orders-db*"] },
-    { service = "route53", operations = ["get-records", "get-records-of", "upsert-cname", "set-weights"], resources = ["zone/orders*.example.internal", "record/*.orders*.example.internal"] },
+    { service = "route53", operations = ["get-records-of", "upsert-cname", "set-weights"], resources = ["zone/orders*.example.internal", "record/*.orders*.example.internal"] },
 ]
 "#,
     )

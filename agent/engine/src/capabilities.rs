@@ -217,7 +217,7 @@ impl HostState {
     /// A backend's answer as the runbook gets it: in the contract's types,
     /// secret values masked in an error.
     pub(crate) fn answer<T: ToWit>(&self, answer: Result<T, CloudError>) -> Result<T::Wit, types::Error> {
-        answer.map(ToWit::to_wit).map_err(|e| self.mask(e.to_wit()))
+        unmasked(answer).map_err(|e| self.mask(e))
     }
 
     /// A capability's error as the runbook gets it: secret values masked.
@@ -229,6 +229,12 @@ impl HostState {
         };
         types::Error { code: record.code, message: record.message, retryable: record.retryable, resource: record.resource }
     }
+}
+
+/// A backend's answer in the contract's types, its error not yet masked
+/// ([`HostState::mask`]; a read sent with others is masked after the batch).
+pub(crate) fn unmasked<T: ToWit>(answer: Result<T, CloudError>) -> Result<T::Wit, types::Error> {
+    answer.map(ToWit::to_wit).map_err(|e| e.to_wit())
 }
 
 /// Runs capability call `f` with its turn lent to the waiters in it: a

@@ -12,7 +12,6 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use drover_cloud::CloudError;
 use drover_replay::Violation;
 
 use crate::backend::{Backends, CallCx};
@@ -20,9 +19,8 @@ use crate::bindings::reads::{self, Answer, Read};
 use crate::bindings::types;
 use crate::capabilities::{
     asg_describe_group_access, ecs_describe_service_access, rds_describe_instance_access, rds_latest_snapshot_access, rds_replica_lag_access,
-    route53_get_records_of_access,
+    route53_get_records_of_access, unmasked,
 };
-use crate::convert::ToWit;
 use crate::durable::DurableError;
 use crate::host::HostState;
 use crate::policy::Access;
@@ -55,12 +53,6 @@ fn denied(read: &Read, e: types::Error) -> Answer {
 }
 
 type Pending<'a> = Pin<Box<dyn Future<Output = wasmtime::Result<Answer>> + Send + 'a>>;
-
-/// A backend's answer in the contract's types, its error not yet masked
-/// (see [`HostState::masked`]).
-fn unmasked<T: ToWit>(answer: Result<T, CloudError>) -> Result<T::Wit, types::Error> {
-    answer.map(ToWit::to_wit).map_err(|e| e.to_wit())
-}
 
 /// One admitted read, sent through the run's backend.
 fn send<'a>(b: &'a Backends, cx: &'a CallCx, read: &'a Read) -> Pending<'a> {

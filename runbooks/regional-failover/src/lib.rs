@@ -228,7 +228,7 @@ impl Runbook for RegionalFailover {
             )
             .capability(
                 Capability::new("route53")
-                    .operations(["get-records", "get-records-of", "upsert-cname", "set-weights"])
+                    .operations(["get-records-of", "upsert-cname", "set-weights"])
                     .resources(["zone/{hosted_zone}", "record/{db_record}", "record/{app_record}"]),
             );
         drover_sdk::compute::declare(described, ["{primary_region}", "{dr_region}"])
