@@ -68,6 +68,9 @@ fn each_steps_requests_are_what_the_cloud_saw_and_independent_reads_go_together(
     // A first attempt points the CNAME without reading it first; verify
     // reads the records and the instance together (two requests).
     assert_eq!(requests_of(&run, "point-db-record"), 1, "{run:#}");
+    // A first attempt promotes with its intent tag at once, the replica not
+    // described again (the preflight did): two requests.
+    assert_eq!(requests_of(&run, "promote"), 2, "{run:#}");
     assert_eq!(requests_of(&run, "verify"), 2, "{run:#}");
 
     // `drover show` and the report say it.

@@ -15,6 +15,7 @@ use aws_types::region::Region;
 
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
+use crate::arns::InstanceArns;
 use crate::call_observer::CallTimer;
 use crate::fence::{Fence, FencedHttpClient};
 use crate::request_ids::RequestIds;
@@ -83,8 +84,17 @@ pub struct Clients {
     fencing: Option<Fencing>,
     /// The HTTP client fenced calls send through (made once).
     base_http: std::sync::OnceLock<Option<SharedHttpClient>>,
-    /// Hosted zone ids found, shared with the fenced clients made from these.
-    zones: Arc<ZoneIds>,
+    /// What these clients found out, shared with the fenced clients made from them.
+    found: Arc<Found>,
+}
+
+/// What a set of clients found out and keeps (one set of credentials).
+#[derive(Debug, Default)]
+struct Found {
+    /// Hosted zone ids.
+    zones: ZoneIds,
+    /// RDS instance ARNs.
+    arns: InstanceArns,
 }
 
 impl Clients {
@@ -129,7 +139,7 @@ impl Clients {
         Self::with_fencing(sdk, None, Arc::default())
     }
 
-    fn with_fencing(sdk: SdkConfig, fencing: Option<Fencing>, zones: Arc<ZoneIds>) -> Self {
+    fn with_fencing(sdk: SdkConfig, fencing: Option<Fencing>, found: Arc<Found>) -> Self {
         // Route 53 is global; its API lives in us-east-1.
         Clients {
             route53: client!(aws_sdk_route53, &sdk, "us-east-1", fencing.as_ref()),
@@ -142,7 +152,7 @@ impl Clients {
             sdk,
             fencing,
             base_http: std::sync::OnceLock::new(),
-            zones,
+            found,
         }
     }
 
@@ -158,10 +168,10 @@ impl Clients {
             // Cannot happen with the default HTTPS client compiled in; fail
             // closed rather than send unfenced.
             tracing::error!("no HTTP client to fence; the call's requests will fail");
-            return Self::with_fencing(self.sdk.clone(), Some(Fencing { http: SharedHttpClient::new(Unavailable), timeouts: None }), self.zones.clone());
+            return Self::with_fencing(self.sdk.clone(), Some(Fencing { http: SharedHttpClient::new(Unavailable), timeouts: None }), self.found.clone());
         };
         let http = SharedHttpClient::new(FencedHttpClient { inner, fence });
-        Self::with_fencing(self.sdk.clone(), Some(Fencing { http, timeouts: ttl.map(timeouts_within) }), self.zones.clone())
+        Self::with_fencing(self.sdk.clone(), Some(Fencing { http, timeouts: ttl.map(timeouts_within) }), self.found.clone())
     }
 
     /// The RDS client for `region`.
@@ -210,7 +220,12 @@ impl Clients {
 
     /// The hosted zone ids found by these clients (and the fenced ones made from them).
     pub(crate) fn zones(&self) -> &ZoneIds {
-        &self.zones
+        &self.found.zones
+    }
+
+    /// The RDS instance ARNs seen by these clients (and the fenced ones made from them).
+    pub(crate) fn instance_arns(&self) -> &InstanceArns {
+        &self.found.arns
     }
 }
 

@@ -17,6 +17,7 @@
 // AWS round trip, which takes milliseconds: boxing it buys nothing.
 #![allow(clippy::result_large_err)]
 
+mod arns;
 pub mod aurora;
 pub mod autoscaling;
 mod call_observer;

@@ -240,10 +240,13 @@ fn adopt_replica(existing: DbInstance, source_arn: &str, region: &str, id: &str)
 async fn describe_tagged(c: &Clients, region: &str, id: &str) -> Result<(DbInstance, Vec<Tag>), CapabilityError> {
     let out =
         c.rds(region).describe_db_instances().db_instance_identifier(id).send().await.map_err(|e| from_sdk("rds", "DescribeDBInstances", region, id, e))?;
-    out.db_instances()
+    let found = out
+        .db_instances()
         .first()
         .map(|i| (instance(region, i), i.tag_list().to_vec()))
-        .ok_or_else(|| CapabilityError::new("rds", "DescribeDBInstances", region, id, "DBInstanceNotFound", format!("no DB instance {id} in {region}")))
+        .ok_or_else(|| CapabilityError::new("rds", "DescribeDBInstances", region, id, "DBInstanceNotFound", format!("no DB instance {id} in {region}")))?;
+    c.instance_arns().put(region, id, &found.0.arn);
+    Ok(found)
 }
 
 fn busy(region: &str, i: &DbInstance, why: &str) -> CapabilityError {
@@ -280,7 +283,16 @@ fn busy(region: &str, i: &DbInstance, why: &str) -> CapabilityError {
 /// Whether the promotion finished (no replication source any more) is for
 /// the caller to wait for: the instance returned may still be a replica in
 /// transition.
-pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &str) -> Result<DbInstance, CapabilityError> {
+///
+/// `first_attempt`: the step's first attempt, which no earlier attempt of
+/// the step can have promoted. When these clients have seen the replica's
+/// ARN (the preflight described it), it sends the intent tag and the
+/// promotion at once without describing the replica first (one round trip
+/// instead of two; see [`promote_first`]).
+pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &str, first_attempt: bool) -> Result<DbInstance, CapabilityError> {
+    if first_attempt && let Some(arn) = c.instance_arns().get(region, id) {
+        return promote_first(c, region, id, idem, &arn).await;
+    }
     let (before, tags) = describe_tagged(c, region, id).await?;
     match promotion_state(&before, tag_value(&tags, PROMOTED_TAG), idem) {
         PromotionState::Standalone => return Ok(before),
@@ -329,6 +341,80 @@ pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &st
                 }
                 PromotionState::Promotable | PromotionState::Busy => Err(busy(region, &now, &format!(" ({})", err.message))),
             }
+        }
+    }
+}
+
+/// A step's first promotion request, the replica's ARN known: the intent
+/// tag and the promotion at once, with nothing read first. The promotion
+/// goes out once (the SDK's retries off), so that a refusal answers the one
+/// request this attempt sent: no promotion of this step is under way.
+/// Refused (`InvalidDBInstanceState`): the intent tag, written beside the
+/// refused promotion, is taken off again before anything else (left on a
+/// replica busy with a backup, it would make the next attempt take that
+/// backup for this step's promotion under way); a replica that is
+/// standalone meanwhile (promoted by someone else) is taken as it is, as the
+/// describe-first path takes it; any other is busy (retryable). A tag that
+/// cannot be taken off fails the step for good, saying what to remove.
+/// Any other failure, a lost answer included, fails the attempt as it is:
+/// the next attempt describes first and adopts a promotion that went
+/// through.
+async fn promote_first(c: &Clients, region: &str, id: &str, idem: &str, arn: &str) -> Result<DbInstance, CapabilityError> {
+    let intent = async {
+        c.rds(region)
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .tags(tag(PROMOTED_TAG, idem))
+            .send()
+            .await
+            .map_err(|e| from_sdk("rds", "AddTagsToResource", region, id, e))
+    };
+    let promotion = async {
+        c.rds(region)
+            .promote_read_replica()
+            .db_instance_identifier(id)
+            .customize()
+            .config_override(aws_sdk_rds::Config::builder().retry_config(aws_config::retry::RetryConfig::disabled()))
+            .send()
+            .await
+    };
+    let (tagged, sent) = tokio::join!(intent, promotion);
+    if let Err(e) = &tagged {
+        tracing::warn!(instance = id, region, error = %e, "the promotion's intent tag was not written; a later attempt would take the promotion for someone else's until it ends");
+    }
+    match sent {
+        Ok(out) => match out.db_instance() {
+            Some(i) => Ok(instance(region, i)),
+            None => describe_instance(c, region, id).await,
+        },
+        Err(e) => {
+            let err = from_sdk("rds", "PromoteReadReplica", region, id, e);
+            if !err.is("InvalidDBInstanceState") {
+                return Err(err);
+            }
+            let untag = c.rds(region).remove_tags_from_resource().resource_name(arn).tag_keys(PROMOTED_TAG).send().await;
+            if let Err(e) = untag {
+                let why = from_sdk("rds", "RemoveTagsFromResource", region, id, e);
+                return Err(CapabilityError::new(
+                    "rds",
+                    "PromoteReadReplica",
+                    region,
+                    id,
+                    "intent-tag-left",
+                    format!(
+                        "RDS refused the promotion of {id} in {region} ({}), and the intent tag {PROMOTED_TAG} written beside it could not be taken off ({}): \
+                         a later attempt would take whatever the replica is doing for this step's promotion. Nothing was promoted. Remove the tag \
+                         {PROMOTED_TAG} from {arn}, then retry the run",
+                        err.message, why.message
+                    ),
+                ));
+            }
+            let now = describe_instance(c, region, id).await?;
+            if now.replica_source.is_none() {
+                tracing::info!(instance = id, region, status = %now.status, "RDS refused the promotion: the instance is standalone already (promoted by someone else); taking it as it is");
+                return Ok(now);
+            }
+            Err(busy(region, &now, &format!(" ({})", err.message)))
         }
     }
 }

@@ -100,13 +100,15 @@ async fn snapshot_copy_and_promotion_adopt_what_an_earlier_attempt_made() {
 
     let before = rds::describe_instance(&c, "us-west-2", &replica).await.unwrap();
     assert!(before.replica_source.is_some());
-    let promoted = rds::promote_read_replica(&c, "us-west-2", &replica, "key-3").await.unwrap();
+    // A first attempt, the replica's ARN known from the describe above:
+    // the intent tag and the promotion at once.
+    let promoted = rds::promote_read_replica(&c, "us-west-2", &replica, "key-3", true).await.unwrap();
     let tags = c.rds("us-west-2").list_tags_for_resource().resource_name(&promoted.arn).send().await.unwrap();
     let marks: Vec<_> = tags.tag_list().iter().filter(|t| t.key() == Some(rds::PROMOTED_TAG)).collect();
     assert_eq!(marks.len(), 1);
     assert_eq!(marks[0].value(), Some("key-3"));
     // A second attempt (a crash after the promotion) adopts it.
-    rds::promote_read_replica(&c, "us-west-2", &replica, "key-3").await.unwrap();
+    rds::promote_read_replica(&c, "us-west-2", &replica, "key-3", false).await.unwrap();
     let available = rds::wait_instance_available(&c, "us-west-2", &replica, Duration::from_secs(60)).await.unwrap();
     assert!(available.endpoint.is_some());
 }

@@ -62,7 +62,10 @@ impl RdsBackend for AwsBackend {
         answer(create.instrument(span(cx, "rds", "CreateDBInstanceReadReplica", region, identifier)).await)
     }
     async fn promote_read_replica(&self, cx: &CallCx, region: &str, identifier: &str) -> Answer<DbInstance> {
-        answer(rds::promote_read_replica(&cx.clients, region, identifier, &cx.key).instrument(span(cx, "rds", "PromoteReadReplica", region, identifier)).await)
+        // A step's first attempt sends the promotion with its intent tag,
+        // nothing read first (the preflight's describe gave the ARN).
+        let promote = rds::promote_read_replica(&cx.clients, region, identifier, &cx.key, cx.attempt <= 1);
+        answer(promote.instrument(span(cx, "rds", "PromoteReadReplica", region, identifier)).await)
     }
     async fn wait_instance_available(&self, cx: &CallCx, region: &str, identifier: &str, timeout_seconds: u32) -> Answer<DbInstance> {
         wait(cx, rds::wait_instance_available(&cx.clients, region, identifier, secs(timeout_seconds))).await
