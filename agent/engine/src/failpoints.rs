@@ -106,6 +106,12 @@ pub fn parse(spec: &str) -> Vec<(Failpoint, String, Action)> {
     out
 }
 
+/// Whether `point` is armed for `step` (in this process's `DROVER_FAILPOINTS`).
+pub fn is_armed(point: Failpoint, step: &str) -> bool {
+    let step = if step.is_empty() { "-" } else { step };
+    armed().iter().any(|(p, k, _)| *p == point && k == step)
+}
+
 /// Kills (or freezes) this process if `point` is armed for `step`.
 pub fn hit(point: Failpoint, step: &str) {
     static STOPPED: AtomicBool = AtomicBool::new(false);

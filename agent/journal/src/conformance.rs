@@ -26,6 +26,29 @@ pub async fn all(j: &Arc<dyn Journal>, prefix: &str) {
     claims_are_leases_and_an_operator_can_take_over(j, prefix).await;
     an_ended_run_is_reopened(j, prefix).await;
     a_pause_is_requested_and_withdrawn(j, prefix).await;
+    a_send_is_applied_before_the_commit_after_it(j, prefix).await;
+}
+
+/// A commit sent without waiting ([`Journal::send`]) is applied before a
+/// commit made after it, and answers with its own outcome; a stale driver's
+/// send is refused like its commit.
+pub async fn a_send_is_applied_before_the_commit_after_it(j: &Arc<dyn Journal>, prefix: &str) {
+    let id = format!("{prefix}-send");
+    j.create_run(&new_run(&id)).await.unwrap();
+    let lease = j.claim(&id, &current_owner()).await.unwrap();
+    let begin = j.send(&lease, vec![Op::PutEntry(step(0, "a", EntryStatus::Running))]).await.unwrap();
+    j.commit(&lease, vec![Op::PutEntry(step(0, "a", EntryStatus::Succeeded)), Op::PutEntry(step(1, "b", EntryStatus::Running))], Durability::Durable)
+        .await
+        .unwrap();
+    begin.await.unwrap();
+    let entries = j.entries(&id).await.unwrap();
+    let got: Vec<_> = entries.iter().map(|e| (e.key.clone().unwrap(), e.status)).collect();
+    assert_eq!(got, [("a".to_string(), EntryStatus::Succeeded), ("b".to_string(), EntryStatus::Running)], "the send was applied after the commit");
+    let newer = j.claim(&id, &current_owner()).await.unwrap();
+    let stale = j.send(&lease, vec![Op::PutEntry(step(2, "stale", EntryStatus::Running))]).await.unwrap().await;
+    assert!(matches!(stale, Err(JournalError::LeaseLost { .. })), "{stale:?}");
+    assert_eq!(j.entries(&id).await.unwrap().len(), 2);
+    j.release(&newer).await.unwrap();
 }
 
 /// A pause is requested and withdrawn without a claim (the latest request

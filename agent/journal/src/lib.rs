@@ -44,6 +44,9 @@ use serde_json::Value;
 /// Result type of journal operations.
 pub type Result<T, E = JournalError> = std::result::Result<T, E>;
 
+/// A commit sent to the store ([`Journal::send`]): awaited, the store's answer.
+pub type Sent = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send>>;
+
 /// How durable a commit must be before it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -199,6 +202,19 @@ pub trait Journal: Send + Sync + 'static {
 
     /// Applies `ops` atomically, if `lease` still holds the run.
     async fn commit(&self, lease: &Lease, ops: Vec<Op>, durability: Durability) -> Result<()>;
+
+    /// Sends a [`Durability::Buffered`] commit of `ops` and returns without
+    /// waiting for the store's answer, which the returned [`Sent`] gives
+    /// when awaited. A caller's sends and commits reach the store in the
+    /// order it made them: a commit made after a send returns only once the
+    /// send was applied (or refused). A step's begin goes this way: the
+    /// runbook's step body starts while the store writes it. The default
+    /// commits before it returns (for a store without one ordered queue of
+    /// writes).
+    async fn send(&self, lease: &Lease, ops: Vec<Op>) -> Result<Sent> {
+        let done = self.commit(lease, ops, Durability::Buffered).await;
+        Ok(Box::pin(std::future::ready(done)))
+    }
 
     /// Records a request to cancel a run that has not ended (the first
     /// request wins; later ones change nothing). Needs no claim: the run's

@@ -726,6 +726,13 @@ impl Journal for SqliteJournal {
         self.write(Job::Commit(lease.clone(), ops, durability)).await.map(|_| ())
     }
 
+    async fn send(&self, lease: &Lease, ops: Vec<Op>) -> Result<crate::Sent> {
+        // Queued to the one writer thread, which applies its queue in order.
+        let (reply, rx) = oneshot::channel();
+        self.writer.send(WriteRequest { job: Job::Commit(lease.clone(), ops, Durability::Buffered), reply }).map_err(|_| JournalError::Closed)?;
+        Ok(Box::pin(async move { rx.await.map_err(|_| JournalError::Closed)?.map(|_| ()) }))
+    }
+
     async fn request_cancel(&self, run_id: &str, request: &CancelRequest) -> Result<RunRecord> {
         match self.write(Job::Cancel(run_id.to_string(), request.clone())).await? {
             Reply::Run(r) => Ok(*r),

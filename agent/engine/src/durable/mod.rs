@@ -155,6 +155,9 @@ pub struct Durable {
     /// Writes that need no round trip of their own (recorded values, events):
     /// they go out with the next commit, in order.
     pending: Vec<Op>,
+    /// A step's begin, sent to the store without waiting for its answer
+    /// ([`Durable::send`]); the next commit (or [`Durable::settle`]) checks it.
+    sent: std::sync::Mutex<Option<drover_journal::Sent>>,
     secrets: Arc<Secrets>,
     /// What stops the run from outside: cancel, shutdown, the lease.
     control: RunControl,
@@ -223,6 +226,7 @@ impl Durable {
             observer,
             max_output_bytes,
             pending: Vec::new(),
+            sent: std::sync::Mutex::new(None),
             secrets,
             control: RunControl::new(cancel),
             phase: Phase::Main,
@@ -266,6 +270,11 @@ impl Durable {
             labelled = format!("{}{step}", self.label);
             labelled.as_str()
         };
+        if failpoints::is_armed(point, step) {
+            // The point is where a crash finds what came before it written:
+            // a begin sent without waiting is waited for.
+            self.settle().await?;
+        }
         failpoints::hit(point, step);
         let Some(sim) = &self.sim else { return Ok(()) };
         match sim.crash_point(point.name(), step) {
@@ -337,13 +346,46 @@ impl Durable {
         self.open.as_ref().map(|o| o.key.as_str())
     }
 
-    /// Commits `ops`, after any deferred writes.
+    /// Commits `ops`, after any deferred writes (and after the begin sent
+    /// before it, whose answer it checks).
     async fn commit(&mut self, ops: Vec<Op>, durability: Durability) -> Result<()> {
         let mut all = std::mem::take(&mut self.pending);
         all.extend(ops);
-        self.journal.commit(&self.lease, all, durability).await.map_err(DurableError::from)?;
+        let done = self.journal.commit(&self.lease, all, durability).await;
+        // The store applies its writes in order: the begin sent earlier has
+        // its answer already.
+        self.settle().await?;
+        done.map_err(DurableError::from)?;
         let step = self.open.as_ref().map(|o| o.key.clone()).unwrap_or_default();
         self.point(Failpoint::AfterCommit, &step).await
+    }
+
+    /// Commits `ops` (after any deferred writes) buffered, without waiting
+    /// for the store's answer: a step's begin. The step body starts while
+    /// the store writes it; nothing is lost by not waiting, as nothing
+    /// leaves the process before it is on disk: a call that changes the
+    /// world first commits durably ([`Durable::before_side_effect`]), which
+    /// the store applies after it, and every later commit checks its answer.
+    /// An attempt whose begin a crash lost had sent nothing: running it
+    /// again as the same attempt changes nothing in the world.
+    async fn send(&mut self, ops: Vec<Op>) -> Result<()> {
+        self.settle().await?;
+        let mut all = std::mem::take(&mut self.pending);
+        all.extend(ops);
+        let sent = self.journal.send(&self.lease, all).await.map_err(DurableError::from)?;
+        *self.sent.lock().unwrap_or_else(|p| p.into_inner()) = Some(sent);
+        let step = self.open.as_ref().map(|o| o.key.clone()).unwrap_or_default();
+        self.point(Failpoint::AfterCommit, &step).await
+    }
+
+    /// Waits for the store's answer to the commit sent last without waiting
+    /// ([`Durable::send`]), if any: its error, if it failed.
+    pub async fn settle(&self) -> Result<()> {
+        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(sent) = sent {
+            sent.await.map_err(DurableError::from)?;
+        }
+        Ok(())
     }
 
     /// Queues a write for the next commit (flushing when many are queued).
@@ -461,7 +503,7 @@ impl Durable {
         let mut ops = ops;
         ops.push(Op::PutEntry(entry.clone()));
         ops.push(Op::AddAttempt(AttemptRecord { seq: seq as u64, key: key.into(), number, idempotency_key: idem.clone(), started_at: now }));
-        self.commit(ops, Durability::Buffered).await?;
+        self.send(ops).await?;
         self.put(entry);
         self.cursor = seq + 1;
         self.open_attempt(seq, key, number, &idem, retry).await?;
