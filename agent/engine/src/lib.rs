@@ -189,6 +189,12 @@ impl Engine {
     pub fn audit_path(&self) -> &Path {
         self.audit.path()
     }
+
+    /// The audit log itself, for the operators' controls made in this
+    /// process (one writer thread for all of them and the runs' calls).
+    pub fn audit_log(&self) -> &Arc<audit::AuditLog> {
+        &self.audit
+    }
 }
 
 impl Drop for Engine {

@@ -323,7 +323,7 @@ async fn skip(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): 
     if body.reason.trim().is_empty() {
         return error(StatusCode::BAD_REQUEST, "\"reason\" is empty: say why the step is skipped (it is recorded with the run)");
     }
-    let audit = state.supervisor.audit_path();
+    let audit = state.supervisor.audit_log();
     match crate::held::skip(state.supervisor.journal().as_ref(), &audit, &id, &body.step, &caller(&state, body.by.as_deref()), &body.reason).await {
         Ok(d) => (StatusCode::ACCEPTED, Json(json!({"run_id": id, "skipped": d.gate, "failed_step": d.failure_gate}))).into_response(),
         Err(e) => control_error(e),
@@ -360,7 +360,7 @@ async fn set_pause(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(
         Ok(b) => b,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    let audit = state.supervisor.audit_path();
+    let audit = state.supervisor.audit_log();
     match crate::pause::set(state.supervisor.journal().as_ref(), &audit, &id, on, &caller(&state, body.by.as_deref()), &body.reason).await {
         Ok(run) => (StatusCode::ACCEPTED, Json(json!({"run_id": run.run_id, "paused": run.pause.is_some(), "pause": run.pause}))).into_response(),
         Err(e) => control_error(e),

@@ -6,8 +6,6 @@
 //! driver carries it out and records it in the run's events, which reports
 //! show under "Operator actions".
 
-use std::path::Path;
-
 use chrono::Utc;
 use drover_engine::audit::{AuditLog, AuditRecord};
 use drover_engine::held::{Held, Skip, parse_failure_gate};
@@ -30,7 +28,7 @@ pub struct Decided {
 /// `reason`. Refused, saying why and what to do, unless the step waits for
 /// an operator and its runbook allows a skip, or the gate waits for a
 /// decision.
-pub async fn skip(journal: &dyn Journal, audit: &Path, run_id: &str, step: &str, by: &str, reason: &str) -> Result<Decided, ServiceError> {
+pub async fn skip(journal: &dyn Journal, audit: &AuditLog, run_id: &str, step: &str, by: &str, reason: &str) -> Result<Decided, ServiceError> {
     let run = crate::unended_run(journal, run_id, "skip").await?;
     let pending = journal.approvals(Some(run_id), true).await?;
     let entries = journal.entries(run_id).await?;
@@ -58,7 +56,7 @@ pub async fn skip(journal: &dyn Journal, audit: &Path, run_id: &str, step: &str,
 /// Retries the step run `run_id` holds after it failed for good, on `by`'s
 /// word (the `drover redrive` of a run that has not ended). `Ok(None)` when
 /// no step of the run waits for an operator.
-pub async fn retry(journal: &dyn Journal, audit: &Path, run_id: &str, by: &str, reason: &str) -> Result<Option<Decided>, ServiceError> {
+pub async fn retry(journal: &dyn Journal, audit: &AuditLog, run_id: &str, by: &str, reason: &str) -> Result<Option<Decided>, ServiceError> {
     let run = journal.run(run_id).await?.ok_or_else(|| JournalError::UnknownRun(run_id.into()))?;
     if run.status.is_final() {
         return Ok(None);
@@ -75,7 +73,7 @@ pub async fn retry(journal: &dyn Journal, audit: &Path, run_id: &str, by: &str, 
 #[allow(clippy::too_many_arguments)]
 async fn decide(
     journal: &dyn Journal,
-    audit: &Path,
+    audit: &AuditLog,
     run: &RunRecord,
     gate: &str,
     verdict: Verdict,
@@ -85,7 +83,7 @@ async fn decide(
 ) -> Result<Approval, ServiceError> {
     let step = parse_failure_gate(gate).map(|(k, _)| k.to_string());
     let record = AuditRecord::control(run, operation, step, format!("run/{}/gate/{gate}", run.run_id), "allow", format!("by {by}: {reason}"));
-    AuditLog::new(audit).append(&record).await.map_err(drover_engine::EngineError::from)?;
+    audit.append(&record).await.map_err(drover_engine::EngineError::from)?;
     let ours = Decision { verdict, by: by.into(), comment: reason.into(), at: Utc::now() };
     let decided = journal.decide(&run.run_id, gate, &ours).await?;
     match &decided.decision {

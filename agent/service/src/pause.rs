@@ -4,8 +4,6 @@
 //! `waiting`, until the pause is withdrawn (see the engine's
 //! `durable::control`); cleanups and undos are never paused.
 
-use std::path::Path;
-
 use chrono::Utc;
 use drover_engine::audit::{AuditLog, AuditRecord};
 use drover_journal::{CancelRequest, Journal, RunRecord};
@@ -15,11 +13,11 @@ use crate::ServiceError;
 /// Pauses (`pause = true`) or unpauses run `run_id` on `by`'s word, for
 /// `reason`; audited in `audit` before the request is recorded. A run that
 /// has ended is refused.
-pub async fn set(journal: &dyn Journal, audit: &Path, run_id: &str, pause: bool, by: &str, reason: &str) -> Result<RunRecord, ServiceError> {
+pub async fn set(journal: &dyn Journal, audit: &AuditLog, run_id: &str, pause: bool, by: &str, reason: &str) -> Result<RunRecord, ServiceError> {
     let what = if pause { "pause" } else { "unpause" };
     let run = crate::unended_run(journal, run_id, what).await?;
     let record = AuditRecord::control(&run, &format!("drover.{what}"), None, format!("run/{run_id}"), "allow", format!("by {by}: {reason}"));
-    AuditLog::new(audit).append(&record).await.map_err(drover_engine::EngineError::from)?;
+    audit.append(&record).await.map_err(drover_engine::EngineError::from)?;
     let request = CancelRequest { by: by.to_string(), reason: reason.to_string(), at: Utc::now() };
     Ok(journal.request_pause(run_id, pause.then_some(&request)).await?)
 }

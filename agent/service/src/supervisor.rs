@@ -111,8 +111,8 @@ impl Supervisor {
     }
 
     /// The agent's audit log (operators' controls are audited there too).
-    pub fn audit_path(&self) -> std::path::PathBuf {
-        self.engine.audit_path().to_path_buf()
+    pub fn audit_log(&self) -> Arc<drover_engine::audit::AuditLog> {
+        self.engine.audit_log().clone()
     }
 
     /// The run store.
@@ -255,7 +255,7 @@ impl Supervisor {
     /// (or from step `from`).
     pub async fn redrive_or_retry(self: &Arc<Self>, run_id: &str, from: Option<String>, by: &str, reason: &str) -> Result<Redriven, ServiceError> {
         if from.is_none()
-            && let Some(d) = crate::held::retry(self.journal.as_ref(), &self.audit_path(), run_id, by, reason).await?
+            && let Some(d) = crate::held::retry(self.journal.as_ref(), &self.audit_log(), run_id, by, reason).await?
         {
             return Ok(Redriven::Retried(d.gate));
         }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use crate::home::Home;
+use drover_engine::audit::AuditLog;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,7 +38,7 @@ pub async fn exec(home: &Home, args: Args, pause: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let journal = home.journal().await?;
-    let run = drover_service::pause::set(journal.as_ref(), &home.dir.join("audit.jsonl"), id, pause, &super::who(), reason).await?;
+    let run = drover_service::pause::set(journal.as_ref(), &AuditLog::new(home.dir.join("audit.jsonl")), id, pause, &super::who(), reason).await?;
     let driver = match super::live_driver(&run) {
         Some(o) => format!("its driver (pid {} on {})", o.pid, o.host),
         None => "whoever drives it next (`drover resume`, or a `drover serve` on this store)".to_string(),

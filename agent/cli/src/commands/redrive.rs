@@ -8,6 +8,7 @@ use drover_engine::redrive::{Redrive, plan};
 use drover_journal::JournalError;
 
 use crate::home::Home;
+use drover_engine::audit::AuditLog;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -60,7 +61,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
     // A run that has not ended, held at a step that failed: retry the step.
     if args.from.is_none()
         && args.runbook.is_none()
-        && let Some(d) = drover_service::held::retry(journal.as_ref(), &home.dir.join("audit.jsonl"), id, &super::who(), &reason).await?
+        && let Some(d) = drover_service::held::retry(journal.as_ref(), &AuditLog::new(home.dir.join("audit.jsonl")), id, &super::who(), &reason).await?
     {
         let step = drover_engine::held::parse_failure_gate(&d.gate.gate).map_or("?", |(k, _)| k).to_string();
         println!("step {step} of run {id}: retried (gate {} approved)", d.gate.gate);

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use crate::home::Home;
+use drover_engine::audit::AuditLog;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,7 +37,7 @@ pub async fn exec(home: &Home, args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let journal = home.journal().await?;
-    let d = drover_service::held::skip(journal.as_ref(), &home.dir.join("audit.jsonl"), id, step, &super::who(), reason).await?;
+    let d = drover_service::held::skip(journal.as_ref(), &AuditLog::new(home.dir.join("audit.jsonl")), id, step, &super::who(), reason).await?;
     println!("step {step} of run {id}: skipped (gate {})", d.gate.gate);
     let run = &d.run;
     match super::live_driver(run) {

@@ -95,7 +95,7 @@ pub async fn control(State(state): State<Arc<AppState>>, headers: HeaderMap, Pat
     }
     let sup = &state.supervisor;
     let journal = sup.journal();
-    let audit = sup.audit_path();
+    let audit = sup.audit_log();
     let done: Result<String, (StatusCode, String)> = match action.as_str() {
         "approve" | "reject" => {
             let verdict = if action == "approve" { Verdict::Approved } else { Verdict::Rejected };
