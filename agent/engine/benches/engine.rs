@@ -6,7 +6,9 @@
 //!    between consecutive step completions of a run of empty steps;
 //! 2. journaled steps per second with many runs at once (group commit);
 //! 3. cold start: load a runbook whose compiled code is cached, and
-//!    instantiate it; and the first compile, for reference;
+//!    instantiate it; the start of a run in parts (created and claimed;
+//!    from there to its first step begun); and the first compile, for
+//!    reference;
 //! 4. memory per concurrently running runbook instance (RSS growth).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test fails by panicking")]
 
@@ -159,6 +161,45 @@ async fn main() {
     println!("  instantiate+run(0 steps)+durable finish: median {}  p99 {}", ms(pct(&inst, 0.5)), ms(pct(&inst, 0.99)));
     println!("first compile of probe.wasm ({} KiB): {}", bytes.len() / 1024, ms(first_compile));
 
+    // --- 3c. the start of a run, in parts (one engine, the component
+    // loaded): from `start` to the run claimed (created and claimed: two
+    // durable commits), and from there to its first step begun (a store,
+    // the component instantiated from its InstancePre, the guest's `run`
+    // entered, the step's begin sent).
+    let engine = Engine::new(&home, Limits::default()).unwrap();
+    let rb = engine.load("probe.wasm", &bytes).await.unwrap();
+    let (mut claimed, mut entered) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // Each event stamped when it arrives (a task of its own waits for them).
+        let stamps = tokio::spawn(async move {
+            let (mut at_claim, mut at_step) = (None, None);
+            while let Some(ev) = rx.recv().await {
+                match ev {
+                    RunEvent::Started { .. } if at_claim.is_none() => at_claim = Some(Instant::now()),
+                    RunEvent::StepStarted { .. } if at_step.is_none() => at_step = Some(Instant::now()),
+                    _ => {}
+                }
+            }
+            (at_claim, at_step)
+        });
+        let t = Instant::now();
+        probe_run(&engine, journal.clone(), &rb, &format!("enter-{i}"), params(&rb, &[("steps", "1")]), Observer::channel(tx)).await;
+        let (at_claim, at_step) = stamps.await.unwrap();
+        let (at_claim, at_step) = (at_claim.unwrap(), at_step.unwrap());
+        claimed.push(at_claim - t);
+        entered.push(at_step - at_claim);
+    }
+    claimed.sort();
+    entered.sort();
+    println!("start of a run (component loaded, 200 samples):");
+    println!("  start -> run created and claimed (two durable commits): median {}  p99 {}", ms(pct(&claimed, 0.5)), ms(pct(&claimed, 0.99)));
+    println!(
+        "  claimed -> first step begun (store, instantiate from InstancePre, run entered, begin sent): median {}  p99 {}",
+        ms(pct(&entered, 0.5)),
+        ms(pct(&entered, 0.99))
+    );
+
     // --- 4. memory per running instance
     let engine = Arc::new(Engine::new(&home, Limits::default()).unwrap());
     let rb = Arc::new(engine.load("probe.wasm", &bytes).await.unwrap());
@@ -187,8 +228,8 @@ async fn main() {
     }
     println!(
         "memory: {n} runbook instances alive at once (in a durable sleep): RSS +{:.1} MiB, {:.0} KiB per instance",
-        (during - before) as f64 / (1 << 20) as f64,
-        (during - before) as f64 / n as f64 / 1024.0
+        during.saturating_sub(before) as f64 / (1 << 20) as f64,
+        during.saturating_sub(before) as f64 / n as f64 / 1024.0
     );
     let _ = json!(null);
 }
