@@ -231,14 +231,28 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         &body,
     );
     let state = shared.states.action(&aws, &body);
-    if let StateAction::Refuse { instance, status } = &state {
-        let (code, message) = refusal(instance, status);
-        let id = format!("chaos-{:08}", shared.seq.fetch_add(1, Ordering::Relaxed));
-        return Ok(respond(error_answer(&aws, code, &message, 400, &id)));
-    }
     let decision = shared.faults.decide(&aws);
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
+    }
+    if let StateAction::Refuse { instance, status } = &state {
+        // A resource's state is looked at behind the service's front door:
+        // a throttle, a 5xx, a reset or a hang answers first. A request the
+        // state refuses changes nothing, so a lost answer loses the refusal
+        // (and nothing reaches the emulator).
+        return match decision.outcome {
+            Outcome::Answer(what) | Outcome::LoseAnswer(what) => Ok(injected(&shared, &aws, what)),
+            Outcome::Reset => Err(Dropped("reset")),
+            Outcome::Hang(d) => {
+                tokio::time::sleep(d).await;
+                Err(Dropped("hang"))
+            }
+            Outcome::Forward | Outcome::Rewrite(..) => {
+                let (code, message) = refusal(instance, status);
+                let id = format!("chaos-{:08}", shared.seq.fetch_add(1, Ordering::Relaxed));
+                Ok(respond(error_answer(&aws, code, &message, 400, &id)))
+            }
+        };
     }
     match decision.outcome {
         Outcome::Forward => {

@@ -1,7 +1,8 @@
 //! A failover that says "succeeded" must mean traffic is on a promoted,
 //! writable database. `regional-failover` through the real `drover` binary
 //! against what the emulators alone never show: a replica that RDS refuses
-//! to promote because it is busy (held in `backing-up` by the proxy), an
+//! to promote because it is busy (held in `backing-up` by the proxy, with
+//! the first promotion refused or throttled), an
 //! application whose weighted records are A records, a target that is no
 //! read replica (a lag of -1 is covered by the runbook's simulated-cloud tests). Every claim is checked against the
 //! cloud's state, read back from the emulators, never against what the
@@ -71,6 +72,57 @@ fn a_replica_busy_at_its_promotion_is_waited_for_never_taken_for_promoted() {
     let promote = run["steps"].as_array().unwrap().iter().find(|s| s["key"] == "promote").unwrap();
     assert!(promote["attempts"].as_u64().unwrap() > 1, "the busy replica was waited for: {promote}");
     assert_failed_over(&c, &s, "busy");
+}
+
+/// A first promotion attempt sends its intent tag beside the promotion with
+/// nothing described first. When RDS throttles that promotion while a backup
+/// runs on the replica, the tag must come off again: left on, the next
+/// attempt would take the backup for this step's promotion under way, adopt
+/// it, and the failover would wait for a promotion nobody asked for.
+#[test]
+fn a_throttled_first_promotion_of_a_busy_replica_leaves_no_intent_tag() {
+    use drover_chaos::faults::{Fault, Rule};
+    let (c, s) = seeded("throttled");
+    let p = Proxied::start();
+    let (_d, agent) = p.agent();
+    let mut params = s.topology.params();
+    params.push("approval=true".into());
+    let mut a = args(artifacts::REGIONAL_FAILOVER, "throttled", &params);
+    a.push("--json");
+    let child = agent.spawn(&a, "").unwrap();
+    agent.wait_for_status("throttled", "waiting", Duration::from_secs(60)).unwrap();
+    // Busy well past the step's second attempt (two seconds after the first).
+    p.proxy.states().hold(&s.topology.replica, "backing-up", Duration::from_secs(8));
+    let throttle = p.proxy.faults().add(Rule {
+        service: Some("rds".into()),
+        region: None,
+        operation: Some("PromoteReadReplica".into()),
+        kind: Fault::Throttle,
+        ms: 0,
+        jitter_ms: 0,
+        rate: 1.0,
+        pass_first: 0,
+        find: None,
+        replace: None,
+    });
+    let out = agent.output(&["approve", "throttled", "failover"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The first promotion is throttled once; the step's next attempt (two
+    // seconds later) goes through the proxy as it is.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while p.proxy.faults().injected().get("throttle").copied().unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the promotion was never sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    p.proxy.faults().remove(throttle);
+    let out = child.wait_with_output().unwrap();
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(run["status"], "succeeded", "{run:#}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(p.proxy.faults().accepted_count("rds", "PromoteReadReplica"), 1, "accepted: {:?}", p.proxy.faults().accepted());
+    assert_eq!(p.proxy.faults().accepted_count("rds", "RemoveTagsFromResource"), 1, "the intent tag was taken off: {:?}", p.proxy.faults().accepted());
+    let promote = run["steps"].as_array().unwrap().iter().find(|s| s["key"] == "promote").unwrap();
+    assert!(promote["attempts"].as_u64().unwrap() > 2, "the busy replica was waited for, not adopted: {promote}");
+    assert_failed_over(&c, &s, "throttled");
 }
 
 #[test]

@@ -346,38 +346,36 @@ pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &st
 }
 
 /// A step's first promotion request, the replica's ARN known: the intent
-/// tag and the promotion at once, with nothing read first. The promotion
-/// goes out once (the SDK's retries off), so that a refusal answers the one
-/// request this attempt sent: no promotion of this step is under way.
-/// Refused (`InvalidDBInstanceState`): the intent tag, written beside the
-/// refused promotion, is taken off again before anything else (left on a
-/// replica busy with a backup, it would make the next attempt take that
-/// backup for this step's promotion under way); a replica that is
-/// standalone meanwhile (promoted by someone else) is taken as it is, as the
+/// tag and the promotion at once, with nothing read first. Both go out
+/// once (the SDK's retries off): an answer is the answer to the one request
+/// this attempt sent, and no resent tag lands after it was taken off.
+///
+/// The tag says a promotion of this step may be under way, and the next
+/// attempt trusts it; so whenever the promotion was certainly not applied
+/// (refused, throttled, denied: any 4xx; or never sent), the tag is taken
+/// off again before anything else (left on a replica busy with a backup, it
+/// would make the next attempt take that backup for this step's promotion
+/// and adopt it). Refused (`InvalidDBInstanceState`): a replica standalone
+/// meanwhile (promoted by someone else) is taken as it is, as the
 /// describe-first path takes it; any other is busy (retryable). A tag that
-/// cannot be taken off fails the step for good, saying what to remove.
-/// Any other failure, a lost answer included, fails the attempt as it is:
-/// the next attempt describes first and adopts a promotion that went
-/// through.
+/// cannot be taken off fails the step for good, saying what to remove. A
+/// failure that leaves the promotion open (a timeout, a dropped connection,
+/// a 5xx) keeps the tag: the next attempt describes first and adopts the
+/// promotion if it went through.
 async fn promote_first(c: &Clients, region: &str, id: &str, idem: &str, arn: &str) -> Result<DbInstance, CapabilityError> {
+    let once = || aws_sdk_rds::Config::builder().retry_config(aws_config::retry::RetryConfig::disabled());
     let intent = async {
         c.rds(region)
             .add_tags_to_resource()
             .resource_name(arn)
             .tags(tag(PROMOTED_TAG, idem))
+            .customize()
+            .config_override(once())
             .send()
             .await
             .map_err(|e| from_sdk("rds", "AddTagsToResource", region, id, e))
     };
-    let promotion = async {
-        c.rds(region)
-            .promote_read_replica()
-            .db_instance_identifier(id)
-            .customize()
-            .config_override(aws_sdk_rds::Config::builder().retry_config(aws_config::retry::RetryConfig::disabled()))
-            .send()
-            .await
-    };
+    let promotion = async { c.rds(region).promote_read_replica().db_instance_identifier(id).customize().config_override(once()).send().await };
     let (tagged, sent) = tokio::join!(intent, promotion);
     if let Err(e) = &tagged {
         tracing::warn!(instance = id, region, error = %e, "the promotion's intent tag was not written; a later attempt would take the promotion for someone else's until it ends");
@@ -388,8 +386,9 @@ async fn promote_first(c: &Clients, region: &str, id: &str, idem: &str, arn: &st
             None => describe_instance(c, region, id).await,
         },
         Err(e) => {
+            let not_applied = certainly_not_applied(&e);
             let err = from_sdk("rds", "PromoteReadReplica", region, id, e);
-            if !err.is("InvalidDBInstanceState") {
+            if !not_applied {
                 return Err(err);
             }
             let untag = c.rds(region).remove_tags_from_resource().resource_name(arn).tag_keys(PROMOTED_TAG).send().await;
@@ -409,6 +408,9 @@ async fn promote_first(c: &Clients, region: &str, id: &str, idem: &str, arn: &st
                     ),
                 ));
             }
+            if !err.is("InvalidDBInstanceState") {
+                return Err(err);
+            }
             let now = describe_instance(c, region, id).await?;
             if now.replica_source.is_none() {
                 tracing::info!(instance = id, region, status = %now.status, "RDS refused the promotion: the instance is standalone already (promoted by someone else); taking it as it is");
@@ -416,6 +418,19 @@ async fn promote_first(c: &Clients, region: &str, id: &str, idem: &str, arn: &st
             }
             Err(busy(region, &now, &format!(" ({})", err.message)))
         }
+    }
+}
+
+/// Whether a request that failed with `e` was certainly not applied: it
+/// was never built, or the service answered it with a client error (4xx:
+/// refused, throttled, denied, invalid). A timeout, a connection lost while
+/// the request was out, or a 5xx leaves it open.
+fn certainly_not_applied<E>(e: &aws_sdk_rds::error::SdkError<E, aws_sdk_rds::config::http::HttpResponse>) -> bool {
+    use aws_sdk_rds::error::SdkError;
+    match e {
+        SdkError::ConstructionFailure(_) => true,
+        SdkError::ServiceError(s) => (400..500).contains(&s.raw().status().as_u16()),
+        _ => false,
     }
 }
 
