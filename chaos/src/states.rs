@@ -5,7 +5,9 @@
 //! A test or a game-day holds an instance in such a state for a while
 //! ([`States::hold`]); the proxy then shows it in that state in every
 //! `DescribeDBInstances` answer and refuses what RDS would refuse, worded as
-//! RDS words it. Every refusal is counted.
+//! RDS words it. Every refusal is counted. A fault rule that answers at
+//! the service's front door (a throttle, a 5xx, a reset, a hang) comes
+//! first, as AWS throttles before it looks at the resource.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
