@@ -48,17 +48,25 @@ fn run(agent: &Agent, id: &str, params: &[String]) -> Value {
     agent.json(&a).unwrap().1
 }
 
-#[test]
-fn a_replica_busy_at_its_promotion_is_waited_for_never_taken_for_promoted() {
-    let (c, s) = seeded("busy");
+/// A failover of a fresh topology `id` through the fault proxy, started
+/// with an approval gate and waiting at it: the moment a test changes the
+/// world under the run (nothing has been changed yet).
+fn awaiting_approval(id: &str) -> (Clients, Seeded, Proxied, tempfile::TempDir, Agent, std::process::Child) {
+    let (c, s) = seeded(id);
     let p = Proxied::start();
-    let (_d, agent) = p.agent();
+    let (home, agent) = p.agent();
     let mut params = s.topology.params();
     params.push("approval=true".into());
-    let mut a = args(artifacts::REGIONAL_FAILOVER, "busy", &params);
+    let mut a = args(artifacts::REGIONAL_FAILOVER, id, &params);
     a.push("--json");
     let child = agent.spawn(&a, "").unwrap();
-    agent.wait_for_status("busy", "waiting", Duration::from_secs(60)).unwrap();
+    agent.wait_for_status(id, "waiting", Duration::from_secs(60)).unwrap();
+    (c, s, p, home, agent, child)
+}
+
+#[test]
+fn a_replica_busy_at_its_promotion_is_waited_for_never_taken_for_promoted() {
+    let (c, s, p, _d, agent, child) = awaiting_approval("busy");
     // While the operator reads the question, a backup starts on the replica:
     // RDS shows it `backing-up` and refuses a promotion for the next seconds.
     p.proxy.states().hold(&s.topology.replica, "backing-up", Duration::from_secs(5));
@@ -82,15 +90,7 @@ fn a_replica_busy_at_its_promotion_is_waited_for_never_taken_for_promoted() {
 #[test]
 fn a_throttled_first_promotion_of_a_busy_replica_leaves_no_intent_tag() {
     use drover_chaos::faults::{Fault, Rule};
-    let (c, s) = seeded("throttled");
-    let p = Proxied::start();
-    let (_d, agent) = p.agent();
-    let mut params = s.topology.params();
-    params.push("approval=true".into());
-    let mut a = args(artifacts::REGIONAL_FAILOVER, "throttled", &params);
-    a.push("--json");
-    let child = agent.spawn(&a, "").unwrap();
-    agent.wait_for_status("throttled", "waiting", Duration::from_secs(60)).unwrap();
+    let (c, s, p, _d, agent, child) = awaiting_approval("throttled");
     // Busy well past the step's second attempt (two seconds after the first).
     p.proxy.states().hold(&s.topology.replica, "backing-up", Duration::from_secs(8));
     let throttle = p.proxy.faults().add(Rule {
