@@ -8,6 +8,7 @@
 
 pub mod aws_request;
 pub mod error_shape;
+pub mod exact_delete;
 pub mod faults;
 pub mod fleet;
 pub mod gameday;

@@ -5,7 +5,9 @@
 //! force what to do, and then delays it, answers it with an error in the
 //! service's own shape, drops the connection, holds it, or passes it to the
 //! emulator that serves the service (moto for RDS, DynamoDB, Auto Scaling
-//! and ECS, LocalStack for the rest) and relays the answer.
+//! and ECS, LocalStack for the rest) and relays the answer. It keeps rules
+//! of AWS the emulators do not: resource states ([`States`]) and Route 53's
+//! exact-match `DELETE` ([`crate::exact_delete`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::aws_request::AwsRequest;
 use crate::error_shape::{answer, error_answer};
+use crate::exact_delete::{self, ExactDeletes};
 use crate::faults::{Faults, Outcome};
 use crate::states::{StateAction, States, refusal, show_status};
 
@@ -83,6 +86,7 @@ pub struct Proxy {
     faults: Arc<Faults>,
     states: Arc<States>,
     in_flight: Arc<InFlight>,
+    exact_deletes: Arc<ExactDeletes>,
     stop: watch::Sender<bool>,
 }
 
@@ -95,6 +99,7 @@ impl Proxy {
         let (stop, mut stopped) = watch::channel(false);
         let states = Arc::new(States::default());
         let in_flight = Arc::new(InFlight::default());
+        let exact_deletes = Arc::new(ExactDeletes::default());
         let shared = Arc::new(Shared {
             upstreams,
             faults: faults.clone(),
@@ -103,6 +108,7 @@ impl Proxy {
             seq: AtomicU64::new(0),
             dynamodb: tokio::sync::Mutex::new(()),
             in_flight: in_flight.clone(),
+            exact_deletes: exact_deletes.clone(),
         });
         tokio::spawn(async move {
             loop {
@@ -130,7 +136,7 @@ impl Proxy {
                 });
             }
         });
-        Ok(Proxy { addr, faults, states, in_flight, stop })
+        Ok(Proxy { addr, faults, states, in_flight, exact_deletes, stop })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -146,6 +152,11 @@ impl Proxy {
     /// The resource states it shows in place of the emulators' (see [`States`]).
     pub fn states(&self) -> &Arc<States> {
         &self.states
+    }
+
+    /// The change batches it refused for a `DELETE` that did not match (see [`ExactDeletes`]).
+    pub fn exact_deletes(&self) -> &Arc<ExactDeletes> {
+        &self.exact_deletes
     }
 
     /// The requests it holds at once (see [`InFlight`]).
@@ -172,6 +183,7 @@ struct Shared {
     /// DynamoDB its requests one at a time, as the real service orders them.
     dynamodb: tokio::sync::Mutex<()>,
     in_flight: Arc<InFlight>,
+    exact_deletes: Arc<ExactDeletes>,
 }
 
 /// Requests the proxy holds at once: now, and the most so far (how a test
@@ -254,6 +266,21 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             }
         };
     }
+    if aws.service == "route53"
+        && aws.operation == "ChangeResourceRecordSets"
+        && matches!(decision.outcome, Outcome::Forward | Outcome::LoseAnswer(_) | Outcome::Rewrite(..))
+        && let Some(message) = delete_refusal(&shared, &parts, &body).await
+    {
+        // Refused whole: nothing reaches the emulator, lost answer or not.
+        shared.exact_deletes.count();
+        return Ok(match decision.outcome {
+            Outcome::LoseAnswer(what) => injected(&shared, &aws, what),
+            _ => {
+                let id = format!("chaos-{:08}", shared.seq.fetch_add(1, Ordering::Relaxed));
+                respond(error_answer(&aws, "InvalidChangeBatch", &message, 400, &id))
+            }
+        });
+    }
     match decision.outcome {
         Outcome::Forward => {
             let response = forward(&shared, &aws, parts, body).await;
@@ -289,6 +316,63 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             Err(Dropped("hang"))
         }
     }
+}
+
+/// Route 53's refusal of change batch `body` for a `DELETE` that does not
+/// match the set the zone has (see [`crate::exact_delete`]); `None` when it
+/// has no `DELETE` or every one matches. The zone's sets are listed
+/// upstream with the request's own credentials; a listing that cannot be
+/// had leaves the batch to the emulator (and says so in the log).
+async fn delete_refusal(shared: &Shared, parts: &hyper::http::request::Parts, body: &[u8]) -> Option<String> {
+    let deletes = exact_delete::deletes(body).ok()?;
+    if deletes.is_empty() {
+        return None;
+    }
+    let base = format!("{}{}", shared.upstreams.for_service("route53").trim_end_matches('/'), parts.uri.path().trim_end_matches('/'));
+    let mut current = Vec::new();
+    let mut query = String::new();
+    for _ in 0..20 {
+        let mut req = Request::builder().method("GET").uri(format!("{base}{query}"));
+        for (k, v) in &parts.headers {
+            if matches!(k.as_str(), "authorization" | "x-amz-date" | "x-amz-security-token") {
+                req = req.header(k, v);
+            }
+        }
+        let page = async {
+            let response = shared.client.request(req.body(Full::new(Bytes::new())).map_err(|e| e.to_string())?).await.map_err(|e| e.to_string())?;
+            let ok = response.status().is_success();
+            let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+            if !ok {
+                return Err(format!("the listing was refused: {}", String::from_utf8_lossy(&bytes)));
+            }
+            exact_delete::listed(&bytes)
+        };
+        match page.await {
+            Ok((sets, next)) => {
+                current.extend(sets);
+                match next {
+                    Some((name, kind, id)) => {
+                        query = format!("?name={}&type={}", encode(&name), encode(&kind));
+                        if let Some(id) = id {
+                            query.push_str(&format!("&identifier={}", encode(&id)));
+                        }
+                    }
+                    None => return exact_delete::refusal(&deletes, &current),
+                }
+            }
+            Err(why) => {
+                tracing::warn!(zone = %base, %why, "chaos proxy: could not list the zone to check a DELETE; the emulator decides");
+                return None;
+            }
+        }
+    }
+    tracing::warn!(zone = %base, "chaos proxy: the zone has more than 20 pages of records; its DELETEs are not checked");
+    None
+}
+
+/// `v` percent-encoded for a query string.
+fn encode(v: &str) -> String {
+    v.bytes().map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 /// An error in the service's shape, under a `chaos-` request id.

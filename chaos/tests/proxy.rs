@@ -350,3 +350,77 @@ async fn a_lost_lease_stops_every_attempt_on_the_wire() {
     assert_eq!(err.code, "fenced", "{err}");
     assert!(err.message.contains("abandoned in flight"), "{err}");
 }
+
+/// Route 53 applies a change batch whole or not at all, and refuses a
+/// `DELETE` that does not match the set it has in every field; the proxy
+/// keeps that rule (LocalStack does not). The weights' compare-and-swap
+/// rests on it: a swap of the sets as read goes out in one request, no read
+/// first; a swap of sets changed since is refused whole, and the change
+/// then reads the sets and `UPSERT`s on what is there.
+#[tokio::test]
+async fn a_delete_that_does_not_match_is_refused_whole_and_the_weights_swap_rests_on_it() {
+    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+    use route53::{RecordChange, WeightedTarget};
+    let (proxy, c) = through_proxy().await;
+    let zone = format!("{}.example.internal", unique("swap"));
+    let made = c.route53().create_hosted_zone().name(&zone).caller_reference(unique("ref")).send().await.unwrap();
+    let zone_id = made.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string();
+    let app = format!("app.{zone}");
+    let set = |id: &str, weight: i64, ttl: i64| {
+        ResourceRecordSet::builder()
+            .name(format!("{app}."))
+            .r#type(RrType::Cname)
+            .set_identifier(id)
+            .weight(weight)
+            .ttl(ttl)
+            .resource_records(ResourceRecord::builder().value(format!("{id}.{zone}")).build().unwrap())
+            .build()
+            .unwrap()
+    };
+    let send = |changes: Vec<(ChangeAction, ResourceRecordSet)>| {
+        let changes = changes.into_iter().map(|(a, s)| Change::builder().action(a).resource_record_set(s).build().unwrap()).collect();
+        c.route53()
+            .change_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .change_batch(ChangeBatch::builder().set_changes(Some(changes)).build().unwrap())
+            .send()
+    };
+    send(vec![(ChangeAction::Create, set("east", 100, 60)), (ChangeAction::Create, set("west", 0, 60))]).await.unwrap();
+    let weights = || async {
+        let mut w: Vec<(String, Option<u8>, Option<u32>)> =
+            route53::get_records(&c, &zone, &app).await.unwrap().into_iter().map(|r| (r.set_identifier.unwrap_or_default(), r.weight, r.ttl)).collect();
+        w.sort();
+        w
+    };
+
+    // A DELETE with the wrong weight: the batch is refused whole.
+    let err = send(vec![(ChangeAction::Delete, set("east", 50, 60)), (ChangeAction::Create, set("east", 0, 60))]).await.unwrap_err();
+    assert!(format!("{err:?}").contains("InvalidChangeBatch"), "{err:?}");
+    assert_eq!(proxy.exact_deletes().refused(), 1);
+    assert_eq!(weights().await, [("east".into(), Some(100), Some(60)), ("west".into(), Some(0), Some(60))], "nothing in the batch was applied");
+
+    // The swap of the sets as just read: one request, no read first.
+    let shift = |east: u8, west: u8| {
+        let targets = vec![
+            WeightedTarget { set_identifier: "east".into(), weight: east, value: String::new() },
+            WeightedTarget { set_identifier: "west".into(), weight: west, value: String::new() },
+        ];
+        [RecordChange::SetWeights { name: app.clone(), targets }]
+    };
+    route53::get_records_of(&c, &zone, std::slice::from_ref(&app)).await.unwrap();
+    let (reads, changes) =
+        (proxy.faults().accepted_count("route53", "ListResourceRecordSets"), proxy.faults().accepted_count("route53", "ChangeResourceRecordSets"));
+    assert_eq!(route53::change_records_unread(&c, &zone, &shift(0, 100), 60, Duration::from_secs(30)).await.unwrap(), 2);
+    assert_eq!(proxy.faults().accepted_count("route53", "ListResourceRecordSets"), reads, "no read before the swap");
+    assert_eq!(proxy.faults().accepted_count("route53", "ChangeResourceRecordSets"), changes + 1);
+    assert_eq!(proxy.exact_deletes().refused(), 1);
+    assert_eq!(weights().await, [("east".into(), Some(0), Some(60)), ("west".into(), Some(100), Some(60))]);
+
+    // Read, then changed by someone else (a longer TTL on west): the swap
+    // is refused, the sets read again and the weights UPSERTed on them.
+    route53::get_records_of(&c, &zone, std::slice::from_ref(&app)).await.unwrap();
+    send(vec![(ChangeAction::Upsert, set("west", 100, 120))]).await.unwrap();
+    assert_eq!(route53::change_records_unread(&c, &zone, &shift(100, 0), 60, Duration::from_secs(30)).await.unwrap(), 2);
+    assert_eq!(proxy.exact_deletes().refused(), 2, "the swap of what was read was refused");
+    assert_eq!(weights().await, [("east".into(), Some(100), Some(60)), ("west".into(), Some(0), Some(120))], "the other change is kept");
+}

@@ -72,6 +72,11 @@ fn each_steps_requests_are_what_the_cloud_saw_and_independent_reads_go_together(
     // described again (the preflight did): two requests.
     assert_eq!(requests_of(&run, "promote"), 2, "{run:#}");
     assert_eq!(requests_of(&run, "verify"), 2, "{run:#}");
+    // A first attempt shifts the weights as a compare-and-swap of the sets
+    // the preflight read (DELETE as read + CREATE reweighted), not read
+    // again first: one request.
+    assert_eq!(requests_of(&run, "shift-app-weights"), 1, "{run:#}");
+    assert_eq!(p.proxy.exact_deletes().refused(), 0, "nothing changed the sets since the preflight");
 
     // `drover show` and the report say it.
     let shown = agent.output(&["show", "reqs"]);

@@ -3,7 +3,8 @@
 //! against what the emulators alone never show: a replica that RDS refuses
 //! to promote because it is busy (held in `backing-up` by the proxy, with
 //! the first promotion refused or throttled), an
-//! application whose weighted records are A records, a target that is no
+//! application whose weighted records are A records or changed after the
+//! preflight (the proxy keeps Route 53's exact-match `DELETE`), a target that is no
 //! read replica (a lag of -1 is covered by the runbook's simulated-cloud tests). Every claim is checked against the
 //! cloud's state, read back from the emulators, never against what the
 //! agent says it did.
@@ -123,6 +124,56 @@ fn a_throttled_first_promotion_of_a_busy_replica_leaves_no_intent_tag() {
     let promote = run["steps"].as_array().unwrap().iter().find(|s| s["key"] == "promote").unwrap();
     assert!(promote["attempts"].as_u64().unwrap() > 2, "the busy replica was waited for, not adopted: {promote}");
     assert_failed_over(&c, &s, "throttled");
+}
+
+/// The weights go out as a compare-and-swap of the sets the preflight read
+/// (no read first). When someone changes a set between the preflight and
+/// the shift (here an operator raises the DR set's TTL while the failover
+/// waits for its approval), Route 53 refuses the swap whole (the fault proxy
+/// keeps its exact-match rule for a `DELETE`, which the emulator does not);
+/// the step then reads the sets and shifts the weights on what is there:
+/// the operator's TTL is kept, not overwritten with the one read before.
+#[test]
+fn weights_changed_after_the_preflight_are_read_again_not_overwritten() {
+    let (c, s, p, _d, agent, child) = awaiting_approval("swapped");
+    let t = &s.topology;
+    rt().block_on(async {
+        use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+        let zone = route53::zone_id(&c, &t.hosted_zone).await.unwrap();
+        let current = route53::get_records(&c, &t.hosted_zone, &t.app_record).await.unwrap();
+        let dr = current.iter().find(|r| r.set_identifier.as_deref() == Some(t.dr_region.as_str())).unwrap();
+        assert_ne!(dr.ttl, Some(120));
+        let longer = ResourceRecordSet::builder()
+            .name(&dr.name)
+            .r#type(RrType::Cname)
+            .ttl(120)
+            .set_identifier(&t.dr_region)
+            .weight(i64::from(dr.weight.unwrap()))
+            .resource_records(ResourceRecord::builder().value(&dr.values[0]).build().unwrap())
+            .build()
+            .unwrap();
+        let upsert = Change::builder().action(ChangeAction::Upsert).resource_record_set(longer).build().unwrap();
+        c.route53()
+            .change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(ChangeBatch::builder().changes(upsert).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    });
+    let out = agent.output(&["approve", "swapped", "failover"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = child.wait_with_output().unwrap();
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(run["status"], "succeeded", "{run:#}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(p.proxy.exact_deletes().refused(), 1, "the swap of what the preflight read was refused");
+    let shift = run["steps"].as_array().unwrap().iter().find(|s| s["key"] == "shift-app-weights").unwrap();
+    assert_eq!(shift["attempts"], 1, "the step read and shifted within its first attempt: {shift}");
+    assert_eq!(shift["requests"], 3, "the refused swap, the read, the UPSERT: {shift}");
+    let app = rt().block_on(route53::get_records(&c, &t.hosted_zone, &t.app_record)).unwrap();
+    let dr = app.iter().find(|r| r.set_identifier.as_deref() == Some(t.dr_region.as_str())).unwrap();
+    assert_eq!((dr.weight, dr.ttl), (Some(100), Some(120)), "the DR set has all the weight and keeps the operator's TTL: {app:?}");
+    assert_failed_over(&c, &s, "swapped");
 }
 
 #[test]

@@ -19,6 +19,7 @@ use crate::arns::InstanceArns;
 use crate::call_observer::CallTimer;
 use crate::fence::{Fence, FencedHttpClient};
 use crate::request_ids::RequestIds;
+use crate::seen_sets::SeenSets;
 use crate::zones::ZoneIds;
 
 /// A client of SDK crate `$krate` for `$region`, from `$sdk`, with the
@@ -95,6 +96,8 @@ struct Found {
     zones: ZoneIds,
     /// RDS instance ARNs.
     arns: InstanceArns,
+    /// Route 53 record sets as last read.
+    sets: SeenSets,
 }
 
 impl Clients {
@@ -226,6 +229,11 @@ impl Clients {
     /// The RDS instance ARNs seen by these clients (and the fenced ones made from them).
     pub(crate) fn instance_arns(&self) -> &InstanceArns {
         &self.found.arns
+    }
+
+    /// The Route 53 record sets these clients (and the fenced ones made from them) last read.
+    pub(crate) fn seen_sets(&self) -> &SeenSets {
+        &self.found.sets
     }
 }
 

@@ -31,6 +31,7 @@ mod once;
 pub mod rds;
 mod request_ids;
 pub mod route53;
+mod seen_sets;
 pub mod sns;
 pub mod turns;
 mod wait;

@@ -240,6 +240,7 @@ async fn raw_sets_in(c: &Clients, zone_id: &str, name: &str) -> Result<Vec<Resou
             start = Some((want.clone(), page.next_record_identifier().map(str::to_string)));
         }
     }
+    c.seen_sets().put(zone_id, &want, out.clone());
     Ok(out)
 }
 
@@ -275,6 +276,9 @@ async fn raw_sets_of(c: &Clients, zone_id: &str, names: &[String]) -> Result<Vec
                 }
                 _ => {
                     found.sort_by_key(|r| rank(r));
+                    for want in &wants {
+                        c.seen_sets().put(zone_id, want, found.iter().filter(|r| fqdn(r.name()) == *want).cloned().collect());
+                    }
                     return Ok(found);
                 }
             }
@@ -296,13 +300,14 @@ pub async fn change_records(c: &Clients, zone: &str, changes: &[RecordChange], t
     change_records_with(c, zone, changes, ttl, timeout, true).await
 }
 
-/// [`change_records`] without reading the records first where the change
-/// does not need them: a CNAME is pointed with a plain `UPSERT` (one round
-/// trip instead of two), even when it already points there (Route 53 makes
-/// a change of nothing). For the first attempt of a step, which no earlier
-/// attempt can have done already; weights are always read first (a weighted
-/// set keeps its type, values and health check). Returns how many record
-/// sets it wrote.
+/// [`change_records`] without reading the records first: a CNAME is
+/// pointed with a plain `UPSERT` (one round trip instead of two), even when
+/// it already points there (Route 53 makes a change of nothing); weights
+/// whose sets these clients read a moment ago go out as a compare-and-swap
+/// of those sets (see `seen_sets.rs`), and are read first otherwise (a
+/// weighted set keeps its type, values and health check). For the first
+/// attempt of a step, which no earlier attempt can have done already.
+/// Returns how many record sets it wrote.
 pub async fn change_records_unread(c: &Clients, zone: &str, changes: &[RecordChange], ttl: u32, timeout: Duration) -> Result<usize, CapabilityError> {
     change_records_with(c, zone, changes, ttl, timeout, false).await
 }
@@ -327,8 +332,13 @@ async fn change_records_with(
 
 /// The change batch of `changes` in zone `id`, sent. `read_first`: the
 /// records are read first and what is already so is left out; otherwise
-/// they are read only when a change needs them (weights).
+/// they are read only when a change needs them (weights), and weights whose
+/// sets were read a moment ago go out as a compare-and-swap first
+/// ([`swap_seen`]).
 async fn change_records_in(c: &Clients, id: &str, changes: &[RecordChange], ttl: u32, timeout: Duration, read_first: bool) -> Result<usize, CapabilityError> {
+    if !read_first && let Some(written) = swap_seen(c, id, changes, ttl, timeout).await? {
+        return Ok(written);
+    }
     let names: Vec<String> = changes.iter().map(|ch| ch.name().to_string()).collect();
     let needs_read = read_first || changes.iter().any(|ch| matches!(ch, RecordChange::SetWeights { .. }));
     let raw = if needs_read { raw_sets_of(c, id, &names).await? } else { Vec::new() };
@@ -338,33 +348,97 @@ async fn change_records_in(c: &Clients, id: &str, changes: &[RecordChange], ttl:
         let want = fqdn(ch.name());
         let of_name: Vec<ResourceRecordSet> = raw.iter().filter(|r| fqdn(r.name()) == want).cloned().collect();
         match ch {
-            RecordChange::PointCname { name, target } => {
+            RecordChange::PointCname { target, .. } => {
                 if read_first && of_name.iter().map(record_set).any(|r| r.is_cname_to(target)) {
                     continue;
                 }
-                batch.push(upsert(cname(name, target, ttl, None)?)?);
-                said.push(format!("point {name} at {target}"));
+                batch.push(change_of(ChangeAction::Upsert, cname(ch.name(), target, ttl, None)?)?);
             }
             RecordChange::SetWeights { name, targets } => {
                 let sets = weight_upserts(name, &of_name, targets, ttl)?;
-                if !sets.is_empty() {
-                    said.push(format!(
-                        "weights of {name}: {}",
-                        targets.iter().map(|t| format!("{}={}", t.set_identifier, t.weight)).collect::<Vec<_>>().join(", ")
-                    ));
+                if sets.is_empty() {
+                    continue;
                 }
                 batch.extend(sets);
             }
         }
+        said.push(ch);
     }
     let written = batch.len();
-    let Some(first) = said.first() else { return Ok(0) };
-    let what = changes.first().map(RecordChange::name).unwrap_or_default();
-    let comment = if said.len() == 1 { format!("drover: {first}") } else { format!("drover: {} changes ({first}, ...)", said.len()) };
-    // (Route 53 keeps at most 256 characters of a comment.)
-    let comment: String = comment.chars().take(256).collect();
-    change(c, id, what, batch, &comment, timeout).await?;
+    if said.is_empty() {
+        return Ok(0);
+    }
+    forget_seen(c, id, changes);
+    change(c, id, changes_named(changes), batch, &comment(&said), timeout).await?;
     Ok(written)
+}
+
+/// The compare-and-swap of [`weight_swaps`], for changes with weights whose
+/// sets these clients read a moment ago (the preflight's read): one round
+/// trip, no read first. Sent once (the SDK's retries off: a `DELETE` resent
+/// after it landed would be refused). `None`: not sent (a name not read) or
+/// not applied for sure; the caller reads and `UPSERT`s, which is right
+/// whatever happened: a swap whose answer was lost either landed (the read
+/// shows it) or never will (its `DELETE`s no longer match once anything
+/// changes the sets).
+async fn swap_seen(c: &Clients, id: &str, changes: &[RecordChange], ttl: u32, timeout: Duration) -> Result<Option<usize>, CapabilityError> {
+    if !changes.iter().any(|ch| matches!(ch, RecordChange::SetWeights { .. })) {
+        return Ok(None);
+    }
+    let mut batch = Vec::new();
+    let mut written = 0;
+    for ch in changes {
+        match ch {
+            RecordChange::PointCname { name, target } => {
+                batch.push(change_of(ChangeAction::Upsert, cname(name, target, ttl, None)?)?);
+                written += 1;
+            }
+            RecordChange::SetWeights { name, targets } => {
+                let Some(seen) = c.seen_sets().take(id, &fqdn(name)) else { return Ok(None) };
+                let Ok(swaps) = weight_swaps(name, &seen, targets, ttl) else { return Ok(None) };
+                written += swaps.iter().filter(|s| *s.action() != ChangeAction::Delete).count();
+                batch.extend(swaps);
+            }
+        }
+    }
+    let what = changes_named(changes);
+    let said: Vec<&RecordChange> = changes.iter().collect();
+    match submit(c, id, what, batch, &comment(&said), true).await {
+        Ok(Some(change_id)) => wait_in_sync(c, what, &change_id, timeout).await?,
+        Ok(None) => {}
+        Err(e) => {
+            tracing::debug!(zone = id, record = what, error = %e, "the weights' compare-and-swap was not applied: reading the records");
+            return Ok(None);
+        }
+    }
+    Ok(Some(written))
+}
+
+/// Forgets the sets read of every name `changes` changes (what was read is
+/// stale once they are sent).
+fn forget_seen(c: &Clients, id: &str, changes: &[RecordChange]) {
+    for ch in changes {
+        c.seen_sets().take(id, &fqdn(ch.name()));
+    }
+}
+
+/// The name a change batch of `changes` is reported under: its first record's.
+fn changes_named(changes: &[RecordChange]) -> &str {
+    changes.first().map(RecordChange::name).unwrap_or_default()
+}
+
+/// The comment a change batch of `said` carries (Route 53 keeps at most 256
+/// characters of it).
+fn comment(said: &[&RecordChange]) -> String {
+    let one = |ch: &RecordChange| match ch {
+        RecordChange::PointCname { name, target } => format!("point {name} at {target}"),
+        RecordChange::SetWeights { name, targets } => {
+            format!("weights of {name}: {}", targets.iter().map(|t| format!("{}={}", t.set_identifier, t.weight)).collect::<Vec<_>>().join(", "))
+        }
+    };
+    let first = said.first().map(|ch| one(ch)).unwrap_or_default();
+    let comment = if said.len() <= 1 { format!("drover: {first}") } else { format!("drover: {} changes ({first}, ...)", said.len()) };
+    comment.chars().take(256).collect()
 }
 
 async fn change(c: &Clients, zone_id: &str, name: &str, changes: Vec<Change>, comment: &str, timeout: Duration) -> Result<(), CapabilityError> {
@@ -424,9 +498,10 @@ fn cname(name: &str, value: &str, ttl: u32, weighted: Option<(&str, u8)>) -> Res
     b.build().map_err(|e| bad("ChangeResourceRecordSets", name, e))
 }
 
-fn upsert(set: ResourceRecordSet) -> Result<Change, CapabilityError> {
+/// One change of a batch: `action` of record set `set`.
+fn change_of(action: ChangeAction, set: ResourceRecordSet) -> Result<Change, CapabilityError> {
     let name = set.name().to_string();
-    Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().map_err(|e| bad("ChangeResourceRecordSets", &name, e))
+    Change::builder().action(action).resource_record_set(set).build().map_err(|e| bad("ChangeResourceRecordSets", &name, e))
 }
 
 /// Points the simple CNAME `name` at `target`. Returns whether it changed
@@ -501,8 +576,7 @@ pub fn weight_changes(name: &str, current: &[RecordSet], targets: &[WeightedTarg
             continue;
         }
         for r in sets {
-            let new_value =
-                (r.record_type == "CNAME" && !t.value.trim().is_empty() && !r.values.iter().any(|v| same_host(v, &t.value))).then(|| t.value.clone());
+            let new_value = new_value(r, t);
             if r.weight == Some(t.weight) && new_value.is_none() {
                 continue;
             }
@@ -516,6 +590,12 @@ pub fn weight_changes(name: &str, current: &[RecordSet], targets: &[WeightedTarg
         }
     }
     Ok(out)
+}
+
+/// The value weighted set `r` gets for target `t`: a CNAME pointing
+/// elsewhere gets the target's; records of other types keep theirs (none).
+fn new_value(r: &RecordSet, t: &WeightedTarget) -> Option<String> {
+    (r.record_type == "CNAME" && !t.value.trim().is_empty() && !r.values.iter().any(|v| same_host(v, &t.value))).then(|| t.value.clone())
 }
 
 /// `current` (a set Route 53 has) with the weight (and, for a CNAME, the
@@ -553,9 +633,41 @@ fn weight_upserts(name: &str, raw: &[ResourceRecordSet], targets: &[WeightedTarg
                 .ok_or_else(|| bad("ChangeResourceRecordSets", name, format!("the {} set '{}' vanished while it was read", w.record_type, w.set_identifier)))?;
             reweighted(name, existing, &w)?
         };
-        changes.push(upsert(set)?);
+        changes.push(change_of(ChangeAction::Upsert, set)?);
     }
     Ok(changes)
+}
+
+/// The compare-and-swap changes that give the weighted records `name` the
+/// weights of `targets`, from its sets as read a moment ago (`seen`): every
+/// targeted set is `DELETE`d exactly as read and `CREATE`d with its new
+/// weight, one already at its weight too (its `DELETE` asserts that it still
+/// is), and a target with no set gets a weighted CNAME `CREATE`d. Route 53
+/// refuses the whole batch when any set differs from what was read, or when
+/// a set to create exists by then. What [`weight_changes`] refuses is
+/// refused.
+fn weight_swaps(name: &str, seen: &[ResourceRecordSet], targets: &[WeightedTarget], ttl: u32) -> Result<Vec<Change>, CapabilityError> {
+    let current: Vec<RecordSet> = seen.iter().map(record_set).collect();
+    weight_changes(name, &current, targets)?;
+    let mut out = Vec::new();
+    for t in targets {
+        let sets: Vec<&ResourceRecordSet> = seen.iter().filter(|r| r.set_identifier() == Some(t.set_identifier.as_str())).collect();
+        if sets.is_empty() {
+            out.push(change_of(ChangeAction::Create, cname(name, &t.value, ttl, Some((&t.set_identifier, t.weight)))?)?);
+        }
+        for r in sets {
+            let w = WeightChange {
+                set_identifier: t.set_identifier.clone(),
+                record_type: r.r#type().as_str().to_string(),
+                weight: t.weight,
+                value: new_value(&record_set(r), t),
+                create: false,
+            };
+            out.push(change_of(ChangeAction::Delete, r.clone())?);
+            out.push(change_of(ChangeAction::Create, reweighted(name, r, &w)?)?);
+        }
+    }
+    Ok(out)
 }
 
 /// Sets the weights of the weighted records `name`, of whatever type they
@@ -584,7 +696,7 @@ async fn delete_cname_in(c: &Clients, id: &str, name: &str, timeout: Duration) -
     };
     let value = existing.values.first().cloned().unwrap_or_default();
     let set = cname(name, &value, existing.ttl.unwrap_or(60), None)?;
-    let delete = Change::builder().action(ChangeAction::Delete).resource_record_set(set).build().map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
+    let delete = change_of(ChangeAction::Delete, set)?;
     // A DELETE is not idempotent: resent after Route 53 applied it (its
     // answer lost), it fails on the missing record. So it goes out once per
     // attempt, and a failed attempt reads the records first: a record gone
@@ -691,7 +803,7 @@ async fn upsert_failover_in(c: &Clients, id: &str, name: &str, f: &FailoverRecor
         .build()
         .map_err(|e| bad("ChangeResourceRecordSets", name, e))?;
     let comment = format!("drover: {} failover record {name} ({}) at {}", f.role.as_str(), f.set_identifier, f.target);
-    change(c, id, name, vec![upsert(set)?], &comment, timeout).await?;
+    change(c, id, name, vec![change_of(ChangeAction::Upsert, set)?], &comment, timeout).await?;
     Ok(true)
 }
 
@@ -745,6 +857,50 @@ mod tests {
         );
         let new = weight_changes("app", &current, &[target("eu", 0, "app.eu")]).unwrap();
         assert!(new[0].create);
+    }
+
+    fn raw(id: &str, weight: i64, value: &str, health_check: Option<&str>) -> ResourceRecordSet {
+        ResourceRecordSet::builder()
+            .name("app.example.internal.")
+            .r#type(RrType::Cname)
+            .set_identifier(id)
+            .weight(weight)
+            .ttl(300)
+            .resource_records(ResourceRecord::builder().value(value).build().unwrap())
+            .set_health_check_id(health_check.map(str::to_string))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_weights_swap_deletes_every_targeted_set_as_read_and_creates_it_reweighted() {
+        let seen = [raw("east", 100, "app.east.", Some("hc-1")), raw("west", 0, "app.west.", None), raw("other", 5, "app.other.", None)];
+        let swaps = weight_swaps("app.example.internal", &seen, &[target("east", 0, "app.east"), target("west", 100, "app.west")], 60).unwrap();
+        let got: Vec<(ChangeAction, Option<&str>, Option<i64>, Option<i64>, Option<&str>)> = swaps
+            .iter()
+            .map(|c| c.resource_record_set().map(|r| (c.action().clone(), r.set_identifier(), r.weight(), r.ttl(), r.health_check_id())))
+            .map(Option::unwrap)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // Each set exactly as read (its TTL and health check too: a DELETE must match in every field) ...
+                (ChangeAction::Delete, Some("east"), Some(100), Some(300), Some("hc-1")),
+                // ... and again with only its weight changed.
+                (ChangeAction::Create, Some("east"), Some(0), Some(300), Some("hc-1")),
+                (ChangeAction::Delete, Some("west"), Some(0), Some(300), None),
+                (ChangeAction::Create, Some("west"), Some(100), Some(300), None),
+            ],
+            "the set no target names is left alone"
+        );
+        // A set already at its weight is in the batch all the same: its DELETE asserts it still is.
+        let same = weight_swaps("app.example.internal", &seen, &[target("west", 0, "app.west")], 60).unwrap();
+        assert_eq!(same.iter().map(|c| c.action().clone()).collect::<Vec<_>>(), [ChangeAction::Delete, ChangeAction::Create]);
+        // A target with no set: a weighted CNAME created (refused by Route 53 if one appeared since).
+        let new = weight_swaps("app.example.internal", &seen, &[target("eu", 10, "app.eu")], 60).unwrap();
+        assert_eq!(new.iter().map(|c| c.action().clone()).collect::<Vec<_>>(), [ChangeAction::Create]);
+        // What a read-and-UPSERT refuses is refused.
+        assert!(weight_swaps("app.example.internal", &seen, &[target("eu", 10, "")], 60).is_err());
     }
 
     #[test]

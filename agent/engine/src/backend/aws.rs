@@ -164,39 +164,42 @@ impl Ec2Backend for AwsBackend {
     }
 }
 
+/// A change batch of `changes` in zone `zone`, its turn held while it is
+/// sent. A step's first attempt sends it without reading the records first
+/// (a CNAME `UPSERT`ed, weights read a moment ago swapped as read): no
+/// earlier attempt can have made it. A later one (after a crash or an
+/// error) reads first, so that what an earlier attempt did is not changed
+/// again.
+async fn change_records(cx: &CallCx, zone: &str, changes: &[RecordChange], ttl: u32, timeout_seconds: u32) -> Answer<()> {
+    let first = changes.first().map(RecordChange::name).unwrap_or_default();
+    let timeout = secs(timeout_seconds);
+    let change = async {
+        if cx.attempt <= 1 {
+            r53::change_records_unread(&cx.clients, zone, changes, ttl, timeout).await
+        } else {
+            r53::change_records(&cx.clients, zone, changes, ttl, timeout).await
+        }
+    };
+    answer(lent(&cx.turn, change.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", first))).await.map(|_| ()))
+}
+
 #[async_trait]
 impl Route53Backend for AwsBackend {
     async fn get_records(&self, cx: &CallCx, zone: &str, name: &str) -> Answer<Vec<RecordSet>> {
         answer(r53::get_records(&cx.clients, zone, name).instrument(span(cx, "route53", "ListResourceRecordSets", "global", name)).await)
     }
     async fn upsert_cname(&self, cx: &CallCx, zone: &str, name: &str, target: &str, ttl: u32, timeout_seconds: u32) -> Answer<()> {
-        // The first attempt of a step sends the UPSERT without reading the
-        // record first (one round trip); a later one (after a crash or an
-        // error) reads first, so that what an earlier attempt did is not
-        // changed again.
-        let change = [RecordChange::PointCname { name: name.to_string(), target: target.to_string() }];
-        let timeout = secs(timeout_seconds);
-        let upsert = async {
-            if cx.attempt <= 1 {
-                r53::change_records_unread(&cx.clients, zone, &change, ttl, timeout).await
-            } else {
-                r53::change_records(&cx.clients, zone, &change, ttl, timeout).await
-            }
-        };
-        answer(lent(&cx.turn, upsert.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", name))).await.map(|_| ()))
+        change_records(cx, zone, &[RecordChange::PointCname { name: name.to_string(), target: target.to_string() }], ttl, timeout_seconds).await
     }
     async fn get_records_of(&self, cx: &CallCx, zone: &str, names: &[String]) -> Answer<Vec<RecordSet>> {
         let first = names.first().map(String::as_str).unwrap_or_default();
         answer(r53::get_records_of(&cx.clients, zone, names).instrument(span(cx, "route53", "ListResourceRecordSets", "global", first)).await)
     }
     async fn change_records(&self, cx: &CallCx, zone: &str, changes: &[RecordChange], ttl: u32, timeout_seconds: u32) -> Answer<()> {
-        let first = changes.first().map(RecordChange::name).unwrap_or_default();
-        let change = r53::change_records(&cx.clients, zone, changes, ttl, secs(timeout_seconds));
-        answer(lent(&cx.turn, change.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", first))).await.map(|_| ()))
+        change_records(cx, zone, changes, ttl, timeout_seconds).await
     }
     async fn set_weights(&self, cx: &CallCx, zone: &str, name: &str, targets: &[WeightedTarget], ttl: u32, timeout_seconds: u32) -> Answer<()> {
-        let set = r53::set_weights(&cx.clients, zone, name, targets, ttl, secs(timeout_seconds));
-        answer(lent(&cx.turn, set.instrument(span(cx, "route53", "ChangeResourceRecordSets", "global", name))).await.map(|_| ()))
+        change_records(cx, zone, &[RecordChange::SetWeights { name: name.to_string(), targets: targets.to_vec() }], ttl, timeout_seconds).await
     }
     async fn get_health_check(&self, cx: &CallCx, id: &str) -> Answer<HealthCheck> {
         answer(r53::get_health_check(&cx.clients, id).instrument(span(cx, "route53", "GetHealthCheck", "global", id)).await)
