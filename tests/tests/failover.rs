@@ -11,7 +11,7 @@ use drover_e2e::{agent, args, rt, seeded};
 use drover_test_artifacts as artifacts;
 use serde_json::Value;
 
-const STEPS: &[&str] = &["preflight", "final-snapshot", "promote", "wait-promoted", "point-db-record", "shift-app-weights", "copy-final-snapshot", "verify"];
+const STEPS: &[&str] = &["preflight", "promote", "wait-promoted", "point-db-record", "shift-app-weights", "final-snapshot", "copy-final-snapshot", "verify"];
 
 /// Asserts that every probe holds, reading the emulators back (the same
 /// probes the game-days check).
@@ -218,18 +218,18 @@ fn dry_run_prints_the_plan_in_order_and_changes_nothing() {
     assert_eq!(
         ops,
         [
-            // Requested first, copied once traffic is in the DR region: the
-            // snapshot is taken while the replica is promoted.
-            ("final-snapshot", "CreateDBSnapshot"),
             ("promote", "PromoteReadReplica"),
             ("point-db-record", "ChangeResourceRecordSets"),
             ("shift-app-weights", "ChangeResourceRecordSets"),
+            // Requested once traffic is in the DR region (it then holds the
+            // primary's writes until its clients left it), and copied.
+            ("final-snapshot", "CreateDBSnapshot"),
             ("copy-final-snapshot", "CopyDBSnapshot"),
         ]
     );
-    assert_eq!(plan[1].2, t.replica);
-    assert_eq!(plan[2].2, t.db_record);
-    let detail = out["plan"][3]["detail"].as_str().unwrap();
+    assert_eq!(plan[0].2, t.replica);
+    assert_eq!(plan[1].2, t.db_record);
+    let detail = out["plan"][2]["detail"].as_str().unwrap();
     assert!(detail.contains("us-east-1 100 -> 0") && detail.contains("us-west-2 0 -> 100"), "{detail}");
     // Nothing changed in the emulators, nothing was recorded in the store.
     assert_untouched(&c, &s);

@@ -12,13 +12,7 @@
 //!    unless the operator passes `accept_unknown_lag=true`. Both overrides are
 //!    recorded with the run's parameters and named in its result. The DNS
 //!    records exist; the primary is reachable or not.
-//! 2. `final-snapshot` (only when the primary answers): a last snapshot of
-//!    the primary is requested, and not waited for: AWS takes it while the
-//!    replica is promoted, so the snapshot does not add to the RTO. An
-//!    unreachable primary (the region is down, or goes down during the
-//!    failover) skips it with a recorded warning.
-//!
-//!    Before it, with `asg_name` and/or `ecs_cluster`+`ecs_service` given,
+//! 2. With `asg_name` and/or `ecs_cluster`+`ecs_service` given,
 //!    `scale-dr-compute` scales the DR region's Auto Scaling group and ECS
 //!    service (same names in both regions) to the desired capacity the
 //!    primary's hold now (at least `asg_min_capacity` / `ecs_min_count`,
@@ -34,10 +28,16 @@
 //! 5. `shift-app-weights`: the application's weighted records send all
 //!    traffic to the DR region, on the records of whatever type they are (A,
 //!    AAAA, alias or CNAME) (undone if verification fails).
-//! 6. `copy-final-snapshot`: once the final snapshot is available, copy it
-//!    into the DR region. Traffic already runs in the DR region, so a copy
-//!    that fails (the primary region went down meanwhile) is a recorded
-//!    warning, not a failed failover that would send traffic back.
+//! 6. `final-snapshot` (only when the primary answers): a last snapshot of
+//!    the primary is requested once DNS has moved, and not waited for. Taken
+//!    then, it holds the writes the primary took until its clients left it
+//!    (those made after the promotion are in no other copy), and it adds
+//!    nothing to the RTO. An unreachable primary (the region is down, or
+//!    went down during the failover) skips it with a recorded warning.
+//!    `copy-final-snapshot`: once it is available, copy it into the DR
+//!    region. Traffic already runs in the DR region, so a copy that fails
+//!    (the primary region went down meanwhile) is a recorded warning, not a
+//!    failed failover that would send traffic back.
 //! 7. `verify`: read everything back from the cloud: the DB record points at
 //!    the promoted instance, which is available and has no replication
 //!    source; every weighted record type of the app gives the DR region all
@@ -175,9 +175,9 @@ impl Runbook for RegionalFailover {
     fn describe() -> Describe {
         let described = Describe::new("regional-failover", env!("CARGO_PKG_VERSION"))
             .description(
-                "Fails a database and its application over to the DR region: final snapshot of the primary \
-                 (when it answers) copied to the DR region, promotion of the cross-region replica, the DB \
-                 record pointed at it, the app's weighted records shifted to the DR region, all verified. \
+                "Fails a database and its application over to the DR region: promotion of the cross-region \
+                 replica, the DB record pointed at it, the app's weighted records shifted to the DR region, then \
+                 a final snapshot of the primary (when it answers) copied to the DR region, all verified. \
                  Defaults match the demo topology.",
             )
             .param(Param::string("primary_region", "Region failing over from").default("us-east-1"))
@@ -353,40 +353,6 @@ impl Runbook for RegionalFailover {
             }
         }
 
-        // Requested, not waited for: AWS takes it while the replica is promoted.
-        // Best effort: the primary's region may die while the failover runs
-        // (that is why it runs); then the failover goes on without it.
-        // Its errors are not retried (the SDK's own retries are inside the
-        // call): a dead region must not hold the failover through step
-        // retries. Two attempts all the same, so that one interrupted by a
-        // crash runs again: the agent counts an interrupted attempt, and a
-        // second request adopts the snapshot by name.
-        let snapshot = ctx.step_with("final-snapshot", Retry::attempts(2), || {
-            if pre.primary_arn.is_none() {
-                return Ok(Final { snapshot: None, arn: None });
-            }
-            // Unique to this run and stable across its attempts: the step's idempotency key.
-            let key = ctx.attempt().map(|a| a.idempotency_key).unwrap_or_default();
-            let name = format!("{}-final-{}", p.db_instance, &key[..key.len().min(12)]);
-            let snap = rds::create_snapshot(&p.primary_region, &p.db_instance, &name).map_err(|e| {
-                let once = Error::new(e.code(), e.message());
-                match e.resource() {
-                    Some(r) => once.with_resource(r),
-                    None => once,
-                }
-            })?;
-            Ok(Final { snapshot: Some(name), arn: Some(snap.arn) })
-        });
-        let last = match snapshot {
-            Ok(f) => f,
-            Err(e) => {
-                let w = format!("final snapshot skipped: the primary stopped answering during the failover ({})", e.message());
-                ctx.warn(&w);
-                warnings.push(w);
-                Final { snapshot: None, arn: None }
-            }
-        };
-
         if !pre.already_writer {
             // A busy replica (backing-up, modifying) refuses a promotion: the
             // step waits for it, a few minutes at most, and never takes it
@@ -442,6 +408,44 @@ impl Runbook for RegionalFailover {
             },
         )?;
         let shifted_ms = ctx.unix_ms();
+
+        // Requested once DNS has moved, not before: it then holds the writes
+        // the primary took until its clients left it (those made after the
+        // promotion are in no other copy), and its round trip is not part of
+        // the RTO. Not waited for here: AWS takes it while the run goes on.
+        // Best effort: the primary's region may die while the failover runs
+        // (that is why it runs); then the failover goes on without it.
+        // Its errors are not retried (the SDK's own retries are inside the
+        // call): a dead region must not hold the failover through step
+        // retries. Two attempts all the same, so that one interrupted by a
+        // crash runs again: the agent counts an interrupted attempt, and a
+        // second request adopts the snapshot by name.
+        let snapshot = ctx.step_with("final-snapshot", Retry::attempts(2), || {
+            if pre.primary_arn.is_none() {
+                return Ok(Final { snapshot: None, arn: None });
+            }
+            // Unique to this run and stable across its attempts: the step's idempotency key.
+            let key = ctx.attempt().map(|a| a.idempotency_key).unwrap_or_default();
+            let name = format!("{}-final-{}", p.db_instance, &key[..key.len().min(12)]);
+            let snap = rds::create_snapshot(&p.primary_region, &p.db_instance, &name).map_err(|e| {
+                let once = Error::new(e.code(), e.message());
+                match e.resource() {
+                    Some(r) => once.with_resource(r),
+                    None => once,
+                }
+            })?;
+            Ok(Final { snapshot: Some(name), arn: Some(snap.arn) })
+        });
+        let last = match snapshot {
+            Ok(f) => f,
+            Err(e) => {
+                let w = format!("final snapshot skipped: the primary stopped answering during the failover ({})", e.message());
+                ctx.warn(&w);
+                warnings.push(w);
+                Final { snapshot: None, arn: None }
+            }
+        };
+
 
         // Traffic runs in the DR region now: a copy that cannot be made is a
         // warning, never a reason to fail (and undo) the failover.

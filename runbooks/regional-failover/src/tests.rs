@@ -104,7 +104,7 @@ fn a_dead_primary_region_skips_the_final_snapshot() {
 
 #[test]
 fn a_crash_after_each_side_effect_replays_without_repeating_it() {
-    for step in ["final-snapshot", "promote", "wait-promoted", "point-db-record", "shift-app-weights", "copy-final-snapshot", "verify"] {
+    for step in ["promote", "wait-promoted", "point-db-record", "shift-app-weights", "final-snapshot", "copy-final-snapshot", "verify"] {
         let r = TestRun::new(&demo()).crash_before_complete(step).run::<RegionalFailover>();
         assert!(r.succeeded(), "crash in {step}: {r}");
         assert_eq!((r.crashes, r.executions), (1, 2));
