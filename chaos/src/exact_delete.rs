@@ -9,6 +9,11 @@
 //! lists the zone's record sets upstream and refuses the batch, worded as
 //! Route 53 words it, when one does not match. Every refusal is counted.
 //!
+//! A batch that passes goes to the emulator with each `DELETE` + `CREATE`
+//! of one set made an `UPSERT` of it ([`as_upserts`]): moto's Route 53,
+//! which LocalStack serves, deletes a weighted set by its set identifier
+//! alone (every set of that identifier in the zone goes).
+//!
 //! Names and domain-name values compare without case and trailing dot (as
 //! DNS does); everything else exactly. The `DELETE`s are checked against the
 //! sets as they are before the batch (a batch that creates a set and then
@@ -133,6 +138,50 @@ pub fn listed(body: &[u8]) -> Result<Page, String> {
     Ok((sets, next))
 }
 
+/// `body` (a change batch whose `DELETE`s all match) as the emulator must
+/// get it to do what Route 53 does: each `DELETE` of a set that a later
+/// `CREATE` in the batch makes again is left out and that `CREATE` sent as
+/// an `UPSERT` (the same end state, applied at once). `None`: nothing to
+/// rewrite. moto's Route 53, which LocalStack serves, gets a `DELETE` of a
+/// weighted set wrong: it deletes every set of that set identifier in the
+/// zone, whatever its name, and it refuses a `CREATE` it has seen before
+/// ("already exists") even when the set was deleted since.
+pub fn as_upserts(body: &[u8]) -> Option<Vec<u8>> {
+    let xml = std::str::from_utf8(body).ok()?;
+    let doc = Document::parse(xml).ok()?;
+    let changes: Vec<(String, RecordSet, Node<'_, '_>)> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "Change")
+        .filter_map(|c| Some((text(c, "Action")?, record_set(child(c, "ResourceRecordSet")?), c)))
+        .collect();
+    let mut edits: Vec<(std::ops::Range<usize>, &str)> = Vec::new();
+    let mut paired = Vec::new();
+    for (i, (action, set, change)) in changes.iter().enumerate() {
+        if action != "DELETE" {
+            continue;
+        }
+        let create = changes.iter().enumerate().skip(i + 1).find(|(j, (a, s, _))| a == "CREATE" && s.same_set(set) && !paired.contains(j));
+        if let Some((j, (_, _, create))) = create {
+            paired.push(j);
+            edits.push((change.range(), ""));
+            edits.push((child(*create, "Action")?.range(), "<Action>UPSERT</Action>"));
+        }
+    }
+    if edits.is_empty() {
+        return None;
+    }
+    edits.sort_by_key(|(r, _)| r.start);
+    let mut out = String::with_capacity(xml.len());
+    let mut at = 0;
+    for (range, with) in edits {
+        out.push_str(xml.get(at..range.start)?);
+        out.push_str(with);
+        at = range.end;
+    }
+    out.push_str(xml.get(at..)?);
+    Some(out.into_bytes())
+}
+
 /// Route 53's refusal of a batch deleting `deletes` from a zone holding
 /// `current`, if it refuses it: the first `DELETE` that is not found, or
 /// does not match in every field.
@@ -196,6 +245,18 @@ mod tests {
         let gone: Vec<RecordSet> = now.into_iter().filter(|s| s.kind == "SOA").collect();
         assert!(refusal(&d, &gone).unwrap().contains("but it was not found"));
         assert!(deletes(b"not xml").is_err());
+    }
+
+    #[test]
+    fn a_delete_and_a_create_of_one_set_reach_the_emulator_as_an_upsert() {
+        let upserts = String::from_utf8(as_upserts(BATCH.as_bytes()).unwrap()).unwrap();
+        assert!(!upserts.contains("DELETE") && !upserts.contains("CREATE"), "{upserts}");
+        assert_eq!(upserts.matches("<Action>UPSERT</Action>").count(), 1, "{upserts}");
+        assert!(upserts.contains("<Weight>0</Weight>") && !upserts.contains("<Weight>100</Weight>"), "the set as created: {upserts}");
+        assert!(deletes(upserts.as_bytes()).unwrap().is_empty());
+        // A DELETE alone, or a CREATE alone, is sent as it is.
+        let create_only = BATCH.replacen("DELETE", "UPSERT", 1);
+        assert_eq!(as_upserts(create_only.as_bytes()), None);
     }
 
     #[test]

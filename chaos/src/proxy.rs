@@ -266,11 +266,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             }
         };
     }
-    if aws.service == "route53"
+    let (mut parts, mut body) = (parts, body);
+    let deletes = if aws.service == "route53"
         && aws.operation == "ChangeResourceRecordSets"
         && matches!(decision.outcome, Outcome::Forward | Outcome::LoseAnswer(_) | Outcome::Rewrite(..))
-        && let Some(message) = delete_refusal(&shared, &parts, &body).await
     {
+        check_deletes(&shared, &parts, &body).await
+    } else {
+        DeleteCheck::Unchecked
+    };
+    if let DeleteCheck::Refused(message) = deletes {
         // Refused whole: nothing reaches the emulator, lost answer or not.
         shared.exact_deletes.count();
         return Ok(match decision.outcome {
@@ -280,6 +285,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 respond(error_answer(&aws, "InvalidChangeBatch", &message, 400, &id))
             }
         });
+    }
+    if deletes == DeleteCheck::Matched
+        && let Some(upserts) = exact_delete::as_upserts(&body)
+    {
+        // Its DELETEs matched: what Route 53 would do, in a form moto gets right.
+        body = Bytes::from(upserts);
+        parts.headers.remove(hyper::header::CONTENT_LENGTH);
     }
     match decision.outcome {
         Outcome::Forward => {
@@ -318,16 +330,25 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
 }
 
-/// Route 53's refusal of change batch `body` for a `DELETE` that does not
-/// match the set the zone has (see [`crate::exact_delete`]); `None` when it
-/// has no `DELETE` or every one matches. The zone's sets are listed
-/// upstream with the request's own credentials; a listing that cannot be
-/// had leaves the batch to the emulator (and says so in the log).
-async fn delete_refusal(shared: &Shared, parts: &hyper::http::request::Parts, body: &[u8]) -> Option<String> {
-    let deletes = exact_delete::deletes(body).ok()?;
-    if deletes.is_empty() {
-        return None;
-    }
+/// What Route 53 says of a change batch's `DELETE`s (see [`crate::exact_delete`]).
+#[derive(Debug, PartialEq, Eq)]
+enum DeleteCheck {
+    /// Not checked: no `DELETE`, not a change batch, or the zone could not be listed.
+    Unchecked,
+    /// Every `DELETE` matches the set the zone has.
+    Matched,
+    /// Refused, with Route 53's message.
+    Refused(String),
+}
+
+/// Checks the `DELETE`s of change batch `body` against the sets the zone
+/// has, listed upstream with the request's own credentials; a listing that
+/// cannot be had leaves the batch to the emulator (and says so in the log).
+async fn check_deletes(shared: &Shared, parts: &hyper::http::request::Parts, body: &[u8]) -> DeleteCheck {
+    let deletes = match exact_delete::deletes(body) {
+        Ok(d) if !d.is_empty() => d,
+        _ => return DeleteCheck::Unchecked,
+    };
     let base = format!("{}{}", shared.upstreams.for_service("route53").trim_end_matches('/'), parts.uri.path().trim_end_matches('/'));
     let mut current = Vec::new();
     let mut query = String::new();
@@ -357,17 +378,17 @@ async fn delete_refusal(shared: &Shared, parts: &hyper::http::request::Parts, bo
                             query.push_str(&format!("&identifier={}", encode(&id)));
                         }
                     }
-                    None => return exact_delete::refusal(&deletes, &current),
+                    None => return exact_delete::refusal(&deletes, &current).map_or(DeleteCheck::Matched, DeleteCheck::Refused),
                 }
             }
             Err(why) => {
                 tracing::warn!(zone = %base, %why, "chaos proxy: could not list the zone to check a DELETE; the emulator decides");
-                return None;
+                return DeleteCheck::Unchecked;
             }
         }
     }
     tracing::warn!(zone = %base, "chaos proxy: the zone has more than 20 pages of records; its DELETEs are not checked");
-    None
+    DeleteCheck::Unchecked
 }
 
 /// `v` percent-encoded for a query string.
