@@ -446,7 +446,6 @@ impl Runbook for RegionalFailover {
             }
         };
 
-
         // Traffic runs in the DR region now: a copy that cannot be made is a
         // warning, never a reason to fail (and undo) the failover.
         let copy = match (&last.snapshot, &last.arn) {
