@@ -876,7 +876,9 @@ mod tests {
     fn a_weights_swap_deletes_every_targeted_set_as_read_and_creates_it_reweighted() {
         let seen = [raw("east", 100, "app.east.", Some("hc-1")), raw("west", 0, "app.west.", None), raw("other", 5, "app.other.", None)];
         let swaps = weight_swaps("app.example.internal", &seen, &[target("east", 0, "app.east"), target("west", 100, "app.west")], 60).unwrap();
-        let got: Vec<(ChangeAction, Option<&str>, Option<i64>, Option<i64>, Option<&str>)> = swaps
+        // (action, set identifier, weight, TTL, health check) of each change.
+        type Sent<'a> = (ChangeAction, Option<&'a str>, Option<i64>, Option<i64>, Option<&'a str>);
+        let got: Vec<Sent> = swaps
             .iter()
             .map(|c| c.resource_record_set().map(|r| (c.action().clone(), r.set_identifier(), r.weight(), r.ttl(), r.health_check_id())))
             .map(Option::unwrap)
