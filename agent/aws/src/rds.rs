@@ -291,7 +291,17 @@ fn busy(region: &str, i: &DbInstance, why: &str) -> CapabilityError {
 /// instead of two; see [`promote_first`]).
 pub async fn promote_read_replica(c: &Clients, region: &str, id: &str, idem: &str, first_attempt: bool) -> Result<DbInstance, CapabilityError> {
     if first_attempt && let Some(arn) = c.instance_arns().get(region, id) {
-        return promote_first(c, region, id, idem, &arn).await;
+        match promote_first(c, region, id, idem, &arn).await {
+            // Throttled, a 5xx, a timeout: no answer about the replica. Go on
+            // at once as a later attempt would (describe it, adopt a promotion
+            // of ours under way, else promote with the SDK's retries) instead
+            // of waiting out the step's backoff. A busy replica is the step's
+            // to wait for.
+            Err(e) if e.retryable && !e.is("replica-busy") && !e.is("InvalidDBInstanceState") => {
+                tracing::info!(instance = id, region, error = %e, "the first promotion got no answer about the replica; looking at it again");
+            }
+            other => return other,
+        }
     }
     let (before, tags) = describe_tagged(c, region, id).await?;
     match promotion_state(&before, tag_value(&tags, PROMOTED_TAG), idem) {
